@@ -1,0 +1,47 @@
+# exportsync — every target the README names.
+# `make test` and `make demo` build .venv/ themselves on a fresh machine.
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: help venv test lint typecheck cfn-lint pytest demo bench clean
+
+help:
+	@echo "make demo   run devstack + daemon on demo/export (Ctrl-C stops both)"
+	@echo "make test   lint, type-check, cfn-lint and the whole test suite"
+	@echo "make bench  throughput and memory benchmarks (bench/)"
+	@echo "make clean  remove .venv, demo state and caches"
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+cfn-lint: $(STAMP)
+	$(BIN)/cfn-lint lambda/template.yaml
+
+pytest: $(STAMP)
+	$(BIN)/python -m pytest
+
+test: lint typecheck cfn-lint pytest
+
+demo: $(STAMP)
+	$(BIN)/python -m exportsync.demo
+
+bench: $(STAMP)
+	$(BIN)/python bench/run.py
+
+clean:
+	rm -rf $(VENV) demo .mypy_cache .ruff_cache .pytest_cache .hypothesis

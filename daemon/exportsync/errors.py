@@ -1,0 +1,87 @@
+"""The daemon's exception tree: one root, retryability explicit on every class.
+
+    ExportsyncError
+    ├── ConfigError            a config key is missing or wrong (exit code 2)
+    ├── SpoolError             the state directory or spool database cannot be used
+    ├── FileRejected           a watched file can never be delivered as it is (symlink, too big, bad JSON)
+    └── DeliveryError          a request did not deliver its batch
+        ├── Throttled          429 "Too Many Requests": retry after a jittered pause
+        ├── QuotaExhausted     429 "Limit Exceeded": nothing more until the quota resets
+        ├── Forbidden          403: the API key is missing or wrong; retry once it is fixed
+        ├── TransientError     5xx, timeout, dropped connection: retry with backoff
+        └── PermanentError     any other 4xx: the server refused the content; never retried
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ConfigError",
+    "DeliveryError",
+    "ExportsyncError",
+    "FileRejected",
+    "Forbidden",
+    "PermanentError",
+    "QuotaExhausted",
+    "SpoolError",
+    "Throttled",
+    "TransientError",
+]
+
+
+class ExportsyncError(Exception):
+    """Root of every error exportsync raises on purpose."""
+
+    retryable: bool = False
+
+
+class ConfigError(ExportsyncError):
+    """A configuration value is missing or invalid; `key` names it (e.g. ``api.url``)."""
+
+    def __init__(self, key: str, message: str) -> None:
+        super().__init__(f"{key}: {message}")
+        self.key = key
+        self.message = message
+
+
+class SpoolError(ExportsyncError):
+    """The spool database or state directory cannot be used."""
+
+
+class FileRejected(ExportsyncError):
+    """A file can never be delivered in its current form; the reason is the message."""
+
+
+class DeliveryError(ExportsyncError):
+    """A request failed to deliver its batch. `status` is the HTTP status when there was one."""
+
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class Throttled(DeliveryError):
+    """The gateway's rate limit refused the request (429 Too Many Requests)."""
+
+    retryable = True
+
+
+class QuotaExhausted(DeliveryError):
+    """The usage plan's quota for the period is used up (429 Limit Exceeded)."""
+
+    retryable = True
+
+
+class Forbidden(DeliveryError):
+    """The gateway refused the API key (403). Items wait until the key is fixed."""
+
+    retryable = True
+
+
+class TransientError(DeliveryError):
+    """5xx, timeout or dropped connection: the same request may succeed later."""
+
+    retryable = True
+
+
+class PermanentError(DeliveryError):
+    """A 4xx other than 403/429: the content itself was refused and is not retried."""

@@ -1,0 +1,1 @@
+"""The local stand-in for AWS: moto's server plus an API Gateway emulator on loopback."""

@@ -1,0 +1,1 @@
+"""The Lambda function behind exportsync's API: CSV uploads, session summaries, presigned URLs."""
