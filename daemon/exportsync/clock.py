@@ -1,4 +1,4 @@
-"""Time as a dependency: the quota ledger, backoff and the loop take a Clock, tests pass a fake one."""
+"""Time as a dependency: the quota ledger, backoff and the loop take a Clock; tests pass a fake."""
 
 from __future__ import annotations
 

@@ -1,15 +1,16 @@
 """The daemon's exception tree: one root, retryability explicit on every class.
 
-    ExportsyncError
-    ├── ConfigError            a config key is missing or wrong (exit code 2)
-    ├── SpoolError             the state directory or spool database cannot be used
-    ├── FileRejected           a watched file can never be delivered as it is (symlink, too big, bad JSON)
-    └── DeliveryError          a request did not deliver its batch
-        ├── Throttled          429 "Too Many Requests": retry after a jittered pause
-        ├── QuotaExhausted     429 "Limit Exceeded": nothing more until the quota resets
-        ├── Forbidden          403: the API key is missing or wrong; retry once it is fixed
-        ├── TransientError     5xx, timeout, dropped connection: retry with backoff
-        └── PermanentError     any other 4xx: the server refused the content; never retried
+ExportsyncError
+├── ConfigError            a config key is missing or wrong (exit code 2)
+├── SpoolError             the state directory or spool database cannot be used
+├── FileRejected           a file can never be delivered as it is (symlink, too big, bad JSON)
+└── DeliveryError          a request did not deliver its batch
+    ├── Throttled          429 "Too Many Requests": retry after a jittered pause
+    ├── QuotaExhausted     429 "Limit Exceeded": nothing more until the quota resets
+    ├── Forbidden          403: the API key is missing or wrong; retry once it is fixed
+    ├── TransientError     5xx, timeout, dropped connection: retry with backoff
+    ├── PermanentError     any other 4xx: the server refused the content; never retried
+    └── RequestTooLarge    413: the request body was over the gateway's limit; send less
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ __all__ = [
     "Forbidden",
     "PermanentError",
     "QuotaExhausted",
+    "RequestTooLarge",
     "SpoolError",
     "Throttled",
     "TransientError",
@@ -85,3 +87,7 @@ class TransientError(DeliveryError):
 
 class PermanentError(DeliveryError):
     """A 4xx other than 403/429: the content itself was refused and is not retried."""
+
+
+class RequestTooLarge(DeliveryError):
+    """413 from the gateway: the body was over its limit. A batch is split; one item alone fails."""

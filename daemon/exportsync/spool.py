@@ -1,0 +1,440 @@
+"""The durable spool: one SQLite file in the state directory that remembers every file seen.
+
+An item is written here (path, kind, size, mtime, sha256) before anything else happens to it,
+and moves ``pending → sending → delivered | failed``. The database runs in WAL mode with
+``synchronous=FULL`` so a committed transition survives a power cut; an item left in ``sending``
+by a crash goes back to ``pending`` at the next start, and the server's idempotency makes the
+replay harmless.
+
+Items are unique by (path, sha256): an identical re-save is recognised and not sent again, while a
+changed file becomes a new item (a new version). The spool also holds the quota ledger's rows, so
+the day's request count survives restarts together with the items it was spent on.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from exportsync.errors import SpoolError
+
+__all__ = [
+    "REJECTED_SHA",
+    "STATES",
+    "Item",
+    "RecordResult",
+    "Spool",
+    "State",
+]
+
+State = Literal["pending", "sending", "delivered", "failed"]
+STATES: tuple[State, ...] = ("pending", "sending", "delivered", "failed")
+
+# The content hash recorded for an item refused before its content was read (a symlink, a fifo):
+# one such row per path, never a real hash.
+REJECTED_SHA = "-"
+
+_SCHEMA_VERSION = 1
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS items (
+    id              INTEGER PRIMARY KEY,
+    path            TEXT    NOT NULL,
+    kind            TEXT    NOT NULL CHECK (kind IN ('csv', 'session')),
+    size            INTEGER NOT NULL,
+    mtime_ns        INTEGER NOT NULL,
+    sha256          TEXT    NOT NULL,
+    state           TEXT    NOT NULL CHECK (state IN ('pending', 'sending', 'delivered', 'failed')),
+    attempts        INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at REAL    NOT NULL DEFAULT 0,
+    last_error      TEXT,
+    parts_done      INTEGER NOT NULL DEFAULT 0,
+    part_errors     TEXT,
+    remote_key      TEXT,
+    created_at      REAL    NOT NULL,
+    updated_at      REAL    NOT NULL,
+    delivered_at    REAL,
+    UNIQUE (path, sha256)
+);
+CREATE INDEX IF NOT EXISTS items_due ON items (state, next_attempt_at);
+CREATE INDEX IF NOT EXISTS items_path ON items (path, size, mtime_ns);
+CREATE TABLE IF NOT EXISTS quota_periods (
+    period_start REAL    PRIMARY KEY,
+    used         INTEGER NOT NULL DEFAULT 0,
+    exhausted    INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS meta (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+"""
+
+_COLUMNS = (
+    "id, path, kind, size, mtime_ns, sha256, state, attempts, next_attempt_at, last_error, "
+    "parts_done, part_errors, remote_key, created_at, updated_at, delivered_at"
+)
+
+
+@dataclass(frozen=True)
+class Item:
+    """One file version in the spool."""
+
+    id: int
+    path: Path
+    kind: Literal["csv", "session"]
+    size: int
+    mtime_ns: int
+    sha256: str
+    state: State
+    attempts: int
+    next_attempt_at: float
+    last_error: str | None
+    parts_done: int
+    part_errors: tuple[str, ...]
+    remote_key: str | None
+    created_at: float
+    updated_at: float
+    delivered_at: float | None
+
+    @classmethod
+    def _from_row(cls, row: sqlite3.Row) -> Item:
+        errors = tuple(json.loads(row["part_errors"])) if row["part_errors"] else ()
+        return cls(
+            id=row["id"],
+            path=Path(row["path"]),
+            kind=row["kind"],
+            size=row["size"],
+            mtime_ns=row["mtime_ns"],
+            sha256=row["sha256"],
+            state=row["state"],
+            attempts=row["attempts"],
+            next_attempt_at=row["next_attempt_at"],
+            last_error=row["last_error"],
+            parts_done=row["parts_done"],
+            part_errors=errors,
+            remote_key=row["remote_key"],
+            created_at=row["created_at"],
+            updated_at=row["updated_at"],
+            delivered_at=row["delivered_at"],
+        )
+
+
+@dataclass(frozen=True)
+class RecordResult:
+    """What `Spool.record` did: `created` is False when the same version was already known."""
+
+    item: Item
+    created: bool
+
+
+class Spool:
+    """The spool database. Thread-safe: the watcher spools while the delivery loop sends."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._lock = threading.RLock()
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            self._db = sqlite3.connect(
+                path, timeout=30.0, isolation_level=None, check_same_thread=False
+            )
+            self._db.row_factory = sqlite3.Row
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.execute("PRAGMA foreign_keys=ON")
+            with self._tx():
+                for statement in _SCHEMA.split(";"):
+                    if statement.strip():
+                        self._db.execute(statement)
+                self._db.execute(
+                    "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)",
+                    (str(_SCHEMA_VERSION),),
+                )
+        except (sqlite3.Error, OSError) as exc:
+            raise SpoolError(f"cannot open the spool at {path}: {exc}") from exc
+        # The database holds file names and delivery history: keep it private to the user.
+        with suppress(OSError):
+            os.chmod(path, 0o600)
+
+    @classmethod
+    def open(cls, state_dir: Path) -> Spool:
+        """Open (creating when needed) the spool in `state_dir`."""
+        return cls(state_dir / "spool.sqlite3")
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    def __enter__(self) -> Spool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        """One IMMEDIATE transaction: committed (and fsynced) on exit, rolled back on error."""
+        with self._lock:
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as exc:
+                raise SpoolError(f"spool busy or unwritable: {exc}") from exc
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            try:
+                self._db.execute("COMMIT")
+            except sqlite3.Error as exc:  # disk full, I/O error: the transition did not happen
+                self._db.execute("ROLLBACK")
+                raise SpoolError(f"cannot commit to the spool: {exc}") from exc
+
+    def _query(self, sql: str, params: Sequence[object] = ()) -> list[sqlite3.Row]:
+        with self._lock:
+            try:
+                return list(self._db.execute(sql, params))
+            except sqlite3.Error as exc:
+                raise SpoolError(f"spool query failed: {exc}") from exc
+
+    # -- items -------------------------------------------------------------------------------
+
+    def record(
+        self,
+        path: Path,
+        kind: Literal["csv", "session"],
+        *,
+        size: int,
+        mtime_ns: int,
+        sha256: str,
+        now: float,
+    ) -> RecordResult:
+        """Record one file version as pending; a version already known is left as it is."""
+        with self._tx() as db:
+            cursor = db.execute(
+                "INSERT OR IGNORE INTO items (path, kind, size, mtime_ns, sha256, state,"
+                " created_at, updated_at) VALUES (?, ?, ?, ?, ?, 'pending', ?, ?)",
+                (str(path), kind, size, mtime_ns, sha256, now, now),
+            )
+            created = cursor.rowcount == 1
+            if not created:
+                # Same content saved again: remember the new mtime so start-up scans skip it.
+                db.execute(
+                    "UPDATE items SET mtime_ns = ?, size = ? WHERE path = ? AND sha256 = ?",
+                    (mtime_ns, size, str(path), sha256),
+                )
+            row = db.execute(
+                f"SELECT {_COLUMNS} FROM items WHERE path = ? AND sha256 = ?",  # noqa: S608 -- fixed column list
+                (str(path), sha256),
+            ).fetchone()
+        return RecordResult(Item._from_row(row), created)
+
+    def record_rejected(
+        self, path: Path, kind: Literal["csv", "session"], reason: str, *, now: float
+    ) -> RecordResult:
+        """Record a file refused before reading (symlink, not a regular file) as failed."""
+        with self._tx() as db:
+            cursor = db.execute(
+                "INSERT OR IGNORE INTO items (path, kind, size, mtime_ns, sha256, state,"
+                " last_error, created_at, updated_at) VALUES (?, ?, 0, 0, ?, 'failed', ?, ?, ?)",
+                (str(path), kind, REJECTED_SHA, reason, now, now),
+            )
+            created = cursor.rowcount == 1
+            row = db.execute(
+                f"SELECT {_COLUMNS} FROM items WHERE path = ? AND sha256 = ?",  # noqa: S608 -- fixed column list
+                (str(path), REJECTED_SHA),
+            ).fetchone()
+        return RecordResult(Item._from_row(row), created)
+
+    def known(self, path: Path, size: int, mtime_ns: int) -> bool:
+        """True when this exact (path, size, mtime) was already spooled: a scan need not hash it."""
+        rows = self._query(
+            "SELECT 1 FROM items WHERE path = ? AND size = ? AND mtime_ns = ? LIMIT 1",
+            (str(path), size, mtime_ns),
+        )
+        return bool(rows)
+
+    def get(self, item_id: int) -> Item | None:
+        rows = self._query(f"SELECT {_COLUMNS} FROM items WHERE id = ?", (item_id,))  # noqa: S608 -- fixed column list
+        return Item._from_row(rows[0]) if rows else None
+
+    def items(self, state: State | None = None, *, limit: int = 1000) -> list[Item]:
+        if state is None:
+            rows = self._query(
+                f"SELECT {_COLUMNS} FROM items ORDER BY id LIMIT ?",  # noqa: S608 -- fixed column list
+                (limit,),
+            )
+        else:
+            rows = self._query(
+                f"SELECT {_COLUMNS} FROM items WHERE state = ? ORDER BY id LIMIT ?",  # noqa: S608 -- fixed column list
+                (state, limit),
+            )
+        return [Item._from_row(r) for r in rows]
+
+    def due(self, now: float, *, limit: int = 500) -> list[Item]:
+        """Pending items whose next attempt time has come, oldest first."""
+        rows = self._query(
+            f"SELECT {_COLUMNS} FROM items WHERE state = 'pending' AND next_attempt_at <= ?"  # noqa: S608 -- fixed column list
+            " ORDER BY next_attempt_at, id LIMIT ?",
+            (now, limit),
+        )
+        return [Item._from_row(r) for r in rows]
+
+    def next_due_at(self) -> float | None:
+        """When the earliest pending item may be tried, or None when nothing is pending."""
+        rows = self._query("SELECT MIN(next_attempt_at) FROM items WHERE state = 'pending'")
+        value = rows[0][0]
+        return float(value) if value is not None else None
+
+    def recover(self, now: float) -> int:
+        """Return items a crash left in `sending` to `pending`; the count of items returned."""
+        with self._tx() as db:
+            cursor = db.execute(
+                "UPDATE items SET state = 'pending', next_attempt_at = 0, updated_at = ?"
+                " WHERE state = 'sending'",
+                (now,),
+            )
+            return cursor.rowcount
+
+    def mark_sending(self, ids: Iterable[int], *, now: float) -> None:
+        with self._tx() as db:
+            db.executemany(
+                "UPDATE items SET state = 'sending', updated_at = ?"
+                " WHERE id = ? AND state = 'pending'",
+                [(now, i) for i in ids],
+            )
+
+    def mark_delivered(self, item_id: int, *, now: float, remote_key: str | None = None) -> None:
+        with self._tx() as db:
+            db.execute(
+                "UPDATE items SET state = 'delivered', delivered_at = ?, updated_at = ?,"
+                " remote_key = COALESCE(?, remote_key), last_error = NULL WHERE id = ?",
+                (now, now, remote_key, item_id),
+            )
+
+    def mark_failed(self, item_id: int, reason: str, *, now: float) -> None:
+        with self._tx() as db:
+            db.execute(
+                "UPDATE items SET state = 'failed', last_error = ?, updated_at = ?,"
+                " attempts = attempts + 1 WHERE id = ?",
+                (reason, now, item_id),
+            )
+
+    def reschedule(
+        self, item_id: int, *, at: float, error: str | None, now: float, count_attempt: bool = True
+    ) -> None:
+        """Back to pending, to be tried again at `at`."""
+        with self._tx() as db:
+            db.execute(
+                "UPDATE items SET state = 'pending', next_attempt_at = ?, last_error = ?,"
+                " updated_at = ?, attempts = attempts + ? WHERE id = ?",
+                (at, error, now, 1 if count_attempt else 0, item_id),
+            )
+
+    def record_parts(
+        self, item_id: int, *, parts_done: int, part_errors: Sequence[str], now: float
+    ) -> None:
+        """Progress through a multi-part item (a session file larger than one batch)."""
+        with self._tx() as db:
+            db.execute(
+                "UPDATE items SET parts_done = ?, part_errors = ?, updated_at = ? WHERE id = ?",
+                (parts_done, json.dumps(list(part_errors)) if part_errors else None, now, item_id),
+            )
+
+    def replace_version(
+        self, item_id: int, *, size: int, mtime_ns: int, sha256: str, at: float, now: float
+    ) -> bool:
+        """The file changed after it was spooled: this item now stands for the new content.
+
+        Returns False (and drops this item) when the new version is already spooled separately.
+        """
+        with self._tx() as db:
+            row = db.execute("SELECT path FROM items WHERE id = ?", (item_id,)).fetchone()
+            if row is None:
+                return False
+            clash = db.execute(
+                "SELECT 1 FROM items WHERE path = ? AND sha256 = ? AND id != ?",
+                (row["path"], sha256, item_id),
+            ).fetchone()
+            if clash:
+                db.execute("DELETE FROM items WHERE id = ?", (item_id,))
+                return False
+            db.execute(
+                "UPDATE items SET size = ?, mtime_ns = ?, sha256 = ?, state = 'pending',"
+                " next_attempt_at = ?, parts_done = 0, part_errors = NULL, last_error = ?,"
+                " updated_at = ? WHERE id = ?",
+                (size, mtime_ns, sha256, at, "file changed after it was spooled", now, item_id),
+            )
+            return True
+
+    def retry(self, ids: Iterable[int], *, now: float) -> list[int]:
+        """Failed items back to pending; the ids actually moved."""
+        moved: list[int] = []
+        with self._tx() as db:
+            for item_id in ids:
+                cursor = db.execute(
+                    "UPDATE items SET state = 'pending', next_attempt_at = 0, attempts = 0,"
+                    " parts_done = 0, part_errors = NULL, updated_at = ?"
+                    " WHERE id = ? AND state = 'failed' AND sha256 != ?",
+                    (now, item_id, REJECTED_SHA),
+                )
+                if cursor.rowcount:
+                    moved.append(item_id)
+        return moved
+
+    def failed_ids(self) -> list[int]:
+        rows = self._query("SELECT id FROM items WHERE state = 'failed' ORDER BY id")
+        return [int(r[0]) for r in rows]
+
+    def counts(self) -> dict[State, int]:
+        counts: dict[State, int] = dict.fromkeys(STATES, 0)
+        for row in self._query("SELECT state, COUNT(*) FROM items GROUP BY state"):
+            counts[row[0]] = int(row[1])
+        return counts
+
+    # -- quota ledger rows -------------------------------------------------------------------
+
+    def quota_period(self, period_start: float) -> tuple[int, bool]:
+        """(requests used, exhausted flag) for the quota period starting at `period_start`."""
+        rows = self._query(
+            "SELECT used, exhausted FROM quota_periods WHERE period_start = ?", (period_start,)
+        )
+        if not rows:
+            return 0, False
+        return int(rows[0][0]), bool(rows[0][1])
+
+    def quota_spend(self, period_start: float, *, at: float) -> int:
+        """Count one request in the period and remember when it was sent; the new count."""
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO quota_periods (period_start, used) VALUES (?, 1)"
+                " ON CONFLICT (period_start) DO UPDATE SET used = used + 1",
+                (period_start,),
+            )
+            db.execute(
+                "INSERT INTO meta (key, value) VALUES ('last_request_at', ?)"
+                " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                (repr(at),),
+            )
+            row = db.execute(
+                "SELECT used FROM quota_periods WHERE period_start = ?", (period_start,)
+            ).fetchone()
+            return int(row[0])
+
+    def quota_mark_exhausted(self, period_start: float) -> None:
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO quota_periods (period_start, used, exhausted) VALUES (?, 0, 1)"
+                " ON CONFLICT (period_start) DO UPDATE SET exhausted = 1",
+                (period_start,),
+            )
+
+    def last_request_at(self) -> float | None:
+        rows = self._query("SELECT value FROM meta WHERE key = 'last_request_at'")
+        return float(rows[0][0]) if rows else None
