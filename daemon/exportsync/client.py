@@ -1,0 +1,211 @@
+"""The HTTP side of delivery: the exportsync API behind its gateway, and presigned S3 PUTs.
+
+`Api` is the boundary the delivery step talks to; `HttpApi` is the real one (requests). Every
+failure comes out as a `DeliveryError` subclass that says whether and how to retry; `classify` is
+the pure function that turns a gateway or Lambda answer into one.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import IO, Any, Protocol
+
+import requests
+
+from exportsync import __version__
+from exportsync.errors import (
+    DeliveryError,
+    Forbidden,
+    PermanentError,
+    QuotaExhausted,
+    RequestTooLarge,
+    Throttled,
+    TransientError,
+)
+
+__all__ = [
+    "Api",
+    "HttpApi",
+    "PresignFile",
+    "UploadFile",
+    "classify",
+]
+
+
+@dataclass(frozen=True)
+class UploadFile:
+    """One CSV file sent inline in a multipart `POST /upload`."""
+
+    filename: str
+    data: bytes
+    sha256: str
+
+
+@dataclass(frozen=True)
+class PresignFile:
+    """One large file announced to `POST /presign`."""
+
+    filename: str
+    sha256: str
+    size: int
+
+
+class Api(Protocol):
+    """The exportsync API as the delivery step sees it. Each call is one request on the quota."""
+
+    def post_sessions(self, sessions: Sequence[bytes]) -> list[dict[str, Any]]:
+        """POST /session with already-encoded session objects; the per-session results."""
+        ...
+
+    def upload(self, files: Sequence[UploadFile]) -> list[dict[str, Any]]:
+        """POST /upload (multipart, with manifest); the per-file results."""
+        ...
+
+    def presign(self, files: Sequence[PresignFile]) -> list[dict[str, Any]]:
+        """POST /presign; the per-file results (`upload` with url and headers, or `duplicate`)."""
+        ...
+
+    def put_presigned(
+        self, url: str, headers: Mapping[str, str], body: IO[bytes] | Iterable[bytes]
+    ) -> None:
+        """PUT bytes to a presigned S3 URL (not counted against the usage plan)."""
+        ...
+
+
+def classify(status: int, body: bytes) -> DeliveryError | None:
+    """The error an HTTP answer stands for, or None for a 2xx."""
+    if 200 <= status < 300:
+        return None
+    message = _message(body) or f"HTTP {status}"
+    if status == 429:
+        # The gateway tells the two 429s apart only by their message.
+        if "limit exceeded" in message.lower():
+            return QuotaExhausted(message, status=status)
+        return Throttled(message, status=status)
+    if status == 403:
+        return Forbidden(message, status=status)
+    if status == 413:
+        return RequestTooLarge(message, status=status)
+    if status in (408,) or status >= 500:
+        return TransientError(message, status=status)
+    return PermanentError(message, status=status)
+
+
+def _message(body: bytes) -> str | None:
+    try:
+        doc = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        text = body[:200].decode("utf-8", "replace").strip()
+        return text or None
+    if isinstance(doc, dict):
+        error = doc.get("error")
+        if isinstance(error, dict):
+            code, msg = error.get("code"), error.get("message")
+            if isinstance(msg, str):
+                return f"{code}: {msg}" if isinstance(code, str) else msg
+        msg = doc.get("message") or doc.get("Message")
+        if isinstance(msg, str):
+            return msg
+    return None
+
+
+class HttpApi:
+    """The real API over HTTPS (plain HTTP only on loopback; config validation sees to that)."""
+
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str,
+        *,
+        timeout: float,
+        user_id: str | None = None,
+        session: requests.Session | None = None,
+    ) -> None:
+        self._base = base_url.rstrip("/")
+        self._timeout = timeout
+        self._user_id = user_id
+        self._session = session or requests.Session()
+        self._session.headers["x-api-key"] = api_key
+        self._session.headers["User-Agent"] = f"exportsync/{__version__}"
+        # Presigned PUTs go to S3 with their own signature: never with the API key.
+        self._s3 = requests.Session()
+        self._s3.headers["User-Agent"] = f"exportsync/{__version__}"
+
+    def __repr__(self) -> str:
+        return f"HttpApi({self._base!r})"
+
+    def close(self) -> None:
+        self._session.close()
+        self._s3.close()
+
+    def post_sessions(self, sessions: Sequence[bytes]) -> list[dict[str, Any]]:
+        body = b'{"sessions":[' + b",".join(sessions) + b"]}"
+        response = self._post("/session", data=body, headers={"Content-Type": "application/json"})
+        return _results(response, len(sessions))
+
+    def upload(self, files: Sequence[UploadFile]) -> list[dict[str, Any]]:
+        manifest = [
+            {"filename": f.filename, "sha256": f.sha256, "size": len(f.data)} for f in files
+        ]
+        fields: dict[str, str] = {"manifest": json.dumps(manifest)}
+        if self._user_id:
+            fields["user_id"] = self._user_id
+        parts = [("file", (f.filename, f.data, "text/csv")) for f in files]
+        response = self._post("/upload", data=fields, files=parts)
+        return _results(response, len(files))
+
+    def presign(self, files: Sequence[PresignFile]) -> list[dict[str, Any]]:
+        doc = {
+            "files": [{"filename": f.filename, "sha256": f.sha256, "size": f.size} for f in files]
+        }
+        response = self._post(
+            "/presign", data=json.dumps(doc), headers={"Content-Type": "application/json"}
+        )
+        return _results(response, len(files))
+
+    def put_presigned(
+        self, url: str, headers: Mapping[str, str], body: IO[bytes] | Iterable[bytes]
+    ) -> None:
+        try:
+            response = self._s3.put(url, data=body, headers=dict(headers), timeout=self._timeout)
+        except requests.RequestException as exc:
+            raise TransientError(f"upload to storage failed: {type(exc).__name__}") from exc
+        if response.status_code >= 300:
+            text = response.content[:300].decode("utf-8", "replace")
+            if response.status_code >= 500 or response.status_code == 403:
+                # 403 here is an expired URL: ask for a new one.
+                raise TransientError(f"storage answered {response.status_code}", status=403)
+            raise PermanentError(
+                f"storage refused the upload ({response.status_code}): {text}",
+                status=response.status_code,
+            )
+
+    def _post(self, route: str, **kwargs: Any) -> requests.Response:
+        try:
+            response = self._session.post(self._base + route, timeout=self._timeout, **kwargs)
+        except requests.Timeout as exc:
+            raise TransientError(f"{route}: no answer within {self._timeout:g}s") from exc
+        except requests.RequestException as exc:
+            # The message may quote the URL, never the headers: the key stays out of it.
+            raise TransientError(f"{route}: connection failed ({type(exc).__name__})") from exc
+        error = classify(response.status_code, response.content)
+        if error is not None:
+            raise error
+        return response
+
+
+def _results(response: requests.Response, expected: int) -> list[dict[str, Any]]:
+    try:
+        doc = response.json()
+    except ValueError as exc:
+        raise TransientError("the API answered 200 without a JSON body") from exc
+    results = doc.get("results") if isinstance(doc, dict) else None
+    if (
+        not isinstance(results, list)
+        or len(results) != expected
+        or not all(isinstance(r, dict) for r in results)
+    ):
+        raise TransientError(f"the API answered 200 without {expected} results")
+    return results

@@ -1,0 +1,144 @@
+"""The quota ledger: the client's copy of the usage plan, so no request is refused for quota.
+
+Two limits, as API Gateway enforces them per API key:
+
+* rate and burst: a token bucket. Ours refills one token every ``1/rate + margin`` seconds and
+  starts empty, so it never holds more tokens than the gateway's; the margin absorbs jitter.
+* requests per period (a UTC day starting at ``reset_utc``): counted in the spool *before* each
+  request is sent, so neither a restart nor a crash loop can spend the day twice. Every request
+  counts, retries included.
+
+A ``429 Limit Exceeded`` from the gateway marks the period exhausted whatever our count says
+(another client may share the key), and nothing is sent until the next reset.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from exportsync.clock import Clock
+from exportsync.spool import Spool
+
+__all__ = ["RESET_GRACE_SECONDS", "QuotaLedger", "QuotaSnapshot"]
+
+DAY = 86_400.0
+# AWS documents no exact instant for the daily reset and clocks drift: after a period that ran out,
+# wait this long past the reset before spending the new one.
+RESET_GRACE_SECONDS = 60.0
+
+
+@dataclass(frozen=True)
+class QuotaSnapshot:
+    """The ledger as `exportsync status` shows it."""
+
+    used: int
+    limit: int | None
+    resets_at: float
+    exhausted: bool
+    next_request_in: float
+
+
+class QuotaLedger:
+    """Decides when the next request may go, and records each one before it goes."""
+
+    def __init__(
+        self,
+        spool: Spool,
+        *,
+        requests_per_second: float,
+        burst: int,
+        daily_requests: int,
+        reset_utc: dt.time,
+        margin_seconds: float,
+        clock: Clock,
+    ) -> None:
+        if requests_per_second <= 0 or burst < 1 or daily_requests < 0 or margin_seconds < 0:
+            raise ValueError("invalid quota settings")
+        self._spool = spool
+        self._clock = clock
+        self._interval = 1.0 / requests_per_second + margin_seconds
+        self._burst = float(burst)
+        self._limit = daily_requests or None
+        self._offset = reset_utc.hour * 3600.0 + reset_utc.minute * 60.0 + reset_utc.second
+        # The bucket starts empty, and a request made by a previous run is honoured too.
+        self._tokens = 0.0
+        self._stamp = clock.monotonic()
+        last = spool.last_request_at()
+        self._not_before = (last + self._interval) if last is not None else 0.0
+        self._paused_until = 0.0
+
+    @property
+    def limit(self) -> int | None:
+        """Requests allowed per period, or None for no daily limit."""
+        return self._limit
+
+    def period_start(self, at: float) -> float:
+        """Epoch seconds at which the quota period holding `at` began."""
+        return ((at - self._offset) // DAY) * DAY + self._offset
+
+    def resets_at(self, at: float) -> float:
+        return self.period_start(at) + DAY
+
+    def snapshot(self) -> QuotaSnapshot:
+        now = self._clock.time()
+        used, exhausted = self._spool.quota_period(self.period_start(now))
+        return QuotaSnapshot(
+            used=used,
+            limit=self._limit,
+            resets_at=self.resets_at(now),
+            exhausted=exhausted or (self._limit is not None and used >= self._limit),
+            next_request_in=self.wait_time(),
+        )
+
+    def wait_time(self) -> float:
+        """Seconds until a request may be sent; 0 means now."""
+        now = self._clock.time()
+        return max(self._daily_wait(now), self._rate_wait(now))
+
+    def _daily_wait(self, now: float) -> float:
+        start = self.period_start(now)
+        used, exhausted = self._spool.quota_period(start)
+        if exhausted or (self._limit is not None and used >= self._limit):
+            return start + DAY + RESET_GRACE_SECONDS - now
+        if now - start < RESET_GRACE_SECONDS:
+            prev_used, prev_exhausted = self._spool.quota_period(start - DAY)
+            if prev_exhausted or (self._limit is not None and prev_used >= self._limit):
+                return start + RESET_GRACE_SECONDS - now
+        return 0.0
+
+    def _refill(self) -> None:
+        mono = self._clock.monotonic()
+        elapsed = max(0.0, mono - self._stamp)
+        self._tokens = min(self._burst, self._tokens + elapsed / self._interval)
+        self._stamp = mono
+
+    def _rate_wait(self, now: float) -> float:
+        self._refill()
+        wait = max(0.0, self._not_before - now, self._paused_until - self._clock.monotonic())
+        if self._tokens < 1.0:
+            wait = max(wait, (1.0 - self._tokens) * self._interval)
+        return wait
+
+    def spend(self) -> int:
+        """Record one request about to be sent (durably, before it goes); the period's new count.
+
+        Raises RuntimeError when the ledger says no: callers ask `wait_time()` first.
+        """
+        if self.wait_time() > 0:
+            raise RuntimeError("quota ledger: a request was attempted before its time")
+        now = self._clock.time()
+        used = self._spool.quota_spend(self.period_start(now), at=now)
+        self._tokens -= 1.0
+        self._not_before = now + self._interval
+        return used
+
+    def mark_exhausted(self) -> None:
+        """The gateway answered `Limit Exceeded`: nothing more until the next reset."""
+        self._spool.quota_mark_exhausted(self.period_start(self._clock.time()))
+
+    def pause(self, seconds: float) -> None:
+        """The gateway answered `Too Many Requests`: empty the bucket and hold off for `seconds`."""
+        self._refill()
+        self._tokens = 0.0
+        self._paused_until = self._clock.monotonic() + seconds

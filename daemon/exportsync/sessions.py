@@ -1,0 +1,115 @@
+"""Session summary files: strict parsing and exact re-encoding.
+
+A session file holds one JSON object or a list of them. Numbers are parsed as `Decimal` and written
+back digit for digit, so ``0.1`` reaches DynamoDB as ``Decimal('0.1')`` and never passes through a
+binary float. NaN and Infinity are not JSON and make the whole file invalid; a session that is
+malformed on its own (no timestamp, wrong types, too big) is refused alone and the rest still go.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from exportsync.errors import FileRejected
+
+__all__ = ["MAX_SESSION_BYTES", "ParsedSession", "encode_json", "parse_session_file"]
+
+# DynamoDB's item limit; the server enforces it too, this spares a request.
+MAX_SESSION_BYTES = 400 * 1024
+
+
+@dataclass(frozen=True)
+class ParsedSession:
+    """One entry of a session file: its encoded body, or the reason it cannot be sent."""
+
+    index: int
+    body: bytes | None
+    error: str | None
+    user_id: str | None
+    timestamp: str | None
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a valid JSON number")
+
+
+def parse_session_file(data: bytes, *, default_user_id: str | None) -> list[ParsedSession]:
+    """Parse a session file; raises FileRejected when the file as a whole is not usable."""
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise FileRejected(f"session file is not UTF-8: {exc.reason} at byte {exc.start}") from exc
+    try:
+        doc = json.loads(text, parse_float=Decimal, parse_constant=_reject_constant)
+    except json.JSONDecodeError as exc:
+        raise FileRejected(
+            f"invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}"
+        ) from exc
+    except ValueError as exc:
+        raise FileRejected(f"invalid JSON: {exc}") from exc
+    if isinstance(doc, dict):
+        entries: list[Any] = [doc]
+    elif isinstance(doc, list) and doc:
+        entries = doc
+    else:
+        raise FileRejected("a session file holds one JSON object or a non-empty list of objects")
+    return [_parse_one(i, entry, default_user_id) for i, entry in enumerate(entries)]
+
+
+def _parse_one(index: int, entry: Any, default_user_id: str | None) -> ParsedSession:
+    if not isinstance(entry, dict):
+        return ParsedSession(index, None, "a session must be a JSON object", None, None)
+    session = dict(entry)
+    if "user_id" not in session and default_user_id is not None:
+        session["user_id"] = default_user_id
+    user_id = session.get("user_id")
+    timestamp = session.get("timestamp")
+    shown_user = user_id if isinstance(user_id, str) else None
+    shown_ts = timestamp if isinstance(timestamp, str) else None
+    error = _check_keys(user_id, timestamp)
+    if error is None:
+        body = encode_json(session)
+        if len(body) > MAX_SESSION_BYTES:
+            error = f"session is {len(body)} bytes, over DynamoDB's {MAX_SESSION_BYTES}-byte limit"
+        else:
+            return ParsedSession(index, body, None, shown_user, shown_ts)
+    return ParsedSession(index, None, error, shown_user, shown_ts)
+
+
+def _check_keys(user_id: object, timestamp: object) -> str | None:
+    if user_id is None:
+        return "missing user_id (and api.user_id is not set)"
+    if not isinstance(user_id, str) or not user_id.strip():
+        return "user_id must be a non-empty string"
+    if not isinstance(timestamp, str):
+        return "timestamp must be an ISO-8601 string"
+    try:
+        dt.datetime.fromisoformat(timestamp)
+    except ValueError:
+        return f"timestamp {timestamp!r} is not ISO-8601"
+    return None
+
+
+def encode_json(value: Any) -> bytes:
+    """Compact JSON with `Decimal` written exactly as parsed."""
+    return _encode(value).encode("utf-8")
+
+
+def _encode(value: Any) -> str:
+    if isinstance(value, Mapping):
+        items = (f"{json.dumps(str(k))}:{_encode(v)}" for k, v in value.items())
+        return "{" + ",".join(items) + "}"
+    if isinstance(value, list | tuple):
+        return "[" + ",".join(_encode(v) for v in value) + "]"
+    if isinstance(value, Decimal):
+        if not value.is_finite():
+            raise ValueError("NaN and Infinity are not JSON")
+        return str(value)
+    if isinstance(value, bool) or value is None or isinstance(value, int | str):
+        return json.dumps(value)
+    raise TypeError(f"cannot encode {type(value).__name__} as JSON")
