@@ -1,0 +1,180 @@
+"""The Lambda entry point: ``exportsync_api.app.lambda_handler(event, context)``.
+
+Routing by Powertools: REST API (payload 1.0) events go to an ``APIGatewayRestResolver``, HTTP API
+(payload 2.0) events to an ``APIGatewayHttpResolver``; both carry the same three routes.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.event_handler import (
+    APIGatewayHttpResolver,
+    APIGatewayRestResolver,
+    Response,
+)
+from aws_lambda_powertools.event_handler.api_gateway import ApiGatewayResolver
+from aws_lambda_powertools.event_handler.exceptions import NotFoundError
+from botocore.config import Config
+
+from . import events
+from .errors import ApiError
+from .form import parse_form
+from .presign import parse_presign, presign_files
+from .sessions import parse_sessions, store_sessions
+from .settings import Settings, load_settings
+from .stores import DynamoSessionStore, ObjectStore, S3ObjectStore, SessionStore
+from .uploads import upload_form
+
+__all__ = ["ROUTES", "Dependencies", "default_dependencies", "handle", "lambda_handler"]
+
+ROUTES = ("/upload", "/session", "/presign")
+
+# The event is never logged: it holds identity.apiKey.
+logger = Logger(service="exportsync-api")
+
+
+@dataclass(frozen=True)
+class Dependencies:
+    settings: Settings
+    objects: ObjectStore
+    sessions: SessionStore
+
+
+@functools.cache
+def default_dependencies() -> Dependencies:
+    """Settings and boto3 clients, built once per container (on first use, so that importing
+    this module never needs the environment) and reused by every warm invocation."""
+    settings = load_settings(os.environ)
+    # SigV4 for presigned URLs (the checksum header must be signed); AWS_ENDPOINT_URL is
+    # honoured by boto3 itself, which is how the devstack points us at moto.
+    s3 = boto3.client("s3", config=Config(signature_version="s3v4"))
+    dynamodb = boto3.client("dynamodb")
+    return Dependencies(
+        settings=settings,
+        objects=S3ObjectStore(s3, settings.bucket),
+        sessions=DynamoSessionStore(dynamodb, settings.table),
+    )
+
+
+def lambda_handler(event: Mapping[str, Any], context: Any = None) -> dict[str, Any]:
+    """AWS Lambda entry point (``context`` may be None, as in the devstack)."""
+    try:
+        deps = default_dependencies()
+    except Exception:
+        logger.exception("startup_failed")
+        return _json(500, _error_body("internal_error", "the function is misconfigured"))
+    return handle(event, context, deps)
+
+
+def handle(event: Mapping[str, Any], context: Any, deps: Dependencies) -> dict[str, Any]:
+    """Route one event with explicit dependencies (what tests call)."""
+    resolver = _HTTP if events.is_v2(event) else _REST
+    # Same effect as append_context (typed); resolve() clears it afterwards.
+    resolver.context["deps"] = deps
+    return resolver.resolve(event, context)
+
+
+def _json(
+    status: int, body: Mapping[str, Any], headers: Mapping[str, str] | None = None
+) -> dict[str, Any]:
+    """A proxy response dict for answers produced outside a resolver."""
+    return {
+        "statusCode": status,
+        "headers": {"Content-Type": "application/json", **(headers or {})},
+        "body": json.dumps(body),
+        "isBase64Encoded": False,
+    }
+
+
+def _error_body(code: str, message: str) -> dict[str, Any]:
+    return {"error": {"code": code, "message": message}}
+
+
+def _response(status: int, body: Mapping[str, Any], headers: dict[str, str] | None = None) -> Any:
+    return Response(
+        status_code=status,
+        content_type="application/json",
+        body=json.dumps(body),
+        headers=headers,
+    )
+
+
+def _register(resolver: ApiGatewayResolver) -> None:
+    def deps() -> Dependencies:
+        value = resolver.context["deps"]
+        assert isinstance(value, Dependencies)
+        return value
+
+    def raw() -> Mapping[str, Any]:
+        return resolver.current_event.raw_event
+
+    def user() -> str | None:
+        return events.resolve_user(events.api_key_id(raw()), deps().settings.key_users)
+
+    @resolver.post("/upload")
+    def upload() -> Any:
+        form = parse_form(events.raw_body(raw()), events.header(raw(), "content-type"))
+        result = upload_form(form, user(), deps().objects)
+        _log_results("upload_done", result)
+        return _response(200, result)
+
+    @resolver.post("/session")
+    def session() -> Any:
+        key_user = user()
+        sessions = parse_sessions(events.raw_body(raw()))
+        result = store_sessions(sessions, key_user, deps().sessions)
+        _log_results("session_done", result)
+        return _response(200, result)
+
+    @resolver.post("/presign")
+    def presign() -> Any:
+        request = parse_presign(events.raw_body(raw()))
+        settings = deps().settings
+        result = presign_files(request, user(), deps().objects, settings.presign_seconds)
+        _log_results("presign_done", result)
+        return _response(200, result)
+
+    @resolver.exception_handler(ApiError)  # type: ignore[untyped-decorator]  # unannotated upstream
+    def client_error(exc: ApiError) -> Any:
+        logger.info("client_error", code=exc.code, status=exc.status)
+        return _response(exc.status, exc.body())
+
+    @resolver.not_found
+    def not_found(_exc: NotFoundError) -> Any:
+        path = resolver.current_event.path
+        if path in ROUTES:
+            return _response(
+                405, _error_body("method_not_allowed", "use POST"), headers={"Allow": "POST"}
+            )
+        return _response(404, _error_body("not_found", "no such route"))
+
+    @resolver.exception_handler(Exception)  # type: ignore[untyped-decorator]  # unannotated upstream
+    def server_fault(exc: Exception) -> Any:
+        # Exception text from boto3 names buckets and keys, never the API key.
+        logger.exception("server_fault", error_type=type(exc).__name__)
+        return _response(500, _error_body("internal_error", "internal server error"))
+
+
+def _log_results(event_name: str, result: Mapping[str, Any]) -> None:
+    statuses: dict[str, int] = {}
+    for item in result.get("results", []):
+        statuses[item["status"]] = statuses.get(item["status"], 0) + 1
+    logger.info(event_name, statuses=statuses)
+
+
+def _build(factory: Callable[[], ApiGatewayResolver]) -> ApiGatewayResolver:
+    resolver = factory()
+    _register(resolver)
+    return resolver
+
+
+_REST = _build(APIGatewayRestResolver)
+_HTTP = _build(APIGatewayHttpResolver)

@@ -1,0 +1,198 @@
+"""POST /session: parse session summaries exactly (Decimal, never float), validate each item."""
+
+from __future__ import annotations
+
+import decimal
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from boto3.dynamodb.types import TypeSerializer
+
+from .errors import bad_request
+from .stores import HASH_ATTRIBUTE, SessionStore
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb.type_defs import AttributeValueTypeDef
+
+__all__ = [
+    "MAX_ITEM_BYTES",
+    "MAX_SESSIONS",
+    "Rejected",
+    "ValidSession",
+    "item_size",
+    "parse_sessions",
+    "store_sessions",
+    "validate_session",
+]
+
+MAX_SESSIONS = 100
+MAX_ITEM_BYTES = 400 * 1024
+_MAX_DEPTH = 32  # DynamoDB's nesting limit
+_MAX_PARTITION_KEY_BYTES = 2048
+_MAX_SORT_KEY_BYTES = 1024
+_SERIALIZER = TypeSerializer()
+
+
+@dataclass(frozen=True)
+class ValidSession:
+    user_id: str
+    timestamp: str
+    item: dict[str, AttributeValueTypeDef]
+    content_hash: str
+
+
+@dataclass(frozen=True)
+class Rejected:
+    user_id: object
+    timestamp: object
+    error: str
+
+
+def parse_sessions(body: bytes) -> list[object]:
+    """One session object or ``{"sessions": [...]}`` (1..100); numbers become Decimal."""
+    try:
+        # parse_constant: NaN/Infinity parse (as Decimal) so the item, not the batch, is rejected.
+        value = json.loads(
+            body.decode("utf-8"), parse_float=Decimal, parse_int=Decimal, parse_constant=Decimal
+        )
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+        raise bad_request("invalid_json", "body is not valid UTF-8 JSON") from None
+    if not isinstance(value, dict):
+        raise bad_request("invalid_body", "body must be a session object or {'sessions': [...]}")
+    if "sessions" not in value:
+        return [value]
+    sessions = value["sessions"]
+    if not isinstance(sessions, list) or not 1 <= len(sessions) <= MAX_SESSIONS:
+        raise bad_request("invalid_body", f"'sessions' must be a list of 1 to {MAX_SESSIONS}")
+    return sessions
+
+
+def validate_session(raw: object, expected_user: str | None) -> ValidSession | Rejected:
+    """Pure: check keys, identity, numbers and size; build the DynamoDB item."""
+    if not isinstance(raw, dict):
+        return Rejected(None, None, "invalid_session: a session must be a JSON object")
+    user_id, timestamp = raw.get("user_id"), raw.get("timestamp")
+    error = _key_error(user_id, timestamp, expected_user) or _content_error(raw)
+    if error:
+        return Rejected(user_id, timestamp, error)
+    # Both checked by _key_error; the asserts narrow the types.
+    assert isinstance(user_id, str)
+    assert isinstance(timestamp, str)
+    try:
+        item = {name: _SERIALIZER.serialize(value) for name, value in raw.items()}
+    except decimal.DecimalException:
+        return Rejected(user_id, timestamp, "number_out_of_range: DynamoDB cannot hold a number")
+    except TypeError as exc:
+        return Rejected(user_id, timestamp, f"unsupported_value: {exc}")
+    content_hash = _content_hash(raw)
+    # The stored item carries the hash attribute too.
+    size = item_size(item) + len(HASH_ATTRIBUTE) + len(content_hash)
+    if size > MAX_ITEM_BYTES:
+        return Rejected(user_id, timestamp, "too_large: item is over 400 KB")
+    return ValidSession(user_id, timestamp, item, content_hash)
+
+
+def _key_error(user_id: object, timestamp: object, expected_user: str | None) -> str | None:
+    if not isinstance(user_id, str) or not user_id:
+        return "invalid_user_id: user_id must be a non-empty string"
+    if len(user_id.encode("utf-8", "surrogatepass")) > _MAX_PARTITION_KEY_BYTES:
+        return "invalid_user_id: user_id is too long"
+    if not isinstance(timestamp, str) or not timestamp:
+        return "invalid_timestamp: timestamp must be an ISO-8601 string"
+    if len(timestamp.encode("utf-8", "surrogatepass")) > _MAX_SORT_KEY_BYTES:
+        return "invalid_timestamp: timestamp is too long"
+    try:
+        datetime.fromisoformat(timestamp)
+    except ValueError:
+        return "invalid_timestamp: timestamp is not ISO-8601"
+    if expected_user is not None and user_id != expected_user:
+        return "user_mismatch: user_id is not the API key's user"
+    return None
+
+
+def _content_error(raw: Mapping[str, object]) -> str | None:
+    if HASH_ATTRIBUTE in raw:
+        return f"reserved_attribute: {HASH_ATTRIBUTE} is set by the server"
+    return _walk(raw, 0)
+
+
+def _walk(value: object, depth: int) -> str | None:
+    if depth > _MAX_DEPTH:
+        return "too_deep: nesting is deeper than 32 levels"
+    if isinstance(value, Decimal):
+        return None if value.is_finite() else "not_finite: NaN and Infinity are not allowed"
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return "invalid_string: lone surrogate in a string"
+        return None
+    if isinstance(value, dict):
+        for name, inner in value.items():
+            if not name:
+                return "invalid_attribute_name: attribute names cannot be empty"
+            error = _walk(name, depth) or _walk(inner, depth + 1)
+            if error:
+                return error
+    if isinstance(value, list):
+        for inner in value:
+            error = _walk(inner, depth + 1)
+            if error:
+                return error
+    return None
+
+
+def _content_hash(raw: Mapping[str, object]) -> str:
+    canonical = json.dumps(raw, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def item_size(item: Mapping[str, Any]) -> int:
+    """DynamoDB's item size rules (names + values), close enough to enforce the 400 KB cap."""
+    return sum(len(name.encode("utf-8")) + _value_size(value) for name, value in item.items())
+
+
+def _value_size(value: Mapping[str, Any]) -> int:
+    (kind, inner), *_ = value.items()
+    if kind == "S":
+        return len(str(inner).encode("utf-8"))
+    if kind == "N":
+        mantissa = str(inner).upper().partition("E")[0]
+        digits = len(mantissa.lstrip("-").replace(".", "").strip("0")) or 1
+        return (digits + 1) // 2 + 1
+    if kind == "B":
+        return len(inner)
+    if kind == "M":
+        return 3 + sum(1 + len(k.encode("utf-8")) + _value_size(v) for k, v in inner.items())
+    if kind == "L":
+        return 3 + sum(1 + _value_size(v) for v in inner)
+    return 1  # BOOL, NULL
+
+
+def store_sessions(
+    sessions: list[object], expected_user: str | None, store: SessionStore
+) -> dict[str, Any]:
+    """Validate and store each session; valid items are stored whatever happens to others."""
+    results: list[dict[str, Any]] = []
+    for raw in sessions:
+        checked = validate_session(raw, expected_user)
+        if isinstance(checked, Rejected):
+            results.append(
+                {
+                    "user_id": checked.user_id if isinstance(checked.user_id, str) else None,
+                    "timestamp": checked.timestamp if isinstance(checked.timestamp, str) else None,
+                    "status": "rejected",
+                    "error": checked.error,
+                }
+            )
+            continue
+        status = store.put_unless_same(checked.item, checked.content_hash)
+        results.append(
+            {"user_id": checked.user_id, "timestamp": checked.timestamp, "status": status}
+        )
+    return {"results": results}

@@ -1,0 +1,126 @@
+"""The two storage boundaries behind small Protocols, with S3 and DynamoDB implementations.
+
+Tests inject in-memory fakes; the devstack and AWS get the real ones (built in ``app``).
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, Literal, Protocol
+
+from botocore.exceptions import ClientError
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_dynamodb.type_defs import AttributeValueTypeDef
+    from mypy_boto3_s3 import S3Client
+
+__all__ = [
+    "HASH_ATTRIBUTE",
+    "DynamoSessionStore",
+    "ObjectStore",
+    "PutOutcome",
+    "S3ObjectStore",
+    "SessionStore",
+]
+
+PutOutcome = Literal["stored", "duplicate"]
+# Attribute holding the sha256 of a session's canonical content (for "duplicate" answers).
+HASH_ATTRIBUTE = "exportsync_content_sha256"
+
+
+class ObjectStore(Protocol):
+    def put_if_absent(self, key: str, data: bytes, sha256_hex: str) -> PutOutcome: ...
+
+    def exists(self, key: str) -> bool: ...
+
+    def presign_put(self, key: str, sha256_hex: str, size: int, expires_in: int) -> str: ...
+
+
+class SessionStore(Protocol):
+    def put_unless_same(
+        self, item: Mapping[str, AttributeValueTypeDef], content_hash: str
+    ) -> PutOutcome: ...
+
+
+def checksum_b64(sha256_hex: str) -> str:
+    """The base64 form S3 wants in ``x-amz-checksum-sha256``."""
+    return base64.b64encode(bytes.fromhex(sha256_hex)).decode("ascii")
+
+
+class S3ObjectStore:
+    """Objects in one bucket. Needs only s3:PutObject and a prefix-limited s3:ListBucket."""
+
+    def __init__(self, client: S3Client, bucket: str) -> None:
+        self._client = client
+        self._bucket = bucket
+
+    def put_if_absent(self, key: str, data: bytes, sha256_hex: str) -> PutOutcome:
+        # A conditional write: one request, and no race between "check" and "put".
+        try:
+            self._client.put_object(
+                Bucket=self._bucket,
+                Key=key,
+                Body=data,
+                IfNoneMatch="*",
+                ChecksumSHA256=checksum_b64(sha256_hex),
+            )
+        except ClientError as exc:
+            if _error_code(exc) == "PreconditionFailed":
+                return "duplicate"
+            raise
+        return "stored"
+
+    def exists(self, key: str) -> bool:
+        # ListObjectsV2 rather than HeadObject: a missing key answers cleanly with only
+        # ListBucket on the prefix, where HeadObject would need GetObject and say 403.
+        listing = self._client.list_objects_v2(Bucket=self._bucket, Prefix=key, MaxKeys=1)
+        return any(obj.get("Key") == key for obj in listing.get("Contents", []))
+
+    def presign_put(self, key: str, sha256_hex: str, size: int, expires_in: int) -> str:
+        # The checksum and length are signed headers: the PUT must carry them, and S3
+        # rejects a body whose sha256 differs (BadDigest).
+        return self._client.generate_presigned_url(
+            "put_object",
+            Params={
+                "Bucket": self._bucket,
+                "Key": key,
+                "ChecksumSHA256": checksum_b64(sha256_hex),
+                "ContentLength": size,
+            },
+            ExpiresIn=expires_in,
+            HttpMethod="PUT",
+        )
+
+
+class DynamoSessionStore:
+    """Sessions in one table (user_id HASH, timestamp RANGE). Needs only dynamodb:PutItem."""
+
+    def __init__(self, client: DynamoDBClient, table: str) -> None:
+        self._client = client
+        self._table = table
+
+    def put_unless_same(
+        self, item: Mapping[str, AttributeValueTypeDef], content_hash: str
+    ) -> PutOutcome:
+        # New key or changed content => written (a re-sent, edited session replaces the old
+        # one); same content => the condition fails and the answer is "duplicate".
+        try:
+            self._client.put_item(
+                TableName=self._table,
+                Item={**item, HASH_ATTRIBUTE: {"S": content_hash}},
+                ConditionExpression="attribute_not_exists(#h) OR #h <> :h",
+                ExpressionAttributeNames={"#h": HASH_ATTRIBUTE},
+                ExpressionAttributeValues={":h": {"S": content_hash}},
+            )
+        except ClientError as exc:
+            if _error_code(exc) == "ConditionalCheckFailedException":
+                return "duplicate"
+            raise
+        return "stored"
+
+
+def _error_code(exc: ClientError) -> str:
+    error: Any = exc.response.get("Error", {})
+    return str(error.get("Code", ""))
