@@ -1,0 +1,236 @@
+"""API Gateway's request path, minus HTTP: size, key, throttle, quota, then the Lambda proxy call.
+
+Where AWS documents the answer, the devstack gives the same one:
+- 403 {"message": "Forbidden"} for a missing or unknown key (InvalidKeyParameter), checked before
+  the usage plan: "If there is a match, API Gateway throttles the requests based on the plan's
+  request limit and quota" (API Gateway developer guide, "Choose an API key source").
+- 429 "Too Many Requests" (rate/burst) before 429 "Limit Exceeded" (quota); a throttled request
+  does not use quota.
+- An Invoke payload over Lambda's 6 MB synchronous cap is rejected by the Lambda API, and "If the
+  Lambda API rejects the invocation request, API Gateway returns a 500 error code ... If the
+  function runs but returns an error, or returns a response in the wrong format, API Gateway
+  returns a 502 ... the body ... is {"message": "Internal server error"}" (Lambda developer guide,
+  "Handling Lambda errors with an API Gateway API").
+Choice, not documented by AWS: the 10 MB body check comes first, from Content-Length, so an
+oversized body is refused before it is read and costs no quota.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import threading
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+
+from .clock import Clock, SystemClock
+from .counters import Outcome, UsageCounters
+from .events import (
+    ApiIdentity,
+    IncomingRequest,
+    MalformedProxyResponse,
+    build_rest_event,
+    event_size,
+    parse_proxy_response,
+)
+from .faults import Fault, FaultInjector
+from .quota import DailyQuota
+from .throttle import TokenBucket
+
+__all__ = [
+    "MAX_BODY_BYTES",
+    "MAX_EVENT_BYTES",
+    "Gateway",
+    "GatewayReply",
+    "Handler",
+]
+
+Handler = Callable[[dict[str, Any], Any], Any]
+
+MAX_BODY_BYTES = 10 * 1024 * 1024  # API Gateway REST payload quota, "10 MB"
+MAX_EVENT_BYTES = 6 * 1024 * 1024  # Lambda synchronous Invoke request payload, "6 MB"
+
+_log = structlog.get_logger("exportsync_devstack.gateway")
+
+
+@dataclass(frozen=True)
+class GatewayReply:
+    """What the HTTP layer sends: an answer, a late answer (`delay`), or nothing (`drop`)."""
+
+    status: int
+    headers: tuple[tuple[str, str], ...] = ()
+    body: bytes = b""
+    drop: bool = False
+    delay: float = 0.0
+
+
+def _gateway_error(status: int, message: str, error_type: str, request_id: str) -> GatewayReply:
+    return GatewayReply(
+        status,
+        (
+            ("Content-Type", "application/json"),
+            ("x-amzn-RequestId", request_id),
+            ("x-amzn-ErrorType", error_type),
+        ),
+        json.dumps({"message": message}).encode("utf-8"),
+    )
+
+
+_FAULT_REPLIES: dict[Fault, tuple[int, str, str]] = {
+    Fault.BAD_GATEWAY: (502, "Internal server error", "InternalServerErrorException"),
+    Fault.BAD_GATEWAY_AFTER: (502, "Internal server error", "InternalServerErrorException"),
+    Fault.UNAVAILABLE: (503, "Service Unavailable", "ServiceUnavailableException"),
+    Fault.TIMEOUT_AFTER: (504, "Endpoint request timed out", "IntegrationTimeout"),
+}
+
+
+class Gateway:
+    """One API stage with one usage-plan key in front of one Lambda handler."""
+
+    def __init__(
+        self,
+        *,
+        handler: Handler,
+        api_key: str,
+        api_key_id: str,
+        throttle: TokenBucket,
+        quota: DailyQuota,
+        faults: FaultInjector | None = None,
+        counters: UsageCounters | None = None,
+        clock: Clock | None = None,
+        stage: str = "devstack",
+        slow_seconds: float = 3.0,
+        max_body: int = MAX_BODY_BYTES,
+        max_event: int = MAX_EVENT_BYTES,
+    ) -> None:
+        self._handler = handler
+        self._identity = ApiIdentity(api_key_id=api_key_id, api_key=api_key)
+        self._throttle = throttle
+        self._quota = quota
+        self._faults = faults
+        self.counters = counters if counters is not None else UsageCounters()
+        self._clock = clock if clock is not None else SystemClock()
+        self.stage = stage
+        self._slow_seconds = slow_seconds
+        self.max_body = max_body
+        self._max_event = max_event
+        # Like one warm Lambda container: one invocation at a time.
+        self._invoke_lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"Gateway(stage={self.stage!r}, api_key_id={self._identity.api_key_id!r})"
+
+    def _split_stage(self, raw_path: str) -> str | None:
+        prefix = f"/{self.stage}"
+        if raw_path == prefix:
+            return "/"
+        if raw_path.startswith(prefix + "/"):
+            return raw_path[len(prefix) :]
+        return None
+
+    def route_of(self, method: str, raw_path: str) -> str:
+        path = self._split_stage(raw_path)
+        return f"{method} {path if path is not None else raw_path}"
+
+    def _finish(self, route: str, outcome: Outcome, reply: GatewayReply, rid: str) -> GatewayReply:
+        self.counters.record(route, outcome)
+        _log.info("gateway_request", route=route, outcome=outcome, status=reply.status, rid=rid)
+        return reply
+
+    def reject_too_large(self, method: str, raw_path: str) -> GatewayReply:
+        """413 for a body over the limit; the HTTP layer calls it before reading the body."""
+        rid = str(uuid.uuid4())
+        reply = _gateway_error(413, "Request Too Long", "RequestTooLarge", rid)
+        return self._finish(self.route_of(method, raw_path), "too_large", reply, rid)
+
+    def usage(self) -> dict[str, Any]:
+        return self.counters.snapshot(self._quota.snapshot())
+
+    def handle(
+        self,
+        method: str,
+        raw_path: str,
+        *,
+        query: str = "",
+        headers: Sequence[tuple[str, str]] = (),
+        body: bytes = b"",
+        source_ip: str = "127.0.0.1",
+    ) -> GatewayReply:
+        """Run one request through the gateway's checks and, when accepted, the handler."""
+        route = self.route_of(method, raw_path)
+        if len(body) > self.max_body:
+            return self.reject_too_large(method, raw_path)
+        rid = str(uuid.uuid4())
+        path = self._split_stage(raw_path)
+        if path is None:
+            # What execute-api answers for a path outside any deployed stage/resource.
+            reply = _gateway_error(
+                403, "Missing Authentication Token", "MissingAuthenticationToken", rid
+            )
+            return self._finish(route, "forbidden", reply, rid)
+        request = IncomingRequest(method, path, query, tuple(headers), body, source_ip)
+        sent_key = request.header("x-api-key") or ""
+        if not hmac.compare_digest(sent_key.encode(), self._identity.api_key.encode()):
+            reply = _gateway_error(403, "Forbidden", "ForbiddenException", rid)
+            return self._finish(route, "forbidden", reply, rid)
+        if not self._throttle.try_acquire():
+            reply = _gateway_error(429, "Too Many Requests", "TooManyRequestsException", rid)
+            return self._finish(route, "throttled", reply, rid)
+        if not self._quota.try_consume():
+            reply = _gateway_error(429, "Limit Exceeded", "LimitExceededException", rid)
+            return self._finish(route, "quota_exceeded", reply, rid)
+        self.counters.record(route, "accepted")
+        reply = self._accepted(route, request, rid)
+        _log.info("gateway_request", route=route, outcome="accepted", status=reply.status, rid=rid)
+        return reply
+
+    def _accepted(self, route: str, request: IncomingRequest, rid: str) -> GatewayReply:
+        fault = self._faults.draw() if self._faults is not None else None
+        if fault is not None:
+            self.counters.record_fault(route, fault.value)
+            _log.info("fault_injected", route=route, fault=fault.value, rid=rid)
+        if fault is not None and not fault.handler_runs:
+            return self._fault_reply(fault, rid)
+        reply = self._invoke(request, rid)
+        if fault is None:
+            return reply
+        if fault is Fault.SLOW:
+            return GatewayReply(reply.status, reply.headers, reply.body, delay=self._slow_seconds)
+        return self._fault_reply(fault, rid)
+
+    def _fault_reply(self, fault: Fault, rid: str) -> GatewayReply:
+        if fault in (Fault.DROP, Fault.DROP_AFTER):
+            return GatewayReply(0, drop=True)
+        status, message, error_type = _FAULT_REPLIES[fault]
+        return _gateway_error(status, message, error_type, rid)
+
+    def _invoke(self, request: IncomingRequest, rid: str) -> GatewayReply:
+        event = build_rest_event(
+            request, self._identity, stage=self.stage, request_id=rid, epoch=self._clock.time()
+        )
+        if event_size(event) > self._max_event:
+            _log.warning("lambda_payload_too_large", size=event_size(event), rid=rid)
+            return _gateway_error(500, "Internal server error", "InternalServerErrorException", rid)
+        try:
+            with self._invoke_lock:
+                result = self._handler(event, None)
+            response = parse_proxy_response(result)
+        except MalformedProxyResponse as exc:
+            _log.error("lambda_bad_response", error=str(exc), rid=rid)
+            return _gateway_error(502, "Internal server error", "InternalServerErrorException", rid)
+        except Exception as exc:  # any function error is a 502, as in AWS
+            _log.error("lambda_error", error_type=type(exc).__name__, rid=rid)
+            return _gateway_error(502, "Internal server error", "InternalServerErrorException", rid)
+        if len(response.body) > self._max_event:
+            _log.error("lambda_response_too_large", size=len(response.body), rid=rid)
+            return _gateway_error(502, "Internal server error", "InternalServerErrorException", rid)
+        headers = list(response.headers)
+        names = {key.lower() for key, _ in headers}
+        if "content-type" not in names:
+            headers.append(("Content-Type", "application/json"))  # API Gateway's default
+        headers.append(("x-amzn-RequestId", rid))
+        return GatewayReply(response.status, tuple(headers), response.body)
