@@ -1,0 +1,650 @@
+"""The daemon's configuration: defaults, then the TOML file, then the environment, then CLI flags.
+
+Everything is validated once, here; every problem is a `ConfigError` naming the dotted key
+(``watch.dir``, ``api.url``...). Keys and sections are the ones in CONTRACT §3 plus a few extras
+documented in ``config/exportsync.example.toml``. Environment variables are
+``EXPORTSYNC_<SECTION>_<KEY>`` (``EXPORTSYNC_WATCH_DIR``, ``EXPORTSYNC_LOG_LEVEL``...), except
+the API key, which is ``EXPORTSYNC_API_KEY``. Relative paths in the file are relative to the
+file's folder.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hmac
+import ipaddress
+import math
+import os
+import re
+import stat
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import time
+from pathlib import Path
+from typing import Literal, cast
+from urllib.parse import urlsplit
+
+import platformdirs
+
+from exportsync.errors import ConfigError
+from exportsync.logs import register_secret
+
+__all__ = [
+    "ENV_API_KEY",
+    "ENV_CONFIG",
+    "ApiConfig",
+    "Config",
+    "LogConfig",
+    "QuotaConfig",
+    "Secret",
+    "StateConfig",
+    "WatchConfig",
+    "env_var_for",
+    "load_config",
+]
+
+ENV_CONFIG = "EXPORTSYNC_CONFIG"
+ENV_API_KEY = "EXPORTSYNC_API_KEY"
+_ENV_PREFIX = "EXPORTSYNC_"
+_CREDENTIAL_NAME = "api_key"
+# API Gateway hands the Lambda at most 6 MB, base64 inflates by 4/3: 4.5 MB raw is the hard ceiling.
+_INLINE_CEILING = 4_500_000
+_BATCH_CEILING = 100  # CONTRACT §1: batches of up to 100 sessions or presigned files
+
+AfterUpload = Literal["keep", "move", "delete"]
+LogFormat = Literal["json", "console"]
+_LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
+class Secret:
+    """A string that never shows itself in a repr, str, f-string or log; `.reveal()` uses it."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('***')"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Secret):
+            return NotImplemented
+        return hmac.compare_digest(self._value.encode(), other._value.encode())
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+
+@dataclass(frozen=True)
+class WatchConfig:
+    dir: Path
+    recursive: bool = False
+    csv_globs: tuple[str, ...] = ("*.csv",)
+    session_globs: tuple[str, ...] = ("*.session.json",)
+    ignore_globs: tuple[str, ...] = (".*", "*.tmp", "*.part", "*~")
+    after_upload: AfterUpload = "keep"
+    settle_seconds: float = 2.0
+    use_polling: bool = False
+
+
+@dataclass(frozen=True)
+class ApiConfig:
+    url: str
+    api_key: Secret | None
+    user_id: str | None
+    timeout_seconds: float = 30.0
+    inline_max_bytes: int = 4_000_000
+    batch_max_files: int = 100
+
+
+@dataclass(frozen=True)
+class QuotaConfig:
+    requests_per_second: float = 1.0
+    burst: int = 1
+    daily_requests: int = 10
+    reset_utc: time = time(0, 0)
+    margin_seconds: float = 0.25
+
+
+@dataclass(frozen=True)
+class StateConfig:
+    dir: Path
+
+
+@dataclass(frozen=True)
+class LogConfig:
+    format: LogFormat | None = None
+    level: str = "info"
+
+
+@dataclass(frozen=True)
+class Config:
+    watch: WatchConfig
+    api: ApiConfig
+    quota: QuotaConfig
+    state: StateConfig
+    log: LogConfig
+    path: Path | None
+    warnings: tuple[str, ...] = field(default=())
+
+
+# --- schema: every key, its kind. Kinds name the parser used in _coerce. -------------------------
+
+_SCHEMA: dict[str, dict[str, str]] = {
+    "watch": {
+        "dir": "path",
+        "recursive": "bool",
+        "csv_globs": "globs",
+        "session_globs": "globs",
+        "ignore_globs": "globs",
+        "after_upload": "after_upload",
+        "settle_seconds": "float",
+        "polling": "bool",
+    },
+    "api": {
+        "url": "str",
+        "api_key": "str",
+        "api_key_file": "path",
+        "user_id": "str",
+        "timeout_seconds": "float",
+        "inline_max_bytes": "int",
+        "batch_max_files": "int",
+    },
+    "quota": {
+        "requests_per_second": "float",
+        "burst": "int",
+        "daily_requests": "int",
+        "reset_utc": "time",
+        "margin_seconds": "float",
+    },
+    "state": {"dir": "path"},
+    "log": {"format": "log_format", "level": "log_level"},
+}
+
+
+def env_var_for(key: str) -> str:
+    """The environment variable for a dotted key: ``watch.dir`` -> ``EXPORTSYNC_WATCH_DIR``."""
+    if key == "api.api_key":
+        return ENV_API_KEY
+    return _ENV_PREFIX + key.replace(".", "_").upper()
+
+
+@dataclass(frozen=True)
+class _Value:
+    """One raw setting and where it came from (the source decides how strictly it is typed)."""
+
+    raw: object
+    source: str  # "file", "env:NAME" or "flag"
+    base: Path | None = None  # folder that relative paths are resolved against
+
+
+# --- public entry point ----------------------------------------------------------------------
+
+
+def load_config(
+    path: Path | None = None,
+    *,
+    env: Mapping[str, str] | None = None,
+    overrides: Mapping[str, object] | None = None,
+    require_api: bool = True,
+    require_watch: bool | None = None,
+) -> Config:
+    """Build the validated Config; raise ConfigError naming the first bad key.
+
+    `require_api` demands api.url and an API key, and (unless `require_watch` says otherwise)
+    watch.dir. `require_watch=True, require_api=False` suits `service install`, where the key
+    arrives later through a systemd credential.
+    """
+    environ: Mapping[str, str] = os.environ if env is None else env
+    need_watch = require_api if require_watch is None else require_watch
+    warnings: list[str] = []
+
+    config_path = _locate(path, environ)
+    layers: dict[str, _Value] = {}
+    if config_path is not None:
+        for key, raw in _read_file(config_path).items():
+            layers[key] = _Value(raw, "file", config_path.parent)
+        _check_file_mode(config_path, layers, warnings)
+    for key, value in _from_env(environ, warnings).items():
+        layers[key] = value
+    for key, raw in (overrides or {}).items():
+        _check_known(key)
+        if raw is not None:
+            layers[key] = _Value(raw, "flag")
+
+    values = {key: _coerce(key, value, environ) for key, value in layers.items()}
+    watch = _build_watch(values, need_watch, environ, warnings)
+    api = _build_api(values, layers, environ, require_api, warnings)
+    return Config(
+        watch=watch,
+        api=api,
+        quota=_build_quota(values),
+        state=StateConfig(dir=_state_dir(values, environ)),
+        log=LogConfig(
+            format=cast("LogFormat | None", values.get("log.format")),
+            level=cast(str, values.get("log.level", "info")),
+        ),
+        path=config_path,
+        warnings=tuple(warnings),
+    )
+
+
+# --- sources ---------------------------------------------------------------------------------
+
+
+def _locate(path: Path | None, environ: Mapping[str, str]) -> Path | None:
+    if path is None:
+        named = environ.get(ENV_CONFIG, "").strip()
+        if not named:
+            return None
+        path = Path(named)
+    return _expand_path(str(path), environ, "config", None)
+
+
+def _read_file(path: Path) -> dict[str, object]:
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError("config", f"cannot read {path}: {exc.strerror or exc}") from None
+    try:
+        document = tomllib.loads(data.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ConfigError("config", f"{path} is not UTF-8 (byte {exc.start})") from None
+    except tomllib.TOMLDecodeError as exc:
+        # The message carries the position, e.g. "Expected '=' ... (at line 3, column 7)".
+        raise ConfigError("config", f"{path} is not valid TOML: {exc}") from None
+    flat: dict[str, object] = {}
+    for section, table in document.items():
+        if section not in _SCHEMA:
+            raise ConfigError(section, f"unknown section{_suggest(section, _SCHEMA)}")
+        if not isinstance(table, dict):
+            raise ConfigError(section, "must be a table, e.g. [" + section + "]")
+        for name, raw in table.items():
+            key = f"{section}.{name}"
+            _check_known(key)
+            flat[key] = raw
+    return flat
+
+
+def _from_env(environ: Mapping[str, str], warnings: list[str]) -> dict[str, _Value]:
+    known = {env_var_for(f"{s}.{k}"): f"{s}.{k}" for s, keys in _SCHEMA.items() for k in keys}
+    found: dict[str, _Value] = {}
+    for name, raw in environ.items():
+        if not name.startswith(_ENV_PREFIX) or name == ENV_CONFIG:
+            continue
+        key = known.get(name)
+        if key is None:
+            warnings.append(f"ignoring unknown environment variable {name}")
+        elif raw != "":
+            found[key] = _Value(raw, f"env:{name}")
+    return found
+
+
+def _check_known(key: str) -> None:
+    section, _, name = key.partition(".")
+    if section not in _SCHEMA:
+        raise ConfigError(key, f"unknown section{_suggest(section, _SCHEMA)}")
+    if name not in _SCHEMA[section]:
+        raise ConfigError(key, f"unknown key{_suggest(name, _SCHEMA[section])}")
+
+
+def _suggest(word: str, choices: Mapping[str, object]) -> str:
+    close = difflib.get_close_matches(word, list(choices), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _check_file_mode(path: Path, layers: Mapping[str, _Value], warnings: list[str]) -> None:
+    held = layers.get("api.api_key")
+    if held is None or held.source != "file":
+        return
+    mode = path.stat().st_mode
+    if mode & (stat.S_IRGRP | stat.S_IROTH):
+        warnings.append(
+            f"{path} holds api.api_key and is readable by group or others "
+            f"(mode {stat.S_IMODE(mode):o}); chmod 600 it or use api.api_key_file"
+        )
+
+
+# --- coercion: one parser per kind -----------------------------------------------------------
+
+
+def _coerce(key: str, value: _Value, environ: Mapping[str, str]) -> object:
+    section, _, name = key.partition(".")
+    kind = _SCHEMA[section][name]
+    textual = value.source != "file" and isinstance(value.raw, str)
+    where = "" if value.source in ("file", "flag") else f" (from {value.source[4:]})"
+    try:
+        if kind == "path":
+            return _as_path(key, value, environ)
+        return _PARSERS[kind](value.raw, textual)
+    except ConfigError as exc:
+        raise ConfigError(key, exc.message + where) from None
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(key, f"{exc}{where}") from None
+
+
+def _as_path(key: str, value: _Value, environ: Mapping[str, str]) -> Path:
+    if isinstance(value.raw, Path):
+        return _expand_path(str(value.raw), environ, key, value.base)
+    if not isinstance(value.raw, str) or not value.raw.strip():
+        raise ConfigError(key, "must be a non-empty path string")
+    return _expand_path(value.raw, environ, key, value.base)
+
+
+_VAR = re.compile(r"\$(\w+)|\$\{(\w+)\}")
+
+
+def _expand_path(text: str, environ: Mapping[str, str], key: str, base: Path | None) -> Path:
+    """Expand ``$VAR``/``${VAR}`` (from `environ`, unset is an error) and ``~``; make absolute."""
+
+    def sub(match: re.Match[str]) -> str:
+        name = match.group(1) or match.group(2)
+        if name not in environ:
+            raise ConfigError(key, f"${name} is not set")
+        return environ[name]
+
+    expanded = _VAR.sub(sub, text)
+    if expanded == "~" or expanded.startswith("~/"):
+        home = environ.get("HOME") or str(Path.home())
+        expanded = home + expanded[1:]
+    path = Path(expanded).expanduser()  # ~user
+    if not path.is_absolute():
+        path = (base or Path.cwd()) / path
+    return path
+
+
+def _as_bool(raw: object, textual: bool) -> bool:
+    if isinstance(raw, bool):
+        return raw
+    if textual and isinstance(raw, str):
+        lowered = raw.strip().lower()
+        if lowered in ("1", "true", "yes", "on"):
+            return True
+        if lowered in ("0", "false", "no", "off"):
+            return False
+    raise ConfigError("", "must be true or false")
+
+
+def _as_str(raw: object, textual: bool) -> str:
+    if not isinstance(raw, str) or not raw.strip():
+        raise ConfigError("", "must be a non-empty string")
+    return raw.strip()
+
+
+def _as_float(raw: object, textual: bool) -> float:
+    if textual and isinstance(raw, str):
+        try:
+            raw = float(raw)
+        except ValueError:
+            raise ConfigError("", "must be a number") from None
+    if isinstance(raw, bool) or not isinstance(raw, int | float) or not math.isfinite(raw):
+        raise ConfigError("", "must be a finite number")
+    return float(raw)
+
+
+def _as_int(raw: object, textual: bool) -> int:
+    if textual and isinstance(raw, str):
+        try:
+            raw = int(raw)
+        except ValueError:
+            raise ConfigError("", "must be a whole number") from None
+    if isinstance(raw, bool) or not isinstance(raw, int):
+        raise ConfigError("", "must be a whole number")
+    return raw
+
+
+def _as_globs(raw: object, textual: bool) -> tuple[str, ...]:
+    if textual and isinstance(raw, str):
+        raw = [part.strip() for part in raw.split(",") if part.strip()]
+    if not isinstance(raw, list | tuple):
+        raise ConfigError("", "must be a list of glob strings")
+    globs: list[str] = []
+    for item in raw:
+        if not isinstance(item, str) or not item:
+            raise ConfigError("", "must be a list of non-empty strings")
+        if "/" in item or "\\" in item:
+            raise ConfigError("", f"{item!r}: globs match file names, not paths")
+        globs.append(item)
+    return tuple(globs)
+
+
+def _as_time(raw: object, textual: bool) -> time:
+    if isinstance(raw, time):  # TOML local time, e.g. reset_utc = 00:00:00
+        if raw.tzinfo is not None:
+            raise ConfigError("", "must be a UTC wall time without offset")
+        return raw
+    if isinstance(raw, str):
+        match = re.fullmatch(r"(\d{1,2}):(\d{2})", raw.strip())
+        if match and int(match[1]) < 24 and int(match[2]) < 60:
+            return time(int(match[1]), int(match[2]))
+    raise ConfigError("", 'must be "HH:MM" (UTC, 24-hour)')
+
+
+def _one_of(*choices: str) -> Callable[[object, bool], str]:
+    def parse(raw: object, textual: bool) -> str:
+        if isinstance(raw, str) and raw.strip().lower() in choices:
+            return raw.strip().lower()
+        raise ConfigError("", "must be one of " + ", ".join(choices))
+
+    return parse
+
+
+_PARSERS: dict[str, Callable[[object, bool], object]] = {
+    "bool": _as_bool,
+    "str": _as_str,
+    "float": _as_float,
+    "int": _as_int,
+    "globs": _as_globs,
+    "time": _as_time,
+    "after_upload": _one_of("keep", "move", "delete"),
+    "log_format": _one_of("json", "console"),
+    "log_level": _one_of(*_LOG_LEVELS),
+}
+
+
+# --- sections --------------------------------------------------------------------------------
+
+
+def _build_watch(
+    values: Mapping[str, object], required: bool, environ: Mapping[str, str], warnings: list[str]
+) -> WatchConfig:
+    directory = cast("Path | None", values.get("watch.dir"))
+    if directory is None:
+        if required:
+            raise ConfigError(
+                "watch.dir",
+                "is required: set it under [watch] in the config file "
+                f"(see config/exportsync.example.toml) or in {env_var_for('watch.dir')}",
+            )
+        # Only a placeholder: callers that do not require the watch folder never use it.
+        directory = _expand_path("~/Exports", environ, "watch.dir", None)
+    elif directory.exists() and not directory.is_dir():
+        raise ConfigError("watch.dir", f"{directory} is not a directory")
+    elif required and not directory.exists():
+        warnings.append(f"watch.dir {directory} does not exist yet")
+    settle = cast(float, values.get("watch.settle_seconds", 2.0))
+    if not 0 < settle <= 3600:
+        raise ConfigError("watch.settle_seconds", "must be > 0 and at most 3600")
+    defaults = WatchConfig(dir=directory)
+    return WatchConfig(
+        dir=directory,
+        recursive=cast(bool, values.get("watch.recursive", defaults.recursive)),
+        csv_globs=cast("tuple[str, ...]", values.get("watch.csv_globs", defaults.csv_globs)),
+        session_globs=cast(
+            "tuple[str, ...]", values.get("watch.session_globs", defaults.session_globs)
+        ),
+        ignore_globs=cast(
+            "tuple[str, ...]", values.get("watch.ignore_globs", defaults.ignore_globs)
+        ),
+        after_upload=cast(AfterUpload, values.get("watch.after_upload", "keep")),
+        settle_seconds=settle,
+        use_polling=cast(bool, values.get("watch.polling", False)),
+    )
+
+
+def _build_api(
+    values: Mapping[str, object],
+    layers: Mapping[str, _Value],
+    environ: Mapping[str, str],
+    required: bool,
+    warnings: list[str],
+) -> ApiConfig:
+    url = cast("str | None", values.get("api.url"))
+    if url is not None:
+        url = _check_url(url)
+    elif required:
+        raise ConfigError("api.url", "is required: the API's base URL, e.g. https://…/prod")
+    key = _api_key(values, layers, environ, required, warnings)
+    if key is None and required:
+        raise ConfigError(
+            "api.api_key",
+            f"no API key: set api.api_key_file (or api.api_key) or {ENV_API_KEY}, "
+            "or pass it as the systemd credential 'api_key'",
+        )
+    timeout = cast(float, values.get("api.timeout_seconds", 30.0))
+    if timeout <= 0:
+        raise ConfigError("api.timeout_seconds", "must be > 0")
+    inline = cast(int, values.get("api.inline_max_bytes", 4_000_000))
+    if not 1 <= inline <= _INLINE_CEILING:
+        raise ConfigError(
+            "api.inline_max_bytes",
+            f"must be between 1 and {_INLINE_CEILING} (the Lambda payload limit after base64)",
+        )
+    batch = cast(int, values.get("api.batch_max_files", 100))
+    if not 1 <= batch <= _BATCH_CEILING:
+        raise ConfigError("api.batch_max_files", f"must be between 1 and {_BATCH_CEILING}")
+    return ApiConfig(
+        url=url or "",
+        api_key=key,
+        user_id=cast("str | None", values.get("api.user_id")),
+        timeout_seconds=timeout,
+        inline_max_bytes=inline,
+        batch_max_files=batch,
+    )
+
+
+def _check_url(url: str) -> str:
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        raise ConfigError("api.url", f"is not a valid URL: {exc}") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError("api.url", "must be an http(s) URL with a host")
+    if parts.username or parts.password:
+        raise ConfigError("api.url", "must not carry credentials; use api.api_key_file")
+    if parts.query or parts.fragment:
+        raise ConfigError("api.url", "must not have a query or fragment")
+    if port == 0:
+        raise ConfigError("api.url", "port 0 is not a valid port")
+    if parts.scheme == "http" and not _is_loopback(parts.hostname):
+        raise ConfigError("api.url", "plain http:// is only allowed for loopback; use https://")
+    return url.rstrip("/")
+
+
+def _is_loopback(host: str) -> bool:
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+_SOURCE_RANK = {"file": 0, "env": 1, "flag": 2}
+
+
+def _api_key(
+    values: Mapping[str, object],
+    layers: Mapping[str, _Value],
+    environ: Mapping[str, str],
+    required: bool,
+    warnings: list[str],
+) -> Secret | None:
+    """The key from the highest layer that sets api.api_key or api.api_key_file, else the
+    systemd credential. Equal layers: the key itself wins over the file naming it."""
+    inline, named = layers.get("api.api_key"), layers.get("api.api_key_file")
+    if inline is not None and named is not None and inline.source == named.source == "file":
+        raise ConfigError("api.api_key", "set either api.api_key or api.api_key_file, not both")
+    if inline is not None and (named is None or _rank(inline) >= _rank(named)):
+        return _accept_key("api.api_key", cast(str, values["api.api_key"]))
+    try:
+        if named is not None:
+            path = cast(Path, values["api.api_key_file"])
+            return _read_key_file("api.api_key_file", path, warnings)
+        credentials = environ.get("CREDENTIALS_DIRECTORY")
+        if credentials and (Path(credentials) / _CREDENTIAL_NAME).is_file():
+            return _read_key_file("api.api_key", Path(credentials) / _CREDENTIAL_NAME, None)
+    except ConfigError as exc:
+        if required:
+            raise
+        # e.g. `service install` before the systemd credential exists: not needed yet.
+        warnings.append(str(exc))
+    return None
+
+
+def _rank(value: _Value) -> int:
+    return _SOURCE_RANK[value.source.partition(":")[0]]
+
+
+def _read_key_file(key: str, path: Path, warnings: list[str] | None) -> Secret:
+    try:
+        text = path.read_text(encoding="utf-8")
+        mode = path.stat().st_mode
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else "unreadable"
+        raise ConfigError(key, f"cannot read the API key from {path}: {reason}") from None
+    if warnings is not None and mode & (stat.S_IRGRP | stat.S_IROTH):
+        warnings.append(f"{path} (the API key) is readable by group or others; chmod 600 it")
+    return _accept_key(key, text.rstrip("\r\n"))
+
+
+def _accept_key(key: str, text: str) -> Secret:
+    # A newline or space inside a header value would make requests raise with the value in the
+    # message, so refuse it here, without echoing it.
+    if not text:
+        raise ConfigError(key, "the API key is empty")
+    if any(ch.isspace() or not ch.isprintable() for ch in text):
+        raise ConfigError(key, "the API key contains whitespace or control characters")
+    register_secret(text)
+    return Secret(text)
+
+
+def _build_quota(values: Mapping[str, object]) -> QuotaConfig:
+    rps = cast(float, values.get("quota.requests_per_second", 1.0))
+    if rps <= 0:
+        raise ConfigError("quota.requests_per_second", "must be > 0")
+    burst = cast(int, values.get("quota.burst", 1))
+    if burst < 1:
+        raise ConfigError("quota.burst", "must be at least 1")
+    daily = cast(int, values.get("quota.daily_requests", 10))
+    if daily < 0:
+        raise ConfigError("quota.daily_requests", "must be >= 0 (0 means no daily limit)")
+    margin = cast(float, values.get("quota.margin_seconds", 0.25))
+    if margin < 0:
+        raise ConfigError("quota.margin_seconds", "must be >= 0")
+    return QuotaConfig(
+        requests_per_second=rps,
+        burst=burst,
+        daily_requests=daily,
+        reset_utc=cast(time, values.get("quota.reset_utc", time(0, 0))),
+        margin_seconds=margin,
+    )
+
+
+def _state_dir(values: Mapping[str, object], environ: Mapping[str, str]) -> Path:
+    explicit = values.get("state.dir")
+    if explicit is not None:
+        return cast(Path, explicit)
+    # systemd's StateDirectory= (system: /var/lib/exportsync) may list several, colon-separated.
+    systemd_dirs = environ.get("STATE_DIRECTORY", "")
+    if systemd_dirs:
+        return Path(systemd_dirs.split(":")[0])
+    return Path(platformdirs.user_state_dir("exportsync", appauthor=False))

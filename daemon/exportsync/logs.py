@@ -1,0 +1,166 @@
+"""structlog, configured once at the entry point: JSON lines for journald/files, console on a TTY.
+
+Every line passes through `redact_secrets` just before rendering, after tracebacks are turned into
+data, so a registered secret (the API key) or a value under a key such as ``x-api-key`` or
+``authorization`` is written as ``***`` wherever it appears, exceptions included. Stdlib logging
+(urllib3, watchdog, botocore) is bridged into the same output at WARNING and above.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+from collections.abc import Mapping
+from typing import Literal, TextIO, cast
+
+import structlog
+from structlog.tracebacks import ExceptionDictTransformer
+from structlog.typing import EventDict, FilteringBoundLogger, Processor, WrappedLogger
+
+__all__ = [
+    "REDACTED",
+    "configure_logging",
+    "get_logger",
+    "redact_secrets",
+    "register_secret",
+]
+
+REDACTED = "***"
+_LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING}
+_LEVELS["error"] = logging.ERROR
+_SENSITIVE_KEY = re.compile(
+    r"(x[-_])?api[-_]?key|(proxy[-_])?authorization|password|secret|cookie", re.IGNORECASE
+)
+# Substring replacement of very short values would shred unrelated text; real keys are long.
+_MIN_SUBSTRING = 6
+_MAX_DEPTH = 8
+
+_secrets: tuple[str, ...] = ()  # replaced, never mutated, so the processor reads it lock-free
+
+
+def register_secret(secret: str) -> None:
+    """Redact `secret` from every log line from now on (the config loader registers the key)."""
+    global _secrets  # noqa: PLW0603 -- one process-wide registry is the point
+    if secret and secret not in _secrets:
+        # Longest first, so a secret containing another is replaced whole.
+        _secrets = tuple(sorted((*_secrets, secret), key=len, reverse=True))
+
+
+def redact_secrets(_logger: WrappedLogger, _method: str, event_dict: EventDict) -> EventDict:
+    """structlog processor: mask registered secrets and sensitive keys, recursively."""
+    return cast(EventDict, _scrub(event_dict, _secrets, 0))
+
+
+def _scrub(value: object, secrets: tuple[str, ...], depth: int) -> object:
+    if isinstance(value, str):
+        return _scrub_text(value, secrets)
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    if depth >= _MAX_DEPTH:
+        return _scrub_text(repr(value), secrets)
+    if isinstance(value, Mapping):
+        return {
+            key: REDACTED
+            if isinstance(key, str) and _SENSITIVE_KEY.fullmatch(key)
+            else _scrub(item, secrets, depth + 1)
+            for key, item in value.items()
+        }
+    if isinstance(value, list | tuple | set | frozenset):
+        return [_scrub(item, secrets, depth + 1) for item in value]
+    # Anything else is rendered through repr()/str() later: check what that would show.
+    if secrets:
+        try:
+            shown = f"{value!r} {value!s}"
+        except Exception:  # a broken __repr__ must not break logging
+            return f"<unrepresentable {type(value).__name__}>"
+        if any(secret in shown for secret in secrets):
+            return _scrub_text(repr(value), secrets)
+    return value
+
+
+def _scrub_text(text: str, secrets: tuple[str, ...]) -> str:
+    for secret in secrets:
+        if text == secret or (len(secret) >= _MIN_SUBSTRING and secret in text):
+            text = text.replace(secret, REDACTED)
+    return text
+
+
+class _StdlibBridge(logging.Handler):
+    """Forward library log records into structlog, so they get the same format and redaction."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            logger: FilteringBoundLogger = structlog.get_logger()
+            logger.log(
+                record.levelno,
+                "library_log",
+                logger_name=record.name,
+                message=record.getMessage(),
+                exc_info=record.exc_info or False,
+            )
+        except Exception:  # logging must never take the daemon down
+            self.handleError(record)
+
+
+def configure_logging(
+    fmt: Literal["json", "console"] | None, level: str, stream: TextIO | None = None
+) -> None:
+    """Configure structlog and the stdlib bridge, once at the entry point (tests may repeat)."""
+    out = stream if stream is not None else sys.stderr
+    tty = _isatty(out)
+    chosen = fmt or ("console" if tty else "json")
+    try:
+        min_level = _LEVELS[level.lower()]
+    except KeyError:
+        raise ValueError(f"unknown log level {level!r}") from None
+
+    shared: list[Processor] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+    ]
+    renderer: list[Processor]
+    if chosen == "json":
+        renderer = [
+            # No locals in tracebacks: a local variable may well hold the key.
+            structlog.processors.ExceptionRenderer(ExceptionDictTransformer(show_locals=False)),
+            redact_secrets,
+            structlog.processors.JSONRenderer(default=str),
+        ]
+    else:
+        renderer = [
+            structlog.processors.format_exc_info,  # text first, so it can be redacted
+            redact_secrets,
+            structlog.dev.ConsoleRenderer(colors=tty),
+        ]
+    structlog.configure(
+        processors=[*shared, *renderer],
+        wrapper_class=structlog.make_filtering_bound_logger(min_level),
+        logger_factory=structlog.WriteLoggerFactory(file=out),
+        context_class=dict,
+        # Module-level loggers are created before this runs; don't freeze the old config in them.
+        cache_logger_on_first_use=False,
+    )
+    _install_bridge()
+
+
+def _install_bridge() -> None:
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        if isinstance(handler, _StdlibBridge):
+            root.removeHandler(handler)
+    root.addHandler(_StdlibBridge(level=logging.WARNING))
+    root.setLevel(logging.WARNING)
+
+
+def _isatty(stream: TextIO) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):  # closed or not a real file
+        return False
+
+
+def get_logger(name: str) -> FilteringBoundLogger:
+    """A logger whose lines carry ``logger_name=name``; safe to create at import time."""
+    return cast(FilteringBoundLogger, structlog.get_logger(logger_name=name))

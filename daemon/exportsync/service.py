@@ -1,0 +1,395 @@
+"""Service files for this machine: a systemd unit (system or user) or a launchd plist.
+
+Rendering is pure; `install`/`uninstall` write or remove the file atomically and return the commands
+the operator runs next (this module never runs systemctl or launchctl itself). `root` prefixes every
+path written, for tests and packaging (like DESTDIR).
+
+Stopping: systemd sends SIGTERM to the main process only (KillMode=mixed) and the daemon drains;
+after TimeoutStopSec it SIGKILLs what is left. A delivery cut short is safe: the spool is durable
+and a repeated upload is answered "duplicate".
+"""
+
+from __future__ import annotations
+
+import os
+import plistlib
+import shutil
+import sys
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+__all__ = [
+    "LAUNCHD_AGENT_LABEL",
+    "LAUNCHD_DAEMON_LABEL",
+    "SYSTEMD_CREDENTIAL_SOURCE",
+    "SYSTEMD_UNIT",
+    "InstallResult",
+    "Manager",
+    "default_executable",
+    "default_log_dir",
+    "default_manager",
+    "install",
+    "render_launchd",
+    "render_service",
+    "render_systemd",
+    "service_path",
+    "uninstall",
+]
+
+Manager = Literal["systemd", "launchd"]
+SYSTEMD_UNIT = "exportsync.service"
+SYSTEMD_CREDENTIAL_SOURCE = Path("/etc/exportsync/api_key")
+LAUNCHD_AGENT_LABEL = "com.exportsync.agent"
+LAUNCHD_DAEMON_LABEL = "com.exportsync.daemon"
+_STOP_TIMEOUT = 20  # seconds: TimeoutStopSec / ExitTimeOut
+_RESTART_DELAY = 5  # seconds: RestartSec / ThrottleInterval
+_CONFIG_ERROR_EXIT = 2  # CONTRACT §3: restarting on a config error only repeats it
+
+
+@dataclass(frozen=True)
+class InstallResult:
+    """What `install`/`uninstall` did and what to run next (each command one shell line)."""
+
+    path: Path
+    next_commands: tuple[str, ...]
+    notes: tuple[str, ...] = ()
+    changed: bool = True
+
+
+def default_manager() -> Manager:
+    return "launchd" if sys.platform == "darwin" else "systemd"
+
+
+def default_executable() -> str:
+    """The installed `exportsync` command, as an absolute path (service managers need one)."""
+    found = shutil.which("exportsync")
+    if found:
+        return str(Path(found).absolute())
+    return str(Path(sys.executable).absolute().parent / "exportsync")
+
+
+def default_log_dir(*, user_mode: bool, env: Mapping[str, str] | None = None) -> Path:
+    """Where launchd writes the daemon's stdout/stderr."""
+    if user_mode:
+        return _home(env) / "Library" / "Logs" / "exportsync"
+    return Path("/Library/Logs/exportsync")
+
+
+def service_path(
+    manager: Manager, *, user_mode: bool, env: Mapping[str, str] | None = None
+) -> Path:
+    """The file a service manager reads for exportsync on this machine."""
+    environ = os.environ if env is None else env
+    if manager == "systemd":
+        if user_mode:
+            config_home = environ.get("XDG_CONFIG_HOME") or str(_home(env) / ".config")
+            return Path(config_home) / "systemd" / "user" / SYSTEMD_UNIT
+        return Path("/etc/systemd/system") / SYSTEMD_UNIT
+    if user_mode:
+        return _home(env) / "Library" / "LaunchAgents" / f"{LAUNCHD_AGENT_LABEL}.plist"
+    return Path("/Library/LaunchDaemons") / f"{LAUNCHD_DAEMON_LABEL}.plist"
+
+
+# --- systemd ----------------------------------------------------------------------------------
+
+
+def render_systemd(
+    *,
+    executable: str,
+    config_path: Path,
+    user_mode: bool,
+    user: str | None,
+    watch_dir: Path | None = None,
+    state_dir: Path | None = None,
+) -> str:
+    """The unit text.
+
+    `watch_dir` (and an explicit `state_dir`) become ReadWritePaths=: the daemon moves or deletes
+    delivered files, and everything else is read-only under ProtectSystem=strict.
+    """
+    exec_start = " ".join(
+        _sd_quote(arg, exec_line=True) for arg in (executable, "run", "--config", str(config_path))
+    )
+    mode = "--user" if user_mode else "--system"
+    lines = [
+        f"# exportsync: rendered by `exportsync service print {mode}`; edit the config, not this.",
+        "[Unit]",
+        "Description=exportsync: deliver exported files to the exportsync API",
+    ]
+    if not user_mode:  # the user manager has no network-online.target
+        lines += ["Wants=network-online.target", "After=network-online.target"]
+    lines += [
+        "StartLimitIntervalSec=300",
+        "StartLimitBurst=10",
+        "",
+        "[Service]",
+        "# READY=1 after the startup scan, WATCHDOG=1 every WatchdogSec/2, STOPPING=1 on stop.",
+        "Type=notify",
+        "NotifyAccess=main",
+        f"ExecStart={exec_start}",
+    ]
+    if user and not user_mode:
+        lines.append(f"User={_sd_quote(user)}")
+    lines += [
+        "WatchdogSec=60",
+        "Restart=on-failure",
+        f"RestartSec={_RESTART_DELAY}",
+        "# Exit code 2 is a config error: restarting would only repeat it.",
+        f"RestartPreventExitStatus={_CONFIG_ERROR_EXIT}",
+        "# SIGTERM goes to the daemon alone and starts a graceful drain; whatever is still",
+        "# running after TimeoutStopSec is SIGKILLed (the spool makes that safe).",
+        "KillMode=mixed",
+        f"TimeoutStopSec={_STOP_TIMEOUT}",
+        "# Spool and quota ledger; $STATE_DIRECTORY tells the daemon where it is.",
+        "StateDirectory=exportsync",
+        "StateDirectoryMode=0700",
+        "UMask=0077",
+        # Logs: stdout is not a TTY under systemd, so the daemon writes JSON lines to the journal.
+        "NoNewPrivileges=yes",
+    ]
+    if user_mode:
+        lines += [
+            "# Mount sandboxing (ProtectSystem=, PrivateTmp=...) needs unprivileged user",
+            "# namespaces in a user manager and fails the start without them, so it is left out.",
+            "# Put the API key in api.api_key_file (chmod 600) or EXPORTSYNC_API_KEY.",
+        ]
+    else:
+        write_paths = [p for p in (watch_dir, state_dir) if p is not None]
+        lines += [
+            "# systemd reads the API key file and hands it over as $CREDENTIALS_DIRECTORY/api_key.",
+            f"LoadCredential=api_key:{_sd_quote(str(SYSTEMD_CREDENTIAL_SOURCE))}",
+            "ProtectSystem=strict",
+            "ProtectHome=read-only",
+        ]
+        if write_paths:
+            lines += [
+                "# The watch folder: delivered files are moved or deleted there (after_upload).",
+                "ReadWritePaths=" + " ".join(_sd_quote(str(p)) for p in write_paths),
+            ]
+        lines += [
+            "PrivateTmp=yes",
+            "PrivateDevices=yes",
+            "ProtectKernelTunables=yes",
+            "ProtectKernelModules=yes",
+            "ProtectControlGroups=yes",
+            "RestrictNamespaces=yes",
+            "RestrictRealtime=yes",
+            "LockPersonality=yes",
+            "SystemCallArchitectures=native",
+            "# AF_UNIX for sd_notify, AF_NETLINK for name resolution, IP for the API.",
+            "RestrictAddressFamilies=AF_UNIX AF_NETLINK AF_INET AF_INET6",
+        ]
+    lines += [
+        "",
+        "[Install]",
+        f"WantedBy={'default.target' if user_mode else 'multi-user.target'}",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _sd_quote(value: str, *, exec_line: bool = False) -> str:
+    """Quote one word for a unit file: specifiers (%) always, variables ($) on Exec lines."""
+    text = value.replace("%", "%%")
+    if exec_line:
+        text = text.replace("$", "$$")
+    if any(ch.isspace() or ch in "\"'\\;" for ch in text) or not text:
+        text = '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return text
+
+
+# --- launchd ----------------------------------------------------------------------------------
+
+
+def render_launchd(*, executable: str, config_path: Path, user_mode: bool, log_dir: Path) -> str:
+    """The plist text: run at load, restart after a failure, SIGTERM then SIGKILL after 20 s."""
+    label = LAUNCHD_AGENT_LABEL if user_mode else LAUNCHD_DAEMON_LABEL
+    log_file = str(log_dir / "exportsync.log")
+    document = {
+        "Label": label,
+        "ProgramArguments": [executable, "run", "--config", str(config_path)],
+        "RunAtLoad": True,
+        # Restart only after a failure; a clean exit (e.g. `launchctl bootout`) stays stopped.
+        "KeepAlive": {"SuccessfulExit": False},
+        "ThrottleInterval": _RESTART_DELAY,
+        "ExitTimeOut": _STOP_TIMEOUT,
+        "ProcessType": "Background",
+        # Not a TTY, so the daemon logs JSON lines here.
+        "StandardOutPath": log_file,
+        "StandardErrorPath": log_file,
+    }
+    return plistlib.dumps(document, sort_keys=False).decode("utf-8")
+
+
+# --- both -------------------------------------------------------------------------------------
+
+
+def render_service(
+    manager: Manager,
+    *,
+    executable: str,
+    config_path: Path,
+    user_mode: bool,
+    user: str | None = None,
+    watch_dir: Path | None = None,
+    state_dir: Path | None = None,
+    log_dir: Path | None = None,
+    env: Mapping[str, str] | None = None,
+) -> str:
+    """`service print`: the file `install` would write."""
+    if manager == "systemd":
+        return render_systemd(
+            executable=executable,
+            config_path=config_path,
+            user_mode=user_mode,
+            user=user,
+            watch_dir=watch_dir,
+            state_dir=state_dir,
+        )
+    return render_launchd(
+        executable=executable,
+        config_path=config_path,
+        user_mode=user_mode,
+        log_dir=log_dir or default_log_dir(user_mode=user_mode, env=env),
+    )
+
+
+def install(
+    manager: Manager,
+    *,
+    executable: str,
+    config_path: Path,
+    user_mode: bool,
+    user: str | None = None,
+    watch_dir: Path | None = None,
+    state_dir: Path | None = None,
+    log_dir: Path | None = None,
+    root: Path | None = None,
+    env: Mapping[str, str] | None = None,
+) -> InstallResult:
+    """Write the service file atomically (under `root` if given); return it and what to run next."""
+    log_dir = log_dir or default_log_dir(user_mode=user_mode, env=env)
+    text = render_service(
+        manager,
+        executable=executable,
+        config_path=config_path,
+        user_mode=user_mode,
+        user=user,
+        watch_dir=watch_dir,
+        state_dir=state_dir,
+        log_dir=log_dir,
+        env=env,
+    )
+    target = _under(root, service_path(manager, user_mode=user_mode, env=env))
+    changed = not target.exists() or target.read_text(encoding="utf-8") != text
+    if changed:
+        _atomic_write(target, text)
+    if manager == "launchd":
+        # launchd opens the log file but does not create its folder.
+        _under(root, log_dir).mkdir(parents=True, exist_ok=True)
+        plist = service_path(manager, user_mode=user_mode, env=env)
+        domain = f"gui/{os.getuid()}" if user_mode else "system"
+        return InstallResult(
+            path=target,
+            next_commands=(
+                f"{'' if user_mode else 'sudo '}launchctl bootstrap {domain} {_sh(str(plist))}",
+            ),
+            changed=changed,
+        )
+    ctl = "systemctl --user" if user_mode else "systemctl"
+    notes: tuple[str, ...]
+    if user_mode:
+        notes = (f"to keep it running while logged out: loginctl enable-linger {_user(env)}",)
+    else:
+        notes = (
+            f"put the API key in {SYSTEMD_CREDENTIAL_SOURCE} (mode 600, owned by root) "
+            "before starting; systemd hands it to the service as a credential",
+        )
+    return InstallResult(
+        path=target,
+        next_commands=(f"{ctl} daemon-reload", f"{ctl} enable --now {SYSTEMD_UNIT}"),
+        notes=notes,
+        changed=changed,
+    )
+
+
+def uninstall(
+    manager: Manager,
+    *,
+    user_mode: bool,
+    root: Path | None = None,
+    env: Mapping[str, str] | None = None,
+) -> InstallResult:
+    """Remove the service file (and systemd's enable symlink); return what to run next."""
+    real = service_path(manager, user_mode=user_mode, env=env)
+    target = _under(root, real)
+    changed = target.exists()
+    target.unlink(missing_ok=True)
+    if manager == "launchd":
+        label = LAUNCHD_AGENT_LABEL if user_mode else LAUNCHD_DAEMON_LABEL
+        domain = f"gui/{os.getuid()}/{label}" if user_mode else f"system/{label}"
+        prefix = "" if user_mode else "sudo "
+        return InstallResult(target, (f"{prefix}launchctl bootout {domain}",), changed=changed)
+    # What `systemctl disable` would remove; gone with the unit, it would dangle.
+    wants = "default.target.wants" if user_mode else "multi-user.target.wants"
+    link = target.parent / wants / SYSTEMD_UNIT
+    if link.is_symlink():
+        link.unlink()
+        changed = True
+    _fsync_dir(target.parent)
+    ctl = "systemctl --user" if user_mode else "systemctl"
+    return InstallResult(
+        path=target,
+        next_commands=(f"{ctl} stop {SYSTEMD_UNIT}", f"{ctl} daemon-reload"),
+        changed=changed,
+    )
+
+
+# --- helpers ----------------------------------------------------------------------------------
+
+
+def _under(root: Path | None, path: Path) -> Path:
+    return path if root is None else root / path.relative_to(path.anchor)
+
+
+def _home(env: Mapping[str, str] | None) -> Path:
+    environ = os.environ if env is None else env
+    return Path(environ.get("HOME") or Path.home())
+
+
+def _user(env: Mapping[str, str] | None) -> str:
+    environ = os.environ if env is None else env
+    return environ.get("USER") or environ.get("LOGNAME") or "$USER"
+
+
+def _sh(word: str) -> str:
+    return word if all(ch.isalnum() or ch in "/._-+:@" for ch in word) else f"'{word}'"
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    """Write, fsync, rename over, fsync the folder: a reader sees the old file or the new one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp, 0o644)  # service managers and admins read these; they hold no secret
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)
+
+
+def _fsync_dir(directory: Path) -> None:
+    if not directory.is_dir():
+        return
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
