@@ -79,7 +79,20 @@ def handle(event: Mapping[str, Any], context: Any, deps: Dependencies) -> dict[s
     resolver = _HTTP if events.is_v2(event) else _REST
     # Same effect as append_context (typed); resolve() clears it afterwards.
     resolver.context["deps"] = deps
-    return resolver.resolve(event, context)
+    return _single_headers(resolver.resolve(event, context))
+
+
+def _single_headers(response: dict[str, Any]) -> dict[str, Any]:
+    """Powertools answers REST events with multiValueHeaders only; add plain ``headers`` too
+    (API Gateway merges both) so a caller such as the devstack can read either."""
+    multi = response.get("multiValueHeaders")
+    if multi is not None:
+        response["multiValueHeaders"] = {name: list(values) for name, values in multi.items()}
+        response.setdefault("headers", {})
+        for name, values in response["multiValueHeaders"].items():
+            if values:
+                response["headers"].setdefault(name, ", ".join(values))
+    return response
 
 
 def _json(
