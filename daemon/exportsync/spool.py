@@ -337,6 +337,17 @@ class Spool:
                 (at, error, now, 1 if count_attempt else 0, item_id),
             )
 
+    def release_sending(
+        self, ids: Iterable[int], *, at: float, error: str | None, now: float
+    ) -> None:
+        """Items of an interrupted request that are still `sending` go back to pending."""
+        with self._tx() as db:
+            db.executemany(
+                "UPDATE items SET state = 'pending', next_attempt_at = ?, last_error = ?,"
+                " updated_at = ? WHERE id = ? AND state = 'sending'",
+                [(at, error, now, i) for i in ids],
+            )
+
     def record_parts(
         self, item_id: int, *, parts_done: int, part_errors: Sequence[str], now: float
     ) -> None:
@@ -387,6 +398,11 @@ class Spool:
                 if cursor.rowcount:
                     moved.append(item_id)
         return moved
+
+    def forget(self, item_id: int) -> None:
+        """Drop an item (a refused one about to be examined afresh)."""
+        with self._tx() as db:
+            db.execute("DELETE FROM items WHERE id = ?", (item_id,))
 
     def failed_ids(self) -> list[int]:
         rows = self._query("SELECT id FROM items WHERE state = 'failed' ORDER BY id")

@@ -1,0 +1,350 @@
+"""The `exportsync` command: run, status, retry, enqueue, check, service.
+
+`main(argv) -> int` parses, loads the config once and dispatches; exit codes are 0 for success,
+2 for a usage or config error (the message names the key), 1 for anything else.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import socket
+import sys
+import threading
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from types import FrameType
+from typing import Any
+from urllib.parse import urlsplit
+
+import structlog
+
+from exportsync import __version__, service
+from exportsync.client import HttpApi
+from exportsync.clock import SystemClock
+from exportsync.config import Config, load_config
+from exportsync.daemon import Daemon, build_ledger, build_matcher
+from exportsync.errors import ConfigError, ExportsyncError
+from exportsync.intake import Intake
+from exportsync.logs import configure_logging
+from exportsync.runlock import RunLock
+from exportsync.spool import REJECTED_SHA, Spool
+from exportsync.status import build_status, render_table
+
+__all__ = ["main"]
+
+log = structlog.get_logger("exportsync.cli")
+
+# A first SIGTERM lets the request in flight finish; past this, it is abandoned (the item stays
+# `sending` in the spool and is sent again at the next start, where the server answers duplicate).
+DRAIN_SECONDS = 8.0
+EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    config_help = "config file (TOML); default: $EXPORTSYNC_CONFIG"
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--config", type=Path, default=argparse.SUPPRESS, help=config_help)
+
+    parser = argparse.ArgumentParser(
+        prog="exportsync",
+        description="Watch an export folder and deliver every CSV and session file to the "
+        "exportsync API, durably and within its usage plan.",
+        epilog="Run 'exportsync COMMAND --help' for a command's options.",
+    )
+    parser.add_argument("--version", action="version", version=f"exportsync {__version__}")
+    parser.add_argument("--config", type=Path, default=None, help=config_help)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = commands.add_parser(
+        "run", parents=[common], help="run the daemon in the foreground until SIGTERM/SIGINT"
+    )
+    run.add_argument("--log-format", choices=["json", "console"], help="override log.format")
+    run.add_argument(
+        "--log-level", choices=["debug", "info", "warning", "error"], help="override log.level"
+    )
+
+    status = commands.add_parser("status", parents=[common], help="show the spool and the quota")
+    status.add_argument("--json", action="store_true", help="print one JSON object")
+
+    retry = commands.add_parser("retry", parents=[common], help="send failed items again")
+    retry.add_argument("ids", nargs="*", type=int, metavar="ID", help="item ids from 'status'")
+    retry.add_argument("--all-failed", action="store_true", help="every failed item")
+
+    enqueue = commands.add_parser(
+        "enqueue", parents=[common], help="spool files now (they must be inside watch.dir)"
+    )
+    enqueue.add_argument("paths", nargs="+", type=Path, metavar="PATH")
+
+    commands.add_parser(
+        "check",
+        parents=[common],
+        help="validate the config, folders and API address without spending a request",
+    )
+
+    svc = commands.add_parser(
+        "service", parents=[common], help="print, install or uninstall the service definition"
+    )
+    svc.add_argument("action", choices=["print", "install", "uninstall"])
+    scope = svc.add_mutually_exclusive_group(required=True)
+    scope.add_argument("--system", action="store_true", help="a system service (root)")
+    scope.add_argument("--user", action="store_true", help="a service of the current user")
+    svc.add_argument(
+        "--launchd", action="store_true", help="a launchd plist (the default on macOS)"
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    handler: Callable[[argparse.Namespace], int] = _COMMANDS[args.command]
+    try:
+        return handler(args)
+    except ConfigError as exc:
+        print(f"exportsync: config error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except ExportsyncError as exc:
+        print(f"exportsync: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+
+
+def _load(args: argparse.Namespace, *, require_api: bool, **overrides: object) -> Config:
+    return load_config(args.config, overrides=overrides, require_api=require_api)
+
+
+# -- run ------------------------------------------------------------------------------------
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    config = _load(
+        args, require_api=True, **{"log.format": args.log_format, "log.level": args.log_level}
+    )
+    configure_logging(config.log.format, config.log.level)
+    for warning in config.warnings:
+        log.warning("config_warning", message=warning)
+    assert config.api.api_key is not None  # require_api guarantees it
+    lock = RunLock(config.state.dir)
+    lock.acquire()
+    api = HttpApi(
+        config.api.url,
+        config.api.api_key.reveal(),
+        timeout=config.api.timeout_seconds,
+        user_id=config.api.user_id,
+    )
+    daemon = Daemon(config, api=api)
+    failure: list[BaseException] = []
+
+    def work() -> None:
+        try:
+            daemon.run()
+        except BaseException as exc:  # reported by the main thread
+            failure.append(exc)
+
+    worker = threading.Thread(target=work, name="exportsync-loop", daemon=True)
+    stop_requested = threading.Event()
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        if stop_requested.is_set():
+            log.warning("shutdown_forced", signal=signal.Signals(signum).name)
+            os._exit(EXIT_ERROR)
+        stop_requested.set()
+        log.info("shutdown_requested", signal=signal.Signals(signum).name)
+        daemon.stop()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    worker.start()
+    while worker.is_alive() and not stop_requested.is_set():
+        worker.join(0.5)
+    worker.join(DRAIN_SECONDS)
+    if worker.is_alive():
+        log.warning("shutdown_abandoned_request", drain_seconds=DRAIN_SECONDS)
+        sys.stderr.flush()
+        os._exit(EXIT_OK)  # the spool is consistent; the open request is replayed next start
+    api.close()
+    lock.release()
+    if failure:
+        exc = failure[0]
+        if isinstance(exc, ExportsyncError):
+            log.error("daemon_failed", error=str(exc))
+            return EXIT_ERROR
+        raise exc
+    return EXIT_OK
+
+
+# -- status, retry, enqueue --------------------------------------------------------------------
+
+
+def _cmd_status(args: argparse.Namespace) -> int:
+    config = _load(args, require_api=False)
+    clock = SystemClock()
+    with Spool.open(config.state.dir) as spool:
+        report = build_status(config, spool, build_ledger(config, spool, clock), clock)
+    if args.json:
+        print(json.dumps(report, indent=None, sort_keys=True))
+    else:
+        print(render_table(report))
+    return EXIT_OK
+
+
+def _cmd_retry(args: argparse.Namespace) -> int:
+    if not args.ids and not args.all_failed:
+        print("exportsync retry: give item ids or --all-failed", file=sys.stderr)
+        return EXIT_USAGE
+    config = _load(args, require_api=False)
+    clock = SystemClock()
+    with Spool.open(config.state.dir) as spool:
+        ids = spool.failed_ids() if args.all_failed else list(args.ids)
+        intake = _intake(config, spool, clock)
+        moved = 0
+        for item_id in ids:
+            item = spool.get(item_id)
+            if item is None or item.state != "failed":
+                print(f"{item_id}: not a failed item", file=sys.stderr)
+                continue
+            if item.sha256 == REJECTED_SHA:
+                # Refused before it was read (a symlink, a fifo): look at the path afresh.
+                spool.forget(item_id)
+                result = intake.offer(item.path, force=True)
+                print(f"{item_id}: re-examined {item.path}: " + _describe(result))
+            else:
+                spool.retry([item_id], now=clock.time())
+                print(f"{item_id}: pending again ({item.path})")
+            moved += 1
+    print(f"{moved} item(s) queued again")
+    return EXIT_OK if moved or not ids else EXIT_ERROR
+
+
+def _cmd_enqueue(args: argparse.Namespace) -> int:
+    config = _load(args, require_api=False, require_watch=True)
+    clock = SystemClock()
+    root = Path(os.path.abspath(config.watch.dir))
+    status = EXIT_OK
+    with Spool.open(config.state.dir) as spool:
+        intake = _intake(config, spool, clock)
+        for path in args.paths:
+            full = Path(os.path.abspath(path))
+            if root not in full.parents:
+                print(f"{path}: not inside watch.dir ({root})", file=sys.stderr)
+                status = EXIT_ERROR
+                continue
+            if intake.classify(full) is None:
+                print(f"{path}: matches no csv_globs/session_globs (or an ignore_glob)")
+                status = EXIT_ERROR
+                continue
+            result = intake.offer(full, force=True)
+            if result is None:
+                print(f"{path}: no such file", file=sys.stderr)
+                status = EXIT_ERROR
+            else:
+                print(f"{path}: {_describe(result)}")
+    return status
+
+
+def _intake(config: Config, spool: Spool, clock: SystemClock) -> Intake:
+    return Intake(spool, root=config.watch.dir, matcher=build_matcher(config), clock=clock)
+
+
+def _describe(result: Any) -> str:
+    if result is None:
+        return "gone, or not a file exportsync delivers"
+    item = result.item
+    if item.state == "failed":
+        return f"item {item.id} failed: {item.last_error}"
+    verb = "queued as" if result.created else "already spooled as"
+    return f"{verb} item {item.id} ({item.state})"
+
+
+# -- check, service ------------------------------------------------------------------------------
+
+
+def _cmd_check(args: argparse.Namespace) -> int:
+    config = _load(args, require_api=True)
+    problems = 0
+
+    def report(ok: bool, what: str) -> None:
+        nonlocal problems
+        problems += 0 if ok else 1
+        print(f"{'ok ' if ok else 'FAIL'}  {what}")
+
+    report(True, f"config {config.path or '(defaults and environment)'}")
+    for warning in config.warnings:
+        print(f"warn  {warning}")
+    watch = config.watch.dir
+    report(watch.is_dir() and os.access(watch, os.R_OK | os.X_OK), f"watch.dir {watch} readable")
+    if config.watch.after_upload != "keep":
+        report(
+            os.access(watch, os.W_OK),
+            f"watch.dir writable (after_upload = {config.watch.after_upload})",
+        )
+    try:
+        with Spool.open(config.state.dir) as spool:
+            counts = spool.counts()
+        report(True, f"state.dir {config.state.dir} ({sum(counts.values())} items in the spool)")
+    except ExportsyncError as exc:
+        report(False, f"state.dir: {exc}")
+    report(True, "api key present (not shown)")
+    report(*_reachable(config.api.url, config.api.timeout_seconds))
+    print("all checks passed" if not problems else f"{problems} check(s) failed")
+    return EXIT_OK if not problems else EXIT_ERROR
+
+
+def _reachable(url: str, timeout: float) -> tuple[bool, str]:
+    """A TCP connection to the API's host: tells DNS and network faults without a request."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        with socket.create_connection((host, port), timeout=min(timeout, 10.0)):
+            pass
+    except OSError as exc:
+        return False, f"api.url {host}:{port} unreachable: {exc.strerror or exc}"
+    return True, f"api.url {host}:{port} reachable (no request spent)"
+
+
+def _cmd_service(args: argparse.Namespace) -> int:
+    manager: service.Manager = "launchd" if args.launchd else service.default_manager()
+    user_mode = bool(args.user)
+    config = _load(args, require_api=False, require_watch=True)
+    if config.path is None:
+        raise ConfigError("config", "a service needs a config file: pass --config PATH")
+    options: dict[str, Any] = {
+        "executable": service.default_executable(),
+        "config_path": config.path.absolute(),
+        "user_mode": user_mode,
+    }
+    if args.action == "print":
+        print(
+            service.render_service(
+                manager, **options, watch_dir=config.watch.dir, state_dir=config.state.dir
+            ),
+            end="",
+        )
+        return EXIT_OK
+    if args.action == "install":
+        result = service.install(
+            manager, **options, watch_dir=config.watch.dir, state_dir=config.state.dir
+        )
+    else:
+        result = service.uninstall(manager, user_mode=user_mode)
+    verb = "wrote" if args.action == "install" else "removed"
+    print(f"{verb if result.changed else 'unchanged:'} {result.path}")
+    for note in result.notes:
+        print(f"note: {note}")
+    if result.next_commands:
+        print("next:")
+        for command in result.next_commands:
+            print(f"  {command}")
+    return EXIT_OK
+
+
+_COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "run": _cmd_run,
+    "status": _cmd_status,
+    "retry": _cmd_retry,
+    "enqueue": _cmd_enqueue,
+    "check": _cmd_check,
+    "service": _cmd_service,
+}

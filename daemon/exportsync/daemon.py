@@ -1,0 +1,172 @@
+"""The daemon: wires watcher, intake, spool, quota ledger and delivery, then loops.
+
+`Daemon.run()` is the loop: recover, watch, scan, say READY, then step and wait until stopped. The
+loop itself decides nothing; `Deliverer.step()` does one request's worth of work and says how long
+nothing will be due, and the loop sleeps that long or until a new file wakes it.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+
+import structlog
+
+from exportsync.client import Api
+from exportsync.clock import Clock, SystemClock
+from exportsync.config import Config
+from exportsync.delivery import Deliverer, retry_delay
+from exportsync.errors import SpoolError
+from exportsync.intake import Intake
+from exportsync.matcher import FileMatcher
+from exportsync.notify import Notifier, watchdog_interval
+from exportsync.quota import QuotaLedger
+from exportsync.spool import Spool
+from exportsync.watcher import Watcher
+
+__all__ = ["Daemon", "build_ledger", "build_matcher"]
+
+log = structlog.get_logger("exportsync.daemon")
+
+# With nothing due the loop still looks every few seconds (one indexed query), so items that
+# `exportsync enqueue` or `retry` put in the spool from another process start soon.
+IDLE_WAKE_SECONDS = 5.0
+
+
+def build_matcher(config: Config) -> FileMatcher:
+    return FileMatcher(
+        csv_globs=config.watch.csv_globs,
+        session_globs=config.watch.session_globs,
+        ignore_globs=config.watch.ignore_globs,
+        recursive=config.watch.recursive,
+    )
+
+
+def build_ledger(config: Config, spool: Spool, clock: Clock) -> QuotaLedger:
+    q = config.quota
+    return QuotaLedger(
+        spool,
+        requests_per_second=q.requests_per_second,
+        burst=q.burst,
+        daily_requests=q.daily_requests,
+        reset_utc=q.reset_utc,
+        margin_seconds=q.margin_seconds,
+        clock=clock,
+    )
+
+
+class Daemon:
+    """One running exportsync. `stop()` may be called from any thread (a signal handler)."""
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        api: Api,
+        clock: Clock | None = None,
+        notifier: Notifier | None = None,
+    ) -> None:
+        self.config = config
+        self.clock: Clock = clock or SystemClock()
+        self.notifier = notifier or Notifier()
+        self.root = Path(os.path.abspath(config.watch.dir))
+        self.spool = Spool.open(config.state.dir)
+        self.ledger = build_ledger(config, self.spool, self.clock)
+        self.stopping = threading.Event()
+        self._wake = threading.Event()
+        self.matcher = build_matcher(config)
+        self.intake = Intake(
+            self.spool,
+            root=self.root,
+            matcher=self.matcher,
+            clock=self.clock,
+            on_spooled=self._wake.set,
+        )
+        self.deliverer = Deliverer(
+            spool=self.spool,
+            ledger=self.ledger,
+            api=api,
+            clock=self.clock,
+            root=self.root,
+            default_user_id=config.api.user_id,
+            after_upload=config.watch.after_upload,
+            inline_max_bytes=config.api.inline_max_bytes,
+            batch_max_files=config.api.batch_max_files,
+        )
+        self.watcher = Watcher(
+            self.root,
+            self.matcher,
+            self._offer,
+            settle_seconds=config.watch.settle_seconds,
+            use_polling=config.watch.use_polling,
+        )
+        self._watchdog_every = watchdog_interval()
+        self._last_ping = 0.0
+
+    def stop(self) -> None:
+        """Ask the loop to finish: the request in flight completes, nothing new starts."""
+        self.stopping.set()
+        self._wake.set()
+
+    def _offer(self, path: Path) -> None:
+        try:
+            self.intake.offer(path)
+        except SpoolError as exc:
+            # Disk full or I/O error: the start-up scan and periodic rescans find the file later.
+            log.error("spool_write_failed", path=str(path), error=str(exc))
+
+    def run(self) -> None:
+        """Run until `stop()`; always leaves the spool consistent."""
+        if not self.root.is_dir():
+            raise SpoolError(f"watch.dir {self.root} is not a folder")
+        recovered = self.spool.recover(self.clock.time())
+        log.info(
+            "daemon_started",
+            root=str(self.root),
+            state_dir=str(self.config.state.dir),
+            recovered=recovered,
+        )
+        self.watcher.start()
+        try:
+            for path in self.watcher.scan():
+                if self.stopping.is_set():
+                    break
+                self._offer(path)
+            counts = self.spool.counts()
+            quota = self.ledger.snapshot()
+            log.info("daemon_ready", **counts, quota_used=quota.used, quota_limit=quota.limit)
+            self.notifier.ready(f"watching {self.root}")
+            self._loop()
+        finally:
+            self.notifier.stopping()
+            self.watcher.stop()
+            self.spool.close()
+            log.info("daemon_stopped")
+
+    def _loop(self) -> None:
+        while not self.stopping.is_set():
+            self._ping()
+            try:
+                outcome = self.deliverer.step()
+            except SpoolError as exc:
+                log.error("spool_unavailable", error=str(exc))
+                self._sleep(retry_delay(1))
+                continue
+            if outcome.wait == 0:
+                continue
+            self._sleep(IDLE_WAKE_SECONDS if outcome.wait is None else outcome.wait)
+
+    def _sleep(self, seconds: float) -> None:
+        if self._watchdog_every is not None:
+            seconds = min(seconds, self._watchdog_every)
+        self._wake.wait(max(0.0, min(seconds, IDLE_WAKE_SECONDS)))
+        self._wake.clear()
+
+    def _ping(self) -> None:
+        if self._watchdog_every is None:
+            return
+        now = self.clock.monotonic()
+        if now - self._last_ping >= self._watchdog_every:
+            self.notifier.watchdog()
+            self._last_ping = now

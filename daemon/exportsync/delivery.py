@@ -1,0 +1,508 @@
+"""One delivery step: pick what is due, build a batch, spend one request on it, record the outcome.
+
+The step is synchronous and does at most one API request, so tests drive it call by call with a fake
+clock and a scripted `Api`; the loop in `daemon.py` only waits between steps. Three routes:
+
+* sessions  — due session files, up to 100 sessions per request (a file larger than that is sent
+  over several steps, its progress kept in the spool);
+* upload    — small CSV files inline in one multipart request, up to `inline_max_bytes` together;
+* presign   — large CSV files: one request asks for presigned URLs, then the bytes go straight to S3
+  (those PUTs do not count against the usage plan).
+
+Failures never block the queue: a file that cannot be read or parsed fails alone, locally, without
+spending a request; a refused item fails with the server's reason; transient errors come back later
+with capped, jittered exponential backoff (tenacity's wait strategies, persisted per item).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import structlog
+import tenacity
+
+from exportsync import files
+from exportsync.client import Api, PresignFile, UploadFile
+from exportsync.clock import Clock
+from exportsync.errors import (
+    DeliveryError,
+    FileRejected,
+    Forbidden,
+    PermanentError,
+    QuotaExhausted,
+    RequestTooLarge,
+    Throttled,
+    TransientError,
+)
+from exportsync.quota import QuotaLedger
+from exportsync.sessions import ParsedSession, parse_session_file
+from exportsync.spool import Item, Spool
+
+__all__ = [
+    "MAX_FILE_BYTES",
+    "MAX_SESSIONS_PER_REQUEST",
+    "AfterUpload",
+    "Deliverer",
+    "StepOutcome",
+    "retry_delay",
+]
+
+log = structlog.get_logger("exportsync.delivery")
+
+AfterUpload = Literal["keep", "move", "delete"]
+Route = Literal["session", "upload", "presign"]
+
+MAX_SESSIONS_PER_REQUEST = 100
+MAX_PRESIGN_PER_REQUEST = 100
+# S3's limit for one PUT; larger files would need multipart uploads, which the API does not offer.
+MAX_FILE_BYTES = 5 * 1024**3
+# Session bodies are JSON, not base64: stay well under the Lambda's 6 MB event.
+MAX_SESSION_BODY_BYTES = 4_000_000
+# How long a file that changed under us gets to settle before it is read again.
+CHANGED_FILE_DELAY = 2.0
+FORBIDDEN_DELAY = 300.0
+
+_BACKOFF = tenacity.wait_exponential_jitter(initial=2, max=1800, exp_base=2, jitter=2)
+
+
+def retry_delay(attempt: int) -> float:
+    """Seconds before retry `attempt`: 2, 4, 8 ... capped at 30 min, plus up to 2 s of jitter."""
+    state = tenacity.RetryCallState(tenacity.Retrying(), fn=None, args=(), kwargs={})
+    state.attempt_number = max(1, attempt)
+    return float(_BACKOFF(state))
+
+
+@dataclass(frozen=True)
+class StepOutcome:
+    """What a step did, and how long the loop may sleep before the next one (None: until woken)."""
+
+    requested: bool
+    wait: float | None
+
+
+@dataclass
+class _SessionPart:
+    item: Item
+    parsed: list[ParsedSession]  # the slice this request covers, invalid entries included
+    end: int  # parts_done after this request
+    total: int
+
+
+@dataclass
+class _Batch:
+    route: Route
+    items: list[Item] = field(default_factory=list)
+    session_parts: list[_SessionPart] = field(default_factory=list)
+    uploads: list[UploadFile] = field(default_factory=list)
+
+
+class Deliverer:
+    """The delivery step and the rules for what follows each answer."""
+
+    def __init__(
+        self,
+        *,
+        spool: Spool,
+        ledger: QuotaLedger,
+        api: Api,
+        clock: Clock,
+        root: Path,
+        default_user_id: str | None,
+        after_upload: AfterUpload = "keep",
+        inline_max_bytes: int = 4_000_000,
+        batch_max_files: int = 100,
+        rng: random.Random | None = None,
+        on_delivered: Callable[[Item], None] | None = None,
+    ) -> None:
+        self._spool = spool
+        self._ledger = ledger
+        self._api = api
+        self._clock = clock
+        self._root = root
+        self._user_id = default_user_id
+        self._after_upload = after_upload
+        self._inline_max = inline_max_bytes
+        self._max_files = max(1, batch_max_files)
+        self._rng = rng or random.Random()  # noqa: S311 -- jitter, not cryptography
+        self._on_delivered = on_delivered
+        # Halved after a 413 so the next batch fits; restored once a request goes through.
+        self._budget_divisor = 1
+
+    # -- the step ----------------------------------------------------------------------------
+
+    def step(self) -> StepOutcome:
+        """Do at most one request's worth of work."""
+        now = self._clock.time()
+        due = self._spool.due(now)
+        if not due:
+            next_at = self._spool.next_due_at()
+            return StepOutcome(False, None if next_at is None else max(0.0, next_at - now))
+        wait = self._ledger.wait_time()
+        if wait > 0:
+            return StepOutcome(False, wait)
+        batch = self._build(due)
+        if batch is None:
+            # Everything looked at failed or changed locally; look again at once.
+            return StepOutcome(False, 0.0)
+        self._send(batch)
+        return StepOutcome(True, 0.0)
+
+    # -- building a batch --------------------------------------------------------------------
+
+    def _route_of(self, item: Item) -> Route:
+        if item.kind == "session":
+            return "session"
+        return "upload" if item.size <= self._inline_max else "presign"
+
+    def _build(self, due: Sequence[Item]) -> _Batch | None:
+        """The next batch: the oldest due item picks the route, others of that route join it."""
+        route = self._route_of(due[0])
+        same = [item for item in due if self._route_of(item) == route]
+        if route == "presign":
+            batch = self._build_presign(same)
+        elif route == "upload":
+            batch = self._build_upload(same)
+        else:
+            batch = self._build_sessions(same)
+        return batch if batch.items else None
+
+    def _build_presign(self, due: Sequence[Item]) -> _Batch:
+        batch = _Batch("presign")
+        for item in due:
+            if item.size > MAX_FILE_BYTES:
+                self._fail(item, f"file is {item.size} bytes, over the 5 GiB a single PUT takes")
+                continue
+            batch.items.append(item)
+            if len(batch.items) >= MAX_PRESIGN_PER_REQUEST:
+                break
+        return batch
+
+    def _build_upload(self, due: Sequence[Item]) -> _Batch:
+        batch = _Batch("upload")
+        budget = self._inline_max // self._budget_divisor
+        total = 0
+        for item in due:
+            if batch.items and (total + item.size > budget or len(batch.items) >= self._max_files):
+                break
+            data = self._read(item)
+            if data is None:
+                continue
+            batch.items.append(item)
+            batch.uploads.append(UploadFile(_upload_name(item.path), data, item.sha256))
+            total += len(data)
+        return batch
+
+    def _build_sessions(self, due: Sequence[Item]) -> _Batch:
+        batch = _Batch("session")
+        count = body = 0
+        for item in due:
+            room = MAX_SESSIONS_PER_REQUEST // self._budget_divisor - count
+            body_room = MAX_SESSION_BODY_BYTES // self._budget_divisor - body
+            if room <= 0 or body_room <= 0:
+                break
+            part = self._session_part(item, room, body_room)
+            if part is None:
+                continue
+            if not part.parsed:
+                break  # its next session does not fit beside what the batch holds
+            sent = [p.body for p in part.parsed if p.body is not None]
+            batch.items.append(item)
+            batch.session_parts.append(part)
+            count += len(sent)
+            body += sum(len(b) + 1 for b in sent)
+            if part.end < part.total:
+                break  # the batch is full
+        if batch.items and count == 0:
+            # Nothing valid in this slice: record the local verdicts without spending a request.
+            self._apply_sessions(batch, [])
+            batch.items.clear()
+        return batch
+
+    def _read(self, item: Item) -> bytes | None:
+        """The spooled bytes, verified against the spooled hash; None when the item was settled."""
+        try:
+            return files.read_verified(self._root, item.path, item.sha256, item.size)
+        except (files.FileChanged, FileRejected, OSError) as exc:
+            self._unreadable(item, exc)
+        return None
+
+    def _unreadable(self, item: Item, exc: Exception) -> None:
+        """Settle an item whose file could not be read as spooled."""
+        if isinstance(exc, files.FileChanged):
+            if exc.snapshot is None:  # still being written: look again once it settles
+                self._retry_later(item, "file is changing; will read it again")
+            else:
+                self._requeue_changed(item, exc.snapshot)
+        elif isinstance(exc, FileNotFoundError):
+            self._fail(item, "file was deleted before it could be delivered")
+        elif isinstance(exc, FileRejected):
+            self._fail(item, str(exc))
+        else:
+            assert isinstance(exc, OSError)
+            self._retry_later(item, f"cannot read the file: {exc.strerror or exc}")
+
+    def _session_part(self, item: Item, room: int, body_room: int) -> _SessionPart | None:
+        data = self._read(item)
+        if data is None:
+            return None
+        try:
+            parsed = parse_session_file(data, default_user_id=self._user_id)
+        except FileRejected as exc:
+            self._fail(item, str(exc))
+            return None
+        start = min(item.parts_done, len(parsed))
+        chosen: list[ParsedSession] = []
+        count = body = 0
+        for entry in parsed[start:]:
+            size = len(entry.body) + 1 if entry.body is not None else 0
+            if entry.body is not None and (count + 1 > room or body + size > body_room):
+                break
+            chosen.append(entry)
+            if entry.body is not None:
+                count += 1
+                body += size
+        return _SessionPart(item, chosen, start + len(chosen), len(parsed))
+
+    # -- sending -----------------------------------------------------------------------------
+
+    def _send(self, batch: _Batch) -> None:
+        now = self._clock.time()
+        ids = [i.id for i in batch.items]
+        self._spool.mark_sending(ids, now=now)
+        used = self._ledger.spend()
+        log.info(
+            "request_sent",
+            route=batch.route,
+            items=len(ids),
+            item_ids=ids,
+            quota_used=used,
+            quota_limit=self._ledger.limit,
+        )
+        try:
+            if batch.route == "session":
+                bodies = [p.body for part in batch.session_parts for p in part.parsed if p.body]
+                self._apply_sessions(batch, self._api.post_sessions(bodies))
+            elif batch.route == "upload":
+                self._apply_uploads(batch, self._api.upload(batch.uploads))
+            else:
+                request = [PresignFile(_upload_name(i.path), i.sha256, i.size) for i in batch.items]
+                self._apply_presign(batch, self._api.presign(request))
+        except DeliveryError as exc:
+            self._on_error(batch, exc)
+        except Exception:
+            # A bug must not strand the batch in `sending`: log it and let the items come back.
+            log.exception("delivery_step_crashed", route=batch.route, item_ids=ids)
+            now = self._clock.time()
+            self._spool.release_sending(
+                ids, at=now + retry_delay(1), error="internal error", now=now
+            )
+        else:
+            self._budget_divisor = 1
+
+    def _on_error(self, batch: _Batch, exc: DeliveryError) -> None:
+        now = self._clock.time()
+        reason = str(exc)
+        if isinstance(exc, Throttled):
+            pause = 1.0 + self._rng.uniform(0.0, 4.0)
+            self._ledger.pause(pause)
+            log.warning("quota_throttled", status=exc.status, pause_seconds=round(pause, 2))
+            for item in batch.items:
+                self._spool.reschedule(item.id, at=now, error=reason, now=now, count_attempt=False)
+        elif isinstance(exc, QuotaExhausted):
+            self._ledger.mark_exhausted()
+            resets_at = self._ledger.resets_at(now)
+            log.warning("quota_exhausted", resets_at=_iso(resets_at), items=len(batch.items))
+            for item in batch.items:
+                self._spool.reschedule(item.id, at=now, error=reason, now=now, count_attempt=False)
+        elif isinstance(exc, Forbidden):
+            log.error("api_forbidden", message=reason, retry_in_seconds=FORBIDDEN_DELAY)
+            for item in batch.items:
+                self._spool.reschedule(
+                    item.id, at=now + FORBIDDEN_DELAY, error=reason, now=now, count_attempt=False
+                )
+        elif isinstance(exc, RequestTooLarge) and len(batch.items) > 1:
+            self._budget_divisor *= 2
+            log.warning("batch_too_large", items=len(batch.items), divisor=self._budget_divisor)
+            for item in batch.items:
+                self._spool.reschedule(item.id, at=now, error=reason, now=now, count_attempt=False)
+        elif isinstance(exc, PermanentError | RequestTooLarge):
+            for item in batch.items:
+                self._fail(item, f"refused by the API: {reason}")
+        else:
+            assert isinstance(exc, TransientError)
+            for item in batch.items:
+                self._retry_later(item, reason)
+
+    # -- applying answers --------------------------------------------------------------------
+
+    def _apply_sessions(self, batch: _Batch, results: Sequence[dict[str, Any]]) -> None:
+        now = self._clock.time()
+        answers = iter(results)
+        for part in batch.session_parts:
+            errors = list(part.item.part_errors)
+            for entry in part.parsed:
+                if entry.body is None:
+                    errors.append(_session_error(entry, entry.error or "invalid"))
+                    continue
+                result = next(answers)
+                if result.get("status") not in ("stored", "duplicate"):
+                    errors.append(_session_error(entry, str(result.get("error") or "rejected")))
+            if part.end < part.total:
+                self._spool.record_parts(
+                    part.item.id, parts_done=part.end, part_errors=errors, now=now
+                )
+                self._spool.reschedule(
+                    part.item.id, at=now, error=None, now=now, count_attempt=False
+                )
+                log.info("item_progress", item_id=part.item.id, done=part.end, total=part.total)
+            elif errors:
+                self._spool.record_parts(
+                    part.item.id, parts_done=part.end, part_errors=errors, now=now
+                )
+                self._fail(part.item, "; ".join(errors))
+            else:
+                self._delivered(part.item, None)
+
+    def _apply_uploads(self, batch: _Batch, results: Sequence[dict[str, Any]]) -> None:
+        for item, result in zip(batch.items, results, strict=True):
+            if result.get("status") in ("stored", "duplicate"):
+                self._delivered(item, _str_or_none(result.get("key")))
+            else:
+                self._fail(item, f"refused by the API: {result.get('error') or 'rejected'}")
+
+    def _apply_presign(self, batch: _Batch, results: Sequence[dict[str, Any]]) -> None:
+        for item, result in zip(batch.items, results, strict=True):
+            status = result.get("status")
+            key = _str_or_none(result.get("key"))
+            if status == "duplicate":
+                self._delivered(item, key)
+            elif status == "upload" and isinstance(result.get("url"), str):
+                headers = result.get("headers")
+                self._put(item, result["url"], headers if isinstance(headers, dict) else {}, key)
+            else:
+                self._fail(item, f"refused by the API: {result.get('error') or status}")
+
+    def _put(self, item: Item, url: str, headers: dict[str, str], key: str | None) -> None:
+        try:
+            stream = files.open_verified_stream(self._root, item.path, item.sha256, item.size)
+        except (files.FileChanged, FileRejected, OSError) as exc:
+            self._unreadable(item, exc)
+            return
+        log.info("upload_started", item_id=item.id, path=str(item.path), size=item.size)
+        with stream:
+            try:
+                self._api.put_presigned(url, headers, stream)
+                stream.verify()
+            except files.FileChanged:
+                if not self._recheck_changed(item):
+                    self._retry_later(item, "file changed while it was uploaded")
+                return
+            except TransientError as exc:
+                self._retry_later(item, str(exc))
+                return
+            except PermanentError as exc:
+                # S3 checks the sha256 header: a refusal usually means the file changed.
+                if not self._recheck_changed(item):
+                    self._fail(item, str(exc))
+                return
+        self._delivered(item, key)
+
+    # -- item outcomes -----------------------------------------------------------------------
+
+    def _delivered(self, item: Item, key: str | None) -> None:
+        now = self._clock.time()
+        self._spool.mark_delivered(item.id, now=now, remote_key=key)
+        log.info("item_delivered", item_id=item.id, path=str(item.path), kind=item.kind, key=key)
+        self._finish_file(item)
+        if self._on_delivered is not None:
+            self._on_delivered(item)
+
+    def _finish_file(self, item: Item) -> None:
+        if self._after_upload == "keep":
+            return
+        try:
+            current = files.snapshot(self._root, item.path)
+        except (FileNotFoundError, FileRejected):
+            return
+        if current.sha256 != item.sha256:
+            return  # rewritten since: the new version is (or will be) spooled; leave it be
+        try:
+            if self._after_upload == "move":
+                target = files.move_to_sent(self._root, item.path)
+                log.info("file_moved", item_id=item.id, path=str(item.path), to=str(target))
+            else:
+                files.delete_file(item.path)
+                log.info("file_deleted", item_id=item.id, path=str(item.path))
+        except OSError as exc:
+            log.warning("after_upload_failed", item_id=item.id, path=str(item.path), error=str(exc))
+
+    def _fail(self, item: Item, reason: str) -> None:
+        self._spool.mark_failed(item.id, reason, now=self._clock.time())
+        log.warning("item_failed", item_id=item.id, path=str(item.path), reason=reason)
+
+    def _retry_later(self, item: Item, reason: str) -> None:
+        now = self._clock.time()
+        delay = retry_delay(item.attempts + 1)
+        self._spool.reschedule(item.id, at=now + delay, error=reason, now=now)
+        log.info(
+            "item_retry_scheduled",
+            item_id=item.id,
+            attempt=item.attempts + 1,
+            delay_seconds=round(delay, 2),
+            error=reason,
+        )
+
+    def _requeue_changed(self, item: Item, snap: files.FileSnapshot) -> None:
+        now = self._clock.time()
+        kept = self._spool.replace_version(
+            item.id,
+            size=snap.size,
+            mtime_ns=snap.mtime_ns,
+            sha256=snap.sha256,
+            at=now + CHANGED_FILE_DELAY,
+            now=now,
+        )
+        log.info(
+            "item_requeued",
+            item_id=item.id,
+            path=str(item.path),
+            reason="file changed",
+            merged=not kept,
+        )
+
+    def _recheck_changed(self, item: Item) -> bool:
+        """After a size or checksum mismatch: requeue new content; False if it is unchanged."""
+        try:
+            snap = files.snapshot(self._root, item.path)
+        except FileNotFoundError:
+            self._fail(item, "file was deleted before it could be delivered")
+            return True
+        except FileRejected as exc:
+            self._fail(item, str(exc))
+            return True
+        if snap.sha256 == item.sha256:
+            return False
+        self._requeue_changed(item, snap)
+        return True
+
+
+def _upload_name(path: Path) -> str:
+    return path.name
+
+
+def _session_error(entry: ParsedSession, error: str) -> str:
+    who = f" ({entry.user_id} {entry.timestamp})" if entry.user_id or entry.timestamp else ""
+    return f"session {entry.index}{who}: {error}"
+
+
+def _str_or_none(value: object) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _iso(epoch: float) -> str:
+    return dt.datetime.fromtimestamp(epoch, dt.UTC).isoformat().replace("+00:00", "Z")

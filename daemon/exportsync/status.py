@@ -1,0 +1,111 @@
+"""`exportsync status`: the spool and the quota, as JSON (CONTRACT §3) or a readable table.
+
+Reads the spool directly, so it works whether or not the daemon runs, and never needs the API key.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from exportsync import __version__
+from exportsync.clock import Clock
+from exportsync.config import Config
+from exportsync.quota import QuotaLedger
+from exportsync.runlock import running_pid
+from exportsync.spool import Spool
+
+__all__ = ["build_status", "render_table"]
+
+_LISTED = 50
+
+
+def iso(epoch: float | None) -> str | None:
+    if epoch is None:
+        return None
+    return (
+        dt.datetime.fromtimestamp(epoch, dt.UTC)
+        .isoformat(timespec="seconds")
+        .replace("+00:00", "Z")
+    )
+
+
+def build_status(config: Config, spool: Spool, ledger: QuotaLedger, clock: Clock) -> dict[str, Any]:
+    """Everything `status --json` prints; no secret goes in here."""
+    quota = ledger.snapshot()
+    now = clock.time()
+    pid = running_pid(config.state.dir)
+    pending = spool.items("pending", limit=_LISTED)
+    next_due = spool.next_due_at()
+    return {
+        "version": __version__,
+        "daemon": {"running": pid is not None, "pid": pid if pid and pid > 0 else None},
+        "watch_dir": str(config.watch.dir),
+        "state_dir": str(config.state.dir),
+        "counts": spool.counts(),
+        "quota": {
+            "used": quota.used,
+            "limit": quota.limit,
+            "resets_at": iso(quota.resets_at),
+            "exhausted": quota.exhausted,
+            "next_request_in_seconds": round(quota.next_request_in, 3),
+        },
+        "next_attempt_at": iso(max(now, next_due)) if next_due is not None else None,
+        "failed": [
+            {
+                "id": item.id,
+                "path": str(item.path),
+                "kind": item.kind,
+                "reason": item.last_error or "unknown",
+                "attempts": item.attempts,
+                "failed_at": iso(item.updated_at),
+            }
+            for item in spool.items("failed", limit=_LISTED)
+        ],
+        "pending": [
+            {
+                "id": item.id,
+                "path": str(item.path),
+                "kind": item.kind,
+                "attempts": item.attempts,
+                "next_attempt_at": iso(max(now, item.next_attempt_at)),
+                "last_error": item.last_error,
+            }
+            for item in pending
+        ],
+    }
+
+
+def render_table(status: dict[str, Any]) -> str:
+    """The human view of `build_status`'s dict."""
+    counts = status["counts"]
+    quota = status["quota"]
+    daemon = status["daemon"]
+    limit = quota["limit"] if quota["limit"] is not None else "unlimited"
+    running = f"running (pid {daemon['pid']})" if daemon["running"] else "not running"
+    lines = [
+        f"exportsync {status['version']} — daemon {running}",
+        f"  watching   {status['watch_dir']}",
+        f"  state      {status['state_dir']}",
+        "",
+        f"  pending    {counts['pending']:>6}",
+        f"  sending    {counts['sending']:>6}",
+        f"  delivered  {counts['delivered']:>6}",
+        f"  failed     {counts['failed']:>6}",
+        "",
+        f"  quota      {quota['used']} of {limit} requests used; resets {quota['resets_at']}"
+        + ("  (exhausted)" if quota["exhausted"] else ""),
+    ]
+    if status["next_attempt_at"]:
+        lines.append(f"  next try   {status['next_attempt_at']}")
+    if status["failed"]:
+        lines += ["", "  failed items (exportsync retry ID... | --all-failed):"]
+        lines += [
+            f"    {f['id']:>5}  {f['path']}\n           {f['reason']}" for f in status["failed"]
+        ]
+    if status["pending"]:
+        lines += ["", "  pending items:"]
+        for p in status["pending"][:10]:
+            note = f"  ({p['last_error']})" if p["last_error"] else ""
+            lines.append(f"    {p['id']:>5}  {p['path']}  next {p['next_attempt_at']}{note}")
+    return "\n".join(lines)
