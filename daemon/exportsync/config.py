@@ -33,6 +33,7 @@ from exportsync.logs import register_secret
 __all__ = [
     "ENV_API_KEY",
     "ENV_CONFIG",
+    "KNOWN_KEYS",
     "ApiConfig",
     "Config",
     "LogConfig",
@@ -167,6 +168,10 @@ _SCHEMA: dict[str, dict[str, str]] = {
     "state": {"dir": "path"},
     "log": {"format": "log_format", "level": "log_level"},
 }
+
+
+KNOWN_KEYS: frozenset[str] = frozenset(f"{s}.{k}" for s, keys in _SCHEMA.items() for k in keys)
+"""Every dotted key the loader accepts (file, environment or flag)."""
 
 
 def env_var_for(key: str) -> str:
