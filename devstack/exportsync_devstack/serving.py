@@ -83,7 +83,10 @@ class BackgroundServer:
 
     def __init__(self, server: TrackingHTTPServer, name: str) -> None:
         self.server = server
-        self._thread = threading.Thread(target=server.serve_forever, name=name, daemon=True)
+        # A short poll interval keeps stop() (and so every test teardown) quick.
+        self._thread = threading.Thread(
+            target=server.serve_forever, args=(0.05,), name=name, daemon=True
+        )
         self._stopped = False
 
     @property
