@@ -67,7 +67,7 @@ MAX_SESSION_BODY_BYTES = 4_000_000
 CHANGED_FILE_DELAY = 2.0
 FORBIDDEN_DELAY = 300.0
 
-_BACKOFF = tenacity.wait_exponential_jitter(initial=2, max=1800, exp_base=2, jitter=2)
+_BACKOFF = tenacity.wait_exponential(multiplier=2, max=1800) + tenacity.wait_random(0, 2)
 
 
 def retry_delay(attempt: int) -> float:

@@ -26,6 +26,8 @@ DAY = 86_400.0
 # AWS documents no exact instant for the daily reset and clocks drift: after a period that ran out,
 # wait this long past the reset before spending the new one.
 RESET_GRACE_SECONDS = 60.0
+# Float noise in the bucket arithmetic; far below any timing that matters.
+_EPSILON = 1e-6
 
 
 @dataclass(frozen=True)
@@ -94,7 +96,8 @@ class QuotaLedger:
     def wait_time(self) -> float:
         """Seconds until a request may be sent; 0 means now."""
         now = self._clock.time()
-        return max(self._daily_wait(now), self._rate_wait(now))
+        wait = max(self._daily_wait(now), self._rate_wait(now))
+        return wait if wait > _EPSILON else 0.0
 
     def _daily_wait(self, now: float) -> float:
         start = self.period_start(now)
@@ -130,7 +133,6 @@ class QuotaLedger:
         now = self._clock.time()
         used = self._spool.quota_spend(self.period_start(now), at=now)
         self._tokens -= 1.0
-        self._not_before = now + self._interval
         return used
 
     def mark_exhausted(self) -> None:

@@ -1,0 +1,342 @@
+"""The delivery step, driven call by call with a fake clock and a scripted API."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from structlog.testing import capture_logs
+
+from exportsync.clock import FakeClock
+from exportsync.delivery import Deliverer, retry_delay
+from exportsync.errors import (
+    Forbidden,
+    PermanentError,
+    QuotaExhausted,
+    RequestTooLarge,
+    Throttled,
+    TransientError,
+)
+from exportsync.intake import Intake
+from exportsync.matcher import FileMatcher
+from exportsync.quota import DAY, QuotaLedger
+from exportsync.spool import Spool
+from support.fake_api import FakeApi
+
+START = 1_800_000_000.0 - (1_800_000_000.0 % DAY) + 3600  # 01:00 UTC
+
+
+@dataclass
+class Rig:
+    root: Path
+    spool: Spool
+    clock: FakeClock
+    api: FakeApi
+    ledger: QuotaLedger
+    deliverer: Deliverer
+    intake: Intake
+
+    def drop(self, name: str, data: bytes | str) -> Path:
+        path = self.root / name
+        path.write_bytes(data.encode() if isinstance(data, str) else data)
+        assert self.intake.offer(path) is not None
+        return path
+
+    def run(self, max_steps: int = 50) -> int:
+        """Step until nothing is due, moving the fake clock over every wait; requests made."""
+        made = 0
+        for _ in range(max_steps):
+            outcome = self.deliverer.step()
+            made += outcome.requested
+            if outcome.wait is None:
+                return made
+            self.clock.advance(outcome.wait)
+        raise AssertionError("delivery did not settle")
+
+    def states(self) -> dict[str, str]:
+        return {i.path.name: i.state for i in self.spool.items()}
+
+
+def _rig(tmp_path: Path, **options: object) -> Rig:
+    root = tmp_path / "export"
+    root.mkdir()
+    spool = Spool.open(tmp_path / "state")
+    clock = FakeClock(START)
+    api = FakeApi()
+    ledger = QuotaLedger(
+        spool,
+        requests_per_second=1.0,
+        burst=1,
+        daily_requests=int(options.pop("daily", 10)),  # type: ignore[call-overload]
+        reset_utc=dt.time(0, 0),
+        margin_seconds=0.25,
+        clock=clock,
+    )
+    deliverer = Deliverer(
+        spool=spool,
+        ledger=ledger,
+        api=api,
+        clock=clock,
+        root=root,
+        default_user_id="alice",
+        **options,  # type: ignore[arg-type]
+    )
+    intake = Intake(spool, root=root, matcher=FileMatcher(), clock=clock)
+    return Rig(root, spool, clock, api, ledger, deliverer, intake)
+
+
+@pytest.fixture
+def rig(tmp_path: Path) -> Iterator[Rig]:
+    r = _rig(tmp_path)
+    yield r
+    r.spool.close()
+
+
+def _session(ts: str, **fields: object) -> str:
+    return json.dumps({"timestamp": ts, **fields})
+
+
+def test_many_files_travel_in_one_request_per_route(rig: Rig) -> None:
+    for i in range(30):
+        rig.drop(f"r{i}.csv", f"a,b\n{i},x\n")
+        rig.drop(f"s{i}.session.json", _session(f"2026-11-25T10:00:{i:02d}Z", n=i))
+    assert rig.run() == 2
+    assert sorted(rig.api.routes) == ["session", "upload"]
+    assert rig.spool.counts()["delivered"] == 60
+    upload = next(c for c in rig.api.calls if c.route == "upload")
+    assert {f.filename for f in upload.payload} == {f"r{i}.csv" for i in range(30)}
+    assert all(f.data == (rig.root / f.filename).read_bytes() for f in upload.payload)
+
+
+def test_session_numbers_are_sent_exactly_and_user_id_is_filled_in(rig: Rig) -> None:
+    rig.drop("a.session.json", '{"timestamp": "2026-11-25T10:00:00Z", "score": 0.1, "n": 1e400}')
+    rig.run()
+    (body,) = rig.api.calls[0].payload
+    assert body == b'{"timestamp":"2026-11-25T10:00:00Z","score":0.1,"n":1E+400,"user_id":"alice"}'
+
+
+def test_a_broken_session_fails_alone_without_spending_a_request(rig: Rig) -> None:
+    rig.drop("nan.session.json", '{"timestamp": "2026-11-25T10:00:00Z", "x": NaN}')
+    rig.drop("broken.session.json", '{"timestamp": ')
+    rig.drop("good.session.json", _session("2026-11-25T10:00:00Z"))
+    with capture_logs() as logs:
+        assert rig.run() == 1
+    assert rig.states() == {
+        "nan.session.json": "failed",
+        "broken.session.json": "failed",
+        "good.session.json": "delivered",
+    }
+    reasons = {i.path.name: i.last_error for i in rig.spool.items("failed")}
+    assert "NaN" in (reasons["nan.session.json"] or "")
+    assert "invalid JSON" in (reasons["broken.session.json"] or "")
+    assert len(rig.api.calls[0].payload) == 1
+    assert sum(e["event"] == "item_failed" for e in logs) == 2
+
+
+def test_a_list_with_one_invalid_session_delivers_the_rest_and_says_which(rig: Rig) -> None:
+    sessions = [
+        {"timestamp": "2026-11-25T10:00:00Z"},
+        {"timestamp": "yesterday"},
+        {"timestamp": "2026-11-25T11:00:00Z"},
+    ]
+    rig.drop("day.session.json", json.dumps(sessions))
+    rig.run()
+    assert len(rig.api.calls[0].payload) == 2
+    (item,) = rig.spool.items()
+    assert item.state == "failed"
+    assert item.last_error is not None
+    assert "session 1" in item.last_error
+    assert "ISO-8601" in item.last_error
+
+
+def test_server_rejection_of_one_session_fails_that_file_only(rig: Rig) -> None:
+    rig.drop("a.session.json", _session("2026-11-25T10:00:00Z"))
+    rig.drop("b.session.json", _session("2026-11-25T10:00:01Z"))
+    rig.api.script = [
+        lambda call: [{"status": "stored"}, {"status": "rejected", "error": "item too large"}]
+    ]
+    rig.run()
+    assert rig.states() == {"a.session.json": "delivered", "b.session.json": "failed"}
+    failed = rig.spool.items("failed")[0]
+    assert failed.last_error is not None
+    assert "item too large" in failed.last_error
+
+
+def test_a_file_of_250_sessions_goes_in_three_requests(rig: Rig) -> None:
+    sessions = [{"timestamp": f"2026-11-25T10:{i // 60:02d}:{i % 60:02d}Z"} for i in range(250)]
+    rig.drop("big.session.json", json.dumps(sessions))
+    assert rig.run() == 3
+    assert [len(c.payload) for c in rig.api.calls] == [100, 100, 50]
+    assert rig.states() == {"big.session.json": "delivered"}
+
+
+def test_throttle_backs_off_and_retries_without_failing_anything(rig: Rig) -> None:
+    rig.drop("a.csv", "1\n")
+    rig.api.script = [Throttled("Too Many Requests", status=429)]
+    with capture_logs() as logs:
+        assert rig.run() == 2
+    assert rig.states() == {"a.csv": "delivered"}
+    assert any(e["event"] == "quota_throttled" for e in logs)
+    item = rig.spool.items()[0]
+    assert item.attempts == 0  # a throttle is not the item's fault
+
+
+def test_limit_exceeded_parks_everything_until_the_reset(rig: Rig) -> None:
+    rig.drop("a.csv", "1\n")
+    rig.api.script = [QuotaExhausted("Limit Exceeded", status=429)]
+    with capture_logs() as logs:
+        rig.clock.advance(rig.ledger.wait_time())
+        assert rig.deliverer.step().requested
+        # The clock has not reached the reset: nothing may be sent, however often we ask.
+        for _ in range(5):
+            outcome = rig.deliverer.step()
+            assert not outcome.requested
+            assert outcome.wait is not None
+            assert outcome.wait > 3600
+    assert any(e["event"] == "quota_exhausted" for e in logs)
+    assert rig.states() == {"a.csv": "pending"}
+    rig.run()
+    assert rig.clock.time() > START - 3600 + DAY  # delivered on the next day
+    assert rig.states() == {"a.csv": "delivered"}
+
+
+def test_server_errors_retry_with_growing_backoff_and_count_each_request(rig: Rig) -> None:
+    rig.drop("a.csv", "1\n")
+    rig.api.script = [TransientError("HTTP 503", status=503)] * 3
+    assert rig.run() == 4
+    assert rig.states() == {"a.csv": "delivered"}
+    assert rig.ledger.snapshot().used == 4
+
+
+def test_backoff_grows_and_is_capped() -> None:
+    delays = [retry_delay(n) for n in range(1, 20)]
+    assert 2 <= delays[0] <= 4
+    assert delays[3] >= 16
+    assert max(delays) <= 1800 + 2
+
+
+def test_the_day_quota_holds_even_while_retrying(tmp_path: Path) -> None:
+    rig = _rig(tmp_path, daily=3)
+    rig.drop("a.csv", "1\n")
+    rig.api.script = [TransientError("HTTP 502", status=502)] * 10
+    for _ in range(20):
+        outcome = rig.deliverer.step()
+        if outcome.wait and rig.clock.time() + outcome.wait > START - 3600 + DAY:
+            break
+        rig.clock.advance(outcome.wait or 0)
+    assert len(rig.api.calls) == 3
+    assert rig.states() == {"a.csv": "pending"}
+    rig.spool.close()
+
+
+def test_a_refused_file_fails_with_the_servers_reason_and_does_not_block_others(rig: Rig) -> None:
+    rig.drop("a.csv", "1\n")
+    rig.api.script = [PermanentError("bad_request: manifest mismatch", status=400)]
+    rig.run()
+    assert rig.states() == {"a.csv": "failed"}
+    assert "manifest mismatch" in (rig.spool.items()[0].last_error or "")
+    rig.drop("b.csv", "2\n")
+    rig.run()
+    assert rig.states()["b.csv"] == "delivered"
+
+
+def test_forbidden_keeps_items_pending(rig: Rig) -> None:
+    rig.drop("a.csv", "1\n")
+    rig.api.script = [Forbidden("Forbidden", status=403)]
+    rig.deliverer.step()
+    rig.clock.advance(rig.ledger.wait_time())
+    rig.deliverer.step()
+    assert rig.states() == {"a.csv": "pending"}
+    rig.run()
+    assert rig.states() == {"a.csv": "delivered"}
+
+
+def test_a_413_halves_the_batch_and_a_lone_item_fails(rig: Rig) -> None:
+    for i in range(4):
+        rig.drop(f"r{i}.csv", f"{i}\n")
+    rig.api.script = [RequestTooLarge("Request Too Long", status=413)]
+    rig.run()
+    assert [len(c.payload) for c in rig.api.calls] == [4, 4]
+    assert rig.spool.counts()["delivered"] == 4
+
+
+def test_a_file_deleted_before_delivery_fails_with_a_reason(rig: Rig) -> None:
+    path = rig.drop("gone.csv", "1\n")
+    rig.drop("kept.csv", "2\n")
+    path.unlink()
+    rig.run()
+    assert rig.states() == {"gone.csv": "failed", "kept.csv": "delivered"}
+    failed = rig.spool.items("failed")[0]
+    assert "deleted" in (failed.last_error or "")
+
+
+def test_a_file_rewritten_after_spooling_is_never_sent_torn(rig: Rig) -> None:
+    path = rig.drop("a.csv", "old,content\n")
+    path.write_bytes(b"new,content,longer\n")
+    rig.run()
+    sent = [f.data for c in rig.api.calls for f in c.payload]
+    assert sent == [b"new,content,longer\n"]
+    (item,) = rig.spool.items()
+    assert item.sha256 == hashlib.sha256(b"new,content,longer\n").hexdigest()
+    assert item.state == "delivered"
+
+
+def test_large_files_go_through_presigned_puts(tmp_path: Path) -> None:
+    rig = _rig(tmp_path, inline_max_bytes=1000)
+    big = b"x" * 5000
+    rig.drop("big.csv", big)
+    rig.drop("small.csv", "1\n")
+    assert rig.run() == 2
+    assert sorted(rig.api.routes) == ["presign", "upload"]
+    ((_url, headers, data),) = rig.api.puts
+    assert data == big
+    assert headers == {"x-amz-checksum-sha256": hashlib.sha256(big).hexdigest()}
+    assert rig.spool.counts()["delivered"] == 2
+    rig.spool.close()
+
+
+def test_a_failed_presigned_put_is_retried_with_a_fresh_url(tmp_path: Path) -> None:
+    rig = _rig(tmp_path, inline_max_bytes=10)
+    rig.drop("big.csv", b"y" * 100)
+    rig.api.put_errors = [TransientError("storage answered 503", status=503)]
+    assert rig.run() == 2
+    assert rig.api.routes == ["presign", "presign"]
+    assert len(rig.api.puts) == 1
+    rig.spool.close()
+
+
+def test_presign_duplicate_needs_no_put(tmp_path: Path) -> None:
+    rig = _rig(tmp_path, inline_max_bytes=10)
+    rig.drop("big.csv", b"z" * 100)
+    rig.api.script = [lambda call: [{"status": "duplicate", "key": "uploads/u/k/big.csv"}]]
+    rig.run()
+    assert rig.api.puts == []
+    assert rig.spool.items()[0].remote_key == "uploads/u/k/big.csv"
+    rig.spool.close()
+
+
+@pytest.mark.parametrize("mode", ["move", "delete"])
+def test_after_upload_moves_or_deletes_only_delivered_content(tmp_path: Path, mode: str) -> None:
+    rig = _rig(tmp_path, after_upload=mode)
+    rig.drop("a.csv", "1\n")
+    rig.run()
+    assert not (rig.root / "a.csv").exists()
+    assert (rig.root / "sent" / "a.csv").exists() == (mode == "move")
+    rig.spool.close()
+
+
+def test_an_unexpected_error_does_not_strand_items_in_sending(rig: Rig) -> None:
+    rig.drop("a.csv", "1\n")
+
+    def explode(call: object) -> None:
+        raise KeyError("bug")
+
+    rig.api.script = [explode]
+    rig.run()
+    assert rig.states() == {"a.csv": "delivered"}
+    assert len(rig.api.calls) == 2

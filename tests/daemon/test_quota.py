@@ -1,0 +1,149 @@
+"""The quota ledger with a fake clock: spacing, burst, the day, restarts, the gateway's verdicts."""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+from pathlib import Path
+
+import pytest
+
+from exportsync.clock import FakeClock
+from exportsync.quota import DAY, RESET_GRACE_SECONDS, QuotaLedger
+from exportsync.spool import Spool
+
+MIDNIGHT = 1_800_000_000.0 - (1_800_000_000.0 % DAY)  # a UTC midnight
+
+
+def _ledger(
+    spool: Spool,
+    clock: FakeClock,
+    *,
+    rps: float = 1.0,
+    burst: int = 1,
+    daily: int = 10,
+    reset: dt.time = dt.time(0, 0),
+    margin: float = 0.25,
+) -> QuotaLedger:
+    return QuotaLedger(
+        spool,
+        requests_per_second=rps,
+        burst=burst,
+        daily_requests=daily,
+        reset_utc=reset,
+        margin_seconds=margin,
+        clock=clock,
+    )
+
+
+def _drain(ledger: QuotaLedger, clock: FakeClock, count: int) -> list[float]:
+    """Send `count` requests as soon as allowed; the send times."""
+    times = []
+    for _ in range(count):
+        clock.advance(ledger.wait_time())
+        ledger.spend()
+        times.append(clock.time())
+    return times
+
+
+@pytest.fixture
+def spool(tmp_path: Path) -> Spool:
+    return Spool.open(tmp_path)
+
+
+def test_requests_are_spaced_by_more_than_the_gateway_interval(spool: Spool) -> None:
+    clock = FakeClock(MIDNIGHT + 3600)
+    ledger = _ledger(spool, clock, daily=0)
+    times = _drain(ledger, clock, 5)
+    gaps = [b - a for a, b in itertools.pairwise(times)]
+    assert all(gap >= 1.25 - 1e-9 for gap in gaps)
+    # The bucket starts empty: even the first request waits one interval.
+    assert times[0] == pytest.approx(MIDNIGHT + 3600 + 1.25)
+
+
+def test_burst_allows_back_to_back_requests_after_an_idle_spell(spool: Spool) -> None:
+    clock = FakeClock(MIDNIGHT + 3600)
+    ledger = _ledger(spool, clock, rps=2.0, burst=3, daily=0, margin=0.0)
+    clock.advance(10)  # the bucket fills to its burst
+    sent = 0
+    while ledger.wait_time() == 0:
+        ledger.spend()
+        sent += 1
+    assert sent == 3
+
+
+def test_spend_before_its_time_is_refused(spool: Spool) -> None:
+    clock = FakeClock(MIDNIGHT + 3600)
+    ledger = _ledger(spool, clock)
+    with pytest.raises(RuntimeError, match="before its time"):
+        ledger.spend()
+
+
+def test_the_day_runs_out_then_waits_for_reset_plus_grace(spool: Spool) -> None:
+    clock = FakeClock(MIDNIGHT + 3600)
+    ledger = _ledger(spool, clock, daily=4)
+    _drain(ledger, clock, 4)
+    snapshot = ledger.snapshot()
+    assert (snapshot.used, snapshot.limit, snapshot.exhausted) == (4, 4, True)
+    assert ledger.wait_time() == pytest.approx(MIDNIGHT + DAY + RESET_GRACE_SECONDS - clock.time())
+    clock.advance(ledger.wait_time())
+    assert ledger.snapshot().used == 0
+    ledger.spend()
+    assert ledger.snapshot().used == 1
+
+
+def test_a_restart_neither_forgets_the_day_nor_the_last_request(spool: Spool) -> None:
+    clock = FakeClock(MIDNIGHT + 3600)
+    first = _ledger(spool, clock, daily=4)
+    _drain(first, clock, 3)
+    # A new process on the same spool, a moment later.
+    clock.advance(0.1)
+    second = _ledger(spool, clock, daily=4)
+    assert second.snapshot().used == 3
+    assert second.wait_time() >= 1.25 - 0.1 - 1e-9
+    _drain(second, clock, 1)
+    assert second.wait_time() > 3600  # the fourth was the last of the day
+
+
+def test_every_restart_in_a_crash_loop_still_counts(spool: Spool) -> None:
+    clock = FakeClock(MIDNIGHT + 3600)
+    for _ in range(10):
+        ledger = _ledger(spool, clock, daily=10)
+        clock.advance(ledger.wait_time())
+        ledger.spend()
+    assert _ledger(spool, clock, daily=10).wait_time() > 3600
+
+
+def test_reset_time_is_configurable(spool: Spool) -> None:
+    clock = FakeClock(MIDNIGHT + 6 * 3600)
+    ledger = _ledger(spool, clock, daily=1, reset=dt.time(7, 30))
+    assert ledger.resets_at(clock.time()) == MIDNIGHT + 7.5 * 3600
+    _drain(ledger, clock, 1)
+    assert ledger.wait_time() == pytest.approx(
+        MIDNIGHT + 7.5 * 3600 + RESET_GRACE_SECONDS - clock.time()
+    )
+
+
+def test_limit_exceeded_from_the_gateway_parks_until_reset(spool: Spool) -> None:
+    clock = FakeClock(MIDNIGHT + 3600)
+    ledger = _ledger(spool, clock, daily=10)
+    _drain(ledger, clock, 1)
+    ledger.mark_exhausted()
+    assert ledger.snapshot().exhausted
+    assert ledger.wait_time() == pytest.approx(MIDNIGHT + DAY + RESET_GRACE_SECONDS - clock.time())
+
+
+def test_too_many_requests_empties_the_bucket_and_pauses(spool: Spool) -> None:
+    clock = FakeClock(MIDNIGHT + 3600)
+    ledger = _ledger(spool, clock, rps=1.0, burst=5, daily=0)
+    clock.advance(60)
+    ledger.pause(3.0)
+    assert ledger.wait_time() == pytest.approx(3.0)
+
+
+def test_zero_daily_requests_means_no_daily_limit(spool: Spool) -> None:
+    clock = FakeClock(MIDNIGHT + 3600)
+    ledger = _ledger(spool, clock, rps=100.0, burst=100, daily=0, margin=0.0)
+    _drain(ledger, clock, 250)
+    assert ledger.limit is None
+    assert ledger.wait_time() < 1.0
