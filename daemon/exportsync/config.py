@@ -134,6 +134,9 @@ class Config:
     log: LogConfig
     path: Path | None
     warnings: tuple[str, ...] = field(default=())
+    # Dotted keys set by the file, the environment or a flag (not defaulted), e.g. to tell an
+    # explicit state.dir (needs ReadWritePaths= in the unit) from the platform default.
+    explicit: frozenset[str] = field(default=frozenset())
 
 
 # --- schema: every key, its kind. Kinds name the parser used in _coerce. -------------------------
@@ -238,6 +241,7 @@ def load_config(
         ),
         path=config_path,
         warnings=tuple(warnings),
+        explicit=frozenset(layers),
     )
 
 

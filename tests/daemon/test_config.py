@@ -71,6 +71,8 @@ def test_precedence_file_then_env_then_flags(minimal: Path) -> None:
     assert cfg.log.level == "error"  # flag beats env beats file
     assert cfg.log.format == "console"  # file beats default
     assert cfg.quota.burst == 3  # env beats default; a None flag means "not given"
+    assert {"log.level", "quota.burst", "watch.dir"} <= cfg.explicit
+    assert "state.dir" not in cfg.explicit
 
 
 def test_no_file_uses_env_config_then_defaults(minimal: Path, tmp_path: Path) -> None:
