@@ -17,10 +17,19 @@ from typing import Any
 
 from exportsync.errors import FileRejected
 
-__all__ = ["MAX_SESSION_BYTES", "ParsedSession", "encode_json", "parse_session_file"]
+__all__ = [
+    "MAX_DEPTH",
+    "MAX_SESSION_BYTES",
+    "ParsedSession",
+    "encode_json",
+    "parse_session_file",
+]
 
 # DynamoDB's item limit; the server enforces it too, this spares a request.
 MAX_SESSION_BYTES = 400 * 1024
+# DynamoDB's nesting limit (the Lambda checks the same). It also keeps the recursive encoder far
+# from Python's recursion limit, which a hostile file could otherwise reach.
+MAX_DEPTH = 32
 
 
 @dataclass(frozen=True)
@@ -50,6 +59,8 @@ def parse_session_file(data: bytes, *, default_user_id: str | None) -> list[Pars
         raise FileRejected(
             f"invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}"
         ) from exc
+    except RecursionError:
+        raise FileRejected("invalid JSON: nested too deeply") from None
     except ValueError as exc:
         raise FileRejected(f"invalid JSON: {exc}") from exc
     if isinstance(doc, dict):
@@ -71,14 +82,33 @@ def _parse_one(index: int, entry: Any, default_user_id: str | None) -> ParsedSes
     timestamp = session.get("timestamp")
     shown_user = user_id if isinstance(user_id, str) else None
     shown_ts = timestamp if isinstance(timestamp, str) else None
-    error = _check_keys(user_id, timestamp)
+    error = _check_keys(user_id, timestamp) or _check_depth(session, 0)
     if error is None:
-        body = encode_json(session)
+        try:
+            body = encode_json(session)
+        except UnicodeEncodeError:
+            return ParsedSession(
+                index, None, "a string holds a lone surrogate (not UTF-8)", shown_user, shown_ts
+            )
         if len(body) > MAX_SESSION_BYTES:
             error = f"session is {len(body)} bytes, over DynamoDB's {MAX_SESSION_BYTES}-byte limit"
         else:
             return ParsedSession(index, body, None, shown_user, shown_ts)
     return ParsedSession(index, None, error, shown_user, shown_ts)
+
+
+def _check_depth(value: object, depth: int) -> str | None:
+    """Counted as the Lambda and DynamoDB count: the session's own fields are at depth 1."""
+    if depth > MAX_DEPTH:
+        return f"nested deeper than {MAX_DEPTH} levels (DynamoDB's limit)"
+    children = (
+        value.values() if isinstance(value, dict) else value if isinstance(value, list) else ()
+    )
+    for child in children:
+        error = _check_depth(child, depth + 1)
+        if error:
+            return error
+    return None
 
 
 def _check_keys(user_id: object, timestamp: object) -> str | None:
@@ -96,13 +126,18 @@ def _check_keys(user_id: object, timestamp: object) -> str | None:
 
 
 def encode_json(value: Any) -> bytes:
-    """Compact JSON with `Decimal` written exactly as parsed."""
+    """Compact UTF-8 JSON with `Decimal` written exactly as parsed.
+
+    Strings are written as UTF-8, not \\u-escaped, so the size checked against the 400 KB limit is
+    the size DynamoDB counts (escaping would make non-Latin text up to 3x larger). A lone
+    surrogate cannot be UTF-8: UnicodeEncodeError.
+    """
     return _encode(value).encode("utf-8")
 
 
 def _encode(value: Any) -> str:
     if isinstance(value, Mapping):
-        items = (f"{json.dumps(str(k))}:{_encode(v)}" for k, v in value.items())
+        items = (f"{_string(str(k))}:{_encode(v)}" for k, v in value.items())
         return "{" + ",".join(items) + "}"
     if isinstance(value, list | tuple):
         return "[" + ",".join(_encode(v) for v in value) + "]"
@@ -110,6 +145,12 @@ def _encode(value: Any) -> str:
         if not value.is_finite():
             raise ValueError("NaN and Infinity are not JSON")
         return str(value)
-    if isinstance(value, bool) or value is None or isinstance(value, int | str):
+    if isinstance(value, str):
+        return _string(value)
+    if isinstance(value, bool) or value is None or isinstance(value, int):
         return json.dumps(value)
     raise TypeError(f"cannot encode {type(value).__name__} as JSON")
+
+
+def _string(text: str) -> str:
+    return json.dumps(text, ensure_ascii=False)
