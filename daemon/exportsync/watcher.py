@@ -1,0 +1,467 @@
+"""Notice files in the export folder and report each once it is ready to be read.
+
+Two layers:
+- `Settler` is pure readiness logic: feed it events with (monotonic) timestamps, ask which paths are
+  ready at time t. No threads, no watchdog; tests drive it with plain numbers.
+- `Watcher` adapts watchdog to it and runs a small timer thread (waiting through the injected Clock)
+  that calls `on_ready(path)` for each ready path.
+
+Readiness:
+- With close events (Linux inotify): a file is ready a short quiet period (min(settle, 0.5 s)) after
+  it was closed after writing, or renamed/moved into the folder, with no later event for it and its
+  size/mtime unchanged. While a write is seen without a matching close the file is never ready (a
+  slow writer holding one handle), except after `open_write_timeout` of complete silence (a
+  truncate(2) has no close). A file that only appeared (created, no write yet) needs
+  `settle_seconds` of stillness.
+- Without close events (PollingObserver, macOS FSEvents): size and mtime unchanged for
+  `settle_seconds`.
+- A path that vanished before it was ready is dropped silently.
+
+Decisions:
+- Symlinks and other non-regular entries with a matching name ARE passed to `on_ready` (and returned
+  by `scan`), so the daemon calls `files.snapshot`, gets FileRejected with the reason ("symlink to
+  '/etc/passwd' (outside ...)") and records it. The watcher itself only lstat()s: it never opens or
+  follows anything.
+- Queue overflow: watchdog 7 handles IN_Q_OVERFLOW inside its inotify layer (discarding pending move
+  events, rebuilding recursive watches) and does not tell the event handler; it only logs the
+  warning "Inotify queue overflowed; filesystem events were lost" on `watchdog.observers.inotify_c`.
+  The Watcher hooks that logger with a logging.Filter to rescan at once, and also rescans every
+  `rescan_seconds` as a safety net. Rescans report only files whose (size, mtime, inode) differ from
+  what was last reported, so an idle folder is not re-hashed every few minutes.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import stat
+import sys
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Self
+
+import structlog
+from watchdog.events import (
+    FileClosedEvent,
+    FileCreatedEvent,
+    FileDeletedEvent,
+    FileModifiedEvent,
+    FileMovedEvent,
+    FileSystemEvent,
+    FileSystemEventHandler,
+)
+from watchdog.observers import Observer
+from watchdog.observers.api import BaseObserver
+from watchdog.observers.polling import PollingObserver
+
+from exportsync.clock import Clock, SystemClock
+from exportsync.matcher import FileMatcher
+
+__all__ = ["Settler", "StatKey", "Watcher", "lstat_key"]
+
+_log = structlog.get_logger(__name__)
+
+StatKey = tuple[int, int, int]
+"""(size, mtime_ns, inode) from lstat: what "unchanged" means."""
+
+# A plain bool, not sys.platform inline: mypy would call the other branch unreachable.
+_LINUX = sys.platform.startswith("linux")
+_WATCHDOG_INOTIFY_LOGGER = "watchdog.observers.inotify_c"
+_MAX_IDLE_WAIT = 3600.0
+
+
+def lstat_key(path: Path) -> StatKey | None:
+    """The path's own (size, mtime_ns, inode), never following a symlink; None when it is gone."""
+    try:
+        info = os.lstat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    return (info.st_size, info.st_mtime_ns, info.st_ino)
+
+
+@dataclass
+class _Pending:
+    stat: StatKey | None
+    stat_since: float
+    last_event: float
+    quiet: float
+    writing: bool
+
+
+class Settler:
+    """Pure readiness bookkeeping. All times are monotonic seconds supplied by the caller."""
+
+    def __init__(
+        self,
+        *,
+        settle_seconds: float,
+        close_events: bool,
+        quiet_seconds: float | None = None,
+        open_write_timeout: float = 60.0,
+        stat: Callable[[Path], StatKey | None] = lstat_key,
+    ) -> None:
+        self.settle_seconds = settle_seconds
+        self.close_events = close_events
+        self.quiet_seconds = min(settle_seconds, 0.5) if quiet_seconds is None else quiet_seconds
+        self.open_write_timeout = open_write_timeout
+        self._stat = stat
+        self._pending: dict[Path, _Pending] = {}
+
+    def __len__(self) -> int:
+        return len(self._pending)
+
+    def __contains__(self, path: object) -> bool:
+        return path in self._pending
+
+    def created(self, path: Path, now: float) -> None:
+        """The path appeared (or a scan found it): ready after `settle_seconds` of stillness."""
+        self._event(path, now, quiet=self.settle_seconds, writing=False)
+
+    def modified(self, path: Path, now: float) -> None:
+        """Data was written; with close events a close is now awaited."""
+        self._event(path, now, quiet=self.settle_seconds, writing=self.close_events)
+
+    def closed(self, path: Path, now: float) -> None:
+        """A handle open for writing was closed (inotify IN_CLOSE_WRITE)."""
+        self._complete(path, now)
+
+    def arrived(self, path: Path, now: float) -> None:
+        """The path was renamed or moved into the folder: its content is complete."""
+        self._complete(path, now)
+
+    def removed(self, path: Path) -> None:
+        """The path was deleted or moved away."""
+        self._pending.pop(path, None)
+
+    def _complete(self, path: Path, now: float) -> None:
+        if self.close_events:
+            self._event(path, now, quiet=self.quiet_seconds, writing=False)
+        else:
+            self._event(path, now, quiet=self.settle_seconds, writing=False)
+
+    def _event(self, path: Path, now: float, *, quiet: float, writing: bool) -> None:
+        current = self._stat(path)
+        record = self._pending.get(path)
+        if record is None:
+            self._pending[path] = _Pending(current, now, now, quiet, writing)
+            return
+        if current != record.stat:
+            record.stat, record.stat_since = current, now
+        record.last_event, record.quiet, record.writing = now, quiet, writing
+
+    @staticmethod
+    def _deadline(record: _Pending, open_write_timeout: float) -> float:
+        base = max(record.last_event, record.stat_since)
+        return base + (open_write_timeout if record.writing else record.quiet)
+
+    def next_deadline(self) -> float | None:
+        """The earliest time `due` may report something, or None when nothing is pending."""
+        if not self._pending:
+            return None
+        return min(self._deadline(r, self.open_write_timeout) for r in self._pending.values())
+
+    def due(self, now: float) -> list[Path]:
+        """Paths ready at `now` (each leaves the pending set), in the order they became due."""
+        ready: list[tuple[float, Path]] = []
+        for path, record in list(self._pending.items()):
+            deadline = self._deadline(record, self.open_write_timeout)
+            if now < deadline:
+                continue
+            current = self._stat(path)
+            if current is None:
+                del self._pending[path]
+            elif current != record.stat:
+                # Changed without an event (polling, or events lost): start the wait over.
+                record.stat, record.stat_since = current, now
+            else:
+                del self._pending[path]
+                ready.append((deadline, path))
+        return [path for _, path in sorted(ready)]
+
+
+class _OverflowFilter(logging.Filter):
+    """Spots watchdog's overflow warning; never suppresses the record."""
+
+    def __init__(self, callback: Callable[[], None]) -> None:
+        super().__init__()
+        self._callback = callback
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if "overflow" in record.getMessage().lower():
+            self._callback()
+        return True
+
+
+def _make_observer(use_polling: bool, poll_interval: float) -> BaseObserver:
+    if use_polling:
+        return PollingObserver(timeout=poll_interval)
+    if _LINUX:
+        from watchdog.observers.inotify import InotifyObserver  # noqa: PLC0415 - Linux-only module
+
+        # Full events: a file moved in from outside arrives as FileMovedEvent("", dest) instead of
+        # a created event, so it counts as complete at once.
+        return InotifyObserver(generate_full_events=True)
+    return Observer()
+
+
+_EVENT_FILTER: list[type[FileSystemEvent]] = [
+    FileCreatedEvent,
+    FileModifiedEvent,
+    FileClosedEvent,
+    FileMovedEvent,
+    FileDeletedEvent,
+]
+
+
+class _Handler(FileSystemEventHandler):
+    def __init__(self, watcher: Watcher) -> None:
+        self._watcher = watcher
+
+    def on_any_event(self, event: FileSystemEvent) -> None:
+        self._watcher.dispatch(event)
+
+
+class Watcher:
+    """Watches `root` and calls `on_ready(path)` for each matching file once it is ready.
+
+    `on_ready` runs on the watcher's timer thread, possibly more than once for the same file, never
+    once per write. Exceptions from it are logged and do not stop the watcher.
+    """
+
+    def __init__(
+        self,
+        root: Path,
+        matcher: FileMatcher,
+        on_ready: Callable[[Path], None],
+        *,
+        settle_seconds: float = 2.0,
+        use_polling: bool = False,
+        clock: Clock | None = None,
+        on_overflow: Callable[[], None] | None = None,
+        poll_interval: float = 1.0,
+        rescan_seconds: float | None = 300.0,
+    ) -> None:
+        self.root = Path(os.path.abspath(root))
+        self.matcher = matcher
+        self._on_ready = on_ready
+        self._on_overflow = on_overflow
+        self._clock: Clock = clock or SystemClock()
+        self._rescan_seconds = rescan_seconds
+        self._use_polling = use_polling
+        self._poll_interval = poll_interval
+        self._observer: BaseObserver | None = None  # made in start(): inotify's starts a thread
+        # Only inotify reports close-after-write; polling and FSEvents settle on stillness.
+        self.settler = Settler(
+            settle_seconds=settle_seconds, close_events=_LINUX and not use_polling
+        )
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._stopping = threading.Event()
+        self._overflowed = threading.Event()
+        self._reported: dict[Path, StatKey] = {}
+        self._next_rescan: float | None = None
+        self._thread: threading.Thread | None = None
+        self._log_filter = _OverflowFilter(self.notify_overflow)
+
+    # -- lifecycle -------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start watching; returns once the watch is live (events from now on are seen)."""
+        if self._thread is not None:
+            raise RuntimeError("Watcher already started")
+        watchdog_log = logging.getLogger(_WATCHDOG_INOTIFY_LOGGER)
+        if not watchdog_log.isEnabledFor(logging.WARNING):
+            watchdog_log.setLevel(logging.WARNING)  # the filter only sees records that are emitted
+        watchdog_log.addFilter(self._log_filter)
+        observer = _make_observer(self._use_polling, self._poll_interval)
+        try:
+            observer.schedule(
+                _Handler(self),
+                str(self.root),
+                recursive=self.matcher.recursive,
+                event_filter=_EVENT_FILTER,
+            )
+            observer.start()
+        except BaseException:
+            # e.g. the folder is missing: release inotify's reader thread and the log hook.
+            observer.stop()
+            watchdog_log.removeFilter(self._log_filter)
+            raise
+        self._observer = observer
+        if self._rescan_seconds is not None:
+            self._next_rescan = self._clock.monotonic() + self._rescan_seconds
+        self._thread = threading.Thread(target=self._run, name="exportsync-watcher", daemon=True)
+        self._thread.start()
+        _log.info("watch_started", root=str(self.root), recursive=self.matcher.recursive)
+
+    def stop(self) -> None:
+        """Stop watching and join both threads. Pending, not yet ready files are dropped."""
+        self._stopping.set()
+        self._wake.set()
+        logging.getLogger(_WATCHDOG_INOTIFY_LOGGER).removeFilter(self._log_filter)
+        if self._observer is not None and self._observer.is_alive():
+            self._observer.stop()
+            self._observer.join()
+        if self._thread is not None:
+            self._thread.join()
+        _log.info("watch_stopped", root=str(self.root))
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    # -- the step and its inputs -----------------------------------------------------------------
+
+    def scan(self) -> list[Path]:
+        """Every matching non-directory entry in the folder, sorted (symlinks included, see above).
+
+        The daemon calls it at start; call `start()` first so nothing falls between the scan and the
+        watch (a file reported twice is fine, the spool dedupes). Returned files count as reported:
+        the periodic rescan skips them until their size, mtime or inode change.
+        """
+        found = self._scan_paths()
+        with self._lock:
+            for path in found:
+                key = lstat_key(path)
+                if key is not None:
+                    self._reported[path] = key
+        return found
+
+    def dispatch(self, event: FileSystemEvent) -> None:
+        """Feed one watchdog event (on watchdog's thread; public so tests can script events)."""
+        if event.is_directory:
+            return
+        try:
+            self._dispatch(event)
+        except Exception:  # an exception would end watchdog's dispatch thread
+            _log.exception("watch_event_failed", event=event.event_type)
+
+    def _dispatch(self, event: FileSystemEvent) -> None:
+        now = self._clock.monotonic()
+        src = Path(os.fsdecode(event.src_path)) if event.src_path else None
+        with self._lock:
+            if isinstance(event, FileMovedEvent):
+                if src is not None:
+                    self._forget(src)
+                dest = Path(os.fsdecode(event.dest_path)) if event.dest_path else None
+                if dest is not None and self._wanted(dest):
+                    self.settler.arrived(dest, now)
+            elif src is None:
+                return
+            elif isinstance(event, FileDeletedEvent):
+                self._forget(src)
+            elif not self._wanted(src):
+                return
+            elif isinstance(event, FileClosedEvent):
+                self.settler.closed(src, now)
+            elif isinstance(event, FileModifiedEvent):
+                self.settler.modified(src, now)
+            elif isinstance(event, FileCreatedEvent):
+                self.settler.created(src, now)
+            else:
+                return
+        self._wake.set()
+
+    def notify_overflow(self) -> None:
+        """Events may have been lost: rescan on the timer thread as soon as possible."""
+        self._overflowed.set()
+        self._wake.set()
+
+    def run_pending(self) -> list[Path]:
+        """One step: rescan if due, pass each ready path to on_ready; returns those paths."""
+        now = self._clock.monotonic()
+        if self._overflowed.is_set():
+            self._overflowed.clear()
+            _log.warning("watch_overflow_rescan", root=str(self.root))
+            if self._on_overflow is not None:
+                self._call_safely("on_overflow_failed", self._on_overflow)
+            self._rescan(now)
+        elif self._next_rescan is not None and now >= self._next_rescan:
+            self._rescan(now)
+        with self._lock:
+            ready = self.settler.due(now)
+            for path in ready:
+                key = lstat_key(path)
+                if key is not None:
+                    self._reported[path] = key
+        for path in ready:
+            _log.debug("file_ready", path=str(path))
+            self._call_safely("on_ready_failed", self._on_ready, path)
+        return ready
+
+    # -- private ---------------------------------------------------------------------------------
+
+    def _wanted(self, path: Path) -> bool:
+        if self.matcher.classify(self.root, path) is None:
+            return False
+        # A directory with a matching name (a folder called "x.csv") is not a file to deliver.
+        try:
+            return not stat.S_ISDIR(os.lstat(path).st_mode)
+        except OSError:
+            return True  # gone already: the settler drops it
+
+    def _scan_paths(self) -> list[Path]:
+        found: list[Path] = []
+        for directory, subdirs, names in os.walk(self.root, followlinks=False):
+            here = Path(directory)
+            # os.walk lists symlinks to directories among subdirs; a matching one is reported like
+            # any symlink (and never descended into).
+            links = [d for d in subdirs if os.path.islink(here / d)]
+            found.extend(
+                here / name
+                for name in [*names, *links]
+                if self.matcher.classify(self.root, here / name) is not None
+            )
+            subdirs[:] = sorted(
+                d for d in subdirs if d not in links and self.matcher.descend(self.root, here / d)
+            )
+        return sorted(found)
+
+    def _forget(self, path: Path) -> None:
+        self.settler.removed(path)
+        self._reported.pop(path, None)
+
+    def _rescan(self, now: float) -> None:
+        if self._rescan_seconds is not None:
+            self._next_rescan = now + self._rescan_seconds
+        found = self._scan_paths()
+        changed = 0
+        with self._lock:
+            for path in found:
+                if path in self.settler or self._reported.get(path) == lstat_key(path):
+                    continue
+                self.settler.created(path, now)
+                changed += 1
+        _log.info("watch_rescanned", root=str(self.root), changed=changed)
+
+    def _call_safely(self, event: str, func: Callable[..., None], *args: Path) -> None:
+        try:
+            func(*args)
+        except Exception:  # a failing callback must not kill the watcher thread
+            _log.exception(event, path=str(args[0]) if args else None)
+
+    def _timeout(self) -> float:
+        now = self._clock.monotonic()
+        with self._lock:
+            deadlines = [self.settler.next_deadline(), self._next_rescan]
+        upcoming = [d for d in deadlines if d is not None]
+        return max(0.0, min(upcoming) - now) if upcoming else _MAX_IDLE_WAIT
+
+    def _run(self) -> None:
+        while not self._stopping.is_set():
+            self._wake.clear()
+            self.run_pending()
+            if self._stopping.is_set():
+                break
+            self._clock.wait(self._timeout(), self._wake)

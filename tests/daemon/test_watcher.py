@@ -1,0 +1,609 @@
+"""Watcher: readiness logic (pure, fake time), the event adapter (scripted events), real inotify."""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from structlog.testing import capture_logs
+from watchdog.events import (
+    FileClosedEvent,
+    FileCreatedEvent,
+    FileDeletedEvent,
+    FileModifiedEvent,
+    FileMovedEvent,
+    FileOpenedEvent,
+    FileSystemEvent,
+    FileSystemEventHandler,
+)
+from watchdog.observers import Observer
+
+from exportsync.clock import FakeClock
+from exportsync.errors import FileRejected
+from exportsync.files import snapshot
+from exportsync.matcher import FileMatcher
+from exportsync.watcher import Settler, StatKey, Watcher
+
+linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="needs inotify")
+
+# -- Settler: pure readiness ---------------------------------------------------------------------
+
+A = Path("/x/a.csv")
+B = Path("/x/b.csv")
+
+
+class FakeStat:
+    """A scripted lstat: tests set each path's (size, mtime, inode) or delete it."""
+
+    def __init__(self) -> None:
+        self.keys: dict[Path, StatKey] = {}
+
+    def write(self, path: Path, size: int, mtime: int) -> None:
+        self.keys[path] = (size, mtime, 1)
+
+    def __call__(self, path: Path) -> StatKey | None:
+        return self.keys.get(path)
+
+
+@pytest.fixture
+def fs() -> FakeStat:
+    return FakeStat()
+
+
+def inotify_settler(fs: FakeStat) -> Settler:
+    return Settler(settle_seconds=2.0, close_events=True, open_write_timeout=60.0, stat=fs)
+
+
+def test_closed_file_is_ready_after_the_short_quiet_period(fs: FakeStat) -> None:
+    settler = inotify_settler(fs)
+    assert settler.quiet_seconds == 0.5
+    fs.write(A, 10, 1)
+    settler.modified(A, 0.0)
+    settler.closed(A, 0.1)
+    assert settler.next_deadline() == pytest.approx(0.6)
+    assert settler.due(0.59) == []
+    assert settler.due(0.6) == [A]
+    assert settler.due(5.0) == []  # reported once, then gone from the pending set
+
+
+def test_settler_waits_for_close_of_a_slow_single_handle_writer(fs: FakeStat) -> None:
+    settler = inotify_settler(fs)
+    for t in range(15):  # one chunk every 3 s: longer than settle_seconds
+        fs.write(A, t + 1, t)
+        settler.modified(A, 3.0 * t)
+        assert settler.due(3.0 * t + 2.99) == []
+    settler.closed(A, 45.0)
+    assert settler.due(45.49) == []
+    assert settler.due(45.5) == [A]
+
+
+def test_settler_debounces_open_append_close(fs: FakeStat) -> None:
+    settler = inotify_settler(fs)
+    ready: list[Path] = []
+    t = 0.0
+    for i in range(10):
+        fs.write(A, i + 1, i)
+        settler.modified(A, t)
+        settler.closed(A, t + 0.05)
+        t += 0.2
+        ready += settler.due(t)
+    assert ready == []
+    assert settler.due(t + 0.5) == [A]
+
+
+def test_write_without_close_is_released_after_the_open_write_timeout(fs: FakeStat) -> None:
+    """truncate(2) modifies without a close: don't wait forever."""
+    settler = inotify_settler(fs)
+    fs.write(A, 0, 5)
+    settler.modified(A, 0.0)
+    assert settler.due(59.9) == []
+    assert settler.due(60.0) == [A]
+
+
+def test_created_without_write_needs_settle_seconds(fs: FakeStat) -> None:
+    settler = inotify_settler(fs)
+    fs.write(A, 0, 1)
+    settler.created(A, 0.0)
+    assert settler.due(1.9) == []
+    assert settler.due(2.0) == [A]
+
+
+def test_arrived_by_rename_is_ready_after_quiet(fs: FakeStat) -> None:
+    settler = inotify_settler(fs)
+    fs.write(A, 10, 1)
+    settler.arrived(A, 0.0)
+    assert settler.due(0.5) == [A]
+
+
+def test_change_without_an_event_restarts_the_wait(fs: FakeStat) -> None:
+    settler = inotify_settler(fs)
+    fs.write(A, 10, 1)
+    settler.closed(A, 0.0)
+    fs.write(A, 20, 2)  # e.g. events lost
+    assert settler.due(0.5) == []
+    assert settler.next_deadline() == pytest.approx(1.0)
+    assert settler.due(1.0) == [A]
+
+
+def test_file_deleted_before_it_settles_is_dropped(fs: FakeStat) -> None:
+    settler = inotify_settler(fs)
+    fs.write(A, 10, 1)
+    fs.write(B, 10, 1)
+    settler.closed(A, 0.0)
+    settler.closed(B, 0.0)
+    del fs.keys[A]  # vanished without a delete event
+    settler.removed(B)  # delete event
+    assert settler.due(10.0) == []
+    assert len(settler) == 0
+    assert settler.next_deadline() is None
+
+
+def test_without_close_events_size_and_mtime_must_hold_for_settle_seconds(fs: FakeStat) -> None:
+    settler = Settler(settle_seconds=2.0, close_events=False, stat=fs)
+    fs.write(A, 1, 1)
+    settler.created(A, 0.0)
+    fs.write(A, 2, 2)
+    settler.modified(A, 1.0)
+    settler.closed(A, 1.0)  # ignored as a shortcut: no close events on this platform
+    assert settler.due(2.9) == []
+    assert settler.due(3.0) == [A]
+
+
+def test_due_reports_in_deadline_order(fs: FakeStat) -> None:
+    settler = inotify_settler(fs)
+    fs.write(A, 1, 1)
+    fs.write(B, 1, 1)
+    settler.created(A, 0.0)
+    settler.closed(B, 1.0)
+    assert settler.due(10.0) == [B, A]
+
+
+# -- Watcher adapter with scripted events and a fake clock ---------------------------------------
+
+
+@pytest.fixture
+def folder(tmp_path: Path) -> Path:
+    root = tmp_path / "Exports"
+    root.mkdir()
+    return root
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.paths: list[Path] = []
+
+    def __call__(self, path: Path) -> None:
+        self.paths.append(path)
+
+
+def scripted(
+    folder: Path, *, matcher: FileMatcher | None = None, rescan_seconds: float | None = None
+) -> tuple[Watcher, FakeClock, Recorder]:
+    clock = FakeClock()
+    seen = Recorder()
+    watcher = Watcher(
+        folder,
+        matcher or FileMatcher(),
+        seen,
+        settle_seconds=2.0,
+        clock=clock,
+        rescan_seconds=rescan_seconds,
+    )
+    # These tests script inotify-style events whatever the platform.
+    watcher.settler.close_events = True
+    return watcher, clock, seen
+
+
+def test_close_event_reaches_on_ready_once(folder: Path) -> None:
+    watcher, clock, seen = scripted(folder)
+    path = folder / "a.csv"
+    path.write_text("x")
+    watcher.dispatch(FileModifiedEvent(str(path)))
+    watcher.dispatch(FileClosedEvent(str(path)))
+    assert watcher.run_pending() == []
+    clock.advance(0.5)
+    assert watcher.run_pending() == [path]
+    clock.advance(10)
+    assert watcher.run_pending() == []
+    assert seen.paths == [path]
+
+
+def test_ignored_and_unmatched_names_are_never_pending(folder: Path) -> None:
+    watcher, _, _ = scripted(folder)
+    for name in (".a.csv", "a.csv.tmp", "a.part", "a.csv~", "notes.txt", "sent/a.csv"):
+        watcher.dispatch(FileClosedEvent(str(folder / name)))
+    assert len(watcher.settler) == 0
+
+
+def test_directory_with_matching_name_is_not_pending(folder: Path) -> None:
+    watcher, _, _ = scripted(folder)
+    (folder / "dir.csv").mkdir()
+    watcher.dispatch(FileCreatedEvent(str(folder / "dir.csv")))
+    assert len(watcher.settler) == 0
+
+
+def test_rsync_style_rename_into_place(folder: Path) -> None:
+    watcher, clock, seen = scripted(folder)
+    temp, final = folder / ".a.csv.Xy12Z", folder / "a.csv"
+    temp.write_text("x")
+    watcher.dispatch(FileClosedEvent(str(temp)))
+    temp.rename(final)
+    watcher.dispatch(FileMovedEvent(str(temp), str(final)))
+    clock.advance(0.5)
+    watcher.run_pending()
+    assert seen.paths == [final]
+
+
+def test_moved_in_from_outside_and_moved_away(folder: Path) -> None:
+    watcher, clock, seen = scripted(folder)
+    (folder / "in.csv").write_text("x")
+    (folder / "out.csv").write_text("x")
+    watcher.dispatch(FileClosedEvent(str(folder / "out.csv")))
+    watcher.dispatch(FileMovedEvent("", str(folder / "in.csv")))  # unmatched IN_MOVED_TO
+    watcher.dispatch(FileMovedEvent(str(folder / "out.csv"), ""))  # unmatched IN_MOVED_FROM
+    clock.advance(0.5)
+    watcher.run_pending()
+    assert seen.paths == [folder / "in.csv"]
+
+
+def test_deleted_before_ready_is_never_reported(folder: Path) -> None:
+    watcher, clock, seen = scripted(folder)
+    path = folder / "a.csv"
+    path.write_text("x")
+    watcher.dispatch(FileClosedEvent(str(path)))
+    path.unlink()
+    watcher.dispatch(FileDeletedEvent(str(path)))
+    clock.advance(5)
+    watcher.run_pending()
+    assert seen.paths == []
+
+
+def test_a_failing_on_ready_is_logged_and_the_next_file_still_reported(folder: Path) -> None:
+    clock = FakeClock()
+    seen: list[Path] = []
+
+    def on_ready(path: Path) -> None:
+        seen.append(path)
+        if path.name == "a.csv":
+            raise RuntimeError("spool full")
+
+    watcher = Watcher(folder, FileMatcher(), on_ready, clock=clock, rescan_seconds=None)
+    for name in ("a.csv", "b.csv"):
+        (folder / name).write_text("x")
+        watcher.dispatch(FileCreatedEvent(str(folder / name)))
+    clock.advance(2)
+    with capture_logs() as logs:
+        watcher.run_pending()
+    assert sorted(p.name for p in seen) == ["a.csv", "b.csv"]
+    assert [e["event"] for e in logs if e["log_level"] == "error"] == ["on_ready_failed"]
+
+
+def test_scan_finds_matching_entries_including_symlinks(folder: Path) -> None:
+    for name in ("a.csv", "b.session.json", ".hidden.csv", "c.tmp", "notes.txt"):
+        (folder / name).write_text("x")
+    (folder / "link.csv").symlink_to("/etc/passwd")
+    (folder / "dir.csv").mkdir()
+    (folder / "sub").mkdir()
+    (folder / "sub" / "deep.csv").write_text("x")
+    os.mkfifo(folder / "pipe.csv")
+    watcher, _, _ = scripted(folder)
+    assert [p.name for p in watcher.scan()] == [
+        "a.csv",
+        "b.session.json",
+        "link.csv",
+        "pipe.csv",
+    ]
+
+
+def test_scan_recursive_skips_sent_and_ignored_dirs(folder: Path, tmp_path: Path) -> None:
+    for rel in ("a.csv", "sub/b.csv", "sub/deeper/c.csv", "sent/old.csv", ".git/d.csv"):
+        (folder / rel).parent.mkdir(parents=True, exist_ok=True)
+        (folder / rel).write_text("x")
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "e.csv").write_text("x")
+    (folder / "linked").symlink_to(outside)  # never descended into
+    watcher, _, _ = scripted(folder, matcher=FileMatcher(recursive=True))
+    assert [p.relative_to(folder).as_posix() for p in watcher.scan()] == [
+        "a.csv",
+        "sub/b.csv",
+        "sub/deeper/c.csv",
+    ]
+
+
+def test_overflow_rescans_and_reports_what_events_missed(folder: Path) -> None:
+    overflows: list[bool] = []
+    clock = FakeClock()
+    seen = Recorder()
+    watcher = Watcher(
+        folder,
+        FileMatcher(),
+        seen,
+        clock=clock,
+        on_overflow=lambda: overflows.append(True),
+        rescan_seconds=None,
+    )
+    (folder / "known.csv").write_text("x")
+    assert watcher.scan() == [folder / "known.csv"]  # the daemon's start-up scan
+    (folder / "missed.csv").write_text("x")  # its events were lost
+    watcher.notify_overflow()
+    with capture_logs() as logs:
+        watcher.run_pending()
+    assert overflows == [True]
+    assert "watch_overflow_rescan" in [e["event"] for e in logs]
+    clock.advance(2)
+    watcher.run_pending()
+    assert seen.paths == [folder / "missed.csv"]
+
+
+def test_periodic_rescan_reports_only_new_or_changed_files(folder: Path) -> None:
+    watcher, clock, seen = scripted(folder, rescan_seconds=300)
+    watcher._next_rescan = clock.monotonic() + 300  # as start() would
+    (folder / "old.csv").write_text("x")
+    (folder / "changed.csv").write_text("x")
+    watcher.scan()
+    (folder / "changed.csv").write_text("longer")
+    (folder / "new.csv").write_text("x")
+    clock.advance(300)
+    watcher.run_pending()
+    clock.advance(2)
+    watcher.run_pending()
+    assert sorted(p.name for p in seen.paths) == ["changed.csv", "new.csv"]
+    clock.advance(300)
+    watcher.run_pending()
+    clock.advance(2)
+    watcher.run_pending()
+    assert len(seen.paths) == 2  # nothing changed since: nothing re-reported
+
+
+# -- real inotify / polling ----------------------------------------------------------------------
+
+DEADLINE = 10.0
+
+
+class Ready:
+    """Collects on_ready calls with the size each file had at that moment."""
+
+    def __init__(self) -> None:
+        self.calls: queue.Queue[tuple[Path, int | None]] = queue.Queue()
+        self.history: list[tuple[Path, int | None]] = []
+
+    def __call__(self, path: Path) -> None:
+        try:
+            size: int | None = os.lstat(path).st_size
+        except FileNotFoundError:
+            size = None
+        self.calls.put((path, size))
+
+    def wait_for(self, path: Path) -> list[tuple[Path, int | None]]:
+        """Every call up to and including the first one for `path`; fails at the deadline."""
+        deadline = time.monotonic() + DEADLINE
+        got: list[tuple[Path, int | None]] = []
+        while True:
+            remaining = deadline - time.monotonic()
+            assert remaining > 0, f"no on_ready for {path.name}; got {got}"
+            call = self.calls.get(timeout=remaining)
+            got.append(call)
+            self.history.append(call)
+            if call[0] == path:
+                return got
+
+    def drain(self) -> list[tuple[Path, int | None]]:
+        while True:
+            try:
+                self.history.append(self.calls.get_nowait())
+            except queue.Empty:
+                return self.history
+
+
+WatchFactory = Callable[..., tuple[Watcher, Ready]]
+
+
+@pytest.fixture
+def watch(folder: Path) -> Iterator[WatchFactory]:
+    started: list[Watcher] = []
+
+    def factory(**kwargs: object) -> tuple[Watcher, Ready]:
+        ready = Ready()
+        options: dict[str, object] = {"settle_seconds": 0.4, "rescan_seconds": None, **kwargs}
+        watcher = Watcher(folder, FileMatcher(), ready, **options)  # type: ignore[arg-type]
+        watcher.start()
+        started.append(watcher)
+        return watcher, ready
+
+    yield factory
+    for watcher in started:
+        watcher.stop()
+
+
+def _sentinel(folder: Path, ready: Ready, name: str = "zz-sentinel.csv") -> None:
+    """Write one more file and wait for it: events before it have been handled by then."""
+    (folder / name).write_text("done")
+    ready.wait_for(folder / name)
+
+
+def _pause(seconds: float) -> None:
+    """The writer's think time between chunks: input to the test, not a wait for a result."""
+    threading.Event().wait(seconds)
+
+
+@pytest.mark.integration
+@linux_only
+def test_slow_writer_with_one_handle_is_reported_only_complete(
+    folder: Path, watch: WatchFactory
+) -> None:
+    _, ready = watch()
+    path = folder / "slow.csv"
+    with path.open("wb") as f:
+        for _ in range(3):
+            f.write(b"x" * 1000)
+            f.flush()
+            _pause(0.6)  # longer than the 0.4 s quiet period
+    ready.wait_for(path)
+    _sentinel(folder, ready)
+    calls = [size for p, size in ready.drain() if p == path]
+    assert calls == [3000]
+
+
+@pytest.mark.integration
+@linux_only
+def test_open_append_close_repeatedly_is_debounced(folder: Path, watch: WatchFactory) -> None:
+    _, ready = watch(settle_seconds=1.0)  # quiet period 0.5 s
+    path = folder / "append.csv"
+    for _ in range(5):
+        with path.open("ab") as f:
+            f.write(b"row\n")
+        _pause(0.05)
+    ready.wait_for(path)
+    _sentinel(folder, ready)
+    assert [size for p, size in ready.drain() if p == path] == [20]
+
+
+@pytest.mark.integration
+@linux_only
+def test_rename_into_place_and_move_in_from_another_dir(
+    folder: Path, tmp_path: Path, watch: WatchFactory
+) -> None:
+    _, ready = watch()
+    temp = folder / ".renamed.csv.Ab12Cd"
+    temp.write_text("rsync")
+    temp.rename(folder / "renamed.csv")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "moved.csv").write_text("moved")
+    (elsewhere / "moved.csv").rename(folder / "moved.csv")
+    ready.wait_for(folder / "renamed.csv")
+    ready.wait_for(folder / "moved.csv")
+    names = {p.name for p, _ in ready.drain()}
+    assert names == {"renamed.csv", "moved.csv"}
+
+
+@pytest.mark.integration
+@linux_only
+def test_unicode_spaces_and_zero_bytes(folder: Path, watch: WatchFactory) -> None:
+    _, ready = watch()
+    path = folder / "Résumé 2024 — ü ß.CSV"
+    path.touch()
+    got = ready.wait_for(path)
+    assert got[-1] == (path, 0)
+    assert snapshot(folder, path).size == 0
+
+
+@pytest.mark.integration
+@linux_only
+def test_ignored_temp_files_are_never_reported(folder: Path, watch: WatchFactory) -> None:
+    _, ready = watch()
+    for name in (".hidden.csv", "a.csv.tmp", "b.csv.part", "c.csv~", "notes.txt"):
+        (folder / name).write_text("x")
+    _sentinel(folder, ready)
+    assert [p.name for p, _ in ready.drain()] == ["zz-sentinel.csv"]
+
+
+class _Opens(FileSystemEventHandler):
+    def __init__(self) -> None:
+        self.opened: queue.Queue[str] = queue.Queue()
+
+    def on_opened(self, event: FileSystemEvent) -> None:
+        self.opened.put(os.path.basename(os.fsdecode(event.src_path)))
+
+
+@pytest.mark.integration
+@linux_only
+def test_symlink_out_of_the_folder_is_reported_and_rejected_never_read(
+    folder: Path, tmp_path: Path, watch: WatchFactory
+) -> None:
+    # Running as root, a mode-000 target would still be readable; watch the target for IN_OPEN
+    # instead, with a sentinel open after it to know every earlier event has arrived.
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    target = outside / "secret.csv"
+    target.write_text("never read")
+    opens = _Opens()
+    spy = Observer()
+    spy.schedule(opens, str(outside), event_filter=[FileOpenedEvent])
+    spy.start()
+    try:
+        _, ready = watch()
+        (folder / "secret.csv").symlink_to(target)
+        (folder / "passwd.csv").symlink_to("/etc/passwd")
+        ready.wait_for(folder / "secret.csv")
+        ready.wait_for(folder / "passwd.csv")
+        with pytest.raises(FileRejected, match="outside the watched folder"):
+            snapshot(folder, folder / "secret.csv")
+        with pytest.raises(FileRejected, match=r"symlink to '/etc/passwd'"):
+            snapshot(folder, folder / "passwd.csv")
+        (outside / "sentinel").write_text("x")  # open() for writing: IN_OPEN
+        seen: list[str] = []
+        while "sentinel" not in seen:
+            seen.append(opens.opened.get(timeout=DEADLINE))
+        assert "secret.csv" not in seen
+    finally:
+        spy.stop()
+        spy.join()
+
+
+@pytest.mark.integration
+@linux_only
+def test_fifo_does_not_hang_anything(folder: Path, watch: WatchFactory) -> None:
+    _, ready = watch()
+    fifo = folder / "pipe.csv"
+    os.mkfifo(fifo)
+    ready.wait_for(fifo)
+    with pytest.raises(FileRejected, match="fifo"):
+        snapshot(folder, fifo)
+
+
+@pytest.mark.integration
+@linux_only
+def test_file_deleted_before_it_settles_is_not_reported(folder: Path, watch: WatchFactory) -> None:
+    _, ready = watch()
+    doomed = folder / "doomed.csv"
+    doomed.write_text("x")
+    doomed.unlink()
+    _sentinel(folder, ready)
+    assert [p.name for p, _ in ready.drain()] == ["zz-sentinel.csv"]
+
+
+@pytest.mark.integration
+@linux_only
+def test_watchdog_overflow_warning_triggers_a_rescan(folder: Path, watch: WatchFactory) -> None:
+    """watchdog only logs IN_Q_OVERFLOW; the Watcher hears that log record and rescans."""
+    # Stand-in for a file whose events the kernel dropped: it exists before the watch starts, and
+    # nobody scanned, so only a rescan can find it.
+    missed = folder / "missed.csv"
+    missed.write_text("x")
+    overflowed = threading.Event()
+    _, ready = watch(on_overflow=overflowed.set)
+    logging.getLogger("watchdog.observers.inotify_c").warning(
+        "Inotify queue overflowed; filesystem events were lost"
+    )
+    assert overflowed.wait(DEADLINE)
+    assert ready.wait_for(missed)[-1] == (missed, 1)
+
+
+@pytest.mark.integration
+def test_polling_observer_settles_on_size_and_mtime(folder: Path, watch: WatchFactory) -> None:
+    watcher, ready = watch(use_polling=True, poll_interval=0.1, settle_seconds=0.3)
+    assert not watcher.settler.close_events
+    path = folder / "polled.csv"
+    path.write_text("a,b\n1,2\n")
+    assert ready.wait_for(path)[-1] == (path, 8)
+
+
+@pytest.mark.integration
+def test_start_on_a_missing_folder_fails_and_leaves_no_threads(tmp_path: Path) -> None:
+    before = threading.active_count()
+    watcher = Watcher(tmp_path / "missing", FileMatcher(), Recorder())
+    with pytest.raises(OSError):  # noqa: PT011 - FileNotFoundError or another OSError by platform
+        watcher.start()
+    deadline = time.monotonic() + DEADLINE
+    while threading.active_count() > before and time.monotonic() < deadline:
+        threading.Event().wait(0.01)  # poll with a deadline for the reader thread to exit
+    assert threading.active_count() == before
