@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,28 +23,49 @@ def use_dummy_credentials(region: str, endpoint: str | None = None) -> None:
 
 
 class MotoServer:
-    """moto.server.ThreadedMotoServer on `host`, a free port when `port` is 0."""
+    """moto's server mode on `host`, a free port when `port` is 0.
+
+    The same pieces moto.server.ThreadedMotoServer wires (its werkzeug app and request handler),
+    run with a short poll interval: ThreadedMotoServer polls every 0.5 s, which made every
+    devstack stop, and so every e2e test, half a second slower.
+    """
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
-        from moto.server import ThreadedMotoServer  # noqa: PLC0415 -- heavy import, only here
-
-        self._server: Any = ThreadedMotoServer(ip_address=host, port=port, verbose=False)
-        self._started = False
+        self._host = host
+        self._port = port
+        self._server: Any = None
+        self._thread: threading.Thread | None = None
 
     def start(self) -> str:
-        self._server.start()
-        self._started = True
+        # Heavy imports, kept here so `import exportsync_devstack` stays light.
+        from moto.moto_server.werkzeug_app import (  # noqa: PLC0415
+            DomainDispatcherApplication,
+            MotoRequestHandler,
+            create_backend_app,
+        )
+        from werkzeug.serving import make_server  # noqa: PLC0415
+
+        app = DomainDispatcherApplication(create_backend_app)
+        self._server = make_server(
+            self._host, self._port, app, threaded=True, request_handler=MotoRequestHandler
+        )
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, args=(0.05,), name="devstack-moto", daemon=True
+        )
+        self._thread.start()
         return self.url
 
     @property
     def url(self) -> str:
-        host, port = self._server.get_host_and_port()
+        host, port = self._server.server_address[:2]
         return f"http://{host}:{port}"
 
     def stop(self) -> None:
-        if self._started:
-            self._started = False
-            self._server.stop()
+        if self._thread is not None:
+            self._server.shutdown()
+            self._thread.join()
+            self._server.server_close()
+            self._thread = None
 
 
 @dataclass(frozen=True)
