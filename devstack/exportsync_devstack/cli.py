@@ -16,6 +16,7 @@ from typing import IO
 
 import structlog
 
+from .faults import Fault
 from .stack import Devstack, DevstackOptions
 
 __all__ = ["main", "parse_args", "run"]
@@ -44,6 +45,16 @@ def _share(text: str) -> float:
     return value
 
 
+def _fault_kinds(text: str) -> tuple[Fault, ...]:
+    try:
+        kinds = tuple(Fault(name.strip()) for name in text.split(",") if name.strip())
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    if not kinds:
+        raise argparse.ArgumentTypeError("name at least one fault kind")
+    return kinds
+
+
 def parse_args(argv: Sequence[str] | None) -> DevstackOptions:
     parser = argparse.ArgumentParser(
         prog="python -m exportsync_devstack",
@@ -57,6 +68,12 @@ def parse_args(argv: Sequence[str] | None) -> DevstackOptions:
     parser.add_argument("--quota", type=_non_negative_int, default=10, help="per UTC day, 0=none")
     parser.add_argument("--fault-rate", type=_share, default=0.0)
     parser.add_argument("--seed", type=int, default=None, help="seed for --fault-rate")
+    parser.add_argument(
+        "--fault-kinds",
+        type=_fault_kinds,
+        default=tuple(Fault),
+        help=f"comma-separated subset of: {','.join(Fault)}",
+    )
     parser.add_argument("--state-dir", type=Path, default=None, help="keeps api key + quota")
     parser.add_argument("--region", default="us-east-1")
     parser.add_argument("--user-id", default="devstack-user")
@@ -74,6 +91,7 @@ def parse_args(argv: Sequence[str] | None) -> DevstackOptions:
         quota=args.quota,
         fault_rate=args.fault_rate,
         seed=args.seed,
+        fault_kinds=args.fault_kinds,
         state_dir=args.state_dir,
         region=args.region,
         user_id=args.user_id,

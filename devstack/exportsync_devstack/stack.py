@@ -14,7 +14,7 @@ import structlog
 from .admin import serve_admin
 from .aws import AwsResources, MotoServer, create_resources, use_dummy_credentials
 from .clock import Clock, SystemClock
-from .faults import FaultInjector
+from .faults import Fault, FaultInjector
 from .gateway import Gateway, Handler
 from .http_api import serve_api
 from .quota import DailyQuota, MemoryQuotaStore, QuotaStore
@@ -39,6 +39,7 @@ class DevstackOptions:
     quota: int = 10
     fault_rate: float = 0.0
     seed: int | None = None
+    fault_kinds: tuple[Fault, ...] = tuple(Fault)
     state_dir: Path | None = None
     region: str = "us-east-1"
     bucket: str = "exportsync-devstack"
@@ -85,7 +86,9 @@ class Devstack:
         os.environ["EXPORTSYNC_TABLE"] = opts.table
         os.environ["EXPORTSYNC_KEY_USERS"] = json.dumps({API_KEY_ID: opts.user_id})
         handler = self._handler if self._handler is not None else load_lambda_handler()
-        faults = FaultInjector(opts.fault_rate, opts.seed) if opts.fault_rate else None
+        faults = (
+            FaultInjector(opts.fault_rate, opts.seed, opts.fault_kinds) if opts.fault_rate else None
+        )
         self.gateway = Gateway(
             handler=handler,
             api_key=api_key,

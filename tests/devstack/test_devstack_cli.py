@@ -13,6 +13,7 @@ import pytest
 import requests
 
 from exportsync_devstack.cli import parse_args
+from exportsync_devstack.faults import Fault
 from support.devstack import DevstackInfo, dynamo_items, s3_objects, start_devstack, usage
 
 _FIELDS = {
@@ -43,10 +44,19 @@ def test_parse_args_defaults_match_the_contract() -> None:
     )
     options = parse_args(["--rate", "0", "--burst", "0", "--seed", "4", "--state-dir", "s"])
     assert (options.rate, options.burst, options.seed, options.state_dir) == (0, 0, 4, Path("s"))
+    options = parse_args(["--fault-kinds", "drop, timeout_after"])
+    assert options.fault_kinds == (Fault.DROP, Fault.TIMEOUT_AFTER)
 
 
 @pytest.mark.parametrize(
-    "argv", [["--burst", "0"], ["--fault-rate", "2"], ["--quota", "-1"], ["--port", "x"]]
+    "argv",
+    [
+        ["--burst", "0"],
+        ["--fault-rate", "2"],
+        ["--quota", "-1"],
+        ["--port", "x"],
+        ["--fault-kinds", "nope"],
+    ],
 )
 def test_parse_args_rejects_bad_values(argv: list[str]) -> None:
     with pytest.raises(SystemExit) as exit_info:
@@ -55,7 +65,8 @@ def test_parse_args_rejects_bad_values(argv: list[str]) -> None:
 
 
 @pytest.mark.integration
-def test_prints_one_ready_line_and_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_prints_one_ready_line_and_stops_cleanly_on_a_signal(tmp_path: Path, signum: int) -> None:
     with start_devstack(tmp_path) as info:
         assert info.api_url.startswith("http://127.0.0.1:")
         assert info.api_url.endswith("/devstack")
@@ -64,7 +75,7 @@ def test_prints_one_ready_line_and_stops_cleanly_on_sigterm(tmp_path: Path) -> N
         assert (info.region, info.user_id) == ("us-east-1", "devstack-user")
         assert len(info.api_key) >= 20
         assert usage(info)["requests"] == 0
-        info.process.send_signal(signal.SIGTERM)
+        info.process.send_signal(signum)
         assert info.process.wait(15) == 0
         assert info.process.stdout is not None
         assert info.process.stdout.read() == ""  # nothing after the ready line
