@@ -168,15 +168,19 @@ class HttpApi:
     def put_presigned(
         self, url: str, headers: Mapping[str, str], body: IO[bytes] | Iterable[bytes]
     ) -> None:
+        # requests would take a list or tuple for form fields, not for chunks of the body.
+        data = b"".join(body) if isinstance(body, list | tuple) else body
         try:
-            response = self._s3.put(url, data=body, headers=dict(headers), timeout=self._timeout)
+            response = self._s3.put(url, data=data, headers=dict(headers), timeout=self._timeout)
         except requests.RequestException as exc:
             raise TransientError(f"upload to storage failed: {type(exc).__name__}") from exc
         if response.status_code >= 300:
             text = response.content[:300].decode("utf-8", "replace")
             if response.status_code >= 500 or response.status_code == 403:
                 # 403 here is an expired URL: ask for a new one.
-                raise TransientError(f"storage answered {response.status_code}", status=403)
+                raise TransientError(
+                    f"storage answered {response.status_code}", status=response.status_code
+                )
             raise PermanentError(
                 f"storage refused the upload ({response.status_code}): {text}",
                 status=response.status_code,
