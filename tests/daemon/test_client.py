@@ -1,0 +1,514 @@
+"""The HTTP client: `classify` for every gateway and Lambda answer, `HttpApi` against a real server.
+
+The server is a stdlib ThreadingHTTPServer on 127.0.0.1 that answers from a script and records
+every request it reads, so the tests see exactly what went over the wire.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import socket
+import threading
+import traceback
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from decimal import Decimal
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import multipart
+import pytest
+
+from exportsync import files
+from exportsync.client import HttpApi, PresignFile, UploadFile, classify
+from exportsync.errors import (
+    DeliveryError,
+    Forbidden,
+    PermanentError,
+    QuotaExhausted,
+    RequestTooLarge,
+    Throttled,
+    TransientError,
+)
+from exportsync.sessions import encode_json
+
+API_KEY = "k3y-SECRET-do-not-print-0123456789"
+
+
+# -- classify -----------------------------------------------------------------------------------
+
+
+def _gateway(message: str) -> bytes:
+    return json.dumps({"message": message}).encode()
+
+
+def _lambda_error(code: str, message: str) -> bytes:
+    return json.dumps({"error": {"code": code, "message": message}}).encode()
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "kind", "text"),
+    [
+        (403, _gateway("Forbidden"), Forbidden, "Forbidden"),
+        (429, _gateway("Too Many Requests"), Throttled, "Too Many Requests"),
+        (429, _gateway("Limit Exceeded"), QuotaExhausted, "Limit Exceeded"),
+        (413, _gateway("Request Too Long"), RequestTooLarge, "Request Too Long"),
+        (500, _gateway("Internal server error"), TransientError, "Internal server error"),
+        (502, _gateway("Internal server error"), TransientError, "Internal server error"),
+        (503, _gateway("Service Unavailable"), TransientError, "Service Unavailable"),
+        (504, _gateway("Endpoint request timed out"), TransientError, "timed out"),
+        (400, _lambda_error("bad_multipart", "no boundary"), PermanentError, "no boundary"),
+        (422, _lambda_error("nothing_valid", "every file rejected"), PermanentError, "rejected"),
+        (404, _lambda_error("not_found", "no such route"), PermanentError, "no such route"),
+    ],
+    ids=[
+        "403",
+        "429-throttled",
+        "429-quota",
+        "413",
+        "500",
+        "502",
+        "503",
+        "504",
+        "400-lambda",
+        "422-lambda",
+        "404-lambda",
+    ],
+)
+def test_classify_every_answer_in_the_contract(
+    status: int, body: bytes, kind: type[DeliveryError], text: str
+) -> None:
+    error = classify(status, body)
+    assert type(error) is kind
+    assert text in str(error)
+    assert error.status == status
+
+
+def test_classify_lambda_error_carries_code_and_message() -> None:
+    error = classify(400, _lambda_error("invalid_json", "body is not valid UTF-8 JSON"))
+    assert isinstance(error, PermanentError)
+    assert not error.retryable
+    assert str(error) == "invalid_json: body is not valid UTF-8 JSON"
+
+
+@pytest.mark.parametrize("status", [200, 201, 204, 299])
+def test_classify_success_is_none(status: int) -> None:
+    assert classify(status, b'{"results": []}') is None
+
+
+def test_classify_quota_message_is_matched_case_insensitively() -> None:
+    assert isinstance(classify(429, _gateway("limit exceeded")), QuotaExhausted)
+    assert isinstance(classify(429, b""), Throttled)  # no body: the safe, short pause
+
+
+@pytest.mark.parametrize(
+    ("body", "text"),
+    [
+        (b"", "HTTP 502"),
+        (b"<html>Bad Gateway</html>", "Bad Gateway"),
+        (b"\xff\xfe not json", "not json"),
+        (b"[1, 2]", "HTTP 502"),
+        (b'{"Message": "capital M"}', "capital M"),
+    ],
+)
+def test_classify_copes_with_bodies_that_are_not_the_usual_json(body: bytes, text: str) -> None:
+    error = classify(502, body)
+    assert isinstance(error, TransientError)
+    assert text in str(error)
+
+
+def test_classify_retryability_follows_the_tree() -> None:
+    assert classify(408, b"")
+    assert isinstance(classify(408, b""), TransientError)
+    retryable = {
+        status: error.retryable
+        for status in (400, 403, 413, 429, 500)
+        if (error := classify(status, b"")) is not None
+    }
+    assert retryable == {400: False, 403: True, 413: False, 429: True, 500: True}
+
+
+# -- a scripted HTTP server on loopback -----------------------------------------------------------
+
+
+@dataclass
+class Recorded:
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: bytes
+
+
+@dataclass
+class Reply:
+    """What the server does with the next request: answer, hang up, or never answer."""
+
+    status: int = 200
+    body: bytes = b""
+    action: str = "answer"  # "answer" | "close" | "hang"
+
+
+@dataclass
+class ScriptedServer:
+    url: str
+    requests: list[Recorded] = field(default_factory=list)
+    replies: list[Reply] = field(default_factory=list)
+    release: threading.Event = field(default_factory=threading.Event)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def script(self, *replies: Reply) -> None:
+        with self.lock:
+            self.replies.extend(replies)
+
+    def answer(self, payload: Any, status: int = 200) -> None:
+        self.script(Reply(status, json.dumps(payload).encode()))
+
+    def next_reply(self) -> Reply:
+        with self.lock:
+            return self.replies.pop(0) if self.replies else Reply(500, b'{"message": "unscripted"}')
+
+
+def _handler(state: ScriptedServer) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def _serve(self) -> None:
+            body = self._body()
+            with state.lock:
+                state.requests.append(
+                    Recorded(
+                        self.command,
+                        self.path,
+                        {k.lower(): v for k, v in self.headers.items()},
+                        body,
+                    )
+                )
+            reply = state.next_reply()
+            if reply.action == "close":
+                self.close_connection = True
+                return
+            if reply.action == "hang":
+                state.release.wait(30)
+                self.close_connection = True
+                return
+            self.send_response(reply.status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(reply.body)))
+            self.end_headers()
+            self.wfile.write(reply.body)
+
+        def _body(self) -> bytes:
+            if self.headers.get("Transfer-Encoding", "").lower() != "chunked":
+                return self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            chunks = []
+            while size := int(self.rfile.readline().split(b";")[0], 16):
+                chunks.append(self.rfile.read(size))
+                self.rfile.readline()
+            self.rfile.readline()  # the blank line after the last chunk
+            return b"".join(chunks)
+
+        do_POST = _serve  # noqa: N815 -- BaseHTTPRequestHandler's naming
+        do_PUT = _serve  # noqa: N815 -- BaseHTTPRequestHandler's naming
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    return Handler
+
+
+class _QuietServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that hangs up mid-request (as some tests make it do) is not news."""
+
+
+@pytest.fixture
+def server() -> Iterator[ScriptedServer]:
+    state = ScriptedServer("")
+    httpd = _QuietServer(("127.0.0.1", 0), _handler(state))
+    state.url = f"http://127.0.0.1:{httpd.server_address[1]}/prod"
+    thread = threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    try:
+        yield state
+    finally:
+        state.release.set()
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join(5)
+
+
+@pytest.fixture
+def api(server: ScriptedServer) -> Iterator[HttpApi]:
+    client = HttpApi(server.url, API_KEY, timeout=5.0, user_id="alice")
+    yield client
+    client.close()
+
+
+def _parts(request: Recorded) -> list[Any]:
+    content_type = request.headers["content-type"]
+    mime, options = multipart.parse_options_header(content_type)
+    assert mime == "multipart/form-data"
+    parser = multipart.MultipartParser(io.BytesIO(request.body), options["boundary"], strict=True)
+    parts: list[Any] = parser.parts()
+    return parts
+
+
+# -- HttpApi: what goes over the wire ------------------------------------------------------------
+
+
+def test_post_sessions_sends_the_key_and_exact_decimals(
+    server: ScriptedServer, api: HttpApi
+) -> None:
+    sessions = [
+        encode_json({"user_id": "alice", "timestamp": "2024-05-01", "x": Decimal("0.1")}),
+        encode_json({"user_id": "alice", "timestamp": "2024-05-02", "x": Decimal("1E+400")}),
+    ]
+    results = [{"user_id": "alice", "timestamp": t, "status": "stored"} for t in ("a", "b")]
+    server.answer({"results": results})
+
+    assert api.post_sessions(sessions) == results
+
+    [request] = server.requests
+    assert (request.method, request.path) == ("POST", "/prod/session")
+    assert request.headers["x-api-key"] == API_KEY
+    assert request.headers["content-type"] == "application/json"
+    assert request.headers["user-agent"].startswith("exportsync/")
+    assert b'"x":0.1}' in request.body
+    assert b'"x":1E+400}' in request.body
+    doc = json.loads(request.body, parse_float=Decimal)
+    assert doc == {
+        "sessions": [
+            {"user_id": "alice", "timestamp": "2024-05-01", "x": Decimal("0.1")},
+            {"user_id": "alice", "timestamp": "2024-05-02", "x": Decimal("1E+400")},
+        ]
+    }
+
+
+def test_upload_sends_file_parts_with_names_and_a_matching_manifest(
+    server: ScriptedServer, api: HttpApi
+) -> None:
+    files = [
+        UploadFile("a.csv", b"id,v\n1,2\n", "aa" * 32),
+        UploadFile("b b.csv", b"", "bb" * 32),
+        UploadFile("c.csv", bytes(range(256)), "cc" * 32),
+    ]
+    results = [{"filename": f.filename, "status": "stored"} for f in files]
+    server.answer({"results": results})
+
+    assert api.upload(files) == results
+
+    [request] = server.requests
+    assert (request.method, request.path) == ("POST", "/prod/upload")
+    assert request.headers["x-api-key"] == API_KEY
+    parts = _parts(request)
+    file_parts = [p for p in parts if p.name == "file"]
+    assert [(p.filename, p.raw) for p in file_parts] == [(f.filename, f.data) for f in files]
+    [manifest_part] = [p for p in parts if p.name == "manifest"]
+    assert manifest_part.filename is None
+    manifest = json.loads(manifest_part.value)
+    assert manifest == [
+        {"filename": f.filename, "sha256": f.sha256, "size": len(f.data)} for f in files
+    ]
+    [user_part] = [p for p in parts if p.name == "user_id"]
+    assert user_part.value == "alice"
+    assert {p.name for p in parts} == {"file", "manifest", "user_id"}
+
+
+def test_upload_without_a_user_id_sends_no_user_id_part(server: ScriptedServer) -> None:
+    client = HttpApi(server.url, API_KEY, timeout=5.0)
+    server.answer({"results": [{"filename": "a.csv", "status": "stored"}]})
+    client.upload([UploadFile("a.csv", b"x", "aa" * 32)])
+    client.close()
+    assert "user_id" not in {p.name for p in _parts(server.requests[0])}
+
+
+def test_presign_sends_the_file_list(server: ScriptedServer, api: HttpApi) -> None:
+    files = [PresignFile("big.csv", "dd" * 32, 50_000_000)]
+    server.answer({"results": [{"filename": "big.csv", "status": "duplicate", "key": "k"}]})
+
+    assert api.presign(files)[0]["status"] == "duplicate"
+
+    [request] = server.requests
+    assert request.path == "/prod/presign"
+    assert request.headers["x-api-key"] == API_KEY
+    assert json.loads(request.body) == {
+        "files": [{"filename": "big.csv", "sha256": "dd" * 32, "size": 50_000_000}]
+    }
+
+
+def test_put_presigned_sends_exact_headers_and_never_the_api_key(
+    server: ScriptedServer, api: HttpApi
+) -> None:
+    base = server.url.removesuffix("/prod")
+    server.script(Reply(200, b""))
+    headers = {"x-amz-checksum-sha256": "q80=", "Content-Type": "text/csv"}
+
+    api.put_presigned(f"{base}/bucket/key?X-Amz-Signature=abc", headers, [b"id,v\n", b"1,2\n"])
+
+    [request] = server.requests
+    assert (request.method, request.path) == ("PUT", "/bucket/key?X-Amz-Signature=abc")
+    assert "x-api-key" not in request.headers
+    assert API_KEY not in json.dumps(request.headers)
+    assert request.headers["x-amz-checksum-sha256"] == "q80="
+    assert request.headers["content-type"] == "text/csv"
+    assert request.body == b"id,v\n1,2\n"
+
+
+def test_put_presigned_streams_a_file_object(server: ScriptedServer, api: HttpApi) -> None:
+    base = server.url.removesuffix("/prod")
+    server.script(Reply(200, b""))
+    api.put_presigned(f"{base}/b/k", {"Content-Length": "6"}, io.BytesIO(b"abcdef"))
+    assert server.requests[0].body == b"abcdef"
+    assert "x-api-key" not in server.requests[0].headers
+
+
+def test_put_presigned_streams_a_generator(server: ScriptedServer, api: HttpApi) -> None:
+    base = server.url.removesuffix("/prod")
+    server.script(Reply(200, b""))
+    api.put_presigned(f"{base}/b/k", {}, (chunk for chunk in (b"ab", b"cd")))
+    assert server.requests[0].body == b"abcd"
+
+
+def test_a_body_that_fails_mid_stream_raises_its_own_error(
+    server: ScriptedServer, api: HttpApi, tmp_path: Path
+) -> None:
+    """A file that shrinks during the PUT surfaces as FileChanged, which delivery handles."""
+    path = tmp_path / "big.csv"
+    path.write_bytes(b"x" * 100_000)
+    stream = files.open_verified_stream(tmp_path, path, "00" * 32, 100_000)
+    path.write_bytes(b"x" * 10)  # truncated after the snapshot: the stream ends early
+    base = server.url.removesuffix("/prod")
+    server.script(Reply(200, b""))
+    with stream, pytest.raises(files.FileChanged):
+        api.put_presigned(f"{base}/b/k", {}, stream)
+
+
+@pytest.mark.parametrize(
+    ("status", "kind"),
+    [(403, TransientError), (500, TransientError), (503, TransientError), (400, PermanentError)],
+)
+def test_put_presigned_failures(
+    server: ScriptedServer, api: HttpApi, status: int, kind: type[DeliveryError]
+) -> None:
+    base = server.url.removesuffix("/prod")
+    server.script(Reply(status, b"<Error><Code>X</Code></Error>"))
+    with pytest.raises(kind) as info:
+        api.put_presigned(f"{base}/b/k", {}, io.BytesIO(b"x"))
+    assert type(info.value) is kind
+    assert info.value.status == status
+
+
+# -- HttpApi: failures --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "kind"),
+    [
+        (403, _gateway("Forbidden"), Forbidden),
+        (429, _gateway("Too Many Requests"), Throttled),
+        (429, _gateway("Limit Exceeded"), QuotaExhausted),
+        (413, _gateway("Request Too Long"), RequestTooLarge),
+        (502, _gateway("Internal server error"), TransientError),
+        (422, _lambda_error("nothing_valid", "no valid file"), PermanentError),
+    ],
+)
+def test_error_answers_raise_the_classified_error(
+    server: ScriptedServer, api: HttpApi, status: int, body: bytes, kind: type[DeliveryError]
+) -> None:
+    server.script(Reply(status, body))
+    with pytest.raises(kind) as info:
+        api.upload([UploadFile("a.csv", b"x", "aa" * 32)])
+    assert type(info.value) is kind
+    assert info.value.status == status
+
+
+def test_timeout_is_transient(server: ScriptedServer) -> None:
+    client = HttpApi(server.url, API_KEY, timeout=0.3)
+    server.script(Reply(action="hang"))
+    with pytest.raises(TransientError, match="no answer within") as info:
+        client.post_sessions([b'{"user_id":"u","timestamp":"t"}'])
+    client.close()
+    assert info.value.status is None
+
+
+def test_connection_closed_without_answer_is_transient(
+    server: ScriptedServer, api: HttpApi
+) -> None:
+    server.script(Reply(action="close"))
+    with pytest.raises(TransientError, match="connection failed"):
+        api.presign([PresignFile("a.csv", "aa" * 32, 1)])
+    assert len(server.requests) == 1  # one request, not silently retried
+
+
+def test_nothing_listening_is_transient() -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # bound but not listening: connection refused
+        client = HttpApi(f"http://127.0.0.1:{port}/prod", API_KEY, timeout=2.0)
+        with pytest.raises(TransientError, match="connection failed"):
+            client.presign([PresignFile("a.csv", "aa" * 32, 1)])
+        client.close()
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"results": []}',  # one file sent, no result
+        b'{"results": [{"status": "stored"}, {"status": "stored"}]}',  # too many
+        b'{"results": ["stored"]}',  # not objects
+        b'{"results": {"0": {}}}',
+        b'[{"status": "stored"}]',
+        b"not json",
+        b"",
+    ],
+    ids=["short", "long", "strings", "object", "bare-list", "not-json", "empty"],
+)
+def test_malformed_200_is_transient(server: ScriptedServer, api: HttpApi, body: bytes) -> None:
+    server.script(Reply(200, body))
+    with pytest.raises(TransientError):
+        api.upload([UploadFile("a.csv", b"x", "aa" * 32)])
+
+
+# -- the key never shows ------------------------------------------------------------------------
+
+
+def _every_text(exc: BaseException) -> str:
+    """str, repr and the whole formatted traceback, causes included."""
+    return "\n".join(
+        [str(exc), repr(exc), "".join(traceback.format_exception(exc))]
+        + ([repr(exc.__cause__), str(exc.__cause__)] if exc.__cause__ else [])
+    )
+
+
+def test_the_api_key_never_appears_in_reprs_or_errors(server: ScriptedServer) -> None:
+    client = HttpApi(server.url, API_KEY, timeout=0.3, user_id="alice")
+    assert API_KEY not in repr(client)
+    assert API_KEY not in str(client)
+    server.script(
+        Reply(403, _gateway("Forbidden")),
+        Reply(429, _gateway("Limit Exceeded")),
+        Reply(500, b"oops"),
+        Reply(200, b"{}"),
+        Reply(action="close"),
+        Reply(action="hang"),
+        Reply(400, b'{"error": {"code": "x", "message": "y"}}'),
+    )
+    calls: list[Callable[[], object]] = [
+        lambda: client.upload([UploadFile("a.csv", b"x", "aa" * 32)]),
+        lambda: client.post_sessions([b"{}"]),
+        lambda: client.presign([PresignFile("a.csv", "aa" * 32, 1)]),
+        lambda: client.presign([PresignFile("a.csv", "aa" * 32, 1)]),
+        lambda: client.presign([PresignFile("a.csv", "aa" * 32, 1)]),
+        lambda: client.presign([PresignFile("a.csv", "aa" * 32, 1)]),
+        lambda: client.put_presigned(server.url + "/s3", {}, io.BytesIO(b"x")),
+    ]
+    for call in calls:
+        with pytest.raises(DeliveryError) as info:
+            call()
+        assert API_KEY not in _every_text(info.value)
+    client.close()
+    assert len(server.requests) == len(calls)
