@@ -229,6 +229,9 @@ class Watcher:
 
     `on_ready` runs on the watcher's timer thread, possibly more than once for the same file, never
     once per write. Exceptions from it are logged and do not stop the watcher.
+
+    Tests with a FakeClock should not `start()` (its instant `wait` would spin the timer thread):
+    feed `dispatch(event)`, advance the clock and call `run_pending()`, the loop's one step.
     """
 
     def __init__(

@@ -412,8 +412,10 @@ def watch(folder: Path) -> Iterator[WatchFactory]:
 
     def factory(**kwargs: object) -> tuple[Watcher, Ready]:
         ready = Ready()
+        matcher = kwargs.pop("matcher", FileMatcher())
+        assert isinstance(matcher, FileMatcher)
         options: dict[str, object] = {"settle_seconds": 0.4, "rescan_seconds": None, **kwargs}
-        watcher = Watcher(folder, FileMatcher(), ready, **options)  # type: ignore[arg-type]
+        watcher = Watcher(folder, matcher, ready, **options)  # type: ignore[arg-type]
         watcher.start()
         started.append(watcher)
         return watcher, ready
@@ -586,6 +588,27 @@ def test_watchdog_overflow_warning_triggers_a_rescan(folder: Path, watch: WatchF
     )
     assert overflowed.wait(DEADLINE)
     assert ready.wait_for(missed)[-1] == (missed, 1)
+
+
+@pytest.mark.integration
+@linux_only
+# watchdog's inotify thread warns when `mkdir -p` races its recursive watch registration (the same
+# directory is added twice); harmless, but under filterwarnings=error it would kill that thread.
+@pytest.mark.filterwarnings("ignore:Callback with id .* already exists:RuntimeWarning")
+def test_recursive_watch_sees_new_subfolders_but_not_sent(
+    folder: Path, watch: WatchFactory
+) -> None:
+    _, ready = watch(matcher=FileMatcher(recursive=True))
+    (folder / "2024" / "jan").mkdir(parents=True)
+    (folder / "2024" / "jan" / "deep.csv").write_text("x")
+    (folder / "sent").mkdir()
+    (folder / "sent" / "old.csv").write_text("x")
+    ready.wait_for(folder / "2024" / "jan" / "deep.csv")
+    _sentinel(folder, ready)
+    assert [p.relative_to(folder).as_posix() for p, _ in ready.drain()] == [
+        "2024/jan/deep.csv",
+        "zz-sentinel.csv",
+    ]
 
 
 @pytest.mark.integration
