@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import time
 from pathlib import Path
 
 from exportsync.errors import SpoolError
@@ -20,18 +21,28 @@ class RunLock:
         self.path = state_dir / _NAME
         self._fd: int | None = None
 
-    def acquire(self) -> None:
+    def acquire(self, *, contention_seconds: float = 0.5) -> None:
+        """Take the lock or raise SpoolError naming the running daemon's pid.
+
+        `running_pid` (every `exportsync status`) holds a shared lock for a moment; a daemon
+        starting in that moment retries for up to `contention_seconds` instead of giving up.
+        """
         self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            pid = running_pid(self.path.parent)
-            owner = f" (pid {pid})" if pid else ""
-            raise SpoolError(
-                f"another exportsync is running on {self.path.parent}{owner}"
-            ) from None
+        deadline = time.monotonic() + contention_seconds
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    os.close(fd)
+                    pid = running_pid(self.path.parent)
+                    owner = f" (pid {pid})" if pid and pid > 0 else ""
+                    raise SpoolError(
+                        f"another exportsync is running on {self.path.parent}{owner}"
+                    ) from None
+            time.sleep(0.01)
         os.ftruncate(fd, 0)
         os.write(fd, f"{os.getpid()}\n".encode())
         self._fd = fd
