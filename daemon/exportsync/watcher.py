@@ -393,15 +393,21 @@ class Watcher:
         elif self._next_rescan is not None and now >= self._next_rescan:
             self._rescan(now)
         with self._lock:
-            ready = self.settler.due(now)
-            for path in ready:
-                key = lstat_key(path)
-                if key is not None:
-                    self._reported[path] = key
-        for path in ready:
+            ready = [(path, lstat_key(path)) for path in self.settler.due(now)]
+        for path, key in ready:
             _log.debug("file_ready", path=str(path))
-            self._call_safely("on_ready_failed", self._on_ready, path)
-        return ready
+            # Only a file on_ready accepted counts as reported; a failed one is offered again by
+            # the next rescan.
+            if self._call_safely("on_ready_failed", self._on_ready, path) and key is not None:
+                with self._lock:
+                    self._reported[path] = key
+        return [path for path, _ in ready]
+
+    def reconsider(self, path: Path) -> None:
+        """Forget that `path` was reported, so the next rescan offers it again (e.g. after the
+        caller failed to record a path that `scan()` returned)."""
+        with self._lock:
+            self._reported.pop(path, None)
 
     # -- private ---------------------------------------------------------------------------------
 
@@ -448,11 +454,13 @@ class Watcher:
                 changed += 1
         _log.info("watch_rescanned", root=str(self.root), changed=changed)
 
-    def _call_safely(self, event: str, func: Callable[..., None], *args: Path) -> None:
+    def _call_safely(self, event: str, func: Callable[..., None], *args: Path) -> bool:
         try:
             func(*args)
         except Exception:  # a failing callback must not kill the watcher thread
             _log.exception(event, path=str(args[0]) if args else None)
+            return False
+        return True
 
     def _timeout(self) -> float:
         now = self._clock.monotonic()

@@ -285,6 +285,43 @@ def test_a_failing_on_ready_is_logged_and_the_next_file_still_reported(folder: P
     assert [e["event"] for e in logs if e["log_level"] == "error"] == ["on_ready_failed"]
 
 
+def test_a_path_on_ready_refused_is_offered_again_by_the_next_rescan(folder: Path) -> None:
+    clock = FakeClock()
+    attempts: list[Path] = []
+
+    def on_ready(path: Path) -> None:
+        attempts.append(path)
+        if len(attempts) == 1:
+            raise OSError("disk full")
+
+    watcher = Watcher(folder, FileMatcher(), on_ready, clock=clock, rescan_seconds=60)
+    watcher._next_rescan = clock.monotonic() + 60  # as start() would
+    path = folder / "a.csv"
+    path.write_text("x")
+    watcher.dispatch(FileClosedEvent(str(path)))
+    clock.advance(0.5)
+    watcher.run_pending()
+    clock.advance(60)
+    watcher.run_pending()
+    clock.advance(2)
+    watcher.run_pending()
+    assert attempts == [path, path]
+
+
+def test_reconsider_makes_a_scanned_path_eligible_again(folder: Path) -> None:
+    watcher, clock, seen = scripted(folder, rescan_seconds=60)
+    watcher._next_rescan = clock.monotonic() + 60
+    (folder / "a.csv").write_text("x")
+    (folder / "b.csv").write_text("x")
+    watcher.scan()
+    watcher.reconsider(folder / "b.csv")
+    clock.advance(60)
+    watcher.run_pending()
+    clock.advance(2)
+    watcher.run_pending()
+    assert seen.paths == [folder / "b.csv"]
+
+
 def test_scan_finds_matching_entries_including_symlinks(folder: Path) -> None:
     for name in ("a.csv", "b.session.json", ".hidden.csv", "c.tmp", "notes.txt"):
         (folder / name).write_text("x")
