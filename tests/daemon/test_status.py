@@ -1,0 +1,184 @@
+"""`build_status` and `render_table` over a real spool, a fake clock and a loaded config."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from exportsync.clock import FakeClock
+from exportsync.config import Config, load_config
+from exportsync.daemon import build_ledger
+from exportsync.runlock import RunLock
+from exportsync.spool import Spool
+from exportsync.status import build_status, render_table
+
+KEY = "status-test-key-SECRET-42"
+NOW = dt.datetime(2025, 3, 4, 15, 30, tzinfo=dt.UTC).timestamp()
+
+
+@pytest.fixture
+def config(tmp_path: Path) -> Config:
+    (tmp_path / "exports").mkdir()
+    return load_config(
+        None,
+        env={
+            "EXPORTSYNC_WATCH_DIR": str(tmp_path / "exports"),
+            "EXPORTSYNC_STATE_DIR": str(tmp_path / "state"),
+            "EXPORTSYNC_API_URL": "http://127.0.0.1:9/prod",
+            "EXPORTSYNC_API_KEY": KEY,
+            "EXPORTSYNC_QUOTA_DAILY_REQUESTS": "10",
+        },
+    )
+
+
+@pytest.fixture
+def spool(config: Config) -> Iterator[Spool]:
+    with Spool.open(config.state.dir) as opened:
+        yield opened
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock(NOW)
+
+
+def status_of(config: Config, spool: Spool, clock: FakeClock) -> dict[str, object]:
+    return build_status(config, spool, build_ledger(config, spool, clock), clock)
+
+
+def test_an_empty_spool(config: Config, spool: Spool, clock: FakeClock) -> None:
+    report = status_of(config, spool, clock)
+    assert report["counts"] == {"pending": 0, "sending": 0, "delivered": 0, "failed": 0}
+    assert report["quota"] == {
+        "used": 0,
+        "limit": 10,
+        "resets_at": "2025-03-05T00:00:00Z",
+        "exhausted": False,
+        "next_request_in_seconds": pytest.approx(1.25),  # the bucket starts empty
+    }
+    assert report["failed"] == []
+    assert report["pending"] == []
+    assert report["next_attempt_at"] is None
+    assert report["daemon"] == {"running": False, "pid": None}
+    assert report["watch_dir"] == str(config.watch.dir)
+    assert report["state_dir"] == str(config.state.dir)
+
+
+def test_counts_failed_and_pending_items(config: Config, spool: Spool, clock: FakeClock) -> None:
+    root = config.watch.dir
+    for name in ("a.csv", "b.csv", "c.csv", "d.csv"):
+        spool.record(root / name, "csv", size=1, mtime_ns=1, sha256=name * 8, now=NOW - 60)
+    spool.mark_failed(2, "refused by the API: bad_csv", now=NOW - 30)
+    spool.mark_sending([3], now=NOW)
+    spool.mark_delivered(4, now=NOW)
+    spool.reschedule(1, at=NOW + 90, error="HTTP 503", now=NOW)
+
+    report = status_of(config, spool, clock)
+
+    assert report["counts"] == {"pending": 1, "sending": 1, "delivered": 1, "failed": 1}
+    assert report["failed"] == [
+        {
+            "id": 2,
+            "path": str(root / "b.csv"),
+            "kind": "csv",
+            "reason": "refused by the API: bad_csv",
+            "attempts": 1,
+            "failed_at": "2025-03-04T15:29:30Z",
+        }
+    ]
+    assert report["pending"] == [
+        {
+            "id": 1,
+            "path": str(root / "a.csv"),
+            "kind": "csv",
+            "attempts": 1,
+            "next_attempt_at": "2025-03-04T15:31:30Z",
+            "last_error": "HTTP 503",
+        }
+    ]
+    assert report["next_attempt_at"] == "2025-03-04T15:31:30Z"
+
+
+def test_an_overdue_item_shows_now_not_the_past(
+    config: Config, spool: Spool, clock: FakeClock
+) -> None:
+    spool.record(config.watch.dir / "a.csv", "csv", size=1, mtime_ns=1, sha256="a", now=NOW - 600)
+    report = status_of(config, spool, clock)
+    assert report["next_attempt_at"] == "2025-03-04T15:30:00Z"
+
+
+def test_quota_used_and_exhausted(config: Config, spool: Spool, clock: FakeClock) -> None:
+    ledger = build_ledger(config, spool, clock)
+    for _ in range(3):
+        clock.advance(2.0)
+        ledger.spend()
+    report = build_status(config, spool, ledger, clock)
+    quota = report["quota"]
+    assert isinstance(quota, dict)
+    assert (quota["used"], quota["limit"], quota["exhausted"]) == (3, 10, False)
+    ledger.mark_exhausted()
+    quota = build_status(config, spool, ledger, clock)["quota"]
+    assert isinstance(quota, dict)
+    assert quota["exhausted"] is True
+    assert "(exhausted)" in render_table(build_status(config, spool, ledger, clock))
+
+
+def test_a_running_daemon_is_shown_with_its_pid(
+    config: Config, spool: Spool, clock: FakeClock
+) -> None:
+    with RunLock(config.state.dir):
+        report = status_of(config, spool, clock)
+        assert report["daemon"] == {"running": True, "pid": os.getpid()}
+        assert f"running (pid {os.getpid()})" in render_table(report)
+    assert "not running" in render_table(status_of(config, spool, clock))
+
+
+def test_the_report_is_json_and_holds_no_secret(
+    config: Config, spool: Spool, clock: FakeClock
+) -> None:
+    spool.record(config.watch.dir / "a.csv", "csv", size=1, mtime_ns=1, sha256="a", now=NOW)
+    report = status_of(config, spool, clock)
+    text = json.dumps(report)
+    assert KEY not in text
+    assert KEY not in render_table(report)
+    assert json.loads(text) == report
+
+
+def test_the_table_lists_counts_quota_and_items(
+    config: Config, spool: Spool, clock: FakeClock
+) -> None:
+    root = config.watch.dir
+    spool.record(root / "a.csv", "csv", size=1, mtime_ns=1, sha256="a", now=NOW)
+    spool.record(root / "b.csv", "csv", size=1, mtime_ns=1, sha256="b", now=NOW)
+    spool.mark_failed(2, "refused: bad header", now=NOW)
+    table = render_table(status_of(config, spool, clock))
+    lines = table.splitlines()
+    assert any(line.split() == ["pending", "1"] for line in lines)
+    assert any(line.split() == ["failed", "1"] for line in lines)
+    assert any(line.split() == ["delivered", "0"] for line in lines)
+    assert "0 of 10 requests used; resets 2025-03-05T00:00:00Z" in table
+    assert str(root / "b.csv") in table
+    assert "refused: bad header" in table
+    assert "retry" in table  # tells the user what to do about failures
+
+
+def test_no_daily_limit_reads_unlimited(tmp_path: Path, clock: FakeClock) -> None:
+    config = load_config(
+        None,
+        env={
+            "EXPORTSYNC_STATE_DIR": str(tmp_path / "state"),
+            "EXPORTSYNC_QUOTA_DAILY_REQUESTS": "0",
+        },
+        require_api=False,
+    )
+    with Spool.open(config.state.dir) as spool:
+        report = status_of(config, spool, clock)
+    quota = report["quota"]
+    assert isinstance(quota, dict)
+    assert quota["limit"] is None
+    assert "of unlimited requests" in render_table(report)
