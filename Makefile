@@ -38,7 +38,7 @@ pytest: $(STAMP)
 test: lint typecheck cfn-lint pytest
 
 demo: $(STAMP)
-	$(BIN)/python -m exportsync.demo
+	$(BIN)/python -m exportsync_devstack.demo
 
 bench: $(STAMP)
 	$(BIN)/python bench/run.py

@@ -29,6 +29,9 @@ __all__ = ["Daemon", "build_ledger", "build_matcher"]
 
 log = structlog.get_logger("exportsync.daemon")
 
+# The loop counts as healthy while it turned within this long; a request or presigned PUT that
+# hangs past it lets systemd's watchdog restart the daemon (the spool makes that safe).
+STALL_SECONDS = 900.0
 # With nothing due the loop still looks every few seconds (one indexed query), so items that
 # `exportsync enqueue` or `retry` put in the spool from another process start soon.
 IDLE_WAKE_SECONDS = 5.0
@@ -102,7 +105,7 @@ class Daemon:
             use_polling=config.watch.use_polling,
         )
         self._watchdog_every = watchdog_interval()
-        self._last_ping = 0.0
+        self._tick = self.clock.monotonic()
 
     def stop(self) -> None:
         """Ask the loop to finish: the request in flight completes, nothing new starts."""
@@ -113,8 +116,9 @@ class Daemon:
         try:
             self.intake.offer(path)
         except SpoolError as exc:
-            # Disk full or I/O error: the start-up scan and periodic rescans find the file later.
+            # Disk full or I/O error: the watcher's next rescan offers the file again.
             log.error("spool_write_failed", path=str(path), error=str(exc))
+            self.watcher.reconsider(path)
 
     def run(self) -> None:
         """Run until `stop()`; always leaves the spool consistent."""
@@ -128,6 +132,7 @@ class Daemon:
             recovered=recovered,
         )
         self.watcher.start()
+        heartbeat: threading.Thread | None = None
         try:
             for path in self.watcher.scan():
                 if self.stopping.is_set():
@@ -137,16 +142,21 @@ class Daemon:
             quota = self.ledger.snapshot()
             log.info("daemon_ready", **counts, quota_used=quota.used, quota_limit=quota.limit)
             self.notifier.ready(f"watching {self.root}")
+            heartbeat = self._start_heartbeat()
             self._loop()
         finally:
+            self.stopping.set()
+            if heartbeat is not None:
+                heartbeat.join()
             self.notifier.stopping()
+            self.notifier.close()
             self.watcher.stop()
             self.spool.close()
             log.info("daemon_stopped")
 
     def _loop(self) -> None:
         while not self.stopping.is_set():
-            self._ping()
+            self._tick = self.clock.monotonic()
             try:
                 outcome = self.deliverer.step()
             except SpoolError as exc:
@@ -158,15 +168,23 @@ class Daemon:
             self._sleep(IDLE_WAKE_SECONDS if outcome.wait is None else outcome.wait)
 
     def _sleep(self, seconds: float) -> None:
-        if self._watchdog_every is not None:
-            seconds = min(seconds, self._watchdog_every)
         self._wake.wait(max(0.0, min(seconds, IDLE_WAKE_SECONDS)))
         self._wake.clear()
 
-    def _ping(self) -> None:
-        if self._watchdog_every is None:
-            return
-        now = self.clock.monotonic()
-        if now - self._last_ping >= self._watchdog_every:
-            self.notifier.watchdog()
-            self._last_ping = now
+    def _start_heartbeat(self) -> threading.Thread | None:
+        """Under systemd's watchdog: ping while the loop keeps turning (a request may be long)."""
+        every = self._watchdog_every
+        if every is None:
+            return None
+
+        def beat() -> None:
+            while not self.stopping.wait(every):
+                if self.clock.monotonic() - self._tick < STALL_SECONDS:
+                    self.notifier.watchdog()
+                else:
+                    log.error("loop_stalled", seconds=round(self.clock.monotonic() - self._tick))
+
+        self.notifier.watchdog()
+        thread = threading.Thread(target=beat, name="exportsync-heartbeat", daemon=True)
+        thread.start()
+        return thread

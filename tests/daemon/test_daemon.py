@@ -1,0 +1,102 @@
+"""The daemon loop in-process: real inotify, real SQLite, a scripted API, systemd notifications."""
+
+from __future__ import annotations
+
+import socket
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from exportsync.config import load_config
+from exportsync.daemon import Daemon
+from exportsync.notify import Notifier
+from exportsync.spool import Spool
+from support.devstack import wait_for
+from support.fake_api import FakeApi
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def notify_socket(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[socket.socket]:
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    path = tmp_path / "notify.sock"
+    sock.bind(str(path))
+    sock.settimeout(0.05)
+    monkeypatch.setenv("NOTIFY_SOCKET", str(path))
+    monkeypatch.setenv("WATCHDOG_USEC", "200000")  # ping every 0.1 s
+    monkeypatch.delenv("WATCHDOG_PID", raising=False)
+    yield sock
+    sock.close()
+
+
+def _messages(sock: socket.socket) -> list[str]:
+    out = []
+    while True:
+        try:
+            out.append(sock.recv(4096).decode())
+        except TimeoutError:
+            return out
+
+
+def _daemon(tmp_path: Path, api: FakeApi) -> Daemon:
+    export = tmp_path / "export"
+    export.mkdir()
+    config = load_config(
+        None,
+        env={},
+        overrides={
+            "watch.dir": str(export),
+            "api.url": "http://127.0.0.1:9/unused",
+            "api.api_key": "k-not-used-here",
+            "api.user_id": "alice",
+            "state.dir": str(tmp_path / "state"),
+            "quota.requests_per_second": 50.0,
+            "quota.burst": 5,
+            "quota.margin_seconds": 0.0,
+        },
+    )
+    return Daemon(config, api=api, notifier=Notifier())
+
+
+def test_files_flow_from_folder_to_api_and_systemd_hears_every_phase(
+    tmp_path: Path, notify_socket: socket.socket
+) -> None:
+    api = FakeApi()
+    daemon = _daemon(tmp_path, api)
+    (tmp_path / "export" / "before.csv").write_text("a\n1\n")
+    runner = threading.Thread(target=daemon.run)
+    runner.start()
+    try:
+        assert wait_for(lambda: "READY=1" in "".join(_messages(notify_socket)), 10)
+        (tmp_path / "export" / "after.session.json").write_text(
+            '{"timestamp": "2026-11-25T10:00:00Z"}'
+        )
+        assert wait_for(lambda: sorted(api.routes) == ["session", "upload"], 10), api.routes
+        assert wait_for(lambda: "WATCHDOG=1" in "".join(_messages(notify_socket)), 5)
+    finally:
+        daemon.stop()
+        runner.join(10)
+    assert not runner.is_alive()
+    assert any("STOPPING=1" in m for m in _messages(notify_socket))
+
+
+def test_items_interrupted_by_a_crash_are_sent_again_at_start(tmp_path: Path) -> None:
+    api = FakeApi()
+    daemon = _daemon(tmp_path, api)
+    path = tmp_path / "export" / "a.csv"
+    path.write_text("a\n")
+    result = daemon.intake.offer(path)
+    assert result is not None
+    daemon.spool.mark_sending([result.item.id], now=daemon.clock.time())
+    runner = threading.Thread(target=daemon.run)
+    runner.start()
+    try:
+        assert wait_for(lambda: api.routes == ["upload"], 10)
+    finally:
+        daemon.stop()
+        runner.join(10)
+    with Spool.open(tmp_path / "state") as spool:
+        assert spool.counts()["delivered"] == 1
