@@ -110,8 +110,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_ERROR
 
 
-def _load(args: argparse.Namespace, *, require_api: bool, **overrides: object) -> Config:
-    return load_config(args.config, overrides=overrides, require_api=require_api)
+def _load(
+    args: argparse.Namespace,
+    *,
+    require_api: bool,
+    require_watch: bool | None = None,
+    **overrides: object,
+) -> Config:
+    return load_config(
+        args.config, overrides=overrides, require_api=require_api, require_watch=require_watch
+    )
 
 
 # -- run ------------------------------------------------------------------------------------
