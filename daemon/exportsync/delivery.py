@@ -100,6 +100,24 @@ class _Batch:
     session_parts: list[_SessionPart] = field(default_factory=list)
     uploads: list[UploadFile] = field(default_factory=list)
 
+    @property
+    def bodies(self) -> list[bytes]:
+        return [p.body for part in self.session_parts for p in part.parsed if p.body is not None]
+
+    @property
+    def count(self) -> int:
+        """Files or sessions this request carries."""
+        return len(self.bodies) if self.route == "session" else len(self.items)
+
+    @property
+    def size(self) -> int:
+        """Payload bytes, as the batch limits count them."""
+        if self.route == "session":
+            return sum(len(b) + 1 for b in self.bodies)
+        if self.route == "upload":
+            return sum(len(u.data) for u in self.uploads)
+        return 0
+
 
 class Deliverer:
     """The delivery step and the rules for what follows each answer."""
@@ -130,8 +148,10 @@ class Deliverer:
         self._max_files = max(1, batch_max_files)
         self._rng = rng or random.Random()  # noqa: S311 -- jitter, not cryptography
         self._on_delivered = on_delivered
-        # Halved after a 413 so the next batch fits; restored once a request goes through.
-        self._budget_divisor = 1
+        # After a 413: the next batch carries at most half of what was refused (items and bytes);
+        # lifted once a request goes through.
+        self._cap_items = 0
+        self._cap_bytes = 0
 
     # -- the step ----------------------------------------------------------------------------
 
@@ -178,16 +198,17 @@ class Deliverer:
                 self._fail(item, f"file is {item.size} bytes, over the 5 GiB a single PUT takes")
                 continue
             batch.items.append(item)
-            if len(batch.items) >= MAX_PRESIGN_PER_REQUEST:
+            if len(batch.items) >= min(MAX_PRESIGN_PER_REQUEST, self._max_files):
                 break
         return batch
 
     def _build_upload(self, due: Sequence[Item]) -> _Batch:
         batch = _Batch("upload")
-        budget = self._inline_max // self._budget_divisor
+        budget = min(self._inline_max, self._cap_bytes or self._inline_max)
+        max_files = min(self._max_files, self._cap_items or self._max_files)
         total = 0
         for item in due:
-            if batch.items and (total + item.size > budget or len(batch.items) >= self._max_files):
+            if batch.items and (total + item.size > budget or len(batch.items) >= max_files):
                 break
             data = self._read(item)
             if data is None:
@@ -201,11 +222,20 @@ class Deliverer:
         batch = _Batch("session")
         count = body = 0
         for item in due:
-            room = MAX_SESSIONS_PER_REQUEST // self._budget_divisor - count
-            body_room = MAX_SESSION_BODY_BYTES // self._budget_divisor - body
+            room = (
+                min(
+                    MAX_SESSIONS_PER_REQUEST,
+                    self._max_files,
+                    self._cap_items or MAX_SESSIONS_PER_REQUEST,
+                )
+                - count
+            )
+            body_room = (
+                min(MAX_SESSION_BODY_BYTES, self._cap_bytes or MAX_SESSION_BODY_BYTES) - body
+            )
             if room <= 0 or body_room <= 0:
                 break
-            part = self._session_part(item, room, body_room)
+            part = self._session_part(item, room, body_room, first=not batch.items)
             if part is None:
                 continue
             if not part.parsed:
@@ -246,7 +276,10 @@ class Deliverer:
             assert isinstance(exc, OSError)
             self._retry_later(item, f"cannot read the file: {exc.strerror or exc}")
 
-    def _session_part(self, item: Item, room: int, body_room: int) -> _SessionPart | None:
+    def _session_part(
+        self, item: Item, room: int, body_room: int, *, first: bool
+    ) -> _SessionPart | None:
+        """The slice of a session file that fits; the first of a batch always takes one session."""
         data = self._read(item)
         if data is None:
             return None
@@ -260,7 +293,8 @@ class Deliverer:
         count = body = 0
         for entry in parsed[start:]:
             size = len(entry.body) + 1 if entry.body is not None else 0
-            if entry.body is not None and (count + 1 > room or body + size > body_room):
+            fits = count + 1 <= room and body + size <= body_room
+            if entry.body is not None and not fits and not (first and count == 0):
                 break
             chosen.append(entry)
             if entry.body is not None:
@@ -285,8 +319,7 @@ class Deliverer:
         )
         try:
             if batch.route == "session":
-                bodies = [p.body for part in batch.session_parts for p in part.parsed if p.body]
-                self._apply_sessions(batch, self._api.post_sessions(bodies))
+                self._apply_sessions(batch, self._api.post_sessions(batch.bodies))
             elif batch.route == "upload":
                 self._apply_uploads(batch, self._api.upload(batch.uploads))
             else:
@@ -302,7 +335,7 @@ class Deliverer:
                 ids, at=now + retry_delay(1), error="internal error", now=now
             )
         else:
-            self._budget_divisor = 1
+            self._cap_items = self._cap_bytes = 0
 
     def _on_error(self, batch: _Batch, exc: DeliveryError) -> None:
         now = self._clock.time()
@@ -325,9 +358,15 @@ class Deliverer:
                 self._spool.reschedule(
                     item.id, at=now + FORBIDDEN_DELAY, error=reason, now=now, count_attempt=False
                 )
-        elif isinstance(exc, RequestTooLarge) and len(batch.items) > 1:
-            self._budget_divisor *= 2
-            log.warning("batch_too_large", items=len(batch.items), divisor=self._budget_divisor)
+        elif isinstance(exc, RequestTooLarge) and batch.count > 1:
+            self._cap_items = max(1, batch.count // 2)
+            self._cap_bytes = max(1, batch.size // 2)
+            log.warning(
+                "batch_too_large",
+                items=len(batch.items),
+                next_max_items=self._cap_items,
+                next_max_bytes=self._cap_bytes,
+            )
             for item in batch.items:
                 self._spool.reschedule(item.id, at=now, error=reason, now=now, count_attempt=False)
         elif isinstance(exc, PermanentError | RequestTooLarge):

@@ -261,7 +261,7 @@ def test_a_413_halves_the_batch_and_a_lone_item_fails(rig: Rig) -> None:
         rig.drop(f"r{i}.csv", f"{i}\n")
     rig.api.script = [RequestTooLarge("Request Too Long", status=413)]
     rig.run()
-    assert [len(c.payload) for c in rig.api.calls] == [4, 4]
+    assert [len(c.payload) for c in rig.api.calls] == [4, 2, 2]
     assert rig.spool.counts()["delivered"] == 4
 
 
@@ -340,3 +340,30 @@ def test_an_unexpected_error_does_not_strand_items_in_sending(rig: Rig) -> None:
     rig.run()
     assert rig.states() == {"a.csv": "delivered"}
     assert len(rig.api.calls) == 2
+
+
+def test_after_a_413_the_next_batch_carries_half(rig: Rig) -> None:
+    for i in range(3):
+        rig.drop(f"s{i}.session.json", _session(f"2026-11-25T10:00:0{i}Z", blob="x" * 300_000))
+    rig.api.script = [RequestTooLarge("Request Too Long", status=413)]
+    rig.run()
+    assert rig.states() == {f"s{i}.session.json": "delivered" for i in range(3)}
+    # Refused with 3, then at most half of that, then (after a success) back to full batches.
+    assert [len(c.payload) for c in rig.api.calls] == [3, 1, 2]
+
+
+def test_a_lone_item_refused_as_too_large_fails_and_the_queue_moves_on(rig: Rig) -> None:
+    rig.drop("a.csv", "1\n")
+    rig.drop("b.session.json", _session("2026-11-25T10:00:00Z"))
+    rig.api.script = [RequestTooLarge("Request Too Long", status=413)]
+    rig.run()
+    assert rig.states() == {"a.csv": "failed", "b.session.json": "delivered"}
+
+
+def test_batch_max_files_caps_every_route(tmp_path: Path) -> None:
+    rig = _rig(tmp_path, batch_max_files=2)
+    for i in range(5):
+        rig.drop(f"s{i}.session.json", _session(f"2026-11-25T10:00:0{i}Z"))
+    rig.run()
+    assert [len(c.payload) for c in rig.api.calls] == [2, 2, 1]
+    rig.spool.close()
