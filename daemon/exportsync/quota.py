@@ -67,7 +67,9 @@ class QuotaLedger:
         self._tokens = 0.0
         self._stamp = clock.monotonic()
         last = spool.last_request_at()
-        self._not_before = (last + self._interval) if last is not None else 0.0
+        # Capped at one interval from now: a wall clock set back must not stall the daemon.
+        now = clock.time()
+        self._not_before = min(last, now) + self._interval if last is not None else 0.0
         self._paused_until = 0.0
 
     @property

@@ -147,3 +147,12 @@ def test_zero_daily_requests_means_no_daily_limit(spool: Spool) -> None:
     _drain(ledger, clock, 250)
     assert ledger.limit is None
     assert ledger.wait_time() < 1.0
+
+
+def test_a_clock_set_back_does_not_stall_the_next_request(spool: Spool) -> None:
+    clock = FakeClock(MIDNIGHT + 7200)
+    first = _ledger(spool, clock, daily=0)
+    _drain(first, clock, 1)
+    clock.set_time(MIDNIGHT + 3600)  # an hour back, as after a bad RTC and then NTP
+    second = _ledger(spool, clock, daily=0)
+    assert second.wait_time() <= 1.25 + 1e-9
