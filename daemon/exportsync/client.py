@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import IO, Any, Protocol
 
 import requests
+import urllib3
 
 from exportsync import __version__
 from exportsync.errors import (
@@ -23,6 +24,7 @@ from exportsync.errors import (
     RequestTooLarge,
     Throttled,
     TransientError,
+    Unreachable,
 )
 
 __all__ = [
@@ -189,8 +191,14 @@ class HttpApi:
     def _post(self, route: str, **kwargs: Any) -> requests.Response:
         try:
             response = self._session.post(self._base + route, timeout=self._timeout, **kwargs)
+        except requests.ConnectTimeout as exc:
+            raise Unreachable(f"{route}: no connection within {self._timeout:g}s") from exc
         except requests.Timeout as exc:
             raise TransientError(f"{route}: no answer within {self._timeout:g}s") from exc
+        except requests.ConnectionError as exc:
+            if _never_connected(exc):
+                raise Unreachable(f"{route}: cannot connect ({_reason(exc)})") from exc
+            raise TransientError(f"{route}: connection failed ({type(exc).__name__})") from exc
         except requests.RequestException as exc:
             # The message may quote the URL, never the headers: the key stays out of it.
             raise TransientError(f"{route}: connection failed ({type(exc).__name__})") from exc
@@ -198,6 +206,21 @@ class HttpApi:
         if error is not None:
             raise error
         return response
+
+
+def _never_connected(exc: requests.ConnectionError) -> bool:
+    """True when no HTTP request can have reached the server: DNS, refused, TLS handshake."""
+    if isinstance(exc, requests.exceptions.SSLError):
+        return True
+    cause = exc.args[0] if exc.args else None
+    reason = getattr(cause, "reason", cause)
+    return isinstance(reason, urllib3.exceptions.NewConnectionError)
+
+
+def _reason(exc: requests.ConnectionError) -> str:
+    cause = exc.args[0] if exc.args else None
+    reason = getattr(cause, "reason", cause)
+    return type(reason).__name__ if reason is not None else type(exc).__name__
 
 
 def _results(response: requests.Response, expected: int) -> list[dict[str, Any]]:

@@ -38,6 +38,7 @@ from exportsync.errors import (
     RequestTooLarge,
     Throttled,
     TransientError,
+    Unreachable,
 )
 from exportsync.quota import QuotaLedger
 from exportsync.sessions import ParsedSession, parse_session_file
@@ -66,6 +67,8 @@ MAX_SESSION_BODY_BYTES = 4_000_000
 # How long a file that changed under us gets to settle before it is read again.
 CHANGED_FILE_DELAY = 2.0
 FORBIDDEN_DELAY = 300.0
+# While the API cannot even be connected to, retries cost no quota: keep trying at least this often.
+UNREACHABLE_MAX_DELAY = 60.0
 
 _BACKOFF = tenacity.wait_exponential(multiplier=2, max=1800) + tenacity.wait_random(0, 2)
 
@@ -152,6 +155,7 @@ class Deliverer:
         # lifted once a request goes through.
         self._cap_items = 0
         self._cap_bytes = 0
+        self._unreachable = 0  # consecutive requests that found no connection
 
     # -- the step ----------------------------------------------------------------------------
 
@@ -326,6 +330,8 @@ class Deliverer:
                 request = [PresignFile(_upload_name(i.path), i.sha256, i.size) for i in batch.items]
                 self._apply_presign(batch, self._api.presign(request))
         except DeliveryError as exc:
+            if not isinstance(exc, Unreachable):
+                self._unreachable = 0
             self._on_error(batch, exc)
         except Exception:
             # A bug must not strand the batch in `sending`: log it and let the items come back.
@@ -336,46 +342,65 @@ class Deliverer:
             )
         else:
             self._cap_items = self._cap_bytes = 0
+            self._unreachable = 0
 
     def _on_error(self, batch: _Batch, exc: DeliveryError) -> None:
-        now = self._clock.time()
+        """What follows a failed request. Only transient errors count against the items."""
         reason = str(exc)
+        if isinstance(exc, PermanentError) or (
+            isinstance(exc, RequestTooLarge) and batch.count <= 1
+        ):
+            for item in batch.items:
+                self._fail(item, f"refused by the API: {reason}")
+        elif isinstance(exc, Unreachable | TransientError) and not isinstance(exc, Unreachable):
+            for item in batch.items:
+                self._retry_later(item, reason)
+        else:
+            self._hold(batch, self._hold_for(batch, exc), reason)
+
+    def _hold_for(self, batch: _Batch, exc: DeliveryError) -> float:
+        """Seconds the batch waits after an answer that is not its items' fault (logged here)."""
         if isinstance(exc, Throttled):
             pause = 1.0 + self._rng.uniform(0.0, 4.0)
             self._ledger.pause(pause)
             log.warning("quota_throttled", status=exc.status, pause_seconds=round(pause, 2))
-            for item in batch.items:
-                self._spool.reschedule(item.id, at=now, error=reason, now=now, count_attempt=False)
-        elif isinstance(exc, QuotaExhausted):
+            return 0.0  # the ledger holds the next request back
+        if isinstance(exc, QuotaExhausted):
             self._ledger.mark_exhausted()
-            resets_at = self._ledger.resets_at(now)
+            resets_at = self._ledger.resets_at(self._clock.time())
             log.warning("quota_exhausted", resets_at=_iso(resets_at), items=len(batch.items))
-            for item in batch.items:
-                self._spool.reschedule(item.id, at=now, error=reason, now=now, count_attempt=False)
-        elif isinstance(exc, Forbidden):
-            log.error("api_forbidden", message=reason, retry_in_seconds=FORBIDDEN_DELAY)
-            for item in batch.items:
-                self._spool.reschedule(
-                    item.id, at=now + FORBIDDEN_DELAY, error=reason, now=now, count_attempt=False
-                )
-        elif isinstance(exc, RequestTooLarge) and batch.count > 1:
-            self._cap_items = max(1, batch.count // 2)
-            self._cap_bytes = max(1, batch.size // 2)
+            return 0.0  # the ledger parks everything until the reset
+        if isinstance(exc, Forbidden):
+            log.error("api_forbidden", message=str(exc), retry_in_seconds=FORBIDDEN_DELAY)
+            return FORBIDDEN_DELAY
+        if isinstance(exc, Unreachable):
+            self._ledger.refund()
+            self._unreachable += 1
+            delay = min(UNREACHABLE_MAX_DELAY, retry_delay(self._unreachable))
             log.warning(
-                "batch_too_large",
-                items=len(batch.items),
-                next_max_items=self._cap_items,
-                next_max_bytes=self._cap_bytes,
+                "api_unreachable",
+                error=str(exc),
+                streak=self._unreachable,
+                retry_in_seconds=round(delay, 2),
             )
-            for item in batch.items:
-                self._spool.reschedule(item.id, at=now, error=reason, now=now, count_attempt=False)
-        elif isinstance(exc, PermanentError | RequestTooLarge):
-            for item in batch.items:
-                self._fail(item, f"refused by the API: {reason}")
-        else:
-            assert isinstance(exc, TransientError)
-            for item in batch.items:
-                self._retry_later(item, reason)
+            return delay
+        assert isinstance(exc, RequestTooLarge)
+        self._cap_items = max(1, batch.count // 2)
+        self._cap_bytes = max(1, batch.size // 2)
+        log.warning(
+            "batch_too_large",
+            items=len(batch.items),
+            next_max_items=self._cap_items,
+            next_max_bytes=self._cap_bytes,
+        )
+        return 0.0
+
+    def _hold(self, batch: _Batch, delay: float, reason: str) -> None:
+        now = self._clock.time()
+        for item in batch.items:
+            self._spool.reschedule(
+                item.id, at=now + delay, error=reason, now=now, count_attempt=False
+            )
 
     # -- applying answers --------------------------------------------------------------------
 

@@ -27,6 +27,7 @@ __all__ = [
     "SpoolError",
     "Throttled",
     "TransientError",
+    "Unreachable",
 ]
 
 
@@ -83,6 +84,11 @@ class TransientError(DeliveryError):
     """5xx, timeout or dropped connection: the same request may succeed later."""
 
     retryable = True
+
+
+class Unreachable(TransientError):
+    """The request never left this machine (DNS failure, connection refused, connect timeout,
+    TLS handshake): the gateway did not see it, so it does not count against the quota."""
 
 
 class PermanentError(DeliveryError):

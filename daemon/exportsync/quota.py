@@ -71,6 +71,7 @@ class QuotaLedger:
         now = clock.time()
         self._not_before = min(last, now) + self._interval if last is not None else 0.0
         self._paused_until = 0.0
+        self._last_period: float | None = None
 
     @property
     def limit(self) -> int | None:
@@ -133,9 +134,21 @@ class QuotaLedger:
         if self.wait_time() > 0:
             raise RuntimeError("quota ledger: a request was attempted before its time")
         now = self._clock.time()
-        used = self._spool.quota_spend(self.period_start(now), at=now)
+        self._last_period = self.period_start(now)
+        used = self._spool.quota_spend(self._last_period, at=now)
         self._tokens -= 1.0
         return used
+
+    def refund(self) -> None:
+        """The last request never left this machine (no connection): give its count back.
+
+        Only for failures that prove the gateway saw nothing (DNS, refused, TLS handshake), so an
+        offline laptop does not burn the day on attempts that never arrived.
+        """
+        if self._last_period is not None:
+            self._spool.quota_refund(self._last_period)
+            self._last_period = None
+            self._tokens = min(self._burst, self._tokens + 1.0)
 
     def mark_exhausted(self) -> None:
         """The gateway answered `Limit Exceeded`: nothing more until the next reset."""

@@ -443,6 +443,14 @@ class Spool:
             ).fetchone()
             return int(row[0])
 
+    def quota_refund(self, period_start: float) -> None:
+        """Take back one request that provably never reached the gateway."""
+        with self._tx() as db:
+            db.execute(
+                "UPDATE quota_periods SET used = MAX(0, used - 1) WHERE period_start = ?",
+                (period_start,),
+            )
+
     def quota_mark_exhausted(self, period_start: float) -> None:
         with self._tx() as db:
             db.execute(

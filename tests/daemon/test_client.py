@@ -31,6 +31,7 @@ from exportsync.errors import (
     RequestTooLarge,
     Throttled,
     TransientError,
+    Unreachable,
 )
 from exportsync.sessions import encode_json
 
@@ -439,17 +440,19 @@ def test_connection_closed_without_answer_is_transient(
     server: ScriptedServer, api: HttpApi
 ) -> None:
     server.script(Reply(action="close"))
-    with pytest.raises(TransientError, match="connection failed"):
+    with pytest.raises(TransientError, match="connection failed") as info:
         api.presign([PresignFile("a.csv", "aa" * 32, 1)])
     assert len(server.requests) == 1  # one request, not silently retried
+    # The server saw this one: it must count against the quota, unlike a refused connection.
+    assert not isinstance(info.value, Unreachable)
 
 
-def test_nothing_listening_is_transient() -> None:
+def test_nothing_listening_is_unreachable_so_no_quota_is_spent() -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]  # bound but not listening: connection refused
         client = HttpApi(f"http://127.0.0.1:{port}/prod", API_KEY, timeout=2.0)
-        with pytest.raises(TransientError, match="connection failed"):
+        with pytest.raises(Unreachable, match="cannot connect"):
             client.presign([PresignFile("a.csv", "aa" * 32, 1)])
         client.close()
 

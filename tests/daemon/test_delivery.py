@@ -21,6 +21,7 @@ from exportsync.errors import (
     RequestTooLarge,
     Throttled,
     TransientError,
+    Unreachable,
 )
 from exportsync.intake import Intake
 from exportsync.matcher import FileMatcher
@@ -366,4 +367,23 @@ def test_batch_max_files_caps_every_route(tmp_path: Path) -> None:
         rig.drop(f"s{i}.session.json", _session(f"2026-11-25T10:00:0{i}Z"))
     rig.run()
     assert [len(c.payload) for c in rig.api.calls] == [2, 2, 1]
+    rig.spool.close()
+
+
+def test_an_unreachable_api_costs_no_quota_and_is_retried_within_a_minute(
+    tmp_path: Path,
+) -> None:
+    rig = _rig(tmp_path, daily=3)
+    rig.drop("a.csv", "1\n")
+    rig.api.script = [Unreachable("/upload: cannot connect (NewConnectionError)")] * 12
+    with capture_logs() as logs:
+        made = rig.run(max_steps=100)
+    # Twelve attempts found no connection, the thirteenth delivered: one request on the day.
+    assert made == 13
+    assert rig.states() == {"a.csv": "delivered"}
+    assert rig.ledger.snapshot().used == 1
+    waits = [e["retry_in_seconds"] for e in logs if e["event"] == "api_unreachable"]
+    assert len(waits) == 12
+    assert max(waits) <= 60
+    assert rig.spool.items()[0].attempts == 0
     rig.spool.close()
