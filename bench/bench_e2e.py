@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import statistics
 import time
 from pathlib import Path
 from typing import Any
@@ -60,7 +61,9 @@ def _delivered(spool_path: Path) -> int:
     return int(row[0])
 
 
-def _run_daemon(base: Path, info: DevstackInfo, csvs: int, sessions: int) -> dict[str, Any]:
+def _run_daemon(
+    base: Path, info: DevstackInfo, prefix: str, csvs: int, sessions: int
+) -> dict[str, Any]:
     config = write_config(
         base,
         info,
@@ -78,7 +81,7 @@ def _run_daemon(base: Path, info: DevstackInfo, csvs: int, sessions: int) -> dic
         daemon.wait_ready()
         before = usage(info)["requests"]
         started = time.perf_counter()
-        _write_files(export, "daemon", csvs, sessions)
+        _write_files(export, prefix, csvs, sessions)
         deadline = started + _DEADLINE
         while _delivered(spool_path) < total:
             if time.perf_counter() > deadline or daemon.process.poll() is not None:
@@ -112,12 +115,14 @@ def _post(info: DevstackInfo, path: Path) -> None:
         raise RuntimeError(f"naive client: {path.name} refused: {response.text[:300]}")
 
 
-def _run_naive(base: Path, info: DevstackInfo, csvs: int, sessions: int) -> dict[str, Any]:
+def _run_naive(
+    base: Path, info: DevstackInfo, prefix: str, csvs: int, sessions: int
+) -> dict[str, Any]:
     folder = base / "naive"
-    folder.mkdir()
+    folder.mkdir(parents=True)
     before = usage(info)["requests"]
     started = time.perf_counter()
-    paths = _write_files(folder, "naive", csvs, sessions)
+    paths = _write_files(folder, prefix, csvs, sessions)
     for path in paths:
         _post(info, path)
     elapsed = time.perf_counter() - started
@@ -129,20 +134,31 @@ def _run_naive(base: Path, info: DevstackInfo, csvs: int, sessions: int) -> dict
 
 
 def run_e2e(scratch: Path, *, quick: bool) -> dict[str, Any]:
-    """Start a devstack, time both clients on it, stop it."""
+    """Start a devstack, time both clients on it (interleaved rounds), stop it."""
     csvs, sessions = (40, 20) if quick else (150, 50)
+    rounds = 1 if quick else 3
     base = scratch / "e2e"
     started = time.perf_counter()
+    daemon_runs: list[dict[str, Any]] = []
+    naive_runs: list[dict[str, Any]] = []
     with start_devstack(base / "devstack", "--quota", "0", "--rate", "0") as info:
         startup = time.perf_counter() - started
-        daemon = _run_daemon(base, info, csvs, sessions)
-        naive = _run_naive(base, info, csvs, sessions)
+        for n in range(rounds):
+            # Fresh folder, spool and contents each round: nothing is a duplicate of before.
+            where = base / f"round-{n}"
+            daemon_runs.append(_run_daemon(where, info, f"daemon{n}", csvs, sessions))
+            naive_runs.append(_run_naive(where, info, f"naive{n}", csvs, sessions))
+    daemon_s = statistics.median(r["seconds"] for r in daemon_runs)
+    naive_s = statistics.median(r["seconds"] for r in naive_runs)
+    daemon_requests = statistics.median(r["requests"] for r in daemon_runs)
+    naive_requests = statistics.median(r["requests"] for r in naive_runs)
     return {
         "csv_files": csvs,
         "session_files": sessions,
+        "rounds": rounds,
         "devstack_startup_s": round(startup, 3),
-        "daemon": daemon,
-        "naive": naive,
-        "daemon_time_vs_naive": ratio(daemon["seconds"], naive["seconds"]),
-        "naive_requests_vs_daemon": ratio(naive["requests"], daemon["requests"]),
+        "daemon": {"median_s": daemon_s, "median_requests": daemon_requests, "runs": daemon_runs},
+        "naive": {"median_s": naive_s, "median_requests": naive_requests, "runs": naive_runs},
+        "daemon_time_vs_naive": ratio(daemon_s, naive_s),
+        "naive_requests_vs_daemon": ratio(naive_requests, daemon_requests),
     }
