@@ -103,6 +103,7 @@ class ApiConfig:
     timeout_seconds: float = 30.0
     inline_max_bytes: int = 4_000_000
     batch_max_files: int = 100
+    batch_linger_seconds: float = 3.0
 
 
 @dataclass(frozen=True)
@@ -160,6 +161,7 @@ _SCHEMA: dict[str, dict[str, str]] = {
         "timeout_seconds": "float",
         "inline_max_bytes": "int",
         "batch_max_files": "int",
+        "batch_linger_seconds": "float",
     },
     "quota": {
         "requests_per_second": "float",
@@ -529,6 +531,9 @@ def _build_api(
     batch = cast(int, values.get("api.batch_max_files", 100))
     if not 1 <= batch <= _BATCH_CEILING:
         raise ConfigError("api.batch_max_files", f"must be between 1 and {_BATCH_CEILING}")
+    linger = cast(float, values.get("api.batch_linger_seconds", 3.0))
+    if not 0 <= linger <= 3600:
+        raise ConfigError("api.batch_linger_seconds", "must be between 0 and 3600")
     return ApiConfig(
         url=url or "",
         api_key=key,
@@ -536,6 +541,7 @@ def _build_api(
         timeout_seconds=timeout,
         inline_max_bytes=inline,
         batch_max_files=batch,
+        batch_linger_seconds=linger,
     )
 
 

@@ -96,6 +96,7 @@ class Daemon:
             after_upload=config.watch.after_upload,
             inline_max_bytes=config.api.inline_max_bytes,
             batch_max_files=config.api.batch_max_files,
+            linger_seconds=config.api.batch_linger_seconds,
         )
         self.watcher = Watcher(
             self.root,

@@ -137,6 +137,7 @@ class Deliverer:
         after_upload: AfterUpload = "keep",
         inline_max_bytes: int = 4_000_000,
         batch_max_files: int = 100,
+        linger_seconds: float = 0.0,
         rng: random.Random | None = None,
         on_delivered: Callable[[Item], None] | None = None,
     ) -> None:
@@ -149,6 +150,7 @@ class Deliverer:
         self._after_upload = after_upload
         self._inline_max = inline_max_bytes
         self._max_files = max(1, batch_max_files)
+        self._linger = linger_seconds
         self._rng = rng or random.Random()  # noqa: S311 -- jitter, not cryptography
         self._on_delivered = on_delivered
         # After a 413: the next batch carries at most half of what was refused (items and bytes);
@@ -166,7 +168,7 @@ class Deliverer:
         if not due:
             next_at = self._spool.next_due_at()
             return StepOutcome(False, None if next_at is None else max(0.0, next_at - now))
-        wait = self._ledger.wait_time()
+        wait = max(self._ledger.wait_time(), self._linger_wait(due, now))
         if wait > 0:
             return StepOutcome(False, wait)
         batch = self._build(due)
@@ -175,6 +177,17 @@ class Deliverer:
             return StepOutcome(False, 0.0)
         self._send(batch)
         return StepOutcome(True, 0.0)
+
+    def _linger_wait(self, due: Sequence[Item], now: float) -> float:
+        """Fresh files wait `linger_seconds` from the oldest one's arrival, for company.
+
+        Not when anything due is a retry (it has waited enough) or a full batch is already there.
+        """
+        if self._linger <= 0 or len(due) >= self._max_files:
+            return 0.0
+        if any(item.attempts or item.last_error or item.parts_done for item in due):
+            return 0.0
+        return max(0.0, min(item.created_at for item in due) + self._linger - now)
 
     # -- building a batch --------------------------------------------------------------------
 

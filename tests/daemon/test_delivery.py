@@ -387,3 +387,30 @@ def test_an_unreachable_api_costs_no_quota_and_is_retried_within_a_minute(
     assert max(waits) <= 60
     assert rig.spool.items()[0].attempts == 0
     rig.spool.close()
+
+
+def test_files_exported_together_wait_for_each_other(tmp_path: Path) -> None:
+    rig = _rig(tmp_path, linger_seconds=3.0)
+    rig.drop("a.csv", "1\n")
+    outcome = rig.deliverer.step()
+    assert not outcome.requested
+    assert outcome.wait == pytest.approx(3.0)
+    rig.clock.advance(2.0)
+    rig.drop("b.csv", "2\n")  # arrives inside a's window: joins it
+    assert rig.run() == 1
+    assert [len(c.payload) for c in rig.api.calls] == [2]
+    assert rig.clock.time() == pytest.approx(START + 3.0)
+    rig.spool.close()
+
+
+def test_retries_do_not_linger(tmp_path: Path) -> None:
+    rig = _rig(tmp_path, linger_seconds=30.0)
+    rig.drop("a.csv", "1\n")
+    rig.api.script = [TransientError("HTTP 503", status=503)]
+    rig.run()
+    assert len(rig.api.calls) == 2
+    item = rig.spool.items()[0]
+    assert item.state == "delivered"
+    # Sent at +30 s (linger), retried after the backoff alone (2-4 s), not another 30 s.
+    assert rig.clock.time() - START < 30.0 + 4.0 + 1.25 + 1e-6
+    rig.spool.close()
