@@ -139,40 +139,26 @@ def test_a_four_request_day_is_never_overrun_across_restarts(
             (export / "late.session.json").write_text('{"timestamp": "2026-11-25T12:00:00Z"}')
             assert wait_for(lambda: len(spool_items(daemon.state_dir)) == 6, 30)
             assert _quiet_for(info, 3.0)
+            before_restart = usage(info)
+            status = _status(config, capsys)
             assert daemon.terminate() == 0
         with run_daemon(config) as again:
             again.wait_ready()
             assert _quiet_for(info, 3.0)
-            status = _status(config, capsys)
+            after_restart = usage(info)
+            status_after = _status(config, capsys)
             assert again.terminate() == 0
 
-    quota = status["quota"]
-    assert isinstance(quota, dict)
-    assert quota["used"] == 4
-    assert quota["limit"] == 4
-    assert status["counts"] == {"pending": 2, "sending": 0, "delivered": 4, "failed": 0}
-
-
-def test_gateway_and_daemon_agree_on_the_count(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    with start_devstack(tmp_path / "ds", "--quota", "4") as info:
-        config = write_config(tmp_path, info, quota={"daily_requests": 4})
-        export = tmp_path / "export"
-        with run_daemon(config) as daemon:
-            daemon.wait_ready()
-            for i in range(6):
-                (export / f"f{i}.csv").write_text(f"n,{i}\n")
-                wait_for(lambda i=i: settled(daemon.state_dir, i + 1), 8)
-            assert _quiet_for(info, 2.0)
-            counters = usage(info)
-            status = _status(config, capsys)
-            assert daemon.terminate() == 0
-    assert counters["throttled"] == 0
-    assert counters["quota_exceeded"] == 0
-    quota = status["quota"]
-    assert isinstance(quota, dict)
-    assert quota["used"] == counters["accepted"] == 4
+    for counters in (before_restart, after_restart):
+        assert counters["throttled"] == 0
+        assert counters["quota_exceeded"] == 0
+        assert counters["accepted"] == 4
+    for report in (status, status_after):
+        quota = report["quota"]
+        assert isinstance(quota, dict)
+        assert quota["used"] == 4  # the same count the gateway keeps
+        assert quota["limit"] == 4
+        assert report["counts"] == {"pending": 2, "sending": 0, "delivered": 4, "failed": 0}
 
 
 def test_kill_9_mid_delivery_under_faults_loses_and_duplicates_nothing(tmp_path: Path) -> None:
@@ -225,6 +211,48 @@ def test_first_sigterm_drains_and_exits_zero(tmp_path: Path) -> None:
             assert time.monotonic() - started < 10
             assert daemon.saw("shutdown_requested")
             assert daemon.saw("daemon_stopped")
+
+
+def _hung_request(tmp_path: Path, info: DevstackInfo) -> Path:
+    config = write_config(tmp_path, info, api={"timeout_seconds": 120})
+    (tmp_path / "export" / "a.csv").write_text("a\n")
+    return config
+
+
+SLOW = ("--fault-rate", "1", "--fault-kinds", "slow", "--slow-seconds", "60")
+
+
+def test_sigterm_during_a_hung_request_abandons_it_and_exits_zero_within_10_s(
+    tmp_path: Path,
+) -> None:
+    with start_devstack(tmp_path / "ds", *SLOW) as info:
+        config = _hung_request(tmp_path, info)
+        with run_daemon(config) as daemon:
+            daemon.wait_ready()
+            assert wait_for(lambda: daemon.saw("request_sent"), 30), daemon.output()
+            started = time.monotonic()
+            daemon.process.send_signal(signal.SIGTERM)
+            assert daemon.process.wait(15) == 0
+            assert time.monotonic() - started < 10
+            assert daemon.saw("shutdown_abandoned_request")
+    # The abandoned item is still in the spool, to be sent again at the next start.
+    (item,) = spool_items(tmp_path / "state")
+    assert item.state == "sending"
+
+
+def test_a_second_sigterm_exits_at_once(tmp_path: Path) -> None:
+    with start_devstack(tmp_path / "ds", *SLOW) as info:
+        config = _hung_request(tmp_path, info)
+        with run_daemon(config) as daemon:
+            daemon.wait_ready()
+            assert wait_for(lambda: daemon.saw("request_sent"), 30), daemon.output()
+            daemon.process.send_signal(signal.SIGTERM)
+            assert wait_for(lambda: daemon.saw("shutdown_requested"), 5)
+            started = time.monotonic()
+            daemon.process.send_signal(signal.SIGTERM)
+            assert daemon.process.wait(5) == 1
+            assert time.monotonic() - started < 2
+            assert daemon.saw("shutdown_forced")
 
 
 def test_status_from_the_command_line_never_shows_the_key(tmp_path: Path) -> None:

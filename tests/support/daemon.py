@@ -67,7 +67,8 @@ class DaemonProcess:
         return out
 
     def saw(self, event: str, count: int = 1) -> bool:
-        return sum(e.get("event") == event for e in self.events()) >= count
+        seen: int = sum(e.get("event") == event for e in self.events())
+        return seen >= count
 
     def wait_ready(self, deadline: float = 30.0) -> None:
         if not wait_for(
