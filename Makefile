@@ -26,8 +26,12 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
+# The packages, then the tests and benchmarks (two runs: tests/lambda has its own conftest).
 typecheck: $(STAMP)
 	$(BIN)/mypy
+	MYPYPATH=bench $(BIN)/mypy --explicit-package-bases \
+		tests/conftest.py tests/support tests/daemon tests/devstack tests/e2e bench
+	MYPYPATH=tests/lambda $(BIN)/mypy --explicit-package-bases tests/lambda
 
 cfn-lint: $(STAMP)
 	$(BIN)/cfn-lint lambda/template.yaml

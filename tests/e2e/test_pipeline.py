@@ -6,6 +6,7 @@ Lambda handler, and moto's server holding what landed.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -133,7 +134,8 @@ def test_a_four_request_day_is_never_overrun_across_restarts(
             # One file at a time, each waiting for its delivery: every file costs a request.
             for i in range(4):
                 (export / f"f{i}.csv").write_text(f"n,{i}\n")
-                assert wait_for(lambda i=i: settled(daemon.state_dir, i + 1), 30), daemon.output()
+                done = functools.partial(settled, daemon.state_dir, i + 1)
+                assert wait_for(done, 30), daemon.output()
             # Past the day's quota: these wait in the spool, and nothing more is sent.
             (export / "late.csv").write_text("late\n")
             (export / "late.session.json").write_text('{"timestamp": "2026-11-25T12:00:00Z"}')
