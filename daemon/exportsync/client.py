@@ -8,6 +8,7 @@ the pure function that turns a gateway or Lambda answer into one.
 from __future__ import annotations
 
 import json
+import ssl
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import IO, Any, Protocol
@@ -209,11 +210,17 @@ class HttpApi:
 
 
 def _never_connected(exc: requests.ConnectionError) -> bool:
-    """True when no HTTP request can have reached the server: DNS, refused, TLS handshake."""
-    if isinstance(exc, requests.exceptions.SSLError):
-        return True
+    """True when no HTTP request can have reached the server: DNS, refused, certificate refused.
+
+    Any other TLS error may come after the request was sent (a bad record while the answer is
+    read); the gateway may have counted that request, so it must not be given back.
+    """
     cause = exc.args[0] if exc.args else None
     reason = getattr(cause, "reason", cause)
+    if isinstance(exc, requests.exceptions.SSLError):
+        inner = reason.args[0] if isinstance(reason, Exception) and reason.args else reason
+        # Certificate checks happen in the handshake, before a byte of the request is sent.
+        return isinstance(inner, ssl.SSLCertVerificationError)
     return isinstance(reason, urllib3.exceptions.NewConnectionError)
 
 
