@@ -502,9 +502,14 @@ class Deliverer:
     def _finish_file(self, item: Item) -> None:
         if self._after_upload == "keep":
             return
+        # The item is delivered whatever happens here: an error must not reach `_send`, which
+        # would put the rest of the batch back and spend more requests on it.
         try:
             current = files.snapshot(self._root, item.path)
-        except (FileNotFoundError, FileRejected):
+        except FileNotFoundError:
+            return
+        except (files.FileChanged, FileRejected, OSError) as exc:
+            log.warning("after_upload_failed", item_id=item.id, path=str(item.path), error=str(exc))
             return
         if current.sha256 != item.sha256:
             return  # rewritten since: the new version is (or will be) spooled; leave it be
@@ -515,7 +520,7 @@ class Deliverer:
             else:
                 files.delete_file(item.path)
                 log.info("file_deleted", item_id=item.id, path=str(item.path))
-        except OSError as exc:
+        except (FileRejected, OSError) as exc:
             log.warning("after_upload_failed", item_id=item.id, path=str(item.path), error=str(exc))
 
     def _fail(self, item: Item, reason: str) -> None:

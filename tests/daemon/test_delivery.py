@@ -414,3 +414,23 @@ def test_retries_do_not_linger(tmp_path: Path) -> None:
     # Sent at +30 s (linger), retried after the backoff alone (2-4 s), not another 30 s.
     assert rig.clock.time() - START < 30.0 + 4.0 + 1.25 + 1e-6
     rig.spool.close()
+
+
+def test_an_after_upload_step_that_fails_costs_no_extra_request(tmp_path: Path) -> None:
+    """`sent` is a symlink (never followed): the files stay, and the batch costs one request."""
+    rig = _rig(tmp_path, after_upload="move", linger_seconds=0.0)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (rig.root / "sent").symlink_to(elsewhere)
+    for name in ("a.csv", "b.csv", "c.csv"):
+        rig.drop(name, f"{name}\n")
+    with capture_logs() as logs:
+        made = rig.run()
+    assert made == 1
+    assert rig.states() == {"a.csv": "delivered", "b.csv": "delivered", "c.csv": "delivered"}
+    assert all((rig.root / name).exists() for name in ("a.csv", "b.csv", "c.csv"))
+    assert list(elsewhere.iterdir()) == []
+    events = [entry["event"] for entry in logs]
+    assert events.count("after_upload_failed") == 3
+    assert "delivery_step_crashed" not in events
+    rig.spool.close()
