@@ -23,8 +23,8 @@ from exportsync.spool import Spool
 __all__ = ["RESET_GRACE_SECONDS", "QuotaLedger", "QuotaSnapshot"]
 
 DAY = 86_400.0
-# AWS documents no exact instant for the daily reset and clocks drift: after a period that ran out,
-# wait this long past the reset before spending the new one.
+# AWS documents no exact instant for the daily reset and clocks drift: no request is sent this
+# close to a reset, on either side of it.
 RESET_GRACE_SECONDS = 60.0
 # Float noise in the bucket arithmetic; far below any timing that matters.
 _EPSILON = 1e-6
@@ -87,7 +87,7 @@ class QuotaLedger:
 
     def snapshot(self) -> QuotaSnapshot:
         now = self._clock.time()
-        used, exhausted = self._spool.quota_period(self.period_start(now))
+        used, exhausted = self._period(self.period_start(now), now)
         return QuotaSnapshot(
             used=used,
             limit=self._limit,
@@ -104,14 +104,27 @@ class QuotaLedger:
 
     def _daily_wait(self, now: float) -> float:
         start = self.period_start(now)
-        used, exhausted = self._spool.quota_period(start)
-        if exhausted or (self._limit is not None and used >= self._limit):
-            return start + DAY + RESET_GRACE_SECONDS - now
+        end = start + DAY
+        if self._limit is None:
+            return 0.0
+        used, exhausted = self._period(start, now)
+        if exhausted or used >= self._limit:
+            return end + RESET_GRACE_SECONDS - now
+        # Around the reset our clock and the gateway's may disagree on which day a request
+        # belongs to; sending nothing in that window keeps both days' counts exact.
+        if end - now < RESET_GRACE_SECONDS:
+            return end + RESET_GRACE_SECONDS - now
         if now - start < RESET_GRACE_SECONDS:
-            prev_used, prev_exhausted = self._spool.quota_period(start - DAY)
-            if prev_exhausted or (self._limit is not None and prev_used >= self._limit):
-                return start + RESET_GRACE_SECONDS - now
+            return start + RESET_GRACE_SECONDS - now
         return 0.0
+
+    def _period(self, start: float, now: float) -> tuple[int, bool]:
+        """(used, exhausted) for the period starting at `start`.
+
+        Rows of periods that began within the last day count too: they exist when `reset_utc` was
+        changed, and the gateway still counts those requests in its current day.
+        """
+        return self._spool.quota_overlapping(start - DAY, now)
 
     def _refill(self) -> None:
         mono = self._clock.monotonic()

@@ -425,6 +425,16 @@ class Spool:
             return 0, False
         return int(rows[0][0]), bool(rows[0][1])
 
+    def quota_overlapping(self, after: float, until: float) -> tuple[int, bool]:
+        """The largest count, and any exhausted flag, of periods starting in (after, until]."""
+        rows = self._query(
+            "SELECT MAX(used), MAX(exhausted) FROM quota_periods"
+            " WHERE period_start > ? AND period_start <= ?",
+            (after, until),
+        )
+        used, exhausted = rows[0]
+        return int(used or 0), bool(exhausted)
+
     def quota_spend(self, period_start: float, *, at: float) -> int:
         """Count one request in the period and remember when it was sent; the new count."""
         with self._tx() as db:

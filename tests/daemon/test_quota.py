@@ -156,3 +156,21 @@ def test_a_clock_set_back_does_not_stall_the_next_request(spool: Spool) -> None:
     clock.set_time(MIDNIGHT + 3600)  # an hour back, as after a bad RTC and then NTP
     second = _ledger(spool, clock, daily=0)
     assert second.wait_time() <= 1.25 + 1e-9
+
+
+def test_nothing_is_sent_in_the_minute_either_side_of_the_reset(spool: Spool) -> None:
+    clock = FakeClock(MIDNIGHT + DAY - 30)  # 23:59:30, plenty of quota left
+    ledger = _ledger(spool, clock, daily=10)
+    clock.advance(5)
+    assert ledger.wait_time() == pytest.approx(25 + RESET_GRACE_SECONDS)
+    clock.advance(ledger.wait_time())  # 00:01:00 by our clock
+    assert ledger.wait_time() == 0
+    ledger.spend()
+
+
+def test_changing_reset_utc_mid_day_does_not_grant_a_fresh_day(spool: Spool) -> None:
+    clock = FakeClock(MIDNIGHT + 6 * 3600)
+    _drain(_ledger(spool, clock, daily=3), clock, 3)
+    moved = _ledger(spool, clock, daily=3, reset=dt.time(3, 0))  # period now began at 03:00
+    assert moved.snapshot().used == 3
+    assert moved.wait_time() > 3600
