@@ -188,7 +188,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
 def _cmd_status(args: argparse.Namespace) -> int:
     config = _load(args, require_api=False)
     clock = SystemClock()
-    with Spool.open(config.state.dir) as spool:
+    # A read-only command: where no daemon has run yet, report an empty spool without creating one.
+    exists = Spool.path_in(config.state.dir).exists()
+    with Spool.open(config.state.dir) if exists else Spool.in_memory() as spool:
         report = build_status(config, spool, build_ledger(config, spool, clock), clock)
     if args.json:
         print(json.dumps(report, indent=None, sort_keys=True))

@@ -42,6 +42,7 @@ STATES: tuple[State, ...] = ("pending", "sending", "delivered", "failed")
 REJECTED_SHA = "-"
 
 _SCHEMA_VERSION = 1
+_MEMORY = ":memory:"
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS items (
     id              INTEGER PRIMARY KEY,
@@ -139,8 +140,10 @@ class Spool:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._lock = threading.RLock()
+        on_disk = str(path) != _MEMORY
         try:
-            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            if on_disk:
+                path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
             self._db = sqlite3.connect(
                 path, timeout=30.0, isolation_level=None, check_same_thread=False
             )
@@ -159,13 +162,23 @@ class Spool:
         except (sqlite3.Error, OSError) as exc:
             raise SpoolError(f"cannot open the spool at {path}: {exc}") from exc
         # The database holds file names and delivery history: keep it private to the user.
-        with suppress(OSError):
-            os.chmod(path, 0o600)
+        if on_disk:
+            with suppress(OSError):
+                os.chmod(path, 0o600)
+
+    @staticmethod
+    def path_in(state_dir: Path) -> Path:
+        return state_dir / "spool.sqlite3"
 
     @classmethod
     def open(cls, state_dir: Path) -> Spool:
         """Open (creating when needed) the spool in `state_dir`."""
-        return cls(state_dir / "spool.sqlite3")
+        return cls(cls.path_in(state_dir))
+
+    @classmethod
+    def in_memory(cls) -> Spool:
+        """An empty spool that touches no disk (for reporting on a state dir that has none)."""
+        return cls(Path(_MEMORY))
 
     def close(self) -> None:
         with self._lock:

@@ -78,7 +78,7 @@ def test_status_json_on_a_fresh_state_dir(env: Env, capsys: pytest.CaptureFixtur
     assert (doc["quota"]["used"], doc["quota"]["limit"]) == (0, 10)
     assert doc["quota"]["resets_at"].endswith("T00:00:00Z")
     assert doc["failed"] == []
-    assert (env.state / "spool.sqlite3").exists()
+    assert not env.state.exists()  # status is read-only: no daemon ran, nothing is created
 
 
 def test_status_needs_no_api_settings(env: Env, capsys: pytest.CaptureFixture[str]) -> None:
