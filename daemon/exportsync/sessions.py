@@ -2,8 +2,9 @@
 
 A session file holds one JSON object or a list of them. Numbers are parsed as `Decimal` and written
 back digit for digit, so ``0.1`` reaches DynamoDB as ``Decimal('0.1')`` and never passes through a
-binary float. NaN and Infinity are not JSON and make the whole file invalid; a session that is
-malformed on its own (no timestamp, wrong types, too big) is refused alone and the rest still go.
+binary float. A file that is not JSON at all is refused as a whole; a session that is malformed
+on its own (NaN or Infinity, no timestamp, wrong types, too big, too deep) is refused alone and
+the rest of the file still goes.
 """
 
 from __future__ import annotations
@@ -43,8 +44,15 @@ class ParsedSession:
     timestamp: str | None
 
 
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not a valid JSON number")
+class _NonFinite:
+    """Stands in for NaN/Infinity while parsing, so only the session holding one is refused."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+
+def _non_finite(name: str) -> Any:
+    return _NonFinite(name)
 
 
 def parse_session_file(data: bytes, *, default_user_id: str | None) -> list[ParsedSession]:
@@ -54,7 +62,7 @@ def parse_session_file(data: bytes, *, default_user_id: str | None) -> list[Pars
     except UnicodeDecodeError as exc:
         raise FileRejected(f"session file is not UTF-8: {exc.reason} at byte {exc.start}") from exc
     try:
-        doc = json.loads(text, parse_float=Decimal, parse_constant=_reject_constant)
+        doc = json.loads(text, parse_float=Decimal, parse_constant=_non_finite)
     except json.JSONDecodeError as exc:
         raise FileRejected(
             f"invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}"
@@ -76,13 +84,13 @@ def _parse_one(index: int, entry: Any, default_user_id: str | None) -> ParsedSes
     if not isinstance(entry, dict):
         return ParsedSession(index, None, "a session must be a JSON object", None, None)
     session = dict(entry)
-    if "user_id" not in session and default_user_id is not None:
+    if session.get("user_id") is None and default_user_id is not None:
         session["user_id"] = default_user_id
     user_id = session.get("user_id")
     timestamp = session.get("timestamp")
     shown_user = user_id if isinstance(user_id, str) else None
     shown_ts = timestamp if isinstance(timestamp, str) else None
-    error = _check_keys(user_id, timestamp) or _check_depth(session, 0)
+    error = _check_keys(user_id, timestamp) or _check_value(session, 0)
     if error is None:
         try:
             body = encode_json(session)
@@ -97,15 +105,17 @@ def _parse_one(index: int, entry: Any, default_user_id: str | None) -> ParsedSes
     return ParsedSession(index, None, error, shown_user, shown_ts)
 
 
-def _check_depth(value: object, depth: int) -> str | None:
-    """Counted as the Lambda and DynamoDB count: the session's own fields are at depth 1."""
+def _check_value(value: object, depth: int) -> str | None:
+    """NaN/Infinity anywhere, or nesting past DynamoDB's limit (its fields are at depth 1)."""
+    if isinstance(value, _NonFinite):
+        return f"{value.name} is not a valid JSON number (DynamoDB cannot store it)"
     if depth > MAX_DEPTH:
         return f"nested deeper than {MAX_DEPTH} levels (DynamoDB's limit)"
     children = (
         value.values() if isinstance(value, dict) else value if isinstance(value, list) else ()
     )
     for child in children:
-        error = _check_depth(child, depth + 1)
+        error = _check_value(child, depth + 1)
         if error:
             return error
     return None

@@ -113,12 +113,22 @@ def test_a_lone_surrogate_refuses_that_session_only() -> None:
 
 
 @pytest.mark.parametrize("constant", ["NaN", "Infinity", "-Infinity"])
-def test_nan_and_infinity_reject_the_whole_file(constant: str) -> None:
+def test_nan_and_infinity_refuse_only_the_session_holding_them(constant: str) -> None:
     good = f'{{"user_id":"u","timestamp":"{TS}","x":1}}'
-    bad = f'{{"user_id":"u","timestamp":"{TS}","x":{constant}}}'
-    data = f"[{good},{bad}]"
-    with pytest.raises(FileRejected, match=constant):
-        parse_session_file(data.encode(), default_user_id=None)
+    bad = f'{{"user_id":"u","timestamp":"{TS}","m":{{"deep":[1,{constant}]}}}}'
+    first, second = parse_session_file(f"[{good},{bad}]".encode(), default_user_id=None)
+    assert first.body == good.encode()
+    assert second.body is None
+    assert second.error is not None
+    assert constant.lstrip("-") in second.error
+
+
+def test_a_null_user_id_gets_the_default() -> None:
+    (entry,) = parse_session_file(
+        f'{{"user_id":null,"timestamp":"{TS}"}}'.encode(), default_user_id="alice"
+    )
+    assert entry.body is not None
+    assert json.loads(entry.body)["user_id"] == "alice"
 
 
 def test_non_utf8_rejects_the_file() -> None:
