@@ -516,12 +516,32 @@ class Deliverer:
         try:
             if self._after_upload == "move":
                 target = files.move_to_sent(self._root, item.path)
+            else:
+                target = files.set_aside(self._root, item.path)
+            if not self._still_delivered(item, target):
+                return
+            if self._after_upload == "move":
                 log.info("file_moved", item_id=item.id, path=str(item.path), to=str(target))
             else:
-                files.delete_file(item.path)
+                files.delete_file(target)
                 log.info("file_deleted", item_id=item.id, path=str(item.path))
         except (FileRejected, OSError) as exc:
             log.warning("after_upload_failed", item_id=item.id, path=str(item.path), error=str(exc))
+
+    def _still_delivered(self, item: Item, moved: Path) -> bool:
+        """After moving a delivered file, check it once more: a write that slipped in between
+        the check and the move goes back into the folder, to be spooled as a new version."""
+        try:
+            same = files.snapshot(self._root, moved).sha256 == item.sha256
+        except (files.FileChanged, FileRejected):
+            same = False
+        if same:
+            return True
+        back = files.restore(self._root, moved, item.path.name)
+        log.warning(
+            "file_changed_after_delivery", item_id=item.id, path=str(item.path), restored=str(back)
+        )
+        return False
 
     def _fail(self, item: Item, reason: str) -> None:
         self._spool.mark_failed(item.id, reason, now=self._clock.time())

@@ -15,6 +15,7 @@ from __future__ import annotations
 import errno
 import hashlib
 import os
+import secrets
 import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -23,7 +24,7 @@ from types import TracebackType
 from typing import Self
 
 from exportsync.errors import ExportsyncError, FileRejected
-from exportsync.matcher import SENT_DIR
+from exportsync.matcher import PRIVATE_PREFIX, SENT_DIR
 
 __all__ = [
     "CHUNK_SIZE",
@@ -35,6 +36,8 @@ __all__ = [
     "open_regular",
     "open_verified_stream",
     "read_verified",
+    "restore",
+    "set_aside",
     "snapshot",
 ]
 
@@ -375,3 +378,36 @@ def delete_file(path: Path) -> None:
     except FileNotFoundError:
         return
     _fsync_dir(path.parent)
+
+
+def set_aside(root: Path, path: Path) -> Path:
+    """Rename a delivered file to a private name beside it (never matched), before deleting it.
+
+    After the rename, a writer opening the path makes a new file the watcher sees; what was
+    renamed can be hashed once more and deleted only if it is still what was delivered.
+    """
+    _real_parent(root, path)
+    info = os.lstat(path)
+    if not stat.S_ISREG(info.st_mode):
+        raise FileRejected(f"{path}: not a regular file; not deleted")
+    aside = path.with_name(f"{PRIVATE_PREFIX}{secrets.token_hex(6)}-{path.name}")
+    os.rename(path, aside)
+    return aside
+
+
+def restore(root: Path, moved: Path, name: str) -> Path:
+    """Put a file back into the export folder as `name` (or `name-N`), never overwriting."""
+    _real_parent(root, moved)
+    n = 0
+    while True:
+        dest = root / (name if n == 0 else _numbered(name, n))
+        try:
+            os.link(moved, dest, follow_symlinks=False)
+        except FileExistsError:
+            n += 1
+            continue
+        os.unlink(moved)
+        break
+    _fsync_dir(root)
+    _fsync_dir(moved.parent)
+    return dest

@@ -21,11 +21,14 @@ from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Literal
 
-__all__ = ["SENT_DIR", "FileMatcher", "Kind"]
+__all__ = ["PRIVATE_PREFIX", "SENT_DIR", "FileMatcher", "Kind"]
 
 Kind = Literal["csv", "session"]
 
 SENT_DIR = "sent"
+# The daemon's own short-lived names in the folder (a delivered file set aside before deletion):
+# never matched, whatever ignore_globs says.
+PRIVATE_PREFIX = ".exportsync-"
 """Sub-folder of the watched root that ``after_upload = "move"`` moves delivered files into."""
 
 
@@ -60,6 +63,8 @@ class FileMatcher:
         if any(_matches(part, self.ignore_globs) for part in parts):
             return None
         name = parts[-1]
+        if name.startswith(PRIVATE_PREFIX):
+            return None
         if _matches(name, self.session_globs):
             return "session"
         if _matches(name, self.csv_globs):

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from structlog.testing import capture_logs
 
+from exportsync import files
 from exportsync.clock import FakeClock
 from exportsync.delivery import Deliverer, retry_delay
 from exportsync.errors import (
@@ -433,4 +434,36 @@ def test_an_after_upload_step_that_fails_costs_no_extra_request(tmp_path: Path) 
     events = [entry["event"] for entry in logs]
     assert events.count("after_upload_failed") == 3
     assert "delivery_step_crashed" not in events
+    rig.spool.close()
+
+
+@pytest.mark.parametrize("mode", ["move", "delete"])
+def test_a_write_that_slips_in_during_after_upload_goes_back_into_the_folder(
+    tmp_path: Path, mode: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rig = _rig(tmp_path, after_upload=mode)
+    rig.drop("a.csv", "delivered\n")
+    mover = files.move_to_sent if mode == "move" else files.set_aside
+
+    def move_then_rewrite(root: Path, path: Path) -> Path:
+        moved = mover(root, path)
+        moved.write_text("rewritten by the app in the same instant\n")
+        return moved
+
+    monkeypatch.setattr(files, "move_to_sent" if mode == "move" else "set_aside", move_then_rewrite)
+    with capture_logs() as logs:
+        rig.run()
+    assert rig.states() == {"a.csv": "delivered"}
+    assert (rig.root / "a.csv").read_text() == "rewritten by the app in the same instant\n"
+    assert any(e["event"] == "file_changed_after_delivery" for e in logs)
+    if mode == "move":
+        assert list((rig.root / "sent").iterdir()) == []
+    rig.spool.close()
+
+
+def test_delete_leaves_no_private_name_behind(tmp_path: Path) -> None:
+    rig = _rig(tmp_path, after_upload="delete")
+    rig.drop("a.csv", "1\n")
+    rig.run()
+    assert list(rig.root.iterdir()) == []
     rig.spool.close()

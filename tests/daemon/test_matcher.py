@@ -82,3 +82,10 @@ def test_lists_from_config_become_tuples() -> None:
     matcher = FileMatcher(csv_globs=["*.csv"], ignore_globs=[".*"])  # type: ignore[arg-type]
     assert matcher.csv_globs == ("*.csv",)
     assert hash(matcher) == hash(FileMatcher(csv_globs=("*.csv",), ignore_globs=(".*",)))
+
+
+def test_the_daemons_private_names_never_match_whatever_the_globs() -> None:
+    matcher = FileMatcher(csv_globs=("*",), ignore_globs=())
+    root = Path("/export")
+    assert matcher.classify(root, root / ".exportsync-1a2b3c-report.csv") is None
+    assert matcher.classify(root, root / "report.csv") == "csv"
