@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import datetime as dt
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -139,7 +139,6 @@ class Deliverer:
         batch_max_files: int = 100,
         linger_seconds: float = 0.0,
         rng: random.Random | None = None,
-        on_delivered: Callable[[Item], None] | None = None,
     ) -> None:
         self._spool = spool
         self._ledger = ledger
@@ -152,7 +151,6 @@ class Deliverer:
         self._max_files = max(1, batch_max_files)
         self._linger = linger_seconds
         self._rng = rng or random.Random()  # noqa: S311 -- jitter, not cryptography
-        self._on_delivered = on_delivered
         # After a 413: the next batch carries at most half of what was refused (items and bytes);
         # lifted once a request goes through.
         self._cap_items = 0
@@ -496,8 +494,6 @@ class Deliverer:
         self._spool.mark_delivered(item.id, now=now, remote_key=key)
         log.info("item_delivered", item_id=item.id, path=str(item.path), kind=item.kind, key=key)
         self._finish_file(item)
-        if self._on_delivered is not None:
-            self._on_delivered(item)
 
     def _finish_file(self, item: Item) -> None:
         if self._after_upload == "keep":
