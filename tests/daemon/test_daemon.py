@@ -6,11 +6,13 @@ import socket
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from exportsync.config import load_config
 from exportsync.daemon import Daemon
+from exportsync.errors import SpoolError
 from exportsync.notify import Notifier
 from exportsync.spool import Spool
 from support.devstack import wait_for
@@ -56,6 +58,7 @@ def _daemon(tmp_path: Path, api: FakeApi) -> Daemon:
             "quota.requests_per_second": 50.0,
             "quota.burst": 5,
             "quota.margin_seconds": 0.0,
+            "api.batch_linger_seconds": 0.0,
         },
     )
     return Daemon(config, api=api, notifier=Notifier())
@@ -100,3 +103,44 @@ def test_items_interrupted_by_a_crash_are_sent_again_at_start(tmp_path: Path) ->
         runner.join(10)
     with Spool.open(tmp_path / "state") as spool:
         assert spool.counts()["delivered"] == 1
+
+
+def test_a_full_disk_neither_stops_the_loop_nor_loses_the_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    api = FakeApi()
+    daemon = _daemon(tmp_path, api)
+    real_record = daemon.spool.record
+    real_sending = daemon.spool.mark_sending
+    failures = {"record": 1, "sending": 1}
+    reconsidered: list[Path] = []
+
+    def record(*args: Any, **kwargs: Any) -> Any:
+        if failures["record"]:
+            failures["record"] -= 1
+            raise SpoolError("cannot commit to the spool: database or disk is full")
+        return real_record(*args, **kwargs)
+
+    def mark_sending(*args: Any, **kwargs: Any) -> None:
+        if failures["sending"]:
+            failures["sending"] -= 1
+            raise SpoolError("cannot commit to the spool: database or disk is full")
+        real_sending(*args, **kwargs)
+
+    monkeypatch.setattr(daemon.spool, "record", record)
+    monkeypatch.setattr(daemon.spool, "mark_sending", mark_sending)
+    monkeypatch.setattr(daemon.watcher, "reconsider", reconsidered.append)
+    first = tmp_path / "export" / "first.csv"
+    first.write_text("a\n")
+    runner = threading.Thread(target=daemon.run)
+    runner.start()
+    try:
+        # The start-up scan could not record the file: the watcher is told to offer it again.
+        assert wait_for(lambda: reconsidered == [first], 10)
+        daemon.intake.offer(first)  # what the watcher's next rescan does
+        # The first send hits the full disk too; the loop waits and tries again.
+        assert wait_for(lambda: api.routes == ["upload"], 15)
+    finally:
+        daemon.stop()
+        runner.join(10)
+    assert not runner.is_alive()
