@@ -277,11 +277,11 @@ def _cmd_check(args: argparse.Namespace) -> int:
     def report(ok: bool, what: str) -> None:
         nonlocal problems
         problems += 0 if ok else 1
-        print(f"{'ok ' if ok else 'FAIL'}  {what}")
+        print(f"{'ok' if ok else 'FAIL':<4}  {what}")
 
     report(True, f"config {config.path or '(defaults and environment)'}")
     for warning in config.warnings:
-        print(f"warn  {warning}")
+        print(f"{'warn':<4}  {warning}")
     watch = config.watch.dir
     report(watch.is_dir() and os.access(watch, os.R_OK | os.X_OK), f"watch.dir {watch} readable")
     if config.watch.after_upload != "keep":
