@@ -1,0 +1,320 @@
+"""Chaos: the product's promise under a seeded storm of file operations, faults and kill -9.
+
+"Nothing is lost. A file that appeared in the folder is delivered or sits in the spool with a
+reason, through kill -9, network faults, bad input, files deleted or rewritten mid-flight. Replays
+are harmless."
+
+A `random.Random(seed)` drives ~150 operations on the export folder (support/chaos.py keeps a model
+of every version written) while `exportsync run` delivers to a devstack that fails 15% of the
+requests it accepts; the daemon is killed with SIGKILL twice and restarted. Once the spool has
+settled, the folder's final state must have arrived exactly, and nothing else may be wrong.
+
+More seeds: EXPORTSYNC_CHAOS_SEEDS=1,2,3 pytest tests/e2e/test_chaos.py. Each run leaves
+chaos-trace.txt (one line per operation) and the daemon logs in its tmp_path.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import random
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from exportsync.spool import REJECTED_SHA, Item
+from support.chaos import Chaos, sending_count, sha256
+from support.daemon import DaemonProcess, run_daemon, spool_items, write_config
+from support.devstack import DevstackInfo, dynamo_items, s3_objects, start_devstack, wait_for
+
+pytestmark = pytest.mark.integration
+
+SEEDS = [int(s) for s in os.environ.get("EXPORTSYNC_CHAOS_SEEDS", "20261125,7").split(",")]
+OPERATIONS = 150
+OP_INTERVAL = 0.07  # seconds between operations: ~150 operations in ~13 s
+KILLS = 2
+INLINE_MAX = 2000
+# A file that existed this long while a daemon was ready must have left a row in the spool (the
+# watcher waits 0.5 s after a close, settle_seconds after a bare create such as a symlink).
+TRACE_AFTER = 3.0
+SETTLE_DEADLINE = 60.0
+# A known daemon bug (see test_a_file_deleted_before_delivery_then_exported_again_is_delivered):
+# the spool keys versions by (path, sha256) and a row failed as deleted is never revived.
+DELETED_REASON = "file was deleted before it could be delivered"
+KNOWN_BUG = (
+    "a file deleted before delivery and exported again with the same bytes under the same name "
+    "stays failed ('file was deleted before it could be delivered') and is never delivered"
+)
+
+
+@dataclass
+class _Lives:
+    """When each daemon was ready (and until it was killed): the spans a file can be seen in."""
+
+    spans: list[tuple[float, float]] = field(default_factory=list)
+    _ready_since: float | None = None
+
+    @property
+    def is_ready(self) -> bool:
+        return self._ready_since is not None
+
+    def ready(self, at: float) -> None:
+        self._ready_since = at
+
+    def killed(self, at: float) -> None:
+        if self._ready_since is not None:
+            self.spans.append((self._ready_since, at))
+        self._ready_since = None
+
+    def overlap(self, start: float, end: float) -> float:
+        spans = [*self.spans]
+        if self._ready_since is not None:
+            spans.append((self._ready_since, float("inf")))
+        return sum(max(0.0, min(end, b) - max(start, a)) for a, b in spans)
+
+
+def _config(tmp_path: Path, info: DevstackInfo) -> Path:
+    return write_config(
+        tmp_path,
+        info,
+        quota={"daily_requests": 0, "requests_per_second": 10, "burst": 5},
+        api={"batch_max_files": 5, "timeout_seconds": 2, "inline_max_bytes": INLINE_MAX},
+        watch={"settle_seconds": 1.0},
+    )
+
+
+def _storm(tmp_path: Path, config: Path, chaos: Chaos, rng: random.Random) -> _Lives:
+    """Run the operations while daemons come and go; returns when each daemon was ready."""
+    lives = _Lives()
+    kill_at = sorted(rng.sample(range(20, OPERATIONS - 30), KILLS))
+    down_for = 0
+    with contextlib.ExitStack() as stack:
+        daemon: DaemonProcess | None = stack.enter_context(run_daemon(config))
+        assert daemon is not None
+        daemon.wait_ready()
+        lives.ready(time.monotonic())
+        for n in range(OPERATIONS):
+            if daemon is not None and n in kill_at:
+                # Aim the SIGKILL at a request in flight when there is one within a moment.
+                wait_for(lambda: sending_count(config.parent / "state") > 0, 2.0, 0.005)
+                daemon.kill()
+                lives.killed(time.monotonic())
+                chaos.mark(f"kill -9 before operation {n}")
+                daemon = None
+                down_for = rng.randint(2, 8)
+            elif daemon is None and down_for == 0:
+                daemon = stack.enter_context(run_daemon(config))
+                chaos.mark(f"restart before operation {n}")
+            elif daemon is None:
+                down_for -= 1
+            chaos.step()
+            if daemon is not None and not lives.is_ready and daemon.saw("daemon_ready"):
+                lives.ready(time.monotonic())
+            time.sleep(OP_INTERVAL)  # pacing of the storm itself, not a wait for the daemon
+        chaos.mark("storm over")
+        (tmp_path / "chaos-trace.txt").write_text("\n".join(chaos.trace) + "\n")
+        assert daemon is not None
+        if not lives.is_ready:
+            daemon.wait_ready()
+            lives.ready(time.monotonic())
+        export = tmp_path / "export"
+        settled = wait_for(lambda: _settled(daemon, export, chaos), SETTLE_DEADLINE, 0.2)
+        assert settled, _stuck_report(daemon, export, chaos)
+        chaos.mark("settled")
+        (tmp_path / "chaos-trace.txt").write_text("\n".join(chaos.trace) + "\n")
+        assert daemon.terminate() == 0, daemon.output()
+    return lives
+
+
+def _by_key(items: list[Item]) -> dict[tuple[str, str], Item]:
+    return {(str(i.path), i.sha256): i for i in items}
+
+
+def _final_sha(chaos: Chaos, name: str) -> str:
+    entry = chaos.present[name]
+    return REJECTED_SHA if entry.kind == "symlink" else entry.sha256
+
+
+def _settled(daemon: DaemonProcess, export: Path, chaos: Chaos) -> bool:
+    """Nothing pending or sending, and every file in the folder has its final version spooled."""
+    items = spool_items(daemon.state_dir)
+    if any(i.state in ("pending", "sending") for i in items):
+        return False
+    keys = _by_key(items)
+    return all((str(export / name), _final_sha(chaos, name)) in keys for name in chaos.present)
+
+
+def _stuck_report(daemon: DaemonProcess, export: Path, chaos: Chaos) -> str:
+    items = spool_items(daemon.state_dir)
+    keys = _by_key(items)
+    stuck = [i for i in items if i.state in ("pending", "sending")]
+    missing = [n for n in chaos.present if (str(export / n), _final_sha(chaos, n)) not in keys]
+    return f"stuck: {stuck}\nfinal versions never spooled: {missing}\n{daemon.output()}"
+
+
+@dataclass(frozen=True)
+class _World:
+    """What the run left: the spool's rows, S3's objects by digest, DynamoDB's sessions."""
+
+    export: Path
+    user_id: str
+    items: list[Item]
+    keys: dict[tuple[str, str], Item]
+    landed: dict[str, list[bytes]]
+    stored: dict[str, dict[str, object]]
+
+    @classmethod
+    def read(
+        cls,
+        export: Path,
+        user_id: str,
+        items: list[Item],
+        objects: dict[str, bytes],
+        sessions: list[dict[str, object]],
+    ) -> _World:
+        landed: dict[str, list[bytes]] = defaultdict(list)
+        for key, data in objects.items():
+            prefix, user, sha, _name = key.split("/")
+            assert (prefix, user) == ("uploads", user_id), key
+            landed[sha].append(data)
+        assert {s["user_id"] for s in sessions} <= {user_id}
+        stored = {str(s["timestamp"]): s for s in sessions}
+        return cls(export, user_id, items, _by_key(items), dict(landed), stored)
+
+
+def _same(got: dict[str, object] | None, want: dict[str, object]) -> bool:
+    return got is not None and {k: got.get(k) for k in want} == want
+
+
+def _check_spool(items: list[Item]) -> list[str]:
+    """(2) Nothing stuck in pending or sending; every failure says why."""
+    problems = [f"stuck in {i.state}: {i}" for i in items if i.state in ("pending", "sending")]
+    return problems + [
+        f"failed without a reason: {i}"
+        for i in items
+        if i.state == "failed" and not (i.last_error or "").strip()
+    ]
+
+
+def _check_final(world: _World, chaos: Chaos) -> tuple[list[str], list[str]]:
+    """(1), (3) The folder as it ends: each file delivered with its final content, or refused.
+
+    Returns (hits of the known bug, other problems).
+    """
+    known: list[str] = []
+    problems: list[str] = []
+    for name, entry in sorted(chaos.present.items()):
+        item = world.keys.get((str(world.export / name), _final_sha(chaos, name)))
+        if item is None:
+            problems.append(f"{name!r}: final version ({entry.kind}) never spooled")
+            continue
+        reason = item.last_error or ""
+        if entry.kind == "symlink":
+            if item.state != "failed" or "symlink" not in reason:
+                problems.append(f"{name!r}: symlink not refused with a reason: {item}")
+        elif entry.kind == "session" and entry.style != "valid":
+            if item.state != "failed" or not ("NaN" in reason or "invalid JSON" in reason):
+                problems.append(f"{name!r}: {entry.style} session file not failed: {item}")
+        elif item.state != "delivered":
+            lived_before = sum(life.name == name for life in chaos.lifetimes) > 1
+            bug = entry.kind == "csv" and reason == DELETED_REASON and lived_before
+            (known if bug else problems).append(f"{name!r}: final version {item.state}: {reason}")
+        elif entry.kind == "csv":
+            if entry.data not in world.landed.get(entry.sha256, []):
+                problems.append(f"{name!r}: delivered but its bytes are not in S3")
+        else:
+            for session in entry.sessions:
+                got = world.stored.get(session.timestamp)
+                if not _same(got, session.expected()):
+                    problems.append(
+                        f"{name!r}: session {session.timestamp} is {got}, not {session}"
+                    )
+    return known, problems
+
+
+def _check_traces(world: _World, chaos: Chaos, lives: _Lives) -> list[str]:
+    """(2) A file that lived long enough while a daemon ran left a row, even if it is gone now."""
+    spooled = {str(i.path) for i in world.items}
+    problems = []
+    for life in chaos.lifetimes:
+        seen_for = lives.overlap(life.start, life.end if life.end is not None else time.monotonic())
+        if seen_for >= TRACE_AFTER and str(world.export / life.name) not in spooled:
+            problems.append(f"{life.name!r} existed {seen_for:.1f}s under a daemon, no spool row")
+    return problems
+
+
+def _check_landed(world: _World, chaos: Chaos) -> list[str]:
+    """(4) Every object is a complete version under its own digest; every delivered CSV row
+    landed; DynamoDB holds no session values that were never written."""
+    problems = [
+        f"delivered but not in S3: {i}"
+        for i in world.items
+        if i.kind == "csv" and i.state == "delivered" and i.sha256 not in world.landed
+    ]
+    for sha, datas in world.landed.items():
+        for data in datas:
+            if sha256(data) != sha or data not in chaos.csv_versions:
+                problems.append(f"object under {sha[:12]} holds {len(data)} bytes never written")
+    for timestamp, got in world.stored.items():
+        written = [s.expected() for s in chaos.session_values.get(timestamp, [])]
+        if not any(_same(got, want) for want in written):
+            problems.append(f"session {timestamp} holds values never written: {got}")
+    return problems
+
+
+@pytest.mark.timeout(240)
+@pytest.mark.parametrize("seed", SEEDS)
+def test_nothing_is_lost_through_a_seeded_storm(tmp_path: Path, seed: int) -> None:
+    rng = random.Random(seed)  # noqa: S311 -- a reproducible test scenario
+    faults = ("--fault-rate", "0.15", "--seed", str(seed))
+    plan = ("--quota", "0", "--rate", "20", "--burst", "20")
+    with start_devstack(tmp_path / "ds", *plan, *faults) as info:
+        config = _config(tmp_path, info)
+        export = tmp_path / "export"
+        chaos = Chaos(export, tmp_path / "outside", rng, info.user_id, INLINE_MAX)
+        lives = _storm(tmp_path, config, chaos, rng)
+        items = spool_items(tmp_path / "state")
+        objects = s3_objects(info)
+        sessions = dynamo_items(info)
+
+    world = _World.read(export, info.user_id, items, objects, sessions)
+    known, problems = _check_final(world, chaos)
+    problems += _check_spool(items)
+    problems += _check_traces(world, chaos, lives)
+    problems += _check_landed(world, chaos)
+    # (5) The key is in no log.
+    logs = "".join(p.read_text(errors="replace") for p in tmp_path.glob("daemon-*.log"))
+    if info.api_key in logs:
+        problems.append("the API key appears in a daemon log")
+
+    trace = (tmp_path / "chaos-trace.txt").read_text()
+    assert not problems, "\n".join([f"seed {seed}:", *problems, "trace:", trace[-6000:]])
+    if known:
+        pytest.xfail(f"seed {seed} hit a known bug: {KNOWN_BUG}: {known}")
+
+
+@pytest.mark.xfail(strict=True, reason=KNOWN_BUG)
+def test_a_file_deleted_before_delivery_then_exported_again_is_delivered(tmp_path: Path) -> None:
+    """Spool.record() is INSERT OR IGNORE on (path, sha256): the re-export finds the failed row
+    of its first life and nothing new is spooled, while the file sits in the folder."""
+    with start_devstack(tmp_path / "ds", "--quota", "0") as info:
+        config = write_config(tmp_path, info, api={"batch_linger_seconds": 1.0})
+        report = tmp_path / "export" / "report.csv"
+        data = b"id,value\n1,2\n"
+        with run_daemon(config) as daemon:
+            daemon.wait_ready()
+            report.write_bytes(data)
+            assert wait_for(lambda: daemon.saw("item_spooled"), 10), daemon.output()
+            report.unlink()  # within the batch linger: the row fails as deleted
+            assert wait_for(lambda: daemon.saw("item_failed"), 10), daemon.output()
+            report.write_bytes(data)  # exported again, same bytes
+            assert wait_for(lambda: daemon.saw("file_detected", 2), 10), daemon.output()
+            delivered = wait_for(
+                lambda: any(i.state == "delivered" for i in spool_items(daemon.state_dir)), 5
+            )
+            assert daemon.terminate() == 0
+        assert delivered, [(i.state, i.last_error) for i in spool_items(tmp_path / "state")]
+        assert data in s3_objects(info).values()
