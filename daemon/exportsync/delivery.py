@@ -284,7 +284,7 @@ class Deliverer:
             else:
                 self._requeue_changed(item, exc.snapshot)
         elif isinstance(exc, FileNotFoundError):
-            self._fail(item, "file was deleted before it could be delivered")
+            self._vanished(item)
         elif isinstance(exc, FileRejected):
             self._fail(item, str(exc))
         else:
@@ -539,9 +539,13 @@ class Deliverer:
         )
         return False
 
-    def _fail(self, item: Item, reason: str) -> None:
-        self._spool.mark_failed(item.id, reason, now=self._clock.time())
+    def _fail(self, item: Item, reason: str, *, vanished: bool = False) -> None:
+        self._spool.mark_failed(item.id, reason, now=self._clock.time(), vanished=vanished)
         log.warning("item_failed", item_id=item.id, path=str(item.path), reason=reason)
+
+    def _vanished(self, item: Item) -> None:
+        # Should the file come back (even renamed back with its old mtime), it is spooled again.
+        self._fail(item, "file was deleted before it could be delivered", vanished=True)
 
     def _retry_later(self, item: Item, reason: str) -> None:
         now = self._clock.time()
@@ -578,7 +582,7 @@ class Deliverer:
         try:
             snap = files.snapshot(self._root, item.path)
         except FileNotFoundError:
-            self._fail(item, "file was deleted before it could be delivered")
+            self._vanished(item)
             return True
         except FileRejected as exc:
             self._fail(item, str(exc))

@@ -96,7 +96,7 @@ class Intake:
             sha256=snap.sha256,
             now=self._clock.time(),
         )
-        if result.created:
+        if result.created or result.requeued:
             log.info(
                 "item_spooled",
                 item_id=result.item.id,
@@ -104,6 +104,7 @@ class Intake:
                 kind=kind,
                 size=snap.size,
                 sha256=snap.sha256,
+                again=result.requeued,
             )
             self._on_spooled()
         else:

@@ -128,10 +128,12 @@ class Item:
 
 @dataclass(frozen=True)
 class RecordResult:
-    """What `Spool.record` did: `created` is False when the same version was already known."""
+    """What `Spool.record` did: `created` is False when the same version was already known;
+    `requeued` is True when that known version had failed and is pending again."""
 
     item: Item
     created: bool
+    requeued: bool = False
 
 
 class Spool:
@@ -236,17 +238,29 @@ class Spool:
                 (str(path), kind, size, mtime_ns, sha256, now, now),
             )
             created = cursor.rowcount == 1
+            requeued = False
             if not created:
                 # Same content saved again: remember the new mtime so start-up scans skip it.
                 db.execute(
                     "UPDATE items SET mtime_ns = ?, size = ? WHERE path = ? AND sha256 = ?",
                     (mtime_ns, size, str(path), sha256),
                 )
+                # A version that failed (deleted before delivery, refused) and is now saved
+                # again is the user exporting it anew: it goes back in line.
+                requeued = (
+                    db.execute(
+                        "UPDATE items SET state = 'pending', attempts = 0, next_attempt_at = 0,"
+                        " last_error = NULL, parts_done = 0, part_errors = NULL, updated_at = ?"
+                        " WHERE path = ? AND sha256 = ? AND state = 'failed'",
+                        (now, str(path), sha256),
+                    ).rowcount
+                    == 1
+                )
             row = db.execute(
                 f"SELECT {_COLUMNS} FROM items WHERE path = ? AND sha256 = ?",  # noqa: S608 -- fixed column list
                 (str(path), sha256),
             ).fetchone()
-        return RecordResult(Item._from_row(row), created)
+        return RecordResult(Item._from_row(row), created, requeued)
 
     def record_rejected(
         self, path: Path, kind: Literal["csv", "session"], reason: str, *, now: float
@@ -331,12 +345,15 @@ class Spool:
                 (now, now, remote_key, item_id),
             )
 
-    def mark_failed(self, item_id: int, reason: str, *, now: float) -> None:
+    def mark_failed(self, item_id: int, reason: str, *, now: float, vanished: bool = False) -> None:
+        """Failed with `reason`. A `vanished` file's mtime is forgotten, so `known()` never
+        matches it and the file is hashed and spooled again should it reappear."""
         with self._tx() as db:
             db.execute(
                 "UPDATE items SET state = 'failed', last_error = ?, updated_at = ?,"
-                " attempts = attempts + 1 WHERE id = ?",
-                (reason, now, item_id),
+                " attempts = attempts + 1,"
+                " mtime_ns = CASE WHEN ? THEN -1 ELSE mtime_ns END WHERE id = ?",
+                (reason, now, vanished, item_id),
             )
 
     def reschedule(

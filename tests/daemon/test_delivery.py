@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -467,3 +468,18 @@ def test_delete_leaves_no_private_name_behind(tmp_path: Path) -> None:
     rig.run()
     assert list(rig.root.iterdir()) == []
     rig.spool.close()
+
+
+def test_a_file_deleted_before_delivery_and_exported_again_is_delivered(rig: Rig) -> None:
+    path = rig.drop("report.csv", "id,value\n1,2\n")
+    stat = path.stat()
+    path.unlink()
+    rig.run()
+    assert rig.states() == {"report.csv": "failed"}
+    # The same export again, even with the old modification time (a rename back, a restore).
+    path.write_text("id,value\n1,2\n")
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert rig.intake.offer(path) is not None
+    rig.run()
+    assert rig.states() == {"report.csv": "delivered"}
+    assert [f.data for c in rig.api.calls for f in c.payload] == [b"id,value\n1,2\n"]

@@ -130,3 +130,31 @@ def test_an_unusable_state_dir_is_a_spool_error(tmp_path: Path) -> None:
     blocker.write_text("not a folder")
     with pytest.raises(SpoolError, match="cannot open the spool"):
         Spool.open(blocker / "state")
+
+
+def test_a_failed_version_saved_again_is_pending_again(tmp_path: Path) -> None:
+    with Spool.open(tmp_path) as spool:
+        item_id = _record(spool, "/x/a.csv", "aa")
+        spool.mark_failed(item_id, "file was deleted before it could be delivered", now=2.0)
+        again = spool.record(Path("/x/a.csv"), "csv", size=3, mtime_ns=9, sha256="aa", now=3.0)
+        assert (again.created, again.requeued) == (False, True)
+        assert again.item.id == item_id
+        assert (again.item.state, again.item.attempts, again.item.last_error) == (
+            "pending",
+            0,
+            None,
+        )
+        delivered = _record(spool, "/x/b.csv", "bb")
+        spool.mark_delivered(delivered, now=4.0)
+        same = spool.record(Path("/x/b.csv"), "csv", size=3, mtime_ns=9, sha256="bb", now=5.0)
+        assert (same.created, same.requeued, same.item.state) == (False, False, "delivered")
+
+
+def test_a_vanished_failure_forgets_its_mtime(tmp_path: Path) -> None:
+    with Spool.open(tmp_path) as spool:
+        item_id = _record(spool, "/x/a.csv", "aa")
+        spool.mark_failed(item_id, "deleted", now=2.0, vanished=True)
+        assert not spool.known(Path("/x/a.csv"), 3, 1)
+        other = _record(spool, "/x/b.csv", "bb")
+        spool.mark_failed(other, "refused by the API", now=2.0)
+        assert spool.known(Path("/x/b.csv"), 3, 1)
