@@ -313,7 +313,7 @@ def test_a_file_deleted_before_delivery_then_exported_again_is_delivered(tmp_pat
             report.write_bytes(data)  # exported again, same bytes
             assert wait_for(lambda: daemon.saw("file_detected", 2), 10), daemon.output()
             delivered = wait_for(
-                lambda: any(i.state == "delivered" for i in spool_items(daemon.state_dir)), 5
+                lambda: any(i.state == "delivered" for i in spool_items(daemon.state_dir)), 4
             )
             assert daemon.terminate() == 0
         assert delivered, [(i.state, i.last_error) for i in spool_items(tmp_path / "state")]
