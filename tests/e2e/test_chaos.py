@@ -41,13 +41,6 @@ INLINE_MAX = 2000
 # watcher waits 0.5 s after a close, settle_seconds after a bare create such as a symlink).
 TRACE_AFTER = 3.0
 SETTLE_DEADLINE = 60.0
-# A known daemon bug (see test_a_file_deleted_before_delivery_then_exported_again_is_delivered):
-# the spool keys versions by (path, sha256) and a row failed as deleted is never revived.
-DELETED_REASON = "file was deleted before it could be delivered"
-KNOWN_BUG = (
-    "a file deleted before delivery and exported again with the same bytes under the same name "
-    "stays failed ('file was deleted before it could be delivered') and is never delivered"
-)
 
 
 @dataclass
@@ -199,12 +192,8 @@ def _check_spool(items: list[Item]) -> list[str]:
     ]
 
 
-def _check_final(world: _World, chaos: Chaos) -> tuple[list[str], list[str]]:
-    """(1), (3) The folder as it ends: each file delivered with its final content, or refused.
-
-    Returns (hits of the known bug, other problems).
-    """
-    known: list[str] = []
+def _check_final(world: _World, chaos: Chaos) -> list[str]:
+    """(1), (3) The folder as it ends: each file delivered with its final content, or refused."""
     problems: list[str] = []
     for name, entry in sorted(chaos.present.items()):
         item = world.keys.get((str(world.export / name), _final_sha(chaos, name)))
@@ -219,9 +208,7 @@ def _check_final(world: _World, chaos: Chaos) -> tuple[list[str], list[str]]:
             if item.state != "failed" or not ("NaN" in reason or "invalid JSON" in reason):
                 problems.append(f"{name!r}: {entry.style} session file not failed: {item}")
         elif item.state != "delivered":
-            lived_before = sum(life.name == name for life in chaos.lifetimes) > 1
-            bug = entry.kind == "csv" and reason == DELETED_REASON and lived_before
-            (known if bug else problems).append(f"{name!r}: final version {item.state}: {reason}")
+            problems.append(f"{name!r}: final version {item.state}: {reason}")
         elif entry.kind == "csv":
             if entry.data not in world.landed.get(entry.sha256, []):
                 problems.append(f"{name!r}: delivered but its bytes are not in S3")
@@ -232,7 +219,7 @@ def _check_final(world: _World, chaos: Chaos) -> tuple[list[str], list[str]]:
                     problems.append(
                         f"{name!r}: session {session.timestamp} is {got}, not {session}"
                     )
-    return known, problems
+    return problems
 
 
 def _check_traces(world: _World, chaos: Chaos, lives: _Lives) -> list[str]:
@@ -281,7 +268,7 @@ def test_nothing_is_lost_through_a_seeded_storm(tmp_path: Path, seed: int) -> No
         sessions = dynamo_items(info)
 
     world = _World.read(export, info.user_id, items, objects, sessions)
-    known, problems = _check_final(world, chaos)
+    problems = _check_final(world, chaos)
     problems += _check_spool(items)
     problems += _check_traces(world, chaos, lives)
     problems += _check_landed(world, chaos)
@@ -292,14 +279,11 @@ def test_nothing_is_lost_through_a_seeded_storm(tmp_path: Path, seed: int) -> No
 
     trace = (tmp_path / "chaos-trace.txt").read_text()
     assert not problems, "\n".join([f"seed {seed}:", *problems, "trace:", trace[-6000:]])
-    if known:
-        pytest.xfail(f"seed {seed} hit a known bug: {KNOWN_BUG}: {known}")
 
 
-@pytest.mark.xfail(strict=True, reason=KNOWN_BUG)
 def test_a_file_deleted_before_delivery_then_exported_again_is_delivered(tmp_path: Path) -> None:
-    """Spool.record() is INSERT OR IGNORE on (path, sha256): the re-export finds the failed row
-    of its first life and nothing new is spooled, while the file sits in the folder."""
+    """Found by the storm (seed 1): the re-export, same name and bytes, once found the failed row
+    of the file's first life in the spool and was never sent, while it sat in the folder."""
     with start_devstack(tmp_path / "ds", "--quota", "0") as info:
         config = write_config(tmp_path, info, api={"batch_linger_seconds": 1.0})
         report = tmp_path / "export" / "report.csv"
