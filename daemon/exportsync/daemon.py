@@ -121,6 +121,13 @@ class Daemon:
             log.error("spool_write_failed", path=str(path), error=str(exc))
             self.watcher.reconsider(path)
 
+    def _recently_written(self, path: Path) -> bool:
+        try:
+            mtime = os.lstat(path).st_mtime
+        except OSError:
+            return False  # gone, or unreadable: intake records what it can
+        return self.clock.time() - mtime < self.config.watch.settle_seconds
+
     def run(self) -> None:
         """Run until `stop()`; always leaves the spool consistent."""
         if not self.root.is_dir():
@@ -138,7 +145,10 @@ class Daemon:
             for path in self.watcher.scan():
                 if self.stopping.is_set():
                     break
-                self._offer(path)
+                if self._recently_written(path):
+                    self.watcher.settle(path)  # may still be being written: wait for it
+                else:
+                    self._offer(path)
             counts = self.spool.counts()
             quota = self.ledger.snapshot()
             log.info("daemon_ready", **counts, quota_used=quota.used, quota_limit=quota.limit)

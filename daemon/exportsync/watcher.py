@@ -403,6 +403,13 @@ class Watcher:
                     self._reported[path] = key
         return [path for path, _ in ready]
 
+    def settle(self, path: Path) -> None:
+        """Report `path` only once it has held still for `settle_seconds` (or, with close
+        events, once its writer closes it): for a file the start-up scan found mid-write."""
+        with self._lock:
+            self.settler.created(path, self._clock.monotonic())
+        self._wake.set()
+
     def reconsider(self, path: Path) -> None:
         """Forget that `path` was reported, so the next rescan offers it again (e.g. after the
         caller failed to record a path that `scan()` returned)."""

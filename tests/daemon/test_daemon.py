@@ -144,3 +144,28 @@ def test_a_full_disk_neither_stops_the_loop_nor_loses_the_file(
         daemon.stop()
         runner.join(10)
     assert not runner.is_alive()
+
+
+def test_a_file_still_being_written_at_start_is_sent_once_complete(
+    tmp_path: Path, notify_socket: socket.socket
+) -> None:
+    api = FakeApi()
+    daemon = _daemon(tmp_path, api)
+    path = tmp_path / "export" / "slow.csv"
+    runner = threading.Thread(target=daemon.run)
+    try:
+        with path.open("wb") as handle:
+            handle.write(b"id,value\n")
+            handle.flush()
+            runner.start()
+            assert wait_for(lambda: "READY=1" in "".join(_messages(notify_socket)), 10)
+            # The start-up scan found the file mid-write; the writer goes on, then closes it.
+            handle.write(b"1,2\n" * 1000)
+            handle.flush()
+            assert api.calls == []
+        assert wait_for(lambda: api.routes == ["upload"], 10)
+    finally:
+        daemon.stop()
+        runner.join(10)
+    (sent,) = api.calls[0].payload
+    assert sent.data == b"id,value\n" + b"1,2\n" * 1000
