@@ -19,14 +19,25 @@ from __future__ import annotations
 import datetime as dt
 import random
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import structlog
 import tenacity
 
 from exportsync import files
+from exportsync.aftercare import AfterUpload, finish_file
+from exportsync.batches import (
+    MAX_FILE_BYTES,
+    MAX_PRESIGN_PER_REQUEST,
+    MAX_SESSION_BODY_BYTES,
+    MAX_SESSIONS_PER_REQUEST,
+    Batch,
+    Route,
+    SessionPart,
+    slice_sessions,
+)
 from exportsync.client import Api, PresignFile, UploadFile
 from exportsync.clock import Clock
 from exportsync.errors import (
@@ -45,9 +56,6 @@ from exportsync.sessions import ParsedSession, parse_session_file
 from exportsync.spool import Item, Spool
 
 __all__ = [
-    "MAX_FILE_BYTES",
-    "MAX_SESSIONS_PER_REQUEST",
-    "AfterUpload",
     "Deliverer",
     "StepOutcome",
     "retry_delay",
@@ -55,15 +63,7 @@ __all__ = [
 
 log = structlog.get_logger("exportsync.delivery")
 
-AfterUpload = Literal["keep", "move", "delete"]
-Route = Literal["session", "upload", "presign"]
 
-MAX_SESSIONS_PER_REQUEST = 100
-MAX_PRESIGN_PER_REQUEST = 100
-# S3's limit for one PUT; larger files would need multipart uploads, which the API does not offer.
-MAX_FILE_BYTES = 5 * 1024**3
-# Session bodies are JSON, not base64: stay well under the Lambda's 6 MB event.
-MAX_SESSION_BODY_BYTES = 4_000_000
 # How long a file that changed under us gets to settle before it is read again.
 CHANGED_FILE_DELAY = 2.0
 FORBIDDEN_DELAY = 300.0
@@ -86,40 +86,6 @@ class StepOutcome:
 
     requested: bool
     wait: float | None
-
-
-@dataclass
-class _SessionPart:
-    item: Item
-    parsed: list[ParsedSession]  # the slice this request covers, invalid entries included
-    end: int  # parts_done after this request
-    total: int
-
-
-@dataclass
-class _Batch:
-    route: Route
-    items: list[Item] = field(default_factory=list)
-    session_parts: list[_SessionPart] = field(default_factory=list)
-    uploads: list[UploadFile] = field(default_factory=list)
-
-    @property
-    def bodies(self) -> list[bytes]:
-        return [p.body for part in self.session_parts for p in part.parsed if p.body is not None]
-
-    @property
-    def count(self) -> int:
-        """Files or sessions this request carries."""
-        return len(self.bodies) if self.route == "session" else len(self.items)
-
-    @property
-    def size(self) -> int:
-        """Payload bytes, as the batch limits count them."""
-        if self.route == "session":
-            return sum(len(b) + 1 for b in self.bodies)
-        if self.route == "upload":
-            return sum(len(u.data) for u in self.uploads)
-        return 0
 
 
 class Deliverer:
@@ -194,7 +160,7 @@ class Deliverer:
             return "session"
         return "upload" if item.size <= self._inline_max else "presign"
 
-    def _build(self, due: Sequence[Item]) -> _Batch | None:
+    def _build(self, due: Sequence[Item]) -> Batch | None:
         """The next batch: the oldest due item picks the route, others of that route join it."""
         route = self._route_of(due[0])
         same = [item for item in due if self._route_of(item) == route]
@@ -206,8 +172,8 @@ class Deliverer:
             batch = self._build_sessions(same)
         return batch if batch.items else None
 
-    def _build_presign(self, due: Sequence[Item]) -> _Batch:
-        batch = _Batch("presign")
+    def _build_presign(self, due: Sequence[Item]) -> Batch:
+        batch = Batch("presign")
         for item in due:
             if item.size > MAX_FILE_BYTES:
                 self._fail(item, f"file is {item.size} bytes, over the 5 GiB a single PUT takes")
@@ -217,8 +183,8 @@ class Deliverer:
                 break
         return batch
 
-    def _build_upload(self, due: Sequence[Item]) -> _Batch:
-        batch = _Batch("upload")
+    def _build_upload(self, due: Sequence[Item]) -> Batch:
+        batch = Batch("upload")
         budget = min(self._inline_max, self._cap_bytes or self._inline_max)
         max_files = min(self._max_files, self._cap_items or self._max_files)
         total = 0
@@ -233,8 +199,8 @@ class Deliverer:
             total += len(data)
         return batch
 
-    def _build_sessions(self, due: Sequence[Item]) -> _Batch:
-        batch = _Batch("session")
+    def _build_sessions(self, due: Sequence[Item]) -> Batch:
+        batch = Batch("session")
         count = body = 0
         for item in due:
             room = (
@@ -293,7 +259,7 @@ class Deliverer:
 
     def _session_part(
         self, item: Item, room: int, body_room: int, *, first: bool
-    ) -> _SessionPart | None:
+    ) -> SessionPart | None:
         """The slice of a session file that fits; the first of a batch always takes one session."""
         data = self._read(item)
         if data is None:
@@ -304,22 +270,12 @@ class Deliverer:
             self._fail(item, str(exc))
             return None
         start = min(item.parts_done, len(parsed))
-        chosen: list[ParsedSession] = []
-        count = body = 0
-        for entry in parsed[start:]:
-            size = len(entry.body) + 1 if entry.body is not None else 0
-            fits = count + 1 <= room and body + size <= body_room
-            if entry.body is not None and not fits and not (first and count == 0):
-                break
-            chosen.append(entry)
-            if entry.body is not None:
-                count += 1
-                body += size
-        return _SessionPart(item, chosen, start + len(chosen), len(parsed))
+        chosen = slice_sessions(parsed, start, room, body_room, first=first)
+        return SessionPart(item, chosen, start + len(chosen), len(parsed))
 
     # -- sending -----------------------------------------------------------------------------
 
-    def _send(self, batch: _Batch) -> None:
+    def _send(self, batch: Batch) -> None:
         now = self._clock.time()
         ids = [i.id for i in batch.items]
         self._spool.mark_sending(ids, now=now)
@@ -355,7 +311,7 @@ class Deliverer:
             self._cap_items = self._cap_bytes = 0
             self._unreachable = 0
 
-    def _on_error(self, batch: _Batch, exc: DeliveryError) -> None:
+    def _on_error(self, batch: Batch, exc: DeliveryError) -> None:
         """What follows a failed request. Only transient errors count against the items."""
         reason = str(exc)
         if isinstance(exc, PermanentError) or (
@@ -369,7 +325,7 @@ class Deliverer:
         else:
             self._hold(batch, self._hold_for(batch, exc), reason)
 
-    def _hold_for(self, batch: _Batch, exc: DeliveryError) -> float:
+    def _hold_for(self, batch: Batch, exc: DeliveryError) -> float:
         """Seconds the batch waits after an answer that is not its items' fault (logged here)."""
         if isinstance(exc, Throttled):
             pause = 1.0 + self._rng.uniform(0.0, 4.0)
@@ -406,7 +362,7 @@ class Deliverer:
         )
         return 0.0
 
-    def _hold(self, batch: _Batch, delay: float, reason: str) -> None:
+    def _hold(self, batch: Batch, delay: float, reason: str) -> None:
         now = self._clock.time()
         for item in batch.items:
             self._spool.reschedule(
@@ -415,7 +371,7 @@ class Deliverer:
 
     # -- applying answers --------------------------------------------------------------------
 
-    def _apply_sessions(self, batch: _Batch, results: Sequence[dict[str, Any]]) -> None:
+    def _apply_sessions(self, batch: Batch, results: Sequence[dict[str, Any]]) -> None:
         now = self._clock.time()
         answers = iter(results)
         for part in batch.session_parts:
@@ -443,14 +399,14 @@ class Deliverer:
             else:
                 self._delivered(part.item, None)
 
-    def _apply_uploads(self, batch: _Batch, results: Sequence[dict[str, Any]]) -> None:
+    def _apply_uploads(self, batch: Batch, results: Sequence[dict[str, Any]]) -> None:
         for item, result in zip(batch.items, results, strict=True):
             if result.get("status") in ("stored", "duplicate"):
                 self._delivered(item, _str_or_none(result.get("key")))
             else:
                 self._fail(item, f"refused by the API: {result.get('error') or 'rejected'}")
 
-    def _apply_presign(self, batch: _Batch, results: Sequence[dict[str, Any]]) -> None:
+    def _apply_presign(self, batch: Batch, results: Sequence[dict[str, Any]]) -> None:
         for item, result in zip(batch.items, results, strict=True):
             status = result.get("status")
             key = _str_or_none(result.get("key"))
@@ -496,48 +452,8 @@ class Deliverer:
         self._finish_file(item)
 
     def _finish_file(self, item: Item) -> None:
-        if self._after_upload == "keep":
-            return
-        # The item is delivered whatever happens here: an error must not reach `_send`, which
-        # would put the rest of the batch back and spend more requests on it.
-        try:
-            current = files.snapshot(self._root, item.path)
-        except FileNotFoundError:
-            return
-        except (files.FileChanged, FileRejected, OSError) as exc:
-            log.warning("after_upload_failed", item_id=item.id, path=str(item.path), error=str(exc))
-            return
-        if current.sha256 != item.sha256:
-            return  # rewritten since: the new version is (or will be) spooled; leave it be
-        try:
-            if self._after_upload == "move":
-                target = files.move_to_sent(self._root, item.path)
-            else:
-                target = files.set_aside(self._root, item.path)
-            if not self._still_delivered(item, target):
-                return
-            if self._after_upload == "move":
-                log.info("file_moved", item_id=item.id, path=str(item.path), to=str(target))
-            else:
-                files.delete_file(target)
-                log.info("file_deleted", item_id=item.id, path=str(item.path))
-        except (FileRejected, OSError) as exc:
-            log.warning("after_upload_failed", item_id=item.id, path=str(item.path), error=str(exc))
-
-    def _still_delivered(self, item: Item, moved: Path) -> bool:
-        """After moving a delivered file, check it once more: a write that slipped in between
-        the check and the move goes back into the folder, to be spooled as a new version."""
-        try:
-            same = files.snapshot(self._root, moved).sha256 == item.sha256
-        except (files.FileChanged, FileRejected):
-            same = False
-        if same:
-            return True
-        back = files.restore(self._root, moved, item.path.name)
-        log.warning(
-            "file_changed_after_delivery", item_id=item.id, path=str(item.path), restored=str(back)
-        )
-        return False
+        if self._after_upload != "keep":
+            finish_file(self._root, item, self._after_upload)
 
     def _fail(self, item: Item, reason: str, *, vanished: bool = False) -> None:
         self._spool.mark_failed(item.id, reason, now=self._clock.time(), vanished=vanished)

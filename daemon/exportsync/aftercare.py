@@ -1,0 +1,67 @@
+"""What happens to a delivered file in the folder: `after_upload` = keep | move | delete.
+
+The item is delivered whatever happens here, so nothing raises: a failure is logged and the file
+stays. A file is moved (into `sent/`, or aside to a private name before deletion) only if it
+still holds the delivered content, and checked once more after the move: a write that slipped in
+between goes back into the folder, where it is spooled as a new version.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import structlog
+
+from exportsync import files
+from exportsync.errors import FileRejected
+from exportsync.spool import Item
+
+__all__ = ["AfterUpload", "finish_file"]
+
+log = structlog.get_logger("exportsync.aftercare")
+
+AfterUpload = Literal["keep", "move", "delete"]
+
+
+def finish_file(root: Path, item: Item, mode: AfterUpload) -> None:
+    """Keep, move or delete the delivered file `item.path`; never raises."""
+    if mode == "keep":
+        return
+    try:
+        current = files.snapshot(root, item.path)
+    except FileNotFoundError:
+        return
+    except (files.FileChanged, FileRejected, OSError) as exc:
+        log.warning("after_upload_failed", item_id=item.id, path=str(item.path), error=str(exc))
+        return
+    if current.sha256 != item.sha256:
+        return  # rewritten since: the new version is (or will be) spooled; leave it be
+    try:
+        if mode == "move":
+            target = files.move_to_sent(root, item.path)
+        else:
+            target = files.set_aside(root, item.path)
+        if not _still_delivered(root, item, target):
+            return
+        if mode == "move":
+            log.info("file_moved", item_id=item.id, path=str(item.path), to=str(target))
+        else:
+            files.delete_file(target)
+            log.info("file_deleted", item_id=item.id, path=str(item.path))
+    except (FileRejected, OSError) as exc:
+        log.warning("after_upload_failed", item_id=item.id, path=str(item.path), error=str(exc))
+
+
+def _still_delivered(root: Path, item: Item, moved: Path) -> bool:
+    try:
+        same = files.snapshot(root, moved).sha256 == item.sha256
+    except (files.FileChanged, FileRejected):
+        same = False
+    if same:
+        return True
+    back = files.restore(root, moved, item.path.name)
+    log.warning(
+        "file_changed_after_delivery", item_id=item.id, path=str(item.path), restored=str(back)
+    )
+    return False
