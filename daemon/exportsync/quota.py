@@ -105,10 +105,10 @@ class QuotaLedger:
     def _daily_wait(self, now: float) -> float:
         start = self.period_start(now)
         end = start + DAY
-        if self._limit is None:
-            return 0.0
         used, exhausted = self._period(start, now)
-        if exhausted or used >= self._limit:
+        # A gateway `Limit Exceeded` parks us even without a daily limit of our own: the key's
+        # usage plan may have one we were not told about.
+        if exhausted or (self._limit is not None and used >= self._limit):
             return end + RESET_GRACE_SECONDS - now
         # Around the reset our clock and the gateway's may disagree on which day a request
         # belongs to; sending nothing in that window keeps both days' counts exact.

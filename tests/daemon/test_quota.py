@@ -174,3 +174,13 @@ def test_changing_reset_utc_mid_day_does_not_grant_a_fresh_day(spool: Spool) -> 
     moved = _ledger(spool, clock, daily=3, reset=dt.time(3, 0))  # period now began at 03:00
     assert moved.snapshot().used == 3
     assert moved.wait_time() > 3600
+
+
+def test_limit_exceeded_parks_until_reset_even_without_a_daily_limit(spool: Spool) -> None:
+    # daily_requests = 0 means "no limit we know of"; the gateway's verdict still holds.
+    clock = FakeClock(MIDNIGHT + 3600)
+    ledger = _ledger(spool, clock, daily=0)
+    _drain(ledger, clock, 1)
+    ledger.mark_exhausted()
+    assert ledger.snapshot().exhausted
+    assert ledger.wait_time() == pytest.approx(MIDNIGHT + DAY + RESET_GRACE_SECONDS - clock.time())
