@@ -60,7 +60,7 @@ def _still_delivered(root: Path, item: Item, moved: Path) -> bool:
         same = False
     if same:
         return True
-    back = files.restore(root, moved, item.path.name)
+    back = files.restore(root, moved, item.path)
     log.warning(
         "file_changed_after_delivery", item_id=item.id, path=str(item.path), restored=str(back)
     )

@@ -395,19 +395,33 @@ def set_aside(root: Path, path: Path) -> Path:
     return aside
 
 
-def restore(root: Path, moved: Path, name: str) -> Path:
-    """Put a file back into the export folder as `name` (or `name-N`), never overwriting."""
+def restore(root: Path, moved: Path, original: Path) -> Path:
+    """Put a file back where it was delivered from, as `original` (or `name-N` beside it).
+
+    Never overwrites; the folder is `original`'s own (a sub-folder in recursive mode), checked to
+    be inside `root`.
+    """
     _real_parent(root, moved)
+    _real_parent(root, original)
     n = 0
     while True:
-        dest = root / (name if n == 0 else _numbered(name, n))
+        dest = original.parent / (original.name if n == 0 else _numbered(original.name, n))
         try:
             os.link(moved, dest, follow_symlinks=False)
         except FileExistsError:
             n += 1
             continue
-        os.unlink(moved)
+        except OSError as exc:
+            if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV):
+                raise
+            # Hard links unsupported (FAT, some network shares): check, then rename.
+            if os.path.lexists(dest):
+                n += 1
+                continue
+            os.replace(moved, dest)
+        else:
+            os.unlink(moved)
         break
-    _fsync_dir(root)
+    _fsync_dir(dest.parent)
     _fsync_dir(moved.parent)
     return dest

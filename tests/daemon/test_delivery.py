@@ -462,6 +462,30 @@ def test_a_write_that_slips_in_during_after_upload_goes_back_into_the_folder(
     rig.spool.close()
 
 
+@pytest.mark.parametrize("mode", ["move", "delete"])
+def test_a_write_that_slips_in_goes_back_into_its_own_sub_folder(
+    tmp_path: Path, mode: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rig = _rig(tmp_path, after_upload=mode)
+    rig.intake = Intake(
+        rig.spool, root=rig.root, matcher=FileMatcher(recursive=True), clock=rig.clock
+    )
+    (rig.root / "sub").mkdir()
+    rig.drop("sub/a.csv", "delivered\n")
+    mover = files.move_to_sent if mode == "move" else files.set_aside
+
+    def move_then_rewrite(root: Path, path: Path) -> Path:
+        moved = mover(root, path)
+        moved.write_text("rewritten\n")
+        return moved
+
+    monkeypatch.setattr(files, "move_to_sent" if mode == "move" else "set_aside", move_then_rewrite)
+    rig.run()
+    assert (rig.root / "sub" / "a.csv").read_text() == "rewritten\n"
+    assert not (rig.root / "a.csv").exists()
+    rig.spool.close()
+
+
 def test_delete_leaves_no_private_name_behind(tmp_path: Path) -> None:
     rig = _rig(tmp_path, after_upload="delete")
     rig.drop("a.csv", "1\n")

@@ -426,3 +426,20 @@ def test_messages_name_the_path_and_reason(root: Path) -> None:
     with pytest.raises(FileRejected) as caught:
         snapshot(root, link)
     assert all("odd name ü.csv" in m for m in _all_messages(caught.value))
+
+
+def test_restore_without_hard_links_falls_back_to_rename(
+    root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_links(*args: Any, **kwargs: Any) -> None:
+        raise PermissionError(1, "Operation not permitted")
+
+    path = root / "a.csv"
+    path.write_text("new")
+    aside = files.set_aside(root, path)
+    path.write_text("taken")
+    monkeypatch.setattr(os, "link", no_links)
+    assert files.restore(root, aside, path) == root / "a-1.csv"
+    assert (root / "a-1.csv").read_text() == "new"
+    assert path.read_text() == "taken"
+    assert not aside.exists()
