@@ -119,7 +119,7 @@ class QuotaLedger:
         return 0.0
 
     def _period(self, start: float, now: float) -> tuple[int, bool]:
-        """(used, exhausted) for the period starting at `start`.
+        """(used, exhausted) for the period starting at `start`, as an upper bound.
 
         Rows of periods that began within the last day count too: they exist when `reset_utc` was
         changed, and the gateway still counts those requests in its current day.

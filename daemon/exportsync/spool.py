@@ -456,9 +456,13 @@ class Spool:
         return int(rows[0][0]), bool(rows[0][1])
 
     def quota_overlapping(self, after: float, until: float) -> tuple[int, bool]:
-        """The largest count, and any exhausted flag, of periods starting in (after, until]."""
+        """The summed count, and any exhausted flag, of periods starting in (after, until].
+
+        Summed, not the largest: such periods overlap only after `reset_utc` changed, and the
+        gateway's one day may hold requests of each of them.
+        """
         rows = self._query(
-            "SELECT MAX(used), MAX(exhausted) FROM quota_periods"
+            "SELECT SUM(used), MAX(exhausted) FROM quota_periods"
             " WHERE period_start > ? AND period_start <= ?",
             (after, until),
         )

@@ -184,3 +184,14 @@ def test_limit_exceeded_parks_until_reset_even_without_a_daily_limit(spool: Spoo
     ledger.mark_exhausted()
     assert ledger.snapshot().exhausted
     assert ledger.wait_time() == pytest.approx(MIDNIGHT + DAY + RESET_GRACE_SECONDS - clock.time())
+
+
+def test_requests_under_the_old_reset_utc_count_with_the_new_ones(spool: Spool) -> None:
+    # 2 sent under a 00:00 reset, then the reset is corrected to 03:00: the gateway's day may
+    # hold both periods' requests, so only 1 more fits in a limit of 3.
+    clock = FakeClock(MIDNIGHT + 6 * 3600)
+    _drain(_ledger(spool, clock, daily=3), clock, 2)
+    moved = _ledger(spool, clock, daily=3, reset=dt.time(3, 0))
+    _drain(moved, clock, 1)
+    assert moved.snapshot().used == 3
+    assert moved.wait_time() > 3600
