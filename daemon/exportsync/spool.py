@@ -240,21 +240,23 @@ class Spool:
             created = cursor.rowcount == 1
             requeued = False
             if not created:
-                # Same content saved again: remember the new mtime so start-up scans skip it.
-                db.execute(
-                    "UPDATE items SET mtime_ns = ?, size = ? WHERE path = ? AND sha256 = ?",
-                    (mtime_ns, size, str(path), sha256),
-                )
-                # A version that failed (deleted before delivery, refused) and is now saved
-                # again is the user exporting it anew: it goes back in line.
+                # A version that failed because its file vanished before delivery, and is now
+                # back, goes back in line. Versions refused for their content stay failed: saving
+                # the same bytes again would only spend a request on the same refusal
+                # (`exportsync retry` is there for that).
                 requeued = (
                     db.execute(
                         "UPDATE items SET state = 'pending', attempts = 0, next_attempt_at = 0,"
                         " last_error = NULL, parts_done = 0, part_errors = NULL, updated_at = ?"
-                        " WHERE path = ? AND sha256 = ? AND state = 'failed'",
+                        " WHERE path = ? AND sha256 = ? AND state = 'failed' AND mtime_ns = -1",
                         (now, str(path), sha256),
                     ).rowcount
                     == 1
+                )
+                # Same content saved again: remember the new mtime so start-up scans skip it.
+                db.execute(
+                    "UPDATE items SET mtime_ns = ?, size = ? WHERE path = ? AND sha256 = ?",
+                    (mtime_ns, size, str(path), sha256),
                 )
             row = db.execute(
                 f"SELECT {_COLUMNS} FROM items WHERE path = ? AND sha256 = ?",  # noqa: S608 -- fixed column list

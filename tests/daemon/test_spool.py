@@ -132,10 +132,12 @@ def test_an_unusable_state_dir_is_a_spool_error(tmp_path: Path) -> None:
         Spool.open(blocker / "state")
 
 
-def test_a_failed_version_saved_again_is_pending_again(tmp_path: Path) -> None:
+def test_a_vanished_version_saved_again_is_pending_again(tmp_path: Path) -> None:
     with Spool.open(tmp_path) as spool:
         item_id = _record(spool, "/x/a.csv", "aa")
-        spool.mark_failed(item_id, "file was deleted before it could be delivered", now=2.0)
+        spool.mark_failed(
+            item_id, "file was deleted before it could be delivered", now=2.0, vanished=True
+        )
         again = spool.record(Path("/x/a.csv"), "csv", size=3, mtime_ns=9, sha256="aa", now=3.0)
         assert (again.created, again.requeued) == (False, True)
         assert again.item.id == item_id
@@ -158,3 +160,13 @@ def test_a_vanished_failure_forgets_its_mtime(tmp_path: Path) -> None:
         other = _record(spool, "/x/b.csv", "bb")
         spool.mark_failed(other, "refused by the API", now=2.0)
         assert spool.known(Path("/x/b.csv"), 3, 1)
+
+
+def test_a_refused_version_saved_again_stays_failed(tmp_path: Path) -> None:
+    """The same bytes would meet the same refusal: no request is spent on them unasked."""
+    with Spool.open(tmp_path) as spool:
+        item_id = _record(spool, "/x/a.csv", "aa")
+        spool.mark_failed(item_id, "refused by the API: user_id mismatch", now=2.0)
+        again = spool.record(Path("/x/a.csv"), "csv", size=3, mtime_ns=9, sha256="aa", now=3.0)
+        assert (again.created, again.requeued, again.item.state) == (False, False, "failed")
+        assert spool.known(Path("/x/a.csv"), 3, 9)  # and the next scan does not hash it again
