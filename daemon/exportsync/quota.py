@@ -110,6 +110,12 @@ class QuotaLedger:
         # usage plan may have one we were not told about.
         if exhausted or (self._limit is not None and used >= self._limit):
             return end + RESET_GRACE_SECONDS - now
+        if self._limit is None:
+            # No count of ours to keep exact; only a day the gateway said was over holds us back.
+            _, was_exhausted = self._spool.quota_overlapping(start - 2 * DAY, start - 1.0)
+            if was_exhausted and now - start < RESET_GRACE_SECONDS:
+                return start + RESET_GRACE_SECONDS - now
+            return 0.0
         # Around the reset our clock and the gateway's may disagree on which day a request
         # belongs to; sending nothing in that window keeps both days' counts exact.
         if end - now < RESET_GRACE_SECONDS:

@@ -195,3 +195,14 @@ def test_requests_under_the_old_reset_utc_count_with_the_new_ones(spool: Spool) 
     _drain(moved, clock, 1)
     assert moved.snapshot().used == 3
     assert moved.wait_time() > 3600
+
+
+def test_without_a_daily_limit_only_an_exhausted_day_holds_back_the_next(spool: Spool) -> None:
+    clock = FakeClock(MIDNIGHT + DAY - 30)
+    ledger = _ledger(spool, clock, daily=0)
+    clock.advance(5)
+    assert ledger.wait_time() == 0  # no blackout to keep a count exact
+    ledger.mark_exhausted()  # the key's plan had a limit after all
+    assert ledger.wait_time() == pytest.approx(25 + RESET_GRACE_SECONDS)
+    clock.advance(30)  # 00:00:05: the new day, but inside the grace after an exhausted one
+    assert ledger.wait_time() == pytest.approx(RESET_GRACE_SECONDS - 5)
