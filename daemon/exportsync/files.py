@@ -345,30 +345,7 @@ def move_to_sent(root: Path, path: Path) -> Path:
     info = os.lstat(path)
     if not stat.S_ISREG(info.st_mode):
         raise FileRejected(f"{path}: not a regular file; not moved")
-    sent = _sent_dir(root)
-    n = 0
-    while True:
-        dest = sent / (path.name if n == 0 else _numbered(path.name, n))
-        try:
-            # link() refuses to overwrite, unlike rename(); the unlink below completes the move.
-            os.link(path, dest, follow_symlinks=False)
-        except FileExistsError:
-            n += 1
-            continue
-        except OSError as exc:
-            if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV):
-                raise
-            # Hard links unsupported (FAT, some network shares): check, then rename.
-            if os.path.lexists(dest):
-                n += 1
-                continue
-            os.replace(path, dest)
-        else:
-            os.unlink(path)
-        break
-    _fsync_dir(sent)
-    _fsync_dir(path.parent)
-    return dest
+    return _move_without_overwrite(path, _sent_dir(root), path.name)
 
 
 def delete_file(path: Path) -> None:
@@ -403,11 +380,17 @@ def restore(root: Path, moved: Path, original: Path) -> Path:
     """
     _real_parent(root, moved)
     _real_parent(root, original)
+    return _move_without_overwrite(moved, original.parent, original.name)
+
+
+def _move_without_overwrite(src: Path, folder: Path, name: str) -> Path:
+    """Move `src` into `folder` as `name`, or `name-N` when taken; durable; returns the path."""
     n = 0
     while True:
-        dest = original.parent / (original.name if n == 0 else _numbered(original.name, n))
+        dest = folder / (name if n == 0 else _numbered(name, n))
         try:
-            os.link(moved, dest, follow_symlinks=False)
+            # link() refuses to overwrite, unlike rename(); the unlink below completes the move.
+            os.link(src, dest, follow_symlinks=False)
         except FileExistsError:
             n += 1
             continue
@@ -418,10 +401,10 @@ def restore(root: Path, moved: Path, original: Path) -> Path:
             if os.path.lexists(dest):
                 n += 1
                 continue
-            os.replace(moved, dest)
+            os.replace(src, dest)
         else:
-            os.unlink(moved)
+            os.unlink(src)
         break
-    _fsync_dir(dest.parent)
-    _fsync_dir(moved.parent)
+    _fsync_dir(folder)
+    _fsync_dir(src.parent)
     return dest
