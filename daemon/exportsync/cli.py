@@ -30,7 +30,7 @@ from exportsync.errors import ConfigError, ExportsyncError
 from exportsync.intake import Intake
 from exportsync.logs import configure_logging
 from exportsync.runlock import RunLock
-from exportsync.spool import REJECTED_SHA, Spool
+from exportsync.spool import REJECTED_SHA, RecordResult, Spool
 from exportsync.status import build_status, render_table
 
 __all__ = ["main"]
@@ -257,7 +257,7 @@ def _intake(config: Config, spool: Spool, clock: SystemClock) -> Intake:
     return Intake(spool, root=config.watch.dir, matcher=build_matcher(config), clock=clock)
 
 
-def _describe(result: Any) -> str:
+def _describe(result: RecordResult | None) -> str:
     if result is None:
         return "gone, or not a file exportsync delivers"
     item = result.item

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import threading
 import time
 from typing import Protocol
 
-__all__ = ["Clock", "FakeClock", "SystemClock"]
+__all__ = ["Clock", "FakeClock", "SystemClock", "iso_utc"]
 
 
 class Clock(Protocol):
@@ -68,3 +69,9 @@ class FakeClock:
         self.waits.append(seconds)
         self.advance(max(0.0, seconds))
         return stop.is_set()
+
+
+def iso_utc(epoch: float) -> str:
+    """``2026-11-25T10:02:11Z``: how logs and `status` show a moment."""
+    moment = dt.datetime.fromtimestamp(epoch, dt.UTC).isoformat(timespec="seconds")
+    return moment.replace("+00:00", "Z")

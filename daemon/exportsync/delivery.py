@@ -16,7 +16,6 @@ with capped, jittered exponential backoff (tenacity's wait strategies, persisted
 
 from __future__ import annotations
 
-import datetime as dt
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -39,7 +38,7 @@ from exportsync.batches import (
     slice_sessions,
 )
 from exportsync.client import Api, PresignFile, UploadFile
-from exportsync.clock import Clock
+from exportsync.clock import Clock, iso_utc
 from exportsync.errors import (
     DeliveryError,
     FileRejected,
@@ -335,7 +334,7 @@ class Deliverer:
         if isinstance(exc, QuotaExhausted):
             self._ledger.mark_exhausted()
             resets_at = self._ledger.resets_at(self._clock.time())
-            log.warning("quota_exhausted", resets_at=_iso(resets_at), items=len(batch.items))
+            log.warning("quota_exhausted", resets_at=iso_utc(resets_at), items=len(batch.items))
             return 0.0  # the ledger parks everything until the reset
         if isinstance(exc, Forbidden):
             log.error("api_forbidden", message=str(exc), retry_in_seconds=FORBIDDEN_DELAY)
@@ -353,7 +352,8 @@ class Deliverer:
             return delay
         assert isinstance(exc, RequestTooLarge)
         self._cap_items = max(1, batch.count // 2)
-        self._cap_bytes = max(1, batch.size // 2)
+        # A presign batch carries no bytes: then only the item count is capped.
+        self._cap_bytes = batch.size // 2 if batch.size > 1 else 0
         log.warning(
             "batch_too_large",
             items=len(batch.items),
@@ -520,7 +520,3 @@ def _session_error(entry: ParsedSession, error: str) -> str:
 
 def _str_or_none(value: object) -> str | None:
     return value if isinstance(value, str) else None
-
-
-def _iso(epoch: float) -> str:
-    return dt.datetime.fromtimestamp(epoch, dt.UTC).isoformat().replace("+00:00", "Z")

@@ -5,11 +5,10 @@ Reads the spool directly, so it works whether or not the daemon runs, and never 
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Any
 
 from exportsync import __version__
-from exportsync.clock import Clock
+from exportsync.clock import Clock, iso_utc
 from exportsync.config import Config
 from exportsync.quota import QuotaLedger
 from exportsync.runlock import running_pid
@@ -21,13 +20,7 @@ _LISTED = 50
 
 
 def iso(epoch: float | None) -> str | None:
-    if epoch is None:
-        return None
-    return (
-        dt.datetime.fromtimestamp(epoch, dt.UTC)
-        .isoformat(timespec="seconds")
-        .replace("+00:00", "Z")
-    )
+    return iso_utc(epoch) if epoch is not None else None
 
 
 def build_status(config: Config, spool: Spool, ledger: QuotaLedger, clock: Clock) -> dict[str, Any]:

@@ -507,3 +507,18 @@ def test_a_file_deleted_before_delivery_and_exported_again_is_delivered(rig: Rig
     rig.run()
     assert rig.states() == {"report.csv": "delivered"}
     assert [f.data for c in rig.api.calls for f in c.payload] == [b"id,value\n1,2\n"]
+
+
+def test_a_413_on_a_presign_batch_caps_the_count_not_the_bytes(tmp_path: Path) -> None:
+    rig = _rig(tmp_path, inline_max_bytes=1000)
+    for i in range(4):
+        rig.drop(f"big{i}.csv", b"x" * 5000 + bytes([i]))
+    for i in range(3):
+        rig.drop(f"small{i}.csv", f"{i}\n")
+    rig.api.script = [RequestTooLarge("Request Too Long", status=413)]
+    rig.run()
+    # Refused with 4 presigns; the next batch (the small files, due first) carries half as many
+    # entries, not one file for a 1-byte budget.
+    assert [(c.route, len(c.payload)) for c in rig.api.calls][:2] == [("presign", 4), ("upload", 2)]
+    assert rig.spool.counts()["delivered"] == 7
+    rig.spool.close()
