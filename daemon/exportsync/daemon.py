@@ -96,7 +96,8 @@ class Daemon:
             after_upload=config.watch.after_upload,
             inline_max_bytes=config.api.inline_max_bytes,
             batch_max_files=config.api.batch_max_files,
-            linger_seconds=config.api.batch_linger_seconds,
+            multipart_threshold_bytes=config.api.multipart_threshold_bytes,
+            pacing=config.quota.pacing,
         )
         self.watcher = Watcher(
             self.root,

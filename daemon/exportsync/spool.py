@@ -17,12 +17,13 @@ import json
 import os
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
+from exportsync.backlog import ENTRY_OVERHEAD_BYTES, Backlog, requests_needed
 from exportsync.errors import SpoolError
 
 __all__ = [
@@ -69,6 +70,16 @@ CREATE TABLE IF NOT EXISTS quota_periods (
     period_start REAL    PRIMARY KEY,
     used         INTEGER NOT NULL DEFAULT 0,
     exhausted    INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS uploads (
+    item_id    INTEGER PRIMARY KEY REFERENCES items (id) ON DELETE CASCADE,
+    plan       TEXT    NOT NULL
+);
+CREATE TABLE IF NOT EXISTS upload_parts (
+    item_id INTEGER NOT NULL REFERENCES uploads (item_id) ON DELETE CASCADE,
+    number  INTEGER NOT NULL,
+    etag    TEXT    NOT NULL,
+    PRIMARY KEY (item_id, number)
 );
 CREATE TABLE IF NOT EXISTS meta (
     key   TEXT PRIMARY KEY,
@@ -445,6 +456,66 @@ class Spool:
         for row in self._query("SELECT state, COUNT(*) FROM items GROUP BY state"):
             counts[row[0]] = int(row[1])
         return counts
+
+    def backlog(self, now: float, *, inline_max_bytes: int, max_entries: int) -> Backlog:
+        """The due pending items in summary: count, bytes, requests they need, arrival span."""
+        rows = self._query(
+            "SELECT COUNT(*), COALESCE(SUM(size), 0),"
+            " COALESCE(SUM(CASE WHEN kind = 'session' OR size <= ? THEN size ELSE 0 END), 0),"
+            " COALESCE(SUM(CASE WHEN kind = 'session' OR size <= ? THEN 1 ELSE 0 END), 0),"
+            " MIN(created_at), MAX(created_at)"
+            " FROM items WHERE state = 'pending' AND next_attempt_at <= ?",
+            (inline_max_bytes, inline_max_bytes, now),
+        )
+        count, total, inline, inline_count, oldest, newest = rows[0]
+        return Backlog(
+            items=int(count),
+            bytes=int(total),
+            requests_needed=requests_needed(
+                int(count),
+                int(inline) + ENTRY_OVERHEAD_BYTES * int(inline_count),
+                inline_max_bytes=inline_max_bytes,
+                max_entries=max_entries,
+            ),
+            oldest_at=oldest,
+            newest_at=newest,
+        )
+
+    # -- multipart uploads in progress -------------------------------------------------------
+
+    def upload_save(self, item_id: int, plan: Mapping[str, object]) -> None:
+        """Remember a presigned multipart upload (its parts' URLs) before any part is sent."""
+        with self._tx() as db:
+            db.execute("DELETE FROM uploads WHERE item_id = ?", (item_id,))
+            db.execute(
+                "INSERT INTO uploads (item_id, plan) VALUES (?, ?)", (item_id, json.dumps(plan))
+            )
+
+    def upload_part_done(self, item_id: int, number: int, etag: str) -> None:
+        with self._tx() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO upload_parts (item_id, number, etag) VALUES (?, ?, ?)",
+                (item_id, number, etag),
+            )
+
+    def upload_drop(self, item_id: int) -> None:
+        with self._tx() as db:
+            db.execute("DELETE FROM uploads WHERE item_id = ?", (item_id,))
+
+    def uploads_due(self, now: float) -> list[tuple[int, dict[str, Any], dict[int, str]]]:
+        """(item id, plan, ETags of parts sent) for uploads whose item is pending and due."""
+        rows = self._query(
+            "SELECT u.item_id, u.plan FROM uploads u JOIN items i ON i.id = u.item_id"
+            " WHERE i.state = 'pending' AND i.next_attempt_at <= ? ORDER BY u.item_id",
+            (now,),
+        )
+        found = []
+        for row in rows:
+            parts = self._query(
+                "SELECT number, etag FROM upload_parts WHERE item_id = ?", (row[0],)
+            )
+            found.append((int(row[0]), json.loads(row[1]), {int(n): str(e) for n, e in parts}))
+        return found
 
     # -- quota ledger rows -------------------------------------------------------------------
 

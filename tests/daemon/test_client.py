@@ -6,6 +6,7 @@ every request it reads, so the tests see exactly what went over the wire.
 
 from __future__ import annotations
 
+import gzip
 import io
 import json
 import socket
@@ -22,7 +23,15 @@ import multipart
 import pytest
 
 from exportsync import files
-from exportsync.client import HttpApi, PresignFile, UploadFile, classify
+from exportsync.client import (
+    BatchFile,
+    BatchRequest,
+    HttpApi,
+    PresignFile,
+    UploadFile,
+    classify,
+    completion_xml,
+)
 from exportsync.errors import (
     DeliveryError,
     Forbidden,
@@ -149,6 +158,7 @@ class Reply:
     status: int = 200
     body: bytes = b""
     action: str = "answer"  # "answer" | "close" | "hang"
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -197,6 +207,8 @@ def _handler(state: ScriptedServer) -> type[BaseHTTPRequestHandler]:
             self.send_response(reply.status)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(reply.body)))
+            for name, value in reply.headers.items():
+                self.send_header(name, value)
             self.end_headers()
             self.wfile.write(reply.body)
 
@@ -515,3 +527,97 @@ def test_the_api_key_never_appears_in_reprs_or_errors(server: ScriptedServer) ->
         assert API_KEY not in _every_text(info.value)
     client.close()
     assert len(server.requests) == len(calls)
+
+
+# -- POST /batch ----------------------------------------------------------------------------------
+
+
+def test_batch_sends_files_sessions_and_presign_asks_in_one_multipart_request(
+    server: ScriptedServer, api: HttpApi
+) -> None:
+    plain = BatchFile("a.csv", b"id,v\n1,2\n", "aa" * 32, 9)
+    packed_data = b"x,y\n" * 5000
+    packed = BatchFile("b.csv", gzip.compress(packed_data), "bb" * 32, len(packed_data), "gzip")
+    sessions = [encode_json({"user_id": "alice", "timestamp": "2024-05-01", "x": Decimal("0.1")})]
+    asks = [
+        PresignFile("big.csv", "cc" * 32, 500_000_000, parts=30),
+        PresignFile("m.csv", "dd" * 32, 9),
+    ]
+    results = [
+        {"kind": "file", "status": "stored"},
+        {"kind": "file", "status": "stored"},
+        {"kind": "session", "status": "stored"},
+        {"kind": "presign", "status": "multipart"},
+        {"kind": "presign", "status": "upload"},
+    ]
+    server.answer({"results": results})
+
+    request = BatchRequest(files=[plain, packed], sessions=sessions, presign=asks)
+    assert api.batch(request) == results
+
+    [sent] = server.requests
+    assert (sent.method, sent.path) == ("POST", "/prod/batch")
+    assert sent.headers["x-api-key"] == API_KEY
+    parts = _parts(sent)
+    file_parts = [p for p in parts if p.name == "file"]
+    assert [(p.filename, p.raw) for p in file_parts] == [
+        ("a.csv", plain.data),
+        ("b.csv", packed.data),
+    ]
+    assert gzip.decompress(file_parts[1].raw) == packed_data
+    [manifest] = [json.loads(p.value) for p in parts if p.name == "manifest"]
+    assert manifest == [
+        {"filename": "a.csv", "sha256": "aa" * 32, "size": 9},
+        {"filename": "b.csv", "sha256": "bb" * 32, "size": len(packed_data), "encoding": "gzip"},
+    ]
+    [session_part] = [p for p in parts if p.name == "session"]
+    assert session_part.content_type == "application/json"
+    assert b'"x":0.1}' in session_part.raw
+    assert json.loads(session_part.raw) == [
+        {"user_id": "alice", "timestamp": "2024-05-01", "x": 0.1}
+    ]
+    [presign_part] = [p for p in parts if p.name == "presign"]
+    assert presign_part.content_type == "application/json"
+    assert json.loads(presign_part.raw) == {
+        "files": [
+            {"filename": "big.csv", "sha256": "cc" * 32, "size": 500_000_000, "parts": 30},
+            {"filename": "m.csv", "sha256": "dd" * 32, "size": 9},
+        ]
+    }
+    [user] = [p.value for p in parts if p.name == "user_id"]
+    assert user == "alice"
+
+
+def test_batch_wants_one_result_per_entry(server: ScriptedServer, api: HttpApi) -> None:
+    server.answer({"results": [{"kind": "session", "status": "stored"}]})
+    with pytest.raises(TransientError):
+        api.batch(BatchRequest(sessions=[b"{}", b"{}"]))
+
+
+def test_put_presigned_returns_the_etag_and_completion_posts_the_xml(
+    server: ScriptedServer, api: HttpApi
+) -> None:
+    base = server.url.removesuffix("/prod")
+    server.script(
+        Reply(200, b"", headers={"ETag": '"abc"'}), Reply(200, b"<CompleteMultipartUploadResult/>")
+    )
+    etag = api.put_presigned(f"{base}/b/k?partNumber=1", {}, io.BytesIO(b"part"))
+    assert etag == '"abc"'
+    api.complete_multipart(f"{base}/b/k?uploadId=u", completion_xml([(2, '"e2"'), (1, '"e1"')]))
+    completion = server.requests[1]
+    assert completion.method == "POST"
+    assert "x-api-key" not in completion.headers
+    assert completion.body == (
+        b"<CompleteMultipartUpload><Part><PartNumber>1</PartNumber><ETag>&quot;e1&quot;</ETag>"
+        b"</Part><Part><PartNumber>2</PartNumber><ETag>&quot;e2&quot;</ETag></Part>"
+        b"</CompleteMultipartUpload>"
+    )
+
+
+def test_a_completion_answered_200_with_an_error_is_transient(
+    server: ScriptedServer, api: HttpApi
+) -> None:
+    base = server.url.removesuffix("/prod")
+    server.script(Reply(200, b"<Error><Code>InternalError</Code></Error>"))
+    with pytest.raises(TransientError):
+        api.complete_multipart(f"{base}/b/k?uploadId=u", b"<CompleteMultipartUpload/>")

@@ -43,6 +43,12 @@ def _messages(sock: socket.socket) -> list[str]:
             return out
 
 
+def _sent(api: FakeApi) -> tuple[int, int]:
+    """(files, sessions) the fake API has been sent so far."""
+    calls = list(api.calls)
+    return sum(len(c.files) for c in calls), sum(len(c.sessions) for c in calls)
+
+
 def _daemon(tmp_path: Path, api: FakeApi) -> Daemon:
     export = tmp_path / "export"
     export.mkdir()
@@ -58,7 +64,7 @@ def _daemon(tmp_path: Path, api: FakeApi) -> Daemon:
             "quota.requests_per_second": 50.0,
             "quota.burst": 5,
             "quota.margin_seconds": 0.0,
-            "api.batch_linger_seconds": 0.0,
+            "quota.quiet_seconds": 0.0,
         },
     )
     return Daemon(config, api=api, notifier=Notifier())
@@ -77,7 +83,7 @@ def test_files_flow_from_folder_to_api_and_systemd_hears_every_phase(
         (tmp_path / "export" / "after.session.json").write_text(
             '{"timestamp": "2026-11-25T10:00:00Z"}'
         )
-        assert wait_for(lambda: sorted(api.routes) == ["session", "upload"], 10), api.routes
+        assert wait_for(lambda: _sent(api) == (1, 1), 10), api.calls
         assert wait_for(lambda: "WATCHDOG=1" in "".join(_messages(notify_socket)), 5)
     finally:
         daemon.stop()
@@ -97,7 +103,7 @@ def test_items_interrupted_by_a_crash_are_sent_again_at_start(tmp_path: Path) ->
     runner = threading.Thread(target=daemon.run)
     runner.start()
     try:
-        assert wait_for(lambda: api.routes == ["upload"], 10)
+        assert wait_for(lambda: _sent(api) == (1, 0), 10)
     finally:
         daemon.stop()
         runner.join(10)
@@ -139,7 +145,7 @@ def test_a_full_disk_neither_stops_the_loop_nor_loses_the_file(
         assert wait_for(lambda: reconsidered == [first], 10)
         daemon.intake.offer(first)  # what the watcher's next rescan does
         # The first send hits the full disk too; the loop waits and tries again.
-        assert wait_for(lambda: api.routes == ["upload"], 15)
+        assert wait_for(lambda: _sent(api) == (1, 0), 15)
     finally:
         daemon.stop()
         runner.join(10)
@@ -163,9 +169,9 @@ def test_a_file_still_being_written_at_start_is_sent_once_complete(
             handle.write(b"1,2\n" * 1000)
             handle.flush()
             assert api.calls == []
-        assert wait_for(lambda: api.routes == ["upload"], 10)
+        assert wait_for(lambda: _sent(api) == (1, 0), 10)
     finally:
         daemon.stop()
         runner.join(10)
-    (sent,) = api.calls[0].payload
+    (sent,) = api.calls[0].files
     assert sent.data == b"id,value\n" + b"1,2\n" * 1000
