@@ -334,3 +334,11 @@ def test_example_config_documents_every_key() -> None:
     }
     assert documented == KNOWN_KEYS
     tomllib.loads(text)
+
+
+def test_the_old_linger_key_still_sets_the_quiet_window(tmp_path: Path) -> None:
+    path = tmp_path / "old.toml"
+    path.write_text("[api]\nbatch_linger_seconds = 5.0\n")
+    cfg = load_config(path, env={}, require_api=False, require_watch=False)
+    assert cfg.quota.pacing.quiet_seconds == 5.0
+    assert any("quota.quiet_seconds" in w for w in cfg.warnings)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import threading
 from collections.abc import Iterator
@@ -175,3 +176,26 @@ def test_a_file_still_being_written_at_start_is_sent_once_complete(
         runner.join(10)
     (sent,) = api.calls[0].files
     assert sent.data == b"id,value\n" + b"1,2\n" * 1000
+
+
+def test_the_first_request_carries_the_whole_backlog(tmp_path: Path) -> None:
+    """Nothing goes before the start-up scan is done: 30 files waiting at start, one request."""
+    api = FakeApi()
+    daemon = _daemon(tmp_path, api)
+    for i in range(20):
+        (tmp_path / "export" / f"r{i}.csv").write_text(f"id\n{i}\n")
+    for i in range(10):
+        (tmp_path / "export" / f"s{i}.session.json").write_text(
+            f'{{"timestamp": "2026-11-25T10:00:{i:02d}Z"}}'
+        )
+    old = 1_700_000_000
+    for path in (tmp_path / "export").iterdir():
+        os.utime(path, (old, old))  # written long ago: the scan takes them at once
+    runner = threading.Thread(target=daemon.run)
+    runner.start()
+    try:
+        assert wait_for(lambda: _sent(api) == (20, 10), 10), api.calls
+    finally:
+        daemon.stop()
+        runner.join(10)
+    assert len(api.calls) == 1
