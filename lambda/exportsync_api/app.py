@@ -55,8 +55,17 @@ def default_dependencies() -> Dependencies:
     settings = load_settings(os.environ)
     # SigV4 for presigned URLs (the checksum header must be signed); AWS_ENDPOINT_URL is
     # honoured by boto3 itself, which is how the devstack points us at moto.
-    s3 = boto3.client("s3", config=Config(signature_version="s3v4"))
-    dynamodb = boto3.client("dynamodb")
+    # One pooled connection per worker; "standard" retries (3 attempts unless AWS_MAX_ATTEMPTS
+    # says otherwise: the function has 28 s for up to 1,000 entries), after which an entry
+    # still throttled answers "retry".
+    common = Config(
+        max_pool_connections=settings.workers,
+        retries={"mode": "standard"},
+        connect_timeout=5,
+        read_timeout=10,
+    )
+    s3 = boto3.client("s3", config=common.merge(Config(signature_version="s3v4")))
+    dynamodb = boto3.client("dynamodb", config=common)
     return Dependencies(
         settings=settings,
         objects=S3ObjectStore(s3, settings.bucket),
@@ -135,7 +144,7 @@ def _register(resolver: ApiGatewayResolver) -> None:
     @resolver.post("/upload")
     def upload() -> Any:
         form = parse_form(events.raw_body(raw()), events.header(raw(), "content-type"))
-        result = upload_form(form, user(), deps().objects)
+        result = upload_form(form, user(), deps().objects, deps().settings.workers)
         _log_results("upload_done", result)
         return _response(200, result)
 
@@ -143,7 +152,7 @@ def _register(resolver: ApiGatewayResolver) -> None:
     def session() -> Any:
         key_user = user()
         sessions = parse_sessions(events.raw_body(raw()))
-        result = store_sessions(sessions, key_user, deps().sessions)
+        result = store_sessions(sessions, key_user, deps().sessions, deps().settings.workers)
         _log_results("session_done", result)
         return _response(200, result)
 
@@ -151,7 +160,9 @@ def _register(resolver: ApiGatewayResolver) -> None:
     def presign() -> Any:
         request = parse_presign(events.raw_body(raw()))
         settings = deps().settings
-        result = presign_files(request, user(), deps().objects, settings.presign_seconds)
+        result = presign_files(
+            request, user(), deps().objects, settings.presign_seconds, workers=settings.workers
+        )
         _log_results("presign_done", result)
         return _response(200, result)
 

@@ -10,9 +10,18 @@ from typing import Any
 from .errors import bad_request, unprocessable
 from .form import FilePart, Form
 from .keys import InvalidKeyPart, object_key, user_prefix
+from .pool import DEFAULT_WORKERS, Entry, run_entries
 from .stores import ObjectStore
 
-__all__ = ["ManifestEntry", "PlannedUpload", "parse_manifest", "plan_upload", "upload_form"]
+__all__ = [
+    "ManifestEntry",
+    "PlannedUpload",
+    "file_entry",
+    "form_user",
+    "parse_manifest",
+    "plan_upload",
+    "upload_form",
+]
 
 
 @dataclass(frozen=True)
@@ -95,8 +104,23 @@ def plan_upload(part: FilePart, entry: ManifestEntry, user: str) -> PlannedUploa
     return planned(key)
 
 
-def upload_form(form: Form, user: str | None, store: ObjectStore) -> dict[str, Any]:
-    """Run the whole route on a parsed form; 422 (with the results) when nothing was valid."""
+def file_entry(part: FilePart, entry: ManifestEntry, user: str, store: ObjectStore) -> Entry:
+    """One file part's answer: a rejection now, or its S3 write to run on the pool."""
+    plan = plan_upload(part, entry, user)
+    if plan.error is not None or plan.key is None:
+        return Entry(plan.result("rejected"))
+    key = plan.key
+
+    def write() -> dict[str, Any]:
+        return {"status": store.put_if_absent(key, plan.data, plan.sha256)}
+
+    fields = plan.result("stored")
+    del fields["status"]
+    return Entry(fields, write)
+
+
+def form_user(form: Form, user: str | None) -> str:
+    """The key's user, else the ``user_id`` part; 400 when neither names a valid user."""
     user = user if user is not None else form.fields.get("user_id")
     if not user:
         raise bad_request("missing_user", "no API key identity and no user_id part")
@@ -104,16 +128,22 @@ def upload_form(form: Form, user: str | None, store: ObjectStore) -> dict[str, A
         user_prefix(user)
     except InvalidKeyPart as exc:
         raise bad_request("invalid_user", str(exc)) from None
+    return user
+
+
+def upload_form(
+    form: Form, user: str | None, store: ObjectStore, workers: int = DEFAULT_WORKERS
+) -> dict[str, Any]:
+    """Run the whole route on a parsed form; 422 (with the results) when nothing was valid."""
+    user = form_user(form, user)
     if not form.files:
         raise unprocessable("no_files", "the request has no part named 'file'")
-    entries = parse_manifest(form.fields.get("manifest"), len(form.files))
-    results: list[dict[str, Any]] = []
-    for part, entry in zip(form.files, entries, strict=True):
-        plan = plan_upload(part, entry, user)
-        if plan.error is not None or plan.key is None:
-            results.append(plan.result("rejected"))
-            continue
-        results.append(plan.result(store.put_if_absent(plan.key, plan.data, plan.sha256)))
+    manifest = parse_manifest(form.fields.get("manifest"), len(form.files))
+    entries = [
+        file_entry(part, entry, user, store)
+        for part, entry in zip(form.files, manifest, strict=True)
+    ]
+    results = run_entries(entries, workers)
     if all(result["status"] == "rejected" for result in results):
         raise unprocessable("nothing_valid", "no file part was valid", {"results": results})
     return {"results": results}
