@@ -1,7 +1,7 @@
 """The Lambda entry point: ``exportsync_api.app.lambda_handler(event, context)``.
 
 Routing by Powertools: REST API (payload 1.0) events go to an ``APIGatewayRestResolver``, HTTP API
-(payload 2.0) events to an ``APIGatewayHttpResolver``; both carry the same three routes.
+(payload 2.0) events to an ``APIGatewayHttpResolver``; both carry the same four routes.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from botocore.config import Config
 
 from . import events
+from .batch import BatchStores, batch_form
 from .errors import ApiError
 from .form import parse_form
 from .presign import parse_presign, presign_files
@@ -35,7 +36,7 @@ from .uploads import upload_form
 
 __all__ = ["ROUTES", "Dependencies", "default_dependencies", "handle", "lambda_handler"]
 
-ROUTES = ("/upload", "/session", "/presign")
+ROUTES = ("/upload", "/session", "/presign", "/batch")
 
 # The event is never logged: it holds identity.apiKey.
 logger = Logger(service="exportsync-api")
@@ -164,6 +165,20 @@ def _register(resolver: ApiGatewayResolver) -> None:
             request, user(), deps().objects, settings.presign_seconds, workers=settings.workers
         )
         _log_results("presign_done", result)
+        return _response(200, result)
+
+    @resolver.post("/batch")
+    def batch() -> Any:
+        form = parse_form(events.raw_body(raw()), events.header(raw(), "content-type"))
+        settings = deps().settings
+        stores = BatchStores(
+            objects=deps().objects,
+            sessions=deps().sessions,
+            presign_seconds=settings.presign_seconds,
+            workers=settings.workers,
+        )
+        result = batch_form(form, user(), stores)
+        _log_results("batch_done", result)
         return _response(200, result)
 
     @resolver.exception_handler(ApiError)  # type: ignore[untyped-decorator]  # unannotated upstream

@@ -11,6 +11,7 @@ from typing import Any
 
 from .errors import bad_request
 from .keys import InvalidKeyPart, object_key, user_prefix
+from .limits import MAX_ENTRIES
 from .pool import DEFAULT_WORKERS, Entry, run_entries
 from .stores import ObjectStore, checksum_b64
 
@@ -19,13 +20,14 @@ __all__ = [
     "MAX_PUT_BYTES",
     "PresignFile",
     "PresignRequest",
+    "check_file",
     "parse_presign",
     "presign_entry",
     "presign_files",
     "presign_user",
 ]
 
-MAX_FILES = 1000
+MAX_FILES = MAX_ENTRIES
 MAX_PUT_BYTES = 5 * 1024**3  # S3's single-PUT limit
 _SHA256 = re.compile(r"[0-9a-fA-F]{64}")
 
@@ -61,16 +63,23 @@ def parse_presign(body: bytes) -> PresignRequest:
 
 
 def _file(index: int, entry: object) -> PresignFile:
-    where = f"files[{index}]"
+    checked = check_file(f"files[{index}]", entry)
+    if isinstance(checked, str):
+        raise bad_request("invalid_body", checked)
+    return checked
+
+
+def check_file(where: str, entry: object) -> PresignFile | str:
+    """Pure: one presign entry, or what is wrong with it (naming ``where``)."""
     if not isinstance(entry, dict):
-        raise bad_request("invalid_body", f"{where} must be an object")
+        return f"{where} must be an object"
     filename, sha256, size = entry.get("filename"), entry.get("sha256"), entry.get("size")
     if not isinstance(filename, str) or not filename:
-        raise bad_request("invalid_body", f"{where}.filename must be a non-empty string")
+        return f"{where}.filename must be a non-empty string"
     if not isinstance(sha256, str) or not _SHA256.fullmatch(sha256):
-        raise bad_request("invalid_body", f"{where}.sha256 must be 64 hex digits")
+        return f"{where}.sha256 must be 64 hex digits"
     if isinstance(size, bool) or not isinstance(size, int) or not 0 <= size <= MAX_PUT_BYTES:
-        raise bad_request("invalid_body", f"{where}.size must be an integer from 0 to 5 GiB")
+        return f"{where}.size must be an integer from 0 to 5 GiB"
     return PresignFile(filename, sha256.lower(), size)
 
 

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from boto3.dynamodb.types import TypeSerializer
 
 from .errors import bad_request
+from .limits import MAX_ENTRIES
 from .pool import DEFAULT_WORKERS, Entry, run_entries
 from .stores import HASH_ATTRIBUTE, SessionStore
 
@@ -35,7 +36,7 @@ __all__ = [
     "validate_session",
 ]
 
-MAX_SESSIONS = 1000
+MAX_SESSIONS = MAX_ENTRIES
 MAX_ITEM_BYTES = 400 * 1024
 # Our size estimate and DynamoDB's own count differ (moto refuses above 405,000 bytes, AWS a
 # little above 409,600), so refuse early: an item near the limit fails here, alone, with a
