@@ -17,6 +17,7 @@ from typing import Any
 
 from .errors import ApiError, bad_request, unprocessable
 from .form import FilePart, Form, JsonPart
+from .inflate import InflateBudget
 from .limits import MAX_ENTRIES
 from .pool import DEFAULT_WORKERS, Entry, run_entries
 from .presign import check_file, presign_entry
@@ -44,13 +45,14 @@ def batch_form(form: Form, key_user: str | None, stores: BatchStores) -> dict[st
     manifest = iter(parse_manifest(form.fields.get("manifest"), len(form.files)))
     # The files' owner: the key's user, else the user_id part (400 only if a file needs one).
     owner = functools.cache(lambda: form_user(form, key_user))
+    budget = InflateBudget()
     kinds: list[str] = []
     entries: list[Entry] = []
     for part, items in parts:
         for item in items:
             if isinstance(part, FilePart):
                 kinds.append("file")
-                entries.append(file_entry(part, next(manifest), owner(), stores.objects))
+                entries.append(file_entry(part, next(manifest), owner(), stores.objects, budget))
             elif part.name == "session":
                 kinds.append("session")
                 entries.append(_session_entry(item, key_user, stores))
