@@ -1,7 +1,7 @@
 """The Lambda entry point: ``exportsync_api.app.lambda_handler(event, context)``.
 
 Routing by Powertools: REST API (payload 1.0) events go to an ``APIGatewayRestResolver``, HTTP API
-(payload 2.0) events to an ``APIGatewayHttpResolver``; both carry the same three routes.
+(payload 2.0) events to an ``APIGatewayHttpResolver``; both carry the same four routes.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from botocore.config import Config
 
 from . import events
+from .batch import BatchStores, batch_form
 from .errors import ApiError
 from .form import parse_form
 from .presign import parse_presign, presign_files
@@ -35,7 +36,7 @@ from .uploads import upload_form
 
 __all__ = ["ROUTES", "Dependencies", "default_dependencies", "handle", "lambda_handler"]
 
-ROUTES = ("/upload", "/session", "/presign")
+ROUTES = ("/upload", "/session", "/presign", "/batch")
 
 # The event is never logged: it holds identity.apiKey.
 logger = Logger(service="exportsync-api")
@@ -55,8 +56,17 @@ def default_dependencies() -> Dependencies:
     settings = load_settings(os.environ)
     # SigV4 for presigned URLs (the checksum header must be signed); AWS_ENDPOINT_URL is
     # honoured by boto3 itself, which is how the devstack points us at moto.
-    s3 = boto3.client("s3", config=Config(signature_version="s3v4"))
-    dynamodb = boto3.client("dynamodb")
+    # One pooled connection per worker; "standard" retries (3 attempts unless AWS_MAX_ATTEMPTS
+    # says otherwise: the function has 28 s for up to 1,000 entries), after which an entry
+    # still throttled answers "retry".
+    common = Config(
+        max_pool_connections=settings.workers,
+        retries={"mode": "standard"},
+        connect_timeout=5,
+        read_timeout=10,
+    )
+    s3 = boto3.client("s3", config=common.merge(Config(signature_version="s3v4")))
+    dynamodb = boto3.client("dynamodb", config=common)
     return Dependencies(
         settings=settings,
         objects=S3ObjectStore(s3, settings.bucket),
@@ -135,7 +145,7 @@ def _register(resolver: ApiGatewayResolver) -> None:
     @resolver.post("/upload")
     def upload() -> Any:
         form = parse_form(events.raw_body(raw()), events.header(raw(), "content-type"))
-        result = upload_form(form, user(), deps().objects)
+        result = upload_form(form, user(), deps().objects, deps().settings.workers)
         _log_results("upload_done", result)
         return _response(200, result)
 
@@ -143,7 +153,7 @@ def _register(resolver: ApiGatewayResolver) -> None:
     def session() -> Any:
         key_user = user()
         sessions = parse_sessions(events.raw_body(raw()))
-        result = store_sessions(sessions, key_user, deps().sessions)
+        result = store_sessions(sessions, key_user, deps().sessions, deps().settings.workers)
         _log_results("session_done", result)
         return _response(200, result)
 
@@ -151,8 +161,24 @@ def _register(resolver: ApiGatewayResolver) -> None:
     def presign() -> Any:
         request = parse_presign(events.raw_body(raw()))
         settings = deps().settings
-        result = presign_files(request, user(), deps().objects, settings.presign_seconds)
+        result = presign_files(
+            request, user(), deps().objects, settings.presign_seconds, workers=settings.workers
+        )
         _log_results("presign_done", result)
+        return _response(200, result)
+
+    @resolver.post("/batch")
+    def batch() -> Any:
+        form = parse_form(events.raw_body(raw()), events.header(raw(), "content-type"))
+        settings = deps().settings
+        stores = BatchStores(
+            objects=deps().objects,
+            sessions=deps().sessions,
+            presign_seconds=settings.presign_seconds,
+            workers=settings.workers,
+        )
+        result = batch_form(form, user(), stores)
+        _log_results("batch_done", result)
         return _response(200, result)
 
     @resolver.exception_handler(ApiError)  # type: ignore[untyped-decorator]  # unannotated upstream

@@ -11,11 +11,23 @@ from typing import Any
 
 from .errors import bad_request
 from .keys import InvalidKeyPart, object_key, user_prefix
+from .limits import MAX_ENTRIES
+from .pool import DEFAULT_WORKERS, Entry, run_entries
 from .stores import ObjectStore, checksum_b64
 
-__all__ = ["MAX_FILES", "MAX_PUT_BYTES", "PresignRequest", "parse_presign", "presign_files"]
+__all__ = [
+    "MAX_FILES",
+    "MAX_PUT_BYTES",
+    "PresignFile",
+    "PresignRequest",
+    "check_file",
+    "parse_presign",
+    "presign_entry",
+    "presign_files",
+    "presign_user",
+]
 
-MAX_FILES = 100
+MAX_FILES = MAX_ENTRIES
 MAX_PUT_BYTES = 5 * 1024**3  # S3's single-PUT limit
 _SHA256 = re.compile(r"[0-9a-fA-F]{64}")
 
@@ -51,17 +63,66 @@ def parse_presign(body: bytes) -> PresignRequest:
 
 
 def _file(index: int, entry: object) -> PresignFile:
-    where = f"files[{index}]"
+    checked = check_file(f"files[{index}]", entry)
+    if isinstance(checked, str):
+        raise bad_request("invalid_body", checked)
+    return checked
+
+
+def check_file(where: str, entry: object) -> PresignFile | str:
+    """Pure: one presign entry, or what is wrong with it (naming ``where``)."""
     if not isinstance(entry, dict):
-        raise bad_request("invalid_body", f"{where} must be an object")
+        return f"{where} must be an object"
     filename, sha256, size = entry.get("filename"), entry.get("sha256"), entry.get("size")
     if not isinstance(filename, str) or not filename:
-        raise bad_request("invalid_body", f"{where}.filename must be a non-empty string")
+        return f"{where}.filename must be a non-empty string"
     if not isinstance(sha256, str) or not _SHA256.fullmatch(sha256):
-        raise bad_request("invalid_body", f"{where}.sha256 must be 64 hex digits")
+        return f"{where}.sha256 must be 64 hex digits"
     if isinstance(size, bool) or not isinstance(size, int) or not 0 <= size <= MAX_PUT_BYTES:
-        raise bad_request("invalid_body", f"{where}.size must be an integer from 0 to 5 GiB")
+        return f"{where}.size must be an integer from 0 to 5 GiB"
     return PresignFile(filename, sha256.lower(), size)
+
+
+def presign_user(user: str | None, request_user: str | None) -> str:
+    """The key's user, else the request's ``user_id``; 400 when neither names a valid user."""
+    user = user if user is not None else request_user
+    if not user:
+        raise bad_request("missing_user", "no API key identity and no user_id field")
+    try:
+        user_prefix(user)
+    except InvalidKeyPart as exc:
+        raise bad_request("invalid_user", str(exc)) from None
+    return user
+
+
+def presign_entry(
+    file: PresignFile,
+    user: str,
+    store: ObjectStore,
+    expires_in: int,
+    now: Callable[[], datetime] = lambda: datetime.now(UTC),
+) -> Entry:
+    """One file's answer: "duplicate" when its key exists, else a presigned PUT."""
+    key = object_key(user, file.sha256, file.filename)
+
+    def work() -> dict[str, Any]:
+        if store.exists(key):
+            return {"status": "duplicate"}
+        # The expiry is computed before signing, so it is never later than the URL's own.
+        expires_at = now() + timedelta(seconds=expires_in)
+        url = store.presign_put(key, file.sha256, file.size, expires_in)
+        return {
+            "status": "upload",
+            "url": url,
+            "method": "PUT",
+            "headers": {
+                "x-amz-checksum-sha256": checksum_b64(file.sha256),
+                "Content-Length": str(file.size),
+            },
+            "expires_at": expires_at.isoformat().replace("+00:00", "Z"),
+        }
+
+    return Entry({"filename": file.filename, "key": key}, work)
 
 
 def presign_files(
@@ -69,37 +130,11 @@ def presign_files(
     user: str | None,
     store: ObjectStore,
     expires_in: int,
+    *,
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    workers: int = DEFAULT_WORKERS,
 ) -> dict[str, Any]:
-    """One result per file: "duplicate" when its key exists, else a presigned PUT."""
-    user = user if user is not None else request.user_id
-    if not user:
-        raise bad_request("missing_user", "no API key identity and no user_id field")
-    try:
-        user_prefix(user)
-    except InvalidKeyPart as exc:
-        raise bad_request("invalid_user", str(exc)) from None
-    results: list[dict[str, Any]] = []
-    for file in request.files:
-        key = object_key(user, file.sha256, file.filename)
-        if store.exists(key):
-            results.append({"filename": file.filename, "key": key, "status": "duplicate"})
-            continue
-        # The expiry is computed before signing, so it is never later than the URL's own.
-        expires_at = now() + timedelta(seconds=expires_in)
-        url = store.presign_put(key, file.sha256, file.size, expires_in)
-        results.append(
-            {
-                "filename": file.filename,
-                "key": key,
-                "status": "upload",
-                "url": url,
-                "method": "PUT",
-                "headers": {
-                    "x-amz-checksum-sha256": checksum_b64(file.sha256),
-                    "Content-Length": str(file.size),
-                },
-                "expires_at": expires_at.isoformat().replace("+00:00", "Z"),
-            }
-        )
-    return {"results": results}
+    """One result per file, in order (the existence checks run on the pool)."""
+    owner = presign_user(user, request.user_id)
+    entries = [presign_entry(file, owner, store, expires_in, now) for file in request.files]
+    return {"results": run_entries(entries, workers)}

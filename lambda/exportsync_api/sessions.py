@@ -14,28 +14,55 @@ from typing import TYPE_CHECKING, Any
 from boto3.dynamodb.types import TypeSerializer
 
 from .errors import bad_request
+from .limits import MAX_ENTRIES
+from .pool import DEFAULT_WORKERS, Entry, run_entries
 from .stores import HASH_ATTRIBUTE, SessionStore
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.type_defs import AttributeValueTypeDef
 
 __all__ = [
+    "ITEM_SIZE_CHECKED",
     "MAX_ITEM_BYTES",
     "MAX_SESSIONS",
     "Rejected",
+    "Unrepresentable",
     "ValidSession",
     "item_size",
+    "load_json",
     "parse_sessions",
+    "session_entry",
     "store_sessions",
     "validate_session",
 ]
 
-MAX_SESSIONS = 100
+MAX_SESSIONS = MAX_ENTRIES
 MAX_ITEM_BYTES = 400 * 1024
+# Our size estimate and DynamoDB's own count differ (moto refuses above 405,000 bytes, AWS a
+# little above 409,600), so refuse early: an item near the limit fails here, alone, with a
+# clear reason, rather than as a ValidationException from the store.
+ITEM_SIZE_CHECKED = MAX_ITEM_BYTES - 10 * 1024
 _MAX_DEPTH = 32  # DynamoDB's nesting limit
 _MAX_PARTITION_KEY_BYTES = 2048
 _MAX_SORT_KEY_BYTES = 1024
 _SERIALIZER = TypeSerializer()
+
+
+@dataclass(frozen=True)
+class Unrepresentable:
+    """A JSON number no Decimal can hold (``1e9999999999999999999``): rejected per item."""
+
+    text: str
+
+    def __str__(self) -> str:
+        return self.text
+
+
+def _number(text: str) -> Decimal | Unrepresentable:
+    try:
+        return Decimal(text)
+    except decimal.DecimalException:
+        return Unrepresentable(text)
 
 
 @dataclass(frozen=True)
@@ -54,14 +81,8 @@ class Rejected:
 
 
 def parse_sessions(body: bytes) -> list[object]:
-    """One session object or ``{"sessions": [...]}`` (1..100); numbers become Decimal."""
-    try:
-        # parse_constant: NaN/Infinity parse (as Decimal) so the item, not the batch, is rejected.
-        value = json.loads(
-            body.decode("utf-8"), parse_float=Decimal, parse_int=Decimal, parse_constant=Decimal
-        )
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
-        raise bad_request("invalid_json", "body is not valid UTF-8 JSON") from None
+    """One session object or ``{"sessions": [...]}`` (1..1000); numbers become Decimal."""
+    value = load_json(body)
     if not isinstance(value, dict):
         raise bad_request("invalid_body", "body must be a session object or {'sessions': [...]}")
     if "sessions" not in value:
@@ -70,6 +91,20 @@ def parse_sessions(body: bytes) -> list[object]:
     if not isinstance(sessions, list) or not 1 <= len(sessions) <= MAX_SESSIONS:
         raise bad_request("invalid_body", f"'sessions' must be a list of 1 to {MAX_SESSIONS}")
     return sessions
+
+
+def load_json(body: bytes) -> object:
+    """UTF-8 JSON with exact numbers; 400 if it does not parse.
+
+    NaN/Infinity and numbers out of Decimal's range parse (as Decimal or
+    :class:`Unrepresentable`) so that the item holding them, not the batch, is rejected.
+    """
+    try:
+        return json.loads(
+            body.decode("utf-8"), parse_float=_number, parse_int=_number, parse_constant=_number
+        )
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+        raise bad_request("invalid_json", "body is not valid UTF-8 JSON") from None
 
 
 def validate_session(raw: object, expected_user: str | None) -> ValidSession | Rejected:
@@ -92,8 +127,8 @@ def validate_session(raw: object, expected_user: str | None) -> ValidSession | R
     content_hash = _content_hash(raw)
     # The stored item carries the hash attribute too.
     size = item_size(item) + len(HASH_ATTRIBUTE) + len(content_hash)
-    if size > MAX_ITEM_BYTES:
-        return Rejected(user_id, timestamp, "too_large: item is over 400 KB")
+    if size > ITEM_SIZE_CHECKED:
+        return Rejected(user_id, timestamp, f"too_large: item is over {ITEM_SIZE_CHECKED} bytes")
     return ValidSession(user_id, timestamp, item, content_hash)
 
 
@@ -124,6 +159,8 @@ def _content_error(raw: Mapping[str, object]) -> str | None:
 def _walk(value: object, depth: int) -> str | None:
     if depth > _MAX_DEPTH:
         return "too_deep: nesting is deeper than 32 levels"
+    if isinstance(value, Unrepresentable):
+        return "number_out_of_range: a number is beyond any exact decimal"
     if isinstance(value, Decimal):
         return None if value.is_finite() else "not_finite: NaN and Infinity are not allowed"
     if isinstance(value, str):
@@ -174,25 +211,31 @@ def _value_size(value: Mapping[str, Any]) -> int:
     return 1  # BOOL, NULL
 
 
+def session_entry(raw: object, expected_user: str | None, store: SessionStore) -> Entry:
+    """One session's answer: a rejection now, or its write to run on the pool."""
+    checked = validate_session(raw, expected_user)
+    if isinstance(checked, Rejected):
+        return Entry(
+            {
+                "user_id": checked.user_id if isinstance(checked.user_id, str) else None,
+                "timestamp": checked.timestamp if isinstance(checked.timestamp, str) else None,
+                "status": "rejected",
+                "error": checked.error,
+            }
+        )
+
+    def write() -> dict[str, Any]:
+        return {"status": store.put_unless_same(checked.item, checked.content_hash)}
+
+    return Entry({"user_id": checked.user_id, "timestamp": checked.timestamp}, write)
+
+
 def store_sessions(
-    sessions: list[object], expected_user: str | None, store: SessionStore
+    sessions: list[object],
+    expected_user: str | None,
+    store: SessionStore,
+    workers: int = DEFAULT_WORKERS,
 ) -> dict[str, Any]:
     """Validate and store each session; valid items are stored whatever happens to others."""
-    results: list[dict[str, Any]] = []
-    for raw in sessions:
-        checked = validate_session(raw, expected_user)
-        if isinstance(checked, Rejected):
-            results.append(
-                {
-                    "user_id": checked.user_id if isinstance(checked.user_id, str) else None,
-                    "timestamp": checked.timestamp if isinstance(checked.timestamp, str) else None,
-                    "status": "rejected",
-                    "error": checked.error,
-                }
-            )
-            continue
-        status = store.put_unless_same(checked.item, checked.content_hash)
-        results.append(
-            {"user_id": checked.user_id, "timestamp": checked.timestamp, "status": status}
-        )
-    return {"results": results}
+    entries = [session_entry(raw, expected_user, store) for raw in sessions]
+    return {"results": run_entries(entries, workers)}

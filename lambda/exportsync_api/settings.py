@@ -19,6 +19,8 @@ class Settings:
     table: str
     key_users: Mapping[str, str] = field(default_factory=dict)
     presign_seconds: int = 900
+    # Concurrent S3/DynamoDB writes per request (and the boto3 connection pool's size).
+    workers: int = 16
 
 
 def load_settings(environ: Mapping[str, str]) -> Settings:
@@ -34,6 +36,7 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         table=table,
         key_users=_key_users(environ.get("EXPORTSYNC_KEY_USERS", "")),
         presign_seconds=_presign_seconds(environ.get("EXPORTSYNC_PRESIGN_SECONDS", "")),
+        workers=_workers(environ.get("EXPORTSYNC_WORKERS", "")),
     )
 
 
@@ -62,3 +65,15 @@ def _presign_seconds(raw: str) -> int:
     if not 1 <= seconds <= 604800:
         raise ConfigError("EXPORTSYNC_PRESIGN_SECONDS must be between 1 and 604800")
     return seconds
+
+
+def _workers(raw: str) -> int:
+    if not raw.strip():
+        return Settings.workers
+    try:
+        workers = int(raw)
+    except ValueError as exc:
+        raise ConfigError("EXPORTSYNC_WORKERS must be an integer") from exc
+    if not 1 <= workers <= 64:
+        raise ConfigError("EXPORTSYNC_WORKERS must be between 1 and 64")
+    return workers

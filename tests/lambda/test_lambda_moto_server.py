@@ -5,46 +5,16 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator
 from urllib.parse import parse_qs, urlsplit
 
-import boto3
 import pytest
 import requests
 from apigw_events import body_of, rest_event
-from lambda_support import BUCKET, REGION, TABLE, create_resources
-from moto.server import ThreadedMotoServer
+from lambda_support import BUCKET
 
 from exportsync_api import app
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="module")
-def moto_endpoint() -> Iterator[str]:
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        server.stop()
-
-
-@pytest.fixture
-def live(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[object]:
-    """The environment the devstack sets before calling the handler, and fresh resources."""
-    requests.post(f"{moto_endpoint}/moto-api/reset", timeout=10).raise_for_status()
-    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_endpoint)
-    monkeypatch.setenv("EXPORTSYNC_BUCKET", BUCKET)
-    monkeypatch.setenv("EXPORTSYNC_TABLE", TABLE)
-    monkeypatch.setenv("EXPORTSYNC_KEY_USERS", json.dumps({"kid-alice": "alice"}))
-    monkeypatch.setenv("EXPORTSYNC_PRESIGN_SECONDS", "120")
-    s3 = boto3.client("s3", region_name=REGION)
-    create_resources(s3, boto3.client("dynamodb", region_name=REGION))
-    app.default_dependencies.cache_clear()
-    yield s3
-    app.default_dependencies.cache_clear()
 
 
 def _presign(data: bytes, name: str = "big.csv") -> dict[str, object]:
