@@ -20,7 +20,7 @@ from .errors import ApiError, bad_request, unprocessable
 from .form import FilePart, Form, JsonPart
 from .inflate import inflate_budget
 from .limits import MAX_ENTRIES
-from .multipart import part_budget
+from .multipart import url_budget
 from .pool import DEFAULT_WORKERS, Entry, run_entries
 from .presign import check_file, presign_entry
 from .sessions import load_json, session_entry
@@ -48,7 +48,7 @@ def batch_form(form: Form, key_user: str | None, stores: BatchStores) -> dict[st
     # The files' owner: the key's user, else the user_id part (400 only if a file needs one).
     owner = functools.cache(lambda: form_user(form, key_user))
     budget = inflate_budget()
-    part_urls = part_budget()
+    urls = url_budget()
     kinds: list[str] = []
     entries: list[Entry] = []
     for part, items in parts:
@@ -61,7 +61,7 @@ def batch_form(form: Form, key_user: str | None, stores: BatchStores) -> dict[st
                 entries.append(_session_entry(item, key_user, stores))
             else:
                 kinds.append("presign")
-                entries.append(_presign_entry(item, owner, stores, part_urls))
+                entries.append(_presign_entry(item, owner, stores, urls))
     if not entries:
         raise unprocessable("no_entries", "the request has no file, session or presign entry")
     results = run_entries(entries, stores.workers)
@@ -114,7 +114,7 @@ def _session_entry(item: object, key_user: str | None, stores: BatchStores) -> E
 
 
 def _presign_entry(
-    item: object, owner: Callable[[], str], stores: BatchStores, part_urls: Budget
+    item: object, owner: Callable[[], str], stores: BatchStores, urls: Budget
 ) -> Entry:
     if not isinstance(item, _Ask):
         error = item.error if isinstance(item, _Unreadable) else "invalid_body: not an entry"
@@ -130,7 +130,7 @@ def _presign_entry(
         stores.objects,
         stores.presign_seconds,
         now=stores.now,
-        part_urls=part_urls,
+        urls=urls,
     )
 
 

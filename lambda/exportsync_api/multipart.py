@@ -2,8 +2,9 @@
 every part URL and the completion URL, so the upload costs the one counted request.
 
 Our caps (S3 allows 10,000 parts): at most ``MAX_PARTS_PER_FILE`` parts per file and
-``MAX_PART_URLS`` part URLs per request keep the answer far under Lambda's 6 MB response limit
-(a URL signed with session credentials is about 1.5 KB).
+``MAX_PRESIGNED_URLS`` presigned URLs per request (a PUT is one, a multipart upload its parts and
+its completion) keep the answer under Lambda's 6 MB response limit: a URL signed with session
+credentials and a long filename is about 2.3 KB.
 """
 
 from __future__ import annotations
@@ -18,12 +19,12 @@ __all__ = [
     "MAX_OBJECT_BYTES",
     "MAX_PARTS_PER_FILE",
     "MAX_PART_BYTES",
-    "MAX_PART_URLS",
+    "MAX_PRESIGNED_URLS",
     "MIN_PART_BYTES",
     "PartPlan",
     "multipart_answer",
-    "part_budget",
     "plan_parts",
+    "url_budget",
 ]
 
 _MIB = 1024 * 1024
@@ -32,13 +33,18 @@ MAX_PART_BYTES = 5 * 1024 * _MIB  # S3: one part
 MAX_OBJECT_BYTES = 5 * 1024 * 1024 * _MIB  # S3: one object, 5 TiB
 DEFAULT_PART_BYTES = 64 * _MIB  # when the client does not ask for a part count
 MAX_PARTS_PER_FILE = 1024  # 5 TiB in parts of 5 GiB
-MAX_PART_URLS = 2048
+MAX_PRESIGNED_URLS = 2048
 
 
 @dataclass(frozen=True)
 class PartPlan:
     part_size: int
     count: int
+
+    @property
+    def urls(self) -> int:
+        """URLs its answer carries: one per part, and the completion."""
+        return self.count + 1
 
     def lengths(self, size: int) -> list[int]:
         """Each part's length: ``part_size`` but the last, which holds the rest."""
@@ -60,9 +66,9 @@ def plan_parts(size: int, asked: int | None) -> PartPlan:
     return PartPlan(part_size, -(-size // part_size))
 
 
-def part_budget() -> Budget:
-    """How many part URLs one request may presign in all."""
-    return Budget(MAX_PART_URLS)
+def url_budget() -> Budget:
+    """How many URLs one request may presign in all."""
+    return Budget(MAX_PRESIGNED_URLS)
 
 
 def multipart_answer(

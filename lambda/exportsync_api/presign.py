@@ -14,7 +14,7 @@ from .budget import Budget
 from .errors import bad_request
 from .keys import InvalidKeyPart, object_key, user_prefix
 from .limits import MAX_ENTRIES
-from .multipart import MAX_OBJECT_BYTES, PartPlan, multipart_answer, part_budget, plan_parts
+from .multipart import MAX_OBJECT_BYTES, PartPlan, multipart_answer, plan_parts, url_budget
 from .pool import DEFAULT_WORKERS, Entry, run_entries
 from .stores import ObjectStore, checksum_b64
 
@@ -120,18 +120,18 @@ def presign_entry(
     expires_in: int,
     *,
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
-    part_urls: Budget | None = None,
+    urls: Budget | None = None,
 ) -> Entry:
     """One file's answer: "duplicate" when its key exists, else a presigned PUT, or a presigned
-    multipart upload (``part_urls`` bounds how many part URLs the request may hold)."""
+    multipart upload (``urls`` bounds how many URLs the request's answer may hold)."""
     key = object_key(user, file.sha256, file.filename)
     fields = {"filename": file.filename, "key": key}
-    if not file.multipart:
-        return Entry(fields, lambda: _single(file, key, store, expires_in, now))
-    plan = plan_parts(file.size, file.parts)
-    if part_urls is not None and not part_urls.take(plan.count):
-        error = "request_full: this request holds too many part URLs; send it again"
+    plan = plan_parts(file.size, file.parts) if file.multipart else None
+    if urls is not None and not urls.take(plan.urls if plan is not None else 1):
+        error = "request_full: this request holds too many presigned URLs; send it again"
         return Entry({**fields, "status": "retry", "error": error})
+    if plan is None:
+        return Entry(fields, lambda: _single(file, key, store, expires_in, now))
     return Entry(fields, lambda: _multipart(file, key, plan, store, expires_in=expires_in, now=now))
 
 
@@ -195,9 +195,9 @@ def presign_files(
 ) -> dict[str, Any]:
     """One result per file, in order (the existence checks run on the pool)."""
     owner = presign_user(user, request.user_id)
-    budget = part_budget()
+    budget = url_budget()
     entries = [
-        presign_entry(file, owner, store, expires_in, now=now, part_urls=budget)
+        presign_entry(file, owner, store, expires_in, now=now, urls=budget)
         for file in request.files
     ]
     return {"results": run_entries(entries, workers)}

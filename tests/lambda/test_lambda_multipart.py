@@ -14,8 +14,8 @@ from exportsync_api.app import Dependencies, handle
 from exportsync_api.multipart import (
     MAX_OBJECT_BYTES,
     MAX_PART_BYTES,
-    MAX_PART_URLS,
     MAX_PARTS_PER_FILE,
+    MAX_PRESIGNED_URLS,
     MIN_PART_BYTES,
     plan_parts,
 )
@@ -112,9 +112,11 @@ def test_a_stored_file_is_a_duplicate_even_when_asked_in_parts(memory_deps: Depe
     assert second == {"filename": "d.csv", "key": first["key"], "status": "duplicate"}
 
 
-def test_part_urls_past_the_request_cap_answer_retry(memory_deps: Dependencies) -> None:
-    per_file = MAX_PARTS_PER_FILE
-    files = [_ask(f"f{i}.csv", MAX_OBJECT_BYTES) for i in range(MAX_PART_URLS // per_file + 1)]
-    results = _presign(memory_deps, *files)
-    assert [r["status"] for r in results] == ["multipart"] * (len(files) - 1) + ["retry"]
-    assert str(results[-1]["error"]).startswith("request_full:")
+def test_urls_past_the_request_cap_answer_retry(memory_deps: Dependencies) -> None:
+    # A 5 TiB file's answer holds 1,025 URLs (its parts and the completion): a second one does
+    # not fit under the request's cap, a single PUT after it still does.
+    big = [_ask(f"f{i}.csv", MAX_OBJECT_BYTES) for i in range(2)]
+    assert MAX_PRESIGNED_URLS < 2 * (MAX_PARTS_PER_FILE + 1)
+    results = _presign(memory_deps, big[0], big[1], _ask("small.csv", 1))
+    assert [r["status"] for r in results] == ["multipart", "retry", "upload"]
+    assert str(results[1]["error"]).startswith("request_full:")
