@@ -15,10 +15,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from .budget import Budget
 from .errors import ApiError, bad_request, unprocessable
 from .form import FilePart, Form, JsonPart
-from .inflate import InflateBudget
+from .inflate import inflate_budget
 from .limits import MAX_ENTRIES
+from .multipart import url_budget
 from .pool import DEFAULT_WORKERS, Entry, run_entries
 from .presign import check_file, presign_entry
 from .sessions import load_json, session_entry
@@ -45,7 +47,8 @@ def batch_form(form: Form, key_user: str | None, stores: BatchStores) -> dict[st
     manifest = iter(parse_manifest(form.fields.get("manifest"), len(form.files)))
     # The files' owner: the key's user, else the user_id part (400 only if a file needs one).
     owner = functools.cache(lambda: form_user(form, key_user))
-    budget = InflateBudget()
+    budget = inflate_budget()
+    urls = url_budget()
     kinds: list[str] = []
     entries: list[Entry] = []
     for part, items in parts:
@@ -58,7 +61,7 @@ def batch_form(form: Form, key_user: str | None, stores: BatchStores) -> dict[st
                 entries.append(_session_entry(item, key_user, stores))
             else:
                 kinds.append("presign")
-                entries.append(_presign_entry(item, owner, stores))
+                entries.append(_presign_entry(item, owner, stores, urls))
     if not entries:
         raise unprocessable("no_entries", "the request has no file, session or presign entry")
     results = run_entries(entries, stores.workers)
@@ -110,7 +113,9 @@ def _session_entry(item: object, key_user: str | None, stores: BatchStores) -> E
     return session_entry(item, key_user, stores.sessions)
 
 
-def _presign_entry(item: object, owner: Callable[[], str], stores: BatchStores) -> Entry:
+def _presign_entry(
+    item: object, owner: Callable[[], str], stores: BatchStores, urls: Budget
+) -> Entry:
     if not isinstance(item, _Ask):
         error = item.error if isinstance(item, _Unreadable) else "invalid_body: not an entry"
         return _rejected_presign(None, error)
@@ -119,7 +124,14 @@ def _presign_entry(item: object, owner: Callable[[], str], stores: BatchStores) 
         name = item.raw.get("filename") if isinstance(item.raw, dict) else None
         filename = name if isinstance(name, str) else None
         return _rejected_presign(filename, f"invalid_body: {checked}")
-    return presign_entry(checked, owner(), stores.objects, stores.presign_seconds, stores.now)
+    return presign_entry(
+        checked,
+        owner(),
+        stores.objects,
+        stores.presign_seconds,
+        now=stores.now,
+        urls=urls,
+    )
 
 
 def _rejected_presign(filename: str | None, error: str) -> Entry:

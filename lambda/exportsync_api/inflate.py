@@ -3,11 +3,11 @@ declares, so a zip bomb costs at most that much memory and is refused alone."""
 
 from __future__ import annotations
 
-import threading
 import zlib
-from dataclasses import dataclass, field
 
-__all__ = ["MAX_INFLATED_BYTES", "InflateBudget", "InflateError", "inflate_gzip"]
+from .budget import Budget
+
+__all__ = ["MAX_INFLATED_BYTES", "InflateError", "inflate_budget", "inflate_gzip"]
 
 # Inflated bytes one request may hold in memory at once (the function has 1024 MB).
 MAX_INFLATED_BYTES = 256 * 1024 * 1024
@@ -52,16 +52,6 @@ def _member(inflater: zlib._Decompress, data: memoryview, out: bytearray, limit:
     return memoryview(inflater.unused_data + pending + bytes(data[offset:]))
 
 
-@dataclass
-class InflateBudget:
-    """Inflated bytes still allowed in this request (entries inflate on one thread each)."""
-
-    remaining: int = MAX_INFLATED_BYTES
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
-
-    def take(self, size: int) -> bool:
-        with self._lock:
-            if size > self.remaining:
-                return False
-            self.remaining -= size
-            return True
+def inflate_budget() -> Budget:
+    """What one request may inflate in all."""
+    return Budget(MAX_INFLATED_BYTES)

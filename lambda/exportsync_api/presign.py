@@ -1,4 +1,5 @@
-"""POST /presign: presigned PUT URLs for large files, or "duplicate" when the object exists."""
+"""POST /presign: presigned PUT URLs for large files, a presigned multipart upload for files
+over one PUT's limit (or when asked), or "duplicate" when the object exists."""
 
 from __future__ import annotations
 
@@ -9,9 +10,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from .budget import Budget
 from .errors import bad_request
 from .keys import InvalidKeyPart, object_key, user_prefix
 from .limits import MAX_ENTRIES
+from .multipart import MAX_OBJECT_BYTES, PartPlan, multipart_answer, plan_parts, url_budget
 from .pool import DEFAULT_WORKERS, Entry, run_entries
 from .stores import ObjectStore, checksum_b64
 
@@ -21,6 +24,7 @@ __all__ = [
     "PresignFile",
     "PresignRequest",
     "check_file",
+    "iso_utc",
     "parse_presign",
     "presign_entry",
     "presign_files",
@@ -29,6 +33,7 @@ __all__ = [
 
 MAX_FILES = MAX_ENTRIES
 MAX_PUT_BYTES = 5 * 1024**3  # S3's single-PUT limit
+_S3_MAX_PARTS = 10_000
 _SHA256 = re.compile(r"[0-9a-fA-F]{64}")
 
 
@@ -37,6 +42,12 @@ class PresignFile:
     filename: str
     sha256: str
     size: int
+    parts: int | None = None  # asks for a multipart upload in about this many parts
+    upload_id: str | None = None  # resumes this multipart upload with fresh URLs
+
+    @property
+    def multipart(self) -> bool:
+        return self.parts is not None or self.upload_id is not None or self.size > MAX_PUT_BYTES
 
 
 @dataclass(frozen=True)
@@ -78,9 +89,16 @@ def check_file(where: str, entry: object) -> PresignFile | str:
         return f"{where}.filename must be a non-empty string"
     if not isinstance(sha256, str) or not _SHA256.fullmatch(sha256):
         return f"{where}.sha256 must be 64 hex digits"
-    if isinstance(size, bool) or not isinstance(size, int) or not 0 <= size <= MAX_PUT_BYTES:
-        return f"{where}.size must be an integer from 0 to 5 GiB"
-    return PresignFile(filename, sha256.lower(), size)
+    if isinstance(size, bool) or not isinstance(size, int) or not 0 <= size <= MAX_OBJECT_BYTES:
+        return f"{where}.size must be an integer from 0 to 5 TiB"
+    parts, upload_id = entry.get("parts"), entry.get("upload_id")
+    if parts is not None and (
+        isinstance(parts, bool) or not isinstance(parts, int) or not 1 <= parts <= _S3_MAX_PARTS
+    ):
+        return f"{where}.parts must be an integer from 1 to {_S3_MAX_PARTS}"
+    if upload_id is not None and (not isinstance(upload_id, str) or not 0 < len(upload_id) < 1024):
+        return f"{where}.upload_id must be a non-empty string"
+    return PresignFile(filename, sha256.lower(), size, parts, upload_id)
 
 
 def presign_user(user: str | None, request_user: str | None) -> str:
@@ -100,29 +118,70 @@ def presign_entry(
     user: str,
     store: ObjectStore,
     expires_in: int,
+    *,
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    urls: Budget | None = None,
 ) -> Entry:
-    """One file's answer: "duplicate" when its key exists, else a presigned PUT."""
+    """One file's answer: "duplicate" when its key exists, else a presigned PUT, or a presigned
+    multipart upload (``urls`` bounds how many URLs the request's answer may hold)."""
     key = object_key(user, file.sha256, file.filename)
+    fields = {"filename": file.filename, "key": key}
+    plan = plan_parts(file.size, file.parts) if file.multipart else None
+    if urls is not None and not urls.take(plan.urls if plan is not None else 1):
+        error = "request_full: this request holds too many presigned URLs; send it again"
+        return Entry({**fields, "status": "retry", "error": error})
+    if plan is None:
+        return Entry(fields, lambda: _single(file, key, store, expires_in, now))
+    return Entry(fields, lambda: _multipart(file, key, plan, store, expires_in=expires_in, now=now))
 
-    def work() -> dict[str, Any]:
-        if store.exists(key):
-            return {"status": "duplicate"}
-        # The expiry is computed before signing, so it is never later than the URL's own.
-        expires_at = now() + timedelta(seconds=expires_in)
-        url = store.presign_put(key, file.sha256, file.size, expires_in)
-        return {
-            "status": "upload",
-            "url": url,
-            "method": "PUT",
-            "headers": {
-                "x-amz-checksum-sha256": checksum_b64(file.sha256),
-                "Content-Length": str(file.size),
-            },
-            "expires_at": expires_at.isoformat().replace("+00:00", "Z"),
-        }
 
-    return Entry({"filename": file.filename, "key": key}, work)
+def _single(
+    file: PresignFile, key: str, store: ObjectStore, expires_in: int, now: Callable[[], datetime]
+) -> dict[str, Any]:
+    if store.exists(key):
+        return {"status": "duplicate"}
+    # The expiry is computed before signing, so it is never later than the URL's own.
+    expires_at = now() + timedelta(seconds=expires_in)
+    url = store.presign_put(key, file.sha256, file.size, expires_in)
+    return {
+        "status": "upload",
+        "url": url,
+        "method": "PUT",
+        "headers": {
+            "x-amz-checksum-sha256": checksum_b64(file.sha256),
+            "Content-Length": str(file.size),
+        },
+        "expires_at": iso_utc(expires_at),
+    }
+
+
+def _multipart(
+    file: PresignFile,
+    key: str,
+    plan: PartPlan,
+    store: ObjectStore,
+    *,
+    expires_in: int,
+    now: Callable[[], datetime],
+) -> dict[str, Any]:
+    if store.exists(key):
+        return {"status": "duplicate"}
+    expires_at = now() + timedelta(seconds=expires_in)
+    upload_id = file.upload_id or store.start_multipart(key)
+    lengths = plan.lengths(file.size)
+    urls = [
+        store.presign_part(key, upload_id, number, length, expires_in)
+        for number, length in enumerate(lengths, 1)
+    ]
+    complete = store.presign_complete(key, upload_id, expires_in)
+    return {
+        **multipart_answer(upload_id, plan, urls, lengths, complete),
+        "expires_at": iso_utc(expires_at),
+    }
+
+
+def iso_utc(moment: datetime) -> str:
+    return moment.isoformat().replace("+00:00", "Z")
 
 
 def presign_files(
@@ -136,5 +195,9 @@ def presign_files(
 ) -> dict[str, Any]:
     """One result per file, in order (the existence checks run on the pool)."""
     owner = presign_user(user, request.user_id)
-    entries = [presign_entry(file, owner, store, expires_in, now) for file in request.files]
+    budget = url_budget()
+    entries = [
+        presign_entry(file, owner, store, expires_in, now=now, urls=budget)
+        for file in request.files
+    ]
     return {"results": run_entries(entries, workers)}

@@ -7,9 +7,10 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from .budget import Budget
 from .errors import bad_request, unprocessable
 from .form import FilePart, Form
-from .inflate import MAX_INFLATED_BYTES, InflateBudget, InflateError, inflate_gzip
+from .inflate import MAX_INFLATED_BYTES, InflateError, inflate_budget, inflate_gzip
 from .keys import InvalidKeyPart, object_key, user_prefix
 from .pool import DEFAULT_WORKERS, Entry, run_entries
 from .stores import ObjectStore
@@ -97,7 +98,7 @@ def _manifest_entry(index: int, entry: object) -> ManifestEntry:
 
 
 def plan_upload(
-    part: FilePart, entry: ManifestEntry, user: str, budget: InflateBudget | None = None
+    part: FilePart, entry: ManifestEntry, user: str, budget: Budget | None = None
 ) -> PlannedUpload:
     """Digest the part (inflated first when gzip), check it against its manifest entry,
     derive its key. ``budget`` bounds what one request may inflate (None: no bound)."""
@@ -130,9 +131,7 @@ class _Undecodable:
     retry: bool = False
 
 
-def _decoded(
-    part: FilePart, entry: ManifestEntry, budget: InflateBudget | None
-) -> bytes | _Undecodable:
+def _decoded(part: FilePart, entry: ManifestEntry, budget: Budget | None) -> bytes | _Undecodable:
     """The part's bytes as stored: itself, or inflated within its declared size."""
     if entry.encoding in (None, "identity"):
         return part.data
@@ -157,7 +156,7 @@ def file_entry(
     entry: ManifestEntry,
     user: str,
     store: ObjectStore,
-    budget: InflateBudget | None = None,
+    budget: Budget | None = None,
 ) -> Entry:
     """One file part's answer: a rejection now, or its S3 write to run on the pool."""
     plan = plan_upload(part, entry, user, budget)
@@ -193,7 +192,7 @@ def upload_form(
     if not form.files:
         raise unprocessable("no_files", "the request has no part named 'file'")
     manifest = parse_manifest(form.fields.get("manifest"), len(form.files))
-    budget = InflateBudget()
+    budget = inflate_budget()
     entries = [
         file_entry(part, entry, user, store, budget)
         for part, entry in zip(form.files, manifest, strict=True)

@@ -15,9 +15,10 @@ from apigw_events import body_of, rest_event
 from lambda_support import BUCKET, Moto, json_part, multipart_body
 
 from exportsync_api.app import handle
+from exportsync_api.budget import Budget
 from exportsync_api.errors import ApiError
 from exportsync_api.form import FilePart
-from exportsync_api.inflate import MAX_INFLATED_BYTES, InflateBudget, InflateError, inflate_gzip
+from exportsync_api.inflate import MAX_INFLATED_BYTES, InflateError, inflate_gzip
 from exportsync_api.uploads import ManifestEntry, parse_manifest, plan_upload
 
 _MIB = 1024 * 1024
@@ -83,7 +84,7 @@ def test_gzip_part_needs_a_size_and_a_known_encoding() -> None:
 
 def test_a_request_inflates_within_its_budget_and_the_rest_is_retried() -> None:
     data = b"x" * 1000
-    budget = InflateBudget(remaining=1500)
+    budget = Budget(1500)
     entry = ManifestEntry(size=len(data), encoding="gzip")
     first = plan_upload(FilePart("a.csv", gzip.compress(data)), entry, "alice", budget)
     second = plan_upload(FilePart("b.csv", gzip.compress(data)), entry, "alice", budget)
