@@ -27,7 +27,9 @@ __all__ = [
     "ENTRY_OVERHEAD_BYTES",
     "MAX_ENTRIES_PER_REQUEST",
     "MAX_FILE_BYTES",
+    "MAX_INFLATED_BYTES",
     "MAX_MULTIPART_PARTS",
+    "MAX_PRESIGNED_URLS",
     "MAX_PUT_BYTES",
     "MIN_PART_BYTES",
     "Batch",
@@ -37,13 +39,19 @@ __all__ = [
     "encode_file",
     "parts_for",
     "slice_sessions",
+    "urls_for",
 ]
 
-# S3: one PUT takes 5 GiB; a multipart upload up to 10,000 parts and 5 TiB, parts of 5 MiB and up.
+# S3: one PUT takes 5 GiB, a multipart upload 5 TiB.
 MAX_PUT_BYTES = 5 * 1024**3
 MAX_FILE_BYTES = 5 * 1024**4
-MAX_MULTIPART_PARTS = 10_000
+# The API presigns at most 1,024 parts per file and 2,048 URLs per answer (a PUT is one URL, a
+# multipart upload its parts and its completion), keeping its answer under Lambda's 6 MB.
+MAX_MULTIPART_PARTS = 1024
+MAX_PRESIGNED_URLS = 2048
 MIN_PART_BYTES = 16 * 1024**2
+# What the API inflates of one request's gzip parts at most; a batch declares less.
+MAX_INFLATED_BYTES = 256 * 1024**2
 # Small files gain little from gzip and cost a little CPU; a file that shrinks by less than a
 # tenth is sent as it is (already compressed data, random bytes).
 COMPRESS_MIN_BYTES = 4096
@@ -64,12 +72,17 @@ def encode_file(data: bytes) -> tuple[bytes, Literal["gzip"] | None]:
 def parts_for(size: int, threshold: int) -> int | None:
     """Parts to ask for: None for one PUT (at or under `threshold` and S3's 5 GiB), else N.
 
-    Parts are at least `MIN_PART_BYTES` and at most 10,000 of them, as S3 allows.
+    Parts are at least `MIN_PART_BYTES`, and at most `MAX_MULTIPART_PARTS` of them.
     """
     if size <= threshold and size <= MAX_PUT_BYTES:
         return None
     part = max(MIN_PART_BYTES, math.ceil(size / MAX_MULTIPART_PARTS))
     return max(1, math.ceil(size / part))
+
+
+def urls_for(ask: PresignFile) -> int:
+    """Presigned URLs the API's answer to `ask` holds: one PUT, or the parts and the completion."""
+    return 1 if ask.parts is None else ask.parts + 1
 
 
 @dataclass
@@ -116,6 +129,16 @@ class Batch:
         inline = sum(len(f.file.data) for f in self.files)
         sessions = sum(len(b) + 1 for b in self.bodies)  # one JSON list: a comma apiece
         return inline + sessions + ENTRY_OVERHEAD_BYTES * (len(self.files) + len(self.presigns))
+
+    @property
+    def urls(self) -> int:
+        """Presigned URLs the answer will carry."""
+        return sum(urls_for(p.ask) for p in self.presigns)
+
+    @property
+    def inflated(self) -> int:
+        """Bytes the API inflates from this request's gzip parts."""
+        return sum(f.file.size for f in self.files if f.file.encoding is not None)
 
     def request(self) -> BatchRequest:
         return BatchRequest(

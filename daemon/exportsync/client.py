@@ -55,17 +55,21 @@ class PresignFile:
     """One large file announced to `POST /presign` (or a `presign` part of /batch).
 
     `parts` asks for a multipart upload in that many parts; None lets the server choose.
+    `upload_id` asks for fresh URLs for a multipart upload already begun (its sent parts stay).
     """
 
     filename: str
     sha256: str
     size: int
     parts: int | None = None
+    upload_id: str | None = None
 
     def entry(self) -> dict[str, Any]:
         doc: dict[str, Any] = {"filename": self.filename, "sha256": self.sha256, "size": self.size}
         if self.parts is not None:
             doc["parts"] = self.parts
+        if self.upload_id is not None:
+            doc["upload_id"] = self.upload_id
         return doc
 
 

@@ -30,6 +30,8 @@ from exportsync.backlog import MAX_ENTRIES_PER_REQUEST, Backlog
 from exportsync.batches import (
     ENTRY_OVERHEAD_BYTES,
     MAX_FILE_BYTES,
+    MAX_INFLATED_BYTES,
+    MAX_PRESIGNED_URLS,
     Batch,
     FileEntry,
     PresignEntry,
@@ -37,6 +39,7 @@ from exportsync.batches import (
     encode_file,
     parts_for,
     slice_sessions,
+    urls_for,
 )
 from exportsync.client import Api, BatchFile, PresignFile, results_of_kind
 from exportsync.clock import Clock, iso_utc
@@ -196,11 +199,19 @@ class Deliverer:
         if item.size > MAX_FILE_BYTES:
             self._fail(item, f"file is {item.size} bytes, over the 5 TiB S3 takes")
             return
-        parts = parts_for(item.size, self._multipart_threshold)
+        begun = self._uploads.begun(item)
+        if begun is not None:
+            # Its URLs expired: fresh ones for the same upload; the parts sent stay sent.
+            ask = PresignFile(
+                _upload_name(item.path), item.sha256, item.size, len(begun.parts), begun.upload_id
+            )
+        else:
+            parts = parts_for(item.size, self._multipart_threshold)
+            ask = PresignFile(_upload_name(item.path), item.sha256, item.size, parts)
+        if batch.presigns and batch.urls + urls_for(ask) > MAX_PRESIGNED_URLS:
+            return  # the next request asks for it
         batch.items.append(item)
-        batch.presigns.append(
-            PresignEntry(item, PresignFile(_upload_name(item.path), item.sha256, item.size, parts))
-        )
+        batch.presigns.append(PresignEntry(item, ask))
 
     def _add_file(self, batch: Batch, item: Item, max_bytes: int) -> None:
         data = self._read(item)
@@ -209,6 +220,8 @@ class Deliverer:
         wire, encoding = encode_file(data)
         if batch.count and batch.size + len(wire) + ENTRY_OVERHEAD_BYTES > max_bytes:
             return  # the next request takes it
+        if encoding is not None and batch.inflated + len(data) > MAX_INFLATED_BYTES:
+            return
         batch.items.append(item)
         batch.files.append(
             FileEntry(
@@ -425,8 +438,7 @@ class Deliverer:
                 if upload is None:
                     self._retry_later(item, "the API answered a multipart upload without its URLs")
                     continue
-                self._uploads.start(upload)
-                self._continue_upload(upload)
+                self._continue_upload(self._uploads.start(upload))
             elif status == "retry":
                 self._retry_later(item, f"the API asked for a retry: {_error(result)}")
             else:
@@ -452,7 +464,6 @@ class Deliverer:
             if not self._recheck_changed(item):
                 self._fail(item, str(exc))
         else:
-            self._uploads.drop(item.id)
             self._delivered(item, upload.key)
 
     def _put(self, item: Item, url: str, headers: dict[str, str], key: str | None) -> None:
@@ -483,6 +494,7 @@ class Deliverer:
     # -- item outcomes -----------------------------------------------------------------------
 
     def _delivered(self, item: Item, key: str | None) -> None:
+        self._uploads.drop(item.id)
         now = self._clock.time()
         self._spool.mark_delivered(item.id, now=now, remote_key=key)
         log.info("item_delivered", item_id=item.id, path=str(item.path), kind=item.kind, key=key)
@@ -493,6 +505,7 @@ class Deliverer:
             finish_file(self._root, item, self._after_upload)
 
     def _fail(self, item: Item, reason: str, *, vanished: bool = False) -> None:
+        self._uploads.drop(item.id)
         self._spool.mark_failed(item.id, reason, now=self._clock.time(), vanished=vanished)
         log.warning("item_failed", item_id=item.id, path=str(item.path), reason=reason)
 

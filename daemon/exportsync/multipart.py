@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +46,7 @@ class MultipartUpload:
     """One file's upload in parts, as the API presigned it, and the ETags of parts sent."""
 
     item_id: int
+    sha256: str  # of the content being uploaded
     key: str | None
     upload_id: str
     part_size: int
@@ -56,6 +57,7 @@ class MultipartUpload:
 
     def to_json(self) -> dict[str, Any]:
         return {
+            "sha256": self.sha256,
             "key": self.key,
             "upload_id": self.upload_id,
             "part_size": self.part_size,
@@ -72,6 +74,7 @@ class MultipartUpload:
     ) -> MultipartUpload:
         return cls(
             item_id=item_id,
+            sha256=str(doc.get("sha256")),
             key=doc.get("key"),
             upload_id=str(doc["upload_id"]),
             part_size=int(doc["part_size"]),
@@ -96,6 +99,7 @@ def parse_multipart(result: Mapping[str, Any], item: Item, *, now: float) -> Mul
         part_size = int(result["part_size"])
         upload = MultipartUpload(
             item_id=item.id,
+            sha256=item.sha256,
             key=result.get("key") if isinstance(result.get("key"), str) else None,
             upload_id=str(result["upload_id"]),
             part_size=part_size,
@@ -132,21 +136,35 @@ class Uploads:
         self._root = root
         self._clock = clock
 
-    def start(self, upload: MultipartUpload) -> None:
-        self._spool.upload_save(upload.item_id, upload.to_json())
+    def start(self, upload: MultipartUpload) -> MultipartUpload:
+        """Record an upload the API presigned, before any part goes. Fresh URLs for an upload
+        already begun keep the ETags of the parts it sent; the upload is returned with them."""
+        etags = self._spool.upload_save(upload.item_id, upload.to_json())
+        return replace(upload, etags=etags)
 
     def drop(self, item_id: int) -> None:
         self._spool.upload_drop(item_id)
 
+    def begun(self, item: Item) -> MultipartUpload | None:
+        """The upload begun for this item's content (its URLs perhaps expired), if any."""
+        found = self._spool.upload_get(item.id)
+        if found is None:
+            return None
+        doc, etags = found
+        if doc.get("sha256") != item.sha256:
+            return None  # begun for content the file no longer holds
+        return MultipartUpload.from_json(item.id, doc, etags)
+
     def resumable(self, now: float) -> MultipartUpload | None:
-        """A due item's upload whose URLs still work; uploads past their URLs are forgotten
-        (their item then asks for new ones; S3's lifecycle rule removes the orphaned parts)."""
-        for item_id, doc, etags in self._spool.uploads_due(now):
+        """A due item's upload whose URLs still work. One past its URLs stays recorded: its
+        item's next presign ask names the upload, and the parts sent need not go again."""
+        for item_id, sha256, doc, etags in self._spool.uploads_due(now):
+            if doc.get("sha256") != sha256:
+                self._spool.upload_drop(item_id)
+                continue
             upload = MultipartUpload.from_json(item_id, doc, etags)
             if upload.expires_at - EXPIRY_MARGIN_SECONDS > now:
                 return upload
-            log.info("upload_expired", item_id=item_id, parts_sent=len(etags))
-            self._spool.upload_drop(item_id)
         return None
 
     def run(self, upload: MultipartUpload, item: Item) -> None:

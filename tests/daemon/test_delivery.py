@@ -7,6 +7,7 @@ import gzip
 import hashlib
 import json
 import os
+from unittest import mock
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -651,4 +652,36 @@ def test_a_413_on_a_presign_batch_caps_the_count_not_the_bytes(tmp_path: Path) -
     # carries half as many entries.
     assert [c.request.entries for c in rig.api.calls][:2] == [4, 2]
     assert rig.spool.counts()["delivered"] == 7
+    rig.spool.close()
+
+
+def test_an_upload_whose_urls_expired_asks_for_fresh_ones_and_keeps_its_sent_parts(
+    tmp_path: Path,
+) -> None:
+    rig = _rig(tmp_path, multipart_threshold_bytes=8 * 1024**2)
+    data = os.urandom(40 * 1024**2 + 5)
+    rig.drop("huge.csv", data)
+    rig.api.put_errors = [None, TransientError("storage answered 503", status=503)]
+    rig.clock.advance(rig.ledger.wait_time())
+    assert rig.deliverer.step().requested
+    assert len(rig.api.puts) == 1
+    rig.clock.advance(2 * 3600)  # the URLs (an hour) are gone
+    assert rig.run() == 1  # one request for fresh URLs
+    again = rig.api.calls[1].presign
+    upload_id = "up-" + hashlib.sha256(data).hexdigest()[:8]
+    assert [(p.parts, p.upload_id) for p in again] == [(3, upload_id)]
+    assert [url.rsplit("/", 1)[1] for url, _h, _d in rig.api.puts] == ["1", "2", "3"]
+    ((_url, xml),) = rig.api.completions
+    assert xml.count(b"<PartNumber>") == 3
+    assert rig.states() == {"huge.csv": "delivered"}
+    rig.spool.close()
+
+
+def test_presign_asks_stop_at_the_apis_url_budget(tmp_path: Path) -> None:
+    rig = _rig(tmp_path, inline_max_bytes=10)
+    for i in range(3):
+        rig.drop(f"big{i}.csv", b"x" * 100 + bytes([i]))
+    with mock.patch("exportsync.delivery.MAX_PRESIGNED_URLS", 2):
+        rig.run()
+    assert [len(c.presign) for c in rig.api.calls] == [2, 1]
     rig.spool.close()

@@ -127,7 +127,8 @@ def test_a_four_request_day_is_never_overrun_across_restarts(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     with start_devstack(tmp_path / "ds", "--quota", "4", "--rate", "1", "--burst", "1") as info:
-        config = write_config(tmp_path, info, quota={"daily_requests": 4})
+        # No reserve: each of the four requests goes as soon as its file is complete.
+        config = write_config(tmp_path, info, quota={"daily_requests": 4, "reserve_requests": 0})
         export = tmp_path / "export"
         with run_daemon(config) as daemon:
             daemon.wait_ready()
