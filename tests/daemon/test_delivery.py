@@ -7,10 +7,10 @@ import gzip
 import hashlib
 import json
 import os
-from unittest import mock
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from unittest import mock
 
 import pytest
 from structlog.testing import capture_logs
