@@ -4,6 +4,7 @@ no wait. `exportsync run` as a subprocess, real inotify, real HTTP, the real Lam
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import random
@@ -83,10 +84,8 @@ def test_four_exports_cost_one_request_each(tmp_path: Path) -> None:
                 (export / f"day{n}.session.json").write_text(
                     json.dumps({"timestamp": f"2026-06-0{n + 1}T20:00:00Z", "steps": 9000 + n})
                 )
-                expected = 2 * (n + 1)
-                assert wait_for(lambda e=expected: settled(daemon.state_dir, e), 15), (
-                    daemon.output()
-                )
+                done = functools.partial(settled, daemon.state_dir, 2 * (n + 1))
+                assert wait_for(done, 15), daemon.output()
                 assert usage(info)["accepted"] == n + 1
             assert daemon.terminate() == 0
         counters = usage(info)
