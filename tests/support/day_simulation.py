@@ -62,7 +62,8 @@ class DayResult:
     items: int
     delivered: int
     delivered_by_reset: int
-    requests: int
+    requests: int  # over the day and the next (what was left over goes then)
+    requests_by_reset: int
     refused: int
     entries_per_request: list[int]
     holds: list[float]  # seconds from spooling to delivery, per item
@@ -129,6 +130,7 @@ def simulate_day(
         _run_until(deliverer, clock, reset)
         items = spool.items(limit=10 * exports)
         by_reset = sum(1 for i in items if i.delivered_at is not None and i.delivered_at < reset)
+        requests_by_reset = len(api.sent_at)
         _run_until(deliverer, clock, reset + DAY)
         items = spool.items(limit=10 * exports)
         return DayResult(
@@ -137,6 +139,7 @@ def simulate_day(
             delivered=sum(1 for i in items if i.state == "delivered"),
             delivered_by_reset=by_reset,
             requests=len(api.sent_at),
+            requests_by_reset=requests_by_reset,
             refused=api.refused,
             entries_per_request=[c.request.entries for c in api.calls],
             holds=[i.delivered_at - i.created_at for i in items if i.delivered_at is not None],
