@@ -1,4 +1,5 @@
-"""The HTTP side of delivery: the exportsync API behind its gateway, and presigned S3 PUTs.
+"""The HTTP side of delivery: `POST /batch` behind the gateway, and presigned S3 PUTs and
+multipart completions (which the usage plan does not count).
 
 `Api` is the boundary the delivery step talks to; `HttpApi` is the real one (requests). Every
 failure comes out as a `DeliveryError` subclass that says whether and how to retry; `classify` is
@@ -34,20 +35,10 @@ __all__ = [
     "BatchRequest",
     "HttpApi",
     "PresignFile",
-    "UploadFile",
     "classify",
     "completion_xml",
     "results_of_kind",
 ]
-
-
-@dataclass(frozen=True)
-class UploadFile:
-    """One CSV file sent inline in a multipart `POST /upload`."""
-
-    filename: str
-    data: bytes
-    sha256: str
 
 
 @dataclass(frozen=True)
@@ -206,31 +197,6 @@ class HttpApi:
     def close(self) -> None:
         self._session.close()
         self._s3.close()
-
-    def post_sessions(self, sessions: Sequence[bytes]) -> list[dict[str, Any]]:
-        body = b'{"sessions":[' + b",".join(sessions) + b"]}"
-        response = self._post("/session", data=body, headers={"Content-Type": "application/json"})
-        return _results(response, len(sessions))
-
-    def upload(self, files: Sequence[UploadFile]) -> list[dict[str, Any]]:
-        manifest = [
-            {"filename": f.filename, "sha256": f.sha256, "size": len(f.data)} for f in files
-        ]
-        fields: dict[str, str] = {"manifest": json.dumps(manifest)}
-        if self._user_id:
-            fields["user_id"] = self._user_id
-        parts = [("file", (f.filename, f.data, "text/csv")) for f in files]
-        response = self._post("/upload", data=fields, files=parts)
-        return _results(response, len(files))
-
-    def presign(self, files: Sequence[PresignFile]) -> list[dict[str, Any]]:
-        doc = {
-            "files": [{"filename": f.filename, "sha256": f.sha256, "size": f.size} for f in files]
-        }
-        response = self._post(
-            "/presign", data=json.dumps(doc), headers={"Content-Type": "application/json"}
-        )
-        return _results(response, len(files))
 
     def batch(self, request: BatchRequest) -> list[dict[str, Any]]:
         fields: list[tuple[str, tuple[str | None, bytes, str]]] = []
