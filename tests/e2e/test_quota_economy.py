@@ -57,6 +57,7 @@ def test_a_thousand_file_backlog_arrives_on_at_most_three_requests(tmp_path: Pat
             assert wait_for(lambda: settled(daemon.state_dir, 1001), 120), daemon.output()
             peak_kib = _peak_rss_kib(daemon.process.pid)
             assert daemon.terminate() == 0
+            uploads = [e for e in daemon.events() if e.get("event") == "upload_completed"]
         counters = usage(info)
         objects = s3_objects(info)
         sessions = dynamo_items(info)
@@ -69,6 +70,7 @@ def test_a_thousand_file_backlog_arrives_on_at_most_three_requests(tmp_path: Pat
         assert by_sha[hashlib.sha256(data).hexdigest()] == data
     assert by_sha[hashlib.sha256(bytes(LARGE_BYTES)).hexdigest()] == bytes(LARGE_BYTES)
     assert len(sessions) == 100
+    assert [e["parts"] for e in uploads] == [2]  # the large file went up in streamed parts
     assert peak_kib < 80 * 1024, f"daemon peak RSS {peak_kib} KiB"
 
 
