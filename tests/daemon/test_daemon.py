@@ -199,3 +199,27 @@ def test_the_first_request_carries_the_whole_backlog(tmp_path: Path) -> None:
         daemon.stop()
         runner.join(10)
     assert len(api.calls) == 1
+
+
+@pytest.mark.parametrize(("daily", "pause"), [(0, 0.02), (10, 0.5)])
+def test_without_a_daily_limit_a_closed_file_is_taken_at_once(
+    tmp_path: Path, daily: int, pause: float
+) -> None:
+    export = tmp_path / "export"
+    export.mkdir()
+    config = load_config(
+        None,
+        env={},
+        overrides={
+            "watch.dir": str(export),
+            "api.url": "http://127.0.0.1:9/unused",
+            "api.api_key": "k-not-used-here",
+            "state.dir": str(tmp_path / "state"),
+            "quota.daily_requests": daily,
+        },
+    )
+    daemon = Daemon(config, api=FakeApi(), notifier=Notifier())
+    try:
+        assert daemon.watcher.settler.quiet_seconds == pause
+    finally:
+        daemon.spool.close()
