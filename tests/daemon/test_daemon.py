@@ -50,7 +50,7 @@ def _sent(api: FakeApi) -> tuple[int, int]:
     return sum(len(c.files) for c in calls), sum(len(c.sessions) for c in calls)
 
 
-def _daemon(tmp_path: Path, api: FakeApi) -> Daemon:
+def _daemon(tmp_path: Path, api: FakeApi, **overrides: object) -> Daemon:
     export = tmp_path / "export"
     export.mkdir()
     config = load_config(
@@ -66,6 +66,7 @@ def _daemon(tmp_path: Path, api: FakeApi) -> Daemon:
             "quota.burst": 5,
             "quota.margin_seconds": 0.0,
             "quota.quiet_seconds": 0.0,
+            **overrides,
         },
     )
     return Daemon(config, api=api, notifier=Notifier())
@@ -205,20 +206,7 @@ def test_the_first_request_carries_the_whole_backlog(tmp_path: Path) -> None:
 def test_without_a_daily_limit_a_closed_file_is_taken_at_once(
     tmp_path: Path, daily: int, pause: float
 ) -> None:
-    export = tmp_path / "export"
-    export.mkdir()
-    config = load_config(
-        None,
-        env={},
-        overrides={
-            "watch.dir": str(export),
-            "api.url": "http://127.0.0.1:9/unused",
-            "api.api_key": "k-not-used-here",
-            "state.dir": str(tmp_path / "state"),
-            "quota.daily_requests": daily,
-        },
-    )
-    daemon = Daemon(config, api=FakeApi(), notifier=Notifier())
+    daemon = _daemon(tmp_path, FakeApi(), **{"quota.daily_requests": daily})
     try:
         assert daemon.watcher.settler.quiet_seconds == pause
     finally:
