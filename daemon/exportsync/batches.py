@@ -24,6 +24,7 @@ from exportsync.spool import Item
 __all__ = [
     "COMPRESS_MAX_RATIO",
     "COMPRESS_MIN_BYTES",
+    "DEFAULT_MULTIPART_THRESHOLD",
     "ENTRY_OVERHEAD_BYTES",
     "MAX_ENTRIES_PER_REQUEST",
     "MAX_FILE_BYTES",
@@ -50,6 +51,8 @@ MAX_FILE_BYTES = 5 * 1024**4
 MAX_MULTIPART_PARTS = 1024
 MAX_PRESIGNED_URLS = 2048
 MIN_PART_BYTES = 16 * 1024**2
+# Files above this go up in parts (`api.multipart_threshold_bytes`).
+DEFAULT_MULTIPART_THRESHOLD = 100 * 1024**2
 # What the API inflates of one request's gzip parts at most; a batch declares less.
 MAX_INFLATED_BYTES = 256 * 1024**2
 # Small files gain little from gzip and cost a little CPU; a file that shrinks by less than a

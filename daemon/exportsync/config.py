@@ -28,6 +28,7 @@ from urllib.parse import urlsplit
 import platformdirs
 
 from exportsync.backlog import MAX_ENTRIES_PER_REQUEST
+from exportsync.batches import DEFAULT_MULTIPART_THRESHOLD
 from exportsync.errors import ConfigError
 from exportsync.logs import register_secret
 from exportsync.pacing import Pacing
@@ -105,7 +106,7 @@ class ApiConfig:
     timeout_seconds: float = 30.0
     inline_max_bytes: int = 4_000_000
     batch_max_files: int = MAX_ENTRIES_PER_REQUEST
-    multipart_threshold_bytes: int = 100 * 1024**2
+    multipart_threshold_bytes: int = DEFAULT_MULTIPART_THRESHOLD
 
 
 @dataclass(frozen=True)
@@ -540,7 +541,7 @@ def _build_api(
     batch = cast(int, values.get("api.batch_max_files", _BATCH_CEILING))
     if not 1 <= batch <= _BATCH_CEILING:
         raise ConfigError("api.batch_max_files", f"must be between 1 and {_BATCH_CEILING}")
-    threshold = cast(int, values.get("api.multipart_threshold_bytes", 100 * 1024**2))
+    threshold = cast(int, values.get("api.multipart_threshold_bytes", DEFAULT_MULTIPART_THRESHOLD))
     if threshold < 8 * 1024**2:
         raise ConfigError("api.multipart_threshold_bytes", "must be at least 8388608 (8 MiB)")
     if "api.batch_linger_seconds" in values:

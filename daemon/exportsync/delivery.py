@@ -28,6 +28,7 @@ from exportsync import files
 from exportsync.aftercare import AfterUpload, finish_file
 from exportsync.backlog import MAX_ENTRIES_PER_REQUEST, Backlog
 from exportsync.batches import (
+    DEFAULT_MULTIPART_THRESHOLD,
     ENTRY_OVERHEAD_BYTES,
     MAX_FILE_BYTES,
     MAX_INFLATED_BYTES,
@@ -108,7 +109,7 @@ class Deliverer:
         after_upload: AfterUpload = "keep",
         inline_max_bytes: int = 4_000_000,
         batch_max_files: int = MAX_ENTRIES_PER_REQUEST,
-        multipart_threshold_bytes: int = 256 * 1024**2,
+        multipart_threshold_bytes: int = DEFAULT_MULTIPART_THRESHOLD,
         pacing: Pacing | None = None,
         rng: random.Random | None = None,
     ) -> None:
