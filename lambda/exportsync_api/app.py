@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -28,15 +29,27 @@ from . import events
 from .batch import BatchStores, batch_form
 from .errors import ApiError
 from .form import parse_form
+from .pool import Pool
 from .presign import parse_presign, presign_files
 from .sessions import parse_sessions, store_sessions
 from .settings import Settings, load_settings
 from .stores import DynamoSessionStore, ObjectStore, S3ObjectStore, SessionStore
 from .uploads import upload_form
 
-__all__ = ["ROUTES", "Dependencies", "default_dependencies", "handle", "lambda_handler"]
+__all__ = [
+    "ROUTES",
+    "Dependencies",
+    "default_dependencies",
+    "handle",
+    "lambda_handler",
+    "write_pool",
+]
 
 ROUTES = ("/upload", "/session", "/presign", "/batch")
+
+# Time kept after the last write starts: its own retries and the answer (boto3 calls are bounded
+# by connect/read timeouts of 2 s and 5 s, 3 attempts).
+_FINISH_RESERVE_S = 8.0
 
 # The event is never logged: it holds identity.apiKey.
 logger = Logger(service="exportsync-api")
@@ -62,8 +75,8 @@ def default_dependencies() -> Dependencies:
     common = Config(
         max_pool_connections=settings.workers,
         retries={"mode": "standard"},
-        connect_timeout=5,
-        read_timeout=10,
+        connect_timeout=2,
+        read_timeout=5,
     )
     s3 = boto3.client("s3", config=common.merge(Config(signature_version="s3v4")))
     dynamodb = boto3.client("dynamodb", config=common)
@@ -139,13 +152,16 @@ def _register(resolver: ApiGatewayResolver) -> None:
     def raw() -> Mapping[str, Any]:
         return resolver.current_event.raw_event
 
+    def pool() -> Pool:
+        return write_pool(deps().settings, resolver.lambda_context)
+
     def user() -> str | None:
         return events.resolve_user(events.api_key_id(raw()), deps().settings.key_users)
 
     @resolver.post("/upload")
     def upload() -> Any:
         form = parse_form(events.raw_body(raw()), events.header(raw(), "content-type"))
-        result = upload_form(form, user(), deps().objects, deps().settings.workers)
+        result = upload_form(form, user(), deps().objects, pool())
         _log_results("upload_done", result)
         return _response(200, result)
 
@@ -153,7 +169,7 @@ def _register(resolver: ApiGatewayResolver) -> None:
     def session() -> Any:
         key_user = user()
         sessions = parse_sessions(events.raw_body(raw()))
-        result = store_sessions(sessions, key_user, deps().sessions, deps().settings.workers)
+        result = store_sessions(sessions, key_user, deps().sessions, pool())
         _log_results("session_done", result)
         return _response(200, result)
 
@@ -162,7 +178,7 @@ def _register(resolver: ApiGatewayResolver) -> None:
         request = parse_presign(events.raw_body(raw()))
         settings = deps().settings
         result = presign_files(
-            request, user(), deps().objects, settings.presign_seconds, workers=settings.workers
+            request, user(), deps().objects, settings.presign_seconds, pool=pool()
         )
         _log_results("presign_done", result)
         return _response(200, result)
@@ -175,7 +191,7 @@ def _register(resolver: ApiGatewayResolver) -> None:
             objects=deps().objects,
             sessions=deps().sessions,
             presign_seconds=settings.presign_seconds,
-            workers=settings.workers,
+            pool=pool(),
         )
         result = batch_form(form, user(), stores)
         _log_results("batch_done", result)
@@ -200,6 +216,18 @@ def _register(resolver: ApiGatewayResolver) -> None:
         # Exception text from boto3 names buckets and keys, never the API key.
         logger.exception("server_fault", error_type=type(exc).__name__)
         return _response(500, _error_body("internal_error", "internal server error"))
+
+
+def write_pool(
+    settings: Settings, context: Any, clock: Callable[[], float] = time.monotonic
+) -> Pool:
+    """This request's pool: no write starts later than ``settings.write_seconds`` from now, nor
+    closer than ``_FINISH_RESERVE_S`` to the function's timeout (when a context tells it)."""
+    seconds = float(settings.write_seconds)
+    remaining = getattr(context, "get_remaining_time_in_millis", None)
+    if callable(remaining):
+        seconds = min(seconds, remaining() / 1000 - _FINISH_RESERVE_S)
+    return Pool(workers=settings.workers, deadline=clock() + max(seconds, 0.0), clock=clock)
 
 
 def _log_results(event_name: str, result: Mapping[str, Any]) -> None:

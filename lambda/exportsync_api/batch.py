@@ -21,7 +21,7 @@ from .form import FilePart, Form, JsonPart
 from .inflate import inflate_budget
 from .limits import MAX_ENTRIES
 from .multipart import url_budget
-from .pool import DEFAULT_WORKERS, Entry, run_entries
+from .pool import Entry, Pool
 from .presign import check_file, presign_entry
 from .sessions import load_json, session_entry
 from .stores import ObjectStore, SessionStore
@@ -35,7 +35,7 @@ class BatchStores:
     objects: ObjectStore
     sessions: SessionStore
     presign_seconds: int
-    workers: int = DEFAULT_WORKERS
+    pool: Pool = field(default_factory=Pool)
     now: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
 
 
@@ -64,7 +64,7 @@ def batch_form(form: Form, key_user: str | None, stores: BatchStores) -> dict[st
                 entries.append(_presign_entry(item, owner, stores, urls))
     if not entries:
         raise unprocessable("no_entries", "the request has no file, session or presign entry")
-    results = run_entries(entries, stores.workers)
+    results = stores.pool.run(entries)
     return {
         "results": [{"kind": kind, **result} for kind, result in zip(kinds, results, strict=True)]
     }

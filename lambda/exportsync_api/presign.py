@@ -15,7 +15,7 @@ from .errors import bad_request
 from .keys import InvalidKeyPart, object_key, user_prefix
 from .limits import MAX_ENTRIES
 from .multipart import MAX_OBJECT_BYTES, PartPlan, multipart_answer, plan_parts, url_budget
-from .pool import DEFAULT_WORKERS, Entry, run_entries
+from .pool import UNHURRIED, Entry, Pool
 from .stores import ObjectStore, checksum_b64
 
 __all__ = [
@@ -191,7 +191,7 @@ def presign_files(
     expires_in: int,
     *,
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
-    workers: int = DEFAULT_WORKERS,
+    pool: Pool = UNHURRIED,
 ) -> dict[str, Any]:
     """One result per file, in order (the existence checks run on the pool)."""
     owner = presign_user(user, request.user_id)
@@ -200,4 +200,4 @@ def presign_files(
         presign_entry(file, owner, store, expires_in, now=now, urls=budget)
         for file in request.files
     ]
-    return {"results": run_entries(entries, workers)}
+    return {"results": pool.run(entries)}

@@ -15,7 +15,7 @@ from boto3.dynamodb.types import TypeSerializer
 
 from .errors import bad_request
 from .limits import MAX_ENTRIES
-from .pool import DEFAULT_WORKERS, Entry, run_entries
+from .pool import UNHURRIED, Entry, Pool
 from .stores import HASH_ATTRIBUTE, SessionStore
 
 if TYPE_CHECKING:
@@ -234,8 +234,8 @@ def store_sessions(
     sessions: list[object],
     expected_user: str | None,
     store: SessionStore,
-    workers: int = DEFAULT_WORKERS,
+    pool: Pool = UNHURRIED,
 ) -> dict[str, Any]:
     """Validate and store each session; valid items are stored whatever happens to others."""
     entries = [session_entry(raw, expected_user, store) for raw in sessions]
-    return {"results": run_entries(entries, workers)}
+    return {"results": pool.run(entries)}

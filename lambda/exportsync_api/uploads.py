@@ -12,7 +12,7 @@ from .errors import bad_request, unprocessable
 from .form import FilePart, Form
 from .inflate import MAX_INFLATED_BYTES, InflateError, inflate_budget, inflate_gzip
 from .keys import InvalidKeyPart, object_key, user_prefix
-from .pool import DEFAULT_WORKERS, Entry, run_entries
+from .pool import UNHURRIED, Entry, Pool
 from .stores import ObjectStore
 
 __all__ = [
@@ -185,7 +185,7 @@ def form_user(form: Form, user: str | None) -> str:
 
 
 def upload_form(
-    form: Form, user: str | None, store: ObjectStore, workers: int = DEFAULT_WORKERS
+    form: Form, user: str | None, store: ObjectStore, pool: Pool = UNHURRIED
 ) -> dict[str, Any]:
     """Run the whole route on a parsed form; 422 (with the results) when nothing was valid."""
     user = form_user(form, user)
@@ -197,7 +197,7 @@ def upload_form(
         file_entry(part, entry, user, store, budget)
         for part, entry in zip(form.files, manifest, strict=True)
     ]
-    results = run_entries(entries, workers)
+    results = pool.run(entries)
     if all(result["status"] == "rejected" for result in results):
         raise unprocessable("nothing_valid", "no file part was valid", {"results": results})
     return {"results": results}
