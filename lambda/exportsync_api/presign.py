@@ -12,7 +12,7 @@ from typing import Any
 
 from .budget import Budget
 from .errors import bad_request
-from .keys import InvalidKeyPart, object_key, user_prefix
+from .keys import object_key, owner
 from .limits import MAX_ENTRIES
 from .multipart import MAX_OBJECT_BYTES, PartPlan, multipart_answer, plan_parts, url_budget
 from .pool import UNHURRIED, Entry, Pool
@@ -103,14 +103,7 @@ def check_file(where: str, entry: object) -> PresignFile | str:
 
 def presign_user(user: str | None, request_user: str | None) -> str:
     """The key's user, else the request's ``user_id``; 400 when neither names a valid user."""
-    user = user if user is not None else request_user
-    if not user:
-        raise bad_request("missing_user", "no API key identity and no user_id field")
-    try:
-        user_prefix(user)
-    except InvalidKeyPart as exc:
-        raise bad_request("invalid_user", str(exc)) from None
-    return user
+    return owner(user, request_user, "user_id field")
 
 
 def presign_entry(

@@ -11,7 +11,7 @@ from .budget import Budget
 from .errors import bad_request, unprocessable
 from .form import FilePart, Form
 from .inflate import MAX_INFLATED_BYTES, InflateError, inflate_budget, inflate_gzip
-from .keys import InvalidKeyPart, object_key, user_prefix
+from .keys import object_key, owner
 from .pool import UNHURRIED, Entry, Pool
 from .stores import ObjectStore
 
@@ -174,14 +174,7 @@ def file_entry(
 
 def form_user(form: Form, user: str | None) -> str:
     """The key's user, else the ``user_id`` part; 400 when neither names a valid user."""
-    user = user if user is not None else form.fields.get("user_id")
-    if not user:
-        raise bad_request("missing_user", "no API key identity and no user_id part")
-    try:
-        user_prefix(user)
-    except InvalidKeyPart as exc:
-        raise bad_request("invalid_user", str(exc)) from None
-    return user
+    return owner(user, form.fields.get("user_id"), "user_id part")
 
 
 def upload_form(
