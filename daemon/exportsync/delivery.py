@@ -53,6 +53,7 @@ from exportsync.errors import (
 from exportsync.quota import QuotaLedger
 from exportsync.sessions import ParsedSession, parse_session_file
 from exportsync.spool import Item, Spool
+from exportsync_wire import DELIVERED, Status, limits
 
 __all__ = [
     "Deliverer",
@@ -100,8 +101,8 @@ class Deliverer:
         root: Path,
         default_user_id: str | None,
         after_upload: AfterUpload = "keep",
-        inline_max_bytes: int = 4_000_000,
-        batch_max_files: int = 100,
+        inline_max_bytes: int = limits.INLINE_BODY_BYTES,
+        batch_max_files: int = limits.MAX_ENTRIES_PER_REQUEST,
         linger_seconds: float = 0.0,
         rng: random.Random | None = None,
     ) -> None:
@@ -381,7 +382,7 @@ class Deliverer:
                     errors.append(_session_error(entry, entry.error or "invalid"))
                     continue
                 result = next(answers)
-                if result.get("status") not in ("stored", "duplicate"):
+                if result.get("status") not in DELIVERED:
                     errors.append(_session_error(entry, str(result.get("error") or "rejected")))
             if part.end < part.total:
                 self._spool.record_parts(
@@ -401,7 +402,7 @@ class Deliverer:
 
     def _apply_uploads(self, batch: Batch, results: Sequence[dict[str, Any]]) -> None:
         for item, result in zip(batch.items, results, strict=True):
-            if result.get("status") in ("stored", "duplicate"):
+            if result.get("status") in DELIVERED:
                 self._delivered(item, _str_or_none(result.get("key")))
             else:
                 self._fail(item, f"refused by the API: {result.get('error') or 'rejected'}")
@@ -410,9 +411,9 @@ class Deliverer:
         for item, result in zip(batch.items, results, strict=True):
             status = result.get("status")
             key = _str_or_none(result.get("key"))
-            if status == "duplicate":
+            if status == Status.DUPLICATE:
                 self._delivered(item, key)
-            elif status == "upload" and isinstance(result.get("url"), str):
+            elif status == Status.UPLOAD and isinstance(result.get("url"), str):
                 headers = result.get("headers")
                 self._put(item, result["url"], headers if isinstance(headers, dict) else {}, key)
             else:
