@@ -1,5 +1,8 @@
 """The HTTP side of delivery: the exportsync API behind its gateway, and presigned S3 PUTs.
 
+The API itself is described in docs/api.md; its paths, limits and statuses come from
+``exportsync_wire``.
+
 `Api` is the boundary the delivery step talks to; `HttpApi` is the real one (requests). Every
 failure comes out as a `DeliveryError` subclass that says whether and how to retry; `classify` is
 the pure function that turns a gateway or Lambda answer into one.

@@ -1,8 +1,8 @@
 """The daemon's configuration: defaults, then the TOML file, then the environment, then CLI flags.
 
 Everything is validated once, here; every problem is a `ConfigError` naming the dotted key
-(``watch.dir``, ``api.url``...). Keys and sections are the ones in CONTRACT §3 plus a few extras
-documented in ``config/exportsync.example.toml``. Environment variables are
+(``watch.dir``, ``api.url``...). Keys and sections are the ones README.md lists, all documented in
+``config/exportsync.example.toml``. Environment variables are
 ``EXPORTSYNC_<SECTION>_<KEY>`` (``EXPORTSYNC_WATCH_DIR``, ``EXPORTSYNC_LOG_LEVEL``...), except
 the API key, which is ``EXPORTSYNC_API_KEY``. Relative paths in the file are relative to the
 file's folder.

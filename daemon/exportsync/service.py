@@ -46,7 +46,7 @@ LAUNCHD_AGENT_LABEL = "com.exportsync.agent"
 LAUNCHD_DAEMON_LABEL = "com.exportsync.daemon"
 _STOP_TIMEOUT = 20  # seconds: TimeoutStopSec / ExitTimeOut
 _RESTART_DELAY = 5  # seconds: RestartSec / ThrottleInterval
-_CONFIG_ERROR_EXIT = 2  # CONTRACT §3: restarting on a config error only repeats it
+_CONFIG_ERROR_EXIT = 2  # README: exit 2 is a config error; restarting only repeats it
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,8 @@
 """The Lambda entry point: ``exportsync_api.app.lambda_handler(event, context)``.
 
 Routing by Powertools: REST API (payload 1.0) events go to an ``APIGatewayRestResolver``, HTTP API
-(payload 2.0) events to an ``APIGatewayHttpResolver``; both carry the same three routes.
+(payload 2.0) events to an ``APIGatewayHttpResolver``; both carry the same three routes. The API
+they serve is described in docs/api.md.
 """
 
 from __future__ import annotations
