@@ -11,15 +11,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-import structlog
-
 from exportsync import files
 from exportsync.errors import FileRejected
+from exportsync.logs import get_logger
 from exportsync.spool import Item
 
 __all__ = ["AfterUpload", "finish_file"]
 
-log = structlog.get_logger("exportsync.aftercare")
+log = get_logger(__name__)
 
 AfterUpload = Literal["keep", "move", "delete"]
 

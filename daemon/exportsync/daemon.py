@@ -11,14 +11,13 @@ import os
 import threading
 from pathlib import Path
 
-import structlog
-
 from exportsync.client import Api
 from exportsync.clock import Clock, SystemClock
 from exportsync.config import Config
 from exportsync.delivery import Deliverer, retry_delay
 from exportsync.errors import SpoolError
 from exportsync.intake import Intake
+from exportsync.logs import get_logger
 from exportsync.matcher import FileMatcher
 from exportsync.notify import Notifier, watchdog_interval
 from exportsync.quota import QuotaLedger
@@ -27,7 +26,7 @@ from exportsync.watcher import Watcher
 
 __all__ = ["Daemon", "build_ledger", "build_matcher"]
 
-log = structlog.get_logger("exportsync.daemon")
+log = get_logger(__name__)
 
 # The loop counts as healthy while it turned within this long; a request or presigned PUT that
 # hangs past it lets systemd's watchdog restart the daemon (the spool makes that safe).

@@ -22,7 +22,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import structlog
 import tenacity
 
 from exportsync import files
@@ -50,6 +49,7 @@ from exportsync.errors import (
     TransientError,
     Unreachable,
 )
+from exportsync.logs import get_logger
 from exportsync.quota import QuotaLedger
 from exportsync.sessions import ParsedSession, parse_session_file
 from exportsync.spool import Item, Spool
@@ -61,7 +61,7 @@ __all__ = [
     "retry_delay",
 ]
 
-log = structlog.get_logger("exportsync.delivery")
+log = get_logger(__name__)
 
 
 # How long a file that changed under us gets to settle before it is read again.

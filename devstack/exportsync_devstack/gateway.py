@@ -56,7 +56,7 @@ Handler = Callable[[dict[str, Any], Any], Any]
 MAX_BODY_BYTES = limits.GATEWAY_BODY_BYTES
 MAX_EVENT_BYTES = limits.LAMBDA_EVENT_BYTES
 
-_log = structlog.get_logger("exportsync_devstack.gateway")
+_log = structlog.get_logger(__name__)
 
 
 @dataclass(frozen=True)
