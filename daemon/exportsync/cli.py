@@ -28,7 +28,7 @@ from exportsync.errors import ConfigError, ExportsyncError
 from exportsync.intake import Intake
 from exportsync.logs import configure_logging, get_logger
 from exportsync.runlock import RunLock
-from exportsync.spool import REJECTED_SHA, RecordResult, Spool
+from exportsync.spool import RecordResult, Spool
 from exportsync.status import build_status, render_table
 
 __all__ = ["main"]
@@ -212,7 +212,7 @@ def _cmd_retry(args: argparse.Namespace) -> int:
             if item is None or item.state != "failed":
                 print(f"{item_id}: not a failed item", file=sys.stderr)
                 continue
-            if item.sha256 == REJECTED_SHA:
+            if item.refused:
                 # Refused before it was read (a symlink, a fifo): look at the path afresh.
                 spool.forget(item_id)
                 result = intake.offer(item.path, force=True)

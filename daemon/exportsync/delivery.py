@@ -195,7 +195,7 @@ class Deliverer:
             if data is None:
                 continue
             batch.items.append(item)
-            batch.uploads.append(UploadFile(_upload_name(item.path), data, item.sha256))
+            batch.uploads.append(UploadFile(_upload_name(item.path), data, item.content_sha256))
             total += len(data)
         return batch
 
@@ -237,7 +237,7 @@ class Deliverer:
     def _read(self, item: Item) -> bytes | None:
         """The spooled bytes, verified against the spooled hash; None when the item was settled."""
         try:
-            return files.read_verified(self._root, item.path, item.sha256, item.size)
+            return files.read_verified(self._root, item.path, item.content_sha256, item.size)
         except (files.FileChanged, FileRejected, OSError) as exc:
             self._unreadable(item, exc)
         return None
@@ -294,7 +294,9 @@ class Deliverer:
             elif batch.route == "upload":
                 self._apply_uploads(batch, self._api.upload(batch.uploads))
             else:
-                request = [PresignFile(_upload_name(i.path), i.sha256, i.size) for i in batch.items]
+                request = [
+                    PresignFile(_upload_name(i.path), i.content_sha256, i.size) for i in batch.items
+                ]
                 self._apply_presign(batch, self._api.presign(request))
         except DeliveryError as exc:
             if not isinstance(exc, Unreachable):
@@ -421,7 +423,9 @@ class Deliverer:
 
     def _put(self, item: Item, url: str, headers: dict[str, str], key: str | None) -> None:
         try:
-            stream = files.open_verified_stream(self._root, item.path, item.sha256, item.size)
+            stream = files.open_verified_stream(
+                self._root, item.path, item.content_sha256, item.size
+            )
         except (files.FileChanged, FileRejected, OSError) as exc:
             self._unreadable(item, exc)
             return
