@@ -20,7 +20,7 @@ import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, assert_never
 
 import tenacity
 
@@ -39,7 +39,8 @@ from exportsync.batches import (
 from exportsync.client import Api, PresignFile, UploadFile
 from exportsync.clock import Clock, iso_utc
 from exportsync.errors import (
-    DeliveryError,
+    DELIVERY_FAILURES,
+    DeliveryFailure,
     FileRejected,
     Forbidden,
     PermanentError,
@@ -242,20 +243,22 @@ class Deliverer:
             self._unreadable(item, exc)
         return None
 
-    def _unreadable(self, item: Item, exc: Exception) -> None:
+    def _unreadable(self, item: Item, exc: files.FileChanged | FileRejected | OSError) -> None:
         """Settle an item whose file could not be read as spooled."""
-        if isinstance(exc, files.FileChanged):
-            if exc.snapshot is None:  # still being written: look again once it settles
-                self._retry_later(item, "file is changing; will read it again")
-            else:
-                self._requeue_changed(item, exc.snapshot)
-        elif isinstance(exc, FileNotFoundError):
-            self._vanished(item)
-        elif isinstance(exc, FileRejected):
-            self._fail(item, str(exc))
-        else:
-            assert isinstance(exc, OSError)
-            self._retry_later(item, f"cannot read the file: {exc.strerror or exc}")
+        match exc:
+            case files.FileChanged():
+                if exc.snapshot is None:  # still being written: look again once it settles
+                    self._retry_later(item, "file is changing; will read it again")
+                else:
+                    self._requeue_changed(item, exc.snapshot)
+            case FileNotFoundError():
+                self._vanished(item)
+            case FileRejected():
+                self._fail(item, str(exc))
+            case OSError():
+                self._retry_later(item, f"cannot read the file: {exc.strerror or exc}")
+            case _:
+                assert_never(exc)
 
     def _session_part(
         self, item: Item, room: int, body_room: int, *, first: bool
@@ -298,7 +301,7 @@ class Deliverer:
                     PresignFile(_upload_name(i.path), i.content_sha256, i.size) for i in batch.items
                 ]
                 self._apply_presign(batch, self._api.presign(request))
-        except DeliveryError as exc:
+        except DELIVERY_FAILURES as exc:
             if not isinstance(exc, Unreachable):
                 self._unreachable = 0
             self._on_error(batch, exc)
@@ -313,47 +316,56 @@ class Deliverer:
             self._cap_items = self._cap_bytes = 0
             self._unreachable = 0
 
-    def _on_error(self, batch: Batch, exc: DeliveryError) -> None:
+    def _on_error(self, batch: Batch, exc: DeliveryFailure) -> None:
         """What follows a failed request. Only transient errors count against the items."""
         reason = str(exc)
-        if isinstance(exc, PermanentError) or (
-            isinstance(exc, RequestTooLarge) and batch.count <= 1
-        ):
-            for item in batch.items:
-                self._fail(item, f"refused by the API: {reason}")
-        elif isinstance(exc, Unreachable | TransientError) and not isinstance(exc, Unreachable):
-            for item in batch.items:
-                self._retry_later(item, reason)
-        else:
-            self._hold(batch, self._hold_for(batch, exc), reason)
+        match exc:
+            case PermanentError():
+                self._fail_all(batch, reason)
+            case RequestTooLarge() if batch.count <= 1:
+                self._fail_all(batch, reason)  # one item alone is too large: it never fits
+            case RequestTooLarge():
+                self._hold(batch, self._shrink_next(batch), reason)
+            case Unreachable():  # before TransientError, which it is a kind of
+                self._hold(batch, self._unreachable_delay(exc), reason)
+            case TransientError():
+                for item in batch.items:
+                    self._retry_later(item, reason)
+            case Throttled():
+                pause = 1.0 + self._rng.uniform(0.0, 4.0)
+                self._ledger.pause(pause)
+                log.warning("quota_throttled", status=exc.status, pause_seconds=round(pause, 2))
+                self._hold(batch, 0.0, reason)  # the ledger holds the next request back
+            case QuotaExhausted():
+                self._ledger.mark_exhausted()
+                resets_at = self._ledger.resets_at(self._clock.time())
+                log.warning("quota_exhausted", resets_at=iso_utc(resets_at), items=len(batch.items))
+                self._hold(batch, 0.0, reason)  # the ledger parks everything until the reset
+            case Forbidden():
+                log.error("api_forbidden", message=reason, retry_in_seconds=FORBIDDEN_DELAY)
+                self._hold(batch, FORBIDDEN_DELAY, reason)
+            case _:
+                assert_never(exc)
 
-    def _hold_for(self, batch: Batch, exc: DeliveryError) -> float:
-        """Seconds the batch waits after an answer that is not its items' fault (logged here)."""
-        if isinstance(exc, Throttled):
-            pause = 1.0 + self._rng.uniform(0.0, 4.0)
-            self._ledger.pause(pause)
-            log.warning("quota_throttled", status=exc.status, pause_seconds=round(pause, 2))
-            return 0.0  # the ledger holds the next request back
-        if isinstance(exc, QuotaExhausted):
-            self._ledger.mark_exhausted()
-            resets_at = self._ledger.resets_at(self._clock.time())
-            log.warning("quota_exhausted", resets_at=iso_utc(resets_at), items=len(batch.items))
-            return 0.0  # the ledger parks everything until the reset
-        if isinstance(exc, Forbidden):
-            log.error("api_forbidden", message=str(exc), retry_in_seconds=FORBIDDEN_DELAY)
-            return FORBIDDEN_DELAY
-        if isinstance(exc, Unreachable):
-            self._ledger.refund()
-            self._unreachable += 1
-            delay = min(UNREACHABLE_MAX_DELAY, retry_delay(self._unreachable))
-            log.warning(
-                "api_unreachable",
-                error=str(exc),
-                streak=self._unreachable,
-                retry_in_seconds=round(delay, 2),
-            )
-            return delay
-        assert isinstance(exc, RequestTooLarge)
+    def _fail_all(self, batch: Batch, reason: str) -> None:
+        for item in batch.items:
+            self._fail(item, f"refused by the API: {reason}")
+
+    def _unreachable_delay(self, exc: Unreachable) -> float:
+        """The request never reached the gateway: refunded, and retried after a growing pause."""
+        self._ledger.refund()
+        self._unreachable += 1
+        delay = min(UNREACHABLE_MAX_DELAY, retry_delay(self._unreachable))
+        log.warning(
+            "api_unreachable",
+            error=str(exc),
+            streak=self._unreachable,
+            retry_in_seconds=round(delay, 2),
+        )
+        return delay
+
+    def _shrink_next(self, batch: Batch) -> float:
+        """After a 413 the next batch carries at most half of this one; it may go at once."""
         self._cap_items = max(1, batch.count // 2)
         # A presign batch carries no bytes: then only the item count is capped.
         self._cap_bytes = batch.size // 2 if batch.size > 1 else 0
