@@ -25,7 +25,7 @@ from typing import Any, assert_never
 import tenacity
 
 from exportsync import files
-from exportsync.aftercare import AfterUpload, finish_file
+from exportsync.aftercare import finish_file
 from exportsync.batches import (
     MAX_FILE_BYTES,
     MAX_PRESIGN_PER_REQUEST,
@@ -38,6 +38,7 @@ from exportsync.batches import (
 )
 from exportsync.client import Api, PresignFile, UploadFile
 from exportsync.clock import Clock, iso_utc
+from exportsync.config import AfterUpload
 from exportsync.errors import (
     DELIVERY_FAILURES,
     DeliveryFailure,

@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from exportsync.durable import fsync_dir
+
 __all__ = [
     "LAUNCHD_AGENT_LABEL",
     "LAUNCHD_DAEMON_LABEL",
@@ -338,7 +340,8 @@ def uninstall(
     if link.is_symlink():
         link.unlink()
         changed = True
-    _fsync_dir(target.parent)
+    if target.parent.is_dir():
+        fsync_dir(target.parent)
     ctl = "systemctl --user" if user_mode else "systemctl"
     return InstallResult(
         path=target,
@@ -382,14 +385,4 @@ def _atomic_write(path: Path, text: str) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    _fsync_dir(path.parent)
-
-
-def _fsync_dir(directory: Path) -> None:
-    if not directory.is_dir():
-        return
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    fsync_dir(path.parent)
