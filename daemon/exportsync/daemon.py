@@ -178,7 +178,9 @@ class Daemon:
             self._sleep(IDLE_WAKE_SECONDS if outcome.wait is None else outcome.wait)
 
     def _sleep(self, seconds: float) -> None:
-        self._wake.wait(max(0.0, min(seconds, IDLE_WAKE_SECONDS)))
+        # Through the clock, so a fake clock runs the loop in fake time; a new file or stop()
+        # sets _wake and ends the wait early.
+        self.clock.wait(min(seconds, IDLE_WAKE_SECONDS), self._wake)
         self._wake.clear()
 
     def _start_heartbeat(self) -> threading.Thread | None:

@@ -38,7 +38,7 @@ from exportsync.batches import (
 )
 from exportsync.client import Api, PresignFile, UploadFile
 from exportsync.clock import Clock, iso_utc
-from exportsync.config import AfterUpload
+from exportsync.config import AfterUpload, ApiConfig, WatchConfig
 from exportsync.errors import (
     DELIVERY_FAILURES,
     DeliveryFailure,
@@ -55,7 +55,7 @@ from exportsync.logs import get_logger
 from exportsync.quota import QuotaLedger
 from exportsync.sessions import ParsedSession, parse_session_file
 from exportsync.spool import Item, Spool
-from exportsync_wire import DELIVERED, Status, limits
+from exportsync_wire import DELIVERED, Status
 
 __all__ = [
     "Deliverer",
@@ -102,9 +102,9 @@ class Deliverer:
         clock: Clock,
         root: Path,
         default_user_id: str | None,
-        after_upload: AfterUpload = "keep",
-        inline_max_bytes: int = limits.INLINE_BODY_BYTES,
-        batch_max_files: int = limits.MAX_ENTRIES_PER_REQUEST,
+        after_upload: AfterUpload = WatchConfig.after_upload,
+        inline_max_bytes: int = ApiConfig.inline_max_bytes,
+        batch_max_files: int = ApiConfig.batch_max_files,
         linger_seconds: float = 0.0,
         rng: random.Random | None = None,
     ) -> None:

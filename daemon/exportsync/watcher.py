@@ -57,6 +57,7 @@ from watchdog.observers.api import BaseObserver
 from watchdog.observers.polling import PollingObserver
 
 from exportsync.clock import Clock, SystemClock
+from exportsync.config import WatchConfig
 from exportsync.logs import get_logger
 from exportsync.matcher import FileMatcher
 
@@ -240,8 +241,8 @@ class Watcher:
         matcher: FileMatcher,
         on_ready: Callable[[Path], None],
         *,
-        settle_seconds: float = 2.0,
-        use_polling: bool = False,
+        settle_seconds: float = WatchConfig.settle_seconds,
+        use_polling: bool = WatchConfig.use_polling,
         clock: Clock | None = None,
         on_overflow: Callable[[], None] | None = None,
         poll_interval: float = 1.0,
