@@ -1,7 +1,8 @@
 """The Lambda entry point: ``exportsync_api.app.lambda_handler(event, context)``.
 
 Routing by Powertools: REST API (payload 1.0) events go to an ``APIGatewayRestResolver``, HTTP API
-(payload 2.0) events to an ``APIGatewayHttpResolver``; both carry the same four routes.
+(payload 2.0) events to an ``APIGatewayHttpResolver``; both carry the same four routes. The API
+they serve is described in docs/api.md.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ from aws_lambda_powertools.event_handler.api_gateway import ApiGatewayResolver
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from botocore.config import Config
 
+from exportsync_wire import ErrorCode, routes
+
 from . import events
 from .batch import BatchStores, batch_form
 from .errors import ApiError
@@ -37,15 +40,12 @@ from .stores import DynamoSessionStore, ObjectStore, S3ObjectStore, SessionStore
 from .uploads import upload_form
 
 __all__ = [
-    "ROUTES",
     "Dependencies",
     "default_dependencies",
     "handle",
     "lambda_handler",
     "write_pool",
 ]
-
-ROUTES = ("/upload", "/session", "/presign", "/batch")
 
 # Time kept after the last write starts: its own retries and the answer (boto3 calls are bounded
 # by connect/read timeouts of 2 s and 5 s, 3 attempts).
@@ -93,7 +93,7 @@ def lambda_handler(event: Mapping[str, Any], context: Any = None) -> dict[str, A
         deps = default_dependencies()
     except Exception:
         logger.exception("startup_failed")
-        return _json(500, _error_body("internal_error", "the function is misconfigured"))
+        return _json(500, _error_body(ErrorCode.INTERNAL_ERROR, "the function is misconfigured"))
     return handle(event, context, deps)
 
 
@@ -158,14 +158,14 @@ def _register(resolver: ApiGatewayResolver) -> None:
     def user() -> str | None:
         return events.resolve_user(events.api_key_id(raw()), deps().settings.key_users)
 
-    @resolver.post("/upload")
+    @resolver.post(routes.UPLOAD)
     def upload() -> Any:
         form = parse_form(events.raw_body(raw()), events.header(raw(), "content-type"))
         result = upload_form(form, user(), deps().objects, pool())
         _log_results("upload_done", result)
         return _response(200, result)
 
-    @resolver.post("/session")
+    @resolver.post(routes.SESSION)
     def session() -> Any:
         key_user = user()
         sessions = parse_sessions(events.raw_body(raw()))
@@ -173,7 +173,7 @@ def _register(resolver: ApiGatewayResolver) -> None:
         _log_results("session_done", result)
         return _response(200, result)
 
-    @resolver.post("/presign")
+    @resolver.post(routes.PRESIGN)
     def presign() -> Any:
         request = parse_presign(events.raw_body(raw()))
         settings = deps().settings
@@ -183,7 +183,7 @@ def _register(resolver: ApiGatewayResolver) -> None:
         _log_results("presign_done", result)
         return _response(200, result)
 
-    @resolver.post("/batch")
+    @resolver.post(routes.BATCH)
     def batch() -> Any:
         form = parse_form(events.raw_body(raw()), events.header(raw(), "content-type"))
         settings = deps().settings
@@ -205,17 +205,19 @@ def _register(resolver: ApiGatewayResolver) -> None:
     @resolver.not_found
     def not_found(_exc: NotFoundError) -> Any:
         path = resolver.current_event.path
-        if path in ROUTES:
+        if path in routes.ROUTES:
             return _response(
-                405, _error_body("method_not_allowed", "use POST"), headers={"Allow": "POST"}
+                405,
+                _error_body(ErrorCode.METHOD_NOT_ALLOWED, "use POST"),
+                headers={"Allow": "POST"},
             )
-        return _response(404, _error_body("not_found", "no such route"))
+        return _response(404, _error_body(ErrorCode.NOT_FOUND, "no such route"))
 
     @resolver.exception_handler(Exception)  # type: ignore[untyped-decorator]  # unannotated upstream
     def server_fault(exc: Exception) -> Any:
         # Exception text from boto3 names buckets and keys, never the API key.
         logger.exception("server_fault", error_type=type(exc).__name__)
-        return _response(500, _error_body("internal_error", "internal server error"))
+        return _response(500, _error_body(ErrorCode.INTERNAL_ERROR, "internal server error"))
 
 
 def write_pool(

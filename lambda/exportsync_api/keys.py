@@ -9,6 +9,8 @@ from __future__ import annotations
 import re
 import unicodedata
 
+from exportsync_wire import ErrorCode
+
 from .errors import bad_request
 
 __all__ = [
@@ -101,9 +103,9 @@ def owner(key_user: str | None, named: str | None, where: str) -> str:
     ``where``; 400 when neither names a valid user."""
     user = key_user if key_user is not None else named
     if not user:
-        raise bad_request("missing_user", f"no API key identity and no {where}")
+        raise bad_request(ErrorCode.MISSING_USER, f"no API key identity and no {where}")
     try:
         user_prefix(user)
     except InvalidKeyPart as exc:
-        raise bad_request("invalid_user", str(exc)) from None
+        raise bad_request(ErrorCode.INVALID_USER, str(exc)) from None
     return user

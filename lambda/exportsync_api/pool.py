@@ -17,6 +17,8 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 
+from exportsync_wire import Status
+
 from .faults import classify
 
 __all__ = ["DEFAULT_WORKERS", "LATE", "UNHURRIED", "Entry", "Pool"]
@@ -60,7 +62,7 @@ class Pool:
         if entry.work is None:
             return dict(entry.fields)
         if self.deadline is not None and self.clock() >= self.deadline:
-            return {**entry.fields, "status": "retry", "error": LATE}
+            return {**entry.fields, "status": Status.RETRY, "error": LATE}
         try:
             return {**entry.fields, **entry.work()}
         except Exception as exc:  # one entry's fault, whatever it is, stays with that entry
