@@ -1,7 +1,7 @@
 """The backlog in summary: what waits, and how many counted requests it needs.
 
-No I/O and no imports from the rest of the daemon: the spool computes it, the pacing policy
-and `status` read it.
+No I/O and no imports from the rest of the daemon (only the wire contract's limits): the spool
+computes it, the pacing policy and `status` read it.
 """
 
 from __future__ import annotations
@@ -9,10 +9,12 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from exportsync_wire import limits
+
 __all__ = ["ENTRY_OVERHEAD_BYTES", "MAX_ENTRIES_PER_REQUEST", "Backlog", "requests_needed"]
 
-# CONTRACT §1: one POST /batch carries up to 1,000 entries (files, sessions, presign asks).
-MAX_ENTRIES_PER_REQUEST = 1000
+# One POST /batch carries up to 1,000 entries (files, sessions, presign asks).
+MAX_ENTRIES_PER_REQUEST = limits.MAX_BATCH_ENTRIES
 # Part headers and the manifest line: what one more file adds to a request beyond its bytes.
 ENTRY_OVERHEAD_BYTES = 400
 

@@ -5,7 +5,8 @@ fits. One request holds up to 1,000 entries (inline files, sessions and presign 
 Its body must pass the gateway (10 MB) and reach the Lambda (6 MB event, binary bodies
 base64-encoded), so the bytes on the wire stay under `inline_max_bytes` (4 MB by default):
 gzip-compressed CSV parts count with their compressed size there, their declared `size` is the
-file's own. Larger files go by presigned PUT; above the multipart threshold in parts.
+file's own. Larger files go by presigned PUT; above the multipart threshold in parts. The API's
+own limits live in ``exportsync_wire.limits``; the values here are the daemon's choices.
 """
 
 from __future__ import annotations
@@ -17,9 +18,10 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from exportsync.backlog import ENTRY_OVERHEAD_BYTES, MAX_ENTRIES_PER_REQUEST
-from exportsync.client import BatchFile, BatchRequest, PresignFile
+from exportsync.client import BatchFile, BatchRequest
 from exportsync.sessions import ParsedSession
 from exportsync.spool import Item
+from exportsync_wire import GZIP, PresignFile, limits
 
 __all__ = [
     "COMPRESS_MAX_RATIO",
@@ -43,18 +45,18 @@ __all__ = [
     "urls_for",
 ]
 
-# S3: one PUT takes 5 GiB, a multipart upload 5 TiB.
-MAX_PUT_BYTES = 5 * 1024**3
-MAX_FILE_BYTES = 5 * 1024**4
-# The API presigns at most 1,024 parts per file and 2,048 URLs per answer (a PUT is one URL, a
-# multipart upload its parts and its completion), keeping its answer under Lambda's 6 MB.
-MAX_MULTIPART_PARTS = 1024
-MAX_PRESIGNED_URLS = 2048
+MAX_PUT_BYTES = limits.PUT_BYTES
+MAX_FILE_BYTES = limits.OBJECT_BYTES
+# Parts per file and presigned URLs per answer (a PUT is one URL, a multipart upload its parts
+# and its completion) the API presigns at most.
+MAX_MULTIPART_PARTS = limits.PARTS_PER_FILE
+MAX_PRESIGNED_URLS = limits.PRESIGNED_URLS
+# Fewer, larger parts than S3's 5 MiB minimum: fewer PUTs, the same flat memory (parts stream).
 MIN_PART_BYTES = 16 * 1024**2
 # Files above this go up in parts (`api.multipart_threshold_bytes`).
 DEFAULT_MULTIPART_THRESHOLD = 100 * 1024**2
-# What the API inflates of one request's gzip parts at most; a batch declares less.
-MAX_INFLATED_BYTES = 256 * 1024**2
+# What the API inflates of one request's gzip parts at most.
+MAX_INFLATED_BYTES = limits.INFLATED_BYTES
 # Small files gain little from gzip and cost a little CPU; a file that shrinks by less than a
 # tenth is sent as it is (already compressed data, random bytes).
 COMPRESS_MIN_BYTES = 4096
@@ -68,7 +70,7 @@ def encode_file(data: bytes) -> tuple[bytes, Literal["gzip"] | None]:
     # mtime=0: the same file always compresses to the same bytes.
     packed = gzip.compress(data, compresslevel=6, mtime=0)
     if len(packed) < COMPRESS_MAX_RATIO * len(data):
-        return packed, "gzip"
+        return packed, GZIP
     return data, None
 
 

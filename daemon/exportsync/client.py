@@ -1,6 +1,9 @@
 """The HTTP side of delivery: `POST /batch` behind the gateway, and presigned S3 PUTs and
 multipart completions (which the usage plan does not count).
 
+The API itself is described in docs/api.md; its paths, limits, part names and statuses come from
+``exportsync_wire``.
+
 `Api` is the boundary the delivery step talks to; `HttpApi` is the real one (requests). Every
 failure comes out as a `DeliveryError` subclass that says whether and how to retry; `classify` is
 the pure function that turns a gateway or Lambda answer into one.
@@ -28,6 +31,8 @@ from exportsync.errors import (
     TransientError,
     Unreachable,
 )
+from exportsync_wire import GZIP, Kind, ManifestEntryJson, PresignFile, PresignRequestJson, routes
+from exportsync_wire.batch import MANIFEST_PART, USER_PART
 
 __all__ = [
     "Api",
@@ -42,29 +47,6 @@ __all__ = [
 
 
 @dataclass(frozen=True)
-class PresignFile:
-    """One large file announced to `POST /presign` (or a `presign` part of /batch).
-
-    `parts` asks for a multipart upload in that many parts; None lets the server choose.
-    `upload_id` asks for fresh URLs for a multipart upload already begun (its sent parts stay).
-    """
-
-    filename: str
-    sha256: str
-    size: int
-    parts: int | None = None
-    upload_id: str | None = None
-
-    def entry(self) -> dict[str, Any]:
-        doc: dict[str, Any] = {"filename": self.filename, "sha256": self.sha256, "size": self.size}
-        if self.parts is not None:
-            doc["parts"] = self.parts
-        if self.upload_id is not None:
-            doc["upload_id"] = self.upload_id
-        return doc
-
-
-@dataclass(frozen=True)
 class BatchFile:
     """One CSV inline in `POST /batch`: `data` as sent, `sha256` and `size` of the file itself."""
 
@@ -72,10 +54,14 @@ class BatchFile:
     data: bytes
     sha256: str
     size: int
-    encoding: Literal["gzip"] | None = None
+    encoding: Literal["gzip"] | None = None  # GZIP
 
-    def manifest_entry(self) -> dict[str, Any]:
-        doc: dict[str, Any] = {"filename": self.filename, "sha256": self.sha256, "size": self.size}
+    def manifest_entry(self) -> ManifestEntryJson:
+        doc: ManifestEntryJson = {
+            "filename": self.filename,
+            "sha256": self.sha256,
+            "size": self.size,
+        }
         if self.encoding is not None:
             doc["encoding"] = self.encoding
         return doc
@@ -202,18 +188,18 @@ class HttpApi:
         fields: list[tuple[str, tuple[str | None, bytes, str]]] = []
         if request.files:
             manifest = json.dumps([f.manifest_entry() for f in request.files]).encode()
-            fields.append(("manifest", (None, manifest, "application/json")))
+            fields.append((MANIFEST_PART, (None, manifest, "application/json")))
         if self._user_id:
-            fields.append(("user_id", (None, self._user_id.encode(), "text/plain")))
+            fields.append((USER_PART, (None, self._user_id.encode(), "text/plain")))
         for f in request.files:
-            fields.append(("file", (f.filename, f.data, _file_type(f))))
+            fields.append((Kind.FILE, (f.filename, f.data, _file_type(f))))
         if request.sessions:
             body = b"[" + b",".join(request.sessions) + b"]"
-            fields.append(("session", (None, body, "application/json")))
+            fields.append((Kind.SESSION, (None, body, "application/json")))
         if request.presign:
-            doc = json.dumps({"files": [p.entry() for p in request.presign]}).encode()
-            fields.append(("presign", (None, doc, "application/json")))
-        response = self._post("/batch", files=fields)
+            doc: PresignRequestJson = {"files": [p.to_json() for p in request.presign]}
+            fields.append((Kind.PRESIGN, (None, json.dumps(doc).encode(), "application/json")))
+        response = self._post(routes.BATCH, files=fields)
         return _results(response, request.entries)
 
     def complete_multipart(self, url: str, body: bytes) -> None:
@@ -261,7 +247,7 @@ class HttpApi:
 
 
 def _file_type(f: BatchFile) -> str:
-    return "application/gzip" if f.encoding == "gzip" else "text/csv"
+    return "application/gzip" if f.encoding == GZIP else "text/csv"
 
 
 def _raise_storage(response: requests.Response, what: str) -> None:

@@ -19,16 +19,14 @@ import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, assert_never
 
-import structlog
 import tenacity
 
 from exportsync import files
-from exportsync.aftercare import AfterUpload, finish_file
+from exportsync.aftercare import finish_file
 from exportsync.backlog import MAX_ENTRIES_PER_REQUEST, Backlog
 from exportsync.batches import (
-    DEFAULT_MULTIPART_THRESHOLD,
     ENTRY_OVERHEAD_BYTES,
     MAX_FILE_BYTES,
     MAX_INFLATED_BYTES,
@@ -42,10 +40,12 @@ from exportsync.batches import (
     slice_sessions,
     urls_for,
 )
-from exportsync.client import Api, BatchFile, PresignFile, results_of_kind
+from exportsync.client import Api, BatchFile, results_of_kind
 from exportsync.clock import Clock, iso_utc
+from exportsync.config import AfterUpload, ApiConfig, WatchConfig
 from exportsync.errors import (
-    DeliveryError,
+    DELIVERY_FAILURES,
+    DeliveryFailure,
     FileRejected,
     Forbidden,
     PermanentError,
@@ -55,11 +55,13 @@ from exportsync.errors import (
     TransientError,
     Unreachable,
 )
+from exportsync.logs import get_logger
 from exportsync.multipart import MultipartUpload, Uploads, parse_multipart
 from exportsync.pacing import Pacing, Plan, plan
 from exportsync.quota import QuotaLedger
 from exportsync.sessions import ParsedSession, parse_session_file
 from exportsync.spool import Item, Spool
+from exportsync_wire import DELIVERED, Kind, PresignFile, Status
 
 __all__ = [
     "Deliverer",
@@ -67,7 +69,7 @@ __all__ = [
     "retry_delay",
 ]
 
-log = structlog.get_logger("exportsync.delivery")
+log = get_logger(__name__)
 
 
 # How long a file that changed under us gets to settle before it is read again.
@@ -106,10 +108,10 @@ class Deliverer:
         clock: Clock,
         root: Path,
         default_user_id: str | None,
-        after_upload: AfterUpload = "keep",
-        inline_max_bytes: int = 4_000_000,
-        batch_max_files: int = MAX_ENTRIES_PER_REQUEST,
-        multipart_threshold_bytes: int = DEFAULT_MULTIPART_THRESHOLD,
+        after_upload: AfterUpload = WatchConfig.after_upload,
+        inline_max_bytes: int = ApiConfig.inline_max_bytes,
+        batch_max_files: int = ApiConfig.batch_max_files,
+        multipart_threshold_bytes: int = ApiConfig.multipart_threshold_bytes,
         pacing: Pacing | None = None,
         rng: random.Random | None = None,
     ) -> None:
@@ -204,11 +206,15 @@ class Deliverer:
         if begun is not None:
             # Its URLs expired: fresh ones for the same upload; the parts sent stay sent.
             ask = PresignFile(
-                _upload_name(item.path), item.sha256, item.size, len(begun.parts), begun.upload_id
+                _upload_name(item.path),
+                item.content_sha256,
+                item.size,
+                len(begun.parts),
+                begun.upload_id,
             )
         else:
             parts = parts_for(item.size, self._multipart_threshold)
-            ask = PresignFile(_upload_name(item.path), item.sha256, item.size, parts)
+            ask = PresignFile(_upload_name(item.path), item.content_sha256, item.size, parts)
         if batch.presigns and batch.urls + urls_for(ask) > MAX_PRESIGNED_URLS:
             return  # the next request asks for it
         batch.items.append(item)
@@ -226,32 +232,35 @@ class Deliverer:
         batch.items.append(item)
         batch.files.append(
             FileEntry(
-                item, BatchFile(_upload_name(item.path), wire, item.sha256, len(data), encoding)
+                item,
+                BatchFile(_upload_name(item.path), wire, item.content_sha256, len(data), encoding),
             )
         )
 
     def _read(self, item: Item) -> bytes | None:
         """The spooled bytes, verified against the spooled hash; None when the item was settled."""
         try:
-            return files.read_verified(self._root, item.path, item.sha256, item.size)
+            return files.read_verified(self._root, item.path, item.content_sha256, item.size)
         except (files.FileChanged, FileRejected, OSError) as exc:
             self._unreadable(item, exc)
         return None
 
-    def _unreadable(self, item: Item, exc: Exception) -> None:
+    def _unreadable(self, item: Item, exc: files.FileChanged | FileRejected | OSError) -> None:
         """Settle an item whose file could not be read as spooled."""
-        if isinstance(exc, files.FileChanged):
-            if exc.snapshot is None:  # still being written: look again once it settles
-                self._retry_later(item, "file is changing; will read it again")
-            else:
-                self._requeue_changed(item, exc.snapshot)
-        elif isinstance(exc, FileNotFoundError):
-            self._vanished(item)
-        elif isinstance(exc, FileRejected):
-            self._fail(item, str(exc))
-        else:
-            assert isinstance(exc, OSError)
-            self._retry_later(item, f"cannot read the file: {exc.strerror or exc}")
+        match exc:
+            case files.FileChanged():
+                if exc.snapshot is None:  # still being written: look again once it settles
+                    self._retry_later(item, "file is changing; will read it again")
+                else:
+                    self._requeue_changed(item, exc.snapshot)
+            case FileNotFoundError():
+                self._vanished(item)
+            case FileRejected():
+                self._fail(item, str(exc))
+            case OSError():
+                self._retry_later(item, f"cannot read the file: {exc.strerror or exc}")
+            case _:
+                assert_never(exc)
 
     def _session_part(
         self, item: Item, room: int, body_room: int, *, first: bool
@@ -291,7 +300,7 @@ class Deliverer:
         try:
             results = self._api.batch(batch.request())
             answers = _by_kind(results, batch)
-        except DeliveryError as exc:
+        except DELIVERY_FAILURES as exc:
             if not isinstance(exc, Unreachable):
                 self._unreachable = 0
             self._on_error(batch, exc)
@@ -304,9 +313,9 @@ class Deliverer:
         self._cap_items = self._cap_bytes = 0
         self._unreachable = 0
         try:
-            self._apply_files(batch.files, answers["file"])
-            self._apply_sessions(batch.session_parts, answers["session"])
-            self._apply_presign(batch.presigns, answers["presign"])
+            self._apply_files(batch.files, answers[Kind.FILE])
+            self._apply_sessions(batch.session_parts, answers[Kind.SESSION])
+            self._apply_presign(batch.presigns, answers[Kind.PRESIGN])
         except Exception:
             log.exception("delivery_step_crashed", route="batch", item_ids=ids)
             self._release(ids)
@@ -315,47 +324,56 @@ class Deliverer:
         now = self._clock.time()
         self._spool.release_sending(ids, at=now + retry_delay(1), error="internal error", now=now)
 
-    def _on_error(self, batch: Batch, exc: DeliveryError) -> None:
+    def _on_error(self, batch: Batch, exc: DeliveryFailure) -> None:
         """What follows a failed request. Only transient errors count against the items."""
         reason = str(exc)
-        if isinstance(exc, PermanentError) or (
-            isinstance(exc, RequestTooLarge) and batch.count <= 1
-        ):
-            for item in batch.items:
-                self._fail(item, f"refused by the API: {reason}")
-        elif isinstance(exc, TransientError) and not isinstance(exc, Unreachable):
-            for item in batch.items:
-                self._retry_later(item, reason)
-        else:
-            self._hold(batch, self._hold_for(batch, exc), reason)
+        match exc:
+            case PermanentError():
+                self._fail_all(batch, reason)
+            case RequestTooLarge() if batch.count <= 1:
+                self._fail_all(batch, reason)  # one item alone is too large: it never fits
+            case RequestTooLarge():
+                self._hold(batch, self._shrink_next(batch), reason)
+            case Unreachable():  # before TransientError, which it is a kind of
+                self._hold(batch, self._unreachable_delay(exc), reason)
+            case TransientError():
+                for item in batch.items:
+                    self._retry_later(item, reason)
+            case Throttled():
+                pause = 1.0 + self._rng.uniform(0.0, 4.0)
+                self._ledger.pause(pause)
+                log.warning("quota_throttled", status=exc.status, pause_seconds=round(pause, 2))
+                self._hold(batch, 0.0, reason)  # the ledger holds the next request back
+            case QuotaExhausted():
+                self._ledger.mark_exhausted()
+                resets_at = self._ledger.resets_at(self._clock.time())
+                log.warning("quota_exhausted", resets_at=iso_utc(resets_at), items=len(batch.items))
+                self._hold(batch, 0.0, reason)  # the ledger parks everything until the reset
+            case Forbidden():
+                log.error("api_forbidden", message=reason, retry_in_seconds=FORBIDDEN_DELAY)
+                self._hold(batch, FORBIDDEN_DELAY, reason)
+            case _:
+                assert_never(exc)
 
-    def _hold_for(self, batch: Batch, exc: DeliveryError) -> float:
-        """Seconds the batch waits after an answer that is not its items' fault (logged here)."""
-        if isinstance(exc, Throttled):
-            pause = 1.0 + self._rng.uniform(0.0, 4.0)
-            self._ledger.pause(pause)
-            log.warning("quota_throttled", status=exc.status, pause_seconds=round(pause, 2))
-            return 0.0  # the ledger holds the next request back
-        if isinstance(exc, QuotaExhausted):
-            self._ledger.mark_exhausted()
-            resets_at = self._ledger.resets_at(self._clock.time())
-            log.warning("quota_exhausted", resets_at=iso_utc(resets_at), items=len(batch.items))
-            return 0.0  # the ledger parks everything until the reset
-        if isinstance(exc, Forbidden):
-            log.error("api_forbidden", message=str(exc), retry_in_seconds=FORBIDDEN_DELAY)
-            return FORBIDDEN_DELAY
-        if isinstance(exc, Unreachable):
-            self._ledger.refund()
-            self._unreachable += 1
-            delay = min(UNREACHABLE_MAX_DELAY, retry_delay(self._unreachable))
-            log.warning(
-                "api_unreachable",
-                error=str(exc),
-                streak=self._unreachable,
-                retry_in_seconds=round(delay, 2),
-            )
-            return delay
-        assert isinstance(exc, RequestTooLarge)
+    def _fail_all(self, batch: Batch, reason: str) -> None:
+        for item in batch.items:
+            self._fail(item, f"refused by the API: {reason}")
+
+    def _unreachable_delay(self, exc: Unreachable) -> float:
+        """The request never reached the gateway: refunded, and retried after a growing pause."""
+        self._ledger.refund()
+        self._unreachable += 1
+        delay = min(UNREACHABLE_MAX_DELAY, retry_delay(self._unreachable))
+        log.warning(
+            "api_unreachable",
+            error=str(exc),
+            streak=self._unreachable,
+            retry_in_seconds=round(delay, 2),
+        )
+        return delay
+
+    def _shrink_next(self, batch: Batch) -> float:
+        """After a 413 the next batch carries at most half of this one; it may go at once."""
         self._cap_items = max(1, batch.count // 2)
         self._cap_bytes = max(1, batch.size // 2)
         log.warning(
@@ -378,9 +396,9 @@ class Deliverer:
     def _apply_files(self, entries: Sequence[FileEntry], results: Sequence[dict[str, Any]]) -> None:
         for entry, result in zip(entries, results, strict=True):
             status = result.get("status")
-            if status in ("stored", "duplicate"):
+            if status in DELIVERED:
                 self._delivered(entry.item, _str_or_none(result.get("key")))
-            elif status == "retry":
+            elif status == Status.RETRY:
                 self._retry_later(entry.item, f"the API asked for a retry: {_error(result)}")
             else:
                 self._fail(entry.item, f"refused by the API: {_error(result)}")
@@ -399,9 +417,9 @@ class Deliverer:
                     continue
                 result = next(answers)
                 status = result.get("status")
-                if status == "retry":
+                if status == Status.RETRY:
                     retry = _error(result)
-                elif status not in ("stored", "duplicate"):
+                elif status not in DELIVERED:
                     errors.append(_session_error(entry, _error(result)))
             if retry is not None:
                 # The slice goes again from its start; what was stored answers `duplicate`.
@@ -429,18 +447,18 @@ class Deliverer:
             item = entry.item
             status = result.get("status")
             key = _str_or_none(result.get("key"))
-            if status == "duplicate":
+            if status == Status.DUPLICATE:
                 self._delivered(item, key)
-            elif status == "upload" and isinstance(result.get("url"), str):
+            elif status == Status.UPLOAD and isinstance(result.get("url"), str):
                 headers = result.get("headers")
                 self._put(item, result["url"], headers if isinstance(headers, dict) else {}, key)
-            elif status == "multipart":
+            elif status == Status.MULTIPART:
                 upload = parse_multipart(result, item, now=self._clock.time())
                 if upload is None:
                     self._retry_later(item, "the API answered a multipart upload without its URLs")
                     continue
                 self._continue_upload(self._uploads.start(upload))
-            elif status == "retry":
+            elif status == Status.RETRY:
                 self._retry_later(item, f"the API asked for a retry: {_error(result)}")
             else:
                 self._fail(item, f"refused by the API: {_error(result)}")
@@ -469,7 +487,9 @@ class Deliverer:
 
     def _put(self, item: Item, url: str, headers: dict[str, str], key: str | None) -> None:
         try:
-            stream = files.open_verified_stream(self._root, item.path, item.sha256, item.size)
+            stream = files.open_verified_stream(
+                self._root, item.path, item.content_sha256, item.size
+            )
         except (files.FileChanged, FileRejected, OSError) as exc:
             self._unreadable(item, exc)
             return
@@ -554,7 +574,7 @@ class Deliverer:
         except FileRejected as exc:
             self._fail(item, str(exc))
             return True
-        if snap.sha256 == item.sha256:
+        if snap.sha256 == item.content_sha256:
             return False
         self._requeue_changed(item, snap)
         return True
@@ -573,14 +593,14 @@ def _error(result: dict[str, Any]) -> str:
     return str(result.get("error") or result.get("status") or "rejected")
 
 
-def _by_kind(results: Sequence[dict[str, Any]], batch: Batch) -> dict[str, list[dict[str, Any]]]:
+def _by_kind(results: Sequence[dict[str, Any]], batch: Batch) -> dict[Kind, list[dict[str, Any]]]:
     """The answers per kind of entry, in request order; a count that does not match is a
     malformed answer, retried like a 5xx."""
-    answers = {kind: results_of_kind(results, kind) for kind in ("file", "session", "presign")}
+    answers = {kind: results_of_kind(results, kind) for kind in Kind}
     expected = {
-        "file": len(batch.files),
-        "session": len(batch.bodies),
-        "presign": len(batch.presigns),
+        Kind.FILE: len(batch.files),
+        Kind.SESSION: len(batch.bodies),
+        Kind.PRESIGN: len(batch.presigns),
     }
     if any(len(answers[k]) != n for k, n in expected.items()):
         raise TransientError(

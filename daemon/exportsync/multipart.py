@@ -99,7 +99,7 @@ def parse_multipart(result: Mapping[str, Any], item: Item, *, now: float) -> Mul
         part_size = int(result["part_size"])
         upload = MultipartUpload(
             item_id=item.id,
-            sha256=item.sha256,
+            sha256=item.content_sha256,
             key=result.get("key") if isinstance(result.get("key"), str) else None,
             upload_id=str(result["upload_id"]),
             part_size=part_size,
@@ -151,7 +151,7 @@ class Uploads:
         if found is None:
             return None
         doc, etags = found
-        if doc.get("sha256") != item.sha256:
+        if doc.get("sha256") != item.content_sha256:
             return None  # begun for content the file no longer holds
         return MultipartUpload.from_json(item.id, doc, etags)
 

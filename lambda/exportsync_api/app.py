@@ -1,7 +1,8 @@
 """The Lambda entry point: ``exportsync_api.app.lambda_handler(event, context)``.
 
 Routing by Powertools: REST API (payload 1.0) events go to an ``APIGatewayRestResolver``, HTTP API
-(payload 2.0) events to an ``APIGatewayHttpResolver``; both carry the same four routes.
+(payload 2.0) events to an ``APIGatewayHttpResolver``; both carry the same four routes. The API
+they serve is described in docs/api.md.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -24,19 +26,30 @@ from aws_lambda_powertools.event_handler.api_gateway import ApiGatewayResolver
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from botocore.config import Config
 
+from exportsync_wire import ErrorCode, routes
+
 from . import events
 from .batch import BatchStores, batch_form
 from .errors import ApiError
 from .form import parse_form
+from .pool import Pool
 from .presign import parse_presign, presign_files
 from .sessions import parse_sessions, store_sessions
 from .settings import Settings, load_settings
 from .stores import DynamoSessionStore, ObjectStore, S3ObjectStore, SessionStore
 from .uploads import upload_form
 
-__all__ = ["ROUTES", "Dependencies", "default_dependencies", "handle", "lambda_handler"]
+__all__ = [
+    "Dependencies",
+    "default_dependencies",
+    "handle",
+    "lambda_handler",
+    "write_pool",
+]
 
-ROUTES = ("/upload", "/session", "/presign", "/batch")
+# Time kept after the last write starts: its own retries and the answer (boto3 calls are bounded
+# by connect/read timeouts of 2 s and 5 s, 3 attempts).
+_FINISH_RESERVE_S = 8.0
 
 # The event is never logged: it holds identity.apiKey.
 logger = Logger(service="exportsync-api")
@@ -62,8 +75,8 @@ def default_dependencies() -> Dependencies:
     common = Config(
         max_pool_connections=settings.workers,
         retries={"mode": "standard"},
-        connect_timeout=5,
-        read_timeout=10,
+        connect_timeout=2,
+        read_timeout=5,
     )
     s3 = boto3.client("s3", config=common.merge(Config(signature_version="s3v4")))
     dynamodb = boto3.client("dynamodb", config=common)
@@ -80,7 +93,7 @@ def lambda_handler(event: Mapping[str, Any], context: Any = None) -> dict[str, A
         deps = default_dependencies()
     except Exception:
         logger.exception("startup_failed")
-        return _json(500, _error_body("internal_error", "the function is misconfigured"))
+        return _json(500, _error_body(ErrorCode.INTERNAL_ERROR, "the function is misconfigured"))
     return handle(event, context, deps)
 
 
@@ -139,35 +152,38 @@ def _register(resolver: ApiGatewayResolver) -> None:
     def raw() -> Mapping[str, Any]:
         return resolver.current_event.raw_event
 
+    def pool() -> Pool:
+        return write_pool(deps().settings, resolver.lambda_context)
+
     def user() -> str | None:
         return events.resolve_user(events.api_key_id(raw()), deps().settings.key_users)
 
-    @resolver.post("/upload")
+    @resolver.post(routes.UPLOAD)
     def upload() -> Any:
         form = parse_form(events.raw_body(raw()), events.header(raw(), "content-type"))
-        result = upload_form(form, user(), deps().objects, deps().settings.workers)
+        result = upload_form(form, user(), deps().objects, pool())
         _log_results("upload_done", result)
         return _response(200, result)
 
-    @resolver.post("/session")
+    @resolver.post(routes.SESSION)
     def session() -> Any:
         key_user = user()
         sessions = parse_sessions(events.raw_body(raw()))
-        result = store_sessions(sessions, key_user, deps().sessions, deps().settings.workers)
+        result = store_sessions(sessions, key_user, deps().sessions, pool())
         _log_results("session_done", result)
         return _response(200, result)
 
-    @resolver.post("/presign")
+    @resolver.post(routes.PRESIGN)
     def presign() -> Any:
         request = parse_presign(events.raw_body(raw()))
         settings = deps().settings
         result = presign_files(
-            request, user(), deps().objects, settings.presign_seconds, workers=settings.workers
+            request, user(), deps().objects, settings.presign_seconds, pool=pool()
         )
         _log_results("presign_done", result)
         return _response(200, result)
 
-    @resolver.post("/batch")
+    @resolver.post(routes.BATCH)
     def batch() -> Any:
         form = parse_form(events.raw_body(raw()), events.header(raw(), "content-type"))
         settings = deps().settings
@@ -175,7 +191,7 @@ def _register(resolver: ApiGatewayResolver) -> None:
             objects=deps().objects,
             sessions=deps().sessions,
             presign_seconds=settings.presign_seconds,
-            workers=settings.workers,
+            pool=pool(),
         )
         result = batch_form(form, user(), stores)
         _log_results("batch_done", result)
@@ -189,17 +205,31 @@ def _register(resolver: ApiGatewayResolver) -> None:
     @resolver.not_found
     def not_found(_exc: NotFoundError) -> Any:
         path = resolver.current_event.path
-        if path in ROUTES:
+        if path in routes.ROUTES:
             return _response(
-                405, _error_body("method_not_allowed", "use POST"), headers={"Allow": "POST"}
+                405,
+                _error_body(ErrorCode.METHOD_NOT_ALLOWED, "use POST"),
+                headers={"Allow": "POST"},
             )
-        return _response(404, _error_body("not_found", "no such route"))
+        return _response(404, _error_body(ErrorCode.NOT_FOUND, "no such route"))
 
     @resolver.exception_handler(Exception)  # type: ignore[untyped-decorator]  # unannotated upstream
     def server_fault(exc: Exception) -> Any:
         # Exception text from boto3 names buckets and keys, never the API key.
         logger.exception("server_fault", error_type=type(exc).__name__)
-        return _response(500, _error_body("internal_error", "internal server error"))
+        return _response(500, _error_body(ErrorCode.INTERNAL_ERROR, "internal server error"))
+
+
+def write_pool(
+    settings: Settings, context: Any, clock: Callable[[], float] = time.monotonic
+) -> Pool:
+    """This request's pool: no write starts later than ``settings.write_seconds`` from now, nor
+    closer than ``_FINISH_RESERVE_S`` to the function's timeout (when a context tells it)."""
+    seconds = float(settings.write_seconds)
+    remaining = getattr(context, "get_remaining_time_in_millis", None)
+    if callable(remaining):
+        seconds = min(seconds, remaining() / 1000 - _FINISH_RESERVE_S)
+    return Pool(workers=settings.workers, deadline=clock() + max(seconds, 0.0), clock=clock)
 
 
 def _log_results(event_name: str, result: Mapping[str, Any]) -> None:

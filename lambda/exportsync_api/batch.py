@@ -3,7 +3,8 @@ in request order, each answer tagged with its ``kind``.
 
 A part that cannot be read (a session part that is not JSON, a presign entry without a sha256)
 is that entry's ``rejected`` answer: only a malformed multipart body or manifest, a file or
-presign entry without an owner, or more than ``MAX_ENTRIES`` entries fail the whole request.
+presign entry without an owner, or more than ``limits.MAX_BATCH_ENTRIES`` entries fail the
+whole request.
 """
 
 from __future__ import annotations
@@ -15,13 +16,15 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from exportsync_wire import ErrorCode, Kind, Status, limits
+from exportsync_wire.batch import MANIFEST_PART
+
 from .budget import Budget
 from .errors import ApiError, bad_request, unprocessable
 from .form import FilePart, Form, JsonPart
 from .inflate import inflate_budget
-from .limits import MAX_ENTRIES
 from .multipart import url_budget
-from .pool import DEFAULT_WORKERS, Entry, run_entries
+from .pool import Entry, Pool
 from .presign import check_file, presign_entry
 from .sessions import load_json, session_entry
 from .stores import ObjectStore, SessionStore
@@ -35,36 +38,41 @@ class BatchStores:
     objects: ObjectStore
     sessions: SessionStore
     presign_seconds: int
-    workers: int = DEFAULT_WORKERS
+    pool: Pool = field(default_factory=Pool)
     now: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
 
 
 def batch_form(form: Form, key_user: str | None, stores: BatchStores) -> dict[str, Any]:
     """Run the whole route on a parsed form."""
     parts = [(part, _read(part)) for part in form.ordered]
-    if sum(len(items) for _, items in parts) > MAX_ENTRIES:
-        raise bad_request("too_many_entries", f"a request holds at most {MAX_ENTRIES} entries")
-    manifest = iter(parse_manifest(form.fields.get("manifest"), len(form.files)))
+    if sum(len(items) for _, items in parts) > limits.MAX_BATCH_ENTRIES:
+        raise bad_request(
+            ErrorCode.TOO_MANY_ENTRIES,
+            f"a request holds at most {limits.MAX_BATCH_ENTRIES} entries",
+        )
+    manifest = iter(parse_manifest(form.fields.get(MANIFEST_PART), len(form.files)))
     # The files' owner: the key's user, else the user_id part (400 only if a file needs one).
     owner = functools.cache(lambda: form_user(form, key_user))
     budget = inflate_budget()
     urls = url_budget()
-    kinds: list[str] = []
+    kinds: list[Kind] = []
     entries: list[Entry] = []
     for part, items in parts:
         for item in items:
             if isinstance(part, FilePart):
-                kinds.append("file")
+                kinds.append(Kind.FILE)
                 entries.append(file_entry(part, next(manifest), owner(), stores.objects, budget))
-            elif part.name == "session":
-                kinds.append("session")
+            elif part.name == Kind.SESSION:
+                kinds.append(Kind.SESSION)
                 entries.append(_session_entry(item, key_user, stores))
             else:
-                kinds.append("presign")
+                kinds.append(Kind.PRESIGN)
                 entries.append(_presign_entry(item, owner, stores, urls))
     if not entries:
-        raise unprocessable("no_entries", "the request has no file, session or presign entry")
-    results = run_entries(entries, stores.workers)
+        raise unprocessable(
+            ErrorCode.NO_ENTRIES, "the request has no file, session or presign entry"
+        )
+    results = stores.pool.run(entries)
     return {
         "results": [{"kind": kind, **result} for kind, result in zip(kinds, results, strict=True)]
     }
@@ -89,7 +97,7 @@ def _read(part: FilePart | JsonPart) -> list[object]:
     """The entries a part holds: the part itself, sessions, or presign asks."""
     if isinstance(part, FilePart):
         return [part]
-    if part.name == "session":
+    if part.name == Kind.SESSION:
         try:
             value = load_json(part.data)
         except ApiError as exc:
@@ -108,7 +116,7 @@ def _read(part: FilePart | JsonPart) -> list[object]:
 def _session_entry(item: object, key_user: str | None, stores: BatchStores) -> Entry:
     if isinstance(item, _Unreadable):
         return Entry(
-            {"user_id": None, "timestamp": None, "status": "rejected", "error": item.error}
+            {"user_id": None, "timestamp": None, "status": Status.REJECTED, "error": item.error}
         )
     return session_entry(item, key_user, stores.sessions)
 
@@ -135,4 +143,4 @@ def _presign_entry(
 
 
 def _rejected_presign(filename: str | None, error: str) -> Entry:
-    return Entry({"filename": filename, "key": None, "status": "rejected", "error": error})
+    return Entry({"filename": filename, "key": None, "status": Status.REJECTED, "error": error})

@@ -13,6 +13,8 @@ from typing import Any, Literal
 
 from botocore import exceptions as aws_errors
 
+from exportsync_wire import Status
+
 __all__ = ["EntryFault", "classify"]
 
 # Throttles and capacity errors, by the codes DynamoDB and S3 answer.
@@ -47,7 +49,7 @@ _MAX_MESSAGE = 300
 
 @dataclass(frozen=True)
 class EntryFault:
-    status: Literal["retry", "rejected"]
+    status: Literal[Status.RETRY, Status.REJECTED]
     error: str
 
 
@@ -57,18 +59,18 @@ def classify(exc: BaseException) -> EntryFault:
     if isinstance(exc, aws_errors.ClientError):
         code, message, http_status = _client_error(exc)
         if code in _REFUSED_CODES:
-            return EntryFault("rejected", _short(f"store_refused: {code}: {message}"))
+            return EntryFault(Status.REJECTED, _short(f"store_refused: {code}: {message}"))
         if code in _THROTTLE_CODES:
-            return EntryFault("retry", _short(f"throttled: {code}: {message}"))
+            return EntryFault(Status.RETRY, _short(f"throttled: {code}: {message}"))
         if http_status >= 500:
-            return EntryFault("retry", _short(f"store_unavailable: {code}: {message}"))
+            return EntryFault(Status.RETRY, _short(f"store_unavailable: {code}: {message}"))
         # AccessDenied, NoSuchBucket, ResourceNotFoundException: the deployment's fault,
         # not the entry's; it goes through once the server is fixed.
-        return EntryFault("retry", _short(f"server_error: {code}: {message}"))
+        return EntryFault(Status.RETRY, _short(f"server_error: {code}: {message}"))
     # EndpointConnectionError, ConnectTimeoutError, ReadTimeoutError, ConnectionClosedError...
     if isinstance(exc, (aws_errors.ConnectionError, aws_errors.HTTPClientError)):
-        return EntryFault("retry", _short(f"store_unreachable: {type(exc).__name__}"))
-    return EntryFault("retry", _short(f"server_error: {type(exc).__name__}"))
+        return EntryFault(Status.RETRY, _short(f"store_unreachable: {type(exc).__name__}"))
+    return EntryFault(Status.RETRY, _short(f"server_error: {type(exc).__name__}"))
 
 
 def _client_error(exc: aws_errors.ClientError) -> tuple[str, str, int]:

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import zlib
 
+from exportsync_wire import limits
+
 from .budget import Budget
 
 __all__ = ["MAX_INFLATED_BYTES", "InflateError", "inflate_budget", "inflate_gzip"]
 
 # Inflated bytes one request may hold in memory at once (the function has 1024 MB).
-MAX_INFLATED_BYTES = 256 * 1024 * 1024
+MAX_INFLATED_BYTES = limits.INFLATED_BYTES
 _WBITS_GZIP = 16 + zlib.MAX_WBITS  # gzip header and trailer (CRC-32, length) checked by zlib
 _STEP = 64 * 1024  # compressed bytes fed per step
 

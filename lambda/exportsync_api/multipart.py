@@ -12,6 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from exportsync_wire import Status, limits
+
 from .budget import Budget
 
 __all__ = [
@@ -27,13 +29,12 @@ __all__ = [
     "url_budget",
 ]
 
-_MIB = 1024 * 1024
-MIN_PART_BYTES = 5 * _MIB  # S3: every part but the last
-MAX_PART_BYTES = 5 * 1024 * _MIB  # S3: one part
-MAX_OBJECT_BYTES = 5 * 1024 * 1024 * _MIB  # S3: one object, 5 TiB
-DEFAULT_PART_BYTES = 64 * _MIB  # when the client does not ask for a part count
-MAX_PARTS_PER_FILE = 1024  # 5 TiB in parts of 5 GiB
-MAX_PRESIGNED_URLS = 2048
+MIN_PART_BYTES = limits.PART_MIN_BYTES  # S3: every part but the last
+MAX_PART_BYTES = limits.PART_MAX_BYTES  # S3: one part
+MAX_OBJECT_BYTES = limits.OBJECT_BYTES  # S3: one object, 5 TiB
+DEFAULT_PART_BYTES = limits.DEFAULT_PART_BYTES  # when the client does not ask for a count
+MAX_PARTS_PER_FILE = limits.PARTS_PER_FILE
+MAX_PRESIGNED_URLS = limits.PRESIGNED_URLS
 
 
 @dataclass(frozen=True)
@@ -76,7 +77,7 @@ def multipart_answer(
 ) -> dict[str, Any]:
     """The fields of a ``"status": "multipart"`` answer."""
     return {
-        "status": "multipart",
+        "status": Status.MULTIPART,
         "upload_id": upload_id,
         "part_size": plan.part_size,
         "parts": [

@@ -3,10 +3,13 @@
 boto3 *clients* are thread-safe (resources are not; the stores use clients only), so the
 workers share the module-scope clients. An exception from one entry's write becomes that
 entry's ``retry`` or ``rejected`` answer (``faults.classify``) and never reaches the others.
+An entry not started by the pool's deadline answers ``retry`` untried, so a slow or throttled
+store makes the function answer in time instead of timing out after some entries were stored.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -14,11 +17,14 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 
+from exportsync_wire import Status
+
 from .faults import classify
 
-__all__ = ["DEFAULT_WORKERS", "Entry", "answer", "run_entries"]
+__all__ = ["DEFAULT_WORKERS", "LATE", "UNHURRIED", "Entry", "Pool"]
 
 DEFAULT_WORKERS = 16
+LATE = "deadline: the function ran short of time before this entry; send it again"
 
 Work = Callable[[], Mapping[str, Any]]
 
@@ -34,22 +40,36 @@ class Entry:
     work: Work | None = field(default=None, compare=False)
 
 
-def answer(entry: Entry) -> dict[str, Any]:
-    """Run one entry's work; its own fault becomes its answer."""
-    if entry.work is None:
-        return dict(entry.fields)
-    try:
-        return {**entry.fields, **entry.work()}
-    except Exception as exc:  # one entry's fault, whatever it is, stays with that entry
-        fault = classify(exc)
-        logger.warning("entry_fault", error_type=type(exc).__name__, status=fault.status)
-        return {**entry.fields, "status": fault.status, "error": fault.error}
+@dataclass(frozen=True)
+class Pool:
+    """How one request's entries run: ``workers`` at a time, none started after ``deadline``
+    (a ``clock()`` reading; None: no deadline)."""
+
+    workers: int = DEFAULT_WORKERS
+    deadline: float | None = None
+    clock: Callable[[], float] = field(default=time.monotonic, compare=False)
+
+    def run(self, entries: Sequence[Entry]) -> list[dict[str, Any]]:
+        """Every entry's answer, in the order given."""
+        pending = sum(1 for entry in entries if entry.work is not None)
+        if pending <= 1 or self.workers <= 1:
+            return [self.answer(entry) for entry in entries]
+        with ThreadPoolExecutor(max_workers=min(self.workers, pending)) as pool:
+            return list(pool.map(self.answer, entries))
+
+    def answer(self, entry: Entry) -> dict[str, Any]:
+        """Run one entry's work; its own fault becomes its answer."""
+        if entry.work is None:
+            return dict(entry.fields)
+        if self.deadline is not None and self.clock() >= self.deadline:
+            return {**entry.fields, "status": Status.RETRY, "error": LATE}
+        try:
+            return {**entry.fields, **entry.work()}
+        except Exception as exc:  # one entry's fault, whatever it is, stays with that entry
+            fault = classify(exc)
+            logger.warning("entry_fault", error_type=type(exc).__name__, status=fault.status)
+            return {**entry.fields, "status": fault.status, "error": fault.error}
 
 
-def run_entries(entries: Sequence[Entry], workers: int = DEFAULT_WORKERS) -> list[dict[str, Any]]:
-    """Every entry's answer, in the order given; at most ``workers`` writes at a time."""
-    pending = sum(1 for entry in entries if entry.work is not None)
-    if pending <= 1 or workers <= 1:
-        return [answer(entry) for entry in entries]
-    with ThreadPoolExecutor(max_workers=min(workers, pending)) as pool:
-        return list(pool.map(answer, entries))
+# The default pool: no deadline (tests and callers that set none).
+UNHURRIED = Pool()

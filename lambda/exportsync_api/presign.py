@@ -10,18 +10,16 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from exportsync_wire import ErrorCode, PresignFile, Status, limits
+
 from .budget import Budget
 from .errors import bad_request
-from .keys import InvalidKeyPart, object_key, user_prefix
-from .limits import MAX_ENTRIES
-from .multipart import MAX_OBJECT_BYTES, PartPlan, multipart_answer, plan_parts, url_budget
-from .pool import DEFAULT_WORKERS, Entry, run_entries
+from .keys import object_key, owner
+from .multipart import PartPlan, multipart_answer, plan_parts, url_budget
+from .pool import UNHURRIED, Entry, Pool
 from .stores import ObjectStore, checksum_b64
 
 __all__ = [
-    "MAX_FILES",
-    "MAX_PUT_BYTES",
-    "PresignFile",
     "PresignRequest",
     "check_file",
     "iso_utc",
@@ -31,23 +29,8 @@ __all__ = [
     "presign_user",
 ]
 
-MAX_FILES = MAX_ENTRIES
-MAX_PUT_BYTES = 5 * 1024**3  # S3's single-PUT limit
 _S3_MAX_PARTS = 10_000
 _SHA256 = re.compile(r"[0-9a-fA-F]{64}")
-
-
-@dataclass(frozen=True)
-class PresignFile:
-    filename: str
-    sha256: str
-    size: int
-    parts: int | None = None  # asks for a multipart upload in about this many parts
-    upload_id: str | None = None  # resumes this multipart upload with fresh URLs
-
-    @property
-    def multipart(self) -> bool:
-        return self.parts is not None or self.upload_id is not None or self.size > MAX_PUT_BYTES
 
 
 @dataclass(frozen=True)
@@ -61,22 +44,25 @@ def parse_presign(body: bytes) -> PresignRequest:
     try:
         value = json.loads(body.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError, ValueError):
-        raise bad_request("invalid_json", "body is not valid UTF-8 JSON") from None
+        raise bad_request(ErrorCode.INVALID_JSON, "body is not valid UTF-8 JSON") from None
     if not isinstance(value, dict):
-        raise bad_request("invalid_body", "body must be {'files': [...]}")
+        raise bad_request(ErrorCode.INVALID_BODY, "body must be {'files': [...]}")
     files = value.get("files")
-    if not isinstance(files, list) or not 1 <= len(files) <= MAX_FILES:
-        raise bad_request("invalid_body", f"'files' must be a list of 1 to {MAX_FILES}")
+    if not isinstance(files, list) or not 1 <= len(files) <= limits.MAX_ROUTE_ENTRIES:
+        raise bad_request(
+            ErrorCode.INVALID_BODY,
+            f"'files' must be a list of 1 to {limits.MAX_ROUTE_ENTRIES}",
+        )
     user_id = value.get("user_id")
     if user_id is not None and not isinstance(user_id, str):
-        raise bad_request("invalid_body", "'user_id' must be a string")
+        raise bad_request(ErrorCode.INVALID_BODY, "'user_id' must be a string")
     return PresignRequest([_file(index, entry) for index, entry in enumerate(files)], user_id)
 
 
 def _file(index: int, entry: object) -> PresignFile:
     checked = check_file(f"files[{index}]", entry)
     if isinstance(checked, str):
-        raise bad_request("invalid_body", checked)
+        raise bad_request(ErrorCode.INVALID_BODY, checked)
     return checked
 
 
@@ -89,7 +75,7 @@ def check_file(where: str, entry: object) -> PresignFile | str:
         return f"{where}.filename must be a non-empty string"
     if not isinstance(sha256, str) or not _SHA256.fullmatch(sha256):
         return f"{where}.sha256 must be 64 hex digits"
-    if isinstance(size, bool) or not isinstance(size, int) or not 0 <= size <= MAX_OBJECT_BYTES:
+    if isinstance(size, bool) or not isinstance(size, int) or not 0 <= size <= limits.OBJECT_BYTES:
         return f"{where}.size must be an integer from 0 to 5 TiB"
     parts, upload_id = entry.get("parts"), entry.get("upload_id")
     if parts is not None and (
@@ -103,14 +89,7 @@ def check_file(where: str, entry: object) -> PresignFile | str:
 
 def presign_user(user: str | None, request_user: str | None) -> str:
     """The key's user, else the request's ``user_id``; 400 when neither names a valid user."""
-    user = user if user is not None else request_user
-    if not user:
-        raise bad_request("missing_user", "no API key identity and no user_id field")
-    try:
-        user_prefix(user)
-    except InvalidKeyPart as exc:
-        raise bad_request("invalid_user", str(exc)) from None
-    return user
+    return owner(user, request_user, "user_id field")
 
 
 def presign_entry(
@@ -129,7 +108,7 @@ def presign_entry(
     plan = plan_parts(file.size, file.parts) if file.multipart else None
     if urls is not None and not urls.take(plan.urls if plan is not None else 1):
         error = "request_full: this request holds too many presigned URLs; send it again"
-        return Entry({**fields, "status": "retry", "error": error})
+        return Entry({**fields, "status": Status.RETRY, "error": error})
     if plan is None:
         return Entry(fields, lambda: _single(file, key, store, expires_in, now))
     return Entry(fields, lambda: _multipart(file, key, plan, store, expires_in=expires_in, now=now))
@@ -139,12 +118,12 @@ def _single(
     file: PresignFile, key: str, store: ObjectStore, expires_in: int, now: Callable[[], datetime]
 ) -> dict[str, Any]:
     if store.exists(key):
-        return {"status": "duplicate"}
+        return {"status": Status.DUPLICATE}
     # The expiry is computed before signing, so it is never later than the URL's own.
     expires_at = now() + timedelta(seconds=expires_in)
     url = store.presign_put(key, file.sha256, file.size, expires_in)
     return {
-        "status": "upload",
+        "status": Status.UPLOAD,
         "url": url,
         "method": "PUT",
         "headers": {
@@ -165,7 +144,7 @@ def _multipart(
     now: Callable[[], datetime],
 ) -> dict[str, Any]:
     if store.exists(key):
-        return {"status": "duplicate"}
+        return {"status": Status.DUPLICATE}
     expires_at = now() + timedelta(seconds=expires_in)
     upload_id = file.upload_id or store.start_multipart(key)
     lengths = plan.lengths(file.size)
@@ -191,7 +170,7 @@ def presign_files(
     expires_in: int,
     *,
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
-    workers: int = DEFAULT_WORKERS,
+    pool: Pool = UNHURRIED,
 ) -> dict[str, Any]:
     """One result per file, in order (the existence checks run on the pool)."""
     owner = presign_user(user, request.user_id)
@@ -200,4 +179,4 @@ def presign_files(
         presign_entry(file, owner, store, expires_in, now=now, urls=budget)
         for file in request.files
     ]
-    return {"results": run_entries(entries, workers)}
+    return {"results": pool.run(entries)}

@@ -13,9 +13,10 @@ from typing import TYPE_CHECKING, Any
 
 from boto3.dynamodb.types import TypeSerializer
 
+from exportsync_wire import ErrorCode, Status, limits
+
 from .errors import bad_request
-from .limits import MAX_ENTRIES
-from .pool import DEFAULT_WORKERS, Entry, run_entries
+from .pool import UNHURRIED, Entry, Pool
 from .stores import HASH_ATTRIBUTE, SessionStore
 
 if TYPE_CHECKING:
@@ -23,8 +24,6 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ITEM_SIZE_CHECKED",
-    "MAX_ITEM_BYTES",
-    "MAX_SESSIONS",
     "Rejected",
     "Unrepresentable",
     "ValidSession",
@@ -36,13 +35,9 @@ __all__ = [
     "validate_session",
 ]
 
-MAX_SESSIONS = MAX_ENTRIES
-MAX_ITEM_BYTES = 400 * 1024
-# Our size estimate and DynamoDB's own count differ (moto refuses above 405,000 bytes, AWS a
-# little above 409,600), so refuse early: an item near the limit fails here, alone, with a
-# clear reason, rather than as a ValidationException from the store.
-ITEM_SIZE_CHECKED = MAX_ITEM_BYTES - 10 * 1024
-_MAX_DEPTH = 32  # DynamoDB's nesting limit
+# An item near DynamoDB's limit fails here, alone, with a clear reason, rather than as a
+# ValidationException from the store (read at call time, so a test may lift it).
+ITEM_SIZE_CHECKED = limits.ITEM_CHECKED_BYTES
 _MAX_PARTITION_KEY_BYTES = 2048
 _MAX_SORT_KEY_BYTES = 1024
 _SERIALIZER = TypeSerializer()
@@ -84,12 +79,17 @@ def parse_sessions(body: bytes) -> list[object]:
     """One session object or ``{"sessions": [...]}`` (1..1000); numbers become Decimal."""
     value = load_json(body)
     if not isinstance(value, dict):
-        raise bad_request("invalid_body", "body must be a session object or {'sessions': [...]}")
+        raise bad_request(
+            ErrorCode.INVALID_BODY, "body must be a session object or {'sessions': [...]}"
+        )
     if "sessions" not in value:
         return [value]
     sessions = value["sessions"]
-    if not isinstance(sessions, list) or not 1 <= len(sessions) <= MAX_SESSIONS:
-        raise bad_request("invalid_body", f"'sessions' must be a list of 1 to {MAX_SESSIONS}")
+    if not isinstance(sessions, list) or not 1 <= len(sessions) <= limits.MAX_ROUTE_ENTRIES:
+        raise bad_request(
+            ErrorCode.INVALID_BODY,
+            f"'sessions' must be a list of 1 to {limits.MAX_ROUTE_ENTRIES}",
+        )
     return sessions
 
 
@@ -104,7 +104,7 @@ def load_json(body: bytes) -> object:
             body.decode("utf-8"), parse_float=_number, parse_int=_number, parse_constant=_number
         )
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
-        raise bad_request("invalid_json", "body is not valid UTF-8 JSON") from None
+        raise bad_request(ErrorCode.INVALID_JSON, "body is not valid UTF-8 JSON") from None
 
 
 def validate_session(raw: object, expected_user: str | None) -> ValidSession | Rejected:
@@ -157,7 +157,7 @@ def _content_error(raw: Mapping[str, object]) -> str | None:
 
 
 def _walk(value: object, depth: int) -> str | None:
-    if depth > _MAX_DEPTH:
+    if depth > limits.ITEM_DEPTH:
         return "too_deep: nesting is deeper than 32 levels"
     if isinstance(value, Unrepresentable):
         return "number_out_of_range: a number is beyond any exact decimal"
@@ -219,7 +219,7 @@ def session_entry(raw: object, expected_user: str | None, store: SessionStore) -
             {
                 "user_id": checked.user_id if isinstance(checked.user_id, str) else None,
                 "timestamp": checked.timestamp if isinstance(checked.timestamp, str) else None,
-                "status": "rejected",
+                "status": Status.REJECTED,
                 "error": checked.error,
             }
         )
@@ -234,8 +234,8 @@ def store_sessions(
     sessions: list[object],
     expected_user: str | None,
     store: SessionStore,
-    workers: int = DEFAULT_WORKERS,
+    pool: Pool = UNHURRIED,
 ) -> dict[str, Any]:
     """Validate and store each session; valid items are stored whatever happens to others."""
     entries = [session_entry(raw, expected_user, store) for raw in sessions]
-    return {"results": run_entries(entries, workers)}
+    return {"results": pool.run(entries)}

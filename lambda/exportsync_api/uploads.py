@@ -7,16 +7,17 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from exportsync_wire import GZIP, ErrorCode, Status
+
 from .budget import Budget
 from .errors import bad_request, unprocessable
 from .form import FilePart, Form
 from .inflate import MAX_INFLATED_BYTES, InflateError, inflate_budget, inflate_gzip
-from .keys import InvalidKeyPart, object_key, user_prefix
-from .pool import DEFAULT_WORKERS, Entry, run_entries
+from .keys import object_key, owner
+from .pool import UNHURRIED, Entry, Pool
 from .stores import ObjectStore
 
 __all__ = [
-    "GZIP",
     "ManifestEntry",
     "PlannedUpload",
     "file_entry",
@@ -25,9 +26,6 @@ __all__ = [
     "plan_upload",
     "upload_form",
 ]
-
-
-GZIP = "gzip"
 
 
 @dataclass(frozen=True)
@@ -72,28 +70,30 @@ def parse_manifest(text: str | None, file_count: int) -> list[ManifestEntry]:
     try:
         value = json.loads(text)
     except (json.JSONDecodeError, RecursionError):
-        raise bad_request("invalid_manifest", "manifest is not valid JSON") from None
+        raise bad_request(ErrorCode.INVALID_MANIFEST, "manifest is not valid JSON") from None
     if not isinstance(value, list):
-        raise bad_request("invalid_manifest", "manifest must be a JSON list")
+        raise bad_request(ErrorCode.INVALID_MANIFEST, "manifest must be a JSON list")
     if len(value) != file_count:
-        raise bad_request("invalid_manifest", "manifest needs one entry per file part")
+        raise bad_request(ErrorCode.INVALID_MANIFEST, "manifest needs one entry per file part")
     return [_manifest_entry(index, entry) for index, entry in enumerate(value)]
 
 
 def _manifest_entry(index: int, entry: object) -> ManifestEntry:
     where = f"manifest[{index}]"
     if not isinstance(entry, dict):
-        raise bad_request("invalid_manifest", f"{where} must be an object")
+        raise bad_request(ErrorCode.INVALID_MANIFEST, f"{where} must be an object")
     filename, sha256, size = entry.get("filename"), entry.get("sha256"), entry.get("size")
     if filename is not None and not isinstance(filename, str):
-        raise bad_request("invalid_manifest", f"{where}.filename must be a string")
+        raise bad_request(ErrorCode.INVALID_MANIFEST, f"{where}.filename must be a string")
     if sha256 is not None and not isinstance(sha256, str):
-        raise bad_request("invalid_manifest", f"{where}.sha256 must be a string")
+        raise bad_request(ErrorCode.INVALID_MANIFEST, f"{where}.sha256 must be a string")
     if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < 0):
-        raise bad_request("invalid_manifest", f"{where}.size must be a non-negative integer")
+        raise bad_request(
+            ErrorCode.INVALID_MANIFEST, f"{where}.size must be a non-negative integer"
+        )
     encoding = entry.get("encoding")
     if encoding is not None and not isinstance(encoding, str):
-        raise bad_request("invalid_manifest", f"{where}.encoding must be a string")
+        raise bad_request(ErrorCode.INVALID_MANIFEST, f"{where}.encoding must be a string")
     return ManifestEntry(filename=filename, sha256=sha256, size=size, encoding=encoding)
 
 
@@ -161,43 +161,36 @@ def file_entry(
     """One file part's answer: a rejection now, or its S3 write to run on the pool."""
     plan = plan_upload(part, entry, user, budget)
     if plan.error is not None or plan.key is None:
-        return Entry(plan.result("retry" if plan.retry else "rejected"))
+        return Entry(plan.result(Status.RETRY if plan.retry else Status.REJECTED))
     key = plan.key
 
     def write() -> dict[str, Any]:
         return {"status": store.put_if_absent(key, plan.data, plan.sha256)}
 
-    fields = plan.result("stored")
+    fields = plan.result(Status.STORED)
     del fields["status"]
     return Entry(fields, write)
 
 
 def form_user(form: Form, user: str | None) -> str:
     """The key's user, else the ``user_id`` part; 400 when neither names a valid user."""
-    user = user if user is not None else form.fields.get("user_id")
-    if not user:
-        raise bad_request("missing_user", "no API key identity and no user_id part")
-    try:
-        user_prefix(user)
-    except InvalidKeyPart as exc:
-        raise bad_request("invalid_user", str(exc)) from None
-    return user
+    return owner(user, form.fields.get("user_id"), "user_id part")
 
 
 def upload_form(
-    form: Form, user: str | None, store: ObjectStore, workers: int = DEFAULT_WORKERS
+    form: Form, user: str | None, store: ObjectStore, pool: Pool = UNHURRIED
 ) -> dict[str, Any]:
     """Run the whole route on a parsed form; 422 (with the results) when nothing was valid."""
     user = form_user(form, user)
     if not form.files:
-        raise unprocessable("no_files", "the request has no part named 'file'")
+        raise unprocessable(ErrorCode.NO_FILES, "the request has no part named 'file'")
     manifest = parse_manifest(form.fields.get("manifest"), len(form.files))
     budget = inflate_budget()
     entries = [
         file_entry(part, entry, user, store, budget)
         for part, entry in zip(form.files, manifest, strict=True)
     ]
-    results = run_entries(entries, workers)
-    if all(result["status"] == "rejected" for result in results):
-        raise unprocessable("nothing_valid", "no file part was valid", {"results": results})
+    results = pool.run(entries)
+    if all(result["status"] == Status.REJECTED for result in results):
+        raise unprocessable(ErrorCode.NOTHING_VALID, "no file part was valid", {"results": results})
     return {"results": results}

@@ -11,8 +11,10 @@ from typing import Any
 
 import pytest
 
+from exportsync.clock import Clock, FakeClock
 from exportsync.config import load_config
-from exportsync.daemon import Daemon
+from exportsync.daemon import IDLE_WAKE_SECONDS, Daemon
+from exportsync.delivery import StepOutcome
 from exportsync.errors import SpoolError
 from exportsync.notify import Notifier
 from exportsync.spool import Spool
@@ -50,7 +52,9 @@ def _sent(api: FakeApi) -> tuple[int, int]:
     return sum(len(c.files) for c in calls), sum(len(c.sessions) for c in calls)
 
 
-def _daemon(tmp_path: Path, api: FakeApi, **overrides: object) -> Daemon:
+def _daemon(
+    tmp_path: Path, api: FakeApi, clock: Clock | None = None, **overrides: object
+) -> Daemon:
     export = tmp_path / "export"
     export.mkdir()
     config = load_config(
@@ -69,7 +73,33 @@ def _daemon(tmp_path: Path, api: FakeApi, **overrides: object) -> Daemon:
             **overrides,
         },
     )
-    return Daemon(config, api=api, notifier=Notifier())
+    return Daemon(config, api=api, notifier=Notifier(), clock=clock)
+
+
+def test_the_loop_waits_through_its_clock(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Waits go through the injected clock, capped, and a wake-up (a new file, stop) ends them."""
+    clock = FakeClock()
+    daemon = _daemon(tmp_path, FakeApi(), clock)
+    outcomes = iter([StepOutcome(False, 30.0), StepOutcome(False, None), StepOutcome(True, 0.0)])
+
+    def step() -> StepOutcome:
+        outcome = next(outcomes, None)
+        if outcome is None:
+            daemon.stop()
+            return StepOutcome(False, 2.0)
+        if outcome.requested:
+            daemon._wake.set()  # as a newly spooled file does
+            return StepOutcome(False, 7.0)
+        return outcome
+
+    monkeypatch.setattr(daemon.deliverer, "step", step)
+    start = clock.time()
+    try:
+        daemon._loop()
+    finally:
+        daemon.spool.close()
+    assert clock.waits == [IDLE_WAKE_SECONDS, IDLE_WAKE_SECONDS]
+    assert clock.time() - start == 2 * IDLE_WAKE_SECONDS
 
 
 def test_files_flow_from_folder_to_api_and_systemd_hears_every_phase(
@@ -206,7 +236,7 @@ def test_the_first_request_carries_the_whole_backlog(tmp_path: Path) -> None:
 def test_without_a_daily_limit_a_closed_file_is_taken_at_once(
     tmp_path: Path, daily: int, pause: float
 ) -> None:
-    daemon = _daemon(tmp_path, FakeApi(), **{"quota.daily_requests": daily})
+    daemon = _daemon(tmp_path, FakeApi(), None, **{"quota.daily_requests": daily})
     try:
         assert daemon.watcher.settler.quiet_seconds == pause
     finally:

@@ -15,8 +15,8 @@ from fakes import MemorySessionStore
 from lambda_support import BUCKET, TABLE, Moto, json_part, multipart_body
 
 from exportsync_api.app import Dependencies, handle
-from exportsync_api.limits import MAX_ENTRIES
 from exportsync_api.stores import PutOutcome
+from exportsync_wire import limits
 
 
 def _session(n: int, **fields: object) -> dict[str, object]:
@@ -105,7 +105,7 @@ def test_a_thousand_entries_are_taken_and_one_more_is_refused(memory_deps: Depen
     sessions = [_session(i) for i in range(1000)]
     fine = handle(_batch([json_part("session", sessions)]), None, memory_deps)
     assert fine["statusCode"] == 200
-    assert [r["status"] for r in body_of(fine)["results"]] == ["stored"] * MAX_ENTRIES
+    assert [r["status"] for r in body_of(fine)["results"]] == ["stored"] * limits.MAX_BATCH_ENTRIES
     over = _batch([json_part("session", sessions), ("file", ("x.csv", b"x", "text/csv"))])
     response = handle(over, None, memory_deps)
     assert response["statusCode"] == 400
@@ -121,7 +121,7 @@ def test_session_and_presign_routes_take_up_to_a_thousand(
         {"filename": f"f{i}.csv", "sha256": hashlib.sha256(b"%d" % i).hexdigest(), "size": 1}
         for i in range(count)
     ]
-    expected = 200 if count <= MAX_ENTRIES else 400
+    expected = 200 if count <= limits.MAX_ROUTE_ENTRIES else 400
     for path, body in (("/session", {"sessions": sessions}), ("/presign", {"files": files})):
         response = handle(rest_event(path, json.dumps(body)), None, memory_deps)
         assert response["statusCode"] == expected, path

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import pytest
@@ -14,8 +14,9 @@ from apigw_events import body_of, rest_event
 from botocore.exceptions import ClientError, EndpointConnectionError, ReadTimeoutError
 from fakes import MemoryObjectStore, MemorySessionStore
 
-from exportsync_api.app import Dependencies, handle
+from exportsync_api.app import Dependencies, handle, write_pool
 from exportsync_api.faults import classify
+from exportsync_api.pool import LATE, Entry, Pool
 from exportsync_api.sessions import ITEM_SIZE_CHECKED, Rejected, parse_sessions, validate_session
 from exportsync_api.stores import PutOutcome
 
@@ -182,3 +183,50 @@ def test_s3_fault_answers_per_file_in_presign(memory_deps: Dependencies) -> None
     results = body_of(response)["results"]
     assert [r["status"] for r in results] == ["upload", "retry"]
     assert results[1]["error"].startswith("store_unavailable: InternalError")
+
+
+class _FakeClock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_entries_not_started_by_the_deadline_answer_retry_untried() -> None:
+    clock = _FakeClock()
+    written: list[int] = []
+
+    def write(n: int) -> Callable[[], dict[str, Any]]:
+        def run() -> dict[str, Any]:
+            written.append(n)
+            clock.now += 1.0  # each write takes a second
+            return {"status": "stored"}
+
+        return run
+
+    pool = Pool(workers=1, deadline=2.5, clock=clock)
+    results = pool.run([Entry({"n": n}, write(n)) for n in range(5)])
+    assert [r["status"] for r in results] == ["stored"] * 3 + ["retry"] * 2
+    assert results[3]["error"] == LATE
+    assert written == [0, 1, 2]
+
+
+class _Context:
+    def __init__(self, remaining_ms: int) -> None:
+        self.remaining_ms = remaining_ms
+
+    def get_remaining_time_in_millis(self) -> int:
+        return self.remaining_ms
+
+
+def test_the_deadline_follows_the_functions_remaining_time(memory_deps: Dependencies) -> None:
+    settings = memory_deps.settings
+    assert write_pool(settings, None, clock=lambda: 100.0).deadline == 100.0 + 18
+    assert write_pool(settings, _Context(12_000), clock=lambda: 100.0).deadline == 104.0
+    # With 8 s left, no write may start: every entry answers retry, the request still 200.
+    body = json.dumps({"user_id": "alice", "timestamp": _TS})
+    response = handle(rest_event("/session", body), _Context(8_000), memory_deps)
+    assert response["statusCode"] == 200
+    [result] = body_of(response)["results"]
+    assert (result["status"], result["error"]) == ("retry", LATE)
