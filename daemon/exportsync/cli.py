@@ -94,6 +94,12 @@ def _parser() -> argparse.ArgumentParser:
     svc.add_argument(
         "--launchd", action="store_true", help="a launchd plist (the default on macOS)"
     )
+    svc.add_argument(
+        "--run-as",
+        metavar="USER",
+        help="the account a --system service runs as (default: the owner of watch.dir; "
+        "root only when named)",
+    )
     return parser
 
 
@@ -320,11 +326,29 @@ def _cmd_service(args: argparse.Namespace) -> int:
     config = _load(args, require_api=False, require_watch=True)
     if config.path is None:
         raise ConfigError("config", "a service needs a config file: pass --config PATH")
+    if args.run_as is not None and user_mode:
+        print("exportsync service: --run-as is for --system services", file=sys.stderr)
+        return EXIT_USAGE
     options: dict[str, Any] = {
         "executable": service.default_executable(),
         "config_path": config.path.absolute(),
         "user_mode": user_mode,
     }
+    try:
+        if manager == "systemd" and not user_mode and args.action != "uninstall":
+            options["user"], options["group"] = service.system_account(
+                args.run_as, config.watch.dir
+            )
+        return _service_action(args, manager, config, options)
+    except service.ServiceError as exc:
+        print(f"exportsync service: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+def _service_action(
+    args: argparse.Namespace, manager: service.Manager, config: Config, options: dict[str, Any]
+) -> int:
+    user_mode = options["user_mode"]
     if args.action == "print":
         print(
             service.render_service(

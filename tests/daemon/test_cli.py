@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import pwd
 import socket
 import threading
 from collections.abc import Iterator
@@ -436,7 +437,7 @@ def test_no_command_prints_the_api_key(
         ["status", "--json"],
         ["check"],
         ["service", "print", "--user"],
-        ["service", "print", "--system"],
+        ["service", "print", "--system", "--run-as", pwd.getpwuid(os.getuid()).pw_name],
         ["enqueue", str(env.watch / "a.csv")],
         ["retry", "--all-failed"],
     ):
