@@ -57,6 +57,8 @@ def with_priority_prefix(renderer: Processor) -> Processor:
     def render(logger: WrappedLogger, method: str, event_dict: EventDict) -> str:
         level = str(event_dict.get("level", method)).lower()
         priority = PRIORITIES.get(level, PRIORITIES.get(method, _DEFAULT_PRIORITY))
-        return f"<{priority}>{renderer(logger, method, event_dict)}"
+        rendered = renderer(logger, method, event_dict)
+        text = rendered.decode() if isinstance(rendered, bytes) else str(rendered)
+        return f"<{priority}>{text}"
 
     return render
