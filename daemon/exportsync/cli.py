@@ -14,6 +14,7 @@ import socket
 import sys
 import threading
 from collections.abc import Callable, Sequence
+from functools import partial
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -29,9 +30,10 @@ from exportsync.daemon import Daemon, build_ledger, build_matcher
 from exportsync.errors import ConfigError, ExportsyncError
 from exportsync.intake import Intake
 from exportsync.logs import configure_logging
+from exportsync.metrics import MeteredApi, Metrics, MetricsServer, serve_metrics
 from exportsync.runlock import RunLock
 from exportsync.spool import REJECTED_SHA, RecordResult, Spool
-from exportsync.status import build_status, render_table
+from exportsync.status import build_status, read_spool, render_table
 
 __all__ = ["main"]
 
@@ -141,13 +143,16 @@ def _cmd_run(args: argparse.Namespace) -> int:
     assert config.api.api_key is not None  # require_api guarantees it
     lock = RunLock(config.state.dir)
     lock.acquire()
-    api = HttpApi(
+    http = HttpApi(
         config.api.url,
         config.api.api_key.reveal(),
         timeout=config.api.timeout_seconds,
         user_id=config.api.user_id,
     )
-    daemon = Daemon(config, api=api)
+    metrics = Metrics() if config.metrics.host is not None else None
+    api = http if metrics is None else MeteredApi(http, metrics)
+    daemon = Daemon(config, api=api, metrics=metrics)
+    endpoint = _serve_metrics(config, metrics) if metrics is not None else None
     failure: list[BaseException] = []
 
     def work() -> None:
@@ -177,7 +182,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
         log.warning("shutdown_abandoned_request", drain_seconds=DRAIN_SECONDS)
         sys.stderr.flush()
         os._exit(EXIT_OK)  # the spool is consistent; the open request is replayed next start
-    api.close()
+    if endpoint is not None:
+        endpoint.close()
+    http.close()
     lock.release()
     if failure:
         exc = failure[0]
@@ -186,6 +193,26 @@ def _cmd_run(args: argparse.Namespace) -> int:
             return EXIT_ERROR
         raise exc
     return EXIT_OK
+
+
+def _serve_metrics(config: Config, metrics: Metrics) -> MetricsServer:
+    assert config.metrics.host is not None  # the caller checked
+    try:
+        endpoint = serve_metrics(
+            metrics, partial(read_spool, config), config.metrics.host, config.metrics.port
+        )
+    except OSError as exc:
+        raise ConfigError(
+            "metrics.listen",
+            f"cannot listen on {config.metrics.host}:{config.metrics.port}: {exc.strerror or exc}",
+        ) from None
+    host, port = endpoint.address
+    log.info("metrics_listening", url=f"http://{_hostport(host, port)}/metrics")
+    return endpoint
+
+
+def _hostport(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 # -- status, retry, enqueue --------------------------------------------------------------------

@@ -8,13 +8,15 @@ from __future__ import annotations
 from typing import Any
 
 from exportsync import __version__
-from exportsync.clock import Clock, iso_utc
+from exportsync.clock import Clock, SystemClock, iso_utc
 from exportsync.config import Config
+from exportsync.daemon import build_ledger
+from exportsync.metrics import SpoolReading
 from exportsync.quota import QuotaLedger
 from exportsync.runlock import running_pid
 from exportsync.spool import Spool
 
-__all__ = ["build_status", "render_table"]
+__all__ = ["build_status", "read_spool", "render_table"]
 
 _LISTED = 50
 
@@ -67,6 +69,14 @@ def build_status(config: Config, spool: Spool, ledger: QuotaLedger, clock: Clock
             for item in pending
         ],
     }
+
+
+def read_spool(config: Config) -> SpoolReading:
+    """The spool's gauges for /metrics, through a connection of its own (any thread may call)."""
+    clock = SystemClock()
+    with Spool.open(config.state.dir) as spool:
+        quota = build_ledger(config, spool, clock).snapshot()
+        return SpoolReading(spool.counts(), quota.used, quota.limit, quota.resets_at)
 
 
 def render_table(status: dict[str, Any]) -> str:
