@@ -24,7 +24,7 @@ import structlog
 
 from exportsync import __version__, service
 from exportsync.client import HttpApi
-from exportsync.clock import SystemClock
+from exportsync.clock import SystemClock, iso_utc
 from exportsync.config import Config, load_config
 from exportsync.daemon import Daemon, build_ledger, build_matcher
 from exportsync.errors import ConfigError, ExportsyncError
@@ -34,6 +34,7 @@ from exportsync.metrics import MeteredApi, Metrics, MetricsServer, serve_metrics
 from exportsync.runlock import RunLock
 from exportsync.spool import REJECTED_SHA, RecordResult, Spool
 from exportsync.status import build_status, read_spool, render_table
+from exportsync.watchview import watch
 
 __all__ = ["main"]
 
@@ -70,6 +71,12 @@ def _parser() -> argparse.ArgumentParser:
 
     status = commands.add_parser("status", parents=[common], help="show the spool and the quota")
     status.add_argument("--json", action="store_true", help="print one JSON object")
+    status.add_argument(
+        "--watch", action="store_true", help="redraw the report every second until Ctrl-C"
+    )
+    status.add_argument(
+        "--interval", type=float, default=1.0, metavar="SECONDS", help="--watch's pause"
+    )
 
     retry = commands.add_parser("retry", parents=[common], help="send failed items again")
     retry.add_argument("ids", nargs="*", type=int, metavar="ID", help="item ids from 'status'")
@@ -220,6 +227,11 @@ def _hostport(host: str, port: int) -> str:
 
 def _cmd_status(args: argparse.Namespace) -> int:
     config = _load(args, require_api=False)
+    if args.watch:
+        if args.json or args.interval <= 0:
+            print("exportsync status: --watch takes no --json, and --interval > 0", file=sys.stderr)
+            return EXIT_USAGE
+        return watch(partial(_live_report, config), sys.stdout, interval=args.interval)
     clock = SystemClock()
     # A read-only command: where no daemon has run yet, report an empty spool without creating one.
     exists = Spool.path_in(config.state.dir).exists()
@@ -230,6 +242,30 @@ def _cmd_status(args: argparse.Namespace) -> int:
     else:
         print(render_table(report))
     return EXIT_OK
+
+
+def _live_report(config: Config) -> dict[str, Any]:
+    """The status report plus what only a live view shows: the request in flight, last events."""
+    clock = SystemClock()
+    if not Spool.path_in(config.state.dir).exists():
+        with Spool.in_memory() as empty:
+            return build_status(config, empty, build_ledger(config, empty, clock), clock)
+    with Spool.open(config.state.dir) as spool:
+        report = build_status(config, spool, build_ledger(config, spool, clock), clock)
+        report["in_flight"] = [
+            {"id": i.id, "path": str(i.path)} for i in spool.items("sending", limit=20)
+        ]
+        report["recent"] = [
+            {
+                "id": i.id,
+                "path": str(i.path),
+                "state": i.state,
+                "at": iso_utc(i.updated_at),
+                "error": i.last_error,
+            }
+            for i in spool.recent(limit=5)
+        ]
+    return report
 
 
 def _cmd_retry(args: argparse.Namespace) -> int:
