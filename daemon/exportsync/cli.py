@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 
 import structlog
 
-from exportsync import __version__, service
+from exportsync import __version__, firstrun, service
 from exportsync.client import HttpApi
 from exportsync.clock import SystemClock, iso_utc
 from exportsync.config import Config, load_config
@@ -92,6 +92,23 @@ def _parser() -> argparse.ArgumentParser:
         parents=[common],
         help="validate the config, folders and API address without spending a request",
     )
+
+    setup = commands.add_parser(
+        "setup",
+        parents=[common],
+        help="first run: write a config and key file, check them, offer the user service",
+        description="Asks for what no flag gives (on a terminal); writes the config to "
+        "--config or the platform's config folder, the key to a 0600 file beside it.",
+    )
+    setup.add_argument("--api-url", metavar="URL")
+    key = setup.add_mutually_exclusive_group()
+    key.add_argument("--api-key-file", metavar="PATH", help="read the API key from this file")
+    key.add_argument("--api-key-stdin", action="store_true", help="read the API key from stdin")
+    setup.add_argument("--watch-dir", metavar="DIR", help="the export folder (created if missing)")
+    setup.add_argument("--user-id", metavar="ID", help="filled into sessions without one")
+    setup.add_argument("--yes", action="store_true", help="install the user service, no question")
+    setup.add_argument("--no-service", action="store_true", help="do not offer the user service")
+    setup.add_argument("--force", action="store_true", help="replace an existing config")
 
     svc = commands.add_parser(
         "service", parents=[common], help="print, install or uninstall the service definition"
@@ -437,6 +454,42 @@ def _service_action(
     return EXIT_OK
 
 
+def _cmd_setup(args: argparse.Namespace) -> int:
+    prompter = firstrun.Prompter(interactive=sys.stdin.isatty() and not args.api_key_stdin)
+    answers = firstrun.gather(
+        prompter,
+        api_url=args.api_url,
+        api_key=firstrun.read_key("-" if args.api_key_stdin else args.api_key_file),
+        watch_dir=args.watch_dir,
+        user_id=args.user_id,
+    )
+    path = Path(os.path.abspath(args.config or firstrun.default_config_path()))
+    key_file = firstrun.write_setup(answers, path, force=args.force)
+    print(f"wrote {path}\nwrote {key_file} (mode 600; the key is not in the config)")
+    if not answers.watch_dir.exists():
+        answers.watch_dir.mkdir(parents=True)
+        print(f"created {answers.watch_dir}")
+    args.config = path
+    code = _cmd_check(args)
+    later = f"exportsync service install --user --config {path}"
+    if args.no_service:
+        return code
+    if code != EXIT_OK:
+        print(f"fix the failed check, then: {later}")
+        return code
+    if not (args.yes or prompter.confirm("Install the user service now?")):
+        print(f"to run it as a service later: {later}")
+        return code
+    args.action, args.user, args.system, args.launchd, args.run_as = (
+        "install",
+        True,
+        False,
+        False,
+        None,
+    )
+    return _cmd_service(args)
+
+
 _COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "run": _cmd_run,
     "status": _cmd_status,
@@ -444,4 +497,5 @@ _COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "enqueue": _cmd_enqueue,
     "check": _cmd_check,
     "service": _cmd_service,
+    "setup": _cmd_setup,
 }

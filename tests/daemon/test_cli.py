@@ -403,8 +403,9 @@ def test_service_needs_a_scope_and_a_config_file(
         ["enqueue"],
         ["check"],
         ["service"],
+        ["setup"],
     ],
-    ids=["top", "run", "status", "retry", "enqueue", "check", "service"],
+    ids=["top", "run", "status", "retry", "enqueue", "check", "service", "setup"],
 )
 def test_help_exits_0(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as info:
