@@ -419,6 +419,13 @@ def _cmd_service(args: argparse.Namespace) -> int:
             options["user"], options["group"] = service.system_account(
                 args.run_as, config.watch.dir
             )
+            if options["user"] == "nobody":
+                # systemd itself notes this on load: nobody is shared with unrelated services.
+                print(
+                    "exportsync service: note: 'nobody' is shared by unrelated services; a "
+                    "dedicated account (useradd --system exportsync) is safer",
+                    file=sys.stderr,
+                )
         return _service_action(args, manager, config, options)
     except service.ServiceError as exc:
         print(f"exportsync service: {exc}", file=sys.stderr)
@@ -429,17 +436,20 @@ def _service_action(
     args: argparse.Namespace, manager: service.Manager, config: Config, options: dict[str, Any]
 ) -> int:
     user_mode = options["user_mode"]
+    # Only a state.dir the config names needs ReadWritePaths=; otherwise the service uses its
+    # StateDirectory= (the path resolved here would be the invoking user's, e.g. root's home).
+    state_dir = config.state.dir if "state.dir" in config.explicit else None
     if args.action == "print":
         print(
             service.render_service(
-                manager, **options, watch_dir=config.watch.dir, state_dir=config.state.dir
+                manager, **options, watch_dir=config.watch.dir, state_dir=state_dir
             ),
             end="",
         )
         return EXIT_OK
     if args.action == "install":
         result = service.install(
-            manager, **options, watch_dir=config.watch.dir, state_dir=config.state.dir
+            manager, **options, watch_dir=config.watch.dir, state_dir=state_dir
         )
     else:
         result = service.uninstall(manager, user_mode=user_mode)

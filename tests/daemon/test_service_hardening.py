@@ -178,3 +178,19 @@ def test_run_as_an_unknown_account_or_with_user_scope_exits_2(
 
 def _name(uid: int) -> str:
     return pwd.getpwuid(uid).pw_name
+
+
+def test_only_a_named_state_dir_is_made_writable(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Without state.dir the service keeps to StateDirectory=; a guessed path would fail the
+    start under ProtectHome= when it does not exist."""
+    config = tmp_path / "exportsync.toml"
+    config.write_text(f'[watch]\ndir = "{tmp_path}"\n')
+    argv = ["service", "print", "--system", "--run-as", "root", "--config", str(config)]
+    assert main(argv) == 0
+    [line] = [x for x in capsys.readouterr().out.splitlines() if x.startswith("ReadWritePaths=")]
+    assert line == f"ReadWritePaths={tmp_path}"
+    config.write_text(f'[watch]\ndir = "{tmp_path}"\n[state]\ndir = "/data/exportsync"\n')
+    assert main(argv) == 0
+    assert f"ReadWritePaths={tmp_path} /data/exportsync" in capsys.readouterr().out.splitlines()
