@@ -415,7 +415,7 @@ def _cmd_service(args: argparse.Namespace) -> int:
         "user_mode": user_mode,
     }
     try:
-        if manager == "systemd" and not user_mode and args.action != "uninstall":
+        if not user_mode and args.action != "uninstall":
             options["user"], options["group"] = service.system_account(
                 args.run_as, config.watch.dir
             )

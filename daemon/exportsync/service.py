@@ -327,8 +327,20 @@ _ACCOUNT_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,31}|[0-9]{1,10}")
 # --- launchd ----------------------------------------------------------------------------------
 
 
-def render_launchd(*, executable: str, config_path: Path, user_mode: bool, log_dir: Path) -> str:
-    """The plist text: run at load, restart after a failure, SIGTERM then SIGKILL after 20 s."""
+def render_launchd(
+    *,
+    executable: str,
+    config_path: Path,
+    user_mode: bool,
+    log_dir: Path,
+    user: str | None = None,
+    group: str | None = None,
+) -> str:
+    """The plist text: run at load, restart after a failure, SIGTERM then SIGKILL after 20 s.
+
+    A LaunchDaemon (system) runs as `user`/`group` (UserName/GroupName), as a systemd system
+    unit does; an agent runs as the logged-in user.
+    """
     _check_paths(executable, config_path, None, log_dir)
     label = LAUNCHD_AGENT_LABEL if user_mode else LAUNCHD_DAEMON_LABEL
     log_file = str(log_dir / "exportsync.log")
@@ -345,6 +357,10 @@ def render_launchd(*, executable: str, config_path: Path, user_mode: bool, log_d
         "StandardOutPath": log_file,
         "StandardErrorPath": log_file,
     }
+    if not user_mode and user is not None:
+        document["UserName"] = _sd_name(user)
+        if group is not None:
+            document["GroupName"] = _sd_name(group)
     return plistlib.dumps(document, sort_keys=False).decode("utf-8")
 
 
@@ -380,6 +396,8 @@ def render_service(
         config_path=config_path,
         user_mode=user_mode,
         log_dir=log_dir or default_log_dir(user_mode=user_mode, env=env),
+        user=user,
+        group=group,
     )
 
 

@@ -128,6 +128,19 @@ def test_plist_parses_and_runs_the_daemon() -> None:
     assert plistlib.loads(plistlib.dumps(plist)) == plist  # a valid plist round-trips
 
 
+def test_a_launch_daemon_runs_as_its_account() -> None:
+    text = render_launchd(
+        executable=EXE,
+        config_path=CONFIG,
+        user_mode=False,
+        log_dir=Path("/Library/Logs/exportsync"),
+        user="alice",
+        group="staff",
+    )
+    plist = plistlib.loads(text.encode())
+    assert (plist["UserName"], plist["GroupName"]) == ("alice", "staff")
+
+
 def test_a_user_agent_logs_into_the_users_log_folder() -> None:
     assert default_log_dir(user_mode=True, env={"HOME": "/Users/alice"}) == Path(
         "/Users/alice/Library/Logs/exportsync"
