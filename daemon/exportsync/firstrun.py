@@ -12,7 +12,6 @@ import getpass
 import json
 import os
 import sys
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +20,7 @@ from typing import TextIO
 import platformdirs
 
 from exportsync.errors import ConfigError
+from exportsync.service import atomic_write
 
 __all__ = [
     "CONFIG_NAME",
@@ -129,23 +129,10 @@ def write_setup(answers: SetupAnswers, config_path: Path, *, force: bool) -> Pat
         raise ConfigError("config", f"{config_path} exists; pass --force to replace it")
     key_file = config_path.parent / KEY_NAME
     config_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    _write_private(key_file, answers.api_key + "\n")
-    _write_private(config_path, render_config(answers, key_file))
+    # Readable by the owner alone from the first byte.
+    atomic_write(key_file, answers.api_key + "\n", mode=0o600)
+    atomic_write(config_path, render_config(answers, key_file), mode=0o600)
     return key_file
-
-
-def _write_private(path: Path, text: str) -> None:
-    """Atomically, readable by the owner alone from the first byte (mkstemp creates 0600)."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def read_key(path: str | None, stdin: TextIO | None = None) -> str | None:

@@ -32,6 +32,7 @@ __all__ = [
     "InstallResult",
     "Manager",
     "ServiceError",
+    "atomic_write",
     "check_unit_value",
     "default_executable",
     "default_log_dir",
@@ -432,7 +433,7 @@ def install(
     target = _under(root, service_path(manager, user_mode=user_mode, env=env))
     changed = not target.exists() or target.read_text(encoding="utf-8") != text
     if changed:
-        _atomic_write(target, text)
+        atomic_write(target, text)  # service managers and admins read it; it holds no secret
     if manager == "launchd":
         # launchd opens the log file but does not create its folder.
         _under(root, log_dir).mkdir(parents=True, exist_ok=True)
@@ -515,8 +516,10 @@ def _sh(word: str) -> str:
     return word if all(ch.isalnum() or ch in "/._-+:@" for ch in word) else f"'{word}'"
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    """Write, fsync, rename over, fsync the folder: a reader sees the old file or the new one."""
+def atomic_write(path: Path, text: str, *, mode: int = 0o644) -> None:
+    """Write, fsync, rename over, fsync the folder: a reader sees the old file or the new one.
+
+    The file has `mode` before it gets its name (mkstemp creates it 0600)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
@@ -524,7 +527,7 @@ def _atomic_write(path: Path, text: str) -> None:
             handle.write(text)
             handle.flush()
             os.fsync(handle.fileno())
-        os.chmod(tmp, 0o644)  # service managers and admins read these; they hold no secret
+        os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

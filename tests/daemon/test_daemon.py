@@ -10,13 +10,13 @@ from typing import Any
 
 import pytest
 
-from exportsync.config import load_config
 from exportsync.daemon import Daemon
 from exportsync.errors import SpoolError
 from exportsync.notify import Notifier
 from exportsync.spool import Spool
 from support.devstack import wait_for
 from support.fake_api import FakeApi
+from support.inprocess import fast_config
 
 pytestmark = pytest.mark.integration
 
@@ -44,23 +44,7 @@ def _messages(sock: socket.socket) -> list[str]:
 
 
 def _daemon(tmp_path: Path, api: FakeApi) -> Daemon:
-    export = tmp_path / "export"
-    export.mkdir()
-    config = load_config(
-        None,
-        env={},
-        overrides={
-            "watch.dir": str(export),
-            "api.url": "http://127.0.0.1:9/unused",
-            "api.api_key": "k-not-used-here",
-            "api.user_id": "alice",
-            "state.dir": str(tmp_path / "state"),
-            "quota.requests_per_second": 50.0,
-            "quota.burst": 5,
-            "quota.margin_seconds": 0.0,
-            "api.batch_linger_seconds": 0.0,
-        },
-    )
+    config = fast_config(tmp_path)
     return Daemon(config, api=api, notifier=Notifier())
 
 

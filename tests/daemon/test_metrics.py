@@ -12,7 +12,6 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from exportsync.config import Config, load_config
 from exportsync.daemon import Daemon
 from exportsync.errors import ConfigError, QuotaExhausted, Throttled, TransientError
 from exportsync.metrics import MeteredApi, Metrics, MetricsServer, outcome_of, serve_metrics
@@ -20,6 +19,7 @@ from exportsync.notify import Notifier
 from exportsync.status import read_spool
 from support.devstack import wait_for
 from support.fake_api import FakeApi
+from support.inprocess import fast_config
 
 CSV = b"id,value\n1,2\n"
 REPO = Path(__file__).resolve().parents[2]
@@ -37,30 +37,9 @@ def scrape(endpoint: MetricsServer) -> Samples:
     }
 
 
-def config_for(tmp_path: Path, **extra: object) -> Config:
-    export = tmp_path / "export"
-    export.mkdir(exist_ok=True)
-    return load_config(
-        None,
-        env={},
-        overrides={
-            "watch.dir": str(export),
-            "api.url": "http://127.0.0.1:9/unused",
-            "api.api_key": "k-not-used-here",
-            "api.user_id": "alice",
-            "state.dir": str(tmp_path / "state"),
-            "quota.requests_per_second": 50.0,
-            "quota.burst": 5,
-            "quota.margin_seconds": 0.0,
-            "api.batch_linger_seconds": 0.0,
-            **extra,
-        },
-    )
-
-
 @pytest.fixture
 def running(tmp_path: Path) -> Iterator[tuple[Daemon, MetricsServer, Path]]:
-    config = config_for(tmp_path, **{"metrics.listen": "127.0.0.1:0"})
+    config = fast_config(tmp_path, **{"metrics.listen": "127.0.0.1:0"})
     assert config.metrics.host == "127.0.0.1"
     metrics = Metrics()
     daemon = Daemon(
@@ -136,14 +115,14 @@ def test_each_answer_has_its_outcome_label() -> None:
     ],
 )
 def test_listen_addresses(tmp_path: Path, listen: str, host: str, port: int) -> None:
-    metrics = config_for(tmp_path, **{"metrics.listen": listen}).metrics
+    metrics = fast_config(tmp_path, **{"metrics.listen": listen}).metrics
     assert (metrics.host, metrics.port) == (host, port)
 
 
 def test_metrics_are_off_by_default_and_a_bad_address_names_the_key(tmp_path: Path) -> None:
-    assert config_for(tmp_path).metrics.host is None
+    assert fast_config(tmp_path).metrics.host is None
     with pytest.raises(ConfigError, match=r"metrics\.listen"):
-        config_for(tmp_path, **{"metrics.listen": "localhost:http"})
+        fast_config(tmp_path, **{"metrics.listen": "localhost:http"})
 
 
 def test_the_grafana_dashboard_asks_only_for_served_metrics() -> None:
