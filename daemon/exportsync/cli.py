@@ -474,6 +474,8 @@ def _cmd_setup(args: argparse.Namespace) -> int:
         user_id=args.user_id,
     )
     path = Path(os.path.abspath(args.config or firstrun.default_config_path()))
+    # Validate as `run` will (the URL's scheme, the key's characters) before writing anything.
+    load_config(None, env={}, overrides=firstrun.as_overrides(answers), require_api=True)
     key_file = firstrun.write_setup(answers, path, force=args.force)
     print(f"wrote {path}\nwrote {key_file} (mode 600; the key is not in the config)")
     if not answers.watch_dir.exists():
@@ -490,14 +492,8 @@ def _cmd_setup(args: argparse.Namespace) -> int:
     if not (args.yes or prompter.confirm("Install the user service now?")):
         print(f"to run it as a service later: {later}")
         return code
-    args.action, args.user, args.system, args.launchd, args.run_as = (
-        "install",
-        True,
-        False,
-        False,
-        None,
-    )
-    return _cmd_service(args)
+    scope = {"action": "install", "user": True, "system": False, "launchd": False, "run_as": None}
+    return _cmd_service(argparse.Namespace(**(vars(args) | scope)))
 
 
 _COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {

@@ -27,6 +27,7 @@ __all__ = [
     "KEY_NAME",
     "Prompter",
     "SetupAnswers",
+    "as_overrides",
     "default_config_path",
     "gather",
     "read_key",
@@ -102,6 +103,16 @@ def gather(
     if not who and prompter.interactive:
         who = prompter.ask("user id for sessions without one (optional): ").strip()
     return SetupAnswers(url.strip(), key, folder, who or None)
+
+
+def as_overrides(answers: SetupAnswers) -> dict[str, object]:
+    """The answers as config keys, for validating them before anything is written."""
+    return {
+        "watch.dir": str(answers.watch_dir),
+        "api.url": answers.api_url,
+        "api.api_key": answers.api_key,
+        "api.user_id": answers.user_id,
+    }
 
 
 def render_config(answers: SetupAnswers, key_file: Path) -> str:

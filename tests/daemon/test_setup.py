@@ -117,6 +117,16 @@ def test_missing_answers_without_a_terminal_exit_2_naming_the_flag(
     assert "--api-key" in capsys.readouterr().err
 
 
+def test_invalid_answers_exit_2_and_write_nothing(
+    home: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = flags(tmp_path, 443, "--no-service")
+    argv[argv.index("--api-url") + 1] = "http://api.example.test/prod"  # http off loopback
+    assert main(argv) == 2
+    assert "api.url" in capsys.readouterr().err
+    assert not (home / ".config" / "exportsync").exists()
+
+
 def test_an_existing_config_is_kept_unless_forced(
     home: Path, tmp_path: Path, api_port: int, capsys: pytest.CaptureFixture[str]
 ) -> None:
