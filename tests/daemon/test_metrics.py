@@ -5,12 +5,10 @@ from __future__ import annotations
 import json
 import re
 import threading
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from exportsync.daemon import Daemon
 from exportsync.errors import ConfigError, QuotaExhausted, Throttled, TransientError
@@ -20,21 +18,15 @@ from exportsync.status import read_spool
 from support.devstack import wait_for
 from support.fake_api import FakeApi
 from support.inprocess import fast_config
+from support.scrape import Samples, scrape
 
 CSV = b"id,value\n1,2\n"
 REPO = Path(__file__).resolve().parents[2]
-Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
 
-def scrape(endpoint: MetricsServer) -> Samples:
+def scrape_endpoint(endpoint: MetricsServer) -> Samples:
     host, port = endpoint.address
-    with urllib.request.urlopen(f"http://{host}:{port}/metrics", timeout=10) as answer:
-        text = answer.read().decode()
-    return {
-        (s.name, tuple(sorted(s.labels.items()))): s.value
-        for family in text_string_to_metric_families(text)
-        for s in family.samples
-    }
+    return scrape(f"http://{host}:{port}/metrics")
 
 
 @pytest.fixture
@@ -67,14 +59,14 @@ def test_a_scrape_counts_a_delivered_and_a_failed_file(
     (export / "bad.session.json").write_text('{"timestamp": "2026-01-01T00:00:00Z", "x": NaN}')
 
     def settled() -> bool:
-        now = scrape(endpoint)
+        now = scrape_endpoint(endpoint)
         return (
             now.get(("exportsync_items", (("state", "delivered"),))) == 1
             and now.get(("exportsync_items", (("state", "failed"),))) == 1
         )
 
-    assert wait_for(settled, 20), scrape(endpoint)
-    samples = scrape(endpoint)
+    assert wait_for(settled, 20), scrape_endpoint(endpoint)
+    samples = scrape_endpoint(endpoint)
     assert samples[("exportsync_items", (("state", "pending"),))] == 0
     assert samples[("exportsync_requests_total", (("outcome", "ok"), ("route", "upload")))] == 1
     assert samples[("exportsync_files_detected_total", ())] == 2
