@@ -455,6 +455,9 @@ def _service_action(
         result = service.uninstall(manager, user_mode=user_mode)
     verb = "wrote" if args.action == "install" else "removed"
     print(f"{verb if result.changed else 'unchanged:'} {result.path}")
+    account = options.get("user")
+    if account is not None and not service.readable_by(options["config_path"], account):
+        print(f"note: {account} cannot read {options['config_path']}; the service will not start")
     for note in result.notes:
         print(f"note: {note}")
     if result.next_commands:

@@ -38,6 +38,7 @@ __all__ = [
     "default_log_dir",
     "default_manager",
     "install",
+    "readable_by",
     "render_launchd",
     "render_service",
     "render_systemd",
@@ -282,6 +283,22 @@ def system_account(run_as: str | None, watch_dir: Path) -> tuple[str, str]:
     except KeyError:  # an owner with no name here: systemd takes the number
         user = str(info.st_uid)
     return user, _group_name(info.st_gid)
+
+
+def readable_by(path: Path, user: str) -> bool:
+    """Whether `user` may read `path` by its mode bits alone: the system unit drops every
+    capability, so not even root reads past them. Unknown users and paths count as unreadable."""
+    try:
+        entry = pwd.getpwuid(int(user)) if user.isdigit() else pwd.getpwnam(user)
+        info = path.stat()
+    except (KeyError, OSError):
+        return False
+    groups = {entry.pw_gid} | {g.gr_gid for g in grp.getgrall() if entry.pw_name in g.gr_mem}
+    if info.st_uid == entry.pw_uid:
+        return bool(info.st_mode & 0o400)
+    if info.st_gid in groups:
+        return bool(info.st_mode & 0o040)
+    return bool(info.st_mode & 0o004)
 
 
 def _check_paths(

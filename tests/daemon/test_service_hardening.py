@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from exportsync.cli import main
-from exportsync.service import ServiceError, render_systemd, system_account
+from exportsync.service import ServiceError, readable_by, render_systemd, system_account
 
 ANALYZE = shutil.which("systemd-analyze")
 needs_analyze = pytest.mark.skipif(
@@ -197,3 +197,18 @@ def test_only_a_named_state_dir_is_made_writable(
     config.write_text(f'[watch]\ndir = "{tmp_path}"\n[state]\ndir = "/data/exportsync"\n')
     assert main(argv) == 0
     assert f"ReadWritePaths={tmp_path} /data/exportsync" in capsys.readouterr().out.splitlines()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to hand files to other accounts")
+def test_readable_by_goes_by_the_mode_bits_alone(tmp_path: Path) -> None:
+    """The system unit has no capabilities: root reads a 0600 file of nobody's no better."""
+    secret = tmp_path / "config.toml"
+    secret.write_text("")
+    os.chown(secret, 65534, 65534)
+    secret.chmod(0o600)
+    nobody = _name(65534)
+    assert readable_by(secret, nobody)
+    assert not readable_by(secret, "root")
+    secret.chmod(0o644)
+    assert readable_by(secret, "root")
+    assert not readable_by(tmp_path / "missing", nobody)
