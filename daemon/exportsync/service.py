@@ -1,8 +1,9 @@
 """Service files for this machine: a systemd unit (system or user) or a launchd plist.
 
-Rendering is pure; `install`/`uninstall` write or remove the file atomically and return the commands
-the operator runs next (this module never runs systemctl or launchctl itself). `root` prefixes every
-path written, for tests and packaging (like DESTDIR).
+The systemd unit is rendered by `systemd_unit`, the values in it checked by `service_values` (both
+re-exported here). Rendering is pure; `install`/`uninstall` write or remove the file atomically and
+return the commands the operator runs next (this module never runs systemctl or launchctl itself).
+`root` prefixes every path written, for tests and packaging (like DESTDIR).
 
 Stopping: systemd sends SIGTERM to the main process only (KillMode=mixed) and the daemon drains;
 after TimeoutStopSec it SIGKILLs what is left. A delivery cut short is safe: the spool is durable
@@ -11,11 +12,8 @@ and a repeated upload is answered "duplicate".
 
 from __future__ import annotations
 
-import grp
 import os
 import plistlib
-import pwd
-import re
 import shutil
 import sys
 import tempfile
@@ -23,6 +21,21 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
+
+from exportsync.service_values import (
+    ServiceError,
+    account_name,
+    check_paths,
+    check_unit_value,
+    readable_by,
+    system_account,
+)
+from exportsync.systemd_unit import (
+    RESTART_DELAY,
+    STOP_TIMEOUT,
+    SYSTEMD_CREDENTIAL_SOURCE,
+    render_systemd,
+)
 
 __all__ = [
     "LAUNCHD_AGENT_LABEL",
@@ -49,12 +62,8 @@ __all__ = [
 
 Manager = Literal["systemd", "launchd"]
 SYSTEMD_UNIT = "exportsync.service"
-SYSTEMD_CREDENTIAL_SOURCE = Path("/etc/exportsync/api_key")
 LAUNCHD_AGENT_LABEL = "com.exportsync.agent"
 LAUNCHD_DAEMON_LABEL = "com.exportsync.daemon"
-_STOP_TIMEOUT = 20  # seconds: TimeoutStopSec / ExitTimeOut
-_RESTART_DELAY = 5  # seconds: RestartSec / ThrottleInterval
-_CONFIG_ERROR_EXIT = 2  # CONTRACT §3: restarting on a config error only repeats it
 
 
 @dataclass(frozen=True)
@@ -101,247 +110,6 @@ def service_path(
     return Path("/Library/LaunchDaemons") / f"{LAUNCHD_DAEMON_LABEL}.plist"
 
 
-# --- systemd ----------------------------------------------------------------------------------
-
-
-def render_systemd(
-    *,
-    executable: str,
-    config_path: Path,
-    user_mode: bool,
-    user: str | None,
-    group: str | None = None,
-    watch_dir: Path | None = None,
-    state_dir: Path | None = None,
-) -> str:
-    """The unit text.
-
-    `watch_dir` (and an explicit `state_dir`) become ReadWritePaths=: the daemon moves or deletes
-    delivered files, and everything else is read-only under ProtectSystem=strict. Every value is
-    checked (no control characters) and quoted per systemd.syntax(7), so a path can never end a
-    line and start a directive of its own.
-    """
-    _check_paths(executable, config_path, watch_dir, state_dir)
-    exec_start = " ".join(
-        _sd_quote(arg, exec_line=True) for arg in (executable, "run", "--config", str(config_path))
-    )
-    mode = "--user" if user_mode else "--system"
-    lines = [
-        f"# exportsync: rendered by `exportsync service print {mode}`; edit the config, not this.",
-        "[Unit]",
-        "Description=exportsync: deliver exported files to the exportsync API",
-    ]
-    if not user_mode:  # the user manager has no network-online.target
-        lines += ["Wants=network-online.target", "After=network-online.target"]
-    lines += [
-        "StartLimitIntervalSec=300",
-        "StartLimitBurst=10",
-        "",
-        "[Service]",
-        "# READY=1 after the startup scan, WATCHDOG=1 every WatchdogSec/2, STOPPING=1 on stop.",
-        "Type=notify",
-        "NotifyAccess=main",
-        f"ExecStart={exec_start}",
-    ]
-    if not user_mode:
-        if user is None:
-            raise ValueError("a system unit needs the account it runs as")
-        lines.append(f"User={_sd_name(user)}")
-        if group is not None:
-            lines.append(f"Group={_sd_name(group)}")
-    lines += [
-        "WatchdogSec=60",
-        "Restart=on-failure",
-        f"RestartSec={_RESTART_DELAY}",
-        "# Exit code 2 is a config error: restarting would only repeat it.",
-        f"RestartPreventExitStatus={_CONFIG_ERROR_EXIT}",
-        "# SIGTERM goes to the daemon alone and starts a graceful drain; whatever is still",
-        "# running after TimeoutStopSec is SIGKILLed (the spool makes that safe).",
-        "KillMode=mixed",
-        f"TimeoutStopSec={_STOP_TIMEOUT}",
-        "# Spool and quota ledger; $STATE_DIRECTORY tells the daemon where it is.",
-        "StateDirectory=exportsync",
-        "StateDirectoryMode=0700",
-        "UMask=0077",
-        # Logs: stdout is not a TTY under systemd, so the daemon writes JSON lines to the journal.
-        *_SECCOMP_SANDBOX,
-    ]
-    if user_mode:
-        lines += [
-            "# Mount and namespace sandboxing (ProtectSystem=, PrivateTmp=, ProtectClock=...)",
-            "# needs unprivileged user namespaces in a user manager and fails the start without",
-            "# them, so a user unit keeps to the seccomp-based options above.",
-            "# Put the API key in api.api_key_file (chmod 600) or EXPORTSYNC_API_KEY.",
-        ]
-    else:
-        write_paths = [p for p in (watch_dir, state_dir) if p is not None]
-        lines += [
-            "# systemd reads the API key file and hands it over as $CREDENTIALS_DIRECTORY/api_key.",
-            f"LoadCredential=api_key:{_sd_quote(str(SYSTEMD_CREDENTIAL_SOURCE))}",
-            "ProtectSystem=strict",
-            "ProtectHome=read-only",
-        ]
-        if write_paths:
-            lines += [
-                "# The watch folder: delivered files are moved or deleted there (after_upload).",
-                "ReadWritePaths=" + " ".join(_sd_quote(str(p)) for p in write_paths),
-            ]
-        lines += _SYSTEM_SANDBOX
-    lines += [
-        "",
-        "[Install]",
-        f"WantedBy={'default.target' if user_mode else 'multi-user.target'}",
-    ]
-    return "\n".join(lines) + "\n"
-
-
-# Filters the kernel applies to the process itself (seccomp, no_new_privs): they hold in user
-# units too. Python needs no W+X memory; inotify and sockets are in @system-service.
-_SECCOMP_SANDBOX = [
-    "NoNewPrivileges=yes",
-    "LockPersonality=yes",
-    "MemoryDenyWriteExecute=yes",
-    "RestrictRealtime=yes",
-    "RestrictSUIDSGID=yes",
-    "RestrictNamespaces=yes",
-    "SystemCallArchitectures=native",
-    "SystemCallFilter=@system-service",
-    "SystemCallFilter=~@privileged @resources",
-    "# A call outside the filter fails with EPERM instead of killing the daemon.",
-    "SystemCallErrorNumber=EPERM",
-    "# AF_UNIX for sd_notify, AF_NETLINK for name resolution, IP for the API.",
-    "RestrictAddressFamilies=AF_UNIX AF_NETLINK AF_INET AF_INET6",
-]
-
-# Needs the system manager (mount namespaces, capabilities): an exposure of about 1.2 from
-# `systemd-analyze security`, most of the rest being the network access the API needs.
-_SYSTEM_SANDBOX = [
-    "CapabilityBoundingSet=",
-    "AmbientCapabilities=",
-    "PrivateTmp=yes",
-    "PrivateDevices=yes",
-    "PrivateUsers=yes",
-    "PrivateMounts=yes",
-    "ProtectProc=invisible",
-    "ProcSubset=pid",
-    "ProtectClock=yes",
-    "ProtectHostname=yes",
-    "ProtectKernelLogs=yes",
-    "ProtectKernelTunables=yes",
-    "ProtectKernelModules=yes",
-    "ProtectControlGroups=yes",
-    "DevicePolicy=closed",
-    "KeyringMode=private",
-    "RemoveIPC=yes",
-]
-
-
-def check_unit_value(what: str, value: str) -> None:
-    """Refuse what no quoting makes safe in a unit file: control characters (newline above all)."""
-    bad = [ch for ch in value if ord(ch) < 0x20 or ord(ch) == 0x7F]
-    if bad:
-        raise ServiceError(what, f"contains a control character ({bad[0]!r}); rename it")
-
-
-class ServiceError(ValueError):
-    """A service file cannot be rendered as asked (an unsafe value, no account); `what` names
-    the value at fault."""
-
-    def __init__(self, what: str, message: str) -> None:
-        super().__init__(f"{what}: {message}")
-        self.what = what
-        self.message = message
-
-
-def system_account(run_as: str | None, watch_dir: Path) -> tuple[str, str]:
-    """(user, group) for a system unit: `run_as`, else the owner of `watch_dir`; never root
-    unless `run_as` says root."""
-    if run_as is not None:
-        _sd_name(run_as)
-        try:
-            entry = pwd.getpwnam(run_as) if not run_as.isdigit() else pwd.getpwuid(int(run_as))
-        except KeyError:
-            raise ServiceError("--run-as", f"no account {run_as!r} on this machine") from None
-        return run_as, _group_name(entry.pw_gid)
-    try:
-        info = watch_dir.stat()
-    except OSError as exc:
-        raise ServiceError(
-            "watch.dir",
-            f"{watch_dir} cannot be read ({exc.strerror}); create it owned by the account "
-            "the service should run as, or pass --run-as USER",
-        ) from None
-    if info.st_uid == 0:
-        raise ServiceError(
-            "watch.dir",
-            f"{watch_dir} is owned by root, and a system service does not run as root by "
-            "default: pass --run-as USER (the account that owns the exports), "
-            "or --run-as root to mean it",
-        )
-    try:
-        user = pwd.getpwuid(info.st_uid).pw_name
-    except KeyError:  # an owner with no name here: systemd takes the number
-        user = str(info.st_uid)
-    return user, _group_name(info.st_gid)
-
-
-def readable_by(path: Path, user: str) -> bool:
-    """Whether `user` may read `path` by its mode bits alone: the system unit drops every
-    capability, so not even root reads past them. Unknown users and paths count as unreadable."""
-    try:
-        entry = pwd.getpwuid(int(user)) if user.isdigit() else pwd.getpwnam(user)
-        info = path.stat()
-    except (KeyError, OSError):
-        return False
-    groups = {entry.pw_gid} | {g.gr_gid for g in grp.getgrall() if entry.pw_name in g.gr_mem}
-    if info.st_uid == entry.pw_uid:
-        return bool(info.st_mode & 0o400)
-    if info.st_gid in groups:
-        return bool(info.st_mode & 0o040)
-    return bool(info.st_mode & 0o004)
-
-
-def _check_paths(
-    executable: str, config_path: Path, watch_dir: Path | None, state_dir: Path | None
-) -> None:
-    named = {"executable": executable, "--config": str(config_path)}
-    named |= {"watch.dir": str(watch_dir)} if watch_dir is not None else {}
-    named |= {"state.dir": str(state_dir)} if state_dir is not None else {}
-    for what, value in named.items():
-        check_unit_value(what, value)
-
-
-def _group_name(gid: int) -> str:
-    try:
-        return grp.getgrgid(gid).gr_name
-    except KeyError:
-        return str(gid)
-
-
-def _sd_quote(value: str, *, exec_line: bool = False) -> str:
-    """Quote one word for a unit file (systemd.syntax(7)): specifiers (%) always, variables ($)
-    on Exec lines, and double quotes with C escapes around anything with a space, quote or
-    backslash (so no line can end in a continuation backslash)."""
-    check_unit_value("path", value)
-    text = value.replace("%", "%%")
-    if exec_line:
-        text = text.replace("$", "$$")
-    if any(ch.isspace() or ch in "\"'\\;" for ch in text) or not text:
-        text = '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
-    return text
-
-
-def _sd_name(name: str) -> str:
-    """A user or group name for User=/Group=: systemd takes it unquoted, so only plain names."""
-    check_unit_value("user", name)
-    if not _ACCOUNT_NAME.fullmatch(name):
-        raise ServiceError("user", f"{name!r} is not a valid account name")
-    return name
-
-
-_ACCOUNT_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,31}|[0-9]{1,10}")
-
-
 # --- launchd ----------------------------------------------------------------------------------
 
 
@@ -359,7 +127,7 @@ def render_launchd(
     A LaunchDaemon (system) runs as `user`/`group` (UserName/GroupName), as a systemd system
     unit does; an agent runs as the logged-in user.
     """
-    _check_paths(executable, config_path, None, log_dir)
+    check_paths(executable, config_path, None, log_dir)
     label = LAUNCHD_AGENT_LABEL if user_mode else LAUNCHD_DAEMON_LABEL
     log_file = str(log_dir / "exportsync.log")
     document = {
@@ -368,17 +136,17 @@ def render_launchd(
         "RunAtLoad": True,
         # Restart only after a failure; a clean exit (e.g. `launchctl bootout`) stays stopped.
         "KeepAlive": {"SuccessfulExit": False},
-        "ThrottleInterval": _RESTART_DELAY,
-        "ExitTimeOut": _STOP_TIMEOUT,
+        "ThrottleInterval": RESTART_DELAY,
+        "ExitTimeOut": STOP_TIMEOUT,
         "ProcessType": "Background",
         # Not a TTY, so the daemon logs JSON lines here.
         "StandardOutPath": log_file,
         "StandardErrorPath": log_file,
     }
     if not user_mode and user is not None:
-        document["UserName"] = _sd_name(user)
+        document["UserName"] = account_name(user)
         if group is not None:
-            document["GroupName"] = _sd_name(group)
+            document["GroupName"] = account_name(group)
     return plistlib.dumps(document, sort_keys=False).decode("utf-8")
 
 
