@@ -24,7 +24,7 @@ import structlog
 
 from exportsync import __version__, firstrun, service
 from exportsync.client import HttpApi
-from exportsync.clock import SystemClock, iso_utc
+from exportsync.clock import SystemClock
 from exportsync.config import Config, load_config
 from exportsync.daemon import Daemon, build_ledger, build_matcher
 from exportsync.errors import ConfigError, ExportsyncError
@@ -33,7 +33,7 @@ from exportsync.logs import configure_logging
 from exportsync.metrics import MeteredApi, Metrics, MetricsServer, serve_metrics
 from exportsync.runlock import RunLock
 from exportsync.spool import REJECTED_SHA, RecordResult, Spool
-from exportsync.status import build_status, read_spool, render_table
+from exportsync.status import build_status, live_report, read_spool, render_table
 from exportsync.watchview import watch
 
 __all__ = ["main"]
@@ -248,7 +248,7 @@ def _cmd_status(args: argparse.Namespace) -> int:
         if args.json or args.interval <= 0:
             print("exportsync status: --watch takes no --json, and --interval > 0", file=sys.stderr)
             return EXIT_USAGE
-        return watch(partial(_live_report, config), sys.stdout, interval=args.interval)
+        return watch(partial(live_report, config), sys.stdout, interval=args.interval)
     clock = SystemClock()
     # A read-only command: where no daemon has run yet, report an empty spool without creating one.
     exists = Spool.path_in(config.state.dir).exists()
@@ -259,30 +259,6 @@ def _cmd_status(args: argparse.Namespace) -> int:
     else:
         print(render_table(report))
     return EXIT_OK
-
-
-def _live_report(config: Config) -> dict[str, Any]:
-    """The status report plus what only a live view shows: the request in flight, last events."""
-    clock = SystemClock()
-    if not Spool.path_in(config.state.dir).exists():
-        with Spool.in_memory() as empty:
-            return build_status(config, empty, build_ledger(config, empty, clock), clock)
-    with Spool.open(config.state.dir) as spool:
-        report = build_status(config, spool, build_ledger(config, spool, clock), clock)
-        report["in_flight"] = [
-            {"id": i.id, "path": str(i.path)} for i in spool.items("sending", limit=20)
-        ]
-        report["recent"] = [
-            {
-                "id": i.id,
-                "path": str(i.path),
-                "state": i.state,
-                "at": iso_utc(i.updated_at),
-                "error": i.last_error,
-            }
-            for i in spool.recent(limit=5)
-        ]
-    return report
 
 
 def _cmd_retry(args: argparse.Namespace) -> int:
