@@ -19,8 +19,8 @@ from typing import TextIO
 
 import platformdirs
 
+from exportsync.durable import atomic_write
 from exportsync.errors import ConfigError
-from exportsync.service import atomic_write
 
 __all__ = [
     "CONFIG_NAME",

@@ -30,6 +30,7 @@ from exportsync.errors import (
     Unreachable,
 )
 from exportsync.spool import Item, State
+from exportsync_wire import routes
 
 __all__ = [
     "DELIVERY_BUCKETS",
@@ -109,6 +110,11 @@ _OUTCOMES: tuple[tuple[type[BaseException], str], ...] = (
 )
 
 
+def _label(route: str) -> str:
+    """A route's metric label: its path without the slash ("/upload" -> "upload")."""
+    return route.removeprefix("/")
+
+
 class MeteredApi:
     """An `Api` that counts each request, its outcome and the bytes it carried."""
 
@@ -118,14 +124,14 @@ class MeteredApi:
 
     def post_sessions(self, sessions: Sequence[bytes]) -> list[dict[str, Any]]:
         size = sum(len(body) for body in sessions)
-        return self._count("session", size, lambda: self._api.post_sessions(sessions))
+        return self._count(_label(routes.SESSION), size, lambda: self._api.post_sessions(sessions))
 
     def upload(self, files: Sequence[UploadFile]) -> list[dict[str, Any]]:
         size = sum(len(f.data) for f in files)
-        return self._count("upload", size, lambda: self._api.upload(files))
+        return self._count(_label(routes.UPLOAD), size, lambda: self._api.upload(files))
 
     def presign(self, files: Sequence[PresignFile]) -> list[dict[str, Any]]:
-        return self._count("presign", 0, lambda: self._api.presign(files))
+        return self._count(_label(routes.PRESIGN), 0, lambda: self._api.presign(files))
 
     def put_presigned(
         self, url: str, headers: Mapping[str, str], body: IO[bytes] | Iterable[bytes]

@@ -16,12 +16,12 @@ import os
 import plistlib
 import shutil
 import sys
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from exportsync.durable import atomic_write, fsync_dir
 from exportsync.service_values import (
     ServiceError,
     account_name,
@@ -45,7 +45,6 @@ __all__ = [
     "InstallResult",
     "Manager",
     "ServiceError",
-    "atomic_write",
     "check_unit_value",
     "default_executable",
     "default_log_dir",
@@ -271,7 +270,8 @@ def uninstall(
     if link.is_symlink():
         link.unlink()
         changed = True
-    _fsync_dir(target.parent)
+    if target.parent.is_dir():
+        fsync_dir(target.parent)
     ctl = "systemctl --user" if user_mode else "systemctl"
     return InstallResult(
         path=target,
@@ -299,32 +299,3 @@ def _user(env: Mapping[str, str] | None) -> str:
 
 def _sh(word: str) -> str:
     return word if all(ch.isalnum() or ch in "/._-+:@" for ch in word) else f"'{word}'"
-
-
-def atomic_write(path: Path, text: str, *, mode: int = 0o644) -> None:
-    """Write, fsync, rename over, fsync the folder: a reader sees the old file or the new one.
-
-    The file has `mode` before it gets its name (mkstemp creates it 0600)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)
-
-
-def _fsync_dir(directory: Path) -> None:
-    if not directory.is_dir():
-        return
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -23,7 +23,7 @@ __all__ = [
 SYSTEMD_CREDENTIAL_SOURCE = Path("/etc/exportsync/api_key")
 STOP_TIMEOUT = 20  # seconds: TimeoutStopSec / ExitTimeOut
 RESTART_DELAY = 5  # seconds: RestartSec / ThrottleInterval
-CONFIG_ERROR_EXIT = 2  # CONTRACT §3: restarting on a config error only repeats it
+CONFIG_ERROR_EXIT = 2  # README: exit 2 is a config error; restarting only repeats it
 
 
 def render_systemd(
