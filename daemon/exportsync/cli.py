@@ -393,17 +393,18 @@ def _cmd_service(args: argparse.Namespace) -> int:
             options["user"], options["group"] = service.system_account(
                 args.run_as, config.watch.dir
             )
-            if options["user"] == "nobody":
-                # systemd itself notes this on load: nobody is shared with unrelated services.
-                print(
-                    "exportsync service: note: 'nobody' is shared by unrelated services; a "
-                    "dedicated account (useradd --system exportsync) is safer",
-                    file=sys.stderr,
-                )
-        return _service_action(args, manager, config, options)
+        code = _service_action(args, manager, config, options)
     except service.ServiceError as exc:
         print(f"exportsync service: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    if options.get("user") == "nobody":
+        # systemd itself notes this on load: nobody is shared with unrelated services.
+        print(
+            "exportsync service: note: 'nobody' is shared by unrelated services; a dedicated "
+            "account (useradd --system exportsync) is safer",
+            file=sys.stderr,
+        )
+    return code
 
 
 def _service_action(
