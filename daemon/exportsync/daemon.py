@@ -19,6 +19,7 @@ from exportsync.errors import SpoolError
 from exportsync.intake import Intake
 from exportsync.logs import get_logger
 from exportsync.matcher import FileMatcher
+from exportsync.metrics import Metrics
 from exportsync.notify import Notifier, watchdog_interval
 from exportsync.quota import QuotaLedger
 from exportsync.spool import Spool
@@ -73,6 +74,7 @@ class Daemon:
         api: Api,
         clock: Clock | None = None,
         notifier: Notifier | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.config = config
         self.clock: Clock = clock or SystemClock()
@@ -89,6 +91,7 @@ class Daemon:
             matcher=self.matcher,
             clock=self.clock,
             on_spooled=self._wake.set,
+            on_detected=metrics.file_detected if metrics is not None else lambda: None,
         )
         self.deliverer = Deliverer(
             spool=self.spool,
@@ -102,6 +105,7 @@ class Daemon:
             batch_max_files=config.api.batch_max_files,
             multipart_threshold_bytes=config.api.multipart_threshold_bytes,
             pacing=config.quota.pacing,
+            metrics=metrics,
         )
         self.watcher = Watcher(
             self.root,

@@ -56,6 +56,7 @@ from exportsync.errors import (
     Unreachable,
 )
 from exportsync.logs import get_logger
+from exportsync.metrics import Metrics
 from exportsync.multipart import MultipartUpload, Uploads, parse_multipart
 from exportsync.pacing import Pacing, Plan, plan
 from exportsync.quota import QuotaLedger
@@ -114,6 +115,7 @@ class Deliverer:
         multipart_threshold_bytes: int = ApiConfig.multipart_threshold_bytes,
         pacing: Pacing | None = None,
         rng: random.Random | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self._spool = spool
         self._ledger = ledger
@@ -127,6 +129,7 @@ class Deliverer:
         self._multipart_threshold = multipart_threshold_bytes
         self._pacing = pacing or Pacing()
         self._rng = rng or random.Random()  # noqa: S311 -- jitter, not cryptography
+        self._metrics = metrics
         # After a 413: the next batch carries at most half of what was refused (entries and
         # bytes); lifted once a request goes through.
         self._cap_items = 0
@@ -518,6 +521,8 @@ class Deliverer:
         self._uploads.drop(item.id)
         now = self._clock.time()
         self._spool.mark_delivered(item.id, now=now, remote_key=key)
+        if self._metrics is not None:
+            self._metrics.delivered(item, now)
         log.info("item_delivered", item_id=item.id, path=str(item.path), kind=item.kind, key=key)
         self._finish_file(item)
 
