@@ -10,7 +10,8 @@ With a daily limit every request is precious:
   oldest, so a folder that never goes quiet is still served);
 * the first `prompt_requests` requests of a day go as soon as that quiet window ends;
 * a full request (the backlog needs more than one) goes at once: waiting cannot fill it further;
-* the rest of the day's requests, minus `reserve_requests`, are spread evenly between the last
+* the rest of the day's requests, minus `reserve_requests` (at most a fifth of the day), are
+  spread evenly between the last
   request and the last call (`last_call_seconds` before the reset), so exports late in the day
   still find one;
 * at the last call everything waiting goes, the reserve included; exports after it spend what is
@@ -24,10 +25,20 @@ from typing import Literal
 
 from exportsync.backlog import Backlog
 
-__all__ = ["MAX_QUIET_SECONDS", "Pacing", "Plan", "QuotaView", "plan", "plan_backlog"]
+__all__ = [
+    "MAX_QUIET_SECONDS",
+    "RESERVE_SHARE",
+    "Pacing",
+    "Plan",
+    "QuotaView",
+    "plan",
+    "plan_backlog",
+]
 
 # However busy the folder, a waiting file is held back by the quiet window for at most this long.
 MAX_QUIET_SECONDS = 30.0
+# The reserve is at most 1/RESERVE_SHARE of the day's requests (2 of 10, none of 4).
+RESERVE_SHARE = 5
 
 Reason = Literal[
     "idle", "now", "quiet", "prompt", "full", "paced", "reserve", "last_call", "day_used"
@@ -77,12 +88,14 @@ def plan(backlog: Backlog, now: float, quota: QuotaView, pacing: Pacing) -> Plan
     if quota.limit is None:
         return Plan(now, "now", None, 0)
     left = quota.limit - quota.used
-    reserve = min(pacing.reserve_requests, max(0, left))
+    # A small plan keeps a smaller reserve: never more than a fifth of its day.
+    kept = min(pacing.reserve_requests, quota.limit // RESERVE_SHARE)
+    reserve = min(kept, max(0, left))
     if left <= 0:
         return Plan(max(now, quota.resets_at), "day_used", 0, 0)
     quiet_end = _quiet_end(backlog, pacing)
     last_call = quota.resets_at - pacing.last_call_seconds
-    spendable = left - pacing.reserve_requests
+    spendable = left - kept
     if now >= last_call:
         return Plan(max(now, quiet_end), "last_call", left, 0)
     if spendable <= 0:

@@ -102,3 +102,9 @@ def test_the_eta_of_a_backlog_follows_the_same_policy() -> None:
     eta = plan_backlog(_backlog(arrived=NOON - 10), NOON, _day(10), POLICY)
     assert eta is not None
     assert MIDNIGHT + DAY <= eta < MIDNIGHT + DAY + 3600
+
+
+def test_a_small_plan_keeps_no_reserve_it_cannot_spare() -> None:
+    # 4 a day: a fifth of it is no request, so the third export of the day goes promptly too.
+    decision = plan(_backlog(arrived=NOON), NOON + 5, _day(2, limit=4, last=NOON - 60), POLICY)
+    assert (decision.reason, decision.reserve) == ("prompt", 0)
