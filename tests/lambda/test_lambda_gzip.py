@@ -40,6 +40,9 @@ def test_inflate_round_trips_one_or_several_members() -> None:
     two = gzip.compress(data) + gzip.compress(b"tail\n")
     assert inflate_gzip(two, len(data) + 5) == data + b"tail\n"
     assert inflate_gzip(gzip.compress(b""), 0) == b""
+    # Many members (each one of the input's steps holds thousands): read once, in steps.
+    assert inflate_gzip(gzip.compress(b"") * 20_000, 0) == b""
+    assert inflate_gzip(gzip.compress(b"ab") * 20_000, 40_000) == b"ab" * 20_000
 
 
 @pytest.mark.parametrize(
