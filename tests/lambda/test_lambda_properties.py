@@ -179,6 +179,13 @@ def test_random_batches_never_5xx_and_keys_stay_in_the_prefix(
     if response["statusCode"] == 200:
         for result in json.loads(response["body"])["results"]:
             assert result["kind"] in {"file", "session", "presign"}
-            assert result["status"] in {"stored", "duplicate", "rejected", "retry", "upload", "multipart"}
+            assert result["status"] in {
+                "stored",
+                "duplicate",
+                "rejected",
+                "retry",
+                "upload",
+                "multipart",
+            }
             if result.get("key"):
                 assert result["key"].startswith("uploads/alice/")
