@@ -45,6 +45,7 @@ from exportsync.errors import (
     Forbidden,
     PermanentError,
     QuotaExhausted,
+    Redirected,
     RequestTooLarge,
     Throttled,
     TransientError,
@@ -338,6 +339,9 @@ class Deliverer:
             return 0.0  # the ledger parks everything until the reset
         if isinstance(exc, Forbidden):
             log.error("api_forbidden", message=str(exc), retry_in_seconds=FORBIDDEN_DELAY)
+            return FORBIDDEN_DELAY
+        if isinstance(exc, Redirected):
+            log.error("api_redirected", message=str(exc), retry_in_seconds=FORBIDDEN_DELAY)
             return FORBIDDEN_DELAY
         if isinstance(exc, Unreachable):
             self._ledger.refund()

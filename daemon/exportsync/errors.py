@@ -8,6 +8,7 @@ ExportsyncError
     ├── Throttled          429 "Too Many Requests": retry after a jittered pause
     ├── QuotaExhausted     429 "Limit Exceeded": nothing more until the quota resets
     ├── Forbidden          403: the API key is missing or wrong; retry once it is fixed
+    ├── Redirected         3xx: api.url points at a redirect, which is never followed
     ├── TransientError     5xx, timeout, dropped connection: retry with backoff
     ├── PermanentError     any other 4xx: the server refused the content; never retried
     └── RequestTooLarge    413: the request body was over the gateway's limit; send less
@@ -23,6 +24,7 @@ __all__ = [
     "Forbidden",
     "PermanentError",
     "QuotaExhausted",
+    "Redirected",
     "RequestTooLarge",
     "SpoolError",
     "Throttled",
@@ -76,6 +78,13 @@ class QuotaExhausted(DeliveryError):
 
 class Forbidden(DeliveryError):
     """The gateway refused the API key (403). Items wait until the key is fixed."""
+
+    retryable = True
+
+
+class Redirected(DeliveryError):
+    """The API answered with a redirect. It is never followed (the API key would go along to
+    wherever it points); items wait until `api.url` is corrected."""
 
     retryable = True
 

@@ -20,6 +20,7 @@ from exportsync.errors import (
     Forbidden,
     PermanentError,
     QuotaExhausted,
+    Redirected,
     RequestTooLarge,
     Throttled,
     TransientError,
@@ -255,6 +256,19 @@ def test_forbidden_keeps_items_pending(rig: Rig) -> None:
     rig.clock.advance(rig.ledger.wait_time())
     rig.deliverer.step()
     assert rig.states() == {"a.csv": "pending"}
+    rig.run()
+    assert rig.states() == {"a.csv": "delivered"}
+
+
+def test_a_redirect_holds_items_pending_and_says_so(rig: Rig) -> None:
+    """A redirect is api.url's fault, not the items': they wait, nothing fails."""
+    rig.drop("a.csv", "1\n")
+    rig.api.script = [Redirected("the API answered 301", status=301)]
+    rig.clock.advance(rig.ledger.wait_time())
+    with capture_logs() as logs:
+        assert rig.deliverer.step().requested
+    assert rig.states() == {"a.csv": "pending"}
+    assert "api_redirected" in [e["event"] for e in logs]
     rig.run()
     assert rig.states() == {"a.csv": "delivered"}
 
