@@ -51,6 +51,7 @@ from exportsync.errors import (
     TransientError,
     Unreachable,
 )
+from exportsync.names import wire_name
 from exportsync.quota import QuotaLedger
 from exportsync.sessions import ParsedSession, parse_session_file
 from exportsync.spool import Item, Spool
@@ -514,7 +515,7 @@ class Deliverer:
 
 
 def _upload_name(path: Path) -> str:
-    return path.name
+    return wire_name(path)
 
 
 def _session_error(entry: ParsedSession, error: str) -> str:

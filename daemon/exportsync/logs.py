@@ -18,6 +18,8 @@ import structlog
 from structlog.tracebacks import ExceptionDictTransformer
 from structlog.typing import EventDict, FilteringBoundLogger, Processor, WrappedLogger
 
+from exportsync.names import printable
+
 __all__ = [
     "REDACTED",
     "configure_logging",
@@ -80,6 +82,7 @@ def _scrub(value: object, secrets: tuple[str, ...], depth: int) -> object:
 
 
 def _scrub_text(text: str, secrets: tuple[str, ...]) -> str:
+    text = printable(text)  # a file name that is not UTF-8 is shown with \xff escapes
     for secret in secrets:
         if text == secret or (len(secret) >= _MIN_SUBSTRING and secret in text):
             text = text.replace(secret, REDACTED)

@@ -78,9 +78,7 @@ def parse_session_file(data: bytes, *, default_user_id: str | None) -> list[Pars
     except UnicodeDecodeError as exc:
         raise FileRejected(f"session file is not UTF-8: {exc.reason} at byte {exc.start}") from exc
     try:
-        doc = json.loads(
-            text, parse_float=_decimal, parse_int=_integer, parse_constant=_non_finite
-        )
+        doc = json.loads(text, parse_float=_decimal, parse_int=_integer, parse_constant=_non_finite)
     except json.JSONDecodeError as exc:
         raise FileRejected(
             f"invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}"

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Literal
 
 from exportsync.errors import SpoolError
+from exportsync.names import from_stored, stored
 
 __all__ = [
     "REJECTED_SHA",
@@ -41,7 +42,12 @@ STATES: tuple[State, ...] = ("pending", "sending", "delivered", "failed")
 # one such row per path, never a real hash.
 REJECTED_SHA = "-"
 
-_SCHEMA_VERSION = 1
+# The schema below is version 1; each numbered migration upgrades by one (meta 'schema_version').
+_MIGRATIONS: dict[int, tuple[str, ...]] = {
+    # Paths are kept as the kernel's bytes: a name that is not UTF-8 cannot be SQLite text.
+    2: ("UPDATE items SET path = CAST(path AS BLOB) WHERE typeof(path) = 'text'",),
+}
+_SCHEMA_VERSION = max(_MIGRATIONS)
 _MEMORY = ":memory:"
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS items (
@@ -108,7 +114,7 @@ class Item:
         errors = tuple(json.loads(row["part_errors"])) if row["part_errors"] else ()
         return cls(
             id=row["id"],
-            path=Path(row["path"]),
+            path=from_stored(row["path"]),
             kind=row["kind"],
             size=row["size"],
             mtime_ns=row["mtime_ns"],
@@ -158,15 +164,31 @@ class Spool:
                     if statement.strip():
                         self._db.execute(statement)
                 self._db.execute(
-                    "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)",
-                    (str(_SCHEMA_VERSION),),
+                    "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', '1')"
                 )
+                self._migrate()
         except (sqlite3.Error, OSError) as exc:
             raise SpoolError(f"cannot open the spool at {path}: {exc}") from exc
         # The database holds file names and delivery history: keep it private to the user.
         if on_disk:
             with suppress(OSError):
                 os.chmod(path, 0o600)
+
+    def _migrate(self) -> None:
+        """Apply the numbered migrations this file lacks (inside the open's transaction)."""
+        row = self._db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        version = int(row[0])
+        if version > _SCHEMA_VERSION:
+            raise SpoolError(
+                f"the spool is schema version {version}, newer than this exportsync understands"
+                f" ({_SCHEMA_VERSION}); upgrade exportsync"
+            )
+        for number in range(version + 1, _SCHEMA_VERSION + 1):
+            for statement in _MIGRATIONS[number]:
+                self._db.execute(statement)
+        self._db.execute(
+            "UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(_SCHEMA_VERSION),)
+        )
 
     @staticmethod
     def path_in(state_dir: Path) -> Path:
@@ -235,7 +257,7 @@ class Spool:
             cursor = db.execute(
                 "INSERT OR IGNORE INTO items (path, kind, size, mtime_ns, sha256, state,"
                 " created_at, updated_at) VALUES (?, ?, ?, ?, ?, 'pending', ?, ?)",
-                (str(path), kind, size, mtime_ns, sha256, now, now),
+                (stored(path), kind, size, mtime_ns, sha256, now, now),
             )
             created = cursor.rowcount == 1
             requeued = False
@@ -249,18 +271,18 @@ class Spool:
                         "UPDATE items SET state = 'pending', attempts = 0, next_attempt_at = 0,"
                         " last_error = NULL, parts_done = 0, part_errors = NULL, updated_at = ?"
                         " WHERE path = ? AND sha256 = ? AND state = 'failed' AND mtime_ns = -1",
-                        (now, str(path), sha256),
+                        (now, stored(path), sha256),
                     ).rowcount
                     == 1
                 )
                 # Same content saved again: remember the new mtime so start-up scans skip it.
                 db.execute(
                     "UPDATE items SET mtime_ns = ?, size = ? WHERE path = ? AND sha256 = ?",
-                    (mtime_ns, size, str(path), sha256),
+                    (mtime_ns, size, stored(path), sha256),
                 )
             row = db.execute(
                 f"SELECT {_COLUMNS} FROM items WHERE path = ? AND sha256 = ?",  # noqa: S608 -- fixed column list
-                (str(path), sha256),
+                (stored(path), sha256),
             ).fetchone()
         return RecordResult(Item._from_row(row), created, requeued)
 
@@ -272,12 +294,12 @@ class Spool:
             cursor = db.execute(
                 "INSERT OR IGNORE INTO items (path, kind, size, mtime_ns, sha256, state,"
                 " last_error, created_at, updated_at) VALUES (?, ?, 0, 0, ?, 'failed', ?, ?, ?)",
-                (str(path), kind, REJECTED_SHA, reason, now, now),
+                (stored(path), kind, REJECTED_SHA, reason, now, now),
             )
             created = cursor.rowcount == 1
             row = db.execute(
                 f"SELECT {_COLUMNS} FROM items WHERE path = ? AND sha256 = ?",  # noqa: S608 -- fixed column list
-                (str(path), REJECTED_SHA),
+                (stored(path), REJECTED_SHA),
             ).fetchone()
         return RecordResult(Item._from_row(row), created)
 
@@ -285,7 +307,7 @@ class Spool:
         """True when this exact (path, size, mtime) was already spooled: a scan need not hash it."""
         rows = self._query(
             "SELECT 1 FROM items WHERE path = ? AND size = ? AND mtime_ns = ? LIMIT 1",
-            (str(path), size, mtime_ns),
+            (stored(path), size, mtime_ns),
         )
         return bool(rows)
 

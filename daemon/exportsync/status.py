@@ -10,6 +10,7 @@ from typing import Any
 from exportsync import __version__
 from exportsync.clock import Clock, iso_utc
 from exportsync.config import Config
+from exportsync.names import shown
 from exportsync.quota import QuotaLedger
 from exportsync.runlock import running_pid
 from exportsync.spool import Spool
@@ -33,8 +34,8 @@ def build_status(config: Config, spool: Spool, ledger: QuotaLedger, clock: Clock
     return {
         "version": __version__,
         "daemon": {"running": pid is not None, "pid": pid if pid and pid > 0 else None},
-        "watch_dir": str(config.watch.dir),
-        "state_dir": str(config.state.dir),
+        "watch_dir": shown(config.watch.dir),
+        "state_dir": shown(config.state.dir),
         "counts": spool.counts(),
         "quota": {
             "used": quota.used,
@@ -47,7 +48,7 @@ def build_status(config: Config, spool: Spool, ledger: QuotaLedger, clock: Clock
         "failed": [
             {
                 "id": item.id,
-                "path": str(item.path),
+                "path": shown(item.path),
                 "kind": item.kind,
                 "reason": item.last_error or "unknown",
                 "attempts": item.attempts,
@@ -58,7 +59,7 @@ def build_status(config: Config, spool: Spool, ledger: QuotaLedger, clock: Clock
         "pending": [
             {
                 "id": item.id,
-                "path": str(item.path),
+                "path": shown(item.path),
                 "kind": item.kind,
                 "attempts": item.attempts,
                 "next_attempt_at": iso(max(now, item.next_attempt_at)),

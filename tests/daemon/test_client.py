@@ -28,10 +28,10 @@ from exportsync.errors import (
     Forbidden,
     PermanentError,
     QuotaExhausted,
+    Redirected,
     RequestTooLarge,
     Throttled,
     TransientError,
-    Redirected,
     Unreachable,
 )
 from exportsync.sessions import encode_json

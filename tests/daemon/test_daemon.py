@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import threading
 from collections.abc import Iterator
@@ -169,3 +170,18 @@ def test_a_file_still_being_written_at_start_is_sent_once_complete(
         runner.join(10)
     (sent,) = api.calls[0].payload
     assert sent.data == b"id,value\n" + b"1,2\n" * 1000
+
+
+def test_a_name_that_is_not_utf8_present_at_start_is_delivered(tmp_path: Path) -> None:
+    api = FakeApi()
+    daemon = _daemon(tmp_path, api)
+    (tmp_path / "export" / os.fsdecode(b"r\xff\xfe.csv")).write_text("a\n")
+    runner = threading.Thread(target=daemon.run)
+    runner.start()
+    try:
+        assert wait_for(lambda: api.routes == ["upload"], 10)
+    finally:
+        daemon.stop()
+        runner.join(10)
+    assert not runner.is_alive()
+    assert [f.filename for f in api.calls[0].payload] == ["r\ufffd\ufffd.csv"]

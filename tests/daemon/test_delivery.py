@@ -536,3 +536,13 @@ def test_a_413_on_a_presign_batch_caps_the_count_not_the_bytes(tmp_path: Path) -
     assert [(c.route, len(c.payload)) for c in rig.api.calls][:2] == [("presign", 4), ("upload", 2)]
     assert rig.spool.counts()["delivered"] == 7
     rig.spool.close()
+
+
+def test_a_name_that_is_not_utf8_is_delivered_under_a_utf8_name(rig: Rig) -> None:
+    path = rig.root / os.fsdecode(b"r\xff\xfe.csv")
+    rig.drop(path.name, "a,b\n")
+    assert rig.run() == 1
+    assert rig.states() == {path.name: "delivered"}
+    (sent,) = rig.api.calls[0].payload
+    assert sent.filename == "r\ufffd\ufffd.csv"
+    assert sent.data == b"a,b\n"

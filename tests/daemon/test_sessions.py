@@ -351,4 +351,5 @@ def test_a_number_decimal_cannot_hold_refuses_only_its_session(literal: str, sai
     entries = parse_session_file(f"[{good}, {bad}]".encode(), default_user_id="alice")
     assert entries[0].error is None
     assert entries[1].body is None
-    assert entries[1].error is not None and said in entries[1].error
+    assert entries[1].error is not None
+    assert said in entries[1].error

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from pathlib import Path
 
@@ -170,3 +171,33 @@ def test_a_refused_version_saved_again_stays_failed(tmp_path: Path) -> None:
         again = spool.record(Path("/x/a.csv"), "csv", size=3, mtime_ns=9, sha256="aa", now=3.0)
         assert (again.created, again.requeued, again.item.state) == (False, False, "failed")
         assert spool.known(Path("/x/a.csv"), 3, 9)  # and the next scan does not hash it again
+
+
+def test_a_path_that_is_not_utf8_is_kept_byte_for_byte(tmp_path: Path) -> None:
+    raw = Path(os.fsdecode(b"/x/r\xff\xfe.csv"))  # lone surrogates: SQLite text refuses them
+    with Spool.open(tmp_path) as spool:
+        item = spool.record(raw, "csv", size=3, mtime_ns=1, sha256="aa", now=1.0).item
+        rejected = spool.record_rejected(raw, "csv", "fifo", now=1.0).item
+        assert spool.known(raw, 3, 1)
+    with Spool.open(tmp_path) as spool:
+        assert [i.path for i in spool.items()] == [raw, raw]
+        assert os.fsencode(spool.items()[0].path) == b"/x/r\xff\xfe.csv"
+        assert {item.id, rejected.id} == {i.id for i in spool.items()}
+
+
+def test_paths_spooled_as_text_by_an_older_version_still_match(tmp_path: Path) -> None:
+    with Spool.open(tmp_path) as spool:
+        pass
+    db = sqlite3.connect(tmp_path / "spool.sqlite3")
+    db.execute(
+        "INSERT INTO items (path, kind, size, mtime_ns, sha256, state, created_at, updated_at)"
+        " VALUES ('/x/old.csv', 'csv', 3, 7, 'aa', 'delivered', 1, 1)"
+    )
+    db.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
+    db.commit()
+    db.close()
+    with Spool.open(tmp_path) as spool:
+        assert spool.known(Path("/x/old.csv"), 3, 7)
+        again = spool.record(Path("/x/old.csv"), "csv", size=3, mtime_ns=7, sha256="aa", now=2.0)
+        assert not again.created
+        assert again.item.state == "delivered"
