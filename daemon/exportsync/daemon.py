@@ -14,7 +14,7 @@ from pathlib import Path
 import structlog
 
 from exportsync.client import Api
-from exportsync.clock import Clock, SystemClock
+from exportsync.clock import Clock, SystemClock, iso_utc
 from exportsync.config import Config
 from exportsync.delivery import Deliverer, retry_delay
 from exportsync.errors import SpoolError
@@ -74,8 +74,19 @@ class Daemon:
         self.clock: Clock = clock or SystemClock()
         self.notifier = notifier or Notifier()
         self.root = Path(os.path.abspath(config.watch.dir))
-        self.spool = Spool.open(config.state.dir)
+        self.spool, corrupt = Spool.open_or_replace(config.state.dir, now=self.clock.time())
         self.ledger = build_ledger(config, self.spool, self.clock)
+        if corrupt is not None:
+            # The day's request count went with it: count the day as used up (no request the
+            # usage plan might refuse), and let the start-up scan spool the folder afresh (the
+            # server answers `duplicate` for what it already has).
+            self.ledger.assume_spent()
+            log.error(
+                "spool_corrupt",
+                moved_to=str(corrupt),
+                quota_assumed_used=self.ledger.limit,
+                resets_at=iso_utc(self.ledger.resets_at(self.clock.time())),
+            )
         self.stopping = threading.Event()
         self._wake = threading.Event()
         self.matcher = build_matcher(config)

@@ -3,6 +3,7 @@
 ExportsyncError
 ├── ConfigError            a config key is missing or wrong (exit code 2)
 ├── SpoolError             the state directory or spool database cannot be used
+│   └── SpoolCorrupt       the spool file is not a database, or a damaged one
 ├── FileRejected           a file can never be delivered as it is (symlink, too big, bad JSON)
 └── DeliveryError          a request did not deliver its batch
     ├── Throttled          429 "Too Many Requests": retry after a jittered pause
@@ -26,6 +27,7 @@ __all__ = [
     "QuotaExhausted",
     "Redirected",
     "RequestTooLarge",
+    "SpoolCorrupt",
     "SpoolError",
     "Throttled",
     "TransientError",
@@ -50,6 +52,10 @@ class ConfigError(ExportsyncError):
 
 class SpoolError(ExportsyncError):
     """The spool database or state directory cannot be used."""
+
+
+class SpoolCorrupt(SpoolError):
+    """The spool file is not an SQLite database, or a damaged one: `run` sets it aside."""
 
 
 class FileRejected(ExportsyncError):

@@ -17,13 +17,14 @@ import json
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from exportsync.errors import SpoolError
+from exportsync.errors import SpoolCorrupt, SpoolError
 from exportsync.names import from_stored, stored
 
 __all__ = [
@@ -49,6 +50,9 @@ _MIGRATIONS: dict[int, tuple[str, ...]] = {
 }
 _SCHEMA_VERSION = max(_MIGRATIONS)
 _MEMORY = ":memory:"
+_CORRUPT = (sqlite3.SQLITE_NOTADB, sqlite3.SQLITE_CORRUPT)
+# SQLite's companions of the database file; they belong to it and move with it.
+_COMPANIONS = ("-wal", "-shm", "-journal")
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS items (
     id              INTEGER PRIMARY KEY,
@@ -168,6 +172,10 @@ class Spool:
                 )
                 self._migrate()
         except (sqlite3.Error, OSError) as exc:
+            with suppress(AttributeError, sqlite3.Error):
+                self._db.close()
+            if getattr(exc, "sqlite_errorcode", None) in _CORRUPT:
+                raise SpoolCorrupt(f"the spool at {path} is damaged: {exc}") from exc
             raise SpoolError(f"cannot open the spool at {path}: {exc}") from exc
         # The database holds file names and delivery history: keep it private to the user.
         if on_disk:
@@ -198,6 +206,18 @@ class Spool:
     def open(cls, state_dir: Path) -> Spool:
         """Open (creating when needed) the spool in `state_dir`."""
         return cls(cls.path_in(state_dir))
+
+    @classmethod
+    def open_or_replace(cls, state_dir: Path, *, now: float) -> tuple[Spool, Path | None]:
+        """Open the spool; a damaged one is first renamed ``spool.sqlite3.corrupt-<UTC time>``
+        (its WAL and SHM beside it) and a fresh one started. Returns the spool and where the
+        damaged file went, None when it was healthy."""
+        path = cls.path_in(state_dir)
+        try:
+            return cls(path), None
+        except SpoolCorrupt:
+            aside = _set_aside(path, now)
+        return cls(path), aside
 
     @classmethod
     def in_memory(cls) -> Spool:
@@ -519,6 +539,15 @@ class Spool:
                 (period_start,),
             )
 
+    def quota_raise_to(self, period_start: float, used: int) -> None:
+        """Count at least `used` requests in the period."""
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO quota_periods (period_start, used) VALUES (?, ?)"
+                " ON CONFLICT (period_start) DO UPDATE SET used = MAX(used, excluded.used)",
+                (period_start, used),
+            )
+
     def quota_mark_exhausted(self, period_start: float) -> None:
         with self._tx() as db:
             db.execute(
@@ -530,3 +559,22 @@ class Spool:
     def last_request_at(self) -> float | None:
         rows = self._query("SELECT value FROM meta WHERE key = 'last_request_at'")
         return float(rows[0][0]) if rows else None
+
+
+def _set_aside(path: Path, now: float) -> Path:
+    """Rename a damaged spool and its companions out of the way, never over an earlier one."""
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(now))
+    aside = path.with_name(f"{path.name}.corrupt-{stamp}")
+    n = 1
+    while aside.exists():
+        aside = path.with_name(f"{path.name}.corrupt-{stamp}-{n}")
+        n += 1
+    try:
+        # Companions first: a stale WAL left beside a fresh database would be replayed into it.
+        for suffix in _COMPANIONS:
+            with suppress(FileNotFoundError):
+                os.rename(f"{path}{suffix}", f"{aside}{suffix}")
+        os.rename(path, aside)
+    except OSError as exc:
+        raise SpoolError(f"cannot set the damaged spool {path} aside: {exc}") from exc
+    return aside

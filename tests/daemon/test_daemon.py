@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from structlog.testing import capture_logs
 
 from exportsync.config import load_config
 from exportsync.daemon import Daemon
@@ -185,3 +186,29 @@ def test_a_name_that_is_not_utf8_present_at_start_is_delivered(tmp_path: Path) -
         runner.join(10)
     assert not runner.is_alive()
     assert [f.filename for f in api.calls[0].payload] == ["r\ufffd\ufffd.csv"]
+
+
+def test_a_corrupt_spool_is_set_aside_the_folder_rescanned_and_the_day_counted_used(
+    tmp_path: Path,
+) -> None:
+    state = tmp_path / "state"
+    state.mkdir()
+    (state / "spool.sqlite3").write_bytes(b"\x00garbage, not SQLite\n" * 200)
+    api = FakeApi()
+    with capture_logs() as logs:
+        daemon = _daemon(tmp_path, api)
+    (tmp_path / "export" / "a.csv").write_text("a\n")
+    runner = threading.Thread(target=daemon.run)
+    runner.start()
+    try:
+        assert wait_for(lambda: daemon.spool.counts()["pending"] == 1, 10)
+        quota = daemon.ledger.snapshot()
+        assert quota.used == quota.limit == 10  # nothing is sent before the reset
+    finally:
+        daemon.stop()
+        runner.join(10)
+    assert not runner.is_alive()
+    assert api.calls == []
+    [event] = [e for e in logs if e["event"] == "spool_corrupt"]
+    assert event["log_level"] == "error"
+    assert [p.name for p in state.glob("spool.sqlite3.corrupt-*")] == [Path(event["moved_to"]).name]

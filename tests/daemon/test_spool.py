@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from exportsync.errors import SpoolError
+from exportsync.errors import SpoolCorrupt, SpoolError
 from exportsync.spool import REJECTED_SHA, Spool
 
 
@@ -201,3 +201,21 @@ def test_paths_spooled_as_text_by_an_older_version_still_match(tmp_path: Path) -
         again = spool.record(Path("/x/old.csv"), "csv", size=3, mtime_ns=7, sha256="aa", now=2.0)
         assert not again.created
         assert again.item.state == "delivered"
+
+
+def test_a_corrupt_spool_is_moved_aside_and_a_fresh_one_starts(tmp_path: Path) -> None:
+    path = tmp_path / "spool.sqlite3"
+    path.write_bytes(b"this is not a database\n" * 100)
+    with pytest.raises(SpoolCorrupt):
+        Spool.open(tmp_path)
+    spool, aside = Spool.open_or_replace(tmp_path, now=1_800_000_000.0)
+    with spool:
+        assert aside is not None
+        assert aside.name == "spool.sqlite3.corrupt-20270115T080000Z"
+        assert aside.read_bytes() == b"this is not a database\n" * 100
+        assert spool.counts() == {"pending": 0, "sending": 0, "delivered": 0, "failed": 0}
+        _record(spool, "/x/a.csv", "aa")
+    spool, aside = Spool.open_or_replace(tmp_path, now=1_800_000_001.0)
+    with spool:
+        assert aside is None  # a healthy spool is kept
+        assert spool.counts()["pending"] == 1
