@@ -131,6 +131,15 @@ class Daemon:
             # Disk full or I/O error: the watcher's next rescan offers the file again.
             log.error("spool_write_failed", path=str(path), error=str(exc))
             self.watcher.reconsider(path)
+        except Exception as exc:  # the per-item firewall: this file fails, intake goes on
+            reason = f"{type(exc).__name__}: {exc}"
+            log.error("item_firewalled", path=str(path), error=reason, stage="intake")
+            kind = self.intake.classify(path)
+            if kind is not None:
+                try:
+                    self.intake.reject(path, kind, reason)
+                except SpoolError:
+                    self.watcher.reconsider(path)
 
     def _recently_written(self, path: Path) -> bool:
         try:
@@ -144,6 +153,7 @@ class Daemon:
         if not self.root.is_dir():
             raise SpoolError(f"watch.dir {self.root} is not a folder")
         recovered = self.spool.recover(self.clock.time())
+        self._count_crashes()
         log.info(
             "daemon_started",
             root=str(self.root),
@@ -176,7 +186,23 @@ class Daemon:
             self.spool.close()
             log.info("daemon_stopped")
 
+    def _count_crashes(self) -> None:
+        """Items the previous run died on while reading or parsing them (poison pills)."""
+        for item in self.spool.count_crashes(now=self.clock.time()):
+            if item.state == "failed":
+                log.error(
+                    "item_quarantined", item_id=item.id, path=str(item.path), crashes=item.crashes
+                )
+            else:
+                log.warning(
+                    "item_stopped_daemon",
+                    item_id=item.id,
+                    path=str(item.path),
+                    crashes=item.crashes,
+                )
+
     def _loop(self) -> None:
+        failures = 0
         while not self.stopping.is_set():
             self._tick = self.clock.monotonic()
             try:
@@ -185,6 +211,12 @@ class Daemon:
                 log.error("spool_unavailable", error=str(exc))
                 self._sleep(retry_delay(1))
                 continue
+            except Exception:  # the last net: a bug outside any one item must not end the daemon
+                failures += 1
+                log.exception("delivery_step_crashed", streak=failures)
+                self._sleep(retry_delay(failures))
+                continue
+            failures = 0
             if outcome.wait == 0:
                 continue
             self._sleep(IDLE_WAKE_SECONDS if outcome.wait is None else outcome.wait)

@@ -66,7 +66,7 @@ class Intake:
             log.info("file_vanished", path=str(path))
             return None
         except OSError as exc:
-            return self._reject(path, kind, f"cannot stat the file: {exc.strerror or exc}")
+            return self.reject(path, kind, f"cannot stat the file: {exc.strerror or exc}")
         if (
             not force
             and stat.S_ISREG(st.st_mode)
@@ -85,9 +85,9 @@ class Intake:
             log.info("file_still_changing", path=str(path))
             return None
         except FileRejected as exc:
-            return self._reject(path, kind, str(exc))
+            return self.reject(path, kind, str(exc))
         except OSError as exc:
-            return self._reject(path, kind, f"cannot read the file: {exc.strerror or exc}")
+            return self.reject(path, kind, f"cannot read the file: {exc.strerror or exc}")
         result = self._spool.record(
             path,
             kind,
@@ -111,7 +111,8 @@ class Intake:
             log.debug("item_known", item_id=result.item.id, path=str(path), state=result.item.state)
         return result
 
-    def _reject(self, path: Path, kind: Kind, reason: str) -> RecordResult:
+    def reject(self, path: Path, kind: Kind, reason: str) -> RecordResult:
+        """Record `path` as failed with `reason`, without reading it."""
         result = self._spool.record_rejected(path, kind, reason, now=self._clock.time())
         if result.created:
             log.warning("item_rejected", item_id=result.item.id, path=str(path), reason=reason)

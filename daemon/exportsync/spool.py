@@ -28,6 +28,7 @@ from exportsync.errors import SpoolCorrupt, SpoolError
 from exportsync.names import from_stored, stored
 
 __all__ = [
+    "MAX_CRASHES",
     "REJECTED_SHA",
     "STATES",
     "Item",
@@ -47,6 +48,12 @@ REJECTED_SHA = "-"
 _MIGRATIONS: dict[int, tuple[str, ...]] = {
     # Paths are kept as the kernel's bytes: a name that is not UTF-8 cannot be SQLite text.
     2: ("UPDATE items SET path = CAST(path AS BLOB) WHERE typeof(path) = 'text'",),
+    # Poison-pill quarantine: the item being read and parsed is marked first (in_hand_since); a
+    # mark found at start means the daemon died on it, and `crashes` counts how often.
+    3: (
+        "ALTER TABLE items ADD COLUMN crashes INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE items ADD COLUMN in_hand_since REAL",
+    ),
 }
 _SCHEMA_VERSION = max(_MIGRATIONS)
 _MEMORY = ":memory:"
@@ -88,8 +95,11 @@ CREATE TABLE IF NOT EXISTS meta (
 
 _COLUMNS = (
     "id, path, kind, size, mtime_ns, sha256, state, attempts, next_attempt_at, last_error, "
-    "parts_done, part_errors, remote_key, created_at, updated_at, delivered_at"
+    "parts_done, part_errors, remote_key, created_at, updated_at, delivered_at, crashes"
 )
+
+# An item the daemon died on this many times is failed at the next start and never read again.
+MAX_CRASHES = 2
 
 
 @dataclass(frozen=True)
@@ -112,6 +122,7 @@ class Item:
     created_at: float
     updated_at: float
     delivered_at: float | None
+    crashes: int = 0
 
     @classmethod
     def _from_row(cls, row: sqlite3.Row) -> Item:
@@ -133,6 +144,7 @@ class Item:
             created_at=row["created_at"],
             updated_at=row["updated_at"],
             delivered_at=row["delivered_at"],
+            crashes=row["crashes"],
         )
 
 
@@ -235,23 +247,33 @@ class Spool:
         self.close()
 
     @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
-        """One IMMEDIATE transaction: committed (and fsynced) on exit, rolled back on error."""
+    def _tx(self, *, sync: bool = True) -> Iterator[sqlite3.Connection]:
+        """One IMMEDIATE transaction: committed (and fsynced) on exit, rolled back on error.
+
+        `sync=False` skips the fsync of this commit: it survives the process dying (the OS has
+        it), not a power cut, until the next synced commit carries it to the disk.
+        """
         with self._lock:
             try:
+                if not sync:
+                    self._db.execute("PRAGMA synchronous=NORMAL")
                 self._db.execute("BEGIN IMMEDIATE")
             except sqlite3.Error as exc:
                 raise SpoolError(f"spool busy or unwritable: {exc}") from exc
             try:
-                yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            try:
-                self._db.execute("COMMIT")
-            except sqlite3.Error as exc:  # disk full, I/O error: the transition did not happen
-                self._db.execute("ROLLBACK")
-                raise SpoolError(f"cannot commit to the spool: {exc}") from exc
+                try:
+                    yield self._db
+                except BaseException:
+                    self._db.execute("ROLLBACK")
+                    raise
+                try:
+                    self._db.execute("COMMIT")
+                except sqlite3.Error as exc:  # disk full, I/O error: the transition did not happen
+                    self._db.execute("ROLLBACK")
+                    raise SpoolError(f"cannot commit to the spool: {exc}") from exc
+            finally:
+                if not sync:
+                    self._db.execute("PRAGMA synchronous=FULL")
 
     def _query(self, sql: str, params: Sequence[object] = ()) -> list[sqlite3.Row]:
         with self._lock:
@@ -373,6 +395,46 @@ class Spool:
             )
             return cursor.rowcount
 
+    # -- poison-pill quarantine ---------------------------------------------------------------
+
+    def hold(self, item_id: int, *, now: float) -> None:
+        """Mark `item_id` as the one item in hand (any earlier mark is cleared), before its file is
+        read and parsed. Committed without fsync: it has to survive the process, not power loss."""
+        with self._tx(sync=False) as db:
+            db.execute(
+                "UPDATE items SET in_hand_since = CASE WHEN id = ? THEN ? END"
+                " WHERE in_hand_since IS NOT NULL OR id = ?",
+                (item_id, now, item_id),
+            )
+
+    def release_hold(self) -> None:
+        """Nothing is in hand any more."""
+        with self._tx(sync=False) as db:
+            db.execute("UPDATE items SET in_hand_since = NULL WHERE in_hand_since IS NOT NULL")
+
+    def count_crashes(self, *, now: float) -> list[Item]:
+        """At start: an item still marked in hand stopped the previous run. Count it; one that
+        did so MAX_CRASHES times is failed for good. Returns the items counted."""
+        with self._tx() as db:
+            ids = [
+                int(r[0])
+                for r in db.execute("SELECT id FROM items WHERE in_hand_since IS NOT NULL")
+            ]
+            db.execute(
+                "UPDATE items SET crashes = crashes + 1, in_hand_since = NULL"
+                " WHERE in_hand_since IS NOT NULL"
+            )
+            db.execute(
+                "UPDATE items SET state = 'failed', last_error = ?, updated_at = ?"
+                " WHERE crashes >= ? AND state IN ('pending', 'sending')",
+                (f"stopped the daemon {MAX_CRASHES} times; not touched again", now, MAX_CRASHES),
+            )
+            rows = [
+                db.execute(f"SELECT {_COLUMNS} FROM items WHERE id = ?", (i,)).fetchone()  # noqa: S608 -- fixed column list
+                for i in ids
+            ]
+        return [Item._from_row(r) for r in rows]
+
     def mark_sending(self, ids: Iterable[int], *, now: float) -> None:
         with self._tx() as db:
             db.executemany(
@@ -465,7 +527,7 @@ class Spool:
             for item_id in ids:
                 cursor = db.execute(
                     "UPDATE items SET state = 'pending', next_attempt_at = 0, attempts = 0,"
-                    " parts_done = 0, part_errors = NULL, updated_at = ?"
+                    " parts_done = 0, part_errors = NULL, crashes = 0, updated_at = ?"
                     " WHERE id = ? AND state = 'failed' AND sha256 != ?",
                     (now, item_id, REJECTED_SHA),
                 )

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from structlog.testing import capture_logs
 
+from exportsync import files
 from exportsync.config import load_config
 from exportsync.daemon import Daemon
 from exportsync.errors import SpoolError
@@ -212,3 +213,40 @@ def test_a_corrupt_spool_is_set_aside_the_folder_rescanned_and_the_day_counted_u
     [event] = [e for e in logs if e["event"] == "spool_corrupt"]
     assert event["log_level"] == "error"
     assert [p.name for p in state.glob("spool.sqlite3.corrupt-*")] == [Path(event["moved_to"]).name]
+
+
+def test_an_exception_taking_in_one_file_fails_that_file_and_the_daemon_goes_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = files.snapshot
+
+    def snapshot(root: Path, path: Path, **kwargs: Any) -> files.FileSnapshot:
+        if path.name.startswith("bad"):
+            raise ValueError("a bug in intake")
+        return real(root, path, **kwargs)
+
+    monkeypatch.setattr(files, "snapshot", snapshot)
+    api = FakeApi()
+    daemon = _daemon(tmp_path, api)
+    (tmp_path / "export" / "bad-at-start.csv").write_text("a\n")
+    (tmp_path / "export" / "good.csv").write_text("b\n")
+    runner = threading.Thread(target=daemon.run)
+    runner.start()
+    try:
+        assert wait_for(lambda: api.routes == ["upload"], 10)
+        (tmp_path / "export" / "bad-later.csv").write_text("c\n")
+        assert wait_for(lambda: daemon.spool.counts()["failed"] == 2, 10)
+    finally:
+        daemon.stop()
+        runner.join(10)
+    assert not runner.is_alive()
+    failed = {i.path.name: i.last_error for i in daemon_spool_items(tmp_path, "failed")}
+    assert failed == {
+        "bad-at-start.csv": "ValueError: a bug in intake",
+        "bad-later.csv": "ValueError: a bug in intake",
+    }
+
+
+def daemon_spool_items(tmp_path: Path, state: str) -> list[Any]:
+    with Spool.open(tmp_path / "state") as spool:
+        return spool.items(state)  # type: ignore[arg-type]

@@ -6,14 +6,16 @@ import datetime as dt
 import hashlib
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from structlog.testing import capture_logs
 
-from exportsync import files
+from exportsync import delivery, files
+from exportsync.client import UploadFile
 from exportsync.clock import FakeClock
 from exportsync.delivery import Deliverer, retry_delay
 from exportsync.errors import (
@@ -29,6 +31,7 @@ from exportsync.errors import (
 from exportsync.intake import Intake
 from exportsync.matcher import FileMatcher
 from exportsync.quota import DAY, QuotaLedger
+from exportsync.sessions import parse_session_file
 from exportsync.spool import Spool
 from support.fake_api import FakeApi
 
@@ -546,3 +549,65 @@ def test_a_name_that_is_not_utf8_is_delivered_under_a_utf8_name(rig: Rig) -> Non
     (sent,) = rig.api.calls[0].payload
     assert sent.filename == "r\ufffd\ufffd.csv"
     assert sent.data == b"a,b\n"
+
+
+# -- the per-item firewall ----------------------------------------------------------------------
+
+
+def test_an_exception_parsing_one_file_fails_that_file_alone(
+    rig: Rig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = parse_session_file
+
+    def parse(data: bytes, **kwargs: Any) -> Any:
+        if b"poison" in data:
+            raise ZeroDivisionError("a bug in the parser")
+        return real(data, **kwargs)
+
+    monkeypatch.setattr("exportsync.delivery.parse_session_file", parse)
+    rig.drop("a.session.json", _session("2026-11-25T10:00:00Z", x="poison"))
+    rig.drop("b.session.json", _session("2026-11-25T10:00:01Z"))
+    with capture_logs() as logs:
+        assert rig.run() == 1
+    assert rig.states() == {"a.session.json": "failed", "b.session.json": "delivered"}
+    [failed] = rig.spool.items("failed")
+    assert failed.last_error == "ZeroDivisionError: a bug in the parser"
+    assert "item_firewalled" in [e["event"] for e in logs]
+
+
+def test_an_exception_recording_one_result_settles_that_item_alone(
+    rig: Rig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    a = rig.drop("a.csv", "1\n")
+    rig.drop("b.csv", "2\n")
+    [poison] = [i.id for i in rig.spool.items() if i.path == a]
+    real = rig.spool.mark_delivered
+
+    def mark_delivered(item_id: int, **kwargs: Any) -> None:
+        if item_id == poison:
+            raise KeyError("a bug while recording")
+        real(item_id, **kwargs)
+
+    monkeypatch.setattr(rig.spool, "mark_delivered", mark_delivered)
+    assert rig.run() == 1
+    assert rig.states() == {"a.csv": "failed", "b.csv": "delivered"}
+    assert rig.spool.get(poison).last_error == "KeyError: 'a bug while recording'"  # type: ignore[union-attr]
+
+
+def test_a_request_that_raises_for_one_file_narrows_down_to_it_and_fails_it(rig: Rig) -> None:
+    rig.drop("a.csv", "poison\n")
+    rig.drop("b.csv", "2\n")
+    rig.drop("c.csv", "3\n")
+    real = rig.api.upload
+
+    def upload(files: Sequence[UploadFile]) -> list[dict[str, Any]]:
+        if any(f.data == b"poison\n" for f in files):
+            raise UnicodeEncodeError("utf-8", "x", 0, 1, "a bug building the request")
+        return real(files)
+
+    rig.api.upload = upload  # type: ignore[method-assign]
+    rig.run(max_steps=100)
+    assert rig.states() == {"a.csv": "failed", "b.csv": "delivered", "c.csv": "delivered"}
+    [failed] = rig.spool.items("failed")
+    assert (failed.last_error or "").startswith("UnicodeEncodeError: ")
+    assert failed.attempts == delivery.INTERNAL_ERROR_ATTEMPTS

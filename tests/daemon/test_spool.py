@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from exportsync import spool as spool_module
 from exportsync.errors import SpoolCorrupt, SpoolError
 from exportsync.spool import REJECTED_SHA, Spool
 
@@ -185,22 +186,61 @@ def test_a_path_that_is_not_utf8_is_kept_byte_for_byte(tmp_path: Path) -> None:
         assert {item.id, rejected.id} == {i.id for i in spool.items()}
 
 
-def test_paths_spooled_as_text_by_an_older_version_still_match(tmp_path: Path) -> None:
-    with Spool.open(tmp_path) as spool:
-        pass
-    db = sqlite3.connect(tmp_path / "spool.sqlite3")
+def _version_1_spool(state_dir: Path) -> None:
+    """A spool as the first release wrote it: schema 1, paths as text."""
+    state_dir.mkdir(exist_ok=True)
+    db = sqlite3.connect(state_dir / "spool.sqlite3")
+    db.executescript(spool_module._SCHEMA)
+    db.execute("INSERT INTO meta (key, value) VALUES ('schema_version', '1')")
     db.execute(
         "INSERT INTO items (path, kind, size, mtime_ns, sha256, state, created_at, updated_at)"
         " VALUES ('/x/old.csv', 'csv', 3, 7, 'aa', 'delivered', 1, 1)"
     )
-    db.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
     db.commit()
     db.close()
+
+
+def test_a_version_1_spool_is_migrated_and_its_text_paths_still_match(tmp_path: Path) -> None:
+    _version_1_spool(tmp_path)
     with Spool.open(tmp_path) as spool:
         assert spool.known(Path("/x/old.csv"), 3, 7)
         again = spool.record(Path("/x/old.csv"), "csv", size=3, mtime_ns=7, sha256="aa", now=2.0)
         assert not again.created
         assert again.item.state == "delivered"
+        assert again.item.crashes == 0
+    db = sqlite3.connect(tmp_path / "spool.sqlite3")
+    assert db.execute("SELECT typeof(path) FROM items").fetchall() == [("blob",)]
+    version = db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+    assert int(version[0]) == max(spool_module._MIGRATIONS)
+    db.close()
+
+
+def test_the_item_in_hand_when_the_daemon_died_twice_is_failed(tmp_path: Path) -> None:
+    with Spool.open(tmp_path) as spool:
+        poison = _record(spool, "/x/poison.csv", "aa")
+        other = _record(spool, "/x/other.csv", "bb")
+        spool.hold(other, now=1.0)
+        spool.hold(poison, now=2.0)  # one item in hand at a time: other's mark is gone
+    for run in (1, 2):
+        with Spool.open(tmp_path) as spool:
+            [counted] = spool.count_crashes(now=10.0)
+            assert counted.id == poison
+            assert counted.crashes == run
+            assert counted.state == ("pending" if run == 1 else "failed")
+            if run == 1:
+                spool.hold(poison, now=11.0)  # read again, and the daemon dies again
+    with Spool.open(tmp_path) as spool:
+        assert spool.count_crashes(now=20.0) == []
+        item = spool.get(poison)
+        assert item is not None
+        assert item.state == "failed"
+        assert item.last_error == "stopped the daemon 2 times; not touched again"
+        assert spool.get(other).state == "pending"  # type: ignore[union-attr]
+        spool.hold(other, now=21.0)
+        spool.release_hold()
+        assert spool.count_crashes(now=22.0) == []
+        assert spool.retry([poison], now=23.0) == [poison]
+        assert spool.get(poison).crashes == 0  # type: ignore[union-attr]
 
 
 def test_a_corrupt_spool_is_moved_aside_and_a_fresh_one_starts(tmp_path: Path) -> None:
