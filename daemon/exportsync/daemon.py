@@ -150,8 +150,6 @@ class Daemon:
 
     def run(self) -> None:
         """Run until `stop()`; always leaves the spool consistent."""
-        if not self.root.is_dir():
-            raise SpoolError(f"watch.dir {self.root} is not a folder")
         recovered = self.spool.recover(self.clock.time())
         self._count_crashes()
         log.info(
@@ -172,7 +170,15 @@ class Daemon:
                     self._offer(path)
             counts = self.spool.counts()
             quota = self.ledger.snapshot()
-            log.info("daemon_ready", **counts, quota_used=quota.used, quota_limit=quota.limit)
+            log.info(
+                "daemon_ready",
+                **counts,
+                quota_used=quota.used,
+                quota_limit=quota.limit,
+                watch_dir_missing=self.watcher.missing,
+            )
+            # Ready even while the folder is missing: what is spooled is delivered meanwhile, and
+            # the watcher arms itself once the folder appears.
             self.notifier.ready(f"watching {self.root}")
             heartbeat = self._start_heartbeat()
             self._loop()

@@ -5,6 +5,7 @@ Reads the spool directly, so it works whether or not the daemon runs, and never 
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from exportsync import __version__
@@ -35,6 +36,9 @@ def build_status(config: Config, spool: Spool, ledger: QuotaLedger, clock: Clock
         "version": __version__,
         "daemon": {"running": pid is not None, "pid": pid if pid and pid > 0 else None},
         "watch_dir": shown(config.watch.dir),
+        # Seen from here, as the daemon sees it: while missing it delivers what is spooled and
+        # waits for the folder to appear.
+        "watch_dir_missing": not os.path.isdir(config.watch.dir),
         "state_dir": shown(config.state.dir),
         "counts": spool.counts(),
         "quota": {
@@ -79,7 +83,8 @@ def render_table(status: dict[str, Any]) -> str:
     running = f"running (pid {daemon['pid']})" if daemon["running"] else "not running"
     lines = [
         f"exportsync {status['version']} — daemon {running}",
-        f"  watching   {status['watch_dir']}",
+        f"  watching   {status['watch_dir']}"
+        + ("  (MISSING: waiting for it to appear)" if status.get("watch_dir_missing") else ""),
         f"  state      {status['state_dir']}",
         "",
         f"  pending    {counts['pending']:>6}",

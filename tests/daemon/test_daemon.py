@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import threading
 from collections.abc import Iterator
@@ -250,3 +251,57 @@ def test_an_exception_taking_in_one_file_fails_that_file_and_the_daemon_goes_on(
 def daemon_spool_items(tmp_path: Path, state: str) -> list[Any]:
     with Spool.open(tmp_path / "state") as spool:
         return spool.items(state)  # type: ignore[arg-type]
+
+
+def test_the_watch_folder_deleted_and_recreated_while_running_is_watched_again(
+    tmp_path: Path,
+) -> None:
+    api = FakeApi()
+    daemon = _daemon(tmp_path, api)
+    export = tmp_path / "export"
+    runner = threading.Thread(target=daemon.run)
+    with capture_logs() as logs:
+        runner.start()
+        try:
+            (export / "a.csv").write_text("a\n")
+            assert wait_for(lambda: len(api.calls) == 1, 15)
+            shutil.rmtree(export)
+            assert wait_for(lambda: daemon.watcher.missing, 15)
+            export.mkdir()
+            assert wait_for(lambda: not daemon.watcher.missing, 15)
+            (export / "b.csv").write_text("b\n")
+            assert wait_for(lambda: len(api.calls) == 2, 15)
+            assert runner.is_alive()
+        finally:
+            daemon.stop()
+            runner.join(10)
+    assert [f.filename for c in api.calls for f in c.payload] == ["a.csv", "b.csv"]
+    assert [e["event"] for e in logs].count("watch_dir_missing") == 1
+
+
+def test_a_watch_folder_missing_at_start_is_waited_for(tmp_path: Path) -> None:
+    api = FakeApi()
+    daemon = _daemon(tmp_path, api)
+    export = tmp_path / "export"
+    export.rmdir()  # a drive not mounted yet at boot
+    runner = threading.Thread(target=daemon.run)
+    with capture_logs() as logs:
+        runner.start()
+        try:
+            assert wait_for(lambda: any(e["event"] == "daemon_ready" for e in logs), 10)
+        except BaseException:
+            daemon.stop()
+            raise
+    [ready] = [e for e in logs if e["event"] == "daemon_ready"]
+    assert ready["watch_dir_missing"] is True
+    try:
+        assert daemon.watcher.missing
+        export.mkdir()
+        assert wait_for(lambda: not daemon.watcher.missing, 15)
+        (export / "late.csv").write_text("a\n")
+        assert wait_for(lambda: len(api.calls) == 1, 15)
+        assert runner.is_alive()
+    finally:
+        daemon.stop()
+        runner.join(10)
+    assert not runner.is_alive()

@@ -195,3 +195,11 @@ def test_a_name_that_is_not_utf8_is_shown_with_escapes(
     assert shown == str(config.watch.dir / "r\\xff\\xfe.csv")
     json.dumps(report, ensure_ascii=False).encode("utf-8")  # strict: no lone surrogate left
     render_table(report).encode("utf-8")
+
+
+def test_a_missing_watch_folder_is_shown(config: Config, spool: Spool, clock: FakeClock) -> None:
+    assert status_of(config, spool, clock)["watch_dir_missing"] is False
+    config.watch.dir.rmdir()
+    report = status_of(config, spool, clock)
+    assert report["watch_dir_missing"] is True
+    assert "MISSING" in render_table(report)
