@@ -167,7 +167,9 @@ class Spool:
         on_disk = str(path) != _MEMORY
         try:
             if on_disk:
-                path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+                _private_dir(path.parent)
+                # Created 0600 before SQLite sees it: its WAL and SHM copy the database's mode.
+                os.close(os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600))
             self._db = sqlite3.connect(
                 path, timeout=30.0, isolation_level=None, check_same_thread=False
             )
@@ -189,10 +191,11 @@ class Spool:
             if getattr(exc, "sqlite_errorcode", None) in _CORRUPT:
                 raise SpoolCorrupt(f"the spool at {path} is damaged: {exc}") from exc
             raise SpoolError(f"cannot open the spool at {path}: {exc}") from exc
-        # The database holds file names and delivery history: keep it private to the user.
+        # The database holds file names and delivery history: keep it private to the user, and
+        # tighten what an older version or a wide umask left readable.
         if on_disk:
-            with suppress(OSError):
-                os.chmod(path, 0o600)
+            for suffix in ("", "-wal", "-shm"):
+                _private_file(Path(f"{path}{suffix}"))
 
     def _migrate(self) -> None:
         """Apply the numbered migrations this file lacks (inside the open's transaction)."""
@@ -640,3 +643,16 @@ def _set_aside(path: Path, now: float) -> Path:
     except OSError as exc:
         raise SpoolError(f"cannot set the damaged spool {path} aside: {exc}") from exc
     return aside
+
+
+def _private_dir(directory: Path) -> None:
+    """The state directory, made 0700, or tightened to it when it is looser."""
+    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if os.stat(directory).st_mode & 0o077:
+        os.chmod(directory, 0o700)
+
+
+def _private_file(path: Path) -> None:
+    with suppress(FileNotFoundError):
+        if os.stat(path).st_mode & 0o077:
+            os.chmod(path, 0o600)

@@ -463,8 +463,8 @@ def test_a_write_that_slips_in_during_after_upload_goes_back_into_the_folder(
     rig.drop("a.csv", "delivered\n")
     mover = files.move_to_sent if mode == "move" else files.set_aside
 
-    def move_then_rewrite(root: Path, path: Path) -> Path:
-        moved = mover(root, path)
+    def move_then_rewrite(root: Path, path: Path, **kwargs: Any) -> Path:
+        moved = mover(root, path, **kwargs)
         moved.write_text("rewritten by the app in the same instant\n")
         return moved
 
@@ -491,8 +491,8 @@ def test_a_write_that_slips_in_goes_back_into_its_own_sub_folder(
     rig.drop("sub/a.csv", "delivered\n")
     mover = files.move_to_sent if mode == "move" else files.set_aside
 
-    def move_then_rewrite(root: Path, path: Path) -> Path:
-        moved = mover(root, path)
+    def move_then_rewrite(root: Path, path: Path, **kwargs: Any) -> Path:
+        moved = mover(root, path, **kwargs)
         moved.write_text("rewritten\n")
         return moved
 

@@ -410,9 +410,9 @@ def test_move_to_sent_refuses_symlinks(root: Path) -> None:
 def test_delete_file_is_idempotent(root: Path) -> None:
     path = root / "a.csv"
     path.write_text("x")
-    delete_file(path)
+    delete_file(root, path)
     assert not path.exists()
-    delete_file(path)
+    delete_file(root, path)
 
 
 def _all_messages(exc: BaseException) -> Iterator[str]:

@@ -259,3 +259,30 @@ def test_a_corrupt_spool_is_moved_aside_and_a_fresh_one_starts(tmp_path: Path) -
     with spool:
         assert aside is None  # a healthy spool is kept
         assert spool.counts()["pending"] == 1
+
+
+def test_state_files_are_private_and_a_looser_state_dir_is_tightened(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    state.mkdir(mode=0o755)
+    state.chmod(0o755)
+    old = os.umask(0o022)
+    try:
+        with Spool.open(state) as spool:
+            _record(spool, "/x/a.csv", "aa")
+            assert {p.name for p in state.iterdir()} >= {
+                "spool.sqlite3",
+                "spool.sqlite3-wal",
+                "spool.sqlite3-shm",
+            }
+            for name in ("spool.sqlite3", "spool.sqlite3-wal", "spool.sqlite3-shm"):
+                assert (state / name).stat().st_mode & 0o777 == 0o600, name
+        assert state.stat().st_mode & 0o777 == 0o700
+        # Left readable by an older version: tightened at the next start.
+        state.chmod(0o755)
+        (state / "spool.sqlite3").chmod(0o644)
+        with Spool.open(state):
+            assert (state / "spool.sqlite3").stat().st_mode & 0o777 == 0o600
+            assert (state / "spool.sqlite3-wal").stat().st_mode & 0o777 == 0o600
+        assert state.stat().st_mode & 0o777 == 0o700
+    finally:
+        os.umask(old)
