@@ -17,6 +17,7 @@ from pathlib import Path
 import structlog
 
 from exportsync import files
+from exportsync.batches import MAX_FILE_BYTES
 from exportsync.clock import Clock
 from exportsync.errors import FileRejected
 from exportsync.matcher import FileMatcher, Kind
@@ -74,7 +75,8 @@ class Intake:
         ):
             return None  # this exact version is already spooled: no need to hash it again
         log.info("file_detected", path=str(path), kind=kind, size=st.st_size)
-        limit = MAX_SESSION_FILE_BYTES if kind == "session" else None
+        # Over the limit: refused from its size alone, without reading (a sparse 6 GiB file).
+        limit = MAX_SESSION_FILE_BYTES if kind == "session" else MAX_FILE_BYTES
         try:
             snap = files.snapshot(self._root, path, max_bytes=limit)
         except FileNotFoundError:
