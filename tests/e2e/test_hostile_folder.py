@@ -33,7 +33,10 @@ Maker = Callable[[Path], None]
 
 
 def _bytes(data: bytes) -> Maker:
-    return lambda path: path.write_bytes(data)
+    def make(path: Path) -> None:
+        path.write_bytes(data)
+
+    return make
 
 
 def _session(n: int, **fields: object) -> bytes:
