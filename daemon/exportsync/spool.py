@@ -401,19 +401,26 @@ class Spool:
     # -- poison-pill quarantine ---------------------------------------------------------------
 
     def hold(self, item_id: int, *, now: float) -> None:
-        """Mark `item_id` as the one item in hand (any earlier mark is cleared), before its file is
-        read and parsed. Committed without fsync: it has to survive the process, not power loss."""
+        """Mark `item_id` as the one item in hand, before its file is read and parsed.
+
+        The item held before it came through: its mark and crash count are cleared (only crashes
+        in a row count, so a kill -9 that happened to land on an item now and then never
+        quarantines it). Committed without fsync: it has to survive the process, not power loss.
+        """
         with self._tx(sync=False) as db:
             db.execute(
-                "UPDATE items SET in_hand_since = CASE WHEN id = ? THEN ? END"
+                "UPDATE items SET in_hand_since = CASE WHEN id = ? THEN ? END,"
+                " crashes = CASE WHEN id = ? THEN crashes ELSE 0 END"
                 " WHERE in_hand_since IS NOT NULL OR id = ?",
-                (item_id, now, item_id),
+                (item_id, now, item_id, item_id),
             )
 
     def release_hold(self) -> None:
-        """Nothing is in hand any more."""
+        """Nothing is in hand any more: the item held came through."""
         with self._tx(sync=False) as db:
-            db.execute("UPDATE items SET in_hand_since = NULL WHERE in_hand_since IS NOT NULL")
+            db.execute(
+                "UPDATE items SET in_hand_since = NULL, crashes = 0 WHERE in_hand_since IS NOT NULL"
+            )
 
     def count_crashes(self, *, now: float) -> list[Item]:
         """At start: an item still marked in hand stopped the previous run. Count it; one that

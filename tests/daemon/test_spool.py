@@ -286,3 +286,23 @@ def test_state_files_are_private_and_a_looser_state_dir_is_tightened(tmp_path: P
         assert state.stat().st_mode & 0o777 == 0o700
     finally:
         os.umask(old)
+
+
+def test_only_crashes_in_a_row_count(tmp_path: Path) -> None:
+    """A kill that happened to land on an item once is forgotten once the item comes through."""
+    with Spool.open(tmp_path) as spool:
+        item_id = _record(spool, "/x/a.csv", "aa")
+        other = _record(spool, "/x/b.csv", "bb")
+        spool.hold(item_id, now=1.0)
+    with Spool.open(tmp_path) as spool:
+        assert [i.crashes for i in spool.count_crashes(now=2.0)] == [1]
+        spool.hold(item_id, now=3.0)
+        spool.hold(other, now=4.0)  # a.csv came through
+        assert spool.get(item_id).crashes == 0  # type: ignore[union-attr]
+        spool.release_hold()
+    with Spool.open(tmp_path) as spool:
+        assert spool.count_crashes(now=5.0) == []
+        spool.hold(item_id, now=6.0)
+    with Spool.open(tmp_path) as spool:
+        [again] = spool.count_crashes(now=7.0)
+        assert (again.crashes, again.state) == (1, "pending")
