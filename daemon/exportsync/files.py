@@ -1,15 +1,13 @@
-"""Safe access to files in the export folder: identity snapshots, verified reads, durable moves.
+"""Safe reads of files in the export folder: identity snapshots, verified reads and streams.
 
 Everything opens through `open_regular`, which never follows a symlink, never blocks on a fifo,
 never opens a device or directory, and refuses paths whose real parent directory is outside the
-root. Moves and deletes (`after_upload`) go further: they work only through directory
-descriptors opened one component at a time with O_NOFOLLOW (`dir_fd`-relative link, rename and
-unlink), and touch only the inode that was checked, so a folder swapped for a symlink mid-move
-can never make the daemon move or delete a file outside the watched folder.
+root. The remaining race (a parent directory swapped for a symlink between the realpath check and
+the open) is out of scope: the folder belongs to the user the daemon runs as.
 
 Content identity is the SHA-256 of the bytes actually read, and the bytes sent are the bytes hashed:
 `read_verified` and `open_verified_stream` raise `FileChanged` when the file no longer matches what
-was spooled.
+was spooled. What happens to a file after its delivery (moves, deletion) is in `moves`.
 """
 
 from __future__ import annotations
@@ -17,30 +15,24 @@ from __future__ import annotations
 import errno
 import hashlib
 import os
-import secrets
 import stat
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Self
 
 from exportsync.errors import ExportsyncError, FileRejected
-from exportsync.matcher import PRIVATE_PREFIX, SENT_DIR
 
 __all__ = [
     "CHUNK_SIZE",
     "FileChanged",
     "FileSnapshot",
     "VerifiedStream",
-    "delete_file",
-    "move_to_sent",
+    "checked_parent",
     "open_regular",
     "open_verified_stream",
     "read_verified",
-    "restore",
-    "set_aside",
     "snapshot",
 ]
 
@@ -103,7 +95,7 @@ def _describe_symlink(root: Path, path: Path) -> str:
     return f"{path}: symlink to {target!r} ({where} the watched folder; symlinks are not followed)"
 
 
-def _real_parent(root: Path, path: Path) -> str:
+def checked_parent(root: Path, path: Path) -> str:
     """The real parent directory of `path`, checked to be the root or below it."""
     absolute = Path(os.path.abspath(path))
     if absolute.name in ("", ".", ".."):
@@ -121,7 +113,7 @@ def open_regular(root: Path, path: Path) -> int:
     Refused: symlinks (never followed, whatever they point at), anything but a regular file, and
     paths whose real parent directory is outside `root` (symlinked parent directories included).
     """
-    real_parent = _real_parent(root, path)
+    real_parent = checked_parent(root, path)
     name = Path(os.path.abspath(path)).name
     # lstat first so a device or fifo is refused without ever being opened (opening a device can
     # have side effects); O_NOFOLLOW and fstat below close the race with a swap after the lstat.
@@ -306,157 +298,3 @@ def open_verified_stream(
         os.close(fd)
         raise
     return VerifiedStream(fd, path, expected_sha256, expected_size)
-
-
-_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
-
-
-@contextmanager
-def _folder(root: Path, folder: Path) -> Iterator[int]:
-    """A descriptor on `folder` (the root or a folder below it), opened one component at a time
-    from ``/`` with O_NOFOLLOW, so no symlink anywhere on the way is followed, even one swapped in
-    a moment ago. Every move and delete below works relative to such descriptors."""
-    relative = os.path.relpath(os.path.abspath(folder), os.path.abspath(root))
-    parts = [] if relative == "." else relative.split(os.sep)
-    if ".." in parts:
-        raise FileRejected(f"{folder}: outside the watched folder {root}")
-    real_root = os.path.realpath(root)
-    components = [p for p in real_root.split(os.sep) if p] + parts
-    fd = os.open("/", _DIR_FLAGS)
-    try:
-        for name in components:
-            try:
-                inner = os.open(name, _DIR_FLAGS, dir_fd=fd)
-            except OSError as exc:
-                if exc.errno in (errno.ELOOP, errno.ENOTDIR):
-                    raise FileRejected(
-                        f"{folder}: {name!r} on the way is not a directory (symlinks are not"
-                        " followed)"
-                    ) from None
-                raise
-            os.close(fd)
-            fd = inner
-        yield fd
-    finally:
-        os.close(fd)
-
-
-def _regular_here(dir_fd: int, name: str, path: Path, inode: int | None, verb: str) -> None:
-    """Refuse anything but the regular file expected (the inode that was checked, if given)."""
-    info = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
-    if not stat.S_ISREG(info.st_mode):
-        raise FileRejected(f"{path}: not a regular file; not {verb}")
-    if inode is not None and info.st_ino != inode:
-        raise FileRejected(f"{path}: replaced by another file since it was checked; not {verb}")
-
-
-def _numbered(name: str, n: int) -> str:
-    """``report.csv`` -> ``report-1.csv``; ``x.session.json`` -> ``x-1.session.json``."""
-    dot = name.find(".", 1)
-    if dot == -1:
-        return f"{name}-{n}"
-    return f"{name[:dot]}-{n}{name[dot:]}"
-
-
-def _sent_dir(root_fd: int, root: Path) -> int:
-    """A descriptor on ``root/sent`` (made when missing); a symlink there is refused."""
-    try:
-        os.mkdir(SENT_DIR, 0o755, dir_fd=root_fd)
-    except FileExistsError:
-        pass
-    else:
-        os.fsync(root_fd)
-    try:
-        return os.open(SENT_DIR, _DIR_FLAGS, dir_fd=root_fd)
-    except OSError as exc:
-        if exc.errno in (errno.ELOOP, errno.ENOTDIR):
-            raise FileRejected(
-                f"{root / SENT_DIR}: exists and is not a directory (symlinks are not followed)"
-            ) from None
-        raise
-
-
-def move_to_sent(root: Path, path: Path, *, inode: int | None = None) -> Path:
-    """Move a delivered file into ``root/sent/`` without overwriting anything; return its new path.
-
-    A name already taken there gets a ``-N`` suffix. With `inode`, only that very file is moved.
-    The rename is made durable by fsyncing both directories.
-    """
-    with _folder(root, path.parent) as src_fd, _folder(root, root) as root_fd:
-        _regular_here(src_fd, path.name, path, inode, "moved")
-        sent_fd = _sent_dir(root_fd, root)
-        try:
-            name = _move_without_overwrite(src_fd, path.name, sent_fd, path.name)
-        finally:
-            os.close(sent_fd)
-    return root / SENT_DIR / name
-
-
-def delete_file(root: Path, path: Path) -> None:
-    """Delete a delivered file durably; a file already gone is not an error."""
-    with _folder(root, path.parent) as dir_fd:
-        try:
-            os.unlink(path.name, dir_fd=dir_fd)
-        except FileNotFoundError:
-            return
-        os.fsync(dir_fd)
-
-
-def set_aside(root: Path, path: Path, *, inode: int | None = None) -> Path:
-    """Rename a delivered file to a private name beside it (never matched), before deleting it.
-
-    After the rename, a writer opening the path makes a new file the watcher sees; what was
-    renamed can be hashed once more and deleted only if it is still what was delivered.
-    """
-    aside = f"{PRIVATE_PREFIX}{secrets.token_hex(6)}-{path.name}"
-    with _folder(root, path.parent) as dir_fd:
-        _regular_here(dir_fd, path.name, path, inode, "deleted")
-        os.rename(path.name, aside, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
-    return path.with_name(aside)
-
-
-def restore(root: Path, moved: Path, original: Path) -> Path:
-    """Put a file back where it was delivered from, as `original` (or `name-N` beside it).
-
-    Never overwrites; the folder is `original`'s own (a sub-folder in recursive mode), checked to
-    be inside `root`.
-    """
-    with _folder(root, moved.parent) as src_fd, _folder(root, original.parent) as dst_fd:
-        name = _move_without_overwrite(src_fd, moved.name, dst_fd, original.name)
-    return original.with_name(name)
-
-
-def _move_without_overwrite(src_fd: int, src: str, dst_fd: int, name: str) -> str:
-    """Move `src` (in the folder `src_fd`) into the folder `dst_fd` as `name`, or `name-N` when
-    taken; durable; returns the name it got."""
-    n = 0
-    while True:
-        dest = name if n == 0 else _numbered(name, n)
-        try:
-            # link() refuses to overwrite, unlike rename(); the unlink below completes the move.
-            os.link(src, dest, src_dir_fd=src_fd, dst_dir_fd=dst_fd, follow_symlinks=False)
-        except FileExistsError:
-            n += 1
-            continue
-        except OSError as exc:
-            if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV):
-                raise
-            # Hard links unsupported (FAT, some network shares): check, then rename.
-            if _exists(dst_fd, dest):
-                n += 1
-                continue
-            os.rename(src, dest, src_dir_fd=src_fd, dst_dir_fd=dst_fd)
-        else:
-            os.unlink(src, dir_fd=src_fd)
-        break
-    os.fsync(dst_fd)
-    os.fsync(src_fd)
-    return dest
-
-
-def _exists(dir_fd: int, name: str) -> bool:
-    try:
-        os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
-    except FileNotFoundError:
-        return False
-    return True

@@ -8,9 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from exportsync import spool as spool_module
 from exportsync.errors import SpoolCorrupt, SpoolError
-from exportsync.spool import REJECTED_SHA, Spool
+from exportsync.spool import Spool
 
 
 def _record(spool: Spool, path: str, sha: str, *, size: int = 3, now: float = 100.0) -> int:
@@ -94,7 +93,7 @@ def test_retry_moves_failed_items_but_not_refused_ones(tmp_path: Path) -> None:
         a = _record(spool, "/x/a.csv", "aa")
         spool.mark_failed(a, "refused by the API: bad", now=2.0)
         link = spool.record_rejected(Path("/x/l.csv"), "csv", "symlink", now=2.0).item
-        assert link.sha256 == REJECTED_SHA
+        assert (link.refused, link.sha256) == (True, None)
         assert link.state == "failed"
         assert spool.failed_ids() == [a, link.id]
         assert spool.retry([a, link.id], now=3.0) == [a]
@@ -184,35 +183,6 @@ def test_a_path_that_is_not_utf8_is_kept_byte_for_byte(tmp_path: Path) -> None:
         assert [i.path for i in spool.items()] == [raw, raw]
         assert os.fsencode(spool.items()[0].path) == b"/x/r\xff\xfe.csv"
         assert {item.id, rejected.id} == {i.id for i in spool.items()}
-
-
-def _version_1_spool(state_dir: Path) -> None:
-    """A spool as the first release wrote it: schema 1, paths as text."""
-    state_dir.mkdir(exist_ok=True)
-    db = sqlite3.connect(state_dir / "spool.sqlite3")
-    db.executescript(spool_module._SCHEMA)
-    db.execute("INSERT INTO meta (key, value) VALUES ('schema_version', '1')")
-    db.execute(
-        "INSERT INTO items (path, kind, size, mtime_ns, sha256, state, created_at, updated_at)"
-        " VALUES ('/x/old.csv', 'csv', 3, 7, 'aa', 'delivered', 1, 1)"
-    )
-    db.commit()
-    db.close()
-
-
-def test_a_version_1_spool_is_migrated_and_its_text_paths_still_match(tmp_path: Path) -> None:
-    _version_1_spool(tmp_path)
-    with Spool.open(tmp_path) as spool:
-        assert spool.known(Path("/x/old.csv"), 3, 7)
-        again = spool.record(Path("/x/old.csv"), "csv", size=3, mtime_ns=7, sha256="aa", now=2.0)
-        assert not again.created
-        assert again.item.state == "delivered"
-        assert again.item.crashes == 0
-    db = sqlite3.connect(tmp_path / "spool.sqlite3")
-    assert db.execute("SELECT typeof(path) FROM items").fetchall() == [("blob",)]
-    version = db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-    assert int(version[0]) == max(spool_module._MIGRATIONS)
-    db.close()
 
 
 def test_the_item_in_hand_when_the_daemon_died_twice_is_failed(tmp_path: Path) -> None:
