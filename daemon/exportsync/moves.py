@@ -13,46 +13,13 @@ import errno
 import os
 import secrets
 import stat
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
+from exportsync.dirfd import folder, open_dir
 from exportsync.errors import FileRejected
 from exportsync.matcher import PRIVATE_PREFIX, SENT_DIR
 
 __all__ = ["delete_file", "move_to_sent", "restore", "set_aside"]
-
-_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
-
-
-@contextmanager
-def _folder(root: Path, folder: Path) -> Iterator[int]:
-    """A descriptor on `folder` (the root or a folder below it), opened one component at a time
-    from ``/`` with O_NOFOLLOW, so no symlink anywhere on the way is followed, even one swapped in
-    a moment ago. Every move and delete below works relative to such descriptors."""
-    relative = os.path.relpath(os.path.abspath(folder), os.path.abspath(root))
-    parts = [] if relative == "." else relative.split(os.sep)
-    if ".." in parts:
-        raise FileRejected(f"{folder}: outside the watched folder {root}")
-    real_root = os.path.realpath(root)
-    components = [p for p in real_root.split(os.sep) if p] + parts
-    fd = os.open("/", _DIR_FLAGS)
-    try:
-        for name in components:
-            try:
-                inner = os.open(name, _DIR_FLAGS, dir_fd=fd)
-            except OSError as exc:
-                if exc.errno in (errno.ELOOP, errno.ENOTDIR):
-                    raise FileRejected(
-                        f"{folder}: {name!r} on the way is not a directory (symlinks are not"
-                        " followed)"
-                    ) from None
-                raise
-            os.close(fd)
-            fd = inner
-        yield fd
-    finally:
-        os.close(fd)
 
 
 def _regular_here(dir_fd: int, name: str, path: Path, inode: int | None, verb: str) -> None:
@@ -81,13 +48,11 @@ def _sent_dir(root_fd: int, root: Path) -> int:
     else:
         os.fsync(root_fd)
     try:
-        return os.open(SENT_DIR, _DIR_FLAGS, dir_fd=root_fd)
-    except OSError as exc:
-        if exc.errno in (errno.ELOOP, errno.ENOTDIR):
-            raise FileRejected(
-                f"{root / SENT_DIR}: exists and is not a directory (symlinks are not followed)"
-            ) from None
-        raise
+        return open_dir(SENT_DIR, dir_fd=root_fd)
+    except FileRejected:
+        raise FileRejected(
+            f"{root / SENT_DIR}: exists and is not a directory (symlinks are not followed)"
+        ) from None
 
 
 def move_to_sent(root: Path, path: Path, *, inode: int | None = None) -> Path:
@@ -96,7 +61,7 @@ def move_to_sent(root: Path, path: Path, *, inode: int | None = None) -> Path:
     A name already taken there gets a ``-N`` suffix. With `inode`, only that very file is moved.
     The rename is made durable by fsyncing both directories.
     """
-    with _folder(root, path.parent) as src_fd, _folder(root, root) as root_fd:
+    with folder(root, path.parent) as src_fd, folder(root, root) as root_fd:
         _regular_here(src_fd, path.name, path, inode, "moved")
         sent_fd = _sent_dir(root_fd, root)
         try:
@@ -108,7 +73,7 @@ def move_to_sent(root: Path, path: Path, *, inode: int | None = None) -> Path:
 
 def delete_file(root: Path, path: Path) -> None:
     """Delete a delivered file durably; a file already gone is not an error."""
-    with _folder(root, path.parent) as dir_fd:
+    with folder(root, path.parent) as dir_fd:
         try:
             os.unlink(path.name, dir_fd=dir_fd)
         except FileNotFoundError:
@@ -123,7 +88,7 @@ def set_aside(root: Path, path: Path, *, inode: int | None = None) -> Path:
     renamed can be hashed once more and deleted only if it is still what was delivered.
     """
     aside = f"{PRIVATE_PREFIX}{secrets.token_hex(6)}-{path.name}"
-    with _folder(root, path.parent) as dir_fd:
+    with folder(root, path.parent) as dir_fd:
         _regular_here(dir_fd, path.name, path, inode, "deleted")
         os.rename(path.name, aside, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
     return path.with_name(aside)
@@ -135,7 +100,7 @@ def restore(root: Path, moved: Path, original: Path) -> Path:
     Never overwrites; the folder is `original`'s own (a sub-folder in recursive mode), checked to
     be inside `root`.
     """
-    with _folder(root, moved.parent) as src_fd, _folder(root, original.parent) as dst_fd:
+    with folder(root, moved.parent) as src_fd, folder(root, original.parent) as dst_fd:
         name = _move_without_overwrite(src_fd, moved.name, dst_fd, original.name)
     return original.with_name(name)
 
