@@ -295,6 +295,7 @@ class Watcher:
         self._root_id: tuple[int, int] | None = None
         self._root_event = threading.Event()  # watchdog saw the folder itself go
         self._missing = False
+        self._unwatched = False  # the folder is there but could not be watched
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -311,7 +312,7 @@ class Watcher:
         except BaseException:
             watchdog_log.removeFilter(self._log_filter)
             raise
-        if not armed:
+        if not armed and _dir_identity(self.root) is None:
             self._went_missing()
         self._next_health = self._clock.monotonic() + self._health_seconds
         if self._rescan_seconds is not None:
@@ -353,10 +354,24 @@ class Watcher:
         except (FileNotFoundError, NotADirectoryError):
             observer.stop()  # gone between the stat and the watch: release inotify's thread
             return False
+        except OSError as exc:
+            # No watch to be had (inotify's watch or instance limit, permissions): the health
+            # check rescans the folder at its pace meanwhile and tries again.
+            observer.stop()
+            if not self._unwatched:
+                self._unwatched = True
+                _log.error(
+                    "watch_failed",
+                    root=str(self.root),
+                    error=exc.strerror or str(exc),
+                    rescan_every_seconds=self._health_seconds,
+                )
+            return False
         except BaseException:
             observer.stop()
             raise
         self._observer, self._root_id = observer, identity
+        self._unwatched = False
         return True
 
     def _disarm(self) -> None:
@@ -391,8 +406,14 @@ class Watcher:
         if identity is not None and identity == self._root_id and self._watch_alive():
             return
         self._disarm()
-        if identity is None or not self._arm():
+        if identity is None:
             self._went_missing()
+            return
+        if not self._arm():
+            if _dir_identity(self.root) is None:
+                self._went_missing()
+            else:
+                self._rescan(now, quiet=True)  # there, but unwatched: look at it this way
             return
         _log.info("watch_dir_restored", root=str(self.root), was_missing=self._missing)
         self._missing = False
@@ -538,7 +559,7 @@ class Watcher:
         self.settler.removed(path)
         self._reported.pop(path, None)
 
-    def _rescan(self, now: float) -> None:
+    def _rescan(self, now: float, *, quiet: bool = False) -> None:
         if self._rescan_seconds is not None:
             self._next_rescan = now + self._rescan_seconds
         found = self._scan_paths()
@@ -549,7 +570,8 @@ class Watcher:
                     continue
                 self.settler.created(path, now)
                 changed += 1
-        _log.info("watch_rescanned", root=str(self.root), changed=changed)
+        if changed or not quiet:
+            _log.info("watch_rescanned", root=str(self.root), changed=changed)
 
     def _call_safely(self, event: str, func: Callable[..., None], *args: Path) -> bool:
         try:
@@ -569,7 +591,12 @@ class Watcher:
     def _run(self) -> None:
         while not self._stopping.is_set():
             self._wake.clear()
-            self.run_pending()
+            try:
+                self.run_pending()
+            except Exception:  # the timer thread must outlive any one bad step
+                _log.exception("watch_step_failed", root=str(self.root))
+                self._clock.wait(self._health_seconds, self._stopping)
+                continue
             if self._stopping.is_set():
                 break
             self._clock.wait(self._timeout(), self._wake)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import queue
@@ -742,3 +743,60 @@ def _until(condition: Callable[[], bool]) -> bool:
             return False
         threading.Event().wait(0.02)
     return True
+
+
+class _NoWatch:
+    """An observer whose watch the kernel refuses (inotify's watch limit reached)."""
+
+    def schedule(self, *args: object, **kwargs: object) -> None:
+        raise OSError(errno.ENOSPC, "inotify watch limit reached")
+
+    def start(self) -> None:
+        raise AssertionError("never started")
+
+    def stop(self) -> None:
+        pass
+
+
+@pytest.mark.integration
+def test_a_folder_that_cannot_be_watched_is_rescanned_instead(
+    folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("exportsync.watcher._make_observer", lambda *args: _NoWatch())
+    ready = Ready()
+    watcher = Watcher(folder, FileMatcher(), ready, settle_seconds=0.2, health_seconds=0.1)
+    with capture_logs() as logs:
+        watcher.start()
+        try:
+            assert not watcher.missing
+            (folder / "a.csv").write_text("a\n")
+            ready.wait_for(folder / "a.csv")
+        finally:
+            watcher.stop()
+    assert [e["event"] for e in logs].count("watch_failed") == 1
+
+
+@pytest.mark.integration
+def test_a_step_that_raises_does_not_end_the_watcher(
+    folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ready = Ready()
+    watcher = Watcher(folder, FileMatcher(), ready, settle_seconds=0.2, health_seconds=0.1)
+    real = watcher.settler.due
+    calls: list[float] = []
+
+    def due(now: float) -> list[Path]:
+        calls.append(now)
+        if len(calls) == 1:
+            raise RuntimeError("a bug in one step")
+        return real(now)
+
+    monkeypatch.setattr(watcher.settler, "due", due)
+    with capture_logs() as logs:
+        watcher.start()
+        try:
+            (folder / "b.csv").write_text("b\n")
+            ready.wait_for(folder / "b.csv")
+        finally:
+            watcher.stop()
+    assert "watch_step_failed" in [e["event"] for e in logs]
