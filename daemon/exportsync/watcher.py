@@ -94,10 +94,11 @@ def _dir_identity(path: Path) -> tuple[int, int] | None:
 
 
 def lstat_key(path: Path) -> StatKey | None:
-    """The path's own (size, mtime_ns, inode), never following a symlink; None when it is gone."""
+    """The path's own (size, mtime_ns, inode), never following a symlink; None when it is gone
+    (or cannot be looked at: intake records why when it is offered)."""
     try:
         info = os.lstat(path)
-    except (FileNotFoundError, NotADirectoryError):
+    except OSError:
         return None
     return (info.st_size, info.st_mtime_ns, info.st_ino)
 
