@@ -21,6 +21,8 @@ from exportsync.matcher import PRIVATE_PREFIX, SENT_DIR
 
 __all__ = ["delete_file", "move_to_sent", "restore", "set_aside"]
 
+_NAME_MAX = 255
+
 
 def _regular_here(dir_fd: int, name: str, path: Path, inode: int | None, verb: str) -> None:
     """Refuse anything but the regular file expected (the inode that was checked, if given)."""
@@ -87,7 +89,7 @@ def set_aside(root: Path, path: Path, *, inode: int | None = None) -> Path:
     After the rename, a writer opening the path makes a new file the watcher sees; what was
     renamed can be hashed once more and deleted only if it is still what was delivered.
     """
-    aside = f"{PRIVATE_PREFIX}{secrets.token_hex(6)}-{path.name}"
+    aside = _private_name(path.name)
     with folder(root, path.parent) as dir_fd:
         _regular_here(dir_fd, path.name, path, inode, "deleted")
         os.rename(path.name, aside, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
@@ -103,6 +105,13 @@ def restore(root: Path, moved: Path, original: Path) -> Path:
     with folder(root, moved.parent) as src_fd, folder(root, original.parent) as dst_fd:
         name = _move_without_overwrite(src_fd, moved.name, dst_fd, original.name)
     return original.with_name(name)
+
+
+def _private_name(name: str) -> str:
+    """A private name for `name` that still fits in NAME_MAX (255 bytes): a long name's tail is
+    cut (as bytes; the kernel takes any, and the name is never matched or shown)."""
+    prefix = os.fsencode(f"{PRIVATE_PREFIX}{secrets.token_hex(6)}-")
+    return os.fsdecode(prefix + os.fsencode(name)[: _NAME_MAX - len(prefix)])
 
 
 def _move_without_overwrite(src_fd: int, src: str, dst_fd: int, name: str) -> str:

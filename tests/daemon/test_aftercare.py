@@ -80,3 +80,15 @@ def test_a_delivered_file_in_a_sub_folder_is_moved_or_deleted(tmp_path: Path, mo
     assert not path.exists()
     assert (root / "sent" / "a.csv").exists() == (mode == "move")
     assert os.listdir(root / "sub") == []
+
+
+def test_a_255_byte_name_is_deleted_too(tmp_path: Path) -> None:
+    """Set aside before deletion under a private name, which must still fit in 255 bytes."""
+    root = tmp_path / "export"
+    root.mkdir()
+    path = root / ("é" * 125 + ".csv")  # 254 bytes of UTF-8
+    path.write_bytes(DATA)
+    with capture_logs() as logs:
+        finish_file(root, _item(tmp_path, path), "delete")
+    assert os.listdir(root) == []
+    assert [e["event"] for e in logs] == ["file_deleted"]
