@@ -16,10 +16,10 @@ wait strategies, persisted per item).
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, assert_never
+from typing import Any, TypeVar, assert_never
 
 import tenacity
 
@@ -50,7 +50,9 @@ from exportsync.errors import (
     Forbidden,
     PermanentError,
     QuotaExhausted,
+    Redirected,
     RequestTooLarge,
+    SpoolError,
     Throttled,
     TransientError,
     Unreachable,
@@ -58,6 +60,7 @@ from exportsync.errors import (
 from exportsync.logs import get_logger
 from exportsync.metrics import Metrics
 from exportsync.multipart import MultipartUpload, Uploads, parse_multipart
+from exportsync.names import wire_name
 from exportsync.pacing import Pacing, Plan, plan
 from exportsync.quota import QuotaLedger
 from exportsync.sessions import ParsedSession, parse_session_file
@@ -72,10 +75,14 @@ __all__ = [
 
 log = get_logger(__name__)
 
+_T = TypeVar("_T")
+
 
 # How long a file that changed under us gets to settle before it is read again.
 CHANGED_FILE_DELAY = 2.0
 FORBIDDEN_DELAY = 300.0
+# A lone item whose request keeps raising something unexpected fails after this many tries.
+INTERNAL_ERROR_ATTEMPTS = 3
 # While the API cannot even be connected to, retries cost no quota: keep trying at least this often.
 UNREACHABLE_MAX_DELAY = 60.0
 
@@ -163,7 +170,10 @@ class Deliverer:
         wait = max(self._ledger.wait_time(), decision.wait(now) or 0.0)
         if wait > 0:
             return StepOutcome(False, wait)
-        batch = self._build(self._spool.due(now, limit=self._max_entries))
+        try:
+            batch = self._build(self._spool.due(now, limit=self._max_entries))
+        finally:
+            self._spool.release_hold()  # the item last read and parsed is out of hand
         if batch is None:
             # Everything looked at failed or changed locally; look again at once.
             return StepOutcome(False, 0.0)
@@ -195,7 +205,9 @@ class Deliverer:
         return batch if batch.items else None
 
     def _add_session(self, batch: Batch, item: Item, room: int, max_bytes: int) -> None:
-        part = self._session_part(item, room, max_bytes - batch.size, first=batch.count == 0)
+        part = self._guarded(
+            item, self._session_part, item, room, max_bytes - batch.size, first=batch.count == 0
+        )
         if part is None or not part.parsed:
             return  # settled locally, or its next session does not fit beside the others
         batch.items.append(item)
@@ -224,7 +236,7 @@ class Deliverer:
         batch.presigns.append(PresignEntry(item, ask))
 
     def _add_file(self, batch: Batch, item: Item, max_bytes: int) -> None:
-        data = self._read(item)
+        data = self._guarded(item, self._read, item)
         if data is None:
             return
         wire, encoding = encode_file(data)
@@ -241,7 +253,12 @@ class Deliverer:
         )
 
     def _read(self, item: Item) -> bytes | None:
-        """The spooled bytes, verified against the spooled hash; None when the item was settled."""
+        """The spooled bytes, verified against the spooled hash; None when the item was settled.
+
+        The item is marked in hand first: should reading or parsing it kill the daemon, the next
+        start knows which item did (poison-pill quarantine, `Spool.count_crashes`).
+        """
+        self._spool.hold(item.id, now=self._clock.time())
         try:
             return files.read_verified(self._root, item.path, item.content_sha256, item.size)
         except (files.FileChanged, FileRejected, OSError) as exc:
@@ -281,6 +298,31 @@ class Deliverer:
         chosen = slice_sessions(parsed, start, room, body_room, first=first)
         return SessionPart(item, chosen, start + len(chosen), len(parsed))
 
+    def _guarded(
+        self, item: Item, work: Callable[..., _T | None], *args: Any, **kwargs: Any
+    ) -> _T | None:
+        """`work(*args)` for one item; an exception of its own settles that item alone."""
+        try:
+            return work(*args, **kwargs)
+        except SpoolError:
+            raise  # the spool itself (disk full): nothing can be recorded, the loop waits
+        except Exception as exc:  # the per-item firewall: one file, not the loop
+            self._firewall(item, exc)
+        return None
+
+    def _firewall(self, item: Item, exc: Exception) -> None:
+        """An unexpected exception while handling `item`: fail it with the exception's class
+        and message, or retry it later when it looks transient (an OS error)."""
+        reason = f"{type(exc).__name__}: {exc}"
+        log.error("item_firewalled", item_id=item.id, path=str(item.path), error=reason)
+        current = self._spool.get(item.id)
+        if current is None or current.state == "delivered":
+            return  # settled before the exception: keep what was recorded
+        if isinstance(exc, OSError):
+            self._retry_later(current, reason)
+        else:
+            self._fail(current, reason)
+
     # -- sending -----------------------------------------------------------------------------
 
     def _send(self, batch: Batch) -> None:
@@ -308,24 +350,26 @@ class Deliverer:
                 self._unreachable = 0
             self._on_error(batch, exc)
             return
-        except Exception:
-            # A bug must not strand the batch in `sending`: log it and let the items come back.
+        except SpoolError:
+            raise
+        except Exception as exc:  # the batch must never be stranded in `sending`
             log.exception("delivery_step_crashed", route="batch", item_ids=ids)
-            self._release(ids)
+            if len(batch.items) == 1:
+                self._internal_error(batch.items[0], exc)
+            else:
+                # One of them may be the cause: the next batch carries half, down to one item.
+                self._cap_items = max(1, batch.count // 2)
+                now = self._clock.time()
+                self._spool.release_sending(
+                    ids, at=now + retry_delay(1), error=f"internal error: {exc!r}", now=now
+                )
             return
         self._cap_items = self._cap_bytes = 0
         self._unreachable = 0
-        try:
-            self._apply_files(batch.files, answers[Kind.FILE])
-            self._apply_sessions(batch.session_parts, answers[Kind.SESSION])
-            self._apply_presign(batch.presigns, answers[Kind.PRESIGN])
-        except Exception:
-            log.exception("delivery_step_crashed", route="batch", item_ids=ids)
-            self._release(ids)
-
-    def _release(self, ids: Sequence[int]) -> None:
-        now = self._clock.time()
-        self._spool.release_sending(ids, at=now + retry_delay(1), error="internal error", now=now)
+        # Each item's answer is applied behind the per-item firewall (`_guarded`).
+        self._apply_files(batch.files, answers[Kind.FILE])
+        self._apply_sessions(batch.session_parts, answers[Kind.SESSION])
+        self._apply_presign(batch.presigns, answers[Kind.PRESIGN])
 
     def _on_error(self, batch: Batch, exc: DeliveryFailure) -> None:
         """What follows a failed request. Only transient errors count against the items."""
@@ -354,6 +398,9 @@ class Deliverer:
                 self._hold(batch, 0.0, reason)  # the ledger parks everything until the reset
             case Forbidden():
                 log.error("api_forbidden", message=reason, retry_in_seconds=FORBIDDEN_DELAY)
+                self._hold(batch, FORBIDDEN_DELAY, reason)
+            case Redirected():
+                log.error("api_redirected", message=reason, retry_in_seconds=FORBIDDEN_DELAY)
                 self._hold(batch, FORBIDDEN_DELAY, reason)
             case _:
                 assert_never(exc)
@@ -387,6 +434,17 @@ class Deliverer:
         )
         return 0.0
 
+    def _internal_error(self, item: Item, exc: Exception) -> None:
+        """A request of `item` alone raised something unexpected: retried with backoff a few
+        times, then failed with the exception as its reason."""
+        current = self._spool.get(item.id) or item
+        if current.state not in ("sending", "pending"):
+            return
+        if current.attempts + 1 >= INTERNAL_ERROR_ATTEMPTS:
+            self._fail(current, f"{type(exc).__name__}: {exc}")
+        else:
+            self._retry_later(current, f"internal error: {type(exc).__name__}: {exc}")
+
     def _hold(self, batch: Batch, delay: float, reason: str) -> None:
         now = self._clock.time()
         for item in batch.items:
@@ -398,13 +456,16 @@ class Deliverer:
 
     def _apply_files(self, entries: Sequence[FileEntry], results: Sequence[dict[str, Any]]) -> None:
         for entry, result in zip(entries, results, strict=True):
-            status = result.get("status")
-            if status in DELIVERED:
-                self._delivered(entry.item, _str_or_none(result.get("key")))
-            elif status == Status.RETRY:
-                self._retry_later(entry.item, f"the API asked for a retry: {_error(result)}")
-            else:
-                self._fail(entry.item, f"refused by the API: {_error(result)}")
+            self._guarded(entry.item, self._apply_file, entry.item, result)
+
+    def _apply_file(self, item: Item, result: dict[str, Any]) -> None:
+        status = result.get("status")
+        if status in DELIVERED:
+            self._delivered(item, _str_or_none(result.get("key")))
+        elif status == Status.RETRY:
+            self._retry_later(item, f"the API asked for a retry: {_error(result)}")
+        else:
+            self._fail(item, f"refused by the API: {_error(result)}")
 
     def _apply_sessions(
         self, parts: Sequence[SessionPart], results: Sequence[dict[str, Any]]
@@ -412,59 +473,64 @@ class Deliverer:
         now = self._clock.time()
         answers = iter(results)
         for part in parts:
-            errors = list(part.item.part_errors)
-            retry: str | None = None
-            for entry in part.parsed:
-                if entry.body is None:
-                    errors.append(_session_error(entry, entry.error or "invalid"))
-                    continue
-                result = next(answers)
-                status = result.get("status")
-                if status == Status.RETRY:
-                    retry = _error(result)
-                elif status not in DELIVERED:
-                    errors.append(_session_error(entry, _error(result)))
-            if retry is not None:
-                # The slice goes again from its start; what was stored answers `duplicate`.
-                self._retry_later(part.item, f"the API asked for a retry: {retry}")
-            elif part.end < part.total:
-                self._spool.record_parts(
-                    part.item.id, parts_done=part.end, part_errors=errors, now=now
-                )
-                self._spool.reschedule(
-                    part.item.id, at=now, error=None, now=now, count_attempt=False
-                )
-                log.info("item_progress", item_id=part.item.id, done=part.end, total=part.total)
-            elif errors:
-                self._spool.record_parts(
-                    part.item.id, parts_done=part.end, part_errors=errors, now=now
-                )
-                self._fail(part.item, "; ".join(errors))
-            else:
-                self._delivered(part.item, None)
+            # The answers are consumed before anything can go wrong, so one part's failure
+            # never shifts another's results.
+            mine = [next(answers) for entry in part.parsed if entry.body is not None]
+            self._guarded(part.item, self._apply_session_part, part, mine, now)
+
+    def _apply_session_part(
+        self, part: SessionPart, results: Sequence[dict[str, Any]], now: float
+    ) -> None:
+        answers = iter(results)
+        errors = list(part.item.part_errors)
+        retry: str | None = None
+        for entry in part.parsed:
+            if entry.body is None:
+                errors.append(_session_error(entry, entry.error or "invalid"))
+                continue
+            result = next(answers)
+            status = result.get("status")
+            if status == Status.RETRY:
+                retry = _error(result)
+            elif status not in DELIVERED:
+                errors.append(_session_error(entry, _error(result)))
+        if retry is not None:
+            # The slice goes again from its start; what was stored answers `duplicate`.
+            self._retry_later(part.item, f"the API asked for a retry: {retry}")
+        elif part.end < part.total:
+            self._spool.record_parts(part.item.id, parts_done=part.end, part_errors=errors, now=now)
+            self._spool.reschedule(part.item.id, at=now, error=None, now=now, count_attempt=False)
+            log.info("item_progress", item_id=part.item.id, done=part.end, total=part.total)
+        elif errors:
+            self._spool.record_parts(part.item.id, parts_done=part.end, part_errors=errors, now=now)
+            self._fail(part.item, "; ".join(errors))
+        else:
+            self._delivered(part.item, None)
 
     def _apply_presign(
         self, entries: Sequence[PresignEntry], results: Sequence[dict[str, Any]]
     ) -> None:
         for entry, result in zip(entries, results, strict=True):
-            item = entry.item
-            status = result.get("status")
-            key = _str_or_none(result.get("key"))
-            if status == Status.DUPLICATE:
-                self._delivered(item, key)
-            elif status == Status.UPLOAD and isinstance(result.get("url"), str):
-                headers = result.get("headers")
-                self._put(item, result["url"], headers if isinstance(headers, dict) else {}, key)
-            elif status == Status.MULTIPART:
-                upload = parse_multipart(result, item, now=self._clock.time())
-                if upload is None:
-                    self._retry_later(item, "the API answered a multipart upload without its URLs")
-                    continue
-                self._continue_upload(self._uploads.start(upload))
-            elif status == Status.RETRY:
-                self._retry_later(item, f"the API asked for a retry: {_error(result)}")
-            else:
-                self._fail(item, f"refused by the API: {_error(result)}")
+            self._guarded(entry.item, self._apply_presigned, entry.item, result)
+
+    def _apply_presigned(self, item: Item, result: dict[str, Any]) -> None:
+        status = result.get("status")
+        key = _str_or_none(result.get("key"))
+        if status == Status.DUPLICATE:
+            self._delivered(item, key)
+        elif status == Status.UPLOAD and isinstance(result.get("url"), str):
+            headers = result.get("headers")
+            self._put(item, result["url"], headers if isinstance(headers, dict) else {}, key)
+        elif status == Status.MULTIPART:
+            upload = parse_multipart(result, item, now=self._clock.time())
+            if upload is None:
+                self._retry_later(item, "the API answered a multipart upload without its URLs")
+                return
+            self._continue_upload(self._uploads.start(upload))
+        elif status == Status.RETRY:
+            self._retry_later(item, f"the API asked for a retry: {_error(result)}")
+        else:
+            self._fail(item, f"refused by the API: {_error(result)}")
 
     def _continue_upload(self, upload: MultipartUpload) -> None:
         item = self._spool.get(upload.item_id)
@@ -527,8 +593,14 @@ class Deliverer:
         self._finish_file(item)
 
     def _finish_file(self, item: Item) -> None:
-        if self._after_upload != "keep":
+        if self._after_upload == "keep":
+            return
+        try:
             finish_file(self._root, item, self._after_upload)
+        except Exception as exc:  # the item is delivered whatever happens here
+            log.warning(
+                "after_upload_failed", item_id=item.id, error=f"{type(exc).__name__}: {exc}"
+            )
 
     def _fail(self, item: Item, reason: str, *, vanished: bool = False) -> None:
         self._uploads.drop(item.id)
@@ -586,7 +658,7 @@ class Deliverer:
 
 
 def _upload_name(path: Path) -> str:
-    return path.name
+    return wire_name(path)
 
 
 def _session_error(entry: ParsedSession, error: str) -> str:

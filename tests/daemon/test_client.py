@@ -36,6 +36,7 @@ from exportsync.errors import (
     Forbidden,
     PermanentError,
     QuotaExhausted,
+    Redirected,
     RequestTooLarge,
     Throttled,
     TransientError,
@@ -578,3 +579,26 @@ def test_a_completion_answered_200_with_an_error_is_transient(
     server.script(Reply(200, b"<Error><Code>InternalError</Code></Error>"))
     with pytest.raises(TransientError):
         api.complete_multipart(f"{base}/b/k?uploadId=u", b"<CompleteMultipartUpload/>")
+
+
+@pytest.mark.parametrize("status", [301, 302, 303, 307, 308])
+def test_a_redirect_is_never_followed_and_names_no_key(
+    server: ScriptedServer, api: HttpApi, status: int
+) -> None:
+    """The key goes to the configured API only: a redirect elsewhere is an error, not a hop."""
+    server.script(Reply(status, b"", headers={"Location": server.url + "/elsewhere?x=1"}))
+    with pytest.raises(Redirected) as info:
+        api.batch(BatchRequest(sessions=[b"{}"]))
+    assert [r.path for r in server.requests] == ["/prod/batch"]
+    assert info.value.retryable
+    assert str(status) in str(info.value)
+    assert "127.0.0.1" in str(info.value)
+    assert "x=1" not in str(info.value)  # only where it points, not the query
+    assert API_KEY not in _every_text(info.value)
+
+
+def test_a_redirected_presigned_put_is_not_followed(server: ScriptedServer, api: HttpApi) -> None:
+    server.script(Reply(307, b"", headers={"Location": server.url + "/other"}))
+    with pytest.raises(DeliveryError):
+        api.put_presigned(server.url + "/s3", {}, io.BytesIO(b"x"))
+    assert [r.path for r in server.requests] == ["/prod/s3"]

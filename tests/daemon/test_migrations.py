@@ -220,6 +220,23 @@ def test_a_v2_spool_gains_the_multipart_progress_tables(v1_spool: Path) -> None:
         assert spool.upload_get(1) is None  # the item's upload goes with it
     db = sqlite3.connect(v1_spool, isolation_level=None)
     try:
-        assert schema_version(db) == SCHEMA_VERSION == 3
+        assert schema_version(db) == SCHEMA_VERSION == 5
+    finally:
+        db.close()
+
+
+def test_paths_become_the_kernels_bytes_and_no_item_has_crashed(v1_spool: Path) -> None:
+    """Migrations 3 and 4: text paths are cast to the same bytes; the quarantine columns start
+    empty."""
+    with Spool(v1_spool) as spool:
+        assert all(item.crashes == 0 for item in spool.items())
+        assert spool.known(Path("/x/new.csv"), 10, 111)
+    db = sqlite3.connect(v1_spool)
+    try:
+        assert {row[0] for row in db.execute("SELECT typeof(path) FROM items")} == {"blob"}
+        assert (
+            db.execute("SELECT COUNT(*) FROM items WHERE in_hand_since IS NOT NULL").fetchone()[0]
+            == 0
+        )
     finally:
         db.close()
