@@ -3,9 +3,9 @@
 Dozens of kinds of bad input (fifo, socket, symlink loops and escapes, a sparse file over S3's
 5 TiB, numbers Decimal cannot hold, 100,000-deep nesting, scalars, Latin-1, another user's
 sessions ...) are put in the folder before the start and while the daemon runs, among good files
-with hostile names (not UTF-8, NFD, a newline, 255 bytes). Every good file must arrive, every bad one must be `failed` with
-a reason, the names no export is (a directory called x.csv, owner-lock files, temp names) must be
-left alone, and a restart must not crash on any of it.
+with hostile names (not UTF-8, NFD, a newline, 255 bytes). Every good file must arrive, every bad
+one must be `failed` with a reason, the names no export is (a directory called x.csv, owner-lock
+files, temp names) must be left alone, and a restart must not crash on any of it.
 """
 
 from __future__ import annotations
