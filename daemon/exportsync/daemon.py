@@ -23,7 +23,7 @@ from exportsync.matcher import FileMatcher
 from exportsync.notify import Notifier, watchdog_interval
 from exportsync.quota import QuotaLedger
 from exportsync.spool import Spool
-from exportsync.watcher import Watcher
+from exportsync.watcher import Watcher, lstat_key
 
 __all__ = ["Daemon", "build_ledger", "build_matcher"]
 
@@ -35,6 +35,10 @@ STALL_SECONDS = 900.0
 # With nothing due the loop still looks every few seconds (one indexed query), so items that
 # `exportsync enqueue` or `retry` put in the spool from another process start soon.
 IDLE_WAKE_SECONDS = 5.0
+# Files the start-up scan records per transaction.
+SCAN_BATCH = 1000
+# Old delivered items are pruned at start and then this often.
+PRUNE_EVERY_SECONDS = 86400.0
 
 
 def build_matcher(config: Config) -> FileMatcher:
@@ -107,26 +111,57 @@ class Daemon:
         )
         self._watchdog_every = watchdog_interval()
         self._tick = self.clock.monotonic()
+        self._next_prune = self._tick
 
     def stop(self) -> None:
         """Ask the loop to finish: the request in flight completes, nothing new starts."""
         self.stopping.set()
         self._wake.set()
 
-    def _offer(self, path: Path) -> None:
+    def _offer(self, paths: list[Path]) -> None:
+        """The watcher's on_ready: record a batch; a failure is raised so the watcher offers the
+        batch again at its next rescan."""
         try:
-            self.intake.offer(path)
+            self.intake.offer_many(paths)
         except SpoolError as exc:
-            # Disk full or I/O error: the watcher's next rescan offers the file again.
-            log.error("spool_write_failed", path=str(path), error=str(exc))
-            self.watcher.reconsider(path)
+            log.error("spool_write_failed", paths=len(paths), error=str(exc))
+            raise
 
-    def _recently_written(self, path: Path) -> bool:
+    def _offer_scanned(self, paths: list[Path]) -> None:
         try:
-            mtime = os.lstat(path).st_mtime
-        except OSError:
-            return False  # gone, or unreadable: intake records what it can
-        return self.clock.time() - mtime < self.config.watch.settle_seconds
+            self.intake.offer_many(paths)
+        except SpoolError as exc:
+            # Disk full or I/O error: the watcher's next rescan offers these files again.
+            log.error("spool_write_failed", paths=len(paths), error=str(exc))
+            for path in paths:
+                self.watcher.reconsider(path)
+
+    def _startup_scan(self) -> None:
+        """Compare the folder with the spool in one query; hash only what is new or changed."""
+        found = self.watcher.scan_stats()
+        known = self.spool.versions()
+        changed = [
+            (path, key)
+            for path, key in found
+            if (str(path), *key) not in known and (str(path), key[0], key[1], 0) not in known
+        ]
+        del known, found
+        log.info("startup_scan", changed=len(changed))
+        settle_ns = int(self.config.watch.settle_seconds * 1e9)
+        now_ns = int(self.clock.time() * 1e9)
+        batch: list[Path] = []
+        for path, (_, mtime_ns, _) in changed:
+            if self.stopping.is_set():
+                return
+            if now_ns - mtime_ns < settle_ns:
+                self.watcher.settle(path)  # may still be being written: wait for it
+                continue
+            batch.append(path)
+            if len(batch) >= SCAN_BATCH:
+                self._offer_scanned(batch)
+                batch = []
+        if batch:
+            self._offer_scanned(batch)
 
     def run(self) -> None:
         """Run until `stop()`; always leaves the spool consistent."""
@@ -142,13 +177,7 @@ class Daemon:
         self.watcher.start()
         heartbeat: threading.Thread | None = None
         try:
-            for path in self.watcher.scan():
-                if self.stopping.is_set():
-                    break
-                if self._recently_written(path):
-                    self.watcher.settle(path)  # may still be being written: wait for it
-                else:
-                    self._offer(path)
+            self._startup_scan()
             counts = self.spool.counts()
             quota = self.ledger.snapshot()
             log.info("daemon_ready", **counts, quota_used=quota.used, quota_limit=quota.limit)
@@ -165,10 +194,23 @@ class Daemon:
             self.spool.close()
             log.info("daemon_stopped")
 
+    def prune(self) -> int:
+        """Drop delivered items older than `state.keep_delivered_days`; the number dropped."""
+        days = self.config.state.keep_delivered_days
+        if days <= 0:
+            return 0
+        dropped = self.spool.prune_delivered(self.clock.time() - days * 86400, current=lstat_key)
+        if dropped:
+            log.info("spool_pruned", dropped=dropped, keep_delivered_days=days)
+        return dropped
+
     def _loop(self) -> None:
         while not self.stopping.is_set():
             self._tick = self.clock.monotonic()
             try:
+                if self._tick >= self._next_prune:
+                    self._next_prune = self._tick + PRUNE_EVERY_SECONDS
+                    self.prune()
                 outcome = self.deliverer.step()
             except SpoolError as exc:
                 log.error("spool_unavailable", error=str(exc))

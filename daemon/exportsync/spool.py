@@ -7,8 +7,14 @@ by a crash goes back to ``pending`` at the next start, and the server's idempote
 replay harmless.
 
 Items are unique by (path, sha256): an identical re-save is recognised and not sent again, while a
-changed file becomes a new item (a new version). The spool also holds the quota ledger's rows, so
-the day's request count survives restarts together with the items it was spent on.
+changed file becomes a new item (a new version) that supersedes a pending older one (its content is
+gone from the file, so it is never sent). The spool also holds the quota ledger's rows, so the
+day's request count survives restarts together with the items it was spent on.
+
+Scale: files are recorded in batches (`record_many`: one transaction, one fsync); a start-up scan
+compares the folder against `versions()`, one query; `item_counts` is kept by triggers so `counts()`
+reads four rows whatever the spool's size; `prune_delivered` drops old delivered rows except those
+that still describe a file in the folder (dedupe needs them).
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ import json
 import os
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,9 +35,11 @@ __all__ = [
     "REJECTED_SHA",
     "STATES",
     "Item",
+    "NewVersion",
     "RecordResult",
     "Spool",
     "State",
+    "VersionKey",
 ]
 
 State = Literal["pending", "sending", "delivered", "failed"]
@@ -41,7 +49,10 @@ STATES: tuple[State, ...] = ("pending", "sending", "delivered", "failed")
 # one such row per path, never a real hash.
 REJECTED_SHA = "-"
 
-_SCHEMA_VERSION = 1
+VersionKey = tuple[str, int, int, int]
+"""(path, size, mtime_ns, inode) of a spooled version: what a scan compares a file with."""
+
+_SCHEMA_VERSION = 2
 _MEMORY = ":memory:"
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS items (
@@ -76,10 +87,31 @@ CREATE TABLE IF NOT EXISTS meta (
 );
 """
 
+# Version 1 -> 2: the file's inode beside size and mtime (a scan compares all three), and the count
+# of items per state kept by triggers (`status` reads four rows, not a million). One statement per
+# entry: trigger bodies hold semicolons.
+_UPGRADE_TO_2: tuple[str, ...] = (
+    "ALTER TABLE items ADD COLUMN inode INTEGER NOT NULL DEFAULT 0",
+    "CREATE TABLE item_counts (state TEXT PRIMARY KEY, n INTEGER NOT NULL)",
+    "INSERT INTO item_counts (state, n) SELECT s.state, (SELECT COUNT(*) FROM items"
+    " WHERE items.state = s.state) FROM (SELECT 'pending' AS state UNION ALL SELECT 'sending'"
+    " UNION ALL SELECT 'delivered' UNION ALL SELECT 'failed') AS s",
+    "CREATE TRIGGER items_count_insert AFTER INSERT ON items BEGIN"
+    " UPDATE item_counts SET n = n + 1 WHERE state = NEW.state; END",
+    "CREATE TRIGGER items_count_delete AFTER DELETE ON items BEGIN"
+    " UPDATE item_counts SET n = n - 1 WHERE state = OLD.state; END",
+    "CREATE TRIGGER items_count_update AFTER UPDATE OF state ON items"
+    " WHEN OLD.state != NEW.state BEGIN"
+    " UPDATE item_counts SET n = n - 1 WHERE state = OLD.state;"
+    " UPDATE item_counts SET n = n + 1 WHERE state = NEW.state; END",
+)
+
 _COLUMNS = (
     "id, path, kind, size, mtime_ns, sha256, state, attempts, next_attempt_at, last_error, "
-    "parts_done, part_errors, remote_key, created_at, updated_at, delivered_at"
+    "parts_done, part_errors, remote_key, created_at, updated_at, delivered_at, inode"
 )
+# Rows pruned per transaction: bounds the WAL and how long the delivery loop waits for the lock.
+_PRUNE_CHUNK = 20_000
 
 
 @dataclass(frozen=True)
@@ -102,6 +134,7 @@ class Item:
     created_at: float
     updated_at: float
     delivered_at: float | None
+    inode: int = 0
 
     @classmethod
     def _from_row(cls, row: sqlite3.Row) -> Item:
@@ -123,7 +156,20 @@ class Item:
             created_at=row["created_at"],
             updated_at=row["updated_at"],
             delivered_at=row["delivered_at"],
+            inode=row["inode"],
         )
+
+
+@dataclass(frozen=True)
+class NewVersion:
+    """One hashed file version to record (`Spool.record_many`)."""
+
+    path: Path
+    kind: Literal["csv", "session"]
+    size: int
+    mtime_ns: int
+    sha256: str
+    inode: int = 0
 
 
 @dataclass(frozen=True)
@@ -150,6 +196,8 @@ class Spool:
                 path, timeout=30.0, isolation_level=None, check_same_thread=False
             )
             self._db.row_factory = sqlite3.Row
+            # A new spool gives the pages pruning frees back to the disk (set before any table).
+            self._db.execute("PRAGMA auto_vacuum=INCREMENTAL")
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.execute("PRAGMA foreign_keys=ON")
@@ -158,15 +206,30 @@ class Spool:
                     if statement.strip():
                         self._db.execute(statement)
                 self._db.execute(
-                    "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)",
-                    (str(_SCHEMA_VERSION),),
+                    "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', '1')"
                 )
+                self._upgrade()
         except (sqlite3.Error, OSError) as exc:
             raise SpoolError(f"cannot open the spool at {path}: {exc}") from exc
         # The database holds file names and delivery history: keep it private to the user.
         if on_disk:
             with suppress(OSError):
                 os.chmod(path, 0o600)
+
+    def _upgrade(self) -> None:
+        """Bring a spool written by an older version up to `_SCHEMA_VERSION` (inside the tx)."""
+        row = self._db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        version = int(row[0])
+        if version > _SCHEMA_VERSION:
+            raise SpoolError(
+                f"the spool at {self.path} was written by a newer exportsync (schema {version})"
+            )
+        if version < 2:
+            for statement in _UPGRADE_TO_2:
+                self._db.execute(statement)
+        self._db.execute(
+            "UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(_SCHEMA_VERSION),)
+        )
 
     @staticmethod
     def path_in(state_dir: Path) -> Path:
@@ -229,39 +292,58 @@ class Spool:
         mtime_ns: int,
         sha256: str,
         now: float,
+        inode: int = 0,
     ) -> RecordResult:
         """Record one file version as pending; a version already known is left as it is."""
+        return self.record_many([NewVersion(path, kind, size, mtime_ns, sha256, inode)], now=now)[0]
+
+    def record_many(self, versions: Sequence[NewVersion], *, now: float) -> list[RecordResult]:
+        """Record file versions in one transaction (one fsync), in order; see `record`.
+
+        A new version supersedes the pending older versions of its path: their content is no
+        longer in the file, so they are dropped rather than sent.
+        """
         with self._tx() as db:
-            cursor = db.execute(
-                "INSERT OR IGNORE INTO items (path, kind, size, mtime_ns, sha256, state,"
-                " created_at, updated_at) VALUES (?, ?, ?, ?, ?, 'pending', ?, ?)",
-                (str(path), kind, size, mtime_ns, sha256, now, now),
+            return [self._record_one(db, version, now) for version in versions]
+
+    @staticmethod
+    def _record_one(db: sqlite3.Connection, v: NewVersion, now: float) -> RecordResult:
+        path = str(v.path)
+        cursor = db.execute(
+            "INSERT OR IGNORE INTO items (path, kind, size, mtime_ns, inode, sha256, state,"
+            " created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, 'pending', ?, ?)",
+            (path, v.kind, v.size, v.mtime_ns, v.inode, v.sha256, now, now),
+        )
+        created = cursor.rowcount == 1
+        requeued = False
+        if created:
+            db.execute(
+                "DELETE FROM items WHERE path = ? AND sha256 != ? AND state = 'pending'",
+                (path, v.sha256),
             )
-            created = cursor.rowcount == 1
-            requeued = False
-            if not created:
-                # A version that failed because its file vanished before delivery, and is now
-                # back, goes back in line. Versions refused for their content stay failed: saving
-                # the same bytes again would only spend a request on the same refusal
-                # (`exportsync retry` is there for that).
-                requeued = (
-                    db.execute(
-                        "UPDATE items SET state = 'pending', attempts = 0, next_attempt_at = 0,"
-                        " last_error = NULL, parts_done = 0, part_errors = NULL, updated_at = ?"
-                        " WHERE path = ? AND sha256 = ? AND state = 'failed' AND mtime_ns = -1",
-                        (now, str(path), sha256),
-                    ).rowcount
-                    == 1
-                )
-                # Same content saved again: remember the new mtime so start-up scans skip it.
+        else:
+            # A version that failed because its file vanished before delivery, and is now
+            # back, goes back in line. Versions refused for their content stay failed: saving
+            # the same bytes again would only spend a request on the same refusal
+            # (`exportsync retry` is there for that).
+            requeued = (
                 db.execute(
-                    "UPDATE items SET mtime_ns = ?, size = ? WHERE path = ? AND sha256 = ?",
-                    (mtime_ns, size, str(path), sha256),
-                )
-            row = db.execute(
-                f"SELECT {_COLUMNS} FROM items WHERE path = ? AND sha256 = ?",  # noqa: S608 -- fixed column list
-                (str(path), sha256),
-            ).fetchone()
+                    "UPDATE items SET state = 'pending', attempts = 0, next_attempt_at = 0,"
+                    " last_error = NULL, parts_done = 0, part_errors = NULL, updated_at = ?"
+                    " WHERE path = ? AND sha256 = ? AND state = 'failed' AND mtime_ns = -1",
+                    (now, path, v.sha256),
+                ).rowcount
+                == 1
+            )
+            # Same content saved again: remember the new mtime so start-up scans skip it.
+            db.execute(
+                "UPDATE items SET mtime_ns = ?, size = ?, inode = ? WHERE path = ? AND sha256 = ?",
+                (v.mtime_ns, v.size, v.inode, path, v.sha256),
+            )
+        row = db.execute(
+            f"SELECT {_COLUMNS} FROM items WHERE path = ? AND sha256 = ?",  # noqa: S608 -- fixed column list
+            (path, v.sha256),
+        ).fetchone()
         return RecordResult(Item._from_row(row), created, requeued)
 
     def record_rejected(
@@ -281,13 +363,31 @@ class Spool:
             ).fetchone()
         return RecordResult(Item._from_row(row), created)
 
-    def known(self, path: Path, size: int, mtime_ns: int) -> bool:
-        """True when this exact (path, size, mtime) was already spooled: a scan need not hash it."""
+    def known(self, path: Path, size: int, mtime_ns: int, inode: int | None = None) -> bool:
+        """True when this exact (path, size, mtime[, inode]) was already spooled: a scan need not
+        hash it. A row from before inodes were recorded (inode 0) matches any inode."""
         rows = self._query(
-            "SELECT 1 FROM items WHERE path = ? AND size = ? AND mtime_ns = ? LIMIT 1",
-            (str(path), size, mtime_ns),
+            "SELECT 1 FROM items WHERE path = ? AND size = ? AND mtime_ns = ?"
+            " AND (? IS NULL OR inode IN (0, ?)) LIMIT 1",
+            (str(path), size, mtime_ns, inode, inode),
         )
         return bool(rows)
+
+    def versions(self) -> set[VersionKey]:
+        """Every spooled (path, size, mtime_ns, inode), in one query: what a scan compares with.
+
+        Rows without a recorded inode (older spools) come with inode 0; vanished versions (mtime
+        forgotten) are left out, so their files are hashed again should they reappear.
+        """
+        with self._lock:
+            try:
+                return set(
+                    self._db.execute(
+                        "SELECT path, size, mtime_ns, inode FROM items WHERE mtime_ns >= 0"
+                    )
+                )
+            except sqlite3.Error as exc:
+                raise SpoolError(f"spool query failed: {exc}") from exc
 
     def get(self, item_id: int) -> Item | None:
         rows = self._query(f"SELECT {_COLUMNS} FROM items WHERE id = ?", (item_id,))  # noqa: S608 -- fixed column list
@@ -441,10 +541,44 @@ class Spool:
         return [int(r[0]) for r in rows]
 
     def counts(self) -> dict[State, int]:
+        """Items per state, from the counts the triggers keep (no scan of the items)."""
         counts: dict[State, int] = dict.fromkeys(STATES, 0)
-        for row in self._query("SELECT state, COUNT(*) FROM items GROUP BY state"):
+        for row in self._query("SELECT state, n FROM item_counts"):
             counts[row[0]] = int(row[1])
         return counts
+
+    def prune_delivered(
+        self, before: float, *, current: Callable[[Path], tuple[int, int, int] | None]
+    ) -> int:
+        """Drop delivered items delivered before `before`; the number dropped.
+
+        Kept: a row whose file is still in the folder as it was delivered (`current(path)` gives
+        the file's (size, mtime_ns, inode), None when it is gone), since that row is what keeps
+        a scan from hashing and sending the file again.
+        """
+        dropped = 0
+        after = 0
+        while True:  # a chunk at a time by id: bounded memory, and the lock is let go between
+            rows = self._query(
+                "SELECT id, path, size, mtime_ns, inode FROM items WHERE id > ?"
+                " AND state = 'delivered' AND delivered_at < ? ORDER BY id LIMIT ?",
+                (after, before, _PRUNE_CHUNK),
+            )
+            if not rows:
+                break
+            after = int(rows[-1][0])
+            doomed = [(int(r[0]),) for r in rows if not _still_there(r, current)]
+            if doomed:
+                with self._tx() as db:
+                    db.executemany("DELETE FROM items WHERE id = ? AND state = 'delivered'", doomed)
+                dropped += len(doomed)
+        if dropped:
+            with self._lock:
+                # Give the freed pages back (a spool made before incremental vacuum only reuses
+                # them) and shrink the WAL the deletes grew.
+                self._db.execute("PRAGMA incremental_vacuum")
+                self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        return dropped
 
     # -- quota ledger rows -------------------------------------------------------------------
 
@@ -508,3 +642,10 @@ class Spool:
     def last_request_at(self) -> float | None:
         rows = self._query("SELECT value FROM meta WHERE key = 'last_request_at'")
         return float(rows[0][0]) if rows else None
+
+
+def _still_there(row: sqlite3.Row, current: Callable[[Path], tuple[int, int, int] | None]) -> bool:
+    """The row still describes the file at its path (a row without an inode matches any)."""
+    _, path, size, mtime_ns, inode = row
+    key = current(Path(path))
+    return key is not None and key[:2] == (size, mtime_ns) and inode in (0, key[2])

@@ -110,7 +110,9 @@ def test_forced_offer_of_a_known_version_reports_it_without_a_new_item(
     assert forced.item.id == first.item.id
 
 
-def test_changed_content_is_a_new_item(intake: Intake, spool: Spool, root: Path) -> None:
+def test_changed_content_is_a_new_item_that_supersedes_the_pending_one(
+    intake: Intake, spool: Spool, root: Path
+) -> None:
     path = root / "a.csv"
     path.write_bytes(b"v1")
     first = intake.offer(path)
@@ -121,7 +123,9 @@ def test_changed_content_is_a_new_item(intake: Intake, spool: Spool, root: Path)
     assert second.created
     assert second.item.id != first.item.id
     assert second.item.sha256 == hashlib.sha256(b"v2, longer").hexdigest()
-    assert spool.counts()["pending"] == 2
+    # The first version's content is gone from the file: it is dropped, never sent.
+    assert [item.id for item in spool.items("pending")] == [second.item.id]
+    assert spool.get(first.item.id) is None
 
 
 def test_session_files_are_spooled_as_sessions(intake: Intake, root: Path) -> None:

@@ -20,14 +20,16 @@ def test_same_content_is_one_item_and_a_change_is_a_new_version(tmp_path: Path) 
     with Spool.open(tmp_path) as spool:
         first = spool.record(Path("/x/a.csv"), "csv", size=3, mtime_ns=1, sha256="aa", now=1.0)
         again = spool.record(Path("/x/a.csv"), "csv", size=3, mtime_ns=2, sha256="aa", now=2.0)
+        # The re-save's mtime is remembered, so a start-up scan need not hash it again.
+        assert spool.known(Path("/x/a.csv"), 3, 2)
         changed = spool.record(Path("/x/a.csv"), "csv", size=4, mtime_ns=3, sha256="bb", now=3.0)
         assert first.created
         assert not again.created
         assert changed.created
         assert again.item.id == first.item.id != changed.item.id
-        # The re-save's mtime is remembered, so a start-up scan need not hash it again.
-        assert spool.known(Path("/x/a.csv"), 3, 2)
-        assert spool.counts()["pending"] == 2
+        # The new version supersedes the pending old one (its content is no longer in the file).
+        assert [i.id for i in spool.items()] == [changed.item.id]
+        assert spool.counts()["pending"] == 1
 
 
 def test_state_survives_reopening_the_file(tmp_path: Path) -> None:
