@@ -187,6 +187,8 @@ class Spool:
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        self.commits = 0
+        """Transactions this connection committed (each one fsync): group commit shows here."""
         self._lock = threading.RLock()
         on_disk = str(path) != _MEMORY
         try:
@@ -273,6 +275,7 @@ class Spool:
             except sqlite3.Error as exc:  # disk full, I/O error: the transition did not happen
                 self._db.execute("ROLLBACK")
                 raise SpoolError(f"cannot commit to the spool: {exc}") from exc
+            self.commits += 1
 
     def _query(self, sql: str, params: Sequence[object] = ()) -> list[sqlite3.Row]:
         with self._lock:
@@ -381,11 +384,10 @@ class Spool:
         """
         with self._lock:
             try:
-                return set(
-                    self._db.execute(
-                        "SELECT path, size, mtime_ns, inode FROM items WHERE mtime_ns >= 0"
-                    )
-                )
+                cursor = self._db.cursor()
+                cursor.row_factory = None  # plain tuples: they are the set's members
+                cursor.execute("SELECT path, size, mtime_ns, inode FROM items WHERE mtime_ns >= 0")
+                return set(cursor)
             except sqlite3.Error as exc:
                 raise SpoolError(f"spool query failed: {exc}") from exc
 

@@ -328,3 +328,16 @@ def test_example_config_documents_every_key() -> None:
     }
     assert documented == KNOWN_KEYS
     tomllib.loads(text)
+
+
+def test_keep_delivered_days_defaults_to_30_and_is_checked(minimal: Path, tmp_path: Path) -> None:
+    env = {"HOME": str(tmp_path)}
+    assert load_config(minimal, env=env).state.keep_delivered_days == 30
+    assert (
+        load_config(
+            minimal, env={**env, "EXPORTSYNC_STATE_KEEP_DELIVERED_DAYS": "0"}
+        ).state.keep_delivered_days
+        == 0
+    )
+    error = error_for(minimal, env=env, overrides={"state.keep_delivered_days": -1})
+    assert error.key == "state.keep_delivered_days"

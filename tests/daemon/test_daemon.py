@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import threading
 from collections.abc import Iterator
@@ -9,7 +10,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from structlog.testing import capture_logs
 
+from exportsync import files
 from exportsync.config import load_config
 from exportsync.daemon import Daemon
 from exportsync.errors import SpoolError
@@ -168,3 +171,62 @@ def test_a_file_still_being_written_at_start_is_sent_once_complete(
         runner.join(10)
     (sent,) = api.calls[0].payload
     assert sent.data == b"id,value\n" + b"1,2\n" * 1000
+
+
+def test_start_up_hashes_only_files_the_spool_does_not_know_as_they_are(
+    tmp_path: Path, notify_socket: socket.socket, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    api = FakeApi()
+    daemon = _daemon(tmp_path, api)
+    export = tmp_path / "export"
+    old = daemon.clock.time() - 3600
+    for name in ("known.csv", "touched.csv", "new.csv"):
+        (export / name).write_text(name)
+        os.utime(export / name, (old, old))
+    for name in ("known.csv", "touched.csv"):
+        result = daemon.intake.offer(export / name)
+        assert result is not None
+        daemon.spool.mark_sending([result.item.id], now=old)
+        daemon.spool.mark_delivered(result.item.id, now=old)
+    os.utime(export / "touched.csv", (old + 1, old + 1))  # same bytes, new mtime
+    hashed: list[str] = []
+    real_snapshot = files.snapshot
+
+    def snapshot(root: Path, path: Path, **kwargs: Any) -> Any:
+        hashed.append(path.name)
+        return real_snapshot(root, path, **kwargs)
+
+    monkeypatch.setattr(files, "snapshot", snapshot)
+    runner = threading.Thread(target=daemon.run)
+    with capture_logs() as logs:
+        runner.start()
+        try:
+            assert wait_for(lambda: "READY=1" in "".join(_messages(notify_socket)), 10)
+            assert sorted(hashed) == ["new.csv", "touched.csv"]
+            assert wait_for(lambda: api.routes == ["upload"], 10)
+        finally:
+            daemon.stop()
+            runner.join(10)
+    # One comparison with the spool set the known file aside before any per-file look-up.
+    assert [e["changed"] for e in logs if e["event"] == "startup_scan"] == [2]
+    (call,) = api.calls
+    assert [f.filename for f in call.payload] == ["new.csv"]
+
+
+def test_the_daemon_prunes_old_delivered_items_at_start(
+    tmp_path: Path, notify_socket: socket.socket
+) -> None:
+    daemon = _daemon(tmp_path, FakeApi())
+    long_ago = daemon.clock.time() - 40 * 86400
+    result = daemon.spool.record(
+        tmp_path / "export" / "gone.csv", "csv", size=1, mtime_ns=1, sha256="aa", now=long_ago
+    )
+    daemon.spool.mark_sending([result.item.id], now=long_ago)
+    daemon.spool.mark_delivered(result.item.id, now=long_ago)
+    runner = threading.Thread(target=daemon.run)
+    runner.start()
+    try:
+        assert wait_for(lambda: daemon.spool.counts()["delivered"] == 0, 10)
+    finally:
+        daemon.stop()
+        runner.join(10)

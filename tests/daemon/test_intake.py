@@ -252,3 +252,46 @@ def test_a_large_csv_has_no_such_limit(intake: Intake, root: Path) -> None:
     result = intake.offer(path)
     assert result is not None
     assert result.item.state == "pending"
+
+
+def test_a_batch_of_files_is_recorded_in_one_transaction(
+    intake: Intake, spool: Spool, root: Path, woken: Counter
+) -> None:
+    paths = []
+    for i in range(40):
+        path = root / f"f{i:02d}.csv"
+        path.write_text(f"id\n{i}\n")
+        paths.append(path)
+    before = spool.commits
+    results = intake.offer_many(paths)
+    assert spool.commits - before == 1
+    assert all(r is not None and r.created for r in results)
+    assert spool.counts()["pending"] == 40
+    assert woken.calls == 1  # the delivery loop is woken once, after the commit
+
+
+def test_a_batch_with_a_rejected_file_still_records_the_rest(
+    intake: Intake, spool: Spool, root: Path
+) -> None:
+    good = root / "good.csv"
+    good.write_text("x")
+    link = root / "link.csv"
+    link.symlink_to("/etc/passwd")
+    gone = root / "gone.csv"
+    results = intake.offer_many([good, link, gone])
+    assert results[0] is not None
+    assert results[0].item.state == "pending"
+    assert results[1] is not None
+    assert results[1].item.state == "failed"
+    assert results[2] is None
+
+
+def test_the_scan_key_includes_the_inode(intake: Intake, spool: Spool, root: Path) -> None:
+    path = root / "a.csv"
+    path.write_text("same")
+    first = intake.offer(path)
+    assert first is not None
+    info = path.stat()
+    assert first.item.inode == info.st_ino
+    assert (str(path), info.st_size, info.st_mtime_ns, info.st_ino) in spool.versions()
+    assert not spool.known(path, info.st_size, info.st_mtime_ns, info.st_ino + 1)

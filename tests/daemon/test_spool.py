@@ -172,3 +172,101 @@ def test_a_refused_version_saved_again_stays_failed(tmp_path: Path) -> None:
         again = spool.record(Path("/x/a.csv"), "csv", size=3, mtime_ns=9, sha256="aa", now=3.0)
         assert (again.created, again.requeued, again.item.state) == (False, False, "failed")
         assert spool.known(Path("/x/a.csv"), 3, 9)  # and the next scan does not hash it again
+
+
+# The schema a spool written by exportsync before version 2 has (inode and item_counts absent).
+_SCHEMA_1 = """
+CREATE TABLE items (
+    id INTEGER PRIMARY KEY, path TEXT NOT NULL, kind TEXT NOT NULL, size INTEGER NOT NULL,
+    mtime_ns INTEGER NOT NULL, sha256 TEXT NOT NULL, state TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0, next_attempt_at REAL NOT NULL DEFAULT 0,
+    last_error TEXT, parts_done INTEGER NOT NULL DEFAULT 0, part_errors TEXT, remote_key TEXT,
+    created_at REAL NOT NULL, updated_at REAL NOT NULL, delivered_at REAL, UNIQUE (path, sha256)
+);
+CREATE INDEX items_due ON items (state, next_attempt_at);
+CREATE INDEX items_path ON items (path, size, mtime_ns);
+CREATE TABLE quota_periods (period_start REAL PRIMARY KEY, used INTEGER NOT NULL DEFAULT 0,
+    exhausted INTEGER NOT NULL DEFAULT 0);
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+INSERT INTO meta VALUES ('schema_version', '1');
+INSERT INTO items (path, kind, size, mtime_ns, sha256, state, created_at, updated_at,
+    delivered_at) VALUES ('/x/a.csv', 'csv', 3, 7, 'aa', 'delivered', 1, 2, 2),
+    ('/x/b.csv', 'csv', 4, 8, 'bb', 'pending', 1, 1, NULL),
+    ('/x/c.csv', 'csv', 5, 9, 'cc', 'failed', 1, 1, NULL);
+"""
+
+
+def test_a_spool_of_schema_1_is_migrated_in_place(tmp_path: Path) -> None:
+    db = sqlite3.connect(tmp_path / "spool.sqlite3")
+    db.executescript(_SCHEMA_1)
+    db.close()
+    with Spool.open(tmp_path) as spool:
+        assert spool.counts() == {"pending": 1, "sending": 0, "delivered": 1, "failed": 1}
+        # Rows from before inodes were kept match whatever inode the file has now.
+        assert spool.known(Path("/x/a.csv"), 3, 7, 12345)
+        assert ("/x/a.csv", 3, 7, 0) in spool.versions()
+        b = spool.items("pending")[0]
+        spool.mark_sending([b.id], now=3.0)
+        spool.mark_delivered(b.id, now=4.0)
+        assert spool.counts()["delivered"] == 2
+    with sqlite3.connect(tmp_path / "spool.sqlite3") as db:
+        assert db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == (
+            "2",
+        )
+
+
+def test_a_spool_from_a_newer_version_is_refused(tmp_path: Path) -> None:
+    with Spool.open(tmp_path):
+        pass
+    with sqlite3.connect(tmp_path / "spool.sqlite3") as db:
+        db.execute("UPDATE meta SET value = '99' WHERE key = 'schema_version'")
+    with pytest.raises(SpoolError, match="newer"):
+        Spool.open(tmp_path)
+
+
+def test_counts_follow_every_transition_without_counting_rows(tmp_path: Path) -> None:
+    with Spool.open(tmp_path) as spool:
+        a = _record(spool, "/x/a.csv", "aa")
+        b = _record(spool, "/x/b.csv", "bb")
+        spool.mark_sending([a, b], now=1.0)
+        spool.mark_delivered(a, now=2.0)
+        spool.mark_failed(b, "refused", now=2.0)
+        spool.retry([b], now=3.0)
+        c = _record(spool, "/x/c.csv", "cc")
+        spool.forget(c)
+        expected = {"pending": 1, "sending": 0, "delivered": 1, "failed": 0}
+        assert spool.counts() == expected
+        db = sqlite3.connect(tmp_path / "spool.sqlite3")
+        real = dict(db.execute("SELECT state, COUNT(*) FROM items GROUP BY state").fetchall())
+        db.close()
+        assert {state: real.get(state, 0) for state in expected} == expected
+
+
+def _delivered(spool: Spool, path: Path, sha: str, *, at: float, key: tuple[int, int, int]) -> int:
+    size, mtime_ns, inode = key
+    result = spool.record(
+        path, "csv", size=size, mtime_ns=mtime_ns, sha256=sha, now=at, inode=inode
+    )
+    spool.mark_sending([result.item.id], now=at)
+    spool.mark_delivered(result.item.id, now=at)
+    return result.item.id
+
+
+def test_prune_drops_old_delivered_rows_but_keeps_what_dedupe_needs(tmp_path: Path) -> None:
+    folder: dict[Path, tuple[int, int, int]] = {}
+    with Spool.open(tmp_path) as spool:
+        gone = _delivered(spool, Path("/x/gone.csv"), "g1", at=10.0, key=(1, 1, 1))
+        here = _delivered(spool, Path("/x/here.csv"), "h1", at=10.0, key=(2, 2, 2))
+        folder[Path("/x/here.csv")] = (2, 2, 2)
+        changed = _delivered(spool, Path("/x/changed.csv"), "c1", at=10.0, key=(3, 3, 3))
+        folder[Path("/x/changed.csv")] = (30, 31, 3)  # rewritten since: the row is history
+        recent = _delivered(spool, Path("/x/recent.csv"), "r1", at=500.0, key=(4, 4, 4))
+        pending = _record(spool, "/x/pending.csv", "p1", now=10.0)
+        dropped = spool.prune_delivered(100.0, current=folder.get)
+        assert dropped == 2
+        assert spool.get(gone) is None
+        assert spool.get(changed) is None
+        assert spool.get(here) is not None  # still in the folder as delivered: not sent again
+        assert spool.get(recent) is not None
+        assert spool.get(pending) is not None
+        assert spool.counts()["delivered"] == 2
