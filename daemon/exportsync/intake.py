@@ -120,7 +120,7 @@ class Intake:
             and self._spool.known(path, st.st_size, st.st_mtime_ns, st.st_ino)
         ):
             return None  # this exact version is already spooled: no need to hash it again
-        log.debug("file_detected", path=str(path), kind=kind, size=st.st_size)
+        log.info("file_detected", path=str(path), kind=kind, size=st.st_size)
         limit = MAX_SESSION_FILE_BYTES if kind == "session" else None
         try:
             snap = files.snapshot(self._root, path, max_bytes=limit)

@@ -97,11 +97,15 @@ class FileMatcher:
     @staticmethod
     def _relative_parts(root: Path, path: Path) -> tuple[str, ...] | None:
         # Lexical only: normpath folds "a/../b" so a ".." cannot smuggle a path out of the root.
-        normal = Path(os.path.normpath(path))
-        try:
-            parts = normal.relative_to(os.path.normpath(root)).parts
-        except ValueError:
+        # Strings, not PurePath.relative_to: this runs for every event and every scanned file.
+        normal = os.path.normpath(path)
+        base = os.path.normpath(root)
+        if normal == base:
             return None
-        if not parts or ".." in parts:
+        prefix = base if base.endswith(os.sep) else base + os.sep
+        if not normal.startswith(prefix):
+            return None
+        parts = tuple(normal[len(prefix) :].split(os.sep))
+        if ".." in parts:
             return None
         return parts

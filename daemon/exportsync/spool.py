@@ -320,8 +320,9 @@ class Spool:
         created = cursor.rowcount == 1
         requeued = False
         if created:
+            # "+state": look the path up by its index, not every pending row by state.
             db.execute(
-                "DELETE FROM items WHERE path = ? AND sha256 != ? AND state = 'pending'",
+                "DELETE FROM items WHERE path = ? AND sha256 != ? AND +state = 'pending'",
                 (path, v.sha256),
             )
         else:
@@ -333,7 +334,7 @@ class Spool:
                 db.execute(
                     "UPDATE items SET state = 'pending', attempts = 0, next_attempt_at = 0,"
                     " last_error = NULL, parts_done = 0, part_errors = NULL, updated_at = ?"
-                    " WHERE path = ? AND sha256 = ? AND state = 'failed' AND mtime_ns = -1",
+                    " WHERE path = ? AND sha256 = ? AND +state = 'failed' AND mtime_ns = -1",
                     (now, path, v.sha256),
                 ).rowcount
                 == 1
