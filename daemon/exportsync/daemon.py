@@ -138,21 +138,22 @@ class Daemon:
 
     def _startup_scan(self) -> None:
         """Compare the folder with the spool in one query; hash only what is new or changed."""
-        found = self.watcher.scan_stats()
+        found = self.watcher.scan_entries()
         known = self.spool.versions()
         changed = [
             (path, key)
             for path, key in found
-            if (str(path), *key) not in known and (str(path), key[0], key[1], 0) not in known
+            if (path, *key) not in known and (path, key[0], key[1], 0) not in known
         ]
         del known, found
         log.info("startup_scan", changed=len(changed))
         settle_ns = int(self.config.watch.settle_seconds * 1e9)
         now_ns = int(self.clock.time() * 1e9)
         batch: list[Path] = []
-        for path, (_, mtime_ns, _) in changed:
+        for name, (_, mtime_ns, _) in sorted(changed):
             if self.stopping.is_set():
                 return
+            path = Path(name)
             if now_ns - mtime_ns < settle_ns:
                 self.watcher.settle(path)  # may still be being written: wait for it
                 continue

@@ -16,10 +16,9 @@ Decisions:
 from __future__ import annotations
 
 import fnmatch
-import functools
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
@@ -38,7 +37,6 @@ def _matches(name: str, globs: tuple[str, ...]) -> bool:
     return _pattern(globs).match(name.lower()) is not None
 
 
-@functools.cache
 def _pattern(globs: tuple[str, ...]) -> re.Pattern[str]:
     """All of `globs` as one compiled regular expression (a scan matches 100,000 names)."""
     if not globs:
@@ -54,11 +52,18 @@ class FileMatcher:
     session_globs: tuple[str, ...] = ("*.session.json",)
     ignore_globs: tuple[str, ...] = (".*", "*.tmp", "*.part", "*~")
     recursive: bool = False
+    _ignore: re.Pattern[str] = field(init=False, repr=False, compare=False)
+    _session: re.Pattern[str] = field(init=False, repr=False, compare=False)
+    _csv: re.Pattern[str] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         # Config hands over lists; keep the dataclass hashable and immutable.
         for name in ("csv_globs", "session_globs", "ignore_globs"):
             object.__setattr__(self, name, tuple(getattr(self, name)))
+        # Compiled once: a scan matches every name of a 100,000-file folder.
+        object.__setattr__(self, "_ignore", _pattern(self.ignore_globs))
+        object.__setattr__(self, "_session", _pattern(self.session_globs))
+        object.__setattr__(self, "_csv", _pattern(self.csv_globs))
 
     def classify(self, root: Path, path: Path) -> Kind | None:
         """The kind of file `path` is, or None when it is not to be delivered (by name alone)."""
@@ -75,13 +80,12 @@ class FileMatcher:
 
     def classify_name(self, name: str) -> Kind | None:
         """`classify` for an entry of a folder already known to be watched (see `descend`)."""
-        if _matches(name, self.ignore_globs):
+        lowered = name.lower()
+        if self._ignore.match(lowered) or name.startswith(PRIVATE_PREFIX):
             return None
-        if name.startswith(PRIVATE_PREFIX):
-            return None
-        if _matches(name, self.session_globs):
+        if self._session.match(lowered):
             return "session"
-        if _matches(name, self.csv_globs):
+        if self._csv.match(lowered):
             return "csv"
         return None
 

@@ -570,17 +570,22 @@ class Spool:
             if not rows:
                 break
             after = int(rows[-1][0])
-            doomed = [(int(r[0]),) for r in rows if not _still_there(r, current)]
-            if doomed:
-                with self._tx() as db:
-                    db.executemany("DELETE FROM items WHERE id = ? AND state = 'delivered'", doomed)
-                dropped += len(doomed)
+            kept = [int(r[0]) for r in rows if _still_there(r, current)]
+            with self._tx() as db:
+                # One statement over the chunk's id range (the same rows the SELECT saw, unless
+                # a newer delivery came in, which `delivered_at` leaves out).
+                dropped += db.execute(
+                    "DELETE FROM items WHERE id BETWEEN ? AND ? AND state = 'delivered'"
+                    " AND delivered_at < ? AND id NOT IN (SELECT value FROM json_each(?))",
+                    (int(rows[0][0]), after, before, json.dumps(kept)),
+                ).rowcount
         if dropped:
             with self._lock:
                 # Give the freed pages back (a spool made before incremental vacuum only reuses
                 # them) and shrink the WAL the deletes grew.
-                self._db.execute("PRAGMA incremental_vacuum")
-                self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                # executescript steps the pragma to its end; execute() frees a single page.
+                self._db.executescript("PRAGMA incremental_vacuum;")
+                self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
         return dropped
 
     # -- quota ledger rows -------------------------------------------------------------------

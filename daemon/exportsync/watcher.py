@@ -381,14 +381,15 @@ class Watcher:
         is fine, the spool dedupes). Returned files count as reported: the periodic rescan skips
         them until their size, mtime or inode change.
         """
-        return [path for path, _ in self.scan_stats()]
+        return sorted(Path(path) for path, _ in self.scan_entries())
 
-    def scan_stats(self) -> list[tuple[Path, StatKey]]:
-        """`scan` with each entry's lstat key, from one scandir walk (no stat beyond it)."""
+    def scan_entries(self) -> list[tuple[str, StatKey]]:
+        """`scan` as (path, lstat key) pairs, unsorted, from one scandir walk (no other stat);
+        strings, not Paths, since a start-up scan may hold 100,000 of them."""
         found = self._scan_entries()
         with self._lock:
             self._reported.update(found)
-        return [(Path(path), key) for path, key in found]
+        return found
 
     def dispatch(self, event: FileSystemEvent) -> None:
         """Feed one watchdog event (on watchdog's thread; public so tests can script events)."""
@@ -480,8 +481,8 @@ class Watcher:
             return True  # gone already: the settler drops it
 
     def _scan_entries(self) -> list[tuple[str, StatKey]]:
-        """(path, lstat key) of every matching entry, sorted by path; directories are checked
-        once each, so a file's own name is all that is left to match."""
+        """(path, lstat key) of every matching entry; directories are checked once each, so a
+        file's own name is all that is left to match."""
         found: list[tuple[str, StatKey]] = []
         folders = [str(self.root)]
         while folders:
@@ -505,7 +506,6 @@ class Watcher:
                     except OSError:
                         continue
                     found.append((entry.path, (info.st_size, info.st_mtime_ns, info.st_ino)))
-        found.sort()
         return found
 
     def _forget(self, path: Path) -> None:

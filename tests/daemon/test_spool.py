@@ -270,3 +270,15 @@ def test_prune_drops_old_delivered_rows_but_keeps_what_dedupe_needs(tmp_path: Pa
         assert spool.get(recent) is not None
         assert spool.get(pending) is not None
         assert spool.counts()["delivered"] == 2
+
+
+def test_pruning_gives_the_space_back_to_the_disk(tmp_path: Path) -> None:
+    with Spool.open(tmp_path) as spool:
+        for i in range(300):
+            _delivered(spool, Path(f"/x/{i:04d}-{'n' * 200}.csv"), f"s{i}", at=1.0, key=(1, 1, 1))
+    with sqlite3.connect(tmp_path / "spool.sqlite3") as db:
+        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    full = (tmp_path / "spool.sqlite3").stat().st_size
+    with Spool.open(tmp_path) as spool:
+        assert spool.prune_delivered(100.0, current=lambda _p: None) == 300
+    assert (tmp_path / "spool.sqlite3").stat().st_size < full / 2
