@@ -253,23 +253,29 @@ def _walk(folder: Path) -> int:
     return count
 
 
-def _ready(scratch: Path, files: int, rounds: int) -> dict[str, Any]:
-    empty_base, full_base = scratch / "ready-empty", scratch / "ready-full"
-    empty, full = empty_base / "export", full_base / "export"
-    empty.mkdir(parents=True)
-    full.mkdir(parents=True)
+def _delivered_folder(base: Path, files: int) -> Path:
+    """`base/export` with `files` small CSVs, all of them delivered in `base/state`'s spool."""
+    folder = base / "export"
+    folder.mkdir(parents=True)
     versions = []
     for i in range(files):
         data = f"id\n{i}\n".encode()
-        path = full / f"d{i:06d}.csv"
+        path = folder / f"d{i:06d}.csv"
         path.write_bytes(data)
         info = path.stat()
         sha = hashlib.sha256(data).hexdigest()
         versions.append(NewVersion(path, "csv", info.st_size, info.st_mtime_ns, sha, info.st_ino))
-    with Spool.open(full_base / "state") as spool:
+    with Spool.open(base / "state") as spool:
         spool.record_many(versions, now=time.time())
-    _deliver_all(Spool.path_in(full_base / "state"), time.time())
-    del versions
+    _deliver_all(Spool.path_in(base / "state"), time.time())
+    return folder
+
+
+def _ready(scratch: Path, files: int, rounds: int) -> dict[str, Any]:
+    empty_base, full_base = scratch / "ready-empty", scratch / "ready-full"
+    empty, full = empty_base / "export", full_base / "export"
+    empty.mkdir(parents=True)
+    _delivered_folder(full_base, files)
     configs = {"empty": _config(empty_base, empty), "full": _config(full_base, full)}
     times: dict[str, list[float]] = {"empty": [], "full": [], "walk": []}
     for _ in range(rounds):
@@ -366,9 +372,18 @@ def _big_spool(scratch: Path, rows: int, rounds: int) -> dict[str, Any]:
     }
 
 
-def _proc_ticks(pid: int) -> int:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return int(fields[11]) + int(fields[12])  # utime, stime (all threads)
+def _thread_ticks(pid: int) -> dict[str, int]:
+    """utime + stime of each thread, by "tid name"."""
+    out: dict[str, int] = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            text = (task / "stat").read_text()
+        except OSError:
+            continue  # ended meanwhile
+        name = text[text.index("(") + 1 : text.rindex(")")]
+        fields = text.rsplit(")", 1)[1].split()
+        out[f"{task.name} {name}"] = int(fields[11]) + int(fields[12])
+    return out
 
 
 def _rss_bytes(pid: int) -> int:
@@ -380,17 +395,16 @@ def _rss_bytes(pid: int) -> int:
 
 def _idle(scratch: Path, seconds: float) -> dict[str, Any]:
     base = scratch / "idle"
-    folder = base / "export"
-    folder.mkdir(parents=True)
-    for i in range(100):
-        (folder / f"i{i:03d}.csv").write_text(f"id\n{i}\n")
+    folder = _delivered_folder(base, 100)  # delivered: nothing left to do
     bare = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(3600)"])
     try:
         with _daemon(_config(base, folder)) as (process, _):
             threading.Event().wait(2.0)  # let start-up work (the 100 files) finish
-            before = _proc_ticks(process.pid)
+            before = _thread_ticks(process.pid)
             threading.Event().wait(seconds)
-            ticks = _proc_ticks(process.pid) - before
+            after = _thread_ticks(process.pid)
+            by_thread = {n: t - before.get(n, 0) for n, t in after.items() if t > before.get(n, 0)}
+            ticks = sum(by_thread.values())
             rss, bare_rss = _rss_bytes(process.pid), _rss_bytes(bare.pid)
     finally:
         bare.kill()
@@ -398,6 +412,8 @@ def _idle(scratch: Path, seconds: float) -> dict[str, Any]:
     return {
         "seconds": seconds,
         "cpu_ticks": ticks,
+        "cpu_ticks_by_thread": by_thread,
+        "pid": process.pid,
         "ticks_per_second": os.sysconf("SC_CLK_TCK"),
         "rss_bytes": rss,
         "bare_python_rss_bytes": bare_rss,

@@ -283,7 +283,7 @@ class Watcher:
         self,
         root: Path,
         matcher: FileMatcher,
-        on_ready: Callable[[list[Path]], None],
+        on_ready: Callable[[list[Path]], object],
         *,
         settle_seconds: float = 2.0,
         use_polling: bool = False,
@@ -526,7 +526,7 @@ class Watcher:
                 changed += 1
         _log.info("watch_rescanned", root=str(self.root), changed=changed)
 
-    def _call_safely(self, event: str, func: Callable[..., None], *args: list[Path]) -> bool:
+    def _call_safely(self, event: str, func: Callable[..., object], *args: list[Path]) -> bool:
         try:
             func(*args)
         except Exception:  # a failing callback must not kill the watcher thread
