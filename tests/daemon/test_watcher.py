@@ -728,8 +728,10 @@ def test_fifo_does_not_hang_anything(folder: Path, watch: WatchFactory) -> None:
 def test_file_deleted_before_it_settles_is_not_reported(folder: Path, watch: WatchFactory) -> None:
     _, ready = watch()
     doomed = folder / "doomed.csv"
-    doomed.write_text("x")
-    doomed.unlink()
+    with doomed.open("w") as writer:  # held open: not ready yet
+        writer.write("x")
+        writer.flush()
+        doomed.unlink()
     _sentinel(folder, ready)
     assert [p.name for p, _ in ready.drain()] == ["zz-sentinel.csv"]
 
