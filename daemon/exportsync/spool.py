@@ -6,10 +6,11 @@ and moves ``pending → sending → delivered | failed``. The database runs in W
 by a crash goes back to ``pending`` at the next start, and the server's idempotency makes the
 replay harmless.
 
-Items are unique by (path, sha256): an identical re-save is recognised and not sent again, while a
-changed file becomes a new item (a new version) that supersedes a pending older one (its content is
-gone from the file, so it is never sent). The spool also holds the quota ledger's rows, so the
-day's request count survives restarts together with the items it was spent on.
+The schema lives in `migrations`: opening a spool written by an older exportsync upgrades it in
+place. Items are unique by (path, sha256): an identical re-save is recognised and not sent again,
+while a changed file becomes a new item (a new version) that supersedes a pending older one (its
+content is gone from the file, so it is never sent). The spool also holds the quota ledger's rows,
+so the day's request count survives restarts together with the items it was spent on.
 
 Scale: files are recorded in batches (`record_many`: one transaction, one fsync); a start-up scan
 compares the folder against `versions()`, one query; `item_counts` is kept by triggers so `counts()`
@@ -30,9 +31,9 @@ from pathlib import Path
 from typing import Literal
 
 from exportsync.errors import SpoolError
+from exportsync.migrations import migrate
 
 __all__ = [
-    "REJECTED_SHA",
     "STATES",
     "Item",
     "NewVersion",
@@ -45,73 +46,18 @@ __all__ = [
 State = Literal["pending", "sending", "delivered", "failed"]
 STATES: tuple[State, ...] = ("pending", "sending", "delivered", "failed")
 
-# The content hash recorded for an item refused before its content was read (a symlink, a fifo):
-# one such row per path, never a real hash.
-REJECTED_SHA = "-"
-
 VersionKey = tuple[str, int, int, int]
 """(path, size, mtime_ns, inode) of a spooled version: what a scan compares a file with."""
 
-_SCHEMA_VERSION = 2
 _MEMORY = ":memory:"
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS items (
-    id              INTEGER PRIMARY KEY,
-    path            TEXT    NOT NULL,
-    kind            TEXT    NOT NULL CHECK (kind IN ('csv', 'session')),
-    size            INTEGER NOT NULL,
-    mtime_ns        INTEGER NOT NULL,
-    sha256          TEXT    NOT NULL,
-    state           TEXT    NOT NULL CHECK (state IN ('pending', 'sending', 'delivered', 'failed')),
-    attempts        INTEGER NOT NULL DEFAULT 0,
-    next_attempt_at REAL    NOT NULL DEFAULT 0,
-    last_error      TEXT,
-    parts_done      INTEGER NOT NULL DEFAULT 0,
-    part_errors     TEXT,
-    remote_key      TEXT,
-    created_at      REAL    NOT NULL,
-    updated_at      REAL    NOT NULL,
-    delivered_at    REAL,
-    UNIQUE (path, sha256)
-);
-CREATE INDEX IF NOT EXISTS items_due ON items (state, next_attempt_at);
-CREATE INDEX IF NOT EXISTS items_path ON items (path, size, mtime_ns);
-CREATE TABLE IF NOT EXISTS quota_periods (
-    period_start REAL    PRIMARY KEY,
-    used         INTEGER NOT NULL DEFAULT 0,
-    exhausted    INTEGER NOT NULL DEFAULT 0
-);
-CREATE TABLE IF NOT EXISTS meta (
-    key   TEXT PRIMARY KEY,
-    value TEXT NOT NULL
-);
-"""
-
-# Version 1 -> 2: the file's inode beside size and mtime (a scan compares all three), and the count
-# of items per state kept by triggers (`status` reads four rows, not a million). One statement per
-# entry: trigger bodies hold semicolons.
-_UPGRADE_TO_2: tuple[str, ...] = (
-    "ALTER TABLE items ADD COLUMN inode INTEGER NOT NULL DEFAULT 0",
-    "CREATE TABLE item_counts (state TEXT PRIMARY KEY, n INTEGER NOT NULL)",
-    "INSERT INTO item_counts (state, n) SELECT s.state, (SELECT COUNT(*) FROM items"
-    " WHERE items.state = s.state) FROM (SELECT 'pending' AS state UNION ALL SELECT 'sending'"
-    " UNION ALL SELECT 'delivered' UNION ALL SELECT 'failed') AS s",
-    "CREATE TRIGGER items_count_insert AFTER INSERT ON items BEGIN"
-    " UPDATE item_counts SET n = n + 1 WHERE state = NEW.state; END",
-    "CREATE TRIGGER items_count_delete AFTER DELETE ON items BEGIN"
-    " UPDATE item_counts SET n = n - 1 WHERE state = OLD.state; END",
-    "CREATE TRIGGER items_count_update AFTER UPDATE OF state ON items"
-    " WHEN OLD.state != NEW.state BEGIN"
-    " UPDATE item_counts SET n = n - 1 WHERE state = OLD.state;"
-    " UPDATE item_counts SET n = n + 1 WHERE state = NEW.state; END",
-)
-
-_COLUMNS = (
-    "id, path, kind, size, mtime_ns, sha256, state, attempts, next_attempt_at, last_error, "
-    "parts_done, part_errors, remote_key, created_at, updated_at, delivered_at, inode"
-)
 # Rows pruned per transaction: bounds the WAL and how long the delivery loop waits for the lock.
 _PRUNE_CHUNK = 20_000
+
+_COLUMNS = (
+    "id, path, kind, size, mtime_ns, sha256, refused, vanished, state, attempts, next_attempt_at,"
+    " last_error, "
+    "parts_done, part_errors, remote_key, created_at, updated_at, delivered_at, inode"
+)
 
 
 @dataclass(frozen=True)
@@ -123,7 +69,11 @@ class Item:
     kind: Literal["csv", "session"]
     size: int
     mtime_ns: int
-    sha256: str
+    sha256: str | None  # None only when refused
+    # Refused before its content was read (a symlink, a fifo): failed, never sent, never retried.
+    refused: bool
+    # Its file was gone when last looked at: the recorded mtime says nothing about a file there now.
+    vanished: bool
     state: State
     attempts: int
     next_attempt_at: float
@@ -134,7 +84,7 @@ class Item:
     created_at: float
     updated_at: float
     delivered_at: float | None
-    inode: int = 0
+    inode: int = 0  # 0: recorded before inodes were (schema 3)
 
     @classmethod
     def _from_row(cls, row: sqlite3.Row) -> Item:
@@ -146,6 +96,8 @@ class Item:
             size=row["size"],
             mtime_ns=row["mtime_ns"],
             sha256=row["sha256"],
+            refused=bool(row["refused"]),
+            vanished=bool(row["vanished"]),
             state=row["state"],
             attempts=row["attempts"],
             next_attempt_at=row["next_attempt_at"],
@@ -158,6 +110,13 @@ class Item:
             delivered_at=row["delivered_at"],
             inode=row["inode"],
         )
+
+    @property
+    def content_sha256(self) -> str:
+        """The content hash, which every item but a refused one has."""
+        if self.sha256 is None:
+            raise SpoolError(f"item {self.id} was refused before its content was read")
+        return self.sha256
 
 
 @dataclass(frozen=True)
@@ -203,35 +162,14 @@ class Spool:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.execute("PRAGMA foreign_keys=ON")
-            with self._tx():
-                for statement in _SCHEMA.split(";"):
-                    if statement.strip():
-                        self._db.execute(statement)
-                self._db.execute(
-                    "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', '1')"
-                )
-                self._upgrade()
+            with self._lock:
+                migrate(self._db)
         except (sqlite3.Error, OSError) as exc:
             raise SpoolError(f"cannot open the spool at {path}: {exc}") from exc
         # The database holds file names and delivery history: keep it private to the user.
         if on_disk:
             with suppress(OSError):
                 os.chmod(path, 0o600)
-
-    def _upgrade(self) -> None:
-        """Bring a spool written by an older version up to `_SCHEMA_VERSION` (inside the tx)."""
-        row = self._db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-        version = int(row[0])
-        if version > _SCHEMA_VERSION:
-            raise SpoolError(
-                f"the spool at {self.path} was written by a newer exportsync (schema {version})"
-            )
-        if version < 2:
-            for statement in _UPGRADE_TO_2:
-                self._db.execute(statement)
-        self._db.execute(
-            "UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(_SCHEMA_VERSION),)
-        )
 
     @staticmethod
     def path_in(state_dir: Path) -> Path:
@@ -334,14 +272,15 @@ class Spool:
                 db.execute(
                     "UPDATE items SET state = 'pending', attempts = 0, next_attempt_at = 0,"
                     " last_error = NULL, parts_done = 0, part_errors = NULL, updated_at = ?"
-                    " WHERE path = ? AND sha256 = ? AND +state = 'failed' AND mtime_ns = -1",
+                    " WHERE path = ? AND sha256 = ? AND +state = 'failed' AND vanished = 1",
                     (now, path, v.sha256),
                 ).rowcount
                 == 1
             )
             # Same content saved again: remember the new mtime so start-up scans skip it.
             db.execute(
-                "UPDATE items SET mtime_ns = ?, size = ?, inode = ? WHERE path = ? AND sha256 = ?",
+                "UPDATE items SET mtime_ns = ?, size = ?, inode = ?, vanished = 0"
+                " WHERE path = ? AND sha256 = ?",
                 (v.mtime_ns, v.size, v.inode, path, v.sha256),
             )
         row = db.execute(
@@ -356,14 +295,15 @@ class Spool:
         """Record a file refused before reading (symlink, not a regular file) as failed."""
         with self._tx() as db:
             cursor = db.execute(
-                "INSERT OR IGNORE INTO items (path, kind, size, mtime_ns, sha256, state,"
-                " last_error, created_at, updated_at) VALUES (?, ?, 0, 0, ?, 'failed', ?, ?, ?)",
-                (str(path), kind, REJECTED_SHA, reason, now, now),
+                "INSERT OR IGNORE INTO items (path, kind, size, mtime_ns, sha256, refused, state,"
+                " last_error, created_at, updated_at)"
+                " VALUES (?, ?, 0, 0, NULL, 1, 'failed', ?, ?, ?)",
+                (str(path), kind, reason, now, now),
             )
             created = cursor.rowcount == 1
             row = db.execute(
-                f"SELECT {_COLUMNS} FROM items WHERE path = ? AND sha256 = ?",  # noqa: S608 -- fixed column list
-                (str(path), REJECTED_SHA),
+                f"SELECT {_COLUMNS} FROM items WHERE path = ? AND refused = 1",  # noqa: S608 -- fixed column list
+                (str(path),),
             ).fetchone()
         return RecordResult(Item._from_row(row), created)
 
@@ -371,7 +311,7 @@ class Spool:
         """True when this exact (path, size, mtime[, inode]) was already spooled: a scan need not
         hash it. A row from before inodes were recorded (inode 0) matches any inode."""
         rows = self._query(
-            "SELECT 1 FROM items WHERE path = ? AND size = ? AND mtime_ns = ?"
+            "SELECT 1 FROM items WHERE path = ? AND size = ? AND mtime_ns = ? AND vanished = 0"
             " AND (? IS NULL OR inode IN (0, ?)) LIMIT 1",
             (str(path), size, mtime_ns, inode, inode),
         )
@@ -380,14 +320,17 @@ class Spool:
     def versions(self) -> set[VersionKey]:
         """Every spooled (path, size, mtime_ns, inode), in one query: what a scan compares with.
 
-        Rows without a recorded inode (older spools) come with inode 0; vanished versions (mtime
-        forgotten) are left out, so their files are hashed again should they reappear.
+        Rows without a recorded inode (older spools) come with inode 0; vanished and refused
+        versions are left out, so their files are looked at again.
         """
         with self._lock:
             try:
                 cursor = self._db.cursor()
                 cursor.row_factory = None  # plain tuples: they are the set's members
-                cursor.execute("SELECT path, size, mtime_ns, inode FROM items WHERE mtime_ns >= 0")
+                cursor.execute(
+                    "SELECT path, size, mtime_ns, inode FROM items"
+                    " WHERE vanished = 0 AND refused = 0"
+                )
                 return set(cursor)
             except sqlite3.Error as exc:
                 raise SpoolError(f"spool query failed: {exc}") from exc
@@ -451,13 +394,12 @@ class Spool:
             )
 
     def mark_failed(self, item_id: int, reason: str, *, now: float, vanished: bool = False) -> None:
-        """Failed with `reason`. A `vanished` file's mtime is forgotten, so `known()` never
-        matches it and the file is hashed and spooled again should it reappear."""
+        """Failed with `reason`. A `vanished` file is marked so, and `known()` no longer matches
+        it: the file is hashed and spooled again should it reappear."""
         with self._tx() as db:
             db.execute(
                 "UPDATE items SET state = 'failed', last_error = ?, updated_at = ?,"
-                " attempts = attempts + 1,"
-                " mtime_ns = CASE WHEN ? THEN -1 ELSE mtime_ns END WHERE id = ?",
+                " attempts = attempts + 1, vanished = MAX(vanished, ?) WHERE id = ?",
                 (reason, now, vanished, item_id),
             )
 
@@ -512,9 +454,9 @@ class Spool:
                 db.execute("DELETE FROM items WHERE id = ?", (item_id,))
                 return False
             db.execute(
-                "UPDATE items SET size = ?, mtime_ns = ?, sha256 = ?, state = 'pending',"
-                " next_attempt_at = ?, parts_done = 0, part_errors = NULL, last_error = ?,"
-                " updated_at = ? WHERE id = ?",
+                "UPDATE items SET size = ?, mtime_ns = ?, sha256 = ?, vanished = 0,"
+                " state = 'pending', next_attempt_at = ?, parts_done = 0, part_errors = NULL,"
+                " last_error = ?, updated_at = ? WHERE id = ?",
                 (size, mtime_ns, sha256, at, "file changed after it was spooled", now, item_id),
             )
             return True
@@ -527,8 +469,8 @@ class Spool:
                 cursor = db.execute(
                     "UPDATE items SET state = 'pending', next_attempt_at = 0, attempts = 0,"
                     " parts_done = 0, part_errors = NULL, updated_at = ?"
-                    " WHERE id = ? AND state = 'failed' AND sha256 != ?",
-                    (now, item_id, REJECTED_SHA),
+                    " WHERE id = ? AND state = 'failed' AND refused = 0",
+                    (now, item_id),
                 )
                 if cursor.rowcount:
                     moved.append(item_id)
@@ -582,8 +524,8 @@ class Spool:
         if dropped:
             with self._lock:
                 # Give the freed pages back (a spool made before incremental vacuum only reuses
-                # them) and shrink the WAL the deletes grew.
-                # executescript steps the pragma to its end; execute() frees a single page.
+                # them) and shrink the WAL the deletes grew. executescript steps the pragma to
+                # its end; execute() frees a single page.
                 self._db.executescript("PRAGMA incremental_vacuum;")
                 self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
         return dropped

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from exportsync.errors import SpoolError
-from exportsync.spool import REJECTED_SHA, Spool
+from exportsync.spool import Spool
 
 
 def _record(spool: Spool, path: str, sha: str, *, size: int = 3, now: float = 100.0) -> int:
@@ -94,7 +94,7 @@ def test_retry_moves_failed_items_but_not_refused_ones(tmp_path: Path) -> None:
         a = _record(spool, "/x/a.csv", "aa")
         spool.mark_failed(a, "refused by the API: bad", now=2.0)
         link = spool.record_rejected(Path("/x/l.csv"), "csv", "symlink", now=2.0).item
-        assert link.sha256 == REJECTED_SHA
+        assert (link.refused, link.sha256) == (True, None)
         assert link.state == "failed"
         assert spool.failed_ids() == [a, link.id]
         assert spool.retry([a, link.id], now=3.0) == [a]
@@ -172,56 +172,6 @@ def test_a_refused_version_saved_again_stays_failed(tmp_path: Path) -> None:
         again = spool.record(Path("/x/a.csv"), "csv", size=3, mtime_ns=9, sha256="aa", now=3.0)
         assert (again.created, again.requeued, again.item.state) == (False, False, "failed")
         assert spool.known(Path("/x/a.csv"), 3, 9)  # and the next scan does not hash it again
-
-
-# The schema a spool written by exportsync before version 2 has (inode and item_counts absent).
-_SCHEMA_1 = """
-CREATE TABLE items (
-    id INTEGER PRIMARY KEY, path TEXT NOT NULL, kind TEXT NOT NULL, size INTEGER NOT NULL,
-    mtime_ns INTEGER NOT NULL, sha256 TEXT NOT NULL, state TEXT NOT NULL,
-    attempts INTEGER NOT NULL DEFAULT 0, next_attempt_at REAL NOT NULL DEFAULT 0,
-    last_error TEXT, parts_done INTEGER NOT NULL DEFAULT 0, part_errors TEXT, remote_key TEXT,
-    created_at REAL NOT NULL, updated_at REAL NOT NULL, delivered_at REAL, UNIQUE (path, sha256)
-);
-CREATE INDEX items_due ON items (state, next_attempt_at);
-CREATE INDEX items_path ON items (path, size, mtime_ns);
-CREATE TABLE quota_periods (period_start REAL PRIMARY KEY, used INTEGER NOT NULL DEFAULT 0,
-    exhausted INTEGER NOT NULL DEFAULT 0);
-CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-INSERT INTO meta VALUES ('schema_version', '1');
-INSERT INTO items (path, kind, size, mtime_ns, sha256, state, created_at, updated_at,
-    delivered_at) VALUES ('/x/a.csv', 'csv', 3, 7, 'aa', 'delivered', 1, 2, 2),
-    ('/x/b.csv', 'csv', 4, 8, 'bb', 'pending', 1, 1, NULL),
-    ('/x/c.csv', 'csv', 5, 9, 'cc', 'failed', 1, 1, NULL);
-"""
-
-
-def test_a_spool_of_schema_1_is_migrated_in_place(tmp_path: Path) -> None:
-    db = sqlite3.connect(tmp_path / "spool.sqlite3")
-    db.executescript(_SCHEMA_1)
-    db.close()
-    with Spool.open(tmp_path) as spool:
-        assert spool.counts() == {"pending": 1, "sending": 0, "delivered": 1, "failed": 1}
-        # Rows from before inodes were kept match whatever inode the file has now.
-        assert spool.known(Path("/x/a.csv"), 3, 7, 12345)
-        assert ("/x/a.csv", 3, 7, 0) in spool.versions()
-        b = spool.items("pending")[0]
-        spool.mark_sending([b.id], now=3.0)
-        spool.mark_delivered(b.id, now=4.0)
-        assert spool.counts()["delivered"] == 2
-    with sqlite3.connect(tmp_path / "spool.sqlite3") as db:
-        assert db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == (
-            "2",
-        )
-
-
-def test_a_spool_from_a_newer_version_is_refused(tmp_path: Path) -> None:
-    with Spool.open(tmp_path):
-        pass
-    with sqlite3.connect(tmp_path / "spool.sqlite3") as db:
-        db.execute("UPDATE meta SET value = '99' WHERE key = 'schema_version'")
-    with pytest.raises(SpoolError, match="newer"):
-        Spool.open(tmp_path)
 
 
 def test_counts_follow_every_transition_without_counting_rows(tmp_path: Path) -> None:
