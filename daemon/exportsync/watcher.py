@@ -95,6 +95,10 @@ def writer_holds(path: Path) -> bool | None:
     import fcntl  # noqa: PLC0415 - POSIX-only module, only reached on Linux
 
     try:
+        # lstat first: a device or fifo with a matching name is never opened (opening a device
+        # can have side effects); fstat below catches a swap in between.
+        if not stat.S_ISREG(os.lstat(path).st_mode):
+            return None
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError:
         return None  # gone, a symlink, unreadable: the settler and intake deal with it

@@ -29,7 +29,7 @@ from exportsync.clock import FakeClock
 from exportsync.errors import FileRejected
 from exportsync.files import snapshot
 from exportsync.matcher import FileMatcher
-from exportsync.watcher import Settler, StatKey, Watcher
+from exportsync.watcher import Settler, StatKey, Watcher, writer_holds
 
 linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="needs inotify")
 
@@ -808,3 +808,17 @@ def test_start_on_a_missing_folder_fails_and_leaves_no_threads(tmp_path: Path) -
     while threading.active_count() > before and time.monotonic() < deadline:
         threading.Event().wait(0.01)  # poll with a deadline for the reader thread to exit
     assert threading.active_count() == before
+
+
+@linux_only
+def test_the_lease_probe_tells_a_held_file_from_a_closed_one(folder: Path) -> None:
+    path = folder / "probe.csv"
+    with path.open("wb") as writer:
+        writer.write(b"x")
+        assert writer_holds(path) is True
+    assert writer_holds(path) is False
+    with path.open("rb"):  # a reader is no writer
+        assert writer_holds(path) is False
+    os.mkfifo(folder / "pipe.csv")
+    assert writer_holds(folder / "pipe.csv") is None  # never opened: not a regular file
+    assert writer_holds(folder / "gone.csv") is None
