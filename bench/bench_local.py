@@ -429,7 +429,7 @@ def run_local(scratch: Path, *, quick: bool = False) -> dict[str, Any]:
         "scratch_filesystem": filesystem_of(scratch),
         "latency": _latency(scratch, 50 if quick else 300),
         "burst": _burst(scratch, 1000 if quick else 5000),
-        "ready": _ready(scratch, 10_000 if quick else 100_000, 1 if quick else 3),
-        "spool": _big_spool(scratch, 100_000 if quick else 1_000_000, 1 if quick else 3),
+        "ready": _ready(scratch, 10_000 if quick else 100_000, 1 if quick else 5),
+        "spool": _big_spool(scratch, 100_000 if quick else 1_000_000, 1 if quick else 5),
         "idle": _idle(scratch, 10.0 if quick else 60.0),
     }
