@@ -12,7 +12,7 @@ import threading
 from pathlib import Path
 
 from exportsync.client import Api
-from exportsync.clock import Clock, SystemClock
+from exportsync.clock import Clock, SystemClock, iso_utc
 from exportsync.config import Config
 from exportsync.delivery import Deliverer, retry_delay
 from exportsync.errors import SpoolError
@@ -23,7 +23,7 @@ from exportsync.metrics import Metrics
 from exportsync.notify import Notifier, watchdog_interval
 from exportsync.quota import QuotaLedger
 from exportsync.spool import Spool
-from exportsync.watcher import Watcher, lstat_key
+from exportsync.watcher import StatKey, Watcher, lstat_key
 
 __all__ = ["Daemon", "build_ledger", "build_matcher"]
 
@@ -79,8 +79,19 @@ class Daemon:
         self.clock: Clock = clock or SystemClock()
         self.notifier = notifier or Notifier()
         self.root = Path(os.path.abspath(config.watch.dir))
-        self.spool = Spool.open(config.state.dir)
+        self.spool, corrupt = Spool.open_or_replace(config.state.dir, now=self.clock.time())
         self.ledger = build_ledger(config, self.spool, self.clock)
+        if corrupt is not None:
+            # The day's request count went with it: count the day as used up (no request the
+            # usage plan might refuse), and let the start-up scan spool the folder afresh (the
+            # server answers `duplicate` for what it already has).
+            self.ledger.assume_spent()
+            log.error(
+                "spool_corrupt",
+                moved_to=str(corrupt),
+                quota_assumed_used=self.ledger.limit,
+                resets_at=iso_utc(self.ledger.resets_at(self.clock.time())),
+            )
         self.stopping = threading.Event()
         self._wake = threading.Event()
         self.matcher = build_matcher(config)
@@ -143,11 +154,11 @@ class Daemon:
         """Compare the folder with the spool in one query; hash only what is new or changed."""
         found = self.watcher.scan_entries()
         known = self.spool.versions()
-        changed = [
-            (path, key)
-            for path, key in found
-            if (path, *key) not in known and (path, key[0], key[1], 0) not in known
-        ]
+        changed: list[tuple[str, StatKey]] = []
+        for found_path, key in found:
+            raw = os.fsencode(found_path)  # the spool keeps paths as the kernel's bytes
+            if (raw, *key) not in known and (raw, key[0], key[1], 0) not in known:
+                changed.append((found_path, key))
         del known, found
         log.info("startup_scan", changed=len(changed))
         settle_ns = int(self.config.watch.settle_seconds * 1e9)
@@ -156,7 +167,7 @@ class Daemon:
         for name, (_, mtime_ns, _) in sorted(changed):
             if self.stopping.is_set():
                 return
-            path = Path(name)
+            path = Path(name)  # a Path only for the few that changed
             if now_ns - mtime_ns < settle_ns:
                 self.watcher.settle(path)  # may still be being written: wait for it
                 continue
@@ -169,9 +180,8 @@ class Daemon:
 
     def run(self) -> None:
         """Run until `stop()`; always leaves the spool consistent."""
-        if not self.root.is_dir():
-            raise SpoolError(f"watch.dir {self.root} is not a folder")
         recovered = self.spool.recover(self.clock.time())
+        self._count_crashes()
         log.info(
             "daemon_started",
             root=str(self.root),
@@ -184,7 +194,15 @@ class Daemon:
             self._startup_scan()
             counts = self.spool.counts()
             quota = self.ledger.snapshot()
-            log.info("daemon_ready", **counts, quota_used=quota.used, quota_limit=quota.limit)
+            log.info(
+                "daemon_ready",
+                **counts,
+                quota_used=quota.used,
+                quota_limit=quota.limit,
+                watch_dir_missing=self.watcher.missing,
+            )
+            # Ready even while the folder is missing: what is spooled is delivered meanwhile, and
+            # the watcher arms itself once the folder appears.
             self.notifier.ready(f"watching {self.root}")
             heartbeat = self._start_heartbeat()
             self._loop()
@@ -208,7 +226,23 @@ class Daemon:
             log.info("spool_pruned", dropped=dropped, keep_delivered_days=days)
         return dropped
 
+    def _count_crashes(self) -> None:
+        """Items the previous run died on while reading or parsing them (poison pills)."""
+        for item in self.spool.count_crashes(now=self.clock.time()):
+            if item.state == "failed":
+                log.error(
+                    "item_quarantined", item_id=item.id, path=str(item.path), crashes=item.crashes
+                )
+            else:
+                log.warning(
+                    "item_stopped_daemon",
+                    item_id=item.id,
+                    path=str(item.path),
+                    crashes=item.crashes,
+                )
+
     def _loop(self) -> None:
+        failures = 0
         while not self.stopping.is_set():
             self._tick = self.clock.monotonic()
             try:
@@ -220,6 +254,12 @@ class Daemon:
                 log.error("spool_unavailable", error=str(exc))
                 self._sleep(retry_delay(1))
                 continue
+            except Exception:  # the last net: a bug outside any one item must not end the daemon
+                failures += 1
+                log.exception("delivery_step_crashed", streak=failures)
+                self._sleep(retry_delay(failures))
+                continue
+            failures = 0
             if outcome.wait == 0:
                 continue
             self._sleep(IDLE_WAKE_SECONDS if outcome.wait is None else outcome.wait)

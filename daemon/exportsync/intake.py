@@ -16,8 +16,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from exportsync import files
+from exportsync.batches import MAX_FILE_BYTES
 from exportsync.clock import Clock
-from exportsync.errors import FileRejected
+from exportsync.errors import FileRejected, SpoolError
 from exportsync.logs import get_logger
 from exportsync.matcher import FileMatcher, Kind
 from exportsync.spool import NewVersion, RecordResult, Spool
@@ -69,7 +70,7 @@ class Intake:
         results: list[RecordResult | None] = []
         fresh: list[tuple[int, NewVersion]] = []
         for path in paths:
-            prepared = self._prepare(Path(os.path.abspath(path)), force=force)
+            prepared = self._prepare_safely(Path(os.path.abspath(path)), force=force)
             if isinstance(prepared, NewVersion):
                 fresh.append((len(results), prepared))
                 results.append(None)
@@ -103,6 +104,20 @@ class Intake:
             self._on_spooled()
         return results
 
+    def _prepare_safely(self, path: Path, *, force: bool) -> NewVersion | RecordResult | None:
+        """`_prepare` behind the per-item firewall: a file that raises fails alone (recorded as
+        refused with the error), and the rest of the batch goes on. A spool error is no file's
+        fault: it is raised, and the whole batch is offered again."""
+        try:
+            return self._prepare(path, force=force)
+        except SpoolError:
+            raise
+        except Exception as exc:
+            reason = f"{type(exc).__name__}: {exc}"
+            log.error("item_firewalled", path=str(path), error=reason, stage="intake")
+            kind = self.classify(path)
+            return None if kind is None else self.reject(path, kind, reason)
+
     def _prepare(self, path: Path, *, force: bool) -> NewVersion | RecordResult | None:
         """Hash one file: the version to record, a rejection already recorded, or None."""
         kind = self._matcher.classify(self._root, path)
@@ -114,7 +129,7 @@ class Intake:
             log.info("file_vanished", path=str(path))
             return None
         except OSError as exc:
-            return self._reject(path, kind, f"cannot stat the file: {exc.strerror or exc}")
+            return self.reject(path, kind, f"cannot stat the file: {exc.strerror or exc}")
         if (
             not force
             and stat.S_ISREG(st.st_mode)
@@ -123,7 +138,8 @@ class Intake:
             return None  # this exact version is already spooled: no need to hash it again
         log.info("file_detected", path=str(path), kind=kind, size=st.st_size)
         self._on_detected()
-        limit = MAX_SESSION_FILE_BYTES if kind == "session" else None
+        # Over the limit: refused from its size alone, without reading (a sparse 6 GiB file).
+        limit = MAX_SESSION_FILE_BYTES if kind == "session" else MAX_FILE_BYTES
         try:
             snap = files.snapshot(self._root, path, max_bytes=limit)
         except FileNotFoundError:
@@ -134,12 +150,13 @@ class Intake:
             log.info("file_still_changing", path=str(path))
             return None
         except FileRejected as exc:
-            return self._reject(path, kind, str(exc))
+            return self.reject(path, kind, str(exc))
         except OSError as exc:
-            return self._reject(path, kind, f"cannot read the file: {exc.strerror or exc}")
+            return self.reject(path, kind, f"cannot read the file: {exc.strerror or exc}")
         return NewVersion(path, kind, snap.size, snap.mtime_ns, snap.sha256, snap.inode)
 
-    def _reject(self, path: Path, kind: Kind, reason: str) -> RecordResult:
+    def reject(self, path: Path, kind: Kind, reason: str) -> RecordResult:
+        """Record `path` as failed with `reason`, without reading it."""
         result = self._spool.record_rejected(path, kind, reason, now=self._clock.time())
         if result.created:
             log.warning("item_rejected", item_id=result.item.id, path=str(path), reason=reason)

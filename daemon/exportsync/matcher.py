@@ -22,9 +22,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-__all__ = ["PRIVATE_PREFIX", "SENT_DIR", "FileMatcher", "Kind"]
+__all__ = ["DEFAULT_IGNORE_GLOBS", "PRIVATE_PREFIX", "SENT_DIR", "FileMatcher", "Kind"]
 
 Kind = Literal["csv", "session"]
+
+# Hidden files, temporary names written before a rename, editor backups, and office suites'
+# owner-lock files (``~$report.csv`` beside an open ``report.csv``).
+DEFAULT_IGNORE_GLOBS: tuple[str, ...] = (".*", "*.tmp", "*.part", "*~", "~$*")
 
 SENT_DIR = "sent"
 # The daemon's own short-lived names in the folder (a delivered file set aside before deletion):
@@ -50,7 +54,7 @@ class FileMatcher:
 
     csv_globs: tuple[str, ...] = ("*.csv",)
     session_globs: tuple[str, ...] = ("*.session.json",)
-    ignore_globs: tuple[str, ...] = (".*", "*.tmp", "*.part", "*~")
+    ignore_globs: tuple[str, ...] = DEFAULT_IGNORE_GLOBS
     recursive: bool = False
     _ignore: re.Pattern[str] = field(init=False, repr=False, compare=False)
     _session: re.Pattern[str] = field(init=False, repr=False, compare=False)

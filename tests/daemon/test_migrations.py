@@ -197,6 +197,23 @@ def test_a_failing_step_leaves_the_file_at_its_old_version(
         db.close()
 
 
+def test_paths_become_the_kernels_bytes_and_no_item_has_crashed(v1_spool: Path) -> None:
+    """Migrations 3 and 4: text paths are cast to the same bytes; the quarantine columns start
+    empty."""
+    with Spool(v1_spool) as spool:
+        assert all(item.crashes == 0 for item in spool.items())
+        assert spool.known(Path("/x/new.csv"), 10, 111)
+    db = sqlite3.connect(v1_spool)
+    try:
+        assert {row[0] for row in db.execute("SELECT typeof(path) FROM items")} == {"blob"}
+        assert (
+            db.execute("SELECT COUNT(*) FROM items WHERE in_hand_since IS NOT NULL").fetchone()[0]
+            == 0
+        )
+    finally:
+        db.close()
+
+
 def test_a_v2_spool_gains_inodes_and_counts_that_match_its_rows(tmp_path: Path) -> None:
     """Step 3 on a spool stopped at version 2: per-state counts start from the rows already
     there, and rows without an inode still spare their files a hash."""
@@ -217,6 +234,6 @@ def test_a_v2_spool_gains_inodes_and_counts_that_match_its_rows(tmp_path: Path) 
         states = [str(row["state"]) for row in V1_ROWS]
         assert spool.counts() == {s: states.count(s) for s in STATES}
         assert spool.known(Path("/x/new.csv"), 10, 111, inode=987654)
-        assert ("/x/done.csv", 30, 333, 0) in spool.versions()
+        assert (b"/x/done.csv", 30, 333, 0) in spool.versions()
         spool.mark_delivered(1, now=20.0)
         assert spool.counts()["delivered"] == states.count("delivered") + 1
