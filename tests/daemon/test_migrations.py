@@ -214,20 +214,20 @@ def test_paths_become_the_kernels_bytes_and_no_item_has_crashed(v1_spool: Path) 
         db.close()
 
 
-def test_a_v2_spool_gains_inodes_and_counts_that_match_its_rows(tmp_path: Path) -> None:
-    """Step 3 on a spool stopped at version 2: per-state counts start from the rows already
-    there, and rows without an inode still spare their files a hash."""
+def test_a_v4_spool_gains_inodes_and_counts_that_match_its_rows(tmp_path: Path) -> None:
+    """The scale step (5) on a spool stopped at version 4: per-state counts start from the rows
+    already there, and rows without an inode still spare their files a hash."""
     path = Spool.path_in(tmp_path)
     _write_v1(path)
-    first_two = MIGRATIONS[:2]
+    first_four = MIGRATIONS[:4]
     db = sqlite3.connect(path, isolation_level=None)
     try:
-        for version in range(1, len(first_two)):
+        for version in range(1, len(first_four)):
             db.execute("BEGIN IMMEDIATE")
-            first_two[version](db)
+            first_four[version](db)
             db.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (version + 1,))
             db.execute("COMMIT")
-        assert schema_version(db) == 2
+        assert schema_version(db) == 4
     finally:
         db.close()
     with Spool(path) as spool:
