@@ -28,6 +28,7 @@ from . import events
 from .errors import ApiError
 from .form import parse_form
 from .presign import parse_presign, presign_files
+from .registry import CachedUserDirectory, DynamoUserDirectory, UserDirectory, resolve_user
 from .sessions import parse_sessions, store_sessions
 from .settings import Settings, load_settings
 from .stores import DynamoSessionStore, ObjectStore, S3ObjectStore, SessionStore
@@ -46,6 +47,7 @@ class Dependencies:
     settings: Settings
     objects: ObjectStore
     sessions: SessionStore
+    users: UserDirectory | None = None  # the user registry (None: no registry table)
 
 
 @functools.cache
@@ -57,10 +59,18 @@ def default_dependencies() -> Dependencies:
     # honoured by boto3 itself, which is how the devstack points us at moto.
     s3 = boto3.client("s3", config=Config(signature_version="s3v4"))
     dynamodb = boto3.client("dynamodb")
+    users = (
+        CachedUserDirectory(
+            DynamoUserDirectory(dynamodb, settings.users_table), settings.users_cache_seconds
+        )
+        if settings.users_table
+        else None
+    )
     return Dependencies(
         settings=settings,
         objects=S3ObjectStore(s3, settings.bucket),
         sessions=DynamoSessionStore(dynamodb, settings.table),
+        users=users,
     )
 
 
@@ -130,12 +140,14 @@ def _register(resolver: ApiGatewayResolver) -> None:
         return resolver.current_event.raw_event
 
     def user() -> str | None:
-        return events.resolve_user(events.api_key_id(raw()), deps().settings.key_users)
+        # A revoked key raises the 403 ApiError here, before any body is read.
+        return resolve_user(events.api_key_id(raw()), deps().settings.key_users, deps().users)
 
     @resolver.post("/upload")
     def upload() -> Any:
+        key_user = user()
         form = parse_form(events.raw_body(raw()), events.header(raw(), "content-type"))
-        result = upload_form(form, user(), deps().objects)
+        result = upload_form(form, key_user, deps().objects)
         _log_results("upload_done", result)
         return _response(200, result)
 
@@ -149,9 +161,10 @@ def _register(resolver: ApiGatewayResolver) -> None:
 
     @resolver.post("/presign")
     def presign() -> Any:
+        key_user = user()
         request = parse_presign(events.raw_body(raw()))
         settings = deps().settings
-        result = presign_files(request, user(), deps().objects, settings.presign_seconds)
+        result = presign_files(request, key_user, deps().objects, settings.presign_seconds)
         _log_results("presign_done", result)
         return _response(200, result)
 

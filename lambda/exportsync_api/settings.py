@@ -19,6 +19,8 @@ class Settings:
     table: str
     key_users: Mapping[str, str] = field(default_factory=dict)
     presign_seconds: int = 900
+    users_table: str | None = None  # the user registry; None: key ids stand for their users
+    users_cache_seconds: float = 60.0
 
 
 def load_settings(environ: Mapping[str, str]) -> Settings:
@@ -34,6 +36,8 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         table=table,
         key_users=_key_users(environ.get("EXPORTSYNC_KEY_USERS", "")),
         presign_seconds=_presign_seconds(environ.get("EXPORTSYNC_PRESIGN_SECONDS", "")),
+        users_table=environ.get("EXPORTSYNC_USERS_TABLE", "").strip() or None,
+        users_cache_seconds=_cache_seconds(environ.get("EXPORTSYNC_USERS_CACHE_SECONDS", "")),
     )
 
 
@@ -61,4 +65,16 @@ def _presign_seconds(raw: str) -> int:
     # SigV4 presigned URLs are valid for at most 7 days.
     if not 1 <= seconds <= 604800:
         raise ConfigError("EXPORTSYNC_PRESIGN_SECONDS must be between 1 and 604800")
+    return seconds
+
+
+def _cache_seconds(raw: str) -> float:
+    if not raw.strip():
+        return 60.0
+    try:
+        seconds = float(raw)
+    except ValueError as exc:
+        raise ConfigError("EXPORTSYNC_USERS_CACHE_SECONDS must be a number") from exc
+    if not 0 <= seconds <= 3600:
+        raise ConfigError("EXPORTSYNC_USERS_CACHE_SECONDS must be between 0 and 3600")
     return seconds
