@@ -53,6 +53,8 @@ class DevstackInfo:
     admin_url: str
     process: subprocess.Popen[str] = field(repr=False, compare=False)
     stderr_path: Path = field(repr=False, compare=False)
+    # With --users N > 1: [{"user_id", "api_key"}, ...], the first being api_key/user_id.
+    users: list[dict[str, str]] = field(default_factory=list, repr=False, compare=False)
 
 
 def _env() -> dict[str, str]:
