@@ -14,6 +14,7 @@ from lambda_support import REGION
 from moto import mock_aws
 
 from exportsync_api.accounts import KeyManager, create_registry_table
+from exportsync_api.admin import main as admin_main
 from exportsync_api.app import Dependencies, handle
 from exportsync_api.errors import ApiError
 from exportsync_api.registry import (
@@ -136,3 +137,22 @@ def test_key_manager_add_rotate_revoke_against_dynamodb_and_api_gateway(
     statuses = sorted(row.status for row in manager.list_keys())
     assert statuses == ["revoked", "rotated"]
     assert directory.lookup("never-registered") is None
+
+
+def test_admin_needs_a_registry_table(capsys: pytest.CaptureFixture[str]) -> None:
+    assert admin_main(["users", "list"], environ={}) == 2
+    assert "--table" in capsys.readouterr().err
+
+
+def test_admin_add_prints_the_key_once_on_stdout(
+    aws: tuple[Any, Any, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    env = {"EXPORTSYNC_USERS_TABLE": USERS_TABLE, "AWS_REGION": REGION}
+    assert admin_main(["users", "add", "fay"], environ=env) == 0
+    out, err = capsys.readouterr()
+    [line] = out.splitlines()
+    printed = json.loads(line)
+    assert set(printed) == {"user_id", "api_key_id", "api_key"}
+    assert printed["api_key"] not in err
+    assert admin_main(["users", "add", "fay"], environ=env) == 1  # one active key per user
+    assert "rotate" in capsys.readouterr().err
