@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 __all__ = ["ConfigError", "Settings", "load_settings"]
 
@@ -23,6 +24,10 @@ class Settings:
     users_cache_seconds: float = 60.0
 
 
+_DEFAULTS = Settings(bucket="", table="")  # the field defaults, read by name below
+_N = TypeVar("_N", int, float)
+
+
 def load_settings(environ: Mapping[str, str]) -> Settings:
     """Build :class:`Settings` from ``EXPORTSYNC_*`` variables."""
     bucket = environ.get("EXPORTSYNC_BUCKET", "").strip()
@@ -35,9 +40,18 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         bucket=bucket,
         table=table,
         key_users=_key_users(environ.get("EXPORTSYNC_KEY_USERS", "")),
-        presign_seconds=_presign_seconds(environ.get("EXPORTSYNC_PRESIGN_SECONDS", "")),
+        # SigV4 presigned URLs are valid for at most 7 days.
+        presign_seconds=_bounded(
+            environ, "EXPORTSYNC_PRESIGN_SECONDS", _DEFAULTS.presign_seconds, (1, 604800), int
+        ),
         users_table=environ.get("EXPORTSYNC_USERS_TABLE", "").strip() or None,
-        users_cache_seconds=_cache_seconds(environ.get("EXPORTSYNC_USERS_CACHE_SECONDS", "")),
+        users_cache_seconds=_bounded(
+            environ,
+            "EXPORTSYNC_USERS_CACHE_SECONDS",
+            _DEFAULTS.users_cache_seconds,
+            (0.0, 3600.0),
+            float,
+        ),
     )
 
 
@@ -55,26 +69,22 @@ def _key_users(raw: str) -> dict[str, str]:
     return value
 
 
-def _presign_seconds(raw: str) -> int:
+def _bounded(
+    environ: Mapping[str, str],
+    name: str,
+    default: _N,
+    within: tuple[_N, _N],
+    parse: Callable[[str], _N],
+) -> _N:
+    """The number in environ[name], within `within` (inclusive); `default` when unset."""
+    raw = environ.get(name, "")
+    low, high = within
     if not raw.strip():
-        return 900
+        return default
     try:
-        seconds = int(raw)
+        value = parse(raw)
     except ValueError as exc:
-        raise ConfigError("EXPORTSYNC_PRESIGN_SECONDS must be an integer") from exc
-    # SigV4 presigned URLs are valid for at most 7 days.
-    if not 1 <= seconds <= 604800:
-        raise ConfigError("EXPORTSYNC_PRESIGN_SECONDS must be between 1 and 604800")
-    return seconds
-
-
-def _cache_seconds(raw: str) -> float:
-    if not raw.strip():
-        return 60.0
-    try:
-        seconds = float(raw)
-    except ValueError as exc:
-        raise ConfigError("EXPORTSYNC_USERS_CACHE_SECONDS must be a number") from exc
-    if not 0 <= seconds <= 3600:
-        raise ConfigError("EXPORTSYNC_USERS_CACHE_SECONDS must be between 0 and 3600")
-    return seconds
+        raise ConfigError(f"{name} must be a number") from exc
+    if not low <= value <= high:
+        raise ConfigError(f"{name} must be between {low} and {high}")
+    return value

@@ -23,6 +23,7 @@ from exportsync_api.registry import (
     KeyUser,
     resolve_user,
 )
+from exportsync_api.settings import ConfigError, load_settings
 
 USERS_TABLE = "exportsync-test-users"
 
@@ -156,3 +157,15 @@ def test_admin_add_prints_the_key_once_on_stdout(
     assert printed["api_key"] not in err
     assert admin_main(["users", "add", "fay"], environ=env) == 1  # one active key per user
     assert "rotate" in capsys.readouterr().err
+
+
+def test_settings_name_the_registry_and_its_cache() -> None:
+    base = {"EXPORTSYNC_BUCKET": "b", "EXPORTSYNC_TABLE": "t"}
+    assert (load_settings(base).users_table, load_settings(base).users_cache_seconds) == (None, 60)
+    settings = load_settings(
+        base | {"EXPORTSYNC_USERS_TABLE": "users", "EXPORTSYNC_USERS_CACHE_SECONDS": "2.5"}
+    )
+    assert (settings.users_table, settings.users_cache_seconds) == ("users", 2.5)
+    for bad in ("-1", "soon", "3601"):
+        with pytest.raises(ConfigError, match="EXPORTSYNC_USERS_CACHE_SECONDS"):
+            load_settings(base | {"EXPORTSYNC_USERS_CACHE_SECONDS": bad})
