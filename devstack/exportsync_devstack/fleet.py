@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import functools
-import hashlib
 import json
 import os
 import random
@@ -28,11 +26,14 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, cast
+from typing import IO, Any
 
-__all__ = ["FleetOptions", "FleetReport", "main", "run_fleet"]
+from .fleet_checks import FleetReport, aws_client, check, landed
+from .fleet_plan import FleetDaemon, schedule, write_config
+
+__all__ = ["FleetOptions", "main", "run_fleet"]
 
 _DEVSTACK_READY = 60.0
 
@@ -46,48 +47,6 @@ class FleetOptions:
     fault_rate: float = 0.05
     deadline: float = 240.0  # seconds for everything to settle once the last export is written
     measure_requests: int = 200  # per throughput route (0: skip the measurement)
-
-
-@dataclass
-class FleetReport:
-    daemons: int
-    requests: int = 0
-    files: int = 0
-    refused: int = 0
-    lost: int = 0
-    forged: int = 0
-    problems: list[str] = field(default_factory=list)
-    throughput: list[str] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        return not self.problems and self.refused == 0 and self.lost == 0
-
-    def summary(self) -> str:
-        isolation = "ok" if not any(p.startswith("isolation") for p in self.problems) else "BROKEN"
-        return (
-            f"fleet: {self.daemons} daemons, {self.requests} requests, {self.files} files, "
-            f"refused {self.refused}, lost {self.lost}, isolation {isolation}"
-        )
-
-
-@dataclass
-class _Daemon:
-    user: str
-    key: str = field(repr=False)
-    base: Path
-    process: subprocess.Popen[bytes] | None = None
-    objects: dict[str, str] = field(default_factory=dict)  # sha256 -> filename
-    sessions: set[str] = field(default_factory=set)  # timestamps
-    forged_file: str | None = None
-
-    @property
-    def export(self) -> Path:
-        return self.base / "export"
-
-    @property
-    def config(self) -> Path:
-        return self.base / "exportsync.toml"
 
 
 def _env() -> dict[str, str]:
@@ -114,102 +73,11 @@ def _start_devstack(options: FleetOptions, log: IO[str]) -> tuple[subprocess.Pop
     return process, json.loads(line)
 
 
-def _write_config(daemon: _Daemon, api_url: str) -> None:
-    daemon.export.mkdir(parents=True, exist_ok=True)
-    key_file = daemon.base / "api_key"
-    key_file.write_text(daemon.key + "\n")
-    key_file.chmod(0o600)
-    doc: dict[str, dict[str, object]] = {
-        "watch": {"dir": str(daemon.export)},
-        "api": {
-            "url": api_url,
-            "api_key_file": str(key_file),
-            "user_id": daemon.user,
-            "timeout_seconds": 10,
-            "batch_linger_seconds": 1.0,
-        },
-        "state": {"dir": str(daemon.base / "state")},
-        "log": {"format": "json", "level": "info"},
-    }
-    lines = []
-    for name, values in doc.items():
-        lines.append(f"[{name}]")
-        lines += [f"{key} = {json.dumps(value)}" for key, value in values.items()]
-    daemon.config.write_text("\n".join(lines) + "\n")
-
-
 def _exportsync(*args: str) -> list[str]:
     return [sys.executable, "-m", "exportsync", *args]
 
 
-def _schedule(
-    daemons: list[_Daemon], options: FleetOptions, rng: random.Random
-) -> list[tuple[float, Callable[[], None]]]:
-    """(seconds from start, write one export) for every daemon's every export, in time order."""
-    steps: list[tuple[float, Callable[[], None]]] = []
-    for index, daemon in enumerate(daemons):
-        offset, interval = rng.uniform(0.5, 3.0), rng.uniform(2.0, 6.0)
-        victim = daemons[(index + 1) % len(daemons)].user if len(daemons) > 1 else None
-        for number in range(options.exports):
-            files = [
-                (
-                    f"export-{number}-{part}.csv",
-                    "".join(
-                        f"{daemon.user},{number},{part},{row},{rng.randrange(10**9)}\n"
-                        for row in range(rng.randint(1, 40))
-                    ).encode(),
-                )
-                for part in range(rng.randint(1, 3))
-            ]
-            forged_by = victim if number == 0 else None
-            write = functools.partial(_export, daemon, number, files, forged_by)
-            steps.append((offset + number * interval, write))
-    return sorted(steps, key=lambda step: step[0])
-
-
-def _export(
-    daemon: _Daemon, number: int, files: list[tuple[str, bytes]], victim: str | None
-) -> None:
-    for name, data in files:
-        (daemon.export / name).write_bytes(data)
-        daemon.objects[hashlib.sha256(data).hexdigest()] = name
-    stamps = [f"2026-11-2{number % 8 + 1}T{hour:02d}:00:00+00:00" for hour in range(2)]
-    sessions = [
-        {"timestamp": stamp, "steps": 100 * number + hour} for hour, stamp in enumerate(stamps)
-    ]
-    (daemon.export / f"export-{number}.session.json").write_text(json.dumps(sessions))
-    daemon.sessions.update(stamps)
-    if victim is not None:
-        daemon.forged_file = "forged.session.json"
-        forged = {"user_id": victim, "timestamp": "2026-12-31T23:59:59+00:00", "steps": 1}
-        (daemon.export / daemon.forged_file).write_text(json.dumps(forged))
-
-
-def _aws(info: dict[str, Any], service: str) -> Any:
-    import boto3  # noqa: PLC0415 -- heavy, and only needed once the devstack is up
-
-    return boto3.session.Session(
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",  # noqa: S106 -- moto's dummy credential
-        region_name=info["region"],
-    ).client(cast(Any, service), endpoint_url=info["aws_endpoint"])
-
-
-def _landed(info: dict[str, Any]) -> tuple[set[tuple[str, str]], set[tuple[str, str]]]:
-    """What is in the backend: {(user segment, sha256)} objects, {(user_id, timestamp)} items."""
-    objects: set[tuple[str, str]] = set()
-    for page in _aws(info, "s3").get_paginator("list_objects_v2").paginate(Bucket=info["bucket"]):
-        for entry in page.get("Contents", []):
-            parts = entry["Key"].split("/")
-            objects.add((parts[1], parts[2]) if len(parts) == 4 else (entry["Key"], ""))
-    items: set[tuple[str, str]] = set()
-    for page in _aws(info, "dynamodb").get_paginator("scan").paginate(TableName=info["table"]):
-        for item in page.get("Items", []):
-            items.add((item["user_id"]["S"], item["timestamp"]["S"]))
-    return objects, items
-
-
-def _statuses(daemons: list[_Daemon]) -> dict[str, dict[str, Any]]:
+def _statuses(daemons: list[FleetDaemon]) -> dict[str, dict[str, Any]]:
     """`exportsync status --json` of every daemon, run side by side."""
     running = {
         d.user: subprocess.Popen(  # noqa: S603 -- this interpreter running exportsync
@@ -243,37 +111,6 @@ def _poll(predicate: Callable[[], bool], deadline: float, interval: float = 1.0)
     return True
 
 
-def _check(
-    report: FleetReport,
-    daemons: list[_Daemon],
-    landed: tuple[set[tuple[str, str]], set[tuple[str, str]]],
-    statuses: dict[str, dict[str, Any]],
-    by_key: dict[str, dict[str, int]],
-) -> None:
-    owners = {d.user: d for d in daemons}
-    objects, items = landed
-    for user, digest in sorted(objects):
-        if user not in owners or digest not in owners[user].objects:
-            report.problems.append(f"isolation: object uploads/{user}/{digest} is not {user}'s")
-    for user, stamp in sorted(items):
-        if user not in owners or stamp not in owners[user].sessions:
-            report.problems.append(f"isolation: session {user}/{stamp} was not written by {user}")
-    for d in daemons:
-        report.lost += sum((d.user, digest) not in objects for digest in d.objects)
-        report.lost += sum((d.user, stamp) not in items for stamp in d.sessions)
-        failed = statuses.get(d.user, {}).get("failed", [])
-        forged = [f for f in failed if Path(f["path"]).name == d.forged_file]
-        report.lost += len(failed) - len(forged)
-        if d.forged_file is not None:
-            report.forged += 1
-            if not (forged and "user_mismatch" in forged[0]["reason"]):
-                report.problems.append(f"isolation: the session {d.user} forged was not refused")
-        counts = by_key.get(d.user, {})
-        report.refused += sum(
-            counts.get(k, 0) for k in ("throttled", "quota_exceeded", "forbidden")
-        )
-
-
 def _measure(info: dict[str, Any], users_table: str, count: int) -> list[str]:
     # The function's JSON logs go where Lambda's would, not onto this report: its logger keeps
     # the stdout it finds at import, so import (and measure) with stdout pointed at /dev/null.
@@ -290,14 +127,14 @@ def _measure_quietly(info: dict[str, Any], users_table: str, count: int) -> list
     from .events import ApiIdentity  # noqa: PLC0415
     from .throughput import measure_routes  # noqa: PLC0415
 
-    dynamodb = _aws(info, "dynamodb")
+    dynamodb = aws_client(info, "dynamodb")
     deps = Dependencies(
         settings=Settings(bucket=info["bucket"], table=info["table"], users_table=users_table),
-        objects=S3ObjectStore(_aws(info, "s3"), info["bucket"]),
+        objects=S3ObjectStore(aws_client(info, "s3"), info["bucket"]),
         sessions=DynamoSessionStore(dynamodb, info["table"]),
         users=CachedUserDirectory(DynamoUserDirectory(dynamodb, users_table)),
     )
-    keys = _aws(info, "apigateway").get_api_keys(includeValues=True)["items"]
+    keys = aws_client(info, "apigateway").get_api_keys(includeValues=True)["items"]
     [key_id] = [k["id"] for k in keys if k.get("value") == info["api_key"]]
     identity = ApiIdentity(api_key_id=key_id, api_key=info["api_key"])
     rates = measure_routes(
@@ -318,7 +155,7 @@ def run_fleet(options: FleetOptions, out: IO[str]) -> FleetReport:
         try:
             users = info.get("users") or [{"user_id": info["user_id"], "api_key": info["api_key"]}]
             daemons = [
-                _Daemon(u["user_id"], u["api_key"], options.workdir / f"daemon-{n:03d}")
+                FleetDaemon(u["user_id"], u["api_key"], options.workdir / f"daemon-{n:03d}")
                 for n, u in enumerate(users)
             ]
             _run_daemons(daemons, info, options, rng=rng, report=report, out=out)
@@ -336,7 +173,7 @@ def run_fleet(options: FleetOptions, out: IO[str]) -> FleetReport:
 
 
 def _run_daemons(
-    daemons: list[_Daemon],
+    daemons: list[FleetDaemon],
     info: dict[str, Any],
     options: FleetOptions,
     *,
@@ -345,7 +182,7 @@ def _run_daemons(
     out: IO[str],
 ) -> None:
     for d in daemons:
-        _write_config(d, info["api_url"])
+        write_config(d, info["api_url"])
         with (d.base / "daemon.log").open("wb") as log:
             d.process = subprocess.Popen(  # noqa: S603 -- this interpreter running exportsync
                 _exportsync("run", "--config", str(d.config)),
@@ -355,7 +192,7 @@ def _run_daemons(
             )
     try:
         started = time.monotonic()
-        for at, write in _schedule(daemons, options, rng):
+        for at, write in schedule(daemons, options.exports, rng):
             time.sleep(max(0.0, started + at - time.monotonic()))  # the exporting apps' pace
             write()
         report.files = sum(len(list(d.export.iterdir())) for d in daemons)
@@ -367,7 +204,7 @@ def _run_daemons(
         )
 
         def delivered() -> bool:
-            objects, items = _landed(info)
+            objects, items = landed(info)
             return expected[0] <= objects and expected[1] <= items
 
         if not _poll(delivered, options.deadline):
@@ -390,7 +227,7 @@ def _run_daemons(
     with _urlopen(info["admin_url"] + "/usage") as response:
         usage = json.load(response)
     report.requests = usage["requests"]
-    _check(report, daemons, _landed(info), statuses, usage.get("by_key", {}))
+    check(report, daemons, landed(info), statuses, usage.get("by_key", {}))
 
 
 def _urlopen(url: str) -> Any:
