@@ -26,7 +26,7 @@ from .users import SeededUser, seed_users, user_ids
 
 __all__ = ["Devstack", "DevstackOptions", "load_lambda_handler"]
 
-_log = structlog.get_logger("exportsync_devstack")
+_log = structlog.get_logger(__name__)
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
+from exportsync_wire import ErrorCode
+
 from .errors import ApiError
 
 if TYPE_CHECKING:
@@ -105,7 +107,7 @@ class CachedUserDirectory:
 
 
 def key_revoked() -> ApiError:
-    return ApiError(403, "key_revoked", "this API key's user is revoked; ask for a new key")
+    return ApiError(403, ErrorCode.KEY_REVOKED, "this API key's user is revoked; ask for a new key")
 
 
 def resolve_user(
