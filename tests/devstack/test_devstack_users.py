@@ -79,3 +79,17 @@ def test_a_key_disabled_in_api_gateway_is_refused_with_403(tmp_path: Path) -> No
 
         assert wait_for(refused, deadline=10.0, interval=0.1)
         assert _post(info, other["api_key"], "/session", json=session).status_code == 200
+
+
+def test_state_dir_keeps_every_users_key_and_day(tmp_path: Path) -> None:
+    args = ("--users", "2", "--state-dir", str(tmp_path / "state"), "--quota", "1", "--rate", "0")
+    session = {"sessions": []}
+    with start_devstack(tmp_path, *args) as first:
+        second_user = first.users[1]
+        assert _post(first, second_user["api_key"], "/session", json=session).status_code != 429
+    with start_devstack(tmp_path, *args) as again:
+        assert again.users == first.users
+        over = _post(again, second_user["api_key"], "/session", json=session)
+        assert over.json() == {"message": "Limit Exceeded"}
+        # The first user's day was not spent, before or after the restart.
+        assert _post(again, again.api_key, "/session", json=session).status_code != 429
