@@ -9,6 +9,7 @@ registry.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -80,7 +81,7 @@ def create_registry_table(client: DynamoDBClient, table: str) -> None:
 
 
 class KeyManager:
-    """add, list_keys, revoke, rotate against one usage plan and one registry table."""
+    """add, list_keys, revoke, rotate, purge against one usage plan and one registry table."""
 
     def __init__(
         self,
@@ -120,6 +121,34 @@ class KeyManager:
         for key_id in old:
             self._retire(key_id, REVOKED)
         return old
+
+    def purge(self, retired_before: str) -> list[str]:
+        """Delete from API Gateway the keys retired before this ISO time; their ids.
+
+        API Gateway holds at most 10,000 keys per account and Region, retired ones included, so
+        old revoked and rotated keys must go. Their registry items stay (status kept, with
+        `purged_at`), so the function still refuses them and the history remains.
+        """
+        purged: list[str] = []
+        for item in self._scan():
+            status = item.get("status", {}).get("S")
+            retired_at = item.get("retired_at", {}).get("S", "")
+            if status == ACTIVE or "purged_at" in item or not retired_at:
+                continue
+            if retired_at >= retired_before:
+                continue
+            key_id = item[KEY_ATTRIBUTE]["S"]
+            # A key deleted by hand already is recorded all the same.
+            with contextlib.suppress(self._apigw.exceptions.NotFoundException):
+                self._apigw.delete_api_key(apiKey=key_id)
+            self._ddb.update_item(
+                TableName=self._table,
+                Key={KEY_ATTRIBUTE: {"S": key_id}},
+                UpdateExpression="SET purged_at = :t",
+                ExpressionAttributeValues={":t": {"S": self._now()}},
+            )
+            purged.append(key_id)
+        return purged
 
     def list_keys(self) -> list[RegisteredKey]:
         """Every registered key, by user then creation time (never the key values)."""

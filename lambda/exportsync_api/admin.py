@@ -1,4 +1,4 @@
-"""`python -m exportsync_api.admin users add NAME | list | revoke NAME | rotate NAME`.
+"""`python -m exportsync_api.admin users add NAME | list | revoke NAME | rotate NAME | purge`.
 
 Manages users' API keys on AWS or on the devstack alike (point it there with --endpoint-url or
 AWS_ENDPOINT_URL). `add` and `rotate` print the new key once, on stdout, as one JSON line; it is
@@ -13,6 +13,7 @@ import os
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict
+from datetime import UTC, datetime, timedelta
 from typing import IO, TYPE_CHECKING
 
 import boto3
@@ -63,6 +64,8 @@ def parse_args(argv: Sequence[str] | None, environ: Mapping[str, str]) -> argpar
     ):
         users.add_parser(name, help=text).add_argument("name")
     users.add_parser("list", help="every registered key (never the values)")
+    purge = users.add_parser("purge", help="delete keys retired long ago from API Gateway")
+    purge.add_argument("--days", type=int, default=30, help="retired at least this long ago")
     return parser.parse_args(argv)
 
 
@@ -93,6 +96,11 @@ def _run(args: argparse.Namespace, out: IO[str], err: IO[str]) -> None:
     if args.command == "list":
         for row in manager.list_keys():
             out.write(json.dumps(asdict(row)) + "\n")
+        return
+    if args.command == "purge":
+        cutoff = datetime.now(UTC) - timedelta(days=args.days)
+        purged = manager.purge(cutoff.isoformat(timespec="seconds"))
+        out.write(json.dumps({"purged": purged}) + "\n")
         return
     if args.command == "revoke":
         revoked = manager.revoke(args.name)

@@ -169,3 +169,21 @@ def test_settings_name_the_registry_and_its_cache() -> None:
     for bad in ("-1", "soon", "3601"):
         with pytest.raises(ConfigError, match="EXPORTSYNC_USERS_CACHE_SECONDS"):
             load_settings(base | {"EXPORTSYNC_USERS_CACHE_SECONDS": bad})
+
+
+def test_purge_deletes_long_retired_keys_and_keeps_their_record(
+    aws: tuple[Any, Any, str],
+) -> None:
+    apigw, dynamodb, plan = aws
+    now = ["2026-01-01T00:00:00+00:00"]
+    manager = KeyManager(apigw, dynamodb, plan, USERS_TABLE, now=lambda: now[0])
+    old = manager.add("gus")
+    new = manager.rotate("gus")  # the old key retired at 2026-01-01
+    now[0] = "2026-03-01T00:00:00+00:00"
+    assert manager.purge("2026-01-01T00:00:00+00:00") == []  # not retired before that
+    assert manager.purge("2026-02-01T00:00:00+00:00") == [old.api_key_id]
+    remaining = {k["id"] for k in apigw.get_api_keys()["items"]}
+    assert remaining == {new.api_key_id}
+    directory = DynamoUserDirectory(dynamodb, USERS_TABLE)
+    assert directory.lookup(old.api_key_id) == KeyUser("gus", "rotated")  # still refused
+    assert manager.purge("2026-02-01T00:00:00+00:00") == []  # once only
