@@ -74,6 +74,7 @@ class ApiGatewayKeyDirectory:
         self._lock = threading.Lock()
         self._keys: tuple[GatewayKey, ...] = ()
         self._loaded_at: float | None = None
+        self._refreshing = False
 
     def find(self, value: str) -> GatewayKey | None:
         if not value:
@@ -83,10 +84,22 @@ class ApiGatewayKeyDirectory:
     def _current(self) -> tuple[GatewayKey, ...]:
         with self._lock:
             now = self._clock.monotonic()
-            if self._loaded_at is None or now - self._loaded_at >= self._ttl:
-                self._keys = self._load()
-                self._loaded_at = now
-            return self._keys
+            if self._loaded_at is None:  # the first listing: everyone waits for it
+                self._keys, self._loaded_at = self._load(), now
+                return self._keys
+            if now - self._loaded_at < self._ttl or self._refreshing:
+                return self._keys
+            self._refreshing = True
+        # One thread refreshes; the others keep answering from the last listing meanwhile, so
+        # a slow listing never holds requests back (and never bunches them up).
+        try:
+            keys = self._load()
+        finally:
+            with self._lock:
+                self._refreshing = False
+        with self._lock:
+            self._keys, self._loaded_at = keys, now
+            return keys
 
     def _load(self) -> tuple[GatewayKey, ...]:
         in_plan: set[str] = set()

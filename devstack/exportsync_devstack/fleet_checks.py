@@ -90,6 +90,7 @@ def check(
             if not (forged and "user_mismatch" in forged[0]["reason"]):
                 report.problems.append(f"isolation: the session {d.user} forged was not refused")
         counts = by_key.get(d.user, {})
-        report.refused += sum(
-            counts.get(k, 0) for k in ("throttled", "quota_exceeded", "forbidden")
-        )
+        refused = {k: counts.get(k, 0) for k in ("throttled", "quota_exceeded", "forbidden")}
+        if any(refused.values()):
+            report.refused += sum(refused.values())
+            report.problems.append(f"plan: {d.user} was refused {refused}")

@@ -155,6 +155,10 @@ class Gateway:
     def usage(self) -> dict[str, Any]:
         return self.counters.snapshot(self._plans.primary_snapshot())
 
+    def arrival(self) -> float:
+        """Now on the plan's clock: the HTTP layer stamps a request with it on arrival."""
+        return self._clock.monotonic()
+
     def handle(
         self,
         method: str,
@@ -164,8 +168,12 @@ class Gateway:
         headers: Sequence[tuple[str, str]] = (),
         body: bytes = b"",
         source_ip: str = "127.0.0.1",
+        arrived: float | None = None,
     ) -> GatewayReply:
-        """Run one request through the gateway's checks and, when accepted, the handler."""
+        """Run one request through the gateway's checks and, when accepted, the handler.
+
+        `arrived` (from arrival()) is when its headers came in; the throttle meters from then.
+        """
         route = self.route_of(method, raw_path)
         if len(body) > self.max_body:
             return self.reject_too_large(method, raw_path)
@@ -183,7 +191,7 @@ class Gateway:
             # A disabled key is refused like an unknown one, as API Gateway does.
             reply = _gateway_error(403, "Forbidden", "ForbiddenException", rid)
             return self._finish(route, "forbidden", reply, rid, key.user if key else None)
-        admission = self._plans.admit(key)
+        admission = self._plans.admit(key, arrived)
         if admission == "throttled":
             reply = _gateway_error(429, "Too Many Requests", "TooManyRequestsException", rid)
             return self._finish(route, "throttled", reply, rid, key.user)

@@ -102,6 +102,7 @@ class _ApiHandler(QuietHandler):
 
     def _serve(self) -> None:
         gateway = self.server.gateway
+        arrived = gateway.arrival()  # before the body: reading it must not count against the key
         url = urlsplit(self.path)
         try:
             if self._is_chunked():
@@ -134,6 +135,7 @@ class _ApiHandler(QuietHandler):
             headers=list(self.headers.items()),
             body=body,
             source_ip=str(self.client_address[0]),
+            arrived=arrived,
         )
         self._send_reply(reply)
 

@@ -63,10 +63,13 @@ class PlanLedger:
                 self._plans[key.key_id] = plan
             return plan
 
-    def admit(self, key: GatewayKey) -> Admission:
-        """Throttle before quota, as API Gateway does: a throttled request costs no quota."""
+    def admit(self, key: GatewayKey, arrived: float | None = None) -> Admission:
+        """Throttle before quota, as API Gateway does: a throttled request costs no quota.
+
+        `arrived` is the request's arrival on the clock's monotonic time (default: now).
+        """
         plan = self.plan_for(key)
-        if not plan.throttle.try_acquire():
+        if not plan.throttle.try_acquire(arrived):
             return "throttled"
         if not plan.quota.try_consume():
             return "quota_exceeded"

@@ -83,7 +83,7 @@ def test_a_key_disabled_in_api_gateway_is_refused_with_403(tmp_path: Path) -> No
 
 def test_state_dir_keeps_every_users_key_and_day(tmp_path: Path) -> None:
     args = ("--users", "2", "--state-dir", str(tmp_path / "state"), "--quota", "1", "--rate", "0")
-    session = {"sessions": []}
+    session: dict[str, list[object]] = {"sessions": []}
     with start_devstack(tmp_path, *args) as first:
         second_user = first.users[1]
         assert _post(first, second_user["api_key"], "/session", json=session).status_code != 429
