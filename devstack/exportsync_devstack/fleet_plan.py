@@ -16,9 +16,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["FORGED_FILE", "FleetDaemon", "schedule", "write_config"]
+__all__ = ["FORGED_FILE", "MARGIN_SECONDS", "FleetDaemon", "schedule", "write_config"]
 
 FORGED_FILE = "forged.session.json"
+MARGIN_SECONDS = 0.75
 _FORGED_AT = "2026-12-31T23:59:59+00:00"  # no user ever exports a session at this time
 
 
@@ -57,6 +58,11 @@ def write_config(daemon: FleetDaemon, api_url: str) -> None:
             "timeout_seconds": 10,
             "batch_linger_seconds": 1.0,
         },
+        # Twenty daemons and the devstack share a couple of cores here: a daemon can take its
+        # token and then wait for the CPU for a few hundred ms before the request leaves, so
+        # the next one would reach the gateway less than a second later. A wider margin (the
+        # knob exists for jitter) keeps every key inside its plan on such a crowded host.
+        "quota": {"margin_seconds": MARGIN_SECONDS},
         "state": {"dir": str(daemon.base / "state")},
         "log": {"format": "json", "level": "info"},
     }
