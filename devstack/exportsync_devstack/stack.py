@@ -115,6 +115,8 @@ class Devstack:
         os.environ["EXPORTSYNC_USERS_TABLE"] = opts.users_table
         os.environ["EXPORTSYNC_USERS_CACHE_SECONDS"] = str(opts.key_cache_seconds)
         os.environ.pop("EXPORTSYNC_KEY_USERS", None)  # the registry decides, as on AWS
+        # No function timeout here: a loaded machine must not turn writes into "retry" answers.
+        os.environ.setdefault("EXPORTSYNC_WRITE_SECONDS", "900")
         handler = self._handler if self._handler is not None else load_lambda_handler()
         faults = (
             FaultInjector(opts.fault_rate, opts.seed, opts.fault_kinds) if opts.fault_rate else None

@@ -20,11 +20,15 @@ class Settings:
     table: str
     key_users: Mapping[str, str] = field(default_factory=dict)
     presign_seconds: int = 900
+    # Concurrent S3/DynamoDB writes per request (and the boto3 connection pool's size).
+    workers: int = 16
+    # No write of a request starts later than this after the request began (the rest answer
+    # "retry"); the function's own remaining time lowers it further.
+    write_seconds: int = 18
     users_table: str | None = None  # the user registry; None: key ids stand for their users
     users_cache_seconds: float = 60.0
 
 
-_DEFAULTS = Settings(bucket="", table="")  # the field defaults, read by name below
 _N = TypeVar("_N", int, float)
 
 
@@ -42,13 +46,17 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         key_users=_key_users(environ.get("EXPORTSYNC_KEY_USERS", "")),
         # SigV4 presigned URLs are valid for at most 7 days.
         presign_seconds=_bounded(
-            environ, "EXPORTSYNC_PRESIGN_SECONDS", _DEFAULTS.presign_seconds, (1, 604800), int
+            environ, "EXPORTSYNC_PRESIGN_SECONDS", Settings.presign_seconds, (1, 604800), int
+        ),
+        workers=_bounded(environ, "EXPORTSYNC_WORKERS", Settings.workers, (1, 64), int),
+        write_seconds=_bounded(
+            environ, "EXPORTSYNC_WRITE_SECONDS", Settings.write_seconds, (1, 900), int
         ),
         users_table=environ.get("EXPORTSYNC_USERS_TABLE", "").strip() or None,
         users_cache_seconds=_bounded(
             environ,
             "EXPORTSYNC_USERS_CACHE_SECONDS",
-            _DEFAULTS.users_cache_seconds,
+            Settings.users_cache_seconds,
             (0.0, 3600.0),
             float,
         ),
@@ -77,9 +85,9 @@ def _bounded(
     parse: Callable[[str], _N],
 ) -> _N:
     """The number in environ[name], within `within` (inclusive); `default` when unset."""
-    raw = environ.get(name, "")
+    raw = environ.get(name, "").strip()
     low, high = within
-    if not raw.strip():
+    if not raw:
         return default
     try:
         value = parse(raw)
