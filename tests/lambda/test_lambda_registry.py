@@ -89,8 +89,11 @@ def test_a_revoked_key_is_refused_with_403_and_nothing_is_stored(
             "message": "this API key's user is revoked; ask for a new key",
         }
     }
-    files = rest_event("/upload", b"", content_type="multipart/form-data; boundary=x")
-    assert handle(files, None, deps)["statusCode"] == 403
+    for route in ("/upload", "/batch"):
+        form = rest_event(route, b"", content_type="multipart/form-data; boundary=x")
+        assert handle(form, None, deps)["statusCode"] == 403, route
+    presign = rest_event("/presign", json.dumps({"files": []}))
+    assert handle(presign, None, deps)["statusCode"] == 403
     assert deps.sessions.items == {}  # type: ignore[attr-defined]
 
 
