@@ -35,6 +35,11 @@ STALL_SECONDS = 900.0
 # With nothing due the loop still looks every few seconds (one indexed query), so items that
 # `exportsync enqueue` or `retry` put in the spool from another process start soon.
 IDLE_WAKE_SECONDS = 5.0
+# Without a daily limit a file goes the moment its writer closes it, after this short pause (a
+# writer that reopens to append within it is still caught). A version sent too early costs only
+# one more cheap request for the next one; with a daily limit the watcher's default (0.5 s) and
+# the pacing quiet window hold instead.
+UNLIMITED_CLOSE_QUIET_SECONDS = 0.02
 
 
 def build_matcher(config: Config) -> FileMatcher:
@@ -109,7 +114,8 @@ class Daemon:
             after_upload=config.watch.after_upload,
             inline_max_bytes=config.api.inline_max_bytes,
             batch_max_files=config.api.batch_max_files,
-            linger_seconds=config.api.batch_linger_seconds,
+            multipart_threshold_bytes=config.api.multipart_threshold_bytes,
+            pacing=config.quota.pacing,
             metrics=metrics,
         )
         self.watcher = Watcher(
@@ -118,6 +124,9 @@ class Daemon:
             self._offer,
             settle_seconds=config.watch.settle_seconds,
             use_polling=config.watch.use_polling,
+            close_quiet_seconds=(
+                UNLIMITED_CLOSE_QUIET_SECONDS if config.quota.daily_requests == 0 else None
+            ),
         )
         self._watchdog_every = watchdog_interval()
         self._tick = self.clock.monotonic()

@@ -126,6 +126,26 @@ def _v4_poison_pill(db: sqlite3.Connection) -> None:
     db.execute("ALTER TABLE items ADD COLUMN in_hand_since REAL")
 
 
+def _v5_multipart_uploads(db: sqlite3.Connection) -> None:
+    """Multipart uploads in progress: the presigned plan (part URLs, completion, expiry, the
+    content it is for) per item, and each sent part's ETag, so a restart sends only the rest."""
+    _script(
+        db,
+        """
+        CREATE TABLE uploads (
+            item_id INTEGER PRIMARY KEY REFERENCES items (id) ON DELETE CASCADE,
+            plan    TEXT    NOT NULL
+        );
+        CREATE TABLE upload_parts (
+            item_id INTEGER NOT NULL REFERENCES uploads (item_id) ON DELETE CASCADE,
+            number  INTEGER NOT NULL,
+            etag    TEXT    NOT NULL,
+            PRIMARY KEY (item_id, number)
+        );
+        """,
+    )
+
+
 Migration = Callable[[sqlite3.Connection], None]
 
 # MIGRATIONS[n] upgrades schema version n to n + 1. Append only.
@@ -134,6 +154,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     _v2_explicit_states,
     _v3_paths_as_bytes,
     _v4_poison_pill,
+    _v5_multipart_uploads,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

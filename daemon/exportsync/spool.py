@@ -19,12 +19,13 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
+from exportsync.backlog import ENTRY_OVERHEAD_BYTES, Backlog, requests_needed
 from exportsync.errors import SpoolCorrupt, SpoolError
 from exportsync.migrations import migrate
 from exportsync.names import from_stored, stored
@@ -515,6 +516,89 @@ class Spool:
         for row in self._query("SELECT state, COUNT(*) FROM items GROUP BY state"):
             counts[row[0]] = int(row[1])
         return counts
+
+    def backlog(self, now: float, *, inline_max_bytes: int, max_entries: int) -> Backlog:
+        """The due pending items in summary: count, bytes, requests they need, arrival span."""
+        rows = self._query(
+            "SELECT COUNT(*), COALESCE(SUM(size), 0),"
+            " COALESCE(SUM(CASE WHEN kind = 'session' OR size <= ? THEN size ELSE 0 END), 0),"
+            " COALESCE(SUM(CASE WHEN kind = 'session' OR size <= ? THEN 1 ELSE 0 END), 0),"
+            " MIN(created_at), MAX(created_at)"
+            " FROM items WHERE state = 'pending' AND next_attempt_at <= ?",
+            (inline_max_bytes, inline_max_bytes, now),
+        )
+        count, total, inline, inline_count, oldest, newest = rows[0]
+        return Backlog(
+            items=int(count),
+            bytes=int(total),
+            requests_needed=requests_needed(
+                int(count),
+                int(inline) + ENTRY_OVERHEAD_BYTES * int(inline_count),
+                inline_max_bytes=inline_max_bytes,
+                max_entries=max_entries,
+            ),
+            oldest_at=oldest,
+            newest_at=newest,
+        )
+
+    # -- multipart uploads in progress -------------------------------------------------------
+
+    def upload_save(self, item_id: int, plan: Mapping[str, Any]) -> dict[int, str]:
+        """Remember a presigned multipart upload (its parts' URLs) before any part is sent; the
+        ETags already recorded when it continues the upload recorded before, else none."""
+        with self._tx() as db:
+            row = db.execute("SELECT plan FROM uploads WHERE item_id = ?", (item_id,)).fetchone()
+            same = row is not None and json.loads(row[0]).get("upload_id") == plan.get("upload_id")
+            if same:
+                db.execute(
+                    "UPDATE uploads SET plan = ? WHERE item_id = ?", (json.dumps(plan), item_id)
+                )
+            else:
+                db.execute("DELETE FROM uploads WHERE item_id = ?", (item_id,))
+                db.execute(
+                    "INSERT INTO uploads (item_id, plan) VALUES (?, ?)",
+                    (item_id, json.dumps(plan)),
+                )
+            parts = db.execute(
+                "SELECT number, etag FROM upload_parts WHERE item_id = ?", (item_id,)
+            ).fetchall()
+        return {int(n): str(e) for n, e in parts}
+
+    def upload_get(self, item_id: int) -> tuple[dict[str, Any], dict[int, str]] | None:
+        """(plan, ETags of parts sent) of the item's upload, or None."""
+        rows = self._query("SELECT plan FROM uploads WHERE item_id = ?", (item_id,))
+        if not rows:
+            return None
+        parts = self._query("SELECT number, etag FROM upload_parts WHERE item_id = ?", (item_id,))
+        return json.loads(rows[0][0]), {int(n): str(e) for n, e in parts}
+
+    def upload_part_done(self, item_id: int, number: int, etag: str) -> None:
+        with self._tx() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO upload_parts (item_id, number, etag) VALUES (?, ?, ?)",
+                (item_id, number, etag),
+            )
+
+    def upload_drop(self, item_id: int) -> None:
+        with self._tx() as db:
+            db.execute("DELETE FROM uploads WHERE item_id = ?", (item_id,))
+
+    def uploads_due(self, now: float) -> list[tuple[int, str, dict[str, Any], dict[int, str]]]:
+        """(item id, its sha256, plan, ETags of parts sent) for uploads of due pending items."""
+        rows = self._query(
+            "SELECT u.item_id, i.sha256, u.plan FROM uploads u JOIN items i ON i.id = u.item_id"
+            " WHERE i.state = 'pending' AND i.next_attempt_at <= ? ORDER BY u.item_id",
+            (now,),
+        )
+        found = []
+        for item_id, sha256, plan in rows:
+            parts = self._query(
+                "SELECT number, etag FROM upload_parts WHERE item_id = ?", (item_id,)
+            )
+            found.append(
+                (int(item_id), str(sha256), json.loads(plan), {int(n): str(e) for n, e in parts})
+            )
+        return found
 
     # -- quota ledger rows -------------------------------------------------------------------
 

@@ -268,6 +268,7 @@ class Watcher:
         on_overflow: Callable[[], None] | None = None,
         poll_interval: float = 1.0,
         rescan_seconds: float | None = 300.0,
+        close_quiet_seconds: float | None = None,
         health_seconds: float = HEALTH_SECONDS,
     ) -> None:
         self.root = Path(os.path.abspath(root))
@@ -281,7 +282,9 @@ class Watcher:
         self._observer: BaseObserver | None = None  # made in start(): inotify's starts a thread
         # Only inotify reports close-after-write; polling and FSEvents settle on stillness.
         self.settler = Settler(
-            settle_seconds=settle_seconds, close_events=_LINUX and not use_polling
+            settle_seconds=settle_seconds,
+            close_events=_LINUX and not use_polling,
+            quiet_seconds=close_quiet_seconds,
         )
         self._lock = threading.Lock()
         self._wake = threading.Event()

@@ -197,6 +197,34 @@ def test_a_failing_step_leaves_the_file_at_its_old_version(
         db.close()
 
 
+def test_a_v2_spool_gains_the_multipart_progress_tables(v1_spool: Path) -> None:
+    db = sqlite3.connect(v1_spool, isolation_level=None)
+    try:
+        for version in (1,):  # the v1 file, upgraded to v2 as the release before did
+            db.execute("BEGIN IMMEDIATE")
+            MIGRATIONS[version](db)
+            db.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (version + 1,))
+            db.execute("COMMIT")
+        assert schema_version(db) == 2
+    finally:
+        db.close()
+    with Spool(v1_spool) as spool:
+        assert spool.upload_get(1) is None
+        plan = {"upload_id": "u1", "sha256": "a" * 64, "parts": []}
+        assert spool.upload_save(1, plan) == {}
+        spool.upload_part_done(1, 1, '"etag-1"')
+        assert spool.upload_save(1, {**plan, "expires_at": 5.0}) == {1: '"etag-1"'}  # renewed
+        assert spool.upload_save(1, {**plan, "upload_id": "u2"}) == {}  # a new upload starts over
+        assert spool.upload_get(1) == ({**plan, "upload_id": "u2"}, {})
+        spool.forget(1)
+        assert spool.upload_get(1) is None  # the item's upload goes with it
+    db = sqlite3.connect(v1_spool, isolation_level=None)
+    try:
+        assert schema_version(db) == SCHEMA_VERSION == 5
+    finally:
+        db.close()
+
+
 def test_paths_become_the_kernels_bytes_and_no_item_has_crashed(v1_spool: Path) -> None:
     """Migrations 3 and 4: text paths are cast to the same bytes; the quarantine columns start
     empty."""
