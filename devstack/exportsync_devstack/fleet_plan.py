@@ -56,13 +56,19 @@ def write_config(daemon: FleetDaemon, api_url: str) -> None:
             "api_key_file": str(key_file),
             "user_id": daemon.user,
             "timeout_seconds": 10,
-            "batch_linger_seconds": 1.0,
         },
         # Twenty daemons and the devstack share a couple of cores here: a daemon can take its
         # token and then wait for the CPU for a few hundred ms before the request leaves, so
         # the next one would reach the gateway less than a second later. A wider margin (the
         # knob exists for jitter) keeps every key inside its plan on such a crowded host.
-        "quota": {"margin_seconds": MARGIN_SECONDS},
+        # The fleet's exports all happen within a minute: every request of the day goes as soon
+        # as the folder is quiet, none is held back to spread the day (the pacing's knobs).
+        "quota": {
+            "margin_seconds": MARGIN_SECONDS,
+            "quiet_seconds": 1.0,
+            "prompt_requests": 10,
+            "reserve_requests": 0,
+        },
         "state": {"dir": str(daemon.base / "state")},
         "log": {"format": "json", "level": "info"},
     }

@@ -106,4 +106,4 @@ def test_one_spent_key_does_not_stop_the_others_and_users_stay_apart(tmp_path: P
         assert by_key[hand.user_id]["quota_exceeded"] >= 1
         for user in csv:
             assert (by_key[user]["throttled"], by_key[user]["quota_exceeded"]) == (0, 0)
-            assert by_key[user]["accepted"] >= 2
+            assert by_key[user]["accepted"] >= 1
