@@ -25,10 +25,11 @@ from bench_day import run_day
 from bench_e2e import run_e2e
 from bench_economy import run_economy
 from bench_intake import run_intake
+from bench_local import run_local
 from bench_memory import run_memory
 
 Bench = Callable[[Path], dict[str, Any]]
-BENCHES = ("intake", "batching", "day", "memory", "e2e", "economy")
+BENCHES = ("intake", "batching", "day", "memory", "e2e", "economy", "local")
 RESULTS = REPO / "bench" / "results" / "latest.json"
 
 
@@ -159,6 +160,34 @@ def _summary_e2e(r: dict[str, Any]) -> list[str]:
     ]
 
 
+def _summary_local(r: dict[str, Any]) -> list[str]:
+    if "skipped" in r:
+        return [f"Local side: skipped ({r['skipped']})"]
+    lat, burst, ready, spool, idle = r["latency"], r["burst"], r["ready"], r["spool"], r["idle"]
+    return [
+        f"Local side (spool on {r['scratch_filesystem']})",
+        f"  close -> spooled  p50 {lat['spooled_p50_ms']:.2f} ms"
+        f"  p99 {lat['spooled_p99_ms']:.2f} ms"
+        f"  ({lat['files']} files; bare inotify sees the close in p50"
+        f" {lat['inotify_p50_ms']:.3f} ms, p99 {lat['inotify_p99_ms']:.3f} ms:"
+        f" {lat['p50_vs_inotify']:.1f} x / {lat['p99_vs_inotify']:.1f} x)",
+        f"  burst of {burst['files']}: last spooled {burst['last_close_to_spooled_s']:.3f} s after"
+        f" the last close, {burst['missed']} missed, {burst['transactions']} transactions;"
+        f" {burst['spooled_vs_writer']:.2f} x the writer's own time",
+        f"  READY over {ready['files']} delivered files: scan {ready['scan_s']:.3f} s"
+        f" (READY {ready['ready_full_s']:.3f} s - process start {ready['ready_empty_s']:.3f} s)"
+        f" = {ready['scan_vs_walk']:.2f} x a bare scandir+stat walk ({ready['walk_s']:.3f} s)",
+        f"  status --json over {spool['rows']} rows: {spool['status_full_s']:.3f} s"
+        f" = {spool['status_full_vs_empty']:.2f} x over an empty spool"
+        f" ({spool['status_empty_s']:.3f} s)",
+        f"  spool on disk: {_mb(spool['bytes_before_prune'])} -> {_mb(spool['bytes_after_prune'])}"
+        f" after pruning {spool['pruned']} delivered rows ({spool['prune_s']:.1f} s)"
+        f" = {spool['size_after_vs_before']:.4f} x",
+        f"  idle {idle['seconds']:.0f} s: {idle['cpu_ticks']} CPU ticks;"
+        f" RSS {_mb(idle['rss_bytes'])} = {idle['rss_vs_bare_python']:.2f} x a bare python",
+    ]
+
+
 _SUMMARIES: dict[str, Callable[[dict[str, Any]], list[str]]] = {
     "intake": _summary_intake,
     "batching": _summary_batching,
@@ -166,6 +195,7 @@ _SUMMARIES: dict[str, Callable[[dict[str, Any]], list[str]]] = {
     "memory": _summary_memory,
     "e2e": _summary_e2e,
     "economy": _summary_economy,
+    "local": _summary_local,
 }
 
 
@@ -181,6 +211,7 @@ def main(argv: list[str] | None = None) -> int:
         "memory": lambda s: run_memory(s, quick=args.quick),
         "e2e": lambda s: run_e2e(s, quick=args.quick),
         "economy": lambda s: run_economy(s, quick=args.quick),
+        "local": lambda s: run_local(s, quick=args.quick),
     }
     started = time.perf_counter()
     results: dict[str, Any] = {}

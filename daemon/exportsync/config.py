@@ -123,6 +123,8 @@ class QuotaConfig:
 @dataclass(frozen=True)
 class StateConfig:
     dir: Path
+    # Delivered items older than this are pruned from the spool (0: kept forever).
+    keep_delivered_days: float = 30.0
 
 
 @dataclass(frozen=True)
@@ -190,7 +192,7 @@ _SCHEMA: dict[str, dict[str, str]] = {
         "reserve_requests": "int",
         "last_call_seconds": "float",
     },
-    "state": {"dir": "path"},
+    "state": {"dir": "path", "keep_delivered_days": "float"},
     "log": {"format": "log_format", "level": "log_level"},
     "metrics": {"listen": "str"},
 }
@@ -257,7 +259,7 @@ def load_config(
         watch=watch,
         api=api,
         quota=_build_quota(values),
-        state=StateConfig(dir=_state_dir(values, environ)),
+        state=_build_state(values, environ),
         log=LogConfig(
             format=cast("LogFormat | None", values.get("log.format")),
             level=cast(str, values.get("log.level", _default(LogConfig, "level"))),
@@ -267,6 +269,16 @@ def load_config(
         warnings=tuple(warnings),
         explicit=frozenset(layers),
     )
+
+
+def _build_state(values: Mapping[str, object], environ: Mapping[str, str]) -> StateConfig:
+    directory = _state_dir(values, environ)
+    keep = cast(
+        float, values.get("state.keep_delivered_days", StateConfig(directory).keep_delivered_days)
+    )
+    if not 0 <= keep <= 36500:  # a hundred years
+        raise ConfigError("state.keep_delivered_days", "must be from 0 (keep forever) to 36500")
+    return StateConfig(dir=directory, keep_delivered_days=keep)
 
 
 # --- sources ---------------------------------------------------------------------------------

@@ -343,3 +343,16 @@ def test_the_old_linger_key_still_sets_the_quiet_window(tmp_path: Path) -> None:
     cfg = load_config(path, env={}, require_api=False, require_watch=False)
     assert cfg.quota.pacing.quiet_seconds == 5.0
     assert any("quota.quiet_seconds" in w for w in cfg.warnings)
+
+
+def test_keep_delivered_days_defaults_to_30_and_is_checked(minimal: Path, tmp_path: Path) -> None:
+    env = {"HOME": str(tmp_path)}
+    assert load_config(minimal, env=env).state.keep_delivered_days == 30
+    assert (
+        load_config(
+            minimal, env={**env, "EXPORTSYNC_STATE_KEEP_DELIVERED_DAYS": "0"}
+        ).state.keep_delivered_days
+        == 0
+    )
+    error = error_for(minimal, env=env, overrides={"state.keep_delivered_days": -1})
+    assert error.key == "state.keep_delivered_days"

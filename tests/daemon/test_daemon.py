@@ -133,12 +133,11 @@ def test_a_full_disk_neither_stops_the_loop_nor_loses_the_file(
 ) -> None:
     api = FakeApi()
     daemon = _daemon(tmp_path, api)
-    real_record = daemon.spool.record
+    real_record = daemon.spool.record_many
     real_sending = daemon.spool.mark_sending
     failures = {"record": 1, "sending": 1}
-    reconsidered: list[Path] = []
 
-    def record(*args: Any, **kwargs: Any) -> Any:
+    def record_many(*args: Any, **kwargs: Any) -> Any:
         if failures["record"]:
             failures["record"] -= 1
             raise SpoolError("cannot commit to the spool: database or disk is full")
@@ -150,17 +149,17 @@ def test_a_full_disk_neither_stops_the_loop_nor_loses_the_file(
             raise SpoolError("cannot commit to the spool: database or disk is full")
         real_sending(*args, **kwargs)
 
-    monkeypatch.setattr(daemon.spool, "record", record)
+    monkeypatch.setattr(daemon.spool, "record_many", record_many)
     monkeypatch.setattr(daemon.spool, "mark_sending", mark_sending)
-    monkeypatch.setattr(daemon.watcher, "reconsider", reconsidered.append)
     first = tmp_path / "export" / "first.csv"
     first.write_text("a\n")
     runner = threading.Thread(target=daemon.run)
     runner.start()
     try:
-        # The start-up scan could not record the file: the watcher is told to offer it again.
-        assert wait_for(lambda: reconsidered == [first], 10)
-        daemon.intake.offer(first)  # what the watcher's next rescan does
+        # The file could not be recorded; a rescan (here: the one an overflow asks for) offers
+        # it again, since a batch that failed does not count as reported.
+        assert wait_for(lambda: failures["record"] == 0, 10)
+        daemon.watcher.notify_overflow()
         # The first send hits the full disk too; the loop waits and tries again.
         assert wait_for(lambda: _sent(api) == (1, 0), 15)
     finally:
@@ -358,3 +357,62 @@ def test_a_watch_folder_missing_at_start_is_waited_for(tmp_path: Path) -> None:
         daemon.stop()
         runner.join(10)
     assert not runner.is_alive()
+
+
+def test_start_up_hashes_only_files_the_spool_does_not_know_as_they_are(
+    tmp_path: Path, notify_socket: socket.socket, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    api = FakeApi()
+    daemon = _daemon(tmp_path, api)
+    export = tmp_path / "export"
+    old = daemon.clock.time() - 3600
+    for name in ("known.csv", "touched.csv", "new.csv"):
+        (export / name).write_text(name)
+        os.utime(export / name, (old, old))
+    for name in ("known.csv", "touched.csv"):
+        result = daemon.intake.offer(export / name)
+        assert result is not None
+        daemon.spool.mark_sending([result.item.id], now=old)
+        daemon.spool.mark_delivered(result.item.id, now=old)
+    os.utime(export / "touched.csv", (old + 1, old + 1))  # same bytes, new mtime
+    hashed: list[str] = []
+    real_snapshot = files.snapshot
+
+    def snapshot(root: Path, path: Path, **kwargs: Any) -> Any:
+        hashed.append(path.name)
+        return real_snapshot(root, path, **kwargs)
+
+    monkeypatch.setattr(files, "snapshot", snapshot)
+    runner = threading.Thread(target=daemon.run)
+    with capture_logs() as logs:
+        runner.start()
+        try:
+            assert wait_for(lambda: "READY=1" in "".join(_messages(notify_socket)), 10)
+            assert sorted(hashed) == ["new.csv", "touched.csv"]
+            assert wait_for(lambda: api.routes == ["upload"], 10)
+        finally:
+            daemon.stop()
+            runner.join(10)
+    # One comparison with the spool set the known file aside before any per-file look-up.
+    assert [e["changed"] for e in logs if e["event"] == "startup_scan"] == [2]
+    (call,) = api.calls
+    assert [f.filename for f in call.payload] == ["new.csv"]
+
+
+def test_the_daemon_prunes_old_delivered_items_at_start(
+    tmp_path: Path, notify_socket: socket.socket
+) -> None:
+    daemon = _daemon(tmp_path, FakeApi())
+    long_ago = daemon.clock.time() - 40 * 86400
+    result = daemon.spool.record(
+        tmp_path / "export" / "gone.csv", "csv", size=1, mtime_ns=1, sha256="aa", now=long_ago
+    )
+    daemon.spool.mark_sending([result.item.id], now=long_ago)
+    daemon.spool.mark_delivered(result.item.id, now=long_ago)
+    runner = threading.Thread(target=daemon.run)
+    runner.start()
+    try:
+        assert wait_for(lambda: daemon.spool.counts()["delivered"] == 0, 10)
+    finally:
+        daemon.stop()
+        runner.join(10)

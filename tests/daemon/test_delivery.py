@@ -774,3 +774,27 @@ def test_a_request_that_raises_for_one_file_narrows_down_to_it_and_fails_it(rig:
     [failed] = rig.spool.items("failed")
     assert (failed.last_error or "").startswith("UnicodeEncodeError: ")
     assert failed.attempts == delivery.INTERNAL_ERROR_ATTEMPTS
+
+
+def test_a_rewrite_before_delivery_supersedes_the_spooled_version(rig: Rig) -> None:
+    """Written, closed and spooled, then opened and written again: only the new bytes go."""
+    path = rig.drop("r.csv", "id\n1\n")
+    old = rig.spool.items("pending")
+    with path.open("ab") as writer:
+        writer.write(b"2\n")
+    assert rig.intake.offer(path) is not None
+    assert rig.run() == 1
+    (call,) = rig.api.calls
+    assert [f.data for f in call.payload] == [b"id\n1\n2\n"]
+    assert [i.state for i in rig.spool.items()] == ["delivered"]
+    assert rig.spool.get(old[0].id) is None
+
+
+def test_a_rewrite_not_yet_spooled_is_not_sent_as_the_old_version(rig: Rig) -> None:
+    """The writer closed again but the new version is not recorded yet: the old one is not sent
+    (its bytes are gone); the new one is, once read."""
+    path = rig.drop("r.csv", "id\n1\n")
+    path.write_bytes(b"id\n1\n2\n")
+    rig.run()
+    sent = [f.data for c in rig.api.calls for f in c.payload]
+    assert sent == [b"id\n1\n2\n"]
