@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import hashlib
 import json
@@ -298,8 +299,45 @@ def test_large_files_go_through_presigned_puts(tmp_path: Path) -> None:
     assert sorted(rig.api.routes) == ["presign", "upload"]
     ((_url, headers, data),) = rig.api.puts
     assert data == big
-    assert headers == {"x-amz-checksum-sha256": hashlib.sha256(big).hexdigest()}
+    assert headers == {
+        "x-amz-checksum-sha256": base64.b64encode(hashlib.sha256(big).digest()).decode()
+    }
     assert rig.spool.counts()["delivered"] == 2
+    rig.spool.close()
+
+
+def test_a_file_changed_during_its_presigned_put_is_not_marked_delivered(tmp_path: Path) -> None:
+    """The daemon checks what it streamed against the spooled hash (the fake, like moto, checks
+    nothing): a file rewritten in place mid-PUT is requeued as its new version, never delivered
+    as the old one, and the PUT that finally counts carried exactly the delivered hash."""
+    rig = _rig(tmp_path, inline_max_bytes=10)
+    old, new = b"a" * 4000, b"b" * 4000
+    path = rig.drop("big.csv", old)
+
+    rewritten: list[bool] = []
+
+    def rewrite() -> None:
+        with path.open("r+b") as f:  # same inode, same size: only the content differs
+            f.write(new)
+        rewritten.append(True)
+
+    rig.api.during_put = rewrite
+    with capture_logs() as logs:
+        for _ in range(10):  # the first step waits for the quota's first token
+            if rewritten:
+                break
+            rig.clock.advance(rig.deliverer.step().wait or 0.0)
+    (item,) = rig.spool.items()
+    assert item.state == "pending"
+    assert item.sha256 == hashlib.sha256(new).hexdigest()
+    assert "item_delivered" not in [e["event"] for e in logs]
+    torn = rig.api.puts[0][2]
+    assert torn == old[:2000] + new[2000:]
+
+    rig.run()
+    (item,) = rig.spool.items()
+    assert item.state == "delivered"
+    assert hashlib.sha256(rig.api.puts[-1][2]).hexdigest() == item.sha256
     rig.spool.close()
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -10,9 +11,14 @@ from typing import IO, Any
 from exportsync.client import PresignFile, UploadFile
 from exportsync.errors import DeliveryError
 
-__all__ = ["Call", "FakeApi"]
+__all__ = ["Call", "FakeApi", "checksum_b64"]
 
 Script = DeliveryError | Callable[["Call"], list[dict[str, Any]] | None] | None
+
+
+def checksum_b64(sha256_hex: str) -> str:
+    """What S3 takes in x-amz-checksum-sha256: the base64 of the raw digest, not hex."""
+    return base64.b64encode(bytes.fromhex(sha256_hex)).decode("ascii")
 
 
 @dataclass
@@ -34,6 +40,8 @@ class FakeApi:
     puts: list[tuple[str, dict[str, str], bytes]] = field(default_factory=list)
     put_errors: list[DeliveryError] = field(default_factory=list)
     stored: set[str] = field(default_factory=set)
+    # Called once, halfway through the next presigned PUT's body (like S3, nothing is checked).
+    during_put: Callable[[], None] | None = None
 
     def _answer(
         self, call: Call, default: Callable[[], list[dict[str, Any]]]
@@ -87,7 +95,7 @@ class FakeApi:
                     "status": "upload",
                     "url": f"http://127.0.0.1:1/put/{f.sha256}",
                     "method": "PUT",
-                    "headers": {"x-amz-checksum-sha256": f.sha256},
+                    "headers": {"x-amz-checksum-sha256": checksum_b64(f.sha256)},
                 }
                 for f in files
             ]
@@ -97,7 +105,17 @@ class FakeApi:
     def put_presigned(
         self, url: str, headers: Mapping[str, str], body: IO[bytes] | Iterable[bytes]
     ) -> None:
-        data = body.read() if hasattr(body, "read") else b"".join(body)
+        if hasattr(body, "read"):
+            data = b""
+            if self.during_put is not None:
+                # Half the body leaves, then the hook runs (a writer changes the file mid-PUT).
+                data = body.read(max(1, len(body) // 2))  # type: ignore[arg-type]
+                hook, self.during_put = self.during_put, None
+                hook()
+            while chunk := body.read():
+                data += chunk
+        else:
+            data = b"".join(body)
         if self.put_errors:
             raise self.put_errors.pop(0)
         self.puts.append((url, dict(headers), data))
