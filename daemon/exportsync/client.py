@@ -8,6 +8,7 @@ the pure function that turns a gateway or Lambda answer into one.
 from __future__ import annotations
 
 import json
+import re
 import ssl
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -179,10 +180,13 @@ class HttpApi:
             raise TransientError(f"upload to storage failed: {type(exc).__name__}") from exc
         if response.status_code >= 300:
             text = response.content[:300].decode("utf-8", "replace")
-            if response.status_code >= 500 or response.status_code == 403:
-                # 403 here is an expired URL: ask for a new one.
+            code = _s3_error_code(response.content)
+            if response.status_code >= 500 or response.status_code == 403 or code in _BODY_REFUSALS:
+                # 403 here is an expired URL: ask for a new one. A body refused as torn or
+                # short is sent again too (the delivery step first checks the file itself).
                 raise TransientError(
-                    f"storage answered {response.status_code}", status=response.status_code
+                    f"storage answered {response.status_code} {code or ''}".rstrip(),
+                    status=response.status_code,
                 )
             raise PermanentError(
                 f"storage refused the upload ({response.status_code}): {text}",
@@ -207,6 +211,19 @@ class HttpApi:
         if error is not None:
             raise error
         return response
+
+
+# S3's answers to bytes that did not arrive as signed: the file may be fine, the transfer was not.
+_BODY_REFUSALS = frozenset(
+    {"BadDigest", "XAmzContentSHA256Mismatch", "IncompleteBody", "RequestTimeout", "InvalidDigest"}
+)
+_S3_CODE = re.compile(rb"<Code>([A-Za-z0-9.]{1,64})</Code>")
+
+
+def _s3_error_code(body: bytes) -> str | None:
+    """The <Code> of an S3 XML error body (a regex: the body is untrusted, keep it to one tag)."""
+    match = _S3_CODE.search(body[:4096])
+    return match.group(1).decode("ascii") if match else None
 
 
 def _never_connected(exc: requests.ConnectionError) -> bool:

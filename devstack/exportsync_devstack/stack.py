@@ -18,6 +18,7 @@ from .faults import Fault, FaultInjector
 from .gateway import Gateway, Handler
 from .http_api import serve_api
 from .quota import DailyQuota, MemoryQuotaStore, QuotaStore
+from .s3_front import S3Front
 from .serving import BackgroundServer
 from .state import FileQuotaStore, load_or_create_api_key
 from .throttle import TokenBucket
@@ -82,6 +83,16 @@ class Devstack:
         endpoint = self._moto.start()
         use_dummy_credentials(opts.region, endpoint)
         create_resources(AwsResources(endpoint, opts.region, opts.bucket, opts.table))
+        # The Lambda's S3 client goes through the strict front, so its presigned URLs name it.
+        s3_front = S3Front(
+            (opts.host, 0),
+            endpoint,
+            {os.environ["AWS_ACCESS_KEY_ID"]: os.environ["AWS_SECRET_ACCESS_KEY"]},
+            self._clock.time,
+        )
+        s3_server = BackgroundServer(s3_front, "devstack-s3").start()
+        self._servers.append(s3_server)
+        os.environ["AWS_ENDPOINT_URL_S3"] = s3_server.url
         os.environ["EXPORTSYNC_BUCKET"] = opts.bucket
         os.environ["EXPORTSYNC_TABLE"] = opts.table
         os.environ["EXPORTSYNC_KEY_USERS"] = json.dumps({API_KEY_ID: opts.user_id})
@@ -102,7 +113,7 @@ class Devstack:
         )
         api = serve_api(self.gateway, opts.host, opts.port)
         self._servers.append(api)
-        admin = serve_admin(self.gateway, opts.host, opts.admin_port)
+        admin = serve_admin(self.gateway, opts.host, opts.admin_port, s3=s3_front.usage)
         self._servers.append(admin)
         return {
             "api_url": f"{api.url}/{opts.stage}",

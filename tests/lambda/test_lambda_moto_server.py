@@ -1,10 +1,16 @@
 """Against moto's real server over HTTP on 127.0.0.1, through ``lambda_handler`` as the devstack
-calls it (environment set, context None): presign, then a real PUT of the bytes."""
+calls it (environment set, context None): presign, then a real PUT of the bytes.
+
+S3 calls go through the devstack's strict front (``AWS_ENDPOINT_URL_S3``), which checks presigned
+PUTs as real S3 does; moto alone accepts any signature and any checksum.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import json
+import time
+import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from urllib.parse import parse_qs, urlsplit
 
@@ -16,6 +22,7 @@ from lambda_support import BUCKET, REGION, TABLE, create_resources
 from moto.server import ThreadedMotoServer
 
 from exportsync_api import app
+from exportsync_devstack.s3_front import serve_s3_front
 
 pytestmark = pytest.mark.integration
 
@@ -31,11 +38,22 @@ def moto_endpoint() -> Iterator[str]:
         server.stop()
 
 
+@pytest.fixture(scope="module")
+def s3_front(moto_endpoint: str) -> Iterator[str]:
+    """The strict front before moto's S3, trusting the dummy credentials of ``aws_env``."""
+    front = serve_s3_front(moto_endpoint, {"testing": "testing"}, time.time)
+    try:
+        yield front.url
+    finally:
+        front.stop()
+
+
 @pytest.fixture
-def live(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[object]:
+def live(moto_endpoint: str, s3_front: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[object]:
     """The environment the devstack sets before calling the handler, and fresh resources."""
     requests.post(f"{moto_endpoint}/moto-api/reset", timeout=10).raise_for_status()
     monkeypatch.setenv("AWS_ENDPOINT_URL", moto_endpoint)
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", s3_front)
     monkeypatch.setenv("EXPORTSYNC_BUCKET", BUCKET)
     monkeypatch.setenv("EXPORTSYNC_TABLE", TABLE)
     monkeypatch.setenv("EXPORTSYNC_KEY_USERS", json.dumps({"kid-alice": "alice"}))
@@ -88,16 +106,23 @@ def test_upload_through_lambda_handler_with_real_http(live: object) -> None:
     assert body_of(app.lambda_handler(event, None))["results"][0]["status"] == "duplicate"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="moto 5.2 stores x-amz-checksum-sha256 without checking it (real S3 answers 400 "
-    "BadDigest); strict so this flips the day moto starts validating",
+@pytest.mark.parametrize(
+    "corrupted",
+    [b"the REAL bytes\n", b"\nsetyb laer eht", b"the real bytes"],
+    ids=["torn", "swapped", "truncated"],
 )
-def test_corrupted_body_is_rejected_by_s3(live: object) -> None:
+def test_corrupted_body_is_rejected_by_s3(live: object, corrupted: bytes) -> None:
     data = b"the real bytes\n"
     first = _presign(data)
     headers = first["headers"]
     assert isinstance(headers, dict)
-    corrupted = b"the REAL bytes\n"  # same length, different digest
     put = requests.put(str(first["url"]), data=corrupted, headers=headers, timeout=10)
-    assert put.status_code == 400
+    # Same length: the checksum refuses it (BadDigest); shorter: the signed length does.
+    expected = (400, "BadDigest") if len(corrupted) == len(data) else (403, "SignatureDoesNotMatch")
+    assert (put.status_code, _code(put.content)) == expected
+    listing = live.list_objects_v2(Bucket=BUCKET)  # type: ignore[attr-defined]
+    assert listing.get("KeyCount") == 0
+
+
+def _code(xml: bytes) -> str | None:
+    return ET.fromstring(xml).findtext("Code")  # noqa: S314 -- the devstack front's own XML
