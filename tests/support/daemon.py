@@ -21,8 +21,13 @@ __all__ = ["DaemonProcess", "run_daemon", "write_config"]
 _REPO = Path(__file__).resolve().parents[2]
 
 
-def write_config(base: Path, info: DevstackInfo, **sections: dict[str, Any]) -> Path:
-    """Config for `base/export`, state in `base/state`, the key in a 0600 file; returns its path."""
+def write_config(
+    base: Path, info: DevstackInfo, *, quick_linger: bool = True, **sections: dict[str, Any]
+) -> Path:
+    """Config for `base/export`, state in `base/state`, the key in a 0600 file; returns its path.
+
+    `quick_linger` shortens the batch linger to 0.5 s for the tests; False keeps the default.
+    """
     (base / "export").mkdir(parents=True, exist_ok=True)
     key_file = base / "api_key"
     key_file.write_text(info.api_key + "\n")
@@ -34,11 +39,12 @@ def write_config(base: Path, info: DevstackInfo, **sections: dict[str, Any]) -> 
             "api_key_file": str(key_file),
             "user_id": info.user_id,
             "timeout_seconds": 10,
-            "batch_linger_seconds": 0.5,  # keeps the suite quick; the default is 3 s
         },
         "state": {"dir": str(base / "state")},
         "log": {"format": "json", "level": "info"},
     }
+    if quick_linger:
+        doc["api"]["batch_linger_seconds"] = 0.5  # keeps the suite quick; the default is 3 s
     for name, values in sections.items():
         doc.setdefault(name, {}).update(values)
     lines: list[str] = []
