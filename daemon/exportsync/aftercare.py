@@ -9,19 +9,16 @@ between goes back into the folder, where it is spooled as a new version.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
 
-import structlog
-
-from exportsync import files
+from exportsync import files, moves
+from exportsync.config import AfterUpload
 from exportsync.errors import FileRejected
+from exportsync.logs import get_logger
 from exportsync.spool import Item
 
-__all__ = ["AfterUpload", "finish_file"]
+__all__ = ["finish_file"]
 
-log = structlog.get_logger("exportsync.aftercare")
-
-AfterUpload = Literal["keep", "move", "delete"]
+log = get_logger(__name__)
 
 
 def finish_file(root: Path, item: Item, mode: AfterUpload) -> None:
@@ -39,15 +36,15 @@ def finish_file(root: Path, item: Item, mode: AfterUpload) -> None:
         return  # rewritten since: the new version is (or will be) spooled; leave it be
     try:
         if mode == "move":
-            target = files.move_to_sent(root, item.path)
+            target = moves.move_to_sent(root, item.path)
         else:
-            target = files.set_aside(root, item.path)
+            target = moves.set_aside(root, item.path)
         if not _still_delivered(root, item, target):
             return
         if mode == "move":
             log.info("file_moved", item_id=item.id, path=str(item.path), to=str(target))
         else:
-            files.delete_file(target)
+            moves.delete_file(target)
             log.info("file_deleted", item_id=item.id, path=str(item.path))
     except (FileRejected, OSError) as exc:
         log.warning("after_upload_failed", item_id=item.id, path=str(item.path), error=str(exc))
@@ -60,7 +57,7 @@ def _still_delivered(root: Path, item: Item, moved: Path) -> bool:
         same = False
     if same:
         return True
-    back = files.restore(root, moved, item.path)
+    back = moves.restore(root, moved, item.path)
     log.warning(
         "file_changed_after_delivery", item_id=item.id, path=str(item.path), restored=str(back)
     )

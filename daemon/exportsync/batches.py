@@ -1,8 +1,8 @@
 """A batch: what one API request carries, and the limits that shape it.
 
 Pure data and arithmetic, no I/O: `delivery.py` decides which items go in, this module says what
-fits. Limits come from the API (100 entries per request) and the gateway (the Lambda sees at most
-6 MB, base64-encoded for binary bodies).
+fits. Limits come from the API (entries per request) and the gateway (the Lambda sees at most
+6 MB, base64-encoded for binary bodies); their values live in ``exportsync_wire.limits``.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from typing import Literal
 from exportsync.client import UploadFile
 from exportsync.sessions import ParsedSession
 from exportsync.spool import Item
+from exportsync_wire import limits
 
 __all__ = [
     "MAX_FILE_BYTES",
@@ -28,12 +29,12 @@ __all__ = [
 
 Route = Literal["session", "upload", "presign"]
 
-MAX_SESSIONS_PER_REQUEST = 100
-MAX_PRESIGN_PER_REQUEST = 100
-# S3's limit for one PUT; larger files would need multipart uploads, which the API does not offer.
-MAX_FILE_BYTES = 5 * 1024**3
+MAX_SESSIONS_PER_REQUEST = limits.MAX_ENTRIES_PER_REQUEST
+MAX_PRESIGN_PER_REQUEST = limits.MAX_ENTRIES_PER_REQUEST
+# S3's limit for one PUT; the daemon does not send multipart uploads (yet).
+MAX_FILE_BYTES = limits.PUT_BYTES
 # Session bodies are JSON, not base64: stay well under the Lambda's 6 MB event.
-MAX_SESSION_BODY_BYTES = 4_000_000
+MAX_SESSION_BODY_BYTES = limits.INLINE_BODY_BYTES
 
 
 @dataclass

@@ -19,8 +19,6 @@ from types import FrameType
 from typing import Any
 from urllib.parse import urlsplit
 
-import structlog
-
 from exportsync import __version__, service
 from exportsync.client import HttpApi
 from exportsync.clock import SystemClock
@@ -28,14 +26,14 @@ from exportsync.config import Config, load_config
 from exportsync.daemon import Daemon, build_ledger, build_matcher
 from exportsync.errors import ConfigError, ExportsyncError
 from exportsync.intake import Intake
-from exportsync.logs import configure_logging
+from exportsync.logs import configure_logging, get_logger
 from exportsync.runlock import RunLock
-from exportsync.spool import REJECTED_SHA, RecordResult, Spool
+from exportsync.spool import RecordResult, Spool
 from exportsync.status import build_status, render_table
 
 __all__ = ["main"]
 
-log = structlog.get_logger("exportsync.cli")
+log = get_logger(__name__)
 
 # A first SIGTERM lets the request in flight finish; past this, it is abandoned (the item stays
 # `sending` in the spool and is sent again at the next start, where the server answers duplicate).
@@ -214,7 +212,7 @@ def _cmd_retry(args: argparse.Namespace) -> int:
             if item is None or item.state != "failed":
                 print(f"{item_id}: not a failed item", file=sys.stderr)
                 continue
-            if item.sha256 == REJECTED_SHA:
+            if item.refused:
                 # Refused before it was read (a symlink, a fifo): look at the path afresh.
                 spool.forget(item_id)
                 result = intake.offer(item.path, force=True)

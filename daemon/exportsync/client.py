@@ -1,5 +1,8 @@
 """The HTTP side of delivery: the exportsync API behind its gateway, and presigned S3 PUTs.
 
+The API itself is described in docs/api.md; its paths, limits and statuses come from
+``exportsync_wire``.
+
 `Api` is the boundary the delivery step talks to; `HttpApi` is the real one (requests). Every
 failure comes out as a `DeliveryError` subclass that says whether and how to retry; `classify` is
 the pure function that turns a gateway or Lambda answer into one.
@@ -28,6 +31,7 @@ from exportsync.errors import (
     TransientError,
     Unreachable,
 )
+from exportsync_wire import PresignFile, PresignRequestJson, routes
 
 __all__ = [
     "Api",
@@ -45,15 +49,6 @@ class UploadFile:
     filename: str
     data: bytes
     sha256: str
-
-
-@dataclass(frozen=True)
-class PresignFile:
-    """One large file announced to `POST /presign`."""
-
-    filename: str
-    sha256: str
-    size: int
 
 
 class Api(Protocol):
@@ -146,7 +141,9 @@ class HttpApi:
 
     def post_sessions(self, sessions: Sequence[bytes]) -> list[dict[str, Any]]:
         body = b'{"sessions":[' + b",".join(sessions) + b"]}"
-        response = self._post("/session", data=body, headers={"Content-Type": "application/json"})
+        response = self._post(
+            routes.SESSION, data=body, headers={"Content-Type": "application/json"}
+        )
         return _results(response, len(sessions))
 
     def upload(self, files: Sequence[UploadFile]) -> list[dict[str, Any]]:
@@ -157,15 +154,13 @@ class HttpApi:
         if self._user_id:
             fields["user_id"] = self._user_id
         parts = [("file", (f.filename, f.data, "text/csv")) for f in files]
-        response = self._post("/upload", data=fields, files=parts)
+        response = self._post(routes.UPLOAD, data=fields, files=parts)
         return _results(response, len(files))
 
     def presign(self, files: Sequence[PresignFile]) -> list[dict[str, Any]]:
-        doc = {
-            "files": [{"filename": f.filename, "sha256": f.sha256, "size": f.size} for f in files]
-        }
+        doc: PresignRequestJson = {"files": [f.to_json() for f in files]}
         response = self._post(
-            "/presign", data=json.dumps(doc), headers={"Content-Type": "application/json"}
+            routes.PRESIGN, data=json.dumps(doc), headers={"Content-Type": "application/json"}
         )
         return _results(response, len(files))
 

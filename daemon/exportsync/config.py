@@ -1,8 +1,8 @@
 """The daemon's configuration: defaults, then the TOML file, then the environment, then CLI flags.
 
 Everything is validated once, here; every problem is a `ConfigError` naming the dotted key
-(``watch.dir``, ``api.url``...). Keys and sections are the ones in CONTRACT §3 plus a few extras
-documented in ``config/exportsync.example.toml``. Environment variables are
+(``watch.dir``, ``api.url``...). Keys and sections are the ones README.md lists, all documented in
+``config/exportsync.example.toml``. Environment variables are
 ``EXPORTSYNC_<SECTION>_<KEY>`` (``EXPORTSYNC_WATCH_DIR``, ``EXPORTSYNC_LOG_LEVEL``...), except
 the API key, which is ``EXPORTSYNC_API_KEY``. Relative paths in the file are relative to the
 file's folder.
@@ -19,16 +19,17 @@ import re
 import stat
 import tomllib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import time
 from pathlib import Path
-from typing import Literal, cast
+from typing import Any, Literal, cast
 from urllib.parse import urlsplit
 
 import platformdirs
 
 from exportsync.errors import ConfigError
 from exportsync.logs import register_secret
+from exportsync_wire import limits
 
 __all__ = [
     "ENV_API_KEY",
@@ -49,9 +50,8 @@ ENV_CONFIG = "EXPORTSYNC_CONFIG"
 ENV_API_KEY = "EXPORTSYNC_API_KEY"
 _ENV_PREFIX = "EXPORTSYNC_"
 _CREDENTIAL_NAME = "api_key"
-# API Gateway hands the Lambda at most 6 MB, base64 inflates by 4/3: 4.5 MB raw is the hard ceiling.
-_INLINE_CEILING = 4_500_000
-_BATCH_CEILING = 100  # CONTRACT §1: batches of up to 100 sessions or presigned files
+_INLINE_CEILING = limits.INLINE_CEILING_BYTES
+_BATCH_CEILING = limits.MAX_ENTRIES_PER_REQUEST
 
 AfterUpload = Literal["keep", "move", "delete"]
 LogFormat = Literal["json", "console"]
@@ -101,8 +101,8 @@ class ApiConfig:
     api_key: Secret | None
     user_id: str | None
     timeout_seconds: float = 30.0
-    inline_max_bytes: int = 4_000_000
-    batch_max_files: int = 100
+    inline_max_bytes: int = limits.INLINE_BODY_BYTES
+    batch_max_files: int = limits.MAX_ENTRIES_PER_REQUEST
     batch_linger_seconds: float = 3.0
 
 
@@ -239,7 +239,7 @@ def load_config(
         state=StateConfig(dir=_state_dir(values, environ)),
         log=LogConfig(
             format=cast("LogFormat | None", values.get("log.format")),
-            level=cast(str, values.get("log.level", "info")),
+            level=cast(str, values.get("log.level", _default(LogConfig, "level"))),
         ),
         path=config_path,
         warnings=tuple(warnings),
@@ -480,7 +480,9 @@ def _build_watch(
         raise ConfigError("watch.dir", f"{directory} is not a directory")
     elif required and not directory.exists():
         warnings.append(f"watch.dir {directory} does not exist yet")
-    settle = cast(float, values.get("watch.settle_seconds", 2.0))
+    settle = cast(
+        float, values.get("watch.settle_seconds", _default(WatchConfig, "settle_seconds"))
+    )
     if not 0 < settle <= 3600:
         raise ConfigError("watch.settle_seconds", "must be > 0 and at most 3600")
     defaults = WatchConfig(dir=directory)
@@ -494,9 +496,9 @@ def _build_watch(
         ignore_globs=cast(
             "tuple[str, ...]", values.get("watch.ignore_globs", defaults.ignore_globs)
         ),
-        after_upload=cast(AfterUpload, values.get("watch.after_upload", "keep")),
+        after_upload=cast(AfterUpload, values.get("watch.after_upload", defaults.after_upload)),
         settle_seconds=settle,
-        use_polling=cast(bool, values.get("watch.polling", False)),
+        use_polling=cast(bool, values.get("watch.polling", defaults.use_polling)),
     )
 
 
@@ -519,19 +521,21 @@ def _build_api(
             f"no API key: set api.api_key_file (or api.api_key) or {ENV_API_KEY}, "
             "or pass it as the systemd credential 'api_key'",
         )
-    timeout = cast(float, values.get("api.timeout_seconds", 30.0))
+    timeout = cast(float, values.get("api.timeout_seconds", _default(ApiConfig, "timeout_seconds")))
     if timeout <= 0:
         raise ConfigError("api.timeout_seconds", "must be > 0")
-    inline = cast(int, values.get("api.inline_max_bytes", 4_000_000))
+    inline = cast(int, values.get("api.inline_max_bytes", _default(ApiConfig, "inline_max_bytes")))
     if not 1 <= inline <= _INLINE_CEILING:
         raise ConfigError(
             "api.inline_max_bytes",
             f"must be between 1 and {_INLINE_CEILING} (the Lambda payload limit after base64)",
         )
-    batch = cast(int, values.get("api.batch_max_files", 100))
+    batch = cast(int, values.get("api.batch_max_files", _default(ApiConfig, "batch_max_files")))
     if not 1 <= batch <= _BATCH_CEILING:
         raise ConfigError("api.batch_max_files", f"must be between 1 and {_BATCH_CEILING}")
-    linger = cast(float, values.get("api.batch_linger_seconds", 3.0))
+    linger = cast(
+        float, values.get("api.batch_linger_seconds", _default(ApiConfig, "batch_linger_seconds"))
+    )
     if not 0 <= linger <= 3600:
         raise ConfigError("api.batch_linger_seconds", "must be between 0 and 3600")
     return ApiConfig(
@@ -632,24 +636,32 @@ def _accept_key(key: str, text: str) -> Secret:
     return Secret(text)
 
 
+_QUOTA = QuotaConfig()  # every field has a default: the defaults themselves
+
+
+def _default(cls: type[object], name: str) -> Any:
+    """The default a config dataclass declares for ``name``: defaults are written there only."""
+    return next(f.default for f in fields(cast(Any, cls)) if f.name == name)
+
+
 def _build_quota(values: Mapping[str, object]) -> QuotaConfig:
-    rps = cast(float, values.get("quota.requests_per_second", 1.0))
+    rps = cast(float, values.get("quota.requests_per_second", _QUOTA.requests_per_second))
     if rps <= 0:
         raise ConfigError("quota.requests_per_second", "must be > 0")
-    burst = cast(int, values.get("quota.burst", 1))
+    burst = cast(int, values.get("quota.burst", _QUOTA.burst))
     if burst < 1:
         raise ConfigError("quota.burst", "must be at least 1")
-    daily = cast(int, values.get("quota.daily_requests", 10))
+    daily = cast(int, values.get("quota.daily_requests", _QUOTA.daily_requests))
     if daily < 0:
         raise ConfigError("quota.daily_requests", "must be >= 0 (0 means no daily limit)")
-    margin = cast(float, values.get("quota.margin_seconds", 0.25))
+    margin = cast(float, values.get("quota.margin_seconds", _QUOTA.margin_seconds))
     if margin < 0:
         raise ConfigError("quota.margin_seconds", "must be >= 0")
     return QuotaConfig(
         requests_per_second=rps,
         burst=burst,
         daily_requests=daily,
-        reset_utc=cast(time, values.get("quota.reset_utc", time(0, 0))),
+        reset_utc=cast(time, values.get("quota.reset_utc", _QUOTA.reset_utc)),
         margin_seconds=margin,
     )
 

@@ -11,14 +11,13 @@ import os
 import threading
 from pathlib import Path
 
-import structlog
-
 from exportsync.client import Api
 from exportsync.clock import Clock, SystemClock
 from exportsync.config import Config
 from exportsync.delivery import Deliverer, retry_delay
 from exportsync.errors import SpoolError
 from exportsync.intake import Intake
+from exportsync.logs import get_logger
 from exportsync.matcher import FileMatcher
 from exportsync.notify import Notifier, watchdog_interval
 from exportsync.quota import QuotaLedger
@@ -27,7 +26,7 @@ from exportsync.watcher import Watcher
 
 __all__ = ["Daemon", "build_ledger", "build_matcher"]
 
-log = structlog.get_logger("exportsync.daemon")
+log = get_logger(__name__)
 
 # The loop counts as healthy while it turned within this long; a request or presigned PUT that
 # hangs past it lets systemd's watchdog restart the daemon (the spool makes that safe).
@@ -179,7 +178,9 @@ class Daemon:
             self._sleep(IDLE_WAKE_SECONDS if outcome.wait is None else outcome.wait)
 
     def _sleep(self, seconds: float) -> None:
-        self._wake.wait(max(0.0, min(seconds, IDLE_WAKE_SECONDS)))
+        # Through the clock, so a fake clock runs the loop in fake time; a new file or stop()
+        # sets _wake and ends the wait early.
+        self.clock.wait(min(seconds, IDLE_WAKE_SECONDS), self._wake)
         self._wake.clear()
 
     def _start_heartbeat(self) -> threading.Thread | None:

@@ -20,13 +20,12 @@ import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, assert_never
 
-import structlog
 import tenacity
 
 from exportsync import files
-from exportsync.aftercare import AfterUpload, finish_file
+from exportsync.aftercare import finish_file
 from exportsync.batches import (
     MAX_FILE_BYTES,
     MAX_PRESIGN_PER_REQUEST,
@@ -39,8 +38,10 @@ from exportsync.batches import (
 )
 from exportsync.client import Api, PresignFile, UploadFile
 from exportsync.clock import Clock, iso_utc
+from exportsync.config import AfterUpload, ApiConfig, WatchConfig
 from exportsync.errors import (
-    DeliveryError,
+    DELIVERY_FAILURES,
+    DeliveryFailure,
     FileRejected,
     Forbidden,
     PermanentError,
@@ -50,9 +51,11 @@ from exportsync.errors import (
     TransientError,
     Unreachable,
 )
+from exportsync.logs import get_logger
 from exportsync.quota import QuotaLedger
 from exportsync.sessions import ParsedSession, parse_session_file
 from exportsync.spool import Item, Spool
+from exportsync_wire import DELIVERED, Status
 
 __all__ = [
     "Deliverer",
@@ -60,7 +63,7 @@ __all__ = [
     "retry_delay",
 ]
 
-log = structlog.get_logger("exportsync.delivery")
+log = get_logger(__name__)
 
 
 # How long a file that changed under us gets to settle before it is read again.
@@ -99,9 +102,9 @@ class Deliverer:
         clock: Clock,
         root: Path,
         default_user_id: str | None,
-        after_upload: AfterUpload = "keep",
-        inline_max_bytes: int = 4_000_000,
-        batch_max_files: int = 100,
+        after_upload: AfterUpload = WatchConfig.after_upload,
+        inline_max_bytes: int = ApiConfig.inline_max_bytes,
+        batch_max_files: int = ApiConfig.batch_max_files,
         linger_seconds: float = 0.0,
         rng: random.Random | None = None,
     ) -> None:
@@ -194,7 +197,7 @@ class Deliverer:
             if data is None:
                 continue
             batch.items.append(item)
-            batch.uploads.append(UploadFile(_upload_name(item.path), data, item.sha256))
+            batch.uploads.append(UploadFile(_upload_name(item.path), data, item.content_sha256))
             total += len(data)
         return batch
 
@@ -236,25 +239,27 @@ class Deliverer:
     def _read(self, item: Item) -> bytes | None:
         """The spooled bytes, verified against the spooled hash; None when the item was settled."""
         try:
-            return files.read_verified(self._root, item.path, item.sha256, item.size)
+            return files.read_verified(self._root, item.path, item.content_sha256, item.size)
         except (files.FileChanged, FileRejected, OSError) as exc:
             self._unreadable(item, exc)
         return None
 
-    def _unreadable(self, item: Item, exc: Exception) -> None:
+    def _unreadable(self, item: Item, exc: files.FileChanged | FileRejected | OSError) -> None:
         """Settle an item whose file could not be read as spooled."""
-        if isinstance(exc, files.FileChanged):
-            if exc.snapshot is None:  # still being written: look again once it settles
-                self._retry_later(item, "file is changing; will read it again")
-            else:
-                self._requeue_changed(item, exc.snapshot)
-        elif isinstance(exc, FileNotFoundError):
-            self._vanished(item)
-        elif isinstance(exc, FileRejected):
-            self._fail(item, str(exc))
-        else:
-            assert isinstance(exc, OSError)
-            self._retry_later(item, f"cannot read the file: {exc.strerror or exc}")
+        match exc:
+            case files.FileChanged():
+                if exc.snapshot is None:  # still being written: look again once it settles
+                    self._retry_later(item, "file is changing; will read it again")
+                else:
+                    self._requeue_changed(item, exc.snapshot)
+            case FileNotFoundError():
+                self._vanished(item)
+            case FileRejected():
+                self._fail(item, str(exc))
+            case OSError():
+                self._retry_later(item, f"cannot read the file: {exc.strerror or exc}")
+            case _:
+                assert_never(exc)
 
     def _session_part(
         self, item: Item, room: int, body_room: int, *, first: bool
@@ -293,9 +298,11 @@ class Deliverer:
             elif batch.route == "upload":
                 self._apply_uploads(batch, self._api.upload(batch.uploads))
             else:
-                request = [PresignFile(_upload_name(i.path), i.sha256, i.size) for i in batch.items]
+                request = [
+                    PresignFile(_upload_name(i.path), i.content_sha256, i.size) for i in batch.items
+                ]
                 self._apply_presign(batch, self._api.presign(request))
-        except DeliveryError as exc:
+        except DELIVERY_FAILURES as exc:
             if not isinstance(exc, Unreachable):
                 self._unreachable = 0
             self._on_error(batch, exc)
@@ -310,47 +317,56 @@ class Deliverer:
             self._cap_items = self._cap_bytes = 0
             self._unreachable = 0
 
-    def _on_error(self, batch: Batch, exc: DeliveryError) -> None:
+    def _on_error(self, batch: Batch, exc: DeliveryFailure) -> None:
         """What follows a failed request. Only transient errors count against the items."""
         reason = str(exc)
-        if isinstance(exc, PermanentError) or (
-            isinstance(exc, RequestTooLarge) and batch.count <= 1
-        ):
-            for item in batch.items:
-                self._fail(item, f"refused by the API: {reason}")
-        elif isinstance(exc, Unreachable | TransientError) and not isinstance(exc, Unreachable):
-            for item in batch.items:
-                self._retry_later(item, reason)
-        else:
-            self._hold(batch, self._hold_for(batch, exc), reason)
+        match exc:
+            case PermanentError():
+                self._fail_all(batch, reason)
+            case RequestTooLarge() if batch.count <= 1:
+                self._fail_all(batch, reason)  # one item alone is too large: it never fits
+            case RequestTooLarge():
+                self._hold(batch, self._shrink_next(batch), reason)
+            case Unreachable():  # before TransientError, which it is a kind of
+                self._hold(batch, self._unreachable_delay(exc), reason)
+            case TransientError():
+                for item in batch.items:
+                    self._retry_later(item, reason)
+            case Throttled():
+                pause = 1.0 + self._rng.uniform(0.0, 4.0)
+                self._ledger.pause(pause)
+                log.warning("quota_throttled", status=exc.status, pause_seconds=round(pause, 2))
+                self._hold(batch, 0.0, reason)  # the ledger holds the next request back
+            case QuotaExhausted():
+                self._ledger.mark_exhausted()
+                resets_at = self._ledger.resets_at(self._clock.time())
+                log.warning("quota_exhausted", resets_at=iso_utc(resets_at), items=len(batch.items))
+                self._hold(batch, 0.0, reason)  # the ledger parks everything until the reset
+            case Forbidden():
+                log.error("api_forbidden", message=reason, retry_in_seconds=FORBIDDEN_DELAY)
+                self._hold(batch, FORBIDDEN_DELAY, reason)
+            case _:
+                assert_never(exc)
 
-    def _hold_for(self, batch: Batch, exc: DeliveryError) -> float:
-        """Seconds the batch waits after an answer that is not its items' fault (logged here)."""
-        if isinstance(exc, Throttled):
-            pause = 1.0 + self._rng.uniform(0.0, 4.0)
-            self._ledger.pause(pause)
-            log.warning("quota_throttled", status=exc.status, pause_seconds=round(pause, 2))
-            return 0.0  # the ledger holds the next request back
-        if isinstance(exc, QuotaExhausted):
-            self._ledger.mark_exhausted()
-            resets_at = self._ledger.resets_at(self._clock.time())
-            log.warning("quota_exhausted", resets_at=iso_utc(resets_at), items=len(batch.items))
-            return 0.0  # the ledger parks everything until the reset
-        if isinstance(exc, Forbidden):
-            log.error("api_forbidden", message=str(exc), retry_in_seconds=FORBIDDEN_DELAY)
-            return FORBIDDEN_DELAY
-        if isinstance(exc, Unreachable):
-            self._ledger.refund()
-            self._unreachable += 1
-            delay = min(UNREACHABLE_MAX_DELAY, retry_delay(self._unreachable))
-            log.warning(
-                "api_unreachable",
-                error=str(exc),
-                streak=self._unreachable,
-                retry_in_seconds=round(delay, 2),
-            )
-            return delay
-        assert isinstance(exc, RequestTooLarge)
+    def _fail_all(self, batch: Batch, reason: str) -> None:
+        for item in batch.items:
+            self._fail(item, f"refused by the API: {reason}")
+
+    def _unreachable_delay(self, exc: Unreachable) -> float:
+        """The request never reached the gateway: refunded, and retried after a growing pause."""
+        self._ledger.refund()
+        self._unreachable += 1
+        delay = min(UNREACHABLE_MAX_DELAY, retry_delay(self._unreachable))
+        log.warning(
+            "api_unreachable",
+            error=str(exc),
+            streak=self._unreachable,
+            retry_in_seconds=round(delay, 2),
+        )
+        return delay
+
+    def _shrink_next(self, batch: Batch) -> float:
+        """After a 413 the next batch carries at most half of this one; it may go at once."""
         self._cap_items = max(1, batch.count // 2)
         # A presign batch carries no bytes: then only the item count is capped.
         self._cap_bytes = batch.size // 2 if batch.size > 1 else 0
@@ -381,7 +397,7 @@ class Deliverer:
                     errors.append(_session_error(entry, entry.error or "invalid"))
                     continue
                 result = next(answers)
-                if result.get("status") not in ("stored", "duplicate"):
+                if result.get("status") not in DELIVERED:
                     errors.append(_session_error(entry, str(result.get("error") or "rejected")))
             if part.end < part.total:
                 self._spool.record_parts(
@@ -401,7 +417,7 @@ class Deliverer:
 
     def _apply_uploads(self, batch: Batch, results: Sequence[dict[str, Any]]) -> None:
         for item, result in zip(batch.items, results, strict=True):
-            if result.get("status") in ("stored", "duplicate"):
+            if result.get("status") in DELIVERED:
                 self._delivered(item, _str_or_none(result.get("key")))
             else:
                 self._fail(item, f"refused by the API: {result.get('error') or 'rejected'}")
@@ -410,9 +426,9 @@ class Deliverer:
         for item, result in zip(batch.items, results, strict=True):
             status = result.get("status")
             key = _str_or_none(result.get("key"))
-            if status == "duplicate":
+            if status == Status.DUPLICATE:
                 self._delivered(item, key)
-            elif status == "upload" and isinstance(result.get("url"), str):
+            elif status == Status.UPLOAD and isinstance(result.get("url"), str):
                 headers = result.get("headers")
                 self._put(item, result["url"], headers if isinstance(headers, dict) else {}, key)
             else:
@@ -420,7 +436,9 @@ class Deliverer:
 
     def _put(self, item: Item, url: str, headers: dict[str, str], key: str | None) -> None:
         try:
-            stream = files.open_verified_stream(self._root, item.path, item.sha256, item.size)
+            stream = files.open_verified_stream(
+                self._root, item.path, item.content_sha256, item.size
+            )
         except (files.FileChanged, FileRejected, OSError) as exc:
             self._unreadable(item, exc)
             return

@@ -16,8 +16,10 @@ ExportsyncError
 from __future__ import annotations
 
 __all__ = [
+    "DELIVERY_FAILURES",
     "ConfigError",
     "DeliveryError",
+    "DeliveryFailure",
     "ExportsyncError",
     "FileRejected",
     "Forbidden",
@@ -97,3 +99,17 @@ class PermanentError(DeliveryError):
 
 class RequestTooLarge(DeliveryError):
     """413 from the gateway: the body was over its limit. A batch is split; one item alone fails."""
+
+
+# Every concrete DeliveryError, as a union for exhaustive `match` and a tuple for `except`.
+DeliveryFailure = (
+    Throttled | QuotaExhausted | Forbidden | TransientError | PermanentError | RequestTooLarge
+)
+DELIVERY_FAILURES = (
+    Throttled,
+    QuotaExhausted,
+    Forbidden,
+    TransientError,
+    PermanentError,
+    RequestTooLarge,
+)

@@ -1,4 +1,4 @@
-"""Safe access to files in the export folder: identity snapshots, verified reads, durable moves.
+"""Safe reads of files in the export folder: identity snapshots, verified reads and streams.
 
 Everything opens through `open_regular`, which never follows a symlink, never blocks on a fifo,
 never opens a device or directory, and refuses paths whose real parent directory is outside the
@@ -7,7 +7,7 @@ the open) is out of scope: the folder belongs to the user the daemon runs as.
 
 Content identity is the SHA-256 of the bytes actually read, and the bytes sent are the bytes hashed:
 `read_verified` and `open_verified_stream` raise `FileChanged` when the file no longer matches what
-was spooled.
+was spooled. What happens to a file after its delivery (moves, deletion) is in `moves`.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ from __future__ import annotations
 import errno
 import hashlib
 import os
-import secrets
 import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -24,20 +23,16 @@ from types import TracebackType
 from typing import Self
 
 from exportsync.errors import ExportsyncError, FileRejected
-from exportsync.matcher import PRIVATE_PREFIX, SENT_DIR
 
 __all__ = [
     "CHUNK_SIZE",
     "FileChanged",
     "FileSnapshot",
     "VerifiedStream",
-    "delete_file",
-    "move_to_sent",
+    "checked_parent",
     "open_regular",
     "open_verified_stream",
     "read_verified",
-    "restore",
-    "set_aside",
     "snapshot",
 ]
 
@@ -100,7 +95,7 @@ def _describe_symlink(root: Path, path: Path) -> str:
     return f"{path}: symlink to {target!r} ({where} the watched folder; symlinks are not followed)"
 
 
-def _real_parent(root: Path, path: Path) -> str:
+def checked_parent(root: Path, path: Path) -> str:
     """The real parent directory of `path`, checked to be the root or below it."""
     absolute = Path(os.path.abspath(path))
     if absolute.name in ("", ".", ".."):
@@ -118,7 +113,7 @@ def open_regular(root: Path, path: Path) -> int:
     Refused: symlinks (never followed, whatever they point at), anything but a regular file, and
     paths whose real parent directory is outside `root` (symlinked parent directories included).
     """
-    real_parent = _real_parent(root, path)
+    real_parent = checked_parent(root, path)
     name = Path(os.path.abspath(path)).name
     # lstat first so a device or fifo is refused without ever being opened (opening a device can
     # have side effects); O_NOFOLLOW and fstat below close the race with a swap after the lstat.
@@ -303,108 +298,3 @@ def open_verified_stream(
         os.close(fd)
         raise
     return VerifiedStream(fd, path, expected_sha256, expected_size)
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _numbered(name: str, n: int) -> str:
-    """``report.csv`` -> ``report-1.csv``; ``x.session.json`` -> ``x-1.session.json``."""
-    dot = name.find(".", 1)
-    if dot == -1:
-        return f"{name}-{n}"
-    return f"{name[:dot]}-{n}{name[dot:]}"
-
-
-def _sent_dir(root: Path) -> Path:
-    sent = root / SENT_DIR
-    try:
-        os.mkdir(sent)
-    except FileExistsError:
-        pass
-    else:
-        _fsync_dir(root)
-    info = os.lstat(sent)
-    if not stat.S_ISDIR(info.st_mode):
-        raise FileRejected(f"{sent}: exists and is not a directory (symlinks are not followed)")
-    return sent
-
-
-def move_to_sent(root: Path, path: Path) -> Path:
-    """Move a delivered file into ``root/sent/`` without overwriting anything; return its new path.
-
-    A name already taken there gets a ``-N`` suffix. The rename is made durable by fsyncing both
-    directories.
-    """
-    _real_parent(root, path)
-    info = os.lstat(path)
-    if not stat.S_ISREG(info.st_mode):
-        raise FileRejected(f"{path}: not a regular file; not moved")
-    return _move_without_overwrite(path, _sent_dir(root), path.name)
-
-
-def delete_file(path: Path) -> None:
-    """Delete a delivered file durably; a file already gone is not an error."""
-    try:
-        os.unlink(path)
-    except FileNotFoundError:
-        return
-    _fsync_dir(path.parent)
-
-
-def set_aside(root: Path, path: Path) -> Path:
-    """Rename a delivered file to a private name beside it (never matched), before deleting it.
-
-    After the rename, a writer opening the path makes a new file the watcher sees; what was
-    renamed can be hashed once more and deleted only if it is still what was delivered.
-    """
-    _real_parent(root, path)
-    info = os.lstat(path)
-    if not stat.S_ISREG(info.st_mode):
-        raise FileRejected(f"{path}: not a regular file; not deleted")
-    aside = path.with_name(f"{PRIVATE_PREFIX}{secrets.token_hex(6)}-{path.name}")
-    os.rename(path, aside)
-    return aside
-
-
-def restore(root: Path, moved: Path, original: Path) -> Path:
-    """Put a file back where it was delivered from, as `original` (or `name-N` beside it).
-
-    Never overwrites; the folder is `original`'s own (a sub-folder in recursive mode), checked to
-    be inside `root`.
-    """
-    _real_parent(root, moved)
-    _real_parent(root, original)
-    return _move_without_overwrite(moved, original.parent, original.name)
-
-
-def _move_without_overwrite(src: Path, folder: Path, name: str) -> Path:
-    """Move `src` into `folder` as `name`, or `name-N` when taken; durable; returns the path."""
-    n = 0
-    while True:
-        dest = folder / (name if n == 0 else _numbered(name, n))
-        try:
-            # link() refuses to overwrite, unlike rename(); the unlink below completes the move.
-            os.link(src, dest, follow_symlinks=False)
-        except FileExistsError:
-            n += 1
-            continue
-        except OSError as exc:
-            if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV):
-                raise
-            # Hard links unsupported (FAT, some network shares): check, then rename.
-            if os.path.lexists(dest):
-                n += 1
-                continue
-            os.replace(src, dest)
-        else:
-            os.unlink(src)
-        break
-    _fsync_dir(folder)
-    _fsync_dir(src.parent)
-    return dest

@@ -14,17 +14,16 @@ import stat
 from collections.abc import Callable
 from pathlib import Path
 
-import structlog
-
 from exportsync import files
 from exportsync.clock import Clock
 from exportsync.errors import FileRejected
+from exportsync.logs import get_logger
 from exportsync.matcher import FileMatcher, Kind
 from exportsync.spool import RecordResult, Spool
 
 __all__ = ["MAX_SESSION_FILE_BYTES", "Intake"]
 
-log = structlog.get_logger("exportsync.intake")
+log = get_logger(__name__)
 
 # A session file is parsed in memory; anything this large is not a session summary.
 MAX_SESSION_FILE_BYTES = 32 * 1024 * 1024

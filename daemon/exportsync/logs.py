@@ -1,9 +1,12 @@
 """structlog, configured once at the entry point: JSON lines for journald/files, console on a TTY.
 
-Every line passes through `redact_secrets` just before rendering, after tracebacks are turned into
-data, so a registered secret (the API key) or a value under a key such as ``x-api-key`` or
-``authorization`` is written as ``***`` wherever it appears, exceptions included. Stdlib logging
-(urllib3, watchdog, botocore) is bridged into the same output at WARNING and above.
+Every line names the module that wrote it (``"logger": "exportsync.delivery"``): the logger
+factory keeps the name given to `get_logger` (or to ``structlog.get_logger``) and `add_logger_name`
+writes it. Every line passes through `redact_secrets` just before rendering, after tracebacks are
+turned into data, so a registered secret (the API key) or a value under a key such as
+``x-api-key`` or ``authorization`` is written as ``***`` wherever it appears, exceptions included.
+Stdlib logging (urllib3, watchdog, botocore) is bridged into the same output at WARNING and above,
+under the library's own logger name.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ import logging
 import re
 import sys
 from collections.abc import Mapping
-from typing import Literal, TextIO, cast
+from typing import Any, Literal, TextIO, cast
 
 import structlog
 from structlog.tracebacks import ExceptionDictTransformer
@@ -20,6 +23,8 @@ from structlog.typing import EventDict, FilteringBoundLogger, Processor, Wrapped
 
 __all__ = [
     "REDACTED",
+    "NamedWriteLoggerFactory",
+    "add_logger_name",
     "configure_logging",
     "get_logger",
     "redact_secrets",
@@ -86,16 +91,43 @@ def _scrub_text(text: str, secrets: tuple[str, ...]) -> str:
     return text
 
 
+class _NamedWriteLogger(structlog.WriteLogger):
+    """structlog's WriteLogger, remembering the name it was asked for."""
+
+    def __init__(self, file: TextIO, name: str | None) -> None:
+        super().__init__(file)
+        self.name = name
+
+
+class NamedWriteLoggerFactory:
+    """Like ``structlog.WriteLoggerFactory``, but ``get_logger("a.b")`` keeps ``"a.b"`` (the stock
+    factory drops its arguments, so no line could say which module wrote it)."""
+
+    def __init__(self, file: TextIO) -> None:
+        self._file = file
+
+    def __call__(self, *args: Any) -> _NamedWriteLogger:
+        name = args[0] if args and isinstance(args[0], str) else None
+        return _NamedWriteLogger(self._file, name)
+
+
+def add_logger_name(logger: WrappedLogger, _method: str, event_dict: EventDict) -> EventDict:
+    """structlog processor: ``logger`` is the name the line's logger was created with."""
+    name = getattr(logger, "name", None)
+    if isinstance(name, str) and name:
+        event_dict.setdefault("logger", name)
+    return event_dict
+
+
 class _StdlibBridge(logging.Handler):
     """Forward library log records into structlog, so they get the same format and redaction."""
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
-            logger: FilteringBoundLogger = structlog.get_logger()
+            logger: FilteringBoundLogger = structlog.get_logger(record.name)
             logger.log(
                 record.levelno,
                 "library_log",
-                logger_name=record.name,
                 message=record.getMessage(),
                 exc_info=record.exc_info or False,
             )
@@ -117,6 +149,7 @@ def configure_logging(
 
     shared: list[Processor] = [
         structlog.contextvars.merge_contextvars,
+        add_logger_name,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
     ]
@@ -137,7 +170,7 @@ def configure_logging(
     structlog.configure(
         processors=[*shared, *renderer],
         wrapper_class=structlog.make_filtering_bound_logger(min_level),
-        logger_factory=structlog.WriteLoggerFactory(file=out),
+        logger_factory=NamedWriteLoggerFactory(out),
         context_class=dict,
         # Module-level loggers are created before this runs; don't freeze the old config in them.
         cache_logger_on_first_use=False,
@@ -162,5 +195,5 @@ def _isatty(stream: TextIO) -> bool:
 
 
 def get_logger(name: str) -> FilteringBoundLogger:
-    """A logger whose lines carry ``logger_name=name``; safe to create at import time."""
-    return cast(FilteringBoundLogger, structlog.get_logger(logger_name=name))
+    """A logger whose lines carry ``"logger": name``; safe to create at import time."""
+    return cast(FilteringBoundLogger, structlog.get_logger(name))

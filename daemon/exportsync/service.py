@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from exportsync.durable import fsync_dir
+
 __all__ = [
     "LAUNCHD_AGENT_LABEL",
     "LAUNCHD_DAEMON_LABEL",
@@ -46,7 +48,7 @@ LAUNCHD_AGENT_LABEL = "com.exportsync.agent"
 LAUNCHD_DAEMON_LABEL = "com.exportsync.daemon"
 _STOP_TIMEOUT = 20  # seconds: TimeoutStopSec / ExitTimeOut
 _RESTART_DELAY = 5  # seconds: RestartSec / ThrottleInterval
-_CONFIG_ERROR_EXIT = 2  # CONTRACT §3: restarting on a config error only repeats it
+_CONFIG_ERROR_EXIT = 2  # README: exit 2 is a config error; restarting only repeats it
 
 
 @dataclass(frozen=True)
@@ -338,7 +340,8 @@ def uninstall(
     if link.is_symlink():
         link.unlink()
         changed = True
-    _fsync_dir(target.parent)
+    if target.parent.is_dir():
+        fsync_dir(target.parent)
     ctl = "systemctl --user" if user_mode else "systemctl"
     return InstallResult(
         path=target,
@@ -382,14 +385,4 @@ def _atomic_write(path: Path, text: str) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    _fsync_dir(path.parent)
-
-
-def _fsync_dir(directory: Path) -> None:
-    if not directory.is_dir():
-        return
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    fsync_dir(path.parent)

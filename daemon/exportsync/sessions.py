@@ -17,6 +17,7 @@ from decimal import Decimal
 from typing import Any
 
 from exportsync.errors import FileRejected
+from exportsync_wire import limits
 
 __all__ = [
     "MAX_DEPTH",
@@ -27,10 +28,10 @@ __all__ = [
 ]
 
 # DynamoDB's item limit; the server enforces it too, this spares a request.
-MAX_SESSION_BYTES = 400 * 1024
+MAX_SESSION_BYTES = limits.ITEM_BYTES
 # DynamoDB's nesting limit (the Lambda checks the same). It also keeps the recursive encoder far
 # from Python's recursion limit, which a hostile file could otherwise reach.
-MAX_DEPTH = 32
+MAX_DEPTH = limits.ITEM_DEPTH
 
 
 @dataclass(frozen=True)

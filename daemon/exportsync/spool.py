@@ -6,9 +6,10 @@ and moves ``pending → sending → delivered | failed``. The database runs in W
 by a crash goes back to ``pending`` at the next start, and the server's idempotency makes the
 replay harmless.
 
-Items are unique by (path, sha256): an identical re-save is recognised and not sent again, while a
-changed file becomes a new item (a new version). The spool also holds the quota ledger's rows, so
-the day's request count survives restarts together with the items it was spent on.
+The schema lives in `migrations`: opening a spool written by an older exportsync upgrades it in
+place. Items are unique by (path, sha256): an identical re-save is recognised and not sent again,
+while a changed file becomes a new item (a new version). The spool also holds the quota ledger's
+rows, so the day's request count survives restarts together with the items it was spent on.
 """
 
 from __future__ import annotations
@@ -24,9 +25,9 @@ from pathlib import Path
 from typing import Literal
 
 from exportsync.errors import SpoolError
+from exportsync.migrations import migrate
 
 __all__ = [
-    "REJECTED_SHA",
     "STATES",
     "Item",
     "RecordResult",
@@ -37,47 +38,11 @@ __all__ = [
 State = Literal["pending", "sending", "delivered", "failed"]
 STATES: tuple[State, ...] = ("pending", "sending", "delivered", "failed")
 
-# The content hash recorded for an item refused before its content was read (a symlink, a fifo):
-# one such row per path, never a real hash.
-REJECTED_SHA = "-"
-
-_SCHEMA_VERSION = 1
 _MEMORY = ":memory:"
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS items (
-    id              INTEGER PRIMARY KEY,
-    path            TEXT    NOT NULL,
-    kind            TEXT    NOT NULL CHECK (kind IN ('csv', 'session')),
-    size            INTEGER NOT NULL,
-    mtime_ns        INTEGER NOT NULL,
-    sha256          TEXT    NOT NULL,
-    state           TEXT    NOT NULL CHECK (state IN ('pending', 'sending', 'delivered', 'failed')),
-    attempts        INTEGER NOT NULL DEFAULT 0,
-    next_attempt_at REAL    NOT NULL DEFAULT 0,
-    last_error      TEXT,
-    parts_done      INTEGER NOT NULL DEFAULT 0,
-    part_errors     TEXT,
-    remote_key      TEXT,
-    created_at      REAL    NOT NULL,
-    updated_at      REAL    NOT NULL,
-    delivered_at    REAL,
-    UNIQUE (path, sha256)
-);
-CREATE INDEX IF NOT EXISTS items_due ON items (state, next_attempt_at);
-CREATE INDEX IF NOT EXISTS items_path ON items (path, size, mtime_ns);
-CREATE TABLE IF NOT EXISTS quota_periods (
-    period_start REAL    PRIMARY KEY,
-    used         INTEGER NOT NULL DEFAULT 0,
-    exhausted    INTEGER NOT NULL DEFAULT 0
-);
-CREATE TABLE IF NOT EXISTS meta (
-    key   TEXT PRIMARY KEY,
-    value TEXT NOT NULL
-);
-"""
 
 _COLUMNS = (
-    "id, path, kind, size, mtime_ns, sha256, state, attempts, next_attempt_at, last_error, "
+    "id, path, kind, size, mtime_ns, sha256, refused, vanished, state, attempts, next_attempt_at,"
+    " last_error, "
     "parts_done, part_errors, remote_key, created_at, updated_at, delivered_at"
 )
 
@@ -91,7 +56,11 @@ class Item:
     kind: Literal["csv", "session"]
     size: int
     mtime_ns: int
-    sha256: str
+    sha256: str | None  # None only when refused
+    # Refused before its content was read (a symlink, a fifo): failed, never sent, never retried.
+    refused: bool
+    # Its file was gone when last looked at: the recorded mtime says nothing about a file there now.
+    vanished: bool
     state: State
     attempts: int
     next_attempt_at: float
@@ -113,6 +82,8 @@ class Item:
             size=row["size"],
             mtime_ns=row["mtime_ns"],
             sha256=row["sha256"],
+            refused=bool(row["refused"]),
+            vanished=bool(row["vanished"]),
             state=row["state"],
             attempts=row["attempts"],
             next_attempt_at=row["next_attempt_at"],
@@ -124,6 +95,13 @@ class Item:
             updated_at=row["updated_at"],
             delivered_at=row["delivered_at"],
         )
+
+    @property
+    def content_sha256(self) -> str:
+        """The content hash, which every item but a refused one has."""
+        if self.sha256 is None:
+            raise SpoolError(f"item {self.id} was refused before its content was read")
+        return self.sha256
 
 
 @dataclass(frozen=True)
@@ -153,14 +131,8 @@ class Spool:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.execute("PRAGMA foreign_keys=ON")
-            with self._tx():
-                for statement in _SCHEMA.split(";"):
-                    if statement.strip():
-                        self._db.execute(statement)
-                self._db.execute(
-                    "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)",
-                    (str(_SCHEMA_VERSION),),
-                )
+            with self._lock:
+                migrate(self._db)
         except (sqlite3.Error, OSError) as exc:
             raise SpoolError(f"cannot open the spool at {path}: {exc}") from exc
         # The database holds file names and delivery history: keep it private to the user.
@@ -258,14 +230,15 @@ class Spool:
                     db.execute(
                         "UPDATE items SET state = 'pending', attempts = 0, next_attempt_at = 0,"
                         " last_error = NULL, parts_done = 0, part_errors = NULL, updated_at = ?"
-                        " WHERE path = ? AND sha256 = ? AND state = 'failed' AND mtime_ns = -1",
+                        " WHERE path = ? AND sha256 = ? AND state = 'failed' AND vanished = 1",
                         (now, str(path), sha256),
                     ).rowcount
                     == 1
                 )
                 # Same content saved again: remember the new mtime so start-up scans skip it.
                 db.execute(
-                    "UPDATE items SET mtime_ns = ?, size = ? WHERE path = ? AND sha256 = ?",
+                    "UPDATE items SET mtime_ns = ?, size = ?, vanished = 0"
+                    " WHERE path = ? AND sha256 = ?",
                     (mtime_ns, size, str(path), sha256),
                 )
             row = db.execute(
@@ -280,21 +253,23 @@ class Spool:
         """Record a file refused before reading (symlink, not a regular file) as failed."""
         with self._tx() as db:
             cursor = db.execute(
-                "INSERT OR IGNORE INTO items (path, kind, size, mtime_ns, sha256, state,"
-                " last_error, created_at, updated_at) VALUES (?, ?, 0, 0, ?, 'failed', ?, ?, ?)",
-                (str(path), kind, REJECTED_SHA, reason, now, now),
+                "INSERT OR IGNORE INTO items (path, kind, size, mtime_ns, sha256, refused, state,"
+                " last_error, created_at, updated_at)"
+                " VALUES (?, ?, 0, 0, NULL, 1, 'failed', ?, ?, ?)",
+                (str(path), kind, reason, now, now),
             )
             created = cursor.rowcount == 1
             row = db.execute(
-                f"SELECT {_COLUMNS} FROM items WHERE path = ? AND sha256 = ?",  # noqa: S608 -- fixed column list
-                (str(path), REJECTED_SHA),
+                f"SELECT {_COLUMNS} FROM items WHERE path = ? AND refused = 1",  # noqa: S608 -- fixed column list
+                (str(path),),
             ).fetchone()
         return RecordResult(Item._from_row(row), created)
 
     def known(self, path: Path, size: int, mtime_ns: int) -> bool:
         """True when this exact (path, size, mtime) was already spooled: a scan need not hash it."""
         rows = self._query(
-            "SELECT 1 FROM items WHERE path = ? AND size = ? AND mtime_ns = ? LIMIT 1",
+            "SELECT 1 FROM items WHERE path = ? AND size = ? AND mtime_ns = ? AND vanished = 0"
+            " LIMIT 1",
             (str(path), size, mtime_ns),
         )
         return bool(rows)
@@ -358,13 +333,12 @@ class Spool:
             )
 
     def mark_failed(self, item_id: int, reason: str, *, now: float, vanished: bool = False) -> None:
-        """Failed with `reason`. A `vanished` file's mtime is forgotten, so `known()` never
-        matches it and the file is hashed and spooled again should it reappear."""
+        """Failed with `reason`. A `vanished` file is marked so, and `known()` no longer matches
+        it: the file is hashed and spooled again should it reappear."""
         with self._tx() as db:
             db.execute(
                 "UPDATE items SET state = 'failed', last_error = ?, updated_at = ?,"
-                " attempts = attempts + 1,"
-                " mtime_ns = CASE WHEN ? THEN -1 ELSE mtime_ns END WHERE id = ?",
+                " attempts = attempts + 1, vanished = MAX(vanished, ?) WHERE id = ?",
                 (reason, now, vanished, item_id),
             )
 
@@ -419,9 +393,9 @@ class Spool:
                 db.execute("DELETE FROM items WHERE id = ?", (item_id,))
                 return False
             db.execute(
-                "UPDATE items SET size = ?, mtime_ns = ?, sha256 = ?, state = 'pending',"
-                " next_attempt_at = ?, parts_done = 0, part_errors = NULL, last_error = ?,"
-                " updated_at = ? WHERE id = ?",
+                "UPDATE items SET size = ?, mtime_ns = ?, sha256 = ?, vanished = 0,"
+                " state = 'pending', next_attempt_at = ?, parts_done = 0, part_errors = NULL,"
+                " last_error = ?, updated_at = ? WHERE id = ?",
                 (size, mtime_ns, sha256, at, "file changed after it was spooled", now, item_id),
             )
             return True
@@ -434,8 +408,8 @@ class Spool:
                 cursor = db.execute(
                     "UPDATE items SET state = 'pending', next_attempt_at = 0, attempts = 0,"
                     " parts_done = 0, part_errors = NULL, updated_at = ?"
-                    " WHERE id = ? AND state = 'failed' AND sha256 != ?",
-                    (now, item_id, REJECTED_SHA),
+                    " WHERE id = ? AND state = 'failed' AND refused = 0",
+                    (now, item_id),
                 )
                 if cursor.rowcount:
                     moved.append(item_id)

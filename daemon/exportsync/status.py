@@ -1,4 +1,4 @@
-"""`exportsync status`: the spool and the quota, as JSON (CONTRACT §3) or a readable table.
+"""`exportsync status`: the spool and the quota, as JSON (shape in README.md) or a table.
 
 Reads the spool directly, so it works whether or not the daemon runs, and never needs the API key.
 """

@@ -43,7 +43,6 @@ from pathlib import Path
 from types import TracebackType
 from typing import Self
 
-import structlog
 from watchdog.events import (
     FileClosedEvent,
     FileCreatedEvent,
@@ -58,11 +57,13 @@ from watchdog.observers.api import BaseObserver
 from watchdog.observers.polling import PollingObserver
 
 from exportsync.clock import Clock, SystemClock
+from exportsync.config import WatchConfig
+from exportsync.logs import get_logger
 from exportsync.matcher import FileMatcher
 
 __all__ = ["Settler", "StatKey", "Watcher", "lstat_key"]
 
-_log = structlog.get_logger(__name__)
+_log = get_logger(__name__)
 
 StatKey = tuple[int, int, int]
 """(size, mtime_ns, inode) from lstat: what "unchanged" means."""
@@ -240,8 +241,8 @@ class Watcher:
         matcher: FileMatcher,
         on_ready: Callable[[Path], None],
         *,
-        settle_seconds: float = 2.0,
-        use_polling: bool = False,
+        settle_seconds: float = WatchConfig.settle_seconds,
+        use_polling: bool = WatchConfig.use_polling,
         clock: Clock | None = None,
         on_overflow: Callable[[], None] | None = None,
         poll_interval: float = 1.0,
@@ -348,7 +349,7 @@ class Watcher:
         try:
             self._dispatch(event)
         except Exception:  # an exception would end watchdog's dispatch thread
-            _log.exception("watch_event_failed", event=event.event_type)
+            _log.exception("watch_event_failed", fs_event=event.event_type)
 
     def _dispatch(self, event: FileSystemEvent) -> None:
         now = self._clock.monotonic()

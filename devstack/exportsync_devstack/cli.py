@@ -16,12 +16,14 @@ from typing import IO
 
 import structlog
 
+from exportsync.logs import NamedWriteLoggerFactory, add_logger_name
+
 from .faults import Fault
 from .stack import Devstack, DevstackOptions
 
 __all__ = ["main", "parse_args", "run"]
 
-_log = structlog.get_logger("exportsync_devstack")
+_log = structlog.get_logger(__name__)
 
 
 def _non_negative_float(text: str) -> float:
@@ -127,11 +129,13 @@ def run(options: DevstackOptions, stop: threading.Event, out: IO[str]) -> int:
 def _configure_logging() -> None:
     structlog.configure(
         processors=[
+            add_logger_name,
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             structlog.processors.JSONRenderer(),
         ],
-        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+        # Keeps the name each module's logger was created with, for add_logger_name.
+        logger_factory=NamedWriteLoggerFactory(sys.stderr),
     )
     logging.basicConfig(stream=sys.stderr, level=logging.WARNING)
     # moto's werkzeug logs every S3/DynamoDB call at INFO; that noise hides the gateway's events.

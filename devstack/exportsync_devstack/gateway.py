@@ -27,6 +27,8 @@ from typing import Any
 
 import structlog
 
+from exportsync_wire import limits
+
 from .clock import Clock, SystemClock
 from .counters import Outcome, UsageCounters
 from .events import (
@@ -51,10 +53,10 @@ __all__ = [
 
 Handler = Callable[[dict[str, Any], Any], Any]
 
-MAX_BODY_BYTES = 10 * 1024 * 1024  # API Gateway REST payload quota, "10 MB"
-MAX_EVENT_BYTES = 6 * 1024 * 1024  # Lambda synchronous Invoke request payload, "6 MB"
+MAX_BODY_BYTES = limits.GATEWAY_BODY_BYTES
+MAX_EVENT_BYTES = limits.LAMBDA_EVENT_BYTES
 
-_log = structlog.get_logger("exportsync_devstack.gateway")
+_log = structlog.get_logger(__name__)
 
 
 @dataclass(frozen=True)

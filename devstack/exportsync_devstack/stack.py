@@ -27,7 +27,7 @@ __all__ = ["API_KEY_ID", "Devstack", "DevstackOptions", "load_lambda_handler"]
 
 API_KEY_ID = "devstackkey01"  # the usage-plan key's id, as requestContext.identity.apiKeyId
 
-_log = structlog.get_logger("exportsync_devstack")
+_log = structlog.get_logger(__name__)
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,8 @@
 """The Lambda entry point: ``exportsync_api.app.lambda_handler(event, context)``.
 
 Routing by Powertools: REST API (payload 1.0) events go to an ``APIGatewayRestResolver``, HTTP API
-(payload 2.0) events to an ``APIGatewayHttpResolver``; both carry the same three routes.
+(payload 2.0) events to an ``APIGatewayHttpResolver``; both carry the same three routes. The API
+they serve is described in docs/api.md.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ from aws_lambda_powertools.event_handler.api_gateway import ApiGatewayResolver
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from botocore.config import Config
 
+from exportsync_wire import ErrorCode, routes
+
 from . import events
 from .errors import ApiError
 from .form import parse_form
@@ -33,9 +36,7 @@ from .settings import Settings, load_settings
 from .stores import DynamoSessionStore, ObjectStore, S3ObjectStore, SessionStore
 from .uploads import upload_form
 
-__all__ = ["ROUTES", "Dependencies", "default_dependencies", "handle", "lambda_handler"]
-
-ROUTES = ("/upload", "/session", "/presign")
+__all__ = ["Dependencies", "default_dependencies", "handle", "lambda_handler"]
 
 # The event is never logged: it holds identity.apiKey.
 logger = Logger(service="exportsync-api")
@@ -70,7 +71,7 @@ def lambda_handler(event: Mapping[str, Any], context: Any = None) -> dict[str, A
         deps = default_dependencies()
     except Exception:
         logger.exception("startup_failed")
-        return _json(500, _error_body("internal_error", "the function is misconfigured"))
+        return _json(500, _error_body(ErrorCode.INTERNAL_ERROR, "the function is misconfigured"))
     return handle(event, context, deps)
 
 
@@ -132,14 +133,14 @@ def _register(resolver: ApiGatewayResolver) -> None:
     def user() -> str | None:
         return events.resolve_user(events.api_key_id(raw()), deps().settings.key_users)
 
-    @resolver.post("/upload")
+    @resolver.post(routes.UPLOAD)
     def upload() -> Any:
         form = parse_form(events.raw_body(raw()), events.header(raw(), "content-type"))
         result = upload_form(form, user(), deps().objects)
         _log_results("upload_done", result)
         return _response(200, result)
 
-    @resolver.post("/session")
+    @resolver.post(routes.SESSION)
     def session() -> Any:
         key_user = user()
         sessions = parse_sessions(events.raw_body(raw()))
@@ -147,7 +148,7 @@ def _register(resolver: ApiGatewayResolver) -> None:
         _log_results("session_done", result)
         return _response(200, result)
 
-    @resolver.post("/presign")
+    @resolver.post(routes.PRESIGN)
     def presign() -> Any:
         request = parse_presign(events.raw_body(raw()))
         settings = deps().settings
@@ -163,17 +164,19 @@ def _register(resolver: ApiGatewayResolver) -> None:
     @resolver.not_found
     def not_found(_exc: NotFoundError) -> Any:
         path = resolver.current_event.path
-        if path in ROUTES:
+        if path in routes.ROUTES:
             return _response(
-                405, _error_body("method_not_allowed", "use POST"), headers={"Allow": "POST"}
+                405,
+                _error_body(ErrorCode.METHOD_NOT_ALLOWED, "use POST"),
+                headers={"Allow": "POST"},
             )
-        return _response(404, _error_body("not_found", "no such route"))
+        return _response(404, _error_body(ErrorCode.NOT_FOUND, "no such route"))
 
     @resolver.exception_handler(Exception)  # type: ignore[untyped-decorator]  # unannotated upstream
     def server_fault(exc: Exception) -> Any:
         # Exception text from boto3 names buckets and keys, never the API key.
         logger.exception("server_fault", error_type=type(exc).__name__)
-        return _response(500, _error_body("internal_error", "internal server error"))
+        return _response(500, _error_body(ErrorCode.INTERNAL_ERROR, "internal server error"))
 
 
 def _log_results(event_name: str, result: Mapping[str, Any]) -> None:

@@ -6,11 +6,13 @@ from dataclasses import dataclass, field
 
 import multipart
 
+from exportsync_wire import ErrorCode, limits
+
 from .errors import ApiError, bad_request
 
 __all__ = ["FilePart", "Form", "parse_form"]
 
-MAX_PARTS = 110  # 100 files plus the text parts
+MAX_PARTS = limits.MAX_ENTRIES_PER_REQUEST + 10  # the files plus the text parts
 MAX_HEADER_SIZE = 2048
 MAX_HEADER_COUNT = 8
 MAX_TEXT_BYTES = 256 * 1024  # manifest of 100 entries fits easily
@@ -54,19 +56,23 @@ def parse_form(body: bytes, content_type: str | None) -> Form:
                 else:
                     chunks.append(bytes(event))
     except multipart.MultipartError as exc:
-        raise bad_request("malformed_multipart", str(exc)) from None
+        raise bad_request(ErrorCode.MALFORMED_MULTIPART, str(exc)) from None
     return form
 
 
 def _boundary(content_type: str | None) -> str:
     if not content_type:
-        raise ApiError(415, "unsupported_media_type", "Content-Type must be multipart/form-data")
+        raise ApiError(
+            415, ErrorCode.UNSUPPORTED_MEDIA_TYPE, "Content-Type must be multipart/form-data"
+        )
     mime, options = multipart.parse_options_header(content_type)
     if mime != "multipart/form-data":
-        raise ApiError(415, "unsupported_media_type", "Content-Type must be multipart/form-data")
+        raise ApiError(
+            415, ErrorCode.UNSUPPORTED_MEDIA_TYPE, "Content-Type must be multipart/form-data"
+        )
     boundary = options.get("boundary")
     if not isinstance(boundary, str) or not boundary or len(boundary) > 200:
-        raise bad_request("malformed_multipart", "Content-Type has no valid boundary")
+        raise bad_request(ErrorCode.MALFORMED_MULTIPART, "Content-Type has no valid boundary")
     return boundary
 
 
@@ -77,10 +83,10 @@ def _add_part(form: Form, name: str, filename: str | None, data: bytes) -> None:
     if name not in _TEXT_FIELDS:
         return  # unknown parts are ignored (they still count against MAX_PARTS)
     if name in form.fields:
-        raise bad_request("malformed_multipart", f"duplicate part {name!r}")
+        raise bad_request(ErrorCode.MALFORMED_MULTIPART, f"duplicate part {name!r}")
     if len(data) > MAX_TEXT_BYTES:
-        raise bad_request("malformed_multipart", f"part {name!r} is too large")
+        raise bad_request(ErrorCode.MALFORMED_MULTIPART, f"part {name!r} is too large")
     try:
         form.fields[name] = data.decode("utf-8")
     except UnicodeDecodeError:
-        raise bad_request("malformed_multipart", f"part {name!r} is not UTF-8") from None
+        raise bad_request(ErrorCode.MALFORMED_MULTIPART, f"part {name!r} is not UTF-8") from None

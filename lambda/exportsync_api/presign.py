@@ -9,22 +9,15 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from exportsync_wire import ErrorCode, PresignFile, Status, limits
+
 from .errors import bad_request
 from .keys import InvalidKeyPart, object_key, user_prefix
 from .stores import ObjectStore, checksum_b64
 
-__all__ = ["MAX_FILES", "MAX_PUT_BYTES", "PresignRequest", "parse_presign", "presign_files"]
+__all__ = ["PresignRequest", "parse_presign", "presign_files"]
 
-MAX_FILES = 100
-MAX_PUT_BYTES = 5 * 1024**3  # S3's single-PUT limit
 _SHA256 = re.compile(r"[0-9a-fA-F]{64}")
-
-
-@dataclass(frozen=True)
-class PresignFile:
-    filename: str
-    sha256: str
-    size: int
 
 
 @dataclass(frozen=True)
@@ -38,29 +31,34 @@ def parse_presign(body: bytes) -> PresignRequest:
     try:
         value = json.loads(body.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError, ValueError):
-        raise bad_request("invalid_json", "body is not valid UTF-8 JSON") from None
+        raise bad_request(ErrorCode.INVALID_JSON, "body is not valid UTF-8 JSON") from None
     if not isinstance(value, dict):
-        raise bad_request("invalid_body", "body must be {'files': [...]}")
+        raise bad_request(ErrorCode.INVALID_BODY, "body must be {'files': [...]}")
     files = value.get("files")
-    if not isinstance(files, list) or not 1 <= len(files) <= MAX_FILES:
-        raise bad_request("invalid_body", f"'files' must be a list of 1 to {MAX_FILES}")
+    if not isinstance(files, list) or not 1 <= len(files) <= limits.MAX_ENTRIES_PER_REQUEST:
+        raise bad_request(
+            ErrorCode.INVALID_BODY,
+            f"'files' must be a list of 1 to {limits.MAX_ENTRIES_PER_REQUEST}",
+        )
     user_id = value.get("user_id")
     if user_id is not None and not isinstance(user_id, str):
-        raise bad_request("invalid_body", "'user_id' must be a string")
+        raise bad_request(ErrorCode.INVALID_BODY, "'user_id' must be a string")
     return PresignRequest([_file(index, entry) for index, entry in enumerate(files)], user_id)
 
 
 def _file(index: int, entry: object) -> PresignFile:
     where = f"files[{index}]"
     if not isinstance(entry, dict):
-        raise bad_request("invalid_body", f"{where} must be an object")
+        raise bad_request(ErrorCode.INVALID_BODY, f"{where} must be an object")
     filename, sha256, size = entry.get("filename"), entry.get("sha256"), entry.get("size")
     if not isinstance(filename, str) or not filename:
-        raise bad_request("invalid_body", f"{where}.filename must be a non-empty string")
+        raise bad_request(ErrorCode.INVALID_BODY, f"{where}.filename must be a non-empty string")
     if not isinstance(sha256, str) or not _SHA256.fullmatch(sha256):
-        raise bad_request("invalid_body", f"{where}.sha256 must be 64 hex digits")
-    if isinstance(size, bool) or not isinstance(size, int) or not 0 <= size <= MAX_PUT_BYTES:
-        raise bad_request("invalid_body", f"{where}.size must be an integer from 0 to 5 GiB")
+        raise bad_request(ErrorCode.INVALID_BODY, f"{where}.sha256 must be 64 hex digits")
+    if isinstance(size, bool) or not isinstance(size, int) or not 0 <= size <= limits.PUT_BYTES:
+        raise bad_request(
+            ErrorCode.INVALID_BODY, f"{where}.size must be an integer from 0 to 5 GiB"
+        )
     return PresignFile(filename, sha256.lower(), size)
 
 
@@ -74,16 +72,16 @@ def presign_files(
     """One result per file: "duplicate" when its key exists, else a presigned PUT."""
     user = user if user is not None else request.user_id
     if not user:
-        raise bad_request("missing_user", "no API key identity and no user_id field")
+        raise bad_request(ErrorCode.MISSING_USER, "no API key identity and no user_id field")
     try:
         user_prefix(user)
     except InvalidKeyPart as exc:
-        raise bad_request("invalid_user", str(exc)) from None
+        raise bad_request(ErrorCode.INVALID_USER, str(exc)) from None
     results: list[dict[str, Any]] = []
     for file in request.files:
         key = object_key(user, file.sha256, file.filename)
         if store.exists(key):
-            results.append({"filename": file.filename, "key": key, "status": "duplicate"})
+            results.append({"filename": file.filename, "key": key, "status": Status.DUPLICATE})
             continue
         # The expiry is computed before signing, so it is never later than the URL's own.
         expires_at = now() + timedelta(seconds=expires_in)
@@ -92,7 +90,7 @@ def presign_files(
             {
                 "filename": file.filename,
                 "key": key,
-                "status": "upload",
+                "status": Status.UPLOAD,
                 "url": url,
                 "method": "PUT",
                 "headers": {

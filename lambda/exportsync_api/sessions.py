@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING, Any
 
 from boto3.dynamodb.types import TypeSerializer
 
+from exportsync_wire import ErrorCode, Status, limits
+
 from .errors import bad_request
 from .stores import HASH_ATTRIBUTE, SessionStore
 
@@ -20,8 +22,6 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb.type_defs import AttributeValueTypeDef
 
 __all__ = [
-    "MAX_ITEM_BYTES",
-    "MAX_SESSIONS",
     "Rejected",
     "ValidSession",
     "item_size",
@@ -30,9 +30,6 @@ __all__ = [
     "validate_session",
 ]
 
-MAX_SESSIONS = 100
-MAX_ITEM_BYTES = 400 * 1024
-_MAX_DEPTH = 32  # DynamoDB's nesting limit
 _MAX_PARTITION_KEY_BYTES = 2048
 _MAX_SORT_KEY_BYTES = 1024
 _SERIALIZER = TypeSerializer()
@@ -61,14 +58,19 @@ def parse_sessions(body: bytes) -> list[object]:
             body.decode("utf-8"), parse_float=Decimal, parse_int=Decimal, parse_constant=Decimal
         )
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
-        raise bad_request("invalid_json", "body is not valid UTF-8 JSON") from None
+        raise bad_request(ErrorCode.INVALID_JSON, "body is not valid UTF-8 JSON") from None
     if not isinstance(value, dict):
-        raise bad_request("invalid_body", "body must be a session object or {'sessions': [...]}")
+        raise bad_request(
+            ErrorCode.INVALID_BODY, "body must be a session object or {'sessions': [...]}"
+        )
     if "sessions" not in value:
         return [value]
     sessions = value["sessions"]
-    if not isinstance(sessions, list) or not 1 <= len(sessions) <= MAX_SESSIONS:
-        raise bad_request("invalid_body", f"'sessions' must be a list of 1 to {MAX_SESSIONS}")
+    if not isinstance(sessions, list) or not 1 <= len(sessions) <= limits.MAX_ENTRIES_PER_REQUEST:
+        raise bad_request(
+            ErrorCode.INVALID_BODY,
+            f"'sessions' must be a list of 1 to {limits.MAX_ENTRIES_PER_REQUEST}",
+        )
     return sessions
 
 
@@ -92,7 +94,7 @@ def validate_session(raw: object, expected_user: str | None) -> ValidSession | R
     content_hash = _content_hash(raw)
     # The stored item carries the hash attribute too.
     size = item_size(item) + len(HASH_ATTRIBUTE) + len(content_hash)
-    if size > MAX_ITEM_BYTES:
+    if size > limits.ITEM_BYTES:
         return Rejected(user_id, timestamp, "too_large: item is over 400 KB")
     return ValidSession(user_id, timestamp, item, content_hash)
 
@@ -122,7 +124,7 @@ def _content_error(raw: Mapping[str, object]) -> str | None:
 
 
 def _walk(value: object, depth: int) -> str | None:
-    if depth > _MAX_DEPTH:
+    if depth > limits.ITEM_DEPTH:
         return "too_deep: nesting is deeper than 32 levels"
     if isinstance(value, Decimal):
         return None if value.is_finite() else "not_finite: NaN and Infinity are not allowed"
@@ -186,7 +188,7 @@ def store_sessions(
                 {
                     "user_id": checked.user_id if isinstance(checked.user_id, str) else None,
                     "timestamp": checked.timestamp if isinstance(checked.timestamp, str) else None,
-                    "status": "rejected",
+                    "status": Status.REJECTED,
                     "error": checked.error,
                 }
             )

@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from botocore.exceptions import ClientError
 
+from exportsync_wire import Status
+
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_dynamodb.type_defs import AttributeValueTypeDef
@@ -25,7 +27,7 @@ __all__ = [
     "SessionStore",
 ]
 
-PutOutcome = Literal["stored", "duplicate"]
+PutOutcome = Literal[Status.STORED, Status.DUPLICATE]
 # Attribute holding the sha256 of a session's canonical content (for "duplicate" answers).
 HASH_ATTRIBUTE = "exportsync_content_sha256"
 
@@ -68,9 +70,9 @@ class S3ObjectStore:
             )
         except ClientError as exc:
             if _error_code(exc) == "PreconditionFailed":
-                return "duplicate"
+                return Status.DUPLICATE
             raise
-        return "stored"
+        return Status.STORED
 
     def exists(self, key: str) -> bool:
         # ListObjectsV2 rather than HeadObject: a missing key answers cleanly with only
@@ -116,9 +118,9 @@ class DynamoSessionStore:
             )
         except ClientError as exc:
             if _error_code(exc) == "ConditionalCheckFailedException":
-                return "duplicate"
+                return Status.DUPLICATE
             raise
-        return "stored"
+        return Status.STORED
 
 
 def _error_code(exc: ClientError) -> str:

@@ -7,6 +7,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from exportsync_wire import ErrorCode, Status
+
 from .errors import bad_request, unprocessable
 from .form import FilePart, Form
 from .keys import InvalidKeyPart, object_key, user_prefix
@@ -53,25 +55,27 @@ def parse_manifest(text: str | None, file_count: int) -> list[ManifestEntry]:
     try:
         value = json.loads(text)
     except (json.JSONDecodeError, RecursionError):
-        raise bad_request("invalid_manifest", "manifest is not valid JSON") from None
+        raise bad_request(ErrorCode.INVALID_MANIFEST, "manifest is not valid JSON") from None
     if not isinstance(value, list):
-        raise bad_request("invalid_manifest", "manifest must be a JSON list")
+        raise bad_request(ErrorCode.INVALID_MANIFEST, "manifest must be a JSON list")
     if len(value) != file_count:
-        raise bad_request("invalid_manifest", "manifest needs one entry per file part")
+        raise bad_request(ErrorCode.INVALID_MANIFEST, "manifest needs one entry per file part")
     return [_manifest_entry(index, entry) for index, entry in enumerate(value)]
 
 
 def _manifest_entry(index: int, entry: object) -> ManifestEntry:
     where = f"manifest[{index}]"
     if not isinstance(entry, dict):
-        raise bad_request("invalid_manifest", f"{where} must be an object")
+        raise bad_request(ErrorCode.INVALID_MANIFEST, f"{where} must be an object")
     filename, sha256, size = entry.get("filename"), entry.get("sha256"), entry.get("size")
     if filename is not None and not isinstance(filename, str):
-        raise bad_request("invalid_manifest", f"{where}.filename must be a string")
+        raise bad_request(ErrorCode.INVALID_MANIFEST, f"{where}.filename must be a string")
     if sha256 is not None and not isinstance(sha256, str):
-        raise bad_request("invalid_manifest", f"{where}.sha256 must be a string")
+        raise bad_request(ErrorCode.INVALID_MANIFEST, f"{where}.sha256 must be a string")
     if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < 0):
-        raise bad_request("invalid_manifest", f"{where}.size must be a non-negative integer")
+        raise bad_request(
+            ErrorCode.INVALID_MANIFEST, f"{where}.size must be a non-negative integer"
+        )
     return ManifestEntry(filename=filename, sha256=sha256, size=size)
 
 
@@ -99,21 +103,21 @@ def upload_form(form: Form, user: str | None, store: ObjectStore) -> dict[str, A
     """Run the whole route on a parsed form; 422 (with the results) when nothing was valid."""
     user = user if user is not None else form.fields.get("user_id")
     if not user:
-        raise bad_request("missing_user", "no API key identity and no user_id part")
+        raise bad_request(ErrorCode.MISSING_USER, "no API key identity and no user_id part")
     try:
         user_prefix(user)
     except InvalidKeyPart as exc:
-        raise bad_request("invalid_user", str(exc)) from None
+        raise bad_request(ErrorCode.INVALID_USER, str(exc)) from None
     if not form.files:
-        raise unprocessable("no_files", "the request has no part named 'file'")
+        raise unprocessable(ErrorCode.NO_FILES, "the request has no part named 'file'")
     entries = parse_manifest(form.fields.get("manifest"), len(form.files))
     results: list[dict[str, Any]] = []
     for part, entry in zip(form.files, entries, strict=True):
         plan = plan_upload(part, entry, user)
         if plan.error is not None or plan.key is None:
-            results.append(plan.result("rejected"))
+            results.append(plan.result(Status.REJECTED))
             continue
         results.append(plan.result(store.put_if_absent(plan.key, plan.data, plan.sha256)))
-    if all(result["status"] == "rejected" for result in results):
-        raise unprocessable("nothing_valid", "no file part was valid", {"results": results})
+    if all(result["status"] == Status.REJECTED for result in results):
+        raise unprocessable(ErrorCode.NOTHING_VALID, "no file part was valid", {"results": results})
     return {"results": results}

@@ -10,8 +10,10 @@ from typing import Any
 
 import pytest
 
+from exportsync.clock import Clock, FakeClock
 from exportsync.config import load_config
-from exportsync.daemon import Daemon
+from exportsync.daemon import IDLE_WAKE_SECONDS, Daemon
+from exportsync.delivery import StepOutcome
 from exportsync.errors import SpoolError
 from exportsync.notify import Notifier
 from exportsync.spool import Spool
@@ -43,7 +45,7 @@ def _messages(sock: socket.socket) -> list[str]:
             return out
 
 
-def _daemon(tmp_path: Path, api: FakeApi) -> Daemon:
+def _daemon(tmp_path: Path, api: FakeApi, clock: Clock | None = None) -> Daemon:
     export = tmp_path / "export"
     export.mkdir()
     config = load_config(
@@ -61,7 +63,33 @@ def _daemon(tmp_path: Path, api: FakeApi) -> Daemon:
             "api.batch_linger_seconds": 0.0,
         },
     )
-    return Daemon(config, api=api, notifier=Notifier())
+    return Daemon(config, api=api, notifier=Notifier(), clock=clock)
+
+
+def test_the_loop_waits_through_its_clock(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Waits go through the injected clock, capped, and a wake-up (a new file, stop) ends them."""
+    clock = FakeClock()
+    daemon = _daemon(tmp_path, FakeApi(), clock)
+    outcomes = iter([StepOutcome(False, 30.0), StepOutcome(False, None), StepOutcome(True, 0.0)])
+
+    def step() -> StepOutcome:
+        outcome = next(outcomes, None)
+        if outcome is None:
+            daemon.stop()
+            return StepOutcome(False, 2.0)
+        if outcome.requested:
+            daemon._wake.set()  # as a newly spooled file does
+            return StepOutcome(False, 7.0)
+        return outcome
+
+    monkeypatch.setattr(daemon.deliverer, "step", step)
+    start = clock.time()
+    try:
+        daemon._loop()
+    finally:
+        daemon.spool.close()
+    assert clock.waits == [IDLE_WAKE_SECONDS, IDLE_WAKE_SECONDS]
+    assert clock.time() - start == 2 * IDLE_WAKE_SECONDS
 
 
 def test_files_flow_from_folder_to_api_and_systemd_hears_every_phase(

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from structlog.testing import capture_logs
 
-from exportsync import files
+from exportsync import moves
 from exportsync.clock import FakeClock
 from exportsync.delivery import Deliverer, retry_delay
 from exportsync.errors import (
@@ -482,14 +482,14 @@ def test_a_write_that_slips_in_during_after_upload_goes_back_into_the_folder(
 ) -> None:
     rig = _rig(tmp_path, after_upload=mode)
     rig.drop("a.csv", "delivered\n")
-    mover = files.move_to_sent if mode == "move" else files.set_aside
+    mover = moves.move_to_sent if mode == "move" else moves.set_aside
 
     def move_then_rewrite(root: Path, path: Path) -> Path:
         moved = mover(root, path)
         moved.write_text("rewritten by the app in the same instant\n")
         return moved
 
-    monkeypatch.setattr(files, "move_to_sent" if mode == "move" else "set_aside", move_then_rewrite)
+    monkeypatch.setattr(moves, "move_to_sent" if mode == "move" else "set_aside", move_then_rewrite)
     with capture_logs() as logs:
         rig.run()
     assert rig.states() == {"a.csv": "delivered"}
@@ -510,14 +510,14 @@ def test_a_write_that_slips_in_goes_back_into_its_own_sub_folder(
     )
     (rig.root / "sub").mkdir()
     rig.drop("sub/a.csv", "delivered\n")
-    mover = files.move_to_sent if mode == "move" else files.set_aside
+    mover = moves.move_to_sent if mode == "move" else moves.set_aside
 
     def move_then_rewrite(root: Path, path: Path) -> Path:
         moved = mover(root, path)
         moved.write_text("rewritten\n")
         return moved
 
-    monkeypatch.setattr(files, "move_to_sent" if mode == "move" else "set_aside", move_then_rewrite)
+    monkeypatch.setattr(moves, "move_to_sent" if mode == "move" else "set_aside", move_then_rewrite)
     rig.run()
     assert (rig.root / "sub" / "a.csv").read_text() == "rewritten\n"
     assert not (rig.root / "a.csv").exists()

@@ -11,17 +11,16 @@ from typing import Any
 
 import pytest
 
-from exportsync import files
+from exportsync import files, moves
 from exportsync.errors import ExportsyncError, FileRejected
 from exportsync.files import (
     FileChanged,
-    delete_file,
-    move_to_sent,
     open_regular,
     open_verified_stream,
     read_verified,
     snapshot,
 )
+from exportsync.moves import delete_file, move_to_sent
 
 
 @pytest.fixture
@@ -436,10 +435,10 @@ def test_restore_without_hard_links_falls_back_to_rename(
 
     path = root / "a.csv"
     path.write_text("new")
-    aside = files.set_aside(root, path)
+    aside = moves.set_aside(root, path)
     path.write_text("taken")
     monkeypatch.setattr(os, "link", no_links)
-    assert files.restore(root, aside, path) == root / "a-1.csv"
+    assert moves.restore(root, aside, path) == root / "a-1.csv"
     assert (root / "a-1.csv").read_text() == "new"
     assert path.read_text() == "taken"
     assert not aside.exists()

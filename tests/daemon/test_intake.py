@@ -14,7 +14,7 @@ from exportsync import files
 from exportsync.clock import FakeClock
 from exportsync.intake import MAX_SESSION_FILE_BYTES, Intake
 from exportsync.matcher import FileMatcher
-from exportsync.spool import REJECTED_SHA, Spool
+from exportsync.spool import Spool
 
 
 @pytest.fixture
@@ -206,7 +206,7 @@ def test_a_symlink_is_a_failed_item_and_its_target_is_never_opened(
     assert result is not None
     assert result.created
     item = result.item
-    assert (item.state, item.sha256, item.path) == ("failed", REJECTED_SHA, link)
+    assert (item.state, item.refused, item.sha256, item.path) == ("failed", True, None, link)
     assert item.last_error is not None
     assert "symlink" in item.last_error
     assert str(target) not in opened

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import io
 import json
 import logging
@@ -47,7 +48,7 @@ def test_json_lines_when_not_a_tty() -> None:
     assert line["level"] == "info"
     assert line["path"] == "/x/a.csv"
     assert line["queue_depth"] == 3
-    assert line["logger_name"] == "exportsync.test"
+    assert line["logger"] == "exportsync.test"
     stamp = datetime.fromisoformat(line["timestamp"])
     assert stamp.utcoffset() is not None
     assert stamp.utcoffset().total_seconds() == 0  # type: ignore[union-attr]
@@ -145,7 +146,7 @@ def test_stdlib_warnings_join_the_same_output_and_are_redacted() -> None:
     library.warning("Retrying with header %s", KEY)
     (line,) = lines(out)
     assert line["event"] == "library_log"
-    assert line["logger_name"] == "urllib3.connectionpool"
+    assert line["logger"] == "urllib3.connectionpool"
     assert line["level"] == "warning"
     assert KEY not in line["message"]
 
@@ -165,11 +166,32 @@ def test_capture_logs_sees_events_and_bound_fields() -> None:
         {
             "event": "file_rejected",
             "log_level": "warning",
-            "logger_name": "t",
             "path": Path("/x"),
             "reason": "symlink",
         }
     ]
+
+
+@pytest.mark.parametrize(
+    "module", ["aftercare", "cli", "daemon", "delivery", "intake", "notify", "watcher"]
+)
+def test_every_module_logger_names_its_module(module: str) -> None:
+    """A JSON line says which module wrote it, whichever way the module made its logger."""
+    out = io.StringIO()
+    configure_logging("json", "info", out)
+    loaded = importlib.import_module(f"exportsync.{module}")
+    logger = getattr(loaded, "log", None) or loaded._log
+    logger.info("probe")
+    (line,) = lines(out)
+    assert line["logger"] == f"exportsync.{module}"
+
+
+def test_a_plain_structlog_logger_keeps_its_name() -> None:
+    out = io.StringIO()
+    configure_logging("json", "info", out)
+    structlog.get_logger("exportsync_devstack.gateway").warning("probe")
+    (line,) = lines(out)
+    assert line["logger"] == "exportsync_devstack.gateway"
 
 
 def test_redact_processor_is_pure() -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from exportsync.errors import SpoolError
-from exportsync.spool import REJECTED_SHA, Spool
+from exportsync.spool import Spool
 
 
 def _record(spool: Spool, path: str, sha: str, *, size: int = 3, now: float = 100.0) -> int:
@@ -95,7 +95,7 @@ def test_retry_moves_failed_items_but_not_refused_ones(tmp_path: Path) -> None:
         a = _record(spool, "/x/a.csv", "aa")
         spool.mark_failed(a, "refused by the API: bad", now=2.0)
         link = spool.record_rejected(Path("/x/l.csv"), "csv", "symlink", now=2.0).item
-        assert link.sha256 == REJECTED_SHA
+        assert (link.refused, link.sha256) == (True, None)
         assert link.state == "failed"
         assert spool.failed_ids() == [a, link.id]
         assert spool.retry([a, link.id], now=3.0) == [a]

@@ -285,6 +285,21 @@ def test_a_failing_on_ready_is_logged_and_the_next_file_still_reported(folder: P
     assert [e["event"] for e in logs if e["log_level"] == "error"] == ["on_ready_failed"]
 
 
+def test_an_event_that_fails_to_dispatch_is_logged_not_raised(
+    folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An exception would end watchdog's dispatch thread; the log call itself must not raise."""
+    watcher, _, _ = scripted(folder)
+
+    def broken(_event: object) -> None:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(watcher, "_dispatch", broken)
+    with capture_logs() as logs:
+        watcher.dispatch(FileCreatedEvent(str(folder / "a.csv")))
+    assert [(e["event"], e["fs_event"]) for e in logs] == [("watch_event_failed", "created")]
+
+
 def test_a_path_on_ready_refused_is_offered_again_by_the_next_rescan(folder: Path) -> None:
     clock = FakeClock()
     attempts: list[Path] = []

@@ -1,4 +1,4 @@
-"""Every gateway answer of the CONTRACT table over real HTTP on 127.0.0.1 (stand-in handler)."""
+"""Every gateway answer of docs/api.md's table over real HTTP on 127.0.0.1 (stand-in handler)."""
 
 from __future__ import annotations
 

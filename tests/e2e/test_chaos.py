@@ -27,7 +27,7 @@ from pathlib import Path
 
 import pytest
 
-from exportsync.spool import REJECTED_SHA, Item
+from exportsync.spool import Item
 from support.chaos import Chaos, sending_count, sha256
 from support.daemon import DaemonProcess, run_daemon, spool_items, write_config
 from support.devstack import DevstackInfo, dynamo_items, s3_objects, start_devstack, wait_for
@@ -129,13 +129,14 @@ def _storm(tmp_path: Path, config: Path, chaos: Chaos, rng: random.Random) -> _L
     return lives
 
 
-def _by_key(items: list[Item]) -> dict[tuple[str, str], Item]:
+def _by_key(items: list[Item]) -> dict[tuple[str, str | None], Item]:
     return {(str(i.path), i.sha256): i for i in items}
 
 
-def _final_sha(chaos: Chaos, name: str) -> str:
+def _final_sha(chaos: Chaos, name: str) -> str | None:
+    """The spooled hash of the file's last version (none for a symlink, refused unread)."""
     entry = chaos.present[name]
-    return REJECTED_SHA if entry.kind == "symlink" else entry.sha256
+    return None if entry.kind == "symlink" else entry.sha256
 
 
 def _settled(daemon: DaemonProcess, export: Path, chaos: Chaos) -> bool:
@@ -162,7 +163,7 @@ class _World:
     export: Path
     user_id: str
     items: list[Item]
-    keys: dict[tuple[str, str], Item]
+    keys: dict[tuple[str, str | None], Item]
     landed: dict[str, list[bytes]]
     stored: dict[str, dict[str, object]]
     spooled: list[tuple[float, str]]  # (wall time, name) of every item_spooled the daemons logged

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from exportsync_api.stores import PutOutcome
+from exportsync_wire import Status
 
 __all__ = ["MemoryObjectStore", "MemorySessionStore"]
 
@@ -16,9 +17,9 @@ class MemoryObjectStore:
 
     def put_if_absent(self, key: str, data: bytes, sha256_hex: str) -> PutOutcome:
         if key in self.objects:
-            return "duplicate"
+            return Status.DUPLICATE
         self.objects[key] = data
-        return "stored"
+        return Status.STORED
 
     def exists(self, key: str) -> bool:
         return key in self.objects
@@ -34,6 +35,6 @@ class MemorySessionStore:
     def put_unless_same(self, item: Mapping[str, Any], content_hash: str) -> PutOutcome:
         key = (item["user_id"]["S"], item["timestamp"]["S"])
         if key in self.items and self.items[key][1] == content_hash:
-            return "duplicate"
+            return Status.DUPLICATE
         self.items[key] = (item, content_hash)
-        return "stored"
+        return Status.STORED

@@ -1,0 +1,43 @@
+"""exportsync's wire contract: route paths, limits, statuses, error codes and JSON shapes.
+
+Imported by the daemon and by the Lambda, so both sides obey one definition (docs/api.md describes
+the API in prose). It imports nothing but the standard library, and it lives beside the function's
+package because the function's zip is built from this folder; the daemon installs it as its own
+top-level package.
+"""
+
+from __future__ import annotations
+
+from . import limits, routes
+from .codes import ErrorCode
+from .shapes import (
+    ErrorBody,
+    ErrorDetail,
+    ManifestEntryJson,
+    PresignFile,
+    PresignFileJson,
+    PresignRequestJson,
+    PresignResultJson,
+    ResultsJson,
+    SessionResultJson,
+    UploadResultJson,
+)
+from .status import DELIVERED, Status
+
+__all__ = [
+    "DELIVERED",
+    "ErrorBody",
+    "ErrorCode",
+    "ErrorDetail",
+    "ManifestEntryJson",
+    "PresignFile",
+    "PresignFileJson",
+    "PresignRequestJson",
+    "PresignResultJson",
+    "ResultsJson",
+    "SessionResultJson",
+    "Status",
+    "UploadResultJson",
+    "limits",
+    "routes",
+]
