@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import datetime as dt
 import hashlib
 import json
 import os
@@ -31,6 +30,7 @@ from exportsync.matcher import FileMatcher
 from exportsync.quota import DAY, QuotaLedger
 from exportsync.spool import Spool
 from support.fake_api import FakeApi
+from support.ledger import plan_ledger
 
 START = 1_800_000_000.0 - (1_800_000_000.0 % DAY) + 3600  # 01:00 UTC
 
@@ -72,15 +72,8 @@ def _rig(tmp_path: Path, **options: object) -> Rig:
     spool = Spool.open(tmp_path / "state")
     clock = FakeClock(START)
     api = FakeApi()
-    ledger = QuotaLedger(
-        spool,
-        requests_per_second=1.0,
-        burst=1,
-        daily_requests=int(options.pop("daily", 10)),  # type: ignore[call-overload]
-        reset_utc=dt.time(0, 0),
-        margin_seconds=0.25,
-        clock=clock,
-    )
+    daily = int(options.pop("daily", 10))  # type: ignore[call-overload]
+    ledger = plan_ledger(spool, clock, daily_requests=daily)
     deliverer = Deliverer(
         spool=spool,
         ledger=ledger,

@@ -7,7 +7,6 @@ as a subprocess without a usage plan, so nothing here waits on the 1 request/s b
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import IO
@@ -20,9 +19,9 @@ from exportsync.clock import FakeClock
 from exportsync.delivery import Deliverer
 from exportsync.intake import Intake
 from exportsync.matcher import FileMatcher
-from exportsync.quota import QuotaLedger
 from exportsync.spool import Spool
 from support.devstack import DevstackInfo, s3_objects, start_devstack, usage
+from support.ledger import plan_ledger
 
 pytestmark = pytest.mark.integration
 
@@ -73,18 +72,9 @@ def test_a_refused_presigned_body_is_retried_and_never_delivered(
     clock = FakeClock(1_800_000_000.0)
     api = TamperingApi(info.api_url, info.api_key, timeout=30)
     with Spool.open(tmp_path / "state") as spool:
-        ledger = QuotaLedger(
-            spool,
-            requests_per_second=1.0,
-            burst=1,
-            daily_requests=0,
-            reset_utc=dt.time(0, 0),
-            margin_seconds=0.25,
-            clock=clock,
-        )
         deliverer = Deliverer(
             spool=spool,
-            ledger=ledger,
+            ledger=plan_ledger(spool, clock, daily_requests=0),
             api=api,
             clock=clock,
             root=root,
