@@ -6,12 +6,13 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: help venv test lint typecheck cfn-lint pytest demo bench clean
+.PHONY: help venv test lint typecheck cfn-lint pytest demo bench fuzz clean
 
 help:
 	@echo "make demo   run devstack + daemon on demo/export (Ctrl-C stops both)"
 	@echo "make test   lint, type-check, cfn-lint and the whole test suite"
 	@echo "make bench  throughput and memory benchmarks (bench/)"
+	@echo "make fuzz   the Lambda fuzzed on every route, 5,000+ cases"
 	@echo "make clean  remove .venv, demo state and caches"
 
 $(STAMP): pyproject.toml
@@ -44,8 +45,15 @@ test: lint typecheck cfn-lint pytest
 demo: $(STAMP)
 	$(BIN)/python -m exportsync_devstack.demo
 
+# The Lambda fuzzed with hypothesis on every route (at least 5,000 cases); prints its tally last.
+# `make test` runs the same tests with 60 cases each.
+fuzz: $(STAMP)
+	EXPORTSYNC_FUZZ_EXAMPLES=1100 EXPORTSYNC_FUZZ_REPORT=.fuzz-report \
+		$(BIN)/python -m pytest tests/lambda/test_lambda_fuzz.py -q
+	@cat .fuzz-report
+
 bench: $(STAMP)
 	$(BIN)/python bench/run.py
 
 clean:
-	rm -rf $(VENV) demo .mypy_cache .ruff_cache .pytest_cache .hypothesis
+	rm -rf $(VENV) demo .mypy_cache .ruff_cache .pytest_cache .hypothesis .fuzz-report

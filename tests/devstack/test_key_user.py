@@ -4,6 +4,7 @@ a user named in the body, on every route."""
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Iterator
 
 import pytest
@@ -61,11 +62,42 @@ def test_presign_names_the_keys_user_whatever_the_body_says(open_devstack: Devst
     assert result["key"] == f"uploads/{open_devstack.user_id}/{sha}/big.csv"
 
 
-def test_a_session_for_another_user_is_refused(open_devstack: DevstackInfo) -> None:
-    sessions = [
-        {"user_id": OTHER, "timestamp": "2026-02-17T10:00:00Z"},
-        {"user_id": open_devstack.user_id, "timestamp": "2026-02-17T11:00:00Z"},
+def _sessions(info: DevstackInfo, hour: str) -> list[dict[str, str]]:
+    """One session naming another user, one naming the key's own."""
+    return [
+        {"user_id": OTHER, "timestamp": f"2026-02-17T{hour}:00:00Z"},
+        {"user_id": info.user_id, "timestamp": f"2026-02-17T{hour}:30:00Z"},
     ]
-    results = _post(open_devstack, "/session", json={"sessions": sessions})
+
+
+def test_a_session_for_another_user_is_refused(open_devstack: DevstackInfo) -> None:
+    results = _post(open_devstack, "/session", json={"sessions": _sessions(open_devstack, "10")})
     assert [r["status"] for r in results] == ["rejected", "stored"]
     assert {item["user_id"] for item in dynamo_items(open_devstack)} == {open_devstack.user_id}
+
+
+def test_batch_cannot_name_another_user(open_devstack: DevstackInfo) -> None:
+    data = b"batch,file\n"
+    sha = hashlib.sha256(data).hexdigest()
+    presign = {"files": [{"filename": "big.csv", "sha256": sha, "size": 90}], "user_id": OTHER}
+    results = _post(
+        open_devstack,
+        "/batch",
+        files=[
+            ("user_id", (None, OTHER.encode(), "text/plain")),
+            ("file", ("b.csv", data, "text/csv")),
+            ("presign", (None, json.dumps(presign).encode(), "application/json")),
+            (
+                "session",
+                (None, json.dumps(_sessions(open_devstack, "12")).encode(), "application/json"),
+            ),
+        ],
+    )
+    assert [r["status"] for r in results] == ["stored", "upload", "rejected", "stored"]
+    user = open_devstack.user_id
+    assert [results[0]["key"], results[1]["key"]] == [
+        f"uploads/{user}/{sha}/b.csv",
+        f"uploads/{user}/{sha}/big.csv",
+    ]
+    assert not [k for k in s3_objects(open_devstack) if f"/{OTHER}/" in k]
+    assert {item["user_id"] for item in dynamo_items(open_devstack)} == {user}

@@ -12,6 +12,7 @@ import json
 import requests
 from apigw_events import body_of, rest_event
 from fakes import MemoryObjectStore, MemorySessionStore
+from lambda_support import json_part, multipart_body
 
 from exportsync_api.app import Dependencies, handle
 
@@ -67,6 +68,40 @@ def test_session_for_another_user_is_refused_and_nothing_is_stored(
     results = body_of(handle(event, None, memory_deps))["results"]
     assert [r["status"] for r in results] == ["rejected", "stored"]
     assert results[0]["error"].startswith("user_mismatch")
+    store = memory_deps.sessions
+    assert isinstance(store, MemorySessionStore)
+    assert list(store.items) == [("alice", "2026-02-17T11:00:00Z")]
+
+
+def test_batch_parts_cannot_name_another_user(memory_deps: Dependencies) -> None:
+    """/batch: a user_id part does not move its files or presign asks, and a session naming
+    another user is refused while the key's own is stored."""
+    presign = {"files": [{"filename": "big.csv", "sha256": SHA, "size": len(DATA)}]}
+    body, content_type = multipart_body(
+        [
+            ("user_id", (None, OTHER.encode(), "text/plain")),
+            ("file", ("export.csv", DATA, "text/csv")),
+            json_part("presign", presign | {"user_id": OTHER}),
+            json_part(
+                "session",
+                [
+                    {"user_id": OTHER, "timestamp": "2026-02-17T10:00:00Z"},
+                    {"user_id": "alice", "timestamp": "2026-02-17T11:00:00Z"},
+                ],
+            ),
+        ]
+    )
+    event = rest_event("/batch", body, content_type=content_type)
+    results = body_of(handle(event, None, memory_deps))["results"]
+    assert [(r["kind"], r["status"]) for r in results] == [
+        ("file", "stored"),
+        ("presign", "upload"),
+        ("session", "rejected"),
+        ("session", "stored"),
+    ]
+    assert results[0]["key"] == f"uploads/alice/{SHA}/export.csv"
+    assert results[1]["key"] == f"uploads/alice/{SHA}/big.csv"
+    assert results[2]["error"].startswith("user_mismatch")
     store = memory_deps.sessions
     assert isinstance(store, MemorySessionStore)
     assert list(store.items) == [("alice", "2026-02-17T11:00:00Z")]

@@ -1,8 +1,9 @@
 """Against moto's real server over HTTP on 127.0.0.1, through ``lambda_handler`` as the devstack
 calls it (environment set, context None): presign, then a real PUT of the bytes.
 
-S3 calls go through the devstack's strict front (``AWS_ENDPOINT_URL_S3``), which checks presigned
-PUTs as real S3 does; moto alone accepts any signature and any checksum.
+The presigning tests put the devstack's strict S3 front before moto (``AWS_ENDPOINT_URL_S3``), as
+the devstack does: it checks presigned requests as real S3 does; moto alone accepts any signature
+and any checksum.
 """
 
 from __future__ import annotations
@@ -12,30 +13,18 @@ import json
 import time
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-import boto3
 import pytest
 import requests
 from apigw_events import body_of, rest_event
-from lambda_support import BUCKET, REGION, TABLE, create_resources
-from moto.server import ThreadedMotoServer
+from lambda_support import BUCKET
 
 from exportsync_api import app
 from exportsync_devstack.s3_front import serve_s3_front
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="module")
-def moto_endpoint() -> Iterator[str]:
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        server.stop()
 
 
 @pytest.fixture(scope="module")
@@ -49,19 +38,11 @@ def s3_front(moto_endpoint: str) -> Iterator[str]:
 
 
 @pytest.fixture
-def live(moto_endpoint: str, s3_front: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[object]:
-    """The environment the devstack sets before calling the handler, and fresh resources."""
-    requests.post(f"{moto_endpoint}/moto-api/reset", timeout=10).raise_for_status()
-    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_endpoint)
+def strict(live: Any, s3_front: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """``live`` with the handler's S3 client (so its presigned URLs) behind the strict front."""
     monkeypatch.setenv("AWS_ENDPOINT_URL_S3", s3_front)
-    monkeypatch.setenv("EXPORTSYNC_BUCKET", BUCKET)
-    monkeypatch.setenv("EXPORTSYNC_TABLE", TABLE)
-    monkeypatch.setenv("EXPORTSYNC_KEY_USERS", json.dumps({"kid-alice": "alice"}))
-    monkeypatch.setenv("EXPORTSYNC_PRESIGN_SECONDS", "120")
-    s3 = boto3.client("s3", region_name=REGION)
-    create_resources(s3, boto3.client("dynamodb", region_name=REGION))
     app.default_dependencies.cache_clear()
-    yield s3
+    yield live
     app.default_dependencies.cache_clear()
 
 
@@ -74,7 +55,7 @@ def _presign(data: bytes, name: str = "big.csv") -> dict[str, object]:
     return result
 
 
-def test_presigned_put_lands_the_bytes_and_second_presign_is_duplicate(live: object) -> None:
+def test_presigned_put_lands_the_bytes_and_second_presign_is_duplicate(strict: Any) -> None:
     data = b"date,steps\n" + b"2026-02-10,8123\n" * 1000
     first = _presign(data)
     assert first["status"] == "upload"
@@ -87,7 +68,7 @@ def test_presigned_put_lands_the_bytes_and_second_presign_is_duplicate(live: obj
 
     put = requests.put(url, data=data, headers=headers, timeout=10)
     assert put.status_code == 200
-    stored = live.get_object(Bucket=BUCKET, Key=first["key"])["Body"].read()  # type: ignore[attr-defined]
+    stored = strict.get_object(Bucket=BUCKET, Key=first["key"])["Body"].read()
     assert stored == data
 
     second = _presign(data)
@@ -111,7 +92,7 @@ def test_upload_through_lambda_handler_with_real_http(live: object) -> None:
     [b"the REAL bytes\n", b"\nsetyb laer eht", b"the real bytes"],
     ids=["torn", "swapped", "truncated"],
 )
-def test_corrupted_body_is_rejected_by_s3(live: object, corrupted: bytes) -> None:
+def test_corrupted_body_is_rejected_by_s3(strict: Any, corrupted: bytes) -> None:
     data = b"the real bytes\n"
     first = _presign(data)
     headers = first["headers"]
@@ -120,9 +101,49 @@ def test_corrupted_body_is_rejected_by_s3(live: object, corrupted: bytes) -> Non
     # Same length: the checksum refuses it (BadDigest); shorter: the signed length does.
     expected = (400, "BadDigest") if len(corrupted) == len(data) else (403, "SignatureDoesNotMatch")
     assert (put.status_code, _code(put.content)) == expected
-    listing = live.list_objects_v2(Bucket=BUCKET)  # type: ignore[attr-defined]
-    assert listing.get("KeyCount") == 0
+    assert strict.list_objects_v2(Bucket=BUCKET).get("KeyCount") == 0
 
 
 def _code(xml: bytes) -> str | None:
     return ET.fromstring(xml).findtext("Code")  # noqa: S314 -- the devstack front's own XML
+
+
+def complete_xml(etags: list[str]) -> bytes:
+    """The CompleteMultipartUpload body: each part's number and the ETag its PUT answered."""
+    parts = "".join(
+        f"<Part><PartNumber>{n}</PartNumber><ETag>{etag}</ETag></Part>"
+        for n, etag in enumerate(etags, 1)
+    )
+    return f"<CompleteMultipartUpload>{parts}</CompleteMultipartUpload>".encode()
+
+
+def test_multipart_upload_completes_through_its_presigned_urls(strict: Any) -> None:
+    data = bytes(range(256)) * (12 * 1024 * 4) + b"the tail"  # 12 MiB and a bit: two parts
+    sha = hashlib.sha256(data).hexdigest()
+    request = {"files": [{"filename": "huge.csv", "sha256": sha, "size": len(data), "parts": 2}]}
+    response = app.lambda_handler(rest_event("/presign", json.dumps(request)), None)
+    [answer] = body_of(response)["results"]
+    assert answer["status"] == "multipart"
+    etags = []
+    offset = 0
+    for part in answer["parts"]:
+        length = int(part["headers"]["Content-Length"])
+        chunk = data[offset : offset + length]
+        offset += length
+        # The length is signed: the strict front, like S3, refuses another length.
+        signed = parse_qs(urlsplit(part["url"]).query)["X-Amz-SignedHeaders"][0].split(";")
+        assert "content-length" in signed
+        put = requests.put(part["url"], data=chunk, headers=part["headers"], timeout=30)
+        assert put.status_code == 200
+        etags.append(put.headers["ETag"])
+    assert offset == len(data)
+    complete = answer["complete"]
+    done = requests.post(complete["url"], data=complete_xml(etags), timeout=30)
+    assert (complete["method"], done.status_code) == ("POST", 200)
+    stored = strict.get_object(Bucket=BUCKET, Key=answer["key"])["Body"].read()
+    assert stored == data
+
+    [again] = body_of(app.lambda_handler(rest_event("/presign", json.dumps(request)), None))[
+        "results"
+    ]
+    assert again == {"filename": "huge.csv", "key": answer["key"], "status": "duplicate"}
