@@ -3,10 +3,10 @@
 One devstack subprocess (``--quota 0 --rate 0``: no usage plan at the gateway) serves both, one
 after the other, with different file contents so neither meets the other's duplicates:
 
-* ``daemon``  `exportsync run` with its documented defaults (batch linger 3 s, its own ledger at
-  1 request/s, burst 1, 10 a day) is started and ready; the clock starts, N files are written
-  into its folder, and the clock stops when the spool says all N are delivered (watcher settle
-  time, the linger, the ledger's pacing, hashing, fsyncs, batching and the requests included);
+* ``daemon``  `exportsync run` with its documented defaults (a 2 s quiet window, its own ledger
+  at 1 request/s, burst 1, 10 a day) is started and ready; the clock starts, N files are written
+  into its folder, and the clock stops when the spool says all N are delivered (recording, the
+  quiet window, the ledger's pacing, hashing, fsyncs, batching and the requests included);
 * ``naive``   the baseline: the clock starts, the same number of files are written, then each
   is read and sent with its own POST (multipart /upload for a CSV, /session for a session
   file) over one keep-alive ``requests.Session``, as the daemon's client reuses its connection;
@@ -69,10 +69,10 @@ def _delivered(spool_path: Path) -> int:
 def _run_daemon(
     base: Path, info: DevstackInfo, prefix: str, csvs: int, sessions: int
 ) -> dict[str, Any]:
-    # The daemon's documented defaults: no quota or linger overrides (the test helper's short
-    # linger and timeout are put back to the defaults).
+    # The daemon's documented defaults: no quota or pacing overrides (the test helper's short
+    # quiet window and timeout are put back to the defaults).
     config = write_config(
-        base, info, quick_linger=False, api={"timeout_seconds": DEFAULT_API.timeout_seconds}
+        base, info, quick_pacing=False, api={"timeout_seconds": DEFAULT_API.timeout_seconds}
     )
     export = base / "export"
     spool_path = base / "state" / "spool.sqlite3"
@@ -157,7 +157,7 @@ def run_e2e(scratch: Path, *, quick: bool) -> dict[str, Any]:
         "csv_files": csvs,
         "session_files": sessions,
         "rounds": rounds,
-        "daemon_linger_s": DEFAULT_API.batch_linger_seconds,
+        "daemon_quiet_s": DEFAULT_QUOTA.pacing.quiet_seconds,
         "daemon_requests_per_s": DEFAULT_QUOTA.requests_per_second,
         "devstack_startup_s": round(startup, 3),
         "daemon": {"median_s": daemon_s, "median_requests": daemon_requests, "runs": daemon_runs},

@@ -21,14 +21,16 @@ def test_same_content_is_one_item_and_a_change_is_a_new_version(tmp_path: Path) 
     with Spool.open(tmp_path) as spool:
         first = spool.record(Path("/x/a.csv"), "csv", size=3, mtime_ns=1, sha256="aa", now=1.0)
         again = spool.record(Path("/x/a.csv"), "csv", size=3, mtime_ns=2, sha256="aa", now=2.0)
+        # The re-save's mtime is remembered, so a start-up scan need not hash it again.
+        assert spool.known(Path("/x/a.csv"), 3, 2)
         changed = spool.record(Path("/x/a.csv"), "csv", size=4, mtime_ns=3, sha256="bb", now=3.0)
         assert first.created
         assert not again.created
         assert changed.created
         assert again.item.id == first.item.id != changed.item.id
-        # The re-save's mtime is remembered, so a start-up scan need not hash it again.
-        assert spool.known(Path("/x/a.csv"), 3, 2)
-        assert spool.counts()["pending"] == 2
+        # The new version supersedes the pending old one (its content is no longer in the file).
+        assert [i.id for i in spool.items()] == [changed.item.id]
+        assert spool.counts()["pending"] == 1
 
 
 def test_state_survives_reopening_the_file(tmp_path: Path) -> None:
@@ -279,3 +281,63 @@ def test_only_crashes_in_a_row_count(tmp_path: Path) -> None:
     with Spool.open(tmp_path) as spool:
         [again] = spool.count_crashes(now=7.0)
         assert (again.crashes, again.state) == (1, "pending")
+
+
+def test_counts_follow_every_transition_without_counting_rows(tmp_path: Path) -> None:
+    with Spool.open(tmp_path) as spool:
+        a = _record(spool, "/x/a.csv", "aa")
+        b = _record(spool, "/x/b.csv", "bb")
+        spool.mark_sending([a, b], now=1.0)
+        spool.mark_delivered(a, now=2.0)
+        spool.mark_failed(b, "refused", now=2.0)
+        spool.retry([b], now=3.0)
+        c = _record(spool, "/x/c.csv", "cc")
+        spool.forget(c)
+        expected = {"pending": 1, "sending": 0, "delivered": 1, "failed": 0}
+        assert spool.counts() == expected
+        db = sqlite3.connect(tmp_path / "spool.sqlite3")
+        real = dict(db.execute("SELECT state, COUNT(*) FROM items GROUP BY state").fetchall())
+        db.close()
+        assert {state: real.get(state, 0) for state in expected} == expected
+
+
+def _delivered(spool: Spool, path: Path, sha: str, *, at: float, key: tuple[int, int, int]) -> int:
+    size, mtime_ns, inode = key
+    result = spool.record(
+        path, "csv", size=size, mtime_ns=mtime_ns, sha256=sha, now=at, inode=inode
+    )
+    spool.mark_sending([result.item.id], now=at)
+    spool.mark_delivered(result.item.id, now=at)
+    return result.item.id
+
+
+def test_prune_drops_old_delivered_rows_but_keeps_what_dedupe_needs(tmp_path: Path) -> None:
+    folder: dict[Path, tuple[int, int, int]] = {}
+    with Spool.open(tmp_path) as spool:
+        gone = _delivered(spool, Path("/x/gone.csv"), "g1", at=10.0, key=(1, 1, 1))
+        here = _delivered(spool, Path("/x/here.csv"), "h1", at=10.0, key=(2, 2, 2))
+        folder[Path("/x/here.csv")] = (2, 2, 2)
+        changed = _delivered(spool, Path("/x/changed.csv"), "c1", at=10.0, key=(3, 3, 3))
+        folder[Path("/x/changed.csv")] = (30, 31, 3)  # rewritten since: the row is history
+        recent = _delivered(spool, Path("/x/recent.csv"), "r1", at=500.0, key=(4, 4, 4))
+        pending = _record(spool, "/x/pending.csv", "p1", now=10.0)
+        dropped = spool.prune_delivered(100.0, current=folder.get)
+        assert dropped == 2
+        assert spool.get(gone) is None
+        assert spool.get(changed) is None
+        assert spool.get(here) is not None  # still in the folder as delivered: not sent again
+        assert spool.get(recent) is not None
+        assert spool.get(pending) is not None
+        assert spool.counts()["delivered"] == 2
+
+
+def test_pruning_gives_the_space_back_to_the_disk(tmp_path: Path) -> None:
+    with Spool.open(tmp_path) as spool:
+        for i in range(300):
+            _delivered(spool, Path(f"/x/{i:04d}-{'n' * 200}.csv"), f"s{i}", at=1.0, key=(1, 1, 1))
+    with sqlite3.connect(tmp_path / "spool.sqlite3") as db:
+        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    full = (tmp_path / "spool.sqlite3").stat().st_size
+    with Spool.open(tmp_path) as spool:
+        assert spool.prune_delivered(100.0, current=lambda _p: None) == 300
+    assert (tmp_path / "spool.sqlite3").stat().st_size < full / 2

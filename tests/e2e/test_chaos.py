@@ -332,16 +332,16 @@ def test_a_file_deleted_before_delivery_then_exported_again_is_delivered(tmp_pat
     """Found by the storm (seed 1): the re-export, same name and bytes, once found the failed row
     of the file's first life in the spool and was never sent, while it sat in the folder."""
     with start_devstack(tmp_path / "ds", "--quota", "0") as info:
-        # A linger far longer than the delete takes, so the delete always lands inside it.
-        config = write_config(tmp_path, info, api={"batch_linger_seconds": 5.0})
+        # A quiet window far longer than the delete takes, so the delete always lands inside it.
+        config = write_config(tmp_path, info, quota={"quiet_seconds": 5.0})
         report = tmp_path / "export" / "report.csv"
         data = b"id,value\n1,2\n"
         with run_daemon(config) as daemon:
             daemon.wait_ready()
             report.write_bytes(data)
             assert wait_for(lambda: daemon.saw("item_spooled"), 10), daemon.output()
-            report.unlink()  # within the batch linger: the row fails as deleted
-            assert not daemon.saw("request_sent"), "the delete came after the linger"
+            report.unlink()  # within the quiet window: the row fails as deleted
+            assert not daemon.saw("request_sent"), "the delete came after the quiet window"
             assert wait_for(lambda: daemon.saw("item_failed"), 30), daemon.output()
             report.write_bytes(data)  # exported again, same bytes
             assert wait_for(lambda: daemon.saw("file_detected", 2), 10), daemon.output()

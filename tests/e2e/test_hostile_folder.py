@@ -1,11 +1,11 @@
 """A hostile export folder beside good files: `exportsync run` against the devstack never exits.
 
-Dozens of kinds of bad input (fifo, socket, symlink loops and escapes, a sparse 6 GiB file, numbers
-Decimal cannot hold, 100,000-deep nesting, scalars, Latin-1, another user's sessions ...) are put in
-the folder before the start and while the daemon runs, among good files with hostile names (not
-UTF-8, NFD, a newline, 255 bytes). Every good file must arrive, every bad one must be `failed` with
-a reason, the names no export is (a directory called x.csv, owner-lock files, temp names) must be
-left alone, and a restart must not crash on any of it.
+Dozens of kinds of bad input (fifo, socket, symlink loops and escapes, a sparse file over S3's
+5 TiB, numbers Decimal cannot hold, 100,000-deep nesting, scalars, Latin-1, another user's
+sessions ...) are put in the folder before the start and while the daemon runs, among good files
+with hostile names (not UTF-8, NFD, a newline, 255 bytes). Every good file must arrive, every bad
+one must be `failed` with a reason, the names no export is (a directory called x.csv, owner-lock
+files, temp names) must be left alone, and a restart must not crash on any of it.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 
+from exportsync.batches import MAX_FILE_BYTES
 from exportsync.cli import main
 from exportsync.spool import Item
 from support.daemon import run_daemon, spool_items, write_config
@@ -105,7 +106,8 @@ def _bad(tag: str, outside: Path) -> dict[str, Maker]:
         f"escape-{tag}.csv": _symlink(str(outside / "secret.csv")),
         f"dirlink-{tag}.csv": _symlink(str(outside)),
         f"dangling-{tag}.csv": _symlink("/nonexistent/x.csv"),
-        f"sparse-6gib-{tag}.csv": _sparse(6 * 1024**3),
+        # Over S3's 5 TiB for one object (a 6 GiB file is no longer bad: it goes up in parts).
+        f"sparse-over-5tib-{tag}.csv": _sparse(MAX_FILE_BYTES + 1),
         f"sparse-{tag}.session.json": _sparse(64 * 1024**2),
         f"empty-{tag}.session.json": _bytes(b""),
         f"truncated-{tag}.session.json": _bytes(_session(o + 4)[:-7]),
