@@ -572,7 +572,9 @@ class Deliverer:
                     self._retry_later(item, "file changed while it was uploaded")
                 return
             except TransientError as exc:
-                self._retry_later(item, str(exc))
+                # A body refused as torn may be a file that changed under the PUT.
+                if not self._recheck_changed(item):
+                    self._retry_later(item, str(exc))
                 return
             except PermanentError as exc:
                 # S3 checks the sha256 header: a refusal usually means the file changed.

@@ -221,6 +221,16 @@ class Spool:
         with self._lock:
             self._db.close()
 
+    def durability(self) -> tuple[str, int]:
+        """``(journal_mode, synchronous)`` as this connection runs them (FULL is 2).
+
+        synchronous is a per-connection setting: only the spool's own connection can say it.
+        """
+        with self._lock:
+            mode = self._db.execute("PRAGMA journal_mode").fetchone()[0]
+            sync = self._db.execute("PRAGMA synchronous").fetchone()[0]
+        return str(mode), int(sync)
+
     def __enter__(self) -> Spool:
         return self
 

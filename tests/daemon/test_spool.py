@@ -45,7 +45,10 @@ def test_state_survives_reopening_the_file(tmp_path: Path) -> None:
 
 
 def test_database_is_wal_with_full_sync(tmp_path: Path) -> None:
-    with Spool.open(tmp_path):
+    with Spool.open(tmp_path) as spool:
+        # Read back from the spool's own connection: synchronous is per connection, so a
+        # second connection would report its own default, not what the spool commits with.
+        assert spool.durability() == ("wal", 2)  # 2 is FULL
         db = sqlite3.connect(tmp_path / "spool.sqlite3")
         assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         db.close()
