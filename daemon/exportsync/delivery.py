@@ -343,7 +343,10 @@ class Deliverer:
             quota_limit=self._ledger.limit,
         )
         try:
-            results = self._api.batch(batch.request())
+            try:
+                results = self._api.batch(batch.request())
+            finally:
+                self._ledger.answered()
             answers = _by_kind(results, batch)
         except DELIVERY_FAILURES as exc:
             if not isinstance(exc, Unreachable):
