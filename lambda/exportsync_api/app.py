@@ -1,7 +1,7 @@
 """The Lambda entry point: ``exportsync_api.app.lambda_handler(event, context)``.
 
 Routing by Powertools: REST API (payload 1.0) events go to an ``APIGatewayRestResolver``, HTTP API
-(payload 2.0) events to an ``APIGatewayHttpResolver``; both carry the same three routes. The API
+(payload 2.0) events to an ``APIGatewayHttpResolver``; both carry the same four routes. The API
 they serve is described in docs/api.md.
 """
 
@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -28,15 +29,27 @@ from botocore.config import Config
 from exportsync_wire import ErrorCode, routes
 
 from . import events
+from .batch import BatchStores, batch_form
 from .errors import ApiError
 from .form import parse_form
+from .pool import Pool
 from .presign import parse_presign, presign_files
 from .sessions import parse_sessions, store_sessions
 from .settings import Settings, load_settings
 from .stores import DynamoSessionStore, ObjectStore, S3ObjectStore, SessionStore
 from .uploads import upload_form
 
-__all__ = ["Dependencies", "default_dependencies", "handle", "lambda_handler"]
+__all__ = [
+    "Dependencies",
+    "default_dependencies",
+    "handle",
+    "lambda_handler",
+    "write_pool",
+]
+
+# Time kept after the last write starts: its own retries and the answer (boto3 calls are bounded
+# by connect/read timeouts of 2 s and 5 s, 3 attempts).
+_FINISH_RESERVE_S = 8.0
 
 # The event is never logged: it holds identity.apiKey.
 logger = Logger(service="exportsync-api")
@@ -56,8 +69,17 @@ def default_dependencies() -> Dependencies:
     settings = load_settings(os.environ)
     # SigV4 for presigned URLs (the checksum header must be signed); AWS_ENDPOINT_URL is
     # honoured by boto3 itself, which is how the devstack points us at moto.
-    s3 = boto3.client("s3", config=Config(signature_version="s3v4"))
-    dynamodb = boto3.client("dynamodb")
+    # One pooled connection per worker; "standard" retries (3 attempts unless AWS_MAX_ATTEMPTS
+    # says otherwise: the function has 28 s for up to 1,000 entries), after which an entry
+    # still throttled answers "retry".
+    common = Config(
+        max_pool_connections=settings.workers,
+        retries={"mode": "standard"},
+        connect_timeout=2,
+        read_timeout=5,
+    )
+    s3 = boto3.client("s3", config=common.merge(Config(signature_version="s3v4")))
+    dynamodb = boto3.client("dynamodb", config=common)
     return Dependencies(
         settings=settings,
         objects=S3ObjectStore(s3, settings.bucket),
@@ -130,13 +152,16 @@ def _register(resolver: ApiGatewayResolver) -> None:
     def raw() -> Mapping[str, Any]:
         return resolver.current_event.raw_event
 
+    def pool() -> Pool:
+        return write_pool(deps().settings, resolver.lambda_context)
+
     def user() -> str | None:
         return events.resolve_user(events.api_key_id(raw()), deps().settings.key_users)
 
     @resolver.post(routes.UPLOAD)
     def upload() -> Any:
         form = parse_form(events.raw_body(raw()), events.header(raw(), "content-type"))
-        result = upload_form(form, user(), deps().objects)
+        result = upload_form(form, user(), deps().objects, pool())
         _log_results("upload_done", result)
         return _response(200, result)
 
@@ -144,7 +169,7 @@ def _register(resolver: ApiGatewayResolver) -> None:
     def session() -> Any:
         key_user = user()
         sessions = parse_sessions(events.raw_body(raw()))
-        result = store_sessions(sessions, key_user, deps().sessions)
+        result = store_sessions(sessions, key_user, deps().sessions, pool())
         _log_results("session_done", result)
         return _response(200, result)
 
@@ -152,8 +177,24 @@ def _register(resolver: ApiGatewayResolver) -> None:
     def presign() -> Any:
         request = parse_presign(events.raw_body(raw()))
         settings = deps().settings
-        result = presign_files(request, user(), deps().objects, settings.presign_seconds)
+        result = presign_files(
+            request, user(), deps().objects, settings.presign_seconds, pool=pool()
+        )
         _log_results("presign_done", result)
+        return _response(200, result)
+
+    @resolver.post(routes.BATCH)
+    def batch() -> Any:
+        form = parse_form(events.raw_body(raw()), events.header(raw(), "content-type"))
+        settings = deps().settings
+        stores = BatchStores(
+            objects=deps().objects,
+            sessions=deps().sessions,
+            presign_seconds=settings.presign_seconds,
+            pool=pool(),
+        )
+        result = batch_form(form, user(), stores)
+        _log_results("batch_done", result)
         return _response(200, result)
 
     @resolver.exception_handler(ApiError)  # type: ignore[untyped-decorator]  # unannotated upstream
@@ -177,6 +218,18 @@ def _register(resolver: ApiGatewayResolver) -> None:
         # Exception text from boto3 names buckets and keys, never the API key.
         logger.exception("server_fault", error_type=type(exc).__name__)
         return _response(500, _error_body(ErrorCode.INTERNAL_ERROR, "internal server error"))
+
+
+def write_pool(
+    settings: Settings, context: Any, clock: Callable[[], float] = time.monotonic
+) -> Pool:
+    """This request's pool: no write starts later than ``settings.write_seconds`` from now, nor
+    closer than ``_FINISH_RESERVE_S`` to the function's timeout (when a context tells it)."""
+    seconds = float(settings.write_seconds)
+    remaining = getattr(context, "get_remaining_time_in_millis", None)
+    if callable(remaining):
+        seconds = min(seconds, remaining() / 1000 - _FINISH_RESERVE_S)
+    return Pool(workers=settings.workers, deadline=clock() + max(seconds, 0.0), clock=clock)
 
 
 def _log_results(event_name: str, result: Mapping[str, Any]) -> None:

@@ -6,17 +6,20 @@ from dataclasses import dataclass, field
 
 import multipart
 
-from exportsync_wire import ErrorCode, limits
+from exportsync_wire import ErrorCode, Kind, limits
+from exportsync_wire.batch import MANIFEST_PART, USER_PART
 
 from .errors import ApiError, bad_request
 
-__all__ = ["FilePart", "Form", "parse_form"]
+__all__ = ["JSON_PARTS", "FilePart", "Form", "JsonPart", "parse_form"]
 
-MAX_PARTS = limits.MAX_ENTRIES_PER_REQUEST + 10  # the files plus the text parts
+MAX_PARTS = limits.MAX_BATCH_ENTRIES + 10  # a part per entry, plus the text parts
 MAX_HEADER_SIZE = 2048
 MAX_HEADER_COUNT = 8
-MAX_TEXT_BYTES = 256 * 1024  # manifest of 100 entries fits easily
-_TEXT_FIELDS = ("manifest", "user_id")
+MAX_TEXT_BYTES = 1024 * 1024  # a manifest of 1,000 entries fits easily
+_TEXT_FIELDS = (MANIFEST_PART, USER_PART)
+# Parts of POST /batch holding JSON entries (sessions, presign asks).
+JSON_PARTS = (Kind.SESSION, Kind.PRESIGN)
 
 
 @dataclass(frozen=True)
@@ -25,10 +28,18 @@ class FilePart:
     data: bytes
 
 
+@dataclass(frozen=True)
+class JsonPart:
+    name: str
+    data: bytes
+
+
 @dataclass
 class Form:
     files: list[FilePart] = field(default_factory=list)
     fields: dict[str, str] = field(default_factory=dict)
+    # The file and JSON parts in request order (POST /batch answers in that order).
+    ordered: list[FilePart | JsonPart] = field(default_factory=list)
 
 
 def parse_form(body: bytes, content_type: str | None) -> Form:
@@ -78,7 +89,12 @@ def _boundary(content_type: str | None) -> str:
 
 def _add_part(form: Form, name: str, filename: str | None, data: bytes) -> None:
     if name == "file":
-        form.files.append(FilePart(filename=filename, data=data))
+        part = FilePart(filename=filename, data=data)
+        form.files.append(part)
+        form.ordered.append(part)
+        return
+    if name in JSON_PARTS:
+        form.ordered.append(JsonPart(name, data))
         return
     if name not in _TEXT_FIELDS:
         return  # unknown parts are ignored (they still count against MAX_PARTS)

@@ -9,7 +9,19 @@ from __future__ import annotations
 import re
 import unicodedata
 
-__all__ = ["PREFIX", "InvalidKeyPart", "object_key", "safe_filename", "safe_user", "user_prefix"]
+from exportsync_wire import ErrorCode
+
+from .errors import bad_request
+
+__all__ = [
+    "PREFIX",
+    "InvalidKeyPart",
+    "object_key",
+    "owner",
+    "safe_filename",
+    "safe_user",
+    "user_prefix",
+]
 
 PREFIX = "uploads"
 _MAX_USER_CHARS = 128
@@ -53,7 +65,8 @@ def safe_filename(name: str) -> str:
         else:
             chars.append("_")
     cleaned = "".join(chars).strip("._ ")
-    cleaned = _truncate(cleaned)
+    # Truncation may leave a trailing "_" or ".": strip again, so the result is a fixed point.
+    cleaned = _truncate(cleaned).strip("._ ")
     return cleaned or "file"
 
 
@@ -83,3 +96,16 @@ def object_key(user: str, sha256_hex: str, filename: str) -> str:
     if key.count("/") != 3:
         raise AssertionError("object key has an unexpected shape")
     return key
+
+
+def owner(key_user: str | None, named: str | None, where: str) -> str:
+    """Whose prefix a request writes under: the API key's user, else the one it names in
+    ``where``; 400 when neither names a valid user."""
+    user = key_user if key_user is not None else named
+    if not user:
+        raise bad_request(ErrorCode.MISSING_USER, f"no API key identity and no {where}")
+    try:
+        user_prefix(user)
+    except InvalidKeyPart as exc:
+        raise bad_request(ErrorCode.INVALID_USER, str(exc)) from None
+    return user

@@ -1,4 +1,5 @@
-"""POST /presign: presigned PUT URLs for large files, or "duplicate" when the object exists."""
+"""POST /presign: presigned PUT URLs for large files, a presigned multipart upload for files
+over one PUT's limit (or when asked), or "duplicate" when the object exists."""
 
 from __future__ import annotations
 
@@ -11,12 +12,24 @@ from typing import Any
 
 from exportsync_wire import ErrorCode, PresignFile, Status, limits
 
+from .budget import Budget
 from .errors import bad_request
-from .keys import InvalidKeyPart, object_key, user_prefix
+from .keys import object_key, owner
+from .multipart import PartPlan, multipart_answer, plan_parts, url_budget
+from .pool import UNHURRIED, Entry, Pool
 from .stores import ObjectStore, checksum_b64
 
-__all__ = ["PresignRequest", "parse_presign", "presign_files"]
+__all__ = [
+    "PresignRequest",
+    "check_file",
+    "iso_utc",
+    "parse_presign",
+    "presign_entry",
+    "presign_files",
+    "presign_user",
+]
 
+_S3_MAX_PARTS = 10_000
 _SHA256 = re.compile(r"[0-9a-fA-F]{64}")
 
 
@@ -35,10 +48,10 @@ def parse_presign(body: bytes) -> PresignRequest:
     if not isinstance(value, dict):
         raise bad_request(ErrorCode.INVALID_BODY, "body must be {'files': [...]}")
     files = value.get("files")
-    if not isinstance(files, list) or not 1 <= len(files) <= limits.MAX_ENTRIES_PER_REQUEST:
+    if not isinstance(files, list) or not 1 <= len(files) <= limits.MAX_ROUTE_ENTRIES:
         raise bad_request(
             ErrorCode.INVALID_BODY,
-            f"'files' must be a list of 1 to {limits.MAX_ENTRIES_PER_REQUEST}",
+            f"'files' must be a list of 1 to {limits.MAX_ROUTE_ENTRIES}",
         )
     user_id = value.get("user_id")
     if user_id is not None and not isinstance(user_id, str):
@@ -47,19 +60,107 @@ def parse_presign(body: bytes) -> PresignRequest:
 
 
 def _file(index: int, entry: object) -> PresignFile:
-    where = f"files[{index}]"
+    checked = check_file(f"files[{index}]", entry)
+    if isinstance(checked, str):
+        raise bad_request(ErrorCode.INVALID_BODY, checked)
+    return checked
+
+
+def check_file(where: str, entry: object) -> PresignFile | str:
+    """Pure: one presign entry, or what is wrong with it (naming ``where``)."""
     if not isinstance(entry, dict):
-        raise bad_request(ErrorCode.INVALID_BODY, f"{where} must be an object")
+        return f"{where} must be an object"
     filename, sha256, size = entry.get("filename"), entry.get("sha256"), entry.get("size")
     if not isinstance(filename, str) or not filename:
-        raise bad_request(ErrorCode.INVALID_BODY, f"{where}.filename must be a non-empty string")
+        return f"{where}.filename must be a non-empty string"
     if not isinstance(sha256, str) or not _SHA256.fullmatch(sha256):
-        raise bad_request(ErrorCode.INVALID_BODY, f"{where}.sha256 must be 64 hex digits")
-    if isinstance(size, bool) or not isinstance(size, int) or not 0 <= size <= limits.PUT_BYTES:
-        raise bad_request(
-            ErrorCode.INVALID_BODY, f"{where}.size must be an integer from 0 to 5 GiB"
-        )
-    return PresignFile(filename, sha256.lower(), size)
+        return f"{where}.sha256 must be 64 hex digits"
+    if isinstance(size, bool) or not isinstance(size, int) or not 0 <= size <= limits.OBJECT_BYTES:
+        return f"{where}.size must be an integer from 0 to 5 TiB"
+    parts, upload_id = entry.get("parts"), entry.get("upload_id")
+    if parts is not None and (
+        isinstance(parts, bool) or not isinstance(parts, int) or not 1 <= parts <= _S3_MAX_PARTS
+    ):
+        return f"{where}.parts must be an integer from 1 to {_S3_MAX_PARTS}"
+    if upload_id is not None and (not isinstance(upload_id, str) or not 0 < len(upload_id) < 1024):
+        return f"{where}.upload_id must be a non-empty string"
+    return PresignFile(filename, sha256.lower(), size, parts, upload_id)
+
+
+def presign_user(user: str | None, request_user: str | None) -> str:
+    """The key's user, else the request's ``user_id``; 400 when neither names a valid user."""
+    return owner(user, request_user, "user_id field")
+
+
+def presign_entry(
+    file: PresignFile,
+    user: str,
+    store: ObjectStore,
+    expires_in: int,
+    *,
+    now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    urls: Budget | None = None,
+) -> Entry:
+    """One file's answer: "duplicate" when its key exists, else a presigned PUT, or a presigned
+    multipart upload (``urls`` bounds how many URLs the request's answer may hold)."""
+    key = object_key(user, file.sha256, file.filename)
+    fields = {"filename": file.filename, "key": key}
+    plan = plan_parts(file.size, file.parts) if file.multipart else None
+    if urls is not None and not urls.take(plan.urls if plan is not None else 1):
+        error = "request_full: this request holds too many presigned URLs; send it again"
+        return Entry({**fields, "status": Status.RETRY, "error": error})
+    if plan is None:
+        return Entry(fields, lambda: _single(file, key, store, expires_in, now))
+    return Entry(fields, lambda: _multipart(file, key, plan, store, expires_in=expires_in, now=now))
+
+
+def _single(
+    file: PresignFile, key: str, store: ObjectStore, expires_in: int, now: Callable[[], datetime]
+) -> dict[str, Any]:
+    if store.exists(key):
+        return {"status": Status.DUPLICATE}
+    # The expiry is computed before signing, so it is never later than the URL's own.
+    expires_at = now() + timedelta(seconds=expires_in)
+    url = store.presign_put(key, file.sha256, file.size, expires_in)
+    return {
+        "status": Status.UPLOAD,
+        "url": url,
+        "method": "PUT",
+        "headers": {
+            "x-amz-checksum-sha256": checksum_b64(file.sha256),
+            "Content-Length": str(file.size),
+        },
+        "expires_at": iso_utc(expires_at),
+    }
+
+
+def _multipart(
+    file: PresignFile,
+    key: str,
+    plan: PartPlan,
+    store: ObjectStore,
+    *,
+    expires_in: int,
+    now: Callable[[], datetime],
+) -> dict[str, Any]:
+    if store.exists(key):
+        return {"status": Status.DUPLICATE}
+    expires_at = now() + timedelta(seconds=expires_in)
+    upload_id = file.upload_id or store.start_multipart(key)
+    lengths = plan.lengths(file.size)
+    urls = [
+        store.presign_part(key, upload_id, number, length, expires_in)
+        for number, length in enumerate(lengths, 1)
+    ]
+    complete = store.presign_complete(key, upload_id, expires_in)
+    return {
+        **multipart_answer(upload_id, plan, urls, lengths, complete),
+        "expires_at": iso_utc(expires_at),
+    }
+
+
+def iso_utc(moment: datetime) -> str:
+    return moment.isoformat().replace("+00:00", "Z")
 
 
 def presign_files(
@@ -67,37 +168,15 @@ def presign_files(
     user: str | None,
     store: ObjectStore,
     expires_in: int,
+    *,
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    pool: Pool = UNHURRIED,
 ) -> dict[str, Any]:
-    """One result per file: "duplicate" when its key exists, else a presigned PUT."""
-    user = user if user is not None else request.user_id
-    if not user:
-        raise bad_request(ErrorCode.MISSING_USER, "no API key identity and no user_id field")
-    try:
-        user_prefix(user)
-    except InvalidKeyPart as exc:
-        raise bad_request(ErrorCode.INVALID_USER, str(exc)) from None
-    results: list[dict[str, Any]] = []
-    for file in request.files:
-        key = object_key(user, file.sha256, file.filename)
-        if store.exists(key):
-            results.append({"filename": file.filename, "key": key, "status": Status.DUPLICATE})
-            continue
-        # The expiry is computed before signing, so it is never later than the URL's own.
-        expires_at = now() + timedelta(seconds=expires_in)
-        url = store.presign_put(key, file.sha256, file.size, expires_in)
-        results.append(
-            {
-                "filename": file.filename,
-                "key": key,
-                "status": Status.UPLOAD,
-                "url": url,
-                "method": "PUT",
-                "headers": {
-                    "x-amz-checksum-sha256": checksum_b64(file.sha256),
-                    "Content-Length": str(file.size),
-                },
-                "expires_at": expires_at.isoformat().replace("+00:00", "Z"),
-            }
-        )
-    return {"results": results}
+    """One result per file, in order (the existence checks run on the pool)."""
+    owner = presign_user(user, request.user_id)
+    budget = url_budget()
+    entries = [
+        presign_entry(file, owner, store, expires_in, now=now, urls=budget)
+        for file in request.files
+    ]
+    return {"results": pool.run(entries)}

@@ -16,23 +16,48 @@ from boto3.dynamodb.types import TypeSerializer
 from exportsync_wire import ErrorCode, Status, limits
 
 from .errors import bad_request
+from .pool import UNHURRIED, Entry, Pool
 from .stores import HASH_ATTRIBUTE, SessionStore
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.type_defs import AttributeValueTypeDef
 
 __all__ = [
+    "ITEM_SIZE_CHECKED",
     "Rejected",
+    "Unrepresentable",
     "ValidSession",
     "item_size",
+    "load_json",
     "parse_sessions",
+    "session_entry",
     "store_sessions",
     "validate_session",
 ]
 
+# An item near DynamoDB's limit fails here, alone, with a clear reason, rather than as a
+# ValidationException from the store (read at call time, so a test may lift it).
+ITEM_SIZE_CHECKED = limits.ITEM_CHECKED_BYTES
 _MAX_PARTITION_KEY_BYTES = 2048
 _MAX_SORT_KEY_BYTES = 1024
 _SERIALIZER = TypeSerializer()
+
+
+@dataclass(frozen=True)
+class Unrepresentable:
+    """A JSON number no Decimal can hold (``1e9999999999999999999``): rejected per item."""
+
+    text: str
+
+    def __str__(self) -> str:
+        return self.text
+
+
+def _number(text: str) -> Decimal | Unrepresentable:
+    try:
+        return Decimal(text)
+    except decimal.DecimalException:
+        return Unrepresentable(text)
 
 
 @dataclass(frozen=True)
@@ -51,14 +76,8 @@ class Rejected:
 
 
 def parse_sessions(body: bytes) -> list[object]:
-    """One session object or ``{"sessions": [...]}`` (1..100); numbers become Decimal."""
-    try:
-        # parse_constant: NaN/Infinity parse (as Decimal) so the item, not the batch, is rejected.
-        value = json.loads(
-            body.decode("utf-8"), parse_float=Decimal, parse_int=Decimal, parse_constant=Decimal
-        )
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
-        raise bad_request(ErrorCode.INVALID_JSON, "body is not valid UTF-8 JSON") from None
+    """One session object or ``{"sessions": [...]}`` (1..1000); numbers become Decimal."""
+    value = load_json(body)
     if not isinstance(value, dict):
         raise bad_request(
             ErrorCode.INVALID_BODY, "body must be a session object or {'sessions': [...]}"
@@ -66,12 +85,26 @@ def parse_sessions(body: bytes) -> list[object]:
     if "sessions" not in value:
         return [value]
     sessions = value["sessions"]
-    if not isinstance(sessions, list) or not 1 <= len(sessions) <= limits.MAX_ENTRIES_PER_REQUEST:
+    if not isinstance(sessions, list) or not 1 <= len(sessions) <= limits.MAX_ROUTE_ENTRIES:
         raise bad_request(
             ErrorCode.INVALID_BODY,
-            f"'sessions' must be a list of 1 to {limits.MAX_ENTRIES_PER_REQUEST}",
+            f"'sessions' must be a list of 1 to {limits.MAX_ROUTE_ENTRIES}",
         )
     return sessions
+
+
+def load_json(body: bytes) -> object:
+    """UTF-8 JSON with exact numbers; 400 if it does not parse.
+
+    NaN/Infinity and numbers out of Decimal's range parse (as Decimal or
+    :class:`Unrepresentable`) so that the item holding them, not the batch, is rejected.
+    """
+    try:
+        return json.loads(
+            body.decode("utf-8"), parse_float=_number, parse_int=_number, parse_constant=_number
+        )
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+        raise bad_request(ErrorCode.INVALID_JSON, "body is not valid UTF-8 JSON") from None
 
 
 def validate_session(raw: object, expected_user: str | None) -> ValidSession | Rejected:
@@ -94,8 +127,8 @@ def validate_session(raw: object, expected_user: str | None) -> ValidSession | R
     content_hash = _content_hash(raw)
     # The stored item carries the hash attribute too.
     size = item_size(item) + len(HASH_ATTRIBUTE) + len(content_hash)
-    if size > limits.ITEM_BYTES:
-        return Rejected(user_id, timestamp, "too_large: item is over 400 KB")
+    if size > ITEM_SIZE_CHECKED:
+        return Rejected(user_id, timestamp, f"too_large: item is over {ITEM_SIZE_CHECKED} bytes")
     return ValidSession(user_id, timestamp, item, content_hash)
 
 
@@ -126,6 +159,8 @@ def _content_error(raw: Mapping[str, object]) -> str | None:
 def _walk(value: object, depth: int) -> str | None:
     if depth > limits.ITEM_DEPTH:
         return "too_deep: nesting is deeper than 32 levels"
+    if isinstance(value, Unrepresentable):
+        return "number_out_of_range: a number is beyond any exact decimal"
     if isinstance(value, Decimal):
         return None if value.is_finite() else "not_finite: NaN and Infinity are not allowed"
     if isinstance(value, str):
@@ -176,25 +211,31 @@ def _value_size(value: Mapping[str, Any]) -> int:
     return 1  # BOOL, NULL
 
 
+def session_entry(raw: object, expected_user: str | None, store: SessionStore) -> Entry:
+    """One session's answer: a rejection now, or its write to run on the pool."""
+    checked = validate_session(raw, expected_user)
+    if isinstance(checked, Rejected):
+        return Entry(
+            {
+                "user_id": checked.user_id if isinstance(checked.user_id, str) else None,
+                "timestamp": checked.timestamp if isinstance(checked.timestamp, str) else None,
+                "status": Status.REJECTED,
+                "error": checked.error,
+            }
+        )
+
+    def write() -> dict[str, Any]:
+        return {"status": store.put_unless_same(checked.item, checked.content_hash)}
+
+    return Entry({"user_id": checked.user_id, "timestamp": checked.timestamp}, write)
+
+
 def store_sessions(
-    sessions: list[object], expected_user: str | None, store: SessionStore
+    sessions: list[object],
+    expected_user: str | None,
+    store: SessionStore,
+    pool: Pool = UNHURRIED,
 ) -> dict[str, Any]:
     """Validate and store each session; valid items are stored whatever happens to others."""
-    results: list[dict[str, Any]] = []
-    for raw in sessions:
-        checked = validate_session(raw, expected_user)
-        if isinstance(checked, Rejected):
-            results.append(
-                {
-                    "user_id": checked.user_id if isinstance(checked.user_id, str) else None,
-                    "timestamp": checked.timestamp if isinstance(checked.timestamp, str) else None,
-                    "status": Status.REJECTED,
-                    "error": checked.error,
-                }
-            )
-            continue
-        status = store.put_unless_same(checked.item, checked.content_hash)
-        results.append(
-            {"user_id": checked.user_id, "timestamp": checked.timestamp, "status": status}
-        )
-    return {"results": results}
+    entries = [session_entry(raw, expected_user, store) for raw in sessions]
+    return {"results": pool.run(entries)}

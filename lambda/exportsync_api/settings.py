@@ -19,6 +19,11 @@ class Settings:
     table: str
     key_users: Mapping[str, str] = field(default_factory=dict)
     presign_seconds: int = 900
+    # Concurrent S3/DynamoDB writes per request (and the boto3 connection pool's size).
+    workers: int = 16
+    # No write of a request starts later than this after the request began (the rest answer
+    # "retry"); the function's own remaining time lowers it further.
+    write_seconds: int = 18
 
 
 def load_settings(environ: Mapping[str, str]) -> Settings:
@@ -34,6 +39,8 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         table=table,
         key_users=_key_users(environ.get("EXPORTSYNC_KEY_USERS", "")),
         presign_seconds=_presign_seconds(environ.get("EXPORTSYNC_PRESIGN_SECONDS", "")),
+        workers=_bounded("EXPORTSYNC_WORKERS", environ, Settings.workers, 1, 64),
+        write_seconds=_bounded("EXPORTSYNC_WRITE_SECONDS", environ, Settings.write_seconds, 1, 900),
     )
 
 
@@ -62,3 +69,16 @@ def _presign_seconds(raw: str) -> int:
     if not 1 <= seconds <= 604800:
         raise ConfigError("EXPORTSYNC_PRESIGN_SECONDS must be between 1 and 604800")
     return seconds
+
+
+def _bounded(name: str, environ: Mapping[str, str], default: int, low: int, high: int) -> int:
+    raw = environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{name} must be an integer") from exc
+    if not low <= value <= high:
+        raise ConfigError(f"{name} must be between {low} and {high}")
+    return value

@@ -39,6 +39,14 @@ class ObjectStore(Protocol):
 
     def presign_put(self, key: str, sha256_hex: str, size: int, expires_in: int) -> str: ...
 
+    def start_multipart(self, key: str) -> str: ...
+
+    def presign_part(
+        self, key: str, upload_id: str, number: int, length: int, expires_in: int
+    ) -> str: ...
+
+    def presign_complete(self, key: str, upload_id: str, expires_in: int) -> str: ...
+
 
 class SessionStore(Protocol):
     def put_unless_same(
@@ -93,6 +101,36 @@ class S3ObjectStore:
             },
             ExpiresIn=expires_in,
             HttpMethod="PUT",
+        )
+
+    def start_multipart(self, key: str) -> str:
+        """A new multipart upload's id (s3:PutObject covers every step of one)."""
+        return self._client.create_multipart_upload(Bucket=self._bucket, Key=key)["UploadId"]
+
+    def presign_part(
+        self, key: str, upload_id: str, number: int, length: int, expires_in: int
+    ) -> str:
+        # The length is signed: a part of another size is refused by S3.
+        return self._client.generate_presigned_url(
+            "upload_part",
+            Params={
+                "Bucket": self._bucket,
+                "Key": key,
+                "UploadId": upload_id,
+                "PartNumber": number,
+                "ContentLength": length,
+            },
+            ExpiresIn=expires_in,
+            HttpMethod="PUT",
+        )
+
+    def presign_complete(self, key: str, upload_id: str, expires_in: int) -> str:
+        # The body (part numbers and ETags, known only to the client) is not signed.
+        return self._client.generate_presigned_url(
+            "complete_multipart_upload",
+            Params={"Bucket": self._bucket, "Key": key, "UploadId": upload_id},
+            ExpiresIn=expires_in,
+            HttpMethod="POST",
         )
 
 

@@ -7,14 +7,25 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from exportsync_wire import ErrorCode, Status
+from exportsync_wire import GZIP, ErrorCode, Status
 
+from .budget import Budget
 from .errors import bad_request, unprocessable
 from .form import FilePart, Form
-from .keys import InvalidKeyPart, object_key, user_prefix
+from .inflate import MAX_INFLATED_BYTES, InflateError, inflate_budget, inflate_gzip
+from .keys import object_key, owner
+from .pool import UNHURRIED, Entry, Pool
 from .stores import ObjectStore
 
-__all__ = ["ManifestEntry", "PlannedUpload", "parse_manifest", "plan_upload", "upload_form"]
+__all__ = [
+    "ManifestEntry",
+    "PlannedUpload",
+    "file_entry",
+    "form_user",
+    "parse_manifest",
+    "plan_upload",
+    "upload_form",
+]
 
 
 @dataclass(frozen=True)
@@ -22,6 +33,8 @@ class ManifestEntry:
     filename: str | None = None
     sha256: str | None = None
     size: int | None = None
+    # "gzip": the part travels compressed; sha256 and size describe the inflated bytes.
+    encoding: str | None = None
 
 
 @dataclass(frozen=True)
@@ -34,6 +47,8 @@ class PlannedUpload:
     size: int
     data: bytes
     error: str | None = None
+    # A refusal of this request, not of the file: send it again in another one.
+    retry: bool = False
 
     def result(self, status: str) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -76,16 +91,27 @@ def _manifest_entry(index: int, entry: object) -> ManifestEntry:
         raise bad_request(
             ErrorCode.INVALID_MANIFEST, f"{where}.size must be a non-negative integer"
         )
-    return ManifestEntry(filename=filename, sha256=sha256, size=size)
+    encoding = entry.get("encoding")
+    if encoding is not None and not isinstance(encoding, str):
+        raise bad_request(ErrorCode.INVALID_MANIFEST, f"{where}.encoding must be a string")
+    return ManifestEntry(filename=filename, sha256=sha256, size=size, encoding=encoding)
 
 
-def plan_upload(part: FilePart, entry: ManifestEntry, user: str) -> PlannedUpload:
-    """Pure: digest the part, check it against its manifest entry, derive its key."""
-    digest = hashlib.sha256(part.data).hexdigest()
-    size = len(part.data)
+def plan_upload(
+    part: FilePart, entry: ManifestEntry, user: str, budget: Budget | None = None
+) -> PlannedUpload:
+    """Digest the part (inflated first when gzip), check it against its manifest entry,
+    derive its key. ``budget`` bounds what one request may inflate (None: no bound)."""
+    decoded = _decoded(part, entry, budget)
+    if not isinstance(decoded, bytes):
+        sha256 = (entry.sha256 or hashlib.sha256(part.data).hexdigest()).lower()
+        size = entry.size if entry.size is not None else len(part.data)
+        return PlannedUpload(part.filename, None, sha256, size, b"", decoded.error, decoded.retry)
+    digest = hashlib.sha256(decoded).hexdigest()
+    size = len(decoded)
 
     def planned(key: str | None, error: str | None = None) -> PlannedUpload:
-        return PlannedUpload(part.filename, key, digest, size, part.data, error)
+        return PlannedUpload(part.filename, key, digest, size, decoded, error)
 
     if not part.filename:
         return planned(None, "missing_filename: a file part needs a filename")
@@ -99,25 +125,72 @@ def plan_upload(part: FilePart, entry: ManifestEntry, user: str) -> PlannedUploa
     return planned(key)
 
 
-def upload_form(form: Form, user: str | None, store: ObjectStore) -> dict[str, Any]:
-    """Run the whole route on a parsed form; 422 (with the results) when nothing was valid."""
-    user = user if user is not None else form.fields.get("user_id")
-    if not user:
-        raise bad_request(ErrorCode.MISSING_USER, "no API key identity and no user_id part")
+@dataclass(frozen=True)
+class _Undecodable:
+    error: str
+    retry: bool = False
+
+
+def _decoded(part: FilePart, entry: ManifestEntry, budget: Budget | None) -> bytes | _Undecodable:
+    """The part's bytes as stored: itself, or inflated within its declared size."""
+    if entry.encoding in (None, "identity"):
+        return part.data
+    if entry.encoding != GZIP:
+        return _Undecodable(f"unsupported_encoding: {entry.encoding!r} (use gzip)")
+    if entry.size is None:
+        return _Undecodable("missing_size: a gzip part needs its inflated size in the manifest")
+    if entry.size > MAX_INFLATED_BYTES:
+        return _Undecodable(
+            f"too_large: a gzip part inflates to at most {MAX_INFLATED_BYTES} bytes; presign it"
+        )
+    if budget is not None and not budget.take(entry.size):
+        return _Undecodable("request_full: this request inflates too much; send it again", True)
     try:
-        user_prefix(user)
-    except InvalidKeyPart as exc:
-        raise bad_request(ErrorCode.INVALID_USER, str(exc)) from None
+        return inflate_gzip(part.data, entry.size)
+    except InflateError as exc:
+        return _Undecodable(f"inflate_failed: {exc}")
+
+
+def file_entry(
+    part: FilePart,
+    entry: ManifestEntry,
+    user: str,
+    store: ObjectStore,
+    budget: Budget | None = None,
+) -> Entry:
+    """One file part's answer: a rejection now, or its S3 write to run on the pool."""
+    plan = plan_upload(part, entry, user, budget)
+    if plan.error is not None or plan.key is None:
+        return Entry(plan.result(Status.RETRY if plan.retry else Status.REJECTED))
+    key = plan.key
+
+    def write() -> dict[str, Any]:
+        return {"status": store.put_if_absent(key, plan.data, plan.sha256)}
+
+    fields = plan.result(Status.STORED)
+    del fields["status"]
+    return Entry(fields, write)
+
+
+def form_user(form: Form, user: str | None) -> str:
+    """The key's user, else the ``user_id`` part; 400 when neither names a valid user."""
+    return owner(user, form.fields.get("user_id"), "user_id part")
+
+
+def upload_form(
+    form: Form, user: str | None, store: ObjectStore, pool: Pool = UNHURRIED
+) -> dict[str, Any]:
+    """Run the whole route on a parsed form; 422 (with the results) when nothing was valid."""
+    user = form_user(form, user)
     if not form.files:
         raise unprocessable(ErrorCode.NO_FILES, "the request has no part named 'file'")
-    entries = parse_manifest(form.fields.get("manifest"), len(form.files))
-    results: list[dict[str, Any]] = []
-    for part, entry in zip(form.files, entries, strict=True):
-        plan = plan_upload(part, entry, user)
-        if plan.error is not None or plan.key is None:
-            results.append(plan.result(Status.REJECTED))
-            continue
-        results.append(plan.result(store.put_if_absent(plan.key, plan.data, plan.sha256)))
+    manifest = parse_manifest(form.fields.get("manifest"), len(form.files))
+    budget = inflate_budget()
+    entries = [
+        file_entry(part, entry, user, store, budget)
+        for part, entry in zip(form.files, manifest, strict=True)
+    ]
+    results = pool.run(entries)
     if all(result["status"] == Status.REJECTED for result in results):
         raise unprocessable(ErrorCode.NOTHING_VALID, "no file part was valid", {"results": results})
     return {"results": results}

@@ -9,11 +9,14 @@ top-level package.
 from __future__ import annotations
 
 from . import limits, routes
+from .batch import GZIP, Kind
 from .codes import ErrorCode
 from .shapes import (
+    CompleteJson,
     ErrorBody,
     ErrorDetail,
     ManifestEntryJson,
+    PartJson,
     PresignFile,
     PresignFileJson,
     PresignRequestJson,
@@ -26,10 +29,14 @@ from .status import DELIVERED, Status
 
 __all__ = [
     "DELIVERED",
+    "GZIP",
+    "CompleteJson",
     "ErrorBody",
     "ErrorCode",
     "ErrorDetail",
+    "Kind",
     "ManifestEntryJson",
+    "PartJson",
     "PresignFile",
     "PresignFileJson",
     "PresignRequestJson",

@@ -17,6 +17,8 @@ class ErrorCode(StrEnum):
     UNSUPPORTED_MEDIA_TYPE = "unsupported_media_type"  # 415
     NOT_FOUND = "not_found"  # 404: no such route
     METHOD_NOT_ALLOWED = "method_not_allowed"  # 405: a route takes POST only
+    TOO_MANY_ENTRIES = "too_many_entries"  # 400: a /batch request over MAX_BATCH_ENTRIES
     NO_FILES = "no_files"  # 422: an upload without a file part
+    NO_ENTRIES = "no_entries"  # 422: a /batch request without a file, session or presign part
     NOTHING_VALID = "nothing_valid"  # 422: every file part was rejected (results included)
     INTERNAL_ERROR = "internal_error"  # 500

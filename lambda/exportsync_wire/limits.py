@@ -5,28 +5,60 @@ from __future__ import annotations
 from typing import Final
 
 __all__ = [
+    "DEFAULT_PART_BYTES",
     "GATEWAY_BODY_BYTES",
+    "INFLATED_BYTES",
     "INLINE_BODY_BYTES",
     "INLINE_CEILING_BYTES",
     "ITEM_BYTES",
+    "ITEM_CHECKED_BYTES",
     "ITEM_DEPTH",
     "LAMBDA_EVENT_BYTES",
     "MAX_BATCH_ENTRIES",
     "MAX_ENTRIES_PER_REQUEST",
+    "MAX_ROUTE_ENTRIES",
+    "OBJECT_BYTES",
+    "PARTS_PER_FILE",
+    "PART_MAX_BYTES",
+    "PART_MIN_BYTES",
+    "PRESIGNED_URLS",
     "PUT_BYTES",
 ]
 
-# Entries (files, sessions or presign entries) one /upload, /session or /presign request carries.
+_MIB = 1024 * 1024
+
+# Entries (files, sessions or presign entries) the daemon puts in one /upload, /session or
+# /presign request.
 MAX_ENTRIES_PER_REQUEST: Final = 100
-# Entries in all that one /batch request carries.
+# Entries one /upload, /session or /presign request may hold (one more is a 400).
+MAX_ROUTE_ENTRIES: Final = 1_000
+# Entries in all (files + sessions + presign entries) that one /batch request carries; one more
+# is a 400 too_many_entries.
 MAX_BATCH_ENTRIES: Final = 1_000
 
 # S3's limit for one PUT; larger files need a multipart upload.
 PUT_BYTES: Final = 5 * 1024**3
+# S3's limits for one object and for the parts of a multipart upload (all but the last part).
+OBJECT_BYTES: Final = 5 * 1024**4
+PART_MIN_BYTES: Final = 5 * _MIB
+PART_MAX_BYTES: Final = 5 * 1024**3
+# Our caps: parts per file (5 TiB in 5 GiB parts), and presigned URLs in one answer (a PUT is
+# one, a multipart upload its parts and its completion), which keep the answer under Lambda's
+# 6 MB response limit (a URL signed with session credentials and a long name is about 2.3 KB).
+PARTS_PER_FILE: Final = 1024
+PRESIGNED_URLS: Final = 2048
+# The part size the server picks when an entry does not ask for a part count.
+DEFAULT_PART_BYTES: Final = 64 * _MIB
+
+# A gzip file part inflates to at most this, and so do all of one request's gzip parts together.
+INFLATED_BYTES: Final = 256 * _MIB
 
 # DynamoDB's item size and nesting limits, which every session must meet.
 ITEM_BYTES: Final = 400 * 1024
 ITEM_DEPTH: Final = 32
+# What the function accepts: our size estimate and DynamoDB's own count differ near the limit
+# (moto refuses above 405,000 bytes, AWS a little above 409,600), so refuse early, alone.
+ITEM_CHECKED_BYTES: Final = ITEM_BYTES - 10 * 1024
 
 # API Gateway's REST payload quota ("10 MB"): a larger body is answered 413 by the gateway.
 GATEWAY_BODY_BYTES: Final = 10 * 1024 * 1024

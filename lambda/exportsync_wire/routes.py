@@ -12,5 +12,5 @@ PRESIGN: Final = "/presign"
 # Files, sessions and presign entries in one counted request (docs/api.md, "POST /batch").
 BATCH: Final = "/batch"
 
-# The routes the function serves today; /batch joins this tuple once its handler exists.
-ROUTES: Final = (UPLOAD, SESSION, PRESIGN)
+# The routes the function serves.
+ROUTES: Final = (UPLOAD, SESSION, PRESIGN, BATCH)

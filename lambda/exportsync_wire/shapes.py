@@ -5,12 +5,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import NotRequired, TypedDict
 
+from . import limits
 from .status import Status
 
 __all__ = [
+    "CompleteJson",
     "ErrorBody",
     "ErrorDetail",
     "ManifestEntryJson",
+    "PartJson",
     "PresignFile",
     "PresignFileJson",
     "PresignRequestJson",
@@ -23,20 +26,34 @@ __all__ = [
 
 @dataclass(frozen=True)
 class PresignFile:
-    """One large file announced to ``POST /presign``."""
+    """One large file announced to ``POST /presign`` (or in a /batch ``presign`` part)."""
 
     filename: str
     sha256: str
     size: int
+    parts: int | None = None  # asks for a multipart upload in about this many parts
+    upload_id: str | None = None  # an unfinished multipart upload to presign again
+
+    @property
+    def multipart(self) -> bool:
+        """Whether the answer is a multipart upload (asked, resumed, or over one PUT)."""
+        return self.parts is not None or self.upload_id is not None or self.size > limits.PUT_BYTES
 
     def to_json(self) -> PresignFileJson:
-        return {"filename": self.filename, "sha256": self.sha256, "size": self.size}
+        out: PresignFileJson = {"filename": self.filename, "sha256": self.sha256, "size": self.size}
+        if self.parts is not None:
+            out["parts"] = self.parts
+        if self.upload_id is not None:
+            out["upload_id"] = self.upload_id
+        return out
 
 
 class PresignFileJson(TypedDict):
     filename: str
     sha256: str  # 64 hex digits
-    size: int
+    size: int  # up to limits.OBJECT_BYTES; above limits.PUT_BYTES the answer is multipart
+    parts: NotRequired[int]  # 1..10,000: a multipart upload in about this many parts
+    upload_id: NotRequired[str]  # fresh URLs for this unfinished multipart upload
 
 
 class PresignRequestJson(TypedDict):
@@ -48,8 +65,9 @@ class ManifestEntryJson(TypedDict, total=False):
     """One entry of the ``manifest`` part, for the ``file`` part in the same position."""
 
     filename: str
-    sha256: str
-    size: int
+    sha256: str  # of the stored (inflated) bytes
+    size: int  # of the stored (inflated) bytes; a gzip part's cap
+    encoding: str  # "gzip" (GZIP): the part travels compressed
 
 
 class UploadResultJson(TypedDict):
@@ -68,14 +86,30 @@ class SessionResultJson(TypedDict):
     error: NotRequired[str]
 
 
+class PartJson(TypedDict):
+    number: int  # 1-based
+    url: str  # PUT this part's bytes here with exactly ``headers``; keep the answer's ETag
+    headers: dict[str, str]  # Content-Length (signed)
+
+
+class CompleteJson(TypedDict):
+    url: str  # POST the CompleteMultipartUpload XML (part numbers and ETags) here
+    method: str  # "POST"
+
+
 class PresignResultJson(TypedDict):
-    filename: str
-    key: str
+    filename: str | None
+    key: str | None
     status: Status
-    url: NotRequired[str]
+    error: NotRequired[str]  # "rejected" or "retry"
+    url: NotRequired[str]  # "upload"
     method: NotRequired[str]  # "PUT"
     headers: NotRequired[dict[str, str]]
     expires_at: NotRequired[str]  # ISO-8601, UTC, "Z"
+    upload_id: NotRequired[str]  # "multipart"
+    part_size: NotRequired[int]
+    parts: NotRequired[list[PartJson]]
+    complete: NotRequired[CompleteJson]
 
 
 class ResultsJson(TypedDict):

@@ -14,6 +14,7 @@ __all__ = ["MemoryObjectStore", "MemorySessionStore"]
 class MemoryObjectStore:
     def __init__(self) -> None:
         self.objects: dict[str, bytes] = {}
+        self.uploads: list[str] = []  # keys of multipart uploads started
 
     def put_if_absent(self, key: str, data: bytes, sha256_hex: str) -> PutOutcome:
         if key in self.objects:
@@ -26,6 +27,18 @@ class MemoryObjectStore:
 
     def presign_put(self, key: str, sha256_hex: str, size: int, expires_in: int) -> str:
         return f"https://bucket.example/{key}?expires={expires_in}"
+
+    def start_multipart(self, key: str) -> str:
+        self.uploads.append(key)
+        return f"upload-{len(self.uploads)}"
+
+    def presign_part(
+        self, key: str, upload_id: str, number: int, length: int, expires_in: int
+    ) -> str:
+        return f"https://bucket.example/{key}?uploadId={upload_id}&partNumber={number}"
+
+    def presign_complete(self, key: str, upload_id: str, expires_in: int) -> str:
+        return f"https://bucket.example/{key}?uploadId={upload_id}"
 
 
 class MemorySessionStore:

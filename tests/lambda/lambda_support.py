@@ -2,12 +2,29 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import requests
+
 from exportsync_api.app import Dependencies
 
-__all__ = ["BUCKET", "KEY_USERS", "REGION", "TABLE", "Moto", "create_resources"]
+__all__ = [
+    "BUCKET",
+    "KEY_USERS",
+    "REGION",
+    "TABLE",
+    "Moto",
+    "Part",
+    "create_resources",
+    "json_part",
+    "multipart_body",
+]
+
+# One form part as requests takes it: (name, (filename or None, bytes, content type)).
+Part = tuple[str, tuple[str | None, bytes, str]]
 
 BUCKET = "exportsync-test-bucket"
 TABLE = "exportsync-test-sessions"
@@ -36,3 +53,15 @@ class Moto:
     deps: Dependencies
     s3: Any
     dynamodb: Any
+
+
+def json_part(name: str, value: object) -> Part:
+    """A ``session`` or ``presign`` part of POST /batch (or the ``manifest``)."""
+    return (name, (None, json.dumps(value).encode("utf-8"), "application/json"))
+
+
+def multipart_body(parts: Sequence[Part]) -> tuple[bytes, str]:
+    """A multipart/form-data body with ``parts`` in this order, exactly as requests sends it."""
+    prepared = requests.Request("POST", "http://127.0.0.1/batch", files=list(parts)).prepare()
+    assert isinstance(prepared.body, bytes)
+    return prepared.body, prepared.headers["Content-Type"]

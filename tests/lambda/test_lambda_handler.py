@@ -13,6 +13,7 @@ import requests
 from apigw_events import EVENTS_DIR, FAKE_API_KEY, body_of, http_event, rest_event
 from lambda_support import BUCKET, TABLE, Moto
 
+from exportsync_api import app as app_module
 from exportsync_api.app import Dependencies, handle
 
 CURL = EVENTS_DIR / "curl-upload"
@@ -242,7 +243,7 @@ def test_api_key_value_never_reaches_output(
     assert FAKE_API_KEY not in captured.out + captured.err
 
 
-def test_storage_fault_is_a_500_with_a_json_error(memory_deps: Dependencies) -> None:
+def test_storage_fault_of_one_entry_is_its_retry_not_a_500(memory_deps: Dependencies) -> None:
     class Broken:
         def put_unless_same(self, item: Any, content_hash: str) -> Any:
             raise RuntimeError("dynamodb is down")
@@ -251,6 +252,20 @@ def test_storage_fault_is_a_500_with_a_json_error(memory_deps: Dependencies) -> 
     response = handle(
         rest_event("/session", '{"user_id":"alice","timestamp":"2026-01-01"}'), None, deps
     )
+    assert response["statusCode"] == 200
+    [result] = body_of(response)["results"]
+    assert result["status"] == "retry"
+    assert result["error"] == "server_error: RuntimeError"
+
+
+def test_fault_outside_any_entry_is_a_500_with_a_json_error(
+    memory_deps: Dependencies, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(body: bytes) -> list[object]:
+        raise RuntimeError("parser bug")
+
+    monkeypatch.setattr(app_module, "parse_sessions", broken)
+    response = handle(rest_event("/session", "{}"), None, memory_deps)
     assert response["statusCode"] == 500
     assert body_of(response)["error"]["code"] == "internal_error"
 

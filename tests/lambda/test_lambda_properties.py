@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 
 from apigw_events import http_event, rest_event
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from lambda_support import multipart_body
 
 from exportsync_api.app import Dependencies, handle
 from exportsync_api.keys import object_key, safe_filename, user_prefix
@@ -115,3 +117,68 @@ def test_session_batches_of_random_objects_never_5xx(
     body = json.dumps({"sessions": sessions}).encode()
     response = handle(http_event("/session", body), None, memory_deps)
     assert 200 <= response["statusCode"] < 500
+
+
+def _json_bytes(value: object) -> bytes:
+    return json.dumps(value).encode()
+
+
+_presign_entries = st.fixed_dictionaries(
+    {},
+    optional={
+        "filename": st.text(max_size=30) | st.integers(),
+        "sha256": st.sampled_from([_SHA, "xyz", None]),
+        "size": st.integers(-1, 2**45) | st.booleans(),
+        "parts": st.integers(-1, 20_000) | st.none() | st.text(max_size=3),
+        "upload_id": st.text(max_size=5) | st.integers(),
+    },
+)
+_batch_parts = st.lists(
+    st.one_of(
+        st.tuples(
+            st.just("file"),
+            st.text(max_size=20),
+            st.binary(max_size=64) | st.binary(max_size=64).map(gzip.compress),
+        ),
+        st.tuples(
+            st.just("session"), st.none(), _json_values.map(lambda v: json.dumps(v).encode())
+        ),
+        st.tuples(
+            st.just("presign"),
+            st.none(),
+            st.one_of(
+                st.lists(_presign_entries, max_size=3).map(lambda f: json.dumps({"files": f})),
+                _json_values.map(json.dumps),
+            ).map(str.encode),
+        ),
+    ),
+    max_size=6,
+)
+
+
+@_FAST
+@given(parts=_batch_parts, gzip_flags=st.lists(st.booleans(), max_size=6), sized=st.booleans())
+def test_random_batches_never_5xx_and_keys_stay_in_the_prefix(
+    memory_deps: Dependencies,
+    parts: list[tuple[str, str | None, bytes]],
+    gzip_flags: list[bool],
+    sized: bool,
+) -> None:
+    files = [(name, data) for kind, name, data in parts if kind == "file"]
+    manifest = [
+        {"filename": name, "size": 1 if sized else None, "encoding": "gzip" if flag else None}
+        for (name, _), flag in zip(files, gzip_flags + [False] * len(files), strict=False)
+    ]
+    form: list[tuple[str, tuple[str | None, bytes, str]]] = [
+        (kind, (name, data, "application/octet-stream")) for kind, name, data in parts
+    ]
+    form.append(("manifest", (None, json.dumps(manifest).encode(), "application/json")))
+    body, content_type = multipart_body(form)
+    response = handle(rest_event("/batch", body, content_type=content_type), None, memory_deps)
+    assert 200 <= response["statusCode"] < 500
+    if response["statusCode"] == 200:
+        for result in json.loads(response["body"])["results"]:
+            assert result["kind"] in {"file", "session", "presign"}
+            assert result["status"] in {"stored", "duplicate", "rejected", "upload", "multipart"}
+            if result.get("key"):
+                assert result["key"].startswith("uploads/alice/")

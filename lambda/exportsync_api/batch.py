@@ -1,0 +1,146 @@
+"""POST /batch: file parts, session parts and presign parts of one request, answered per entry
+in request order, each answer tagged with its ``kind``.
+
+A part that cannot be read (a session part that is not JSON, a presign entry without a sha256)
+is that entry's ``rejected`` answer: only a malformed multipart body or manifest, a file or
+presign entry without an owner, or more than ``limits.MAX_BATCH_ENTRIES`` entries fail the
+whole request.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from exportsync_wire import ErrorCode, Kind, Status, limits
+from exportsync_wire.batch import MANIFEST_PART
+
+from .budget import Budget
+from .errors import ApiError, bad_request, unprocessable
+from .form import FilePart, Form, JsonPart
+from .inflate import inflate_budget
+from .multipart import url_budget
+from .pool import Entry, Pool
+from .presign import check_file, presign_entry
+from .sessions import load_json, session_entry
+from .stores import ObjectStore, SessionStore
+from .uploads import file_entry, form_user, parse_manifest
+
+__all__ = ["BatchStores", "batch_form"]
+
+
+@dataclass(frozen=True)
+class BatchStores:
+    objects: ObjectStore
+    sessions: SessionStore
+    presign_seconds: int
+    pool: Pool = field(default_factory=Pool)
+    now: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+
+
+def batch_form(form: Form, key_user: str | None, stores: BatchStores) -> dict[str, Any]:
+    """Run the whole route on a parsed form."""
+    parts = [(part, _read(part)) for part in form.ordered]
+    if sum(len(items) for _, items in parts) > limits.MAX_BATCH_ENTRIES:
+        raise bad_request(
+            ErrorCode.TOO_MANY_ENTRIES,
+            f"a request holds at most {limits.MAX_BATCH_ENTRIES} entries",
+        )
+    manifest = iter(parse_manifest(form.fields.get(MANIFEST_PART), len(form.files)))
+    # The files' owner: the key's user, else the user_id part (400 only if a file needs one).
+    owner = functools.cache(lambda: form_user(form, key_user))
+    budget = inflate_budget()
+    urls = url_budget()
+    kinds: list[Kind] = []
+    entries: list[Entry] = []
+    for part, items in parts:
+        for item in items:
+            if isinstance(part, FilePart):
+                kinds.append(Kind.FILE)
+                entries.append(file_entry(part, next(manifest), owner(), stores.objects, budget))
+            elif part.name == Kind.SESSION:
+                kinds.append(Kind.SESSION)
+                entries.append(_session_entry(item, key_user, stores))
+            else:
+                kinds.append(Kind.PRESIGN)
+                entries.append(_presign_entry(item, owner, stores, urls))
+    if not entries:
+        raise unprocessable(
+            ErrorCode.NO_ENTRIES, "the request has no file, session or presign entry"
+        )
+    results = stores.pool.run(entries)
+    return {
+        "results": [{"kind": kind, **result} for kind, result in zip(kinds, results, strict=True)]
+    }
+
+
+@dataclass(frozen=True)
+class _Unreadable:
+    """A JSON part that holds no entries it could answer for: one rejected entry."""
+
+    error: str
+
+
+@dataclass(frozen=True)
+class _Ask:
+    """One entry of a presign part's ``files`` list, not yet checked."""
+
+    where: str
+    raw: object
+
+
+def _read(part: FilePart | JsonPart) -> list[object]:
+    """The entries a part holds: the part itself, sessions, or presign asks."""
+    if isinstance(part, FilePart):
+        return [part]
+    if part.name == Kind.SESSION:
+        try:
+            value = load_json(part.data)
+        except ApiError as exc:
+            return [_Unreadable(f"{exc.code}: session part: {exc.message}")]
+        return value if isinstance(value, list) and value else [value]
+    try:
+        value = json.loads(part.data.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError, ValueError):
+        return [_Unreadable("invalid_json: presign part is not UTF-8 JSON")]
+    files = value.get("files") if isinstance(value, dict) else None
+    if not isinstance(files, list) or not files:
+        return [_Unreadable("invalid_body: presign part needs 'files': [...]")]
+    return [_Ask(f"files[{index}]", raw) for index, raw in enumerate(files)]
+
+
+def _session_entry(item: object, key_user: str | None, stores: BatchStores) -> Entry:
+    if isinstance(item, _Unreadable):
+        return Entry(
+            {"user_id": None, "timestamp": None, "status": Status.REJECTED, "error": item.error}
+        )
+    return session_entry(item, key_user, stores.sessions)
+
+
+def _presign_entry(
+    item: object, owner: Callable[[], str], stores: BatchStores, urls: Budget
+) -> Entry:
+    if not isinstance(item, _Ask):
+        error = item.error if isinstance(item, _Unreadable) else "invalid_body: not an entry"
+        return _rejected_presign(None, error)
+    checked = check_file(item.where, item.raw)
+    if isinstance(checked, str):
+        name = item.raw.get("filename") if isinstance(item.raw, dict) else None
+        filename = name if isinstance(name, str) else None
+        return _rejected_presign(filename, f"invalid_body: {checked}")
+    return presign_entry(
+        checked,
+        owner(),
+        stores.objects,
+        stores.presign_seconds,
+        now=stores.now,
+        urls=urls,
+    )
+
+
+def _rejected_presign(filename: str | None, error: str) -> Entry:
+    return Entry({"filename": filename, "key": None, "status": Status.REJECTED, "error": error})
