@@ -6,12 +6,14 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: help venv test lint typecheck cfn-lint pytest demo bench clean
+.PHONY: help venv test lint typecheck cfn-lint pytest demo bench reliability fuzz clean
 
 help:
 	@echo "make demo   run devstack + daemon on demo/export (Ctrl-C stops both)"
 	@echo "make test   lint, type-check, cfn-lint and the whole test suite"
 	@echo "make bench  throughput and memory benchmarks (bench/)"
+	@echo "make reliability  kill -9, faults, hostile files, full disk against real daemons"
+	@echo "make fuzz   hypothesis on every route of the Lambda (over 5,000 cases)"
 	@echo "make clean  remove .venv, demo state and caches"
 
 $(STAMP): pyproject.toml
@@ -47,5 +49,21 @@ demo: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/run.py
 
+# A seeded torture run of real daemons (tests/support/reliability.py); its last line is the figure.
+# make reliability SEED=7 KILLS=40, or RELIABILITY_FLAGS="--seed 7 --operations 500".
+SEED ?= 1
+KILLS ?= 24
+RELIABILITY_FLAGS ?= --seed $(SEED) --kills $(KILLS)
+reliability: $(STAMP)
+	PYTHONPATH=tests timeout 900 $(BIN)/python -m support.reliability $(RELIABILITY_FLAGS)
+
+# Every route of the Lambda under hypothesis, the full profile; prints the case count last.
+fuzz: $(STAMP)
+	@rm -f .fuzz-cases; start=$$(date +%s); \
+	EXPORTSYNC_FUZZ=full EXPORTSYNC_FUZZ_REPORT=.fuzz-cases \
+		$(BIN)/python -m pytest tests/lambda/test_lambda_fuzz.py -q; rc=$$?; \
+	echo "fuzz: $$(cat .fuzz-cases 2>/dev/null || echo 0) cases in $$(( $$(date +%s) - start )) s"; \
+	exit $$rc
+
 clean:
-	rm -rf $(VENV) demo .mypy_cache .ruff_cache .pytest_cache .hypothesis
+	rm -rf $(VENV) demo .mypy_cache .ruff_cache .pytest_cache .hypothesis .fuzz-cases
