@@ -34,6 +34,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -185,6 +186,7 @@ class _Run:
     stack: contextlib.ExitStack
     daemon: DaemonProcess | None = None
     corpus: list[Hostile] = field(default_factory=list)
+    crashes: Counter[str] = field(default_factory=Counter)
     starts: int = 0
 
     @property
@@ -199,15 +201,16 @@ class _Run:
         return self.daemon
 
     def check_alive(self) -> None:
-        """A daemon that exited on its own is a finding; start it again, as systemd would."""
-        if self.daemon is not None and self.daemon.process.poll() is not None:
-            rc = self.daemon.process.returncode
-            self.outcome.verdict.problems.append(
-                f"daemon exited by itself (rc {rc}), log {self.daemon.log_path}:\n"
-                + self.daemon.output()[-1500:]
-            )
-            self.chaos.mark(f"daemon exited by itself, rc {rc}")
-            self.start()
+        """A daemon that exited on its own is a finding; start it again, as systemd would
+        (RestartSec=1: a crash loop is paced, not spun)."""
+        if self.daemon is None or self.daemon.process.poll() is None:
+            return
+        rc = self.daemon.process.returncode
+        lines = self.daemon.output().strip().splitlines() or ["(no output)"]
+        self.crashes[f"rc {rc}: {lines[-1][:300]}"] += 1
+        self.chaos.mark(f"daemon exited by itself, rc {rc} ({self.daemon.log_path.name})")
+        time.sleep(1.0)
+        self.start()
 
     def place(self, tag: str, day: int) -> None:
         every = self.options.corpus_every
@@ -373,6 +376,9 @@ def run(options: Options) -> Outcome:
             outcome.verdict.problems.append(f"the last daemon stopped with rc {rc}")
         outcome.faults = int(usage(info)["faults"])
         judge(outcome.verdict, info, base, chaos, state.corpus)
+        outcome.verdict.problems += [
+            f"a daemon exited by itself {n} time(s): {last}" for last, n in state.crashes.items()
+        ]
         if not settled:
             outcome.verdict.problems.append(f"spool did not settle in {options.settle_deadline} s")
     outcome.notes.append(
