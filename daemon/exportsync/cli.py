@@ -14,12 +14,13 @@ import socket
 import sys
 import threading
 from collections.abc import Callable, Sequence
+from functools import partial
 from pathlib import Path
 from types import FrameType
 from typing import Any
 from urllib.parse import urlsplit
 
-from exportsync import __version__, service
+from exportsync import __version__, firstrun, service
 from exportsync.client import HttpApi
 from exportsync.clock import SystemClock
 from exportsync.config import Config, load_config
@@ -27,9 +28,11 @@ from exportsync.daemon import Daemon, build_ledger, build_matcher
 from exportsync.errors import ConfigError, ExportsyncError
 from exportsync.intake import Intake
 from exportsync.logs import configure_logging, get_logger
+from exportsync.metrics import MeteredApi, Metrics, MetricsServer, serve_metrics
 from exportsync.runlock import RunLock
 from exportsync.spool import RecordResult, Spool
-from exportsync.status import build_status, render_table
+from exportsync.status import build_status, live_report, read_spool, render_table
+from exportsync.watchview import watch
 
 __all__ = ["main"]
 
@@ -66,6 +69,12 @@ def _parser() -> argparse.ArgumentParser:
 
     status = commands.add_parser("status", parents=[common], help="show the spool and the quota")
     status.add_argument("--json", action="store_true", help="print one JSON object")
+    status.add_argument(
+        "--watch", action="store_true", help="redraw the report every second until Ctrl-C"
+    )
+    status.add_argument(
+        "--interval", type=float, default=1.0, metavar="SECONDS", help="--watch's pause"
+    )
 
     retry = commands.add_parser("retry", parents=[common], help="send failed items again")
     retry.add_argument("ids", nargs="*", type=int, metavar="ID", help="item ids from 'status'")
@@ -82,6 +91,23 @@ def _parser() -> argparse.ArgumentParser:
         help="validate the config, folders and API address without spending a request",
     )
 
+    setup = commands.add_parser(
+        "setup",
+        parents=[common],
+        help="first run: write a config and key file, check them, offer the user service",
+        description="Asks for what no flag gives (on a terminal); writes the config to "
+        "--config or the platform's config folder, the key to a 0600 file beside it.",
+    )
+    setup.add_argument("--api-url", metavar="URL")
+    key = setup.add_mutually_exclusive_group()
+    key.add_argument("--api-key-file", metavar="PATH", help="read the API key from this file")
+    key.add_argument("--api-key-stdin", action="store_true", help="read the API key from stdin")
+    setup.add_argument("--watch-dir", metavar="DIR", help="the export folder (created if missing)")
+    setup.add_argument("--user-id", metavar="ID", help="filled into sessions without one")
+    setup.add_argument("--yes", action="store_true", help="install the user service, no question")
+    setup.add_argument("--no-service", action="store_true", help="do not offer the user service")
+    setup.add_argument("--force", action="store_true", help="replace an existing config")
+
     svc = commands.add_parser(
         "service", parents=[common], help="print, install or uninstall the service definition"
     )
@@ -91,6 +117,12 @@ def _parser() -> argparse.ArgumentParser:
     scope.add_argument("--user", action="store_true", help="a service of the current user")
     svc.add_argument(
         "--launchd", action="store_true", help="a launchd plist (the default on macOS)"
+    )
+    svc.add_argument(
+        "--run-as",
+        metavar="USER",
+        help="the account a --system service runs as (default: the owner of watch.dir; "
+        "root only when named)",
     )
     return parser
 
@@ -133,13 +165,16 @@ def _cmd_run(args: argparse.Namespace) -> int:
     assert config.api.api_key is not None  # require_api guarantees it
     lock = RunLock(config.state.dir)
     lock.acquire()
-    api = HttpApi(
+    http = HttpApi(
         config.api.url,
         config.api.api_key.reveal(),
         timeout=config.api.timeout_seconds,
         user_id=config.api.user_id,
     )
-    daemon = Daemon(config, api=api)
+    metrics = Metrics() if config.metrics.host is not None else None
+    api = http if metrics is None else MeteredApi(http, metrics)
+    daemon = Daemon(config, api=api, metrics=metrics)
+    endpoint = _serve_metrics(config, metrics) if metrics is not None else None
     failure: list[BaseException] = []
 
     def work() -> None:
@@ -169,7 +204,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
         log.warning("shutdown_abandoned_request", drain_seconds=DRAIN_SECONDS)
         sys.stderr.flush()
         os._exit(EXIT_OK)  # the spool is consistent; the open request is replayed next start
-    api.close()
+    if endpoint is not None:
+        endpoint.close()
+    http.close()
     lock.release()
     if failure:
         exc = failure[0]
@@ -180,11 +217,36 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _serve_metrics(config: Config, metrics: Metrics) -> MetricsServer:
+    assert config.metrics.host is not None  # the caller checked
+    try:
+        endpoint = serve_metrics(
+            metrics, partial(read_spool, config), config.metrics.host, config.metrics.port
+        )
+    except OSError as exc:
+        raise ConfigError(
+            "metrics.listen",
+            f"cannot listen on {config.metrics.host}:{config.metrics.port}: {exc.strerror or exc}",
+        ) from None
+    host, port = endpoint.address
+    log.info("metrics_listening", url=f"http://{_hostport(host, port)}/metrics")
+    return endpoint
+
+
+def _hostport(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
 # -- status, retry, enqueue --------------------------------------------------------------------
 
 
 def _cmd_status(args: argparse.Namespace) -> int:
     config = _load(args, require_api=False)
+    if args.watch:
+        if args.json or args.interval <= 0:
+            print("exportsync status: --watch takes no --json, and --interval > 0", file=sys.stderr)
+            return EXIT_USAGE
+        return watch(partial(live_report, config), sys.stdout, interval=args.interval)
     clock = SystemClock()
     # A read-only command: where no daemon has run yet, report an empty spool without creating one.
     exists = Spool.path_in(config.state.dir).exists()
@@ -318,27 +380,59 @@ def _cmd_service(args: argparse.Namespace) -> int:
     config = _load(args, require_api=False, require_watch=True)
     if config.path is None:
         raise ConfigError("config", "a service needs a config file: pass --config PATH")
+    if args.run_as is not None and user_mode:
+        print("exportsync service: --run-as is for --system services", file=sys.stderr)
+        return EXIT_USAGE
     options: dict[str, Any] = {
         "executable": service.default_executable(),
         "config_path": config.path.absolute(),
         "user_mode": user_mode,
     }
+    try:
+        if not user_mode and args.action != "uninstall":
+            options["user"], options["group"] = service.system_account(
+                args.run_as, config.watch.dir
+            )
+        code = _service_action(args, manager, config, options)
+    except service.ServiceError as exc:
+        print(f"exportsync service: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    if options.get("user") == "nobody":
+        # systemd itself notes this on load: nobody is shared with unrelated services.
+        print(
+            "exportsync service: note: 'nobody' is shared by unrelated services; a dedicated "
+            "account (useradd --system exportsync) is safer",
+            file=sys.stderr,
+        )
+    return code
+
+
+def _service_action(
+    args: argparse.Namespace, manager: service.Manager, config: Config, options: dict[str, Any]
+) -> int:
+    user_mode = options["user_mode"]
+    # Only a state.dir the config names needs ReadWritePaths=; otherwise the service uses its
+    # StateDirectory= (the path resolved here would be the invoking user's, e.g. root's home).
+    state_dir = config.state.dir if "state.dir" in config.explicit else None
     if args.action == "print":
         print(
             service.render_service(
-                manager, **options, watch_dir=config.watch.dir, state_dir=config.state.dir
+                manager, **options, watch_dir=config.watch.dir, state_dir=state_dir
             ),
             end="",
         )
         return EXIT_OK
     if args.action == "install":
         result = service.install(
-            manager, **options, watch_dir=config.watch.dir, state_dir=config.state.dir
+            manager, **options, watch_dir=config.watch.dir, state_dir=state_dir
         )
     else:
         result = service.uninstall(manager, user_mode=user_mode)
     verb = "wrote" if args.action == "install" else "removed"
     print(f"{verb if result.changed else 'unchanged:'} {result.path}")
+    account = options.get("user")
+    if account is not None and not service.readable_by(options["config_path"], account):
+        print(f"note: {account} cannot read {options['config_path']}; the service will not start")
     for note in result.notes:
         print(f"note: {note}")
     if result.next_commands:
@@ -348,6 +442,38 @@ def _cmd_service(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_setup(args: argparse.Namespace) -> int:
+    prompter = firstrun.Prompter(interactive=sys.stdin.isatty() and not args.api_key_stdin)
+    answers = firstrun.gather(
+        prompter,
+        api_url=args.api_url,
+        api_key=firstrun.read_key("-" if args.api_key_stdin else args.api_key_file),
+        watch_dir=args.watch_dir,
+        user_id=args.user_id,
+    )
+    path = Path(os.path.abspath(args.config or firstrun.default_config_path()))
+    # Validate as `run` will (the URL's scheme, the key's characters) before writing anything.
+    load_config(None, env={}, overrides=firstrun.as_overrides(answers), require_api=True)
+    key_file = firstrun.write_setup(answers, path, force=args.force)
+    print(f"wrote {path}\nwrote {key_file} (mode 600; the key is not in the config)")
+    if not answers.watch_dir.exists():
+        answers.watch_dir.mkdir(parents=True)
+        print(f"created {answers.watch_dir}")
+    args.config = path
+    code = _cmd_check(args)
+    later = f"exportsync service install --user --config {path}"
+    if args.no_service:
+        return code
+    if code != EXIT_OK:
+        print(f"fix the failed check, then: {later}")
+        return code
+    if not (args.yes or prompter.confirm("Install the user service now?")):
+        print(f"to run it as a service later: {later}")
+        return code
+    scope = {"action": "install", "user": True, "system": False, "launchd": False, "run_as": None}
+    return _cmd_service(argparse.Namespace(**(vars(args) | scope)))
+
+
 _COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "run": _cmd_run,
     "status": _cmd_status,
@@ -355,4 +481,5 @@ _COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "enqueue": _cmd_enqueue,
     "check": _cmd_check,
     "service": _cmd_service,
+    "setup": _cmd_setup,
 }

@@ -38,6 +38,7 @@ __all__ = [
     "ApiConfig",
     "Config",
     "LogConfig",
+    "MetricsConfig",
     "QuotaConfig",
     "Secret",
     "StateConfig",
@@ -127,6 +128,14 @@ class LogConfig:
 
 
 @dataclass(frozen=True)
+class MetricsConfig:
+    """Where /metrics listens; None: no endpoint (the default)."""
+
+    host: str | None = None
+    port: int = 9464
+
+
+@dataclass(frozen=True)
 class Config:
     watch: WatchConfig
     api: ApiConfig
@@ -134,6 +143,7 @@ class Config:
     state: StateConfig
     log: LogConfig
     path: Path | None
+    metrics: MetricsConfig = field(default=MetricsConfig())
     warnings: tuple[str, ...] = field(default=())
     # Dotted keys set by the file, the environment or a flag (not defaulted), e.g. to tell an
     # explicit state.dir (needs ReadWritePaths= in the unit) from the platform default.
@@ -172,6 +182,7 @@ _SCHEMA: dict[str, dict[str, str]] = {
     },
     "state": {"dir": "path"},
     "log": {"format": "log_format", "level": "log_level"},
+    "metrics": {"listen": "str"},
 }
 
 
@@ -242,6 +253,7 @@ def load_config(
             level=cast(str, values.get("log.level", _default(LogConfig, "level"))),
         ),
         path=config_path,
+        metrics=_build_metrics(values),
         warnings=tuple(warnings),
         explicit=frozenset(layers),
     )
@@ -664,6 +676,23 @@ def _build_quota(values: Mapping[str, object]) -> QuotaConfig:
         reset_utc=cast(time, values.get("quota.reset_utc", _QUOTA.reset_utc)),
         margin_seconds=margin,
     )
+
+
+def _build_metrics(values: Mapping[str, object]) -> MetricsConfig:
+    """`metrics.listen`: "HOST:PORT", "[V6]:PORT" or ":PORT"/"PORT" (loopback)."""
+    listen = values.get("metrics.listen")
+    if listen is None:
+        return MetricsConfig()
+    text = cast(str, listen).strip()
+    host, sep, port_text = text.rpartition(":")
+    if not sep:
+        host, port_text = "", text
+    host = host.removeprefix("[").removesuffix("]") or "127.0.0.1"
+    if not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
+        raise ConfigError("metrics.listen", f"{text!r} is not HOST:PORT, e.g. 127.0.0.1:9464")
+    if any(ch.isspace() or not ch.isprintable() for ch in host):
+        raise ConfigError("metrics.listen", f"{host!r} is not a host name or address")
+    return MetricsConfig(host=host, port=int(port_text))
 
 
 def _state_dir(values: Mapping[str, object], environ: Mapping[str, str]) -> Path:

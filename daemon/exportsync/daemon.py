@@ -19,6 +19,7 @@ from exportsync.errors import SpoolError
 from exportsync.intake import Intake
 from exportsync.logs import get_logger
 from exportsync.matcher import FileMatcher
+from exportsync.metrics import Metrics
 from exportsync.notify import Notifier, watchdog_interval
 from exportsync.quota import QuotaLedger
 from exportsync.spool import Spool
@@ -68,6 +69,7 @@ class Daemon:
         api: Api,
         clock: Clock | None = None,
         notifier: Notifier | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.config = config
         self.clock: Clock = clock or SystemClock()
@@ -84,6 +86,7 @@ class Daemon:
             matcher=self.matcher,
             clock=self.clock,
             on_spooled=self._wake.set,
+            on_detected=metrics.file_detected if metrics is not None else lambda: None,
         )
         self.deliverer = Deliverer(
             spool=self.spool,
@@ -96,6 +99,7 @@ class Daemon:
             inline_max_bytes=config.api.inline_max_bytes,
             batch_max_files=config.api.batch_max_files,
             linger_seconds=config.api.batch_linger_seconds,
+            metrics=metrics,
         )
         self.watcher = Watcher(
             self.root,

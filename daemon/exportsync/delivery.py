@@ -52,6 +52,7 @@ from exportsync.errors import (
     Unreachable,
 )
 from exportsync.logs import get_logger
+from exportsync.metrics import Metrics
 from exportsync.quota import QuotaLedger
 from exportsync.sessions import ParsedSession, parse_session_file
 from exportsync.spool import Item, Spool
@@ -107,6 +108,7 @@ class Deliverer:
         batch_max_files: int = ApiConfig.batch_max_files,
         linger_seconds: float = 0.0,
         rng: random.Random | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self._spool = spool
         self._ledger = ledger
@@ -119,6 +121,7 @@ class Deliverer:
         self._max_files = max(1, batch_max_files)
         self._linger = linger_seconds
         self._rng = rng or random.Random()  # noqa: S311 -- jitter, not cryptography
+        self._metrics = metrics
         # After a 413: the next batch carries at most half of what was refused (items and bytes);
         # lifted once a request goes through.
         self._cap_items = 0
@@ -466,6 +469,8 @@ class Deliverer:
     def _delivered(self, item: Item, key: str | None) -> None:
         now = self._clock.time()
         self._spool.mark_delivered(item.id, now=now, remote_key=key)
+        if self._metrics is not None:
+            self._metrics.delivered(item, now)
         log.info("item_delivered", item_id=item.id, path=str(item.path), kind=item.kind, key=key)
         self._finish_file(item)
 

@@ -40,12 +40,14 @@ class Intake:
         matcher: FileMatcher,
         clock: Clock,
         on_spooled: Callable[[], None] = lambda: None,
+        on_detected: Callable[[], None] = lambda: None,
     ) -> None:
         self._spool = spool
         self._root = Path(os.path.abspath(root))
         self._matcher = matcher
         self._clock = clock
         self._on_spooled = on_spooled
+        self._on_detected = on_detected  # metrics: a complete file was seen
 
     def classify(self, path: Path) -> Kind | None:
         return self._matcher.classify(self._root, Path(os.path.abspath(path)))
@@ -73,6 +75,7 @@ class Intake:
         ):
             return None  # this exact version is already spooled: no need to hash it again
         log.info("file_detected", path=str(path), kind=kind, size=st.st_size)
+        self._on_detected()
         limit = MAX_SESSION_FILE_BYTES if kind == "session" else None
         try:
             snap = files.snapshot(self._root, path, max_bytes=limit)

@@ -7,6 +7,7 @@ turned into data, so a registered secret (the API key) or a value under a key su
 ``x-api-key`` or ``authorization`` is written as ``***`` wherever it appears, exceptions included.
 Stdlib logging (urllib3, watchdog, botocore) is bridged into the same output at WARNING and above,
 under the library's own logger name.
+Under journald each line carries a `<N>` priority prefix (see `exportsync.journald`).
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from typing import Any, Literal, TextIO, cast
 import structlog
 from structlog.tracebacks import ExceptionDictTransformer
 from structlog.typing import EventDict, FilteringBoundLogger, Processor, WrappedLogger
+
+from exportsync.journald import is_journal_stream, journal_log_stream, with_priority_prefix
 
 __all__ = [
     "REDACTED",
@@ -136,10 +139,17 @@ class _StdlibBridge(logging.Handler):
 
 
 def configure_logging(
-    fmt: Literal["json", "console"] | None, level: str, stream: TextIO | None = None
+    fmt: Literal["json", "console"] | None,
+    level: str,
+    stream: TextIO | None = None,
+    env: Mapping[str, str] | None = None,
 ) -> None:
-    """Configure structlog and the stdlib bridge, once at the entry point (tests may repeat)."""
-    out = stream if stream is not None else sys.stderr
+    """Configure structlog and the stdlib bridge, once at the entry point (tests may repeat).
+
+    Without `stream`, lines go to stderr, or to stdout when only stdout is the journal's stream;
+    on the journal's stream each line starts with its syslog priority (`journald`).
+    """
+    out = stream if stream is not None else journal_log_stream(sys.stdout, sys.stderr, env)
     tty = _isatty(out)
     chosen = fmt or ("console" if tty else "json")
     try:
@@ -167,6 +177,8 @@ def configure_logging(
             redact_secrets,
             structlog.dev.ConsoleRenderer(colors=tty),
         ]
+    if is_journal_stream(out, env):
+        renderer[-1] = with_priority_prefix(renderer[-1])
     structlog.configure(
         processors=[*shared, *renderer],
         wrapper_class=structlog.make_filtering_bound_logger(min_level),

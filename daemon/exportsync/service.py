@@ -1,8 +1,9 @@
 """Service files for this machine: a systemd unit (system or user) or a launchd plist.
 
-Rendering is pure; `install`/`uninstall` write or remove the file atomically and return the commands
-the operator runs next (this module never runs systemctl or launchctl itself). `root` prefixes every
-path written, for tests and packaging (like DESTDIR).
+The systemd unit is rendered by `systemd_unit`, the values in it checked by `service_values` (both
+re-exported here). Rendering is pure; `install`/`uninstall` write or remove the file atomically and
+return the commands the operator runs next (this module never runs systemctl or launchctl itself).
+`root` prefixes every path written, for tests and packaging (like DESTDIR).
 
 Stopping: systemd sends SIGTERM to the main process only (KillMode=mixed) and the daemon drains;
 after TimeoutStopSec it SIGKILLs what is left. A delivery cut short is safe: the spool is durable
@@ -15,13 +16,26 @@ import os
 import plistlib
 import shutil
 import sys
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from exportsync.durable import fsync_dir
+from exportsync.durable import atomic_write, fsync_dir
+from exportsync.service_values import (
+    ServiceError,
+    account_name,
+    check_paths,
+    check_unit_value,
+    readable_by,
+    system_account,
+)
+from exportsync.systemd_unit import (
+    RESTART_DELAY,
+    STOP_TIMEOUT,
+    SYSTEMD_CREDENTIAL_SOURCE,
+    render_systemd,
+)
 
 __all__ = [
     "LAUNCHD_AGENT_LABEL",
@@ -30,25 +44,25 @@ __all__ = [
     "SYSTEMD_UNIT",
     "InstallResult",
     "Manager",
+    "ServiceError",
+    "check_unit_value",
     "default_executable",
     "default_log_dir",
     "default_manager",
     "install",
+    "readable_by",
     "render_launchd",
     "render_service",
     "render_systemd",
     "service_path",
+    "system_account",
     "uninstall",
 ]
 
 Manager = Literal["systemd", "launchd"]
 SYSTEMD_UNIT = "exportsync.service"
-SYSTEMD_CREDENTIAL_SOURCE = Path("/etc/exportsync/api_key")
 LAUNCHD_AGENT_LABEL = "com.exportsync.agent"
 LAUNCHD_DAEMON_LABEL = "com.exportsync.daemon"
-_STOP_TIMEOUT = 20  # seconds: TimeoutStopSec / ExitTimeOut
-_RESTART_DELAY = 5  # seconds: RestartSec / ThrottleInterval
-_CONFIG_ERROR_EXIT = 2  # README: exit 2 is a config error; restarting only repeats it
 
 
 @dataclass(frozen=True)
@@ -95,118 +109,24 @@ def service_path(
     return Path("/Library/LaunchDaemons") / f"{LAUNCHD_DAEMON_LABEL}.plist"
 
 
-# --- systemd ----------------------------------------------------------------------------------
+# --- launchd ----------------------------------------------------------------------------------
 
 
-def render_systemd(
+def render_launchd(
     *,
     executable: str,
     config_path: Path,
     user_mode: bool,
-    user: str | None,
-    watch_dir: Path | None = None,
-    state_dir: Path | None = None,
+    log_dir: Path,
+    user: str | None = None,
+    group: str | None = None,
 ) -> str:
-    """The unit text.
+    """The plist text: run at load, restart after a failure, SIGTERM then SIGKILL after 20 s.
 
-    `watch_dir` (and an explicit `state_dir`) become ReadWritePaths=: the daemon moves or deletes
-    delivered files, and everything else is read-only under ProtectSystem=strict.
+    A LaunchDaemon (system) runs as `user`/`group` (UserName/GroupName), as a systemd system
+    unit does; an agent runs as the logged-in user.
     """
-    exec_start = " ".join(
-        _sd_quote(arg, exec_line=True) for arg in (executable, "run", "--config", str(config_path))
-    )
-    mode = "--user" if user_mode else "--system"
-    lines = [
-        f"# exportsync: rendered by `exportsync service print {mode}`; edit the config, not this.",
-        "[Unit]",
-        "Description=exportsync: deliver exported files to the exportsync API",
-    ]
-    if not user_mode:  # the user manager has no network-online.target
-        lines += ["Wants=network-online.target", "After=network-online.target"]
-    lines += [
-        "StartLimitIntervalSec=300",
-        "StartLimitBurst=10",
-        "",
-        "[Service]",
-        "# READY=1 after the startup scan, WATCHDOG=1 every WatchdogSec/2, STOPPING=1 on stop.",
-        "Type=notify",
-        "NotifyAccess=main",
-        f"ExecStart={exec_start}",
-    ]
-    if user and not user_mode:
-        lines.append(f"User={_sd_quote(user)}")
-    lines += [
-        "WatchdogSec=60",
-        "Restart=on-failure",
-        f"RestartSec={_RESTART_DELAY}",
-        "# Exit code 2 is a config error: restarting would only repeat it.",
-        f"RestartPreventExitStatus={_CONFIG_ERROR_EXIT}",
-        "# SIGTERM goes to the daemon alone and starts a graceful drain; whatever is still",
-        "# running after TimeoutStopSec is SIGKILLed (the spool makes that safe).",
-        "KillMode=mixed",
-        f"TimeoutStopSec={_STOP_TIMEOUT}",
-        "# Spool and quota ledger; $STATE_DIRECTORY tells the daemon where it is.",
-        "StateDirectory=exportsync",
-        "StateDirectoryMode=0700",
-        "UMask=0077",
-        # Logs: stdout is not a TTY under systemd, so the daemon writes JSON lines to the journal.
-        "NoNewPrivileges=yes",
-    ]
-    if user_mode:
-        lines += [
-            "# Mount sandboxing (ProtectSystem=, PrivateTmp=...) needs unprivileged user",
-            "# namespaces in a user manager and fails the start without them, so it is left out.",
-            "# Put the API key in api.api_key_file (chmod 600) or EXPORTSYNC_API_KEY.",
-        ]
-    else:
-        write_paths = [p for p in (watch_dir, state_dir) if p is not None]
-        lines += [
-            "# systemd reads the API key file and hands it over as $CREDENTIALS_DIRECTORY/api_key.",
-            f"LoadCredential=api_key:{_sd_quote(str(SYSTEMD_CREDENTIAL_SOURCE))}",
-            "ProtectSystem=strict",
-            "ProtectHome=read-only",
-        ]
-        if write_paths:
-            lines += [
-                "# The watch folder: delivered files are moved or deleted there (after_upload).",
-                "ReadWritePaths=" + " ".join(_sd_quote(str(p)) for p in write_paths),
-            ]
-        lines += [
-            "PrivateTmp=yes",
-            "PrivateDevices=yes",
-            "ProtectKernelTunables=yes",
-            "ProtectKernelModules=yes",
-            "ProtectControlGroups=yes",
-            "RestrictNamespaces=yes",
-            "RestrictRealtime=yes",
-            "LockPersonality=yes",
-            "SystemCallArchitectures=native",
-            "# AF_UNIX for sd_notify, AF_NETLINK for name resolution, IP for the API.",
-            "RestrictAddressFamilies=AF_UNIX AF_NETLINK AF_INET AF_INET6",
-        ]
-    lines += [
-        "",
-        "[Install]",
-        f"WantedBy={'default.target' if user_mode else 'multi-user.target'}",
-    ]
-    return "\n".join(lines) + "\n"
-
-
-def _sd_quote(value: str, *, exec_line: bool = False) -> str:
-    """Quote one word for a unit file: specifiers (%) always, variables ($) on Exec lines."""
-    text = value.replace("%", "%%")
-    if exec_line:
-        text = text.replace("$", "$$")
-    if any(ch.isspace() or ch in "\"'\\;" for ch in text) or not text:
-        text = '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
-    return text
-
-
-# --- launchd ----------------------------------------------------------------------------------
-
-
-def render_launchd(*, executable: str, config_path: Path, user_mode: bool, log_dir: Path) -> str:
-    """The plist text: run at load, restart after a failure, SIGTERM then SIGKILL after 20 s."""
+    check_paths(executable, config_path, None, log_dir)
     label = LAUNCHD_AGENT_LABEL if user_mode else LAUNCHD_DAEMON_LABEL
     log_file = str(log_dir / "exportsync.log")
     document = {
@@ -215,13 +135,17 @@ def render_launchd(*, executable: str, config_path: Path, user_mode: bool, log_d
         "RunAtLoad": True,
         # Restart only after a failure; a clean exit (e.g. `launchctl bootout`) stays stopped.
         "KeepAlive": {"SuccessfulExit": False},
-        "ThrottleInterval": _RESTART_DELAY,
-        "ExitTimeOut": _STOP_TIMEOUT,
+        "ThrottleInterval": RESTART_DELAY,
+        "ExitTimeOut": STOP_TIMEOUT,
         "ProcessType": "Background",
         # Not a TTY, so the daemon logs JSON lines here.
         "StandardOutPath": log_file,
         "StandardErrorPath": log_file,
     }
+    if not user_mode and user is not None:
+        document["UserName"] = account_name(user)
+        if group is not None:
+            document["GroupName"] = account_name(group)
     return plistlib.dumps(document, sort_keys=False).decode("utf-8")
 
 
@@ -235,6 +159,7 @@ def render_service(
     config_path: Path,
     user_mode: bool,
     user: str | None = None,
+    group: str | None = None,
     watch_dir: Path | None = None,
     state_dir: Path | None = None,
     log_dir: Path | None = None,
@@ -247,6 +172,7 @@ def render_service(
             config_path=config_path,
             user_mode=user_mode,
             user=user,
+            group=group,
             watch_dir=watch_dir,
             state_dir=state_dir,
         )
@@ -255,6 +181,8 @@ def render_service(
         config_path=config_path,
         user_mode=user_mode,
         log_dir=log_dir or default_log_dir(user_mode=user_mode, env=env),
+        user=user,
+        group=group,
     )
 
 
@@ -265,6 +193,7 @@ def install(
     config_path: Path,
     user_mode: bool,
     user: str | None = None,
+    group: str | None = None,
     watch_dir: Path | None = None,
     state_dir: Path | None = None,
     log_dir: Path | None = None,
@@ -279,6 +208,7 @@ def install(
         config_path=config_path,
         user_mode=user_mode,
         user=user,
+        group=group,
         watch_dir=watch_dir,
         state_dir=state_dir,
         log_dir=log_dir,
@@ -287,7 +217,7 @@ def install(
     target = _under(root, service_path(manager, user_mode=user_mode, env=env))
     changed = not target.exists() or target.read_text(encoding="utf-8") != text
     if changed:
-        _atomic_write(target, text)
+        atomic_write(target, text)  # service managers and admins read it; it holds no secret
     if manager == "launchd":
         # launchd opens the log file but does not create its folder.
         _under(root, log_dir).mkdir(parents=True, exist_ok=True)
@@ -369,20 +299,3 @@ def _user(env: Mapping[str, str] | None) -> str:
 
 def _sh(word: str) -> str:
     return word if all(ch.isalnum() or ch in "/._-+:@" for ch in word) else f"'{word}'"
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    """Write, fsync, rename over, fsync the folder: a reader sees the old file or the new one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, 0o644)  # service managers and admins read these; they hold no secret
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    fsync_dir(path.parent)

@@ -281,6 +281,14 @@ class Spool:
             )
         return [Item._from_row(r) for r in rows]
 
+    def recent(self, *, limit: int = 5) -> list[Item]:
+        """The items that changed state last, newest first (`status --watch`'s last events)."""
+        rows = self._query(
+            f"SELECT {_COLUMNS} FROM items ORDER BY updated_at DESC, id DESC LIMIT ?",  # noqa: S608 -- fixed column list
+            (limit,),
+        )
+        return [Item._from_row(r) for r in rows]
+
     def due(self, now: float, *, limit: int = 500) -> list[Item]:
         """Pending items whose next attempt time has come, oldest first."""
         rows = self._query(

@@ -1,6 +1,7 @@
 """`exportsync status`: the spool and the quota, as JSON (shape in README.md) or a table.
 
 Reads the spool directly, so it works whether or not the daemon runs, and never needs the API key.
+The same reading feeds `status --watch` (`live_report`) and the /metrics gauges (`read_spool`).
 """
 
 from __future__ import annotations
@@ -8,13 +9,15 @@ from __future__ import annotations
 from typing import Any
 
 from exportsync import __version__
-from exportsync.clock import Clock, iso_utc
+from exportsync.clock import Clock, SystemClock, iso_utc
 from exportsync.config import Config
+from exportsync.daemon import build_ledger
+from exportsync.metrics import SpoolReading
 from exportsync.quota import QuotaLedger
 from exportsync.runlock import running_pid
 from exportsync.spool import Spool
 
-__all__ = ["build_status", "render_table"]
+__all__ = ["build_status", "live_report", "read_spool", "render_table"]
 
 _LISTED = 50
 
@@ -67,6 +70,38 @@ def build_status(config: Config, spool: Spool, ledger: QuotaLedger, clock: Clock
             for item in pending
         ],
     }
+
+
+def read_spool(config: Config) -> SpoolReading:
+    """The spool's gauges for /metrics, through a connection of its own (any thread may call)."""
+    clock = SystemClock()
+    with Spool.open(config.state.dir) as spool:
+        quota = build_ledger(config, spool, clock).snapshot()
+        return SpoolReading(spool.counts(), quota.used, quota.limit, quota.resets_at)
+
+
+def live_report(config: Config) -> dict[str, Any]:
+    """The status report plus what only a live view shows: the request in flight, last events."""
+    clock = SystemClock()
+    if not Spool.path_in(config.state.dir).exists():
+        with Spool.in_memory() as empty:
+            return build_status(config, empty, build_ledger(config, empty, clock), clock)
+    with Spool.open(config.state.dir) as spool:
+        report = build_status(config, spool, build_ledger(config, spool, clock), clock)
+        report["in_flight"] = [
+            {"id": i.id, "path": str(i.path)} for i in spool.items("sending", limit=20)
+        ]
+        report["recent"] = [
+            {
+                "id": i.id,
+                "path": str(i.path),
+                "state": i.state,
+                "at": iso_utc(i.updated_at),
+                "error": i.last_error,
+            }
+            for i in spool.recent(limit=5)
+        ]
+    return report
 
 
 def render_table(status: dict[str, Any]) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import pwd
 import socket
 import threading
 from collections.abc import Iterator
@@ -402,8 +403,9 @@ def test_service_needs_a_scope_and_a_config_file(
         ["enqueue"],
         ["check"],
         ["service"],
+        ["setup"],
     ],
-    ids=["top", "run", "status", "retry", "enqueue", "check", "service"],
+    ids=["top", "run", "status", "retry", "enqueue", "check", "service", "setup"],
 )
 def test_help_exits_0(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as info:
@@ -436,7 +438,7 @@ def test_no_command_prints_the_api_key(
         ["status", "--json"],
         ["check"],
         ["service", "print", "--user"],
-        ["service", "print", "--system"],
+        ["service", "print", "--system", "--run-as", pwd.getpwuid(os.getuid()).pw_name],
         ["enqueue", str(env.watch / "a.csv")],
         ["retry", "--all-failed"],
     ):

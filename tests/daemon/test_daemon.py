@@ -11,7 +11,6 @@ from typing import Any
 import pytest
 
 from exportsync.clock import Clock, FakeClock
-from exportsync.config import load_config
 from exportsync.daemon import IDLE_WAKE_SECONDS, Daemon
 from exportsync.delivery import StepOutcome
 from exportsync.errors import SpoolError
@@ -19,6 +18,7 @@ from exportsync.notify import Notifier
 from exportsync.spool import Spool
 from support.devstack import wait_for
 from support.fake_api import FakeApi
+from support.inprocess import fast_config
 
 pytestmark = pytest.mark.integration
 
@@ -46,24 +46,7 @@ def _messages(sock: socket.socket) -> list[str]:
 
 
 def _daemon(tmp_path: Path, api: FakeApi, clock: Clock | None = None) -> Daemon:
-    export = tmp_path / "export"
-    export.mkdir()
-    config = load_config(
-        None,
-        env={},
-        overrides={
-            "watch.dir": str(export),
-            "api.url": "http://127.0.0.1:9/unused",
-            "api.api_key": "k-not-used-here",
-            "api.user_id": "alice",
-            "state.dir": str(tmp_path / "state"),
-            "quota.requests_per_second": 50.0,
-            "quota.burst": 5,
-            "quota.margin_seconds": 0.0,
-            "api.batch_linger_seconds": 0.0,
-        },
-    )
-    return Daemon(config, api=api, notifier=Notifier(), clock=clock)
+    return Daemon(fast_config(tmp_path), api=api, notifier=Notifier(), clock=clock)
 
 
 def test_the_loop_waits_through_its_clock(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

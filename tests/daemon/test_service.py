@@ -12,6 +12,7 @@ import pytest
 from exportsync.service import (
     LAUNCHD_AGENT_LABEL,
     InstallResult,
+    default_log_dir,
     install,
     render_launchd,
     render_systemd,
@@ -25,8 +26,8 @@ CONFIG = Path("/etc/exportsync/config.toml")
 
 
 def unit(text: str) -> configparser.ConfigParser:
-    """Parse a unit file (INI-like; repeated keys are not used by exportsync's units)."""
-    parser = configparser.ConfigParser(interpolation=None, strict=True)
+    """Parse a unit file (INI-like; of a repeated key such as SystemCallFilter=, the last one)."""
+    parser = configparser.ConfigParser(interpolation=None, strict=False)
     parser.optionxform = str  # type: ignore[assignment,method-assign]
     parser.read_string(text)
     return parser
@@ -91,13 +92,23 @@ def test_unit_quotes_spaces_and_escapes_specifiers() -> None:
         executable="/opt/my tools/exportsync",
         config_path=Path("/etc/100%/$HOME.toml"),
         user_mode=False,
-        user=None,
+        user="alice",
         watch_dir=Path("/srv/My Exports"),
     )
     service = unit(text)["Service"]
     assert service["ExecStart"] == '"/opt/my tools/exportsync" run --config /etc/100%%/$$HOME.toml'
     assert service["ReadWritePaths"] == '"/srv/My Exports"'
-    assert "User" not in service
+
+
+def test_a_system_unit_always_names_its_account() -> None:
+    with pytest.raises(ValueError, match="account"):
+        render_systemd(executable=EXE, config_path=CONFIG, user_mode=False, user=None)
+    service = unit(
+        render_systemd(
+            executable=EXE, config_path=CONFIG, user_mode=False, user="alice", group="staff"
+        )
+    )["Service"]
+    assert (service["User"], service["Group"]) == ("alice", "staff")
 
 
 def test_plist_parses_and_runs_the_daemon() -> None:
@@ -111,6 +122,29 @@ def test_plist_parses_and_runs_the_daemon() -> None:
     assert plist["KeepAlive"] == {"SuccessfulExit": False}
     assert plist["ExitTimeOut"] == 20
     assert plist["StandardErrorPath"] == "/Users/a/Library/Logs/x/exportsync.log"
+    assert plist["StandardOutPath"] == plist["StandardErrorPath"]
+    assert plist["ThrottleInterval"] == 5  # a crash loop restarts at most every 5 s
+    assert plist["ProcessType"] == "Background"
+    assert plistlib.loads(plistlib.dumps(plist)) == plist  # a valid plist round-trips
+
+
+def test_a_launch_daemon_runs_as_its_account() -> None:
+    text = render_launchd(
+        executable=EXE,
+        config_path=CONFIG,
+        user_mode=False,
+        log_dir=Path("/Library/Logs/exportsync"),
+        user="alice",
+        group="staff",
+    )
+    plist = plistlib.loads(text.encode())
+    assert (plist["UserName"], plist["GroupName"]) == ("alice", "staff")
+
+
+def test_a_user_agent_logs_into_the_users_log_folder() -> None:
+    assert default_log_dir(user_mode=True, env={"HOME": "/Users/alice"}) == Path(
+        "/Users/alice/Library/Logs/exportsync"
+    )
 
 
 def test_install_and_uninstall_systemd_under_root(tmp_path: Path) -> None:
@@ -202,6 +236,7 @@ def _body(text: str) -> list[str]:
                 "config_path": CONFIG,
                 "user_mode": False,
                 "user": "exportsync",
+                "group": "exportsync",
                 "watch_dir": Path("/srv/exports"),
             },
         ),

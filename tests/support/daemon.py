@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -19,6 +20,7 @@ from support.devstack import DevstackInfo, wait_for
 __all__ = ["DaemonProcess", "run_daemon", "write_config"]
 
 _REPO = Path(__file__).resolve().parents[2]
+_PRIORITY = re.compile(r"^<[0-7]>")  # journald's prefix, when the log is the JOURNAL_STREAM
 
 
 def write_config(base: Path, info: DevstackInfo, **sections: dict[str, Any]) -> Path:
@@ -61,7 +63,7 @@ class DaemonProcess:
         out = []
         for line in self.log_path.read_text(errors="replace").splitlines():
             try:
-                out.append(json.loads(line))
+                out.append(json.loads(_PRIORITY.sub("", line, count=1)))
             except ValueError:
                 continue
         return out
@@ -103,9 +105,14 @@ def settled(state_dir: Path, expected: int) -> bool:
 
 @contextmanager
 def run_daemon(
-    config: Path, log_name: str = "daemon", clock_offset_file: Path | None = None
+    config: Path,
+    log_name: str = "daemon",
+    *,
+    journal: bool = False,
+    clock_offset_file: Path | None = None,
 ) -> Iterator[DaemonProcess]:
-    """`python -m exportsync run --config CONFIG`, stdout and stderr into one log file.
+    """`python -m exportsync run --config CONFIG`, stdout and stderr into one log file (which
+    JOURNAL_STREAM names with `journal`, as systemd does for the journal's stream).
 
     With `clock_offset_file` the daemon runs under support.skewclock: its wall clock is real time
     plus the seconds in that file, which the test may change while it runs.
@@ -122,6 +129,11 @@ def run_daemon(
     if clock_offset_file is not None:
         launcher = ["support.skewclock", str(clock_offset_file)]
     with log_path.open("wb") as log:
+        if journal:
+            info = os.fstat(log.fileno())
+            env["JOURNAL_STREAM"] = f"{info.st_dev}:{info.st_ino}"
+        else:
+            env.pop("JOURNAL_STREAM", None)
         process = subprocess.Popen(
             [sys.executable, "-m", *launcher, "run", "--config", str(config)],
             stdout=log,
