@@ -174,14 +174,23 @@ class Spool:
                 raise SpoolError(f"spool busy or unwritable: {exc}") from exc
             try:
                 yield self._db
+            except sqlite3.Error as exc:  # disk full mid-statement, I/O error
+                self._rollback()
+                raise SpoolError(f"cannot write to the spool: {exc}") from exc
             except BaseException:
-                self._db.execute("ROLLBACK")
+                self._rollback()
                 raise
             try:
                 self._db.execute("COMMIT")
             except sqlite3.Error as exc:  # disk full, I/O error: the transition did not happen
-                self._db.execute("ROLLBACK")
+                self._rollback()
                 raise SpoolError(f"cannot commit to the spool: {exc}") from exc
+
+    def _rollback(self) -> None:
+        # SQLite may have rolled the transaction back itself (SQLITE_FULL, SQLITE_IOERR); a
+        # second ROLLBACK would then raise and hide the error that matters.
+        with suppress(sqlite3.Error):
+            self._db.execute("ROLLBACK")
 
     def _query(self, sql: str, params: Sequence[object] = ()) -> list[sqlite3.Row]:
         with self._lock:

@@ -170,3 +170,20 @@ def test_a_refused_version_saved_again_stays_failed(tmp_path: Path) -> None:
         again = spool.record(Path("/x/a.csv"), "csv", size=3, mtime_ns=9, sha256="aa", now=3.0)
         assert (again.created, again.requeued, again.item.state) == (False, False, "failed")
         assert spool.known(Path("/x/a.csv"), 3, 9)  # and the next scan does not hash it again
+
+
+def test_a_full_disk_mid_write_is_a_spool_error_and_the_spool_works_once_there_is_room(
+    tmp_path: Path,
+) -> None:
+    """SQLite rolls a transaction back itself on SQLITE_FULL; the spool's own ROLLBACK then
+    raised "cannot rollback" as a bare OperationalError, which the daemon took for a bad file
+    (and never offered the file again) instead of a spool write to retry."""
+    with Spool.open(tmp_path) as spool:
+        pages = spool._db.execute("PRAGMA page_count").fetchone()[0]
+        spool._db.execute(f"PRAGMA max_page_count = {pages + 1}")  # a disk that is full
+        with pytest.raises(SpoolError, match="full"):
+            for n in range(10_000):
+                _record(spool, f"/x/{n}.csv", f"{n:064x}")
+        spool._db.execute("PRAGMA max_page_count = 1073741823")  # room again
+        _record(spool, "/x/after.csv", "ff" * 32)
+        assert spool.known(Path("/x/after.csv"), 3, 1)

@@ -322,12 +322,25 @@ def _settled(run: _Run) -> bool:
     return all(str(export / name) in paths for name in names)
 
 
-def _reset_utc() -> str:
+def _reset_utc() -> dt.time:
     at = dt.datetime.now(dt.UTC) + dt.timedelta(hours=6)
-    return f"{at.hour:02d}:{at.minute:02d}"
+    return dt.time(at.hour, at.minute)
 
 
-def _config(base: Path, info: DevstackInfo) -> Path:
+def _past_the_reset(run: _Run, reset: dt.time) -> None:
+    """The wall clock jumps to two minutes after the daemon's next quota reset (a laptop that
+    slept into the next day): a day the daemon took as used up (a spool set aside) is over."""
+    offset = float(run.offset_file.read_text())
+    now = dt.datetime.fromtimestamp(time.time() + offset, dt.UTC)
+    at = dt.datetime.combine(now.date(), reset, dt.UTC)
+    if at <= now:
+        at += dt.timedelta(days=1)
+    new = (at + dt.timedelta(minutes=2)).timestamp() - time.time()
+    set_offset(run.offset_file, new)
+    run.chaos.mark(f"wall clock jumps to real time {new:+.0f} s, past the quota reset")
+
+
+def _config(base: Path, info: DevstackInfo, reset: dt.time) -> Path:
     return write_config(
         base,
         info,
@@ -336,7 +349,7 @@ def _config(base: Path, info: DevstackInfo) -> Path:
             "daily_requests": 1_000_000,
             "requests_per_second": 20,
             "burst": 10,
-            "reset_utc": _reset_utc(),
+            "reset_utc": f"{reset.hour:02d}:{reset.minute:02d}",
         },
         api={"batch_max_files": 5, "timeout_seconds": 2, "inline_max_bytes": INLINE_MAX},
         watch={"settle_seconds": 0.5},
@@ -357,7 +370,8 @@ def run(options: Options) -> Outcome:
         start_devstack(base / "ds", *plan, *faults) as info,
         contextlib.ExitStack() as stack,
     ):
-        config = _config(base, info)
+        reset = _reset_utc()
+        config = _config(base, info, reset)
         chaos = Chaos(base / "export", base / "outside", rng, info.user_id, INLINE_MAX)
         state = _Run(options, base, rng, config, chaos, offset_file, outcome, stack)
         state.place("start", 26)
@@ -365,6 +379,7 @@ def run(options: Options) -> Outcome:
             chaos.step()
         state.start()
         _storm(state, mounted)
+        _past_the_reset(state, reset)
         chaos.mark("storm over")
         state.check_alive()
         settled = wait_for(lambda: _settled(state), options.settle_deadline, 0.25)
@@ -381,9 +396,12 @@ def run(options: Options) -> Outcome:
         ]
         if not settled:
             outcome.verdict.problems.append(f"spool did not settle in {options.settle_deadline} s")
+        if not outcome.ok and mounted:
+            shutil.copytree(base / "state", base / "state-at-end")  # the tmpfs goes at unmount
     outcome.notes.append(
         "clock: each daemon runs under support.skewclock; wall time jumped"
-        f" {', then '.join(f'{o:+d} s' for o in options.clock_jumps) or 'never'} from real time"
+        f" {', then '.join(f'{o:+d} s' for o in options.clock_jumps) or 'never'} from real time,"
+        " then to 2 minutes past the next quota reset before settling"
     )
     (base / "trace.txt").write_text("\n".join(chaos.trace) + "\n")
     if outcome.ok and not options.keep:
