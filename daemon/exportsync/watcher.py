@@ -61,7 +61,7 @@ from exportsync.config import WatchConfig
 from exportsync.logs import get_logger
 from exportsync.matcher import FileMatcher
 
-__all__ = ["Settler", "StatKey", "Watcher", "lstat_key"]
+__all__ = ["RETRY_RESCAN_SECONDS", "Settler", "StatKey", "Watcher", "lstat_key"]
 
 _log = get_logger(__name__)
 
@@ -72,6 +72,8 @@ StatKey = tuple[int, int, int]
 _LINUX = sys.platform.startswith("linux")
 _WATCHDOG_INOTIFY_LOGGER = "watchdog.observers.inotify_c"
 _MAX_IDLE_WAIT = 3600.0
+# How soon a path that could not be recorded is looked at again (a full disk may clear any time).
+RETRY_RESCAN_SECONDS = 5.0
 
 
 def lstat_key(path: Path) -> StatKey | None:
@@ -399,7 +401,9 @@ class Watcher:
             _log.debug("file_ready", path=str(path))
             # Only a file on_ready accepted counts as reported; a failed one is offered again by
             # the next rescan.
-            if self._call_safely("on_ready_failed", self._on_ready, path) and key is not None:
+            if not self._call_safely("on_ready_failed", self._on_ready, path):
+                self._rescan_soon()
+            elif key is not None:
                 with self._lock:
                     self._reported[path] = key
         return [path for path, _ in ready]
@@ -416,6 +420,7 @@ class Watcher:
         caller failed to record a path that `scan()` returned)."""
         with self._lock:
             self._reported.pop(path, None)
+        self._rescan_soon()
 
     # -- private ---------------------------------------------------------------------------------
 
@@ -449,9 +454,19 @@ class Watcher:
         self.settler.removed(path)
         self._reported.pop(path, None)
 
+    def _rescan_soon(self) -> None:
+        """A path that could not be recorded (a full disk) is tried again within seconds, not
+        only at the next periodic rescan."""
+        soon = self._clock.monotonic() + RETRY_RESCAN_SECONDS
+        with self._lock:
+            if self._next_rescan is None or self._next_rescan > soon:
+                self._next_rescan = soon
+        self._wake.set()
+
     def _rescan(self, now: float) -> None:
-        if self._rescan_seconds is not None:
-            self._next_rescan = now + self._rescan_seconds
+        with self._lock:
+            periodic = self._rescan_seconds
+            self._next_rescan = now + periodic if periodic is not None else None
         found = self._scan_paths()
         changed = 0
         with self._lock:

@@ -29,7 +29,7 @@ from exportsync.clock import FakeClock
 from exportsync.errors import FileRejected
 from exportsync.files import snapshot
 from exportsync.matcher import FileMatcher
-from exportsync.watcher import Settler, StatKey, Watcher
+from exportsync.watcher import RETRY_RESCAN_SECONDS, Settler, StatKey, Watcher
 
 linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="needs inotify")
 
@@ -335,6 +335,45 @@ def test_reconsider_makes_a_scanned_path_eligible_again(folder: Path) -> None:
     clock.advance(2)
     watcher.run_pending()
     assert seen.paths == [folder / "b.csv"]
+
+
+def test_a_path_that_could_not_be_recorded_is_offered_again_within_seconds(
+    folder: Path,
+) -> None:
+    """A file met while the state disk was full waited for the periodic rescan (5 minutes)."""
+    watcher, clock, seen = scripted(folder, rescan_seconds=300)
+    watcher._next_rescan = clock.monotonic() + 300
+    (folder / "b.csv").write_text("x")
+    watcher.scan()
+    watcher.reconsider(folder / "b.csv")  # what the daemon does when the spool write failed
+    clock.advance(RETRY_RESCAN_SECONDS)
+    watcher.run_pending()
+    clock.advance(2)
+    watcher.run_pending()
+    assert seen.paths == [folder / "b.csv"]
+
+
+def test_an_on_ready_failure_is_tried_again_within_seconds(folder: Path) -> None:
+    clock = FakeClock()
+    attempts: list[Path] = []
+
+    def on_ready(path: Path) -> None:
+        attempts.append(path)
+        if len(attempts) == 1:
+            raise OSError("disk full")
+
+    watcher = Watcher(folder, FileMatcher(), on_ready, clock=clock, rescan_seconds=300)
+    watcher._next_rescan = clock.monotonic() + 300
+    path = folder / "a.csv"
+    path.write_text("x")
+    watcher.dispatch(FileClosedEvent(str(path)))
+    clock.advance(0.5)
+    watcher.run_pending()
+    clock.advance(RETRY_RESCAN_SECONDS)
+    watcher.run_pending()
+    clock.advance(2)
+    watcher.run_pending()
+    assert attempts == [path, path]
 
 
 def test_scan_finds_matching_entries_including_symlinks(folder: Path) -> None:
