@@ -36,15 +36,15 @@ def finish_file(root: Path, item: Item, mode: AfterUpload) -> None:
         return  # rewritten since: the new version is (or will be) spooled; leave it be
     try:
         if mode == "move":
-            target = moves.move_to_sent(root, item.path)
+            target = moves.move_to_sent(root, item.path, inode=current.inode)
         else:
-            target = moves.set_aside(root, item.path)
+            target = moves.set_aside(root, item.path, inode=current.inode)
         if not _still_delivered(root, item, target):
             return
         if mode == "move":
             log.info("file_moved", item_id=item.id, path=str(item.path), to=str(target))
         else:
-            moves.delete_file(target)
+            moves.delete_file(root, target)
             log.info("file_deleted", item_id=item.id, path=str(item.path))
     except (FileRejected, OSError) as exc:
         log.warning("after_upload_failed", item_id=item.id, path=str(item.path), error=str(exc))

@@ -29,6 +29,7 @@ from exportsync.errors import ConfigError, ExportsyncError
 from exportsync.intake import Intake
 from exportsync.logs import configure_logging, get_logger
 from exportsync.metrics import MeteredApi, Metrics, MetricsServer, serve_metrics
+from exportsync.names import shown
 from exportsync.runlock import RunLock
 from exportsync.spool import RecordResult, Spool
 from exportsync.status import build_status, live_report, read_spool, render_table
@@ -278,10 +279,10 @@ def _cmd_retry(args: argparse.Namespace) -> int:
                 # Refused before it was read (a symlink, a fifo): look at the path afresh.
                 spool.forget(item_id)
                 result = intake.offer(item.path, force=True)
-                print(f"{item_id}: re-examined {item.path}: " + _describe(result))
+                print(f"{item_id}: re-examined {shown(item.path)}: " + _describe(result))
             else:
                 spool.retry([item_id], now=clock.time())
-                print(f"{item_id}: pending again ({item.path})")
+                print(f"{item_id}: pending again ({shown(item.path)})")
             moved += 1
     print(f"{moved} item(s) queued again")
     return EXIT_OK if moved or not ids else EXIT_ERROR
@@ -297,19 +298,19 @@ def _cmd_enqueue(args: argparse.Namespace) -> int:
         for path in args.paths:
             full = Path(os.path.abspath(path))
             if root not in full.parents:
-                print(f"{path}: not inside watch.dir ({root})", file=sys.stderr)
+                print(f"{shown(path)}: not inside watch.dir ({root})", file=sys.stderr)
                 status = EXIT_ERROR
                 continue
             if intake.classify(full) is None:
-                print(f"{path}: matches no csv_globs/session_globs (or an ignore_glob)")
+                print(f"{shown(path)}: matches no csv_globs/session_globs (or an ignore_glob)")
                 status = EXIT_ERROR
                 continue
             result = intake.offer(full, force=True)
             if result is None:
-                print(f"{path}: no such file", file=sys.stderr)
+                print(f"{shown(path)}: no such file", file=sys.stderr)
                 status = EXIT_ERROR
             else:
-                print(f"{path}: {_describe(result)}")
+                print(f"{shown(path)}: {_describe(result)}")
     return status
 
 

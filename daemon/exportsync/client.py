@@ -15,6 +15,7 @@ import ssl
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import IO, Any, Protocol
+from urllib.parse import urlsplit
 
 import requests
 import urllib3
@@ -25,6 +26,7 @@ from exportsync.errors import (
     Forbidden,
     PermanentError,
     QuotaExhausted,
+    Redirected,
     RequestTooLarge,
     Throttled,
     TransientError,
@@ -72,10 +74,16 @@ class Api(Protocol):
         ...
 
 
-def classify(status: int, body: bytes) -> DeliveryError | None:
+def classify(status: int, body: bytes, location: str | None = None) -> DeliveryError | None:
     """The error an HTTP answer stands for, or None for a 2xx."""
     if 200 <= status < 300:
         return None
+    if 300 <= status < 400:
+        return Redirected(
+            f"the API answered {status}, a redirect to {_where(location)}; redirects are never"
+            " followed (the API key would go along): check api.url",
+            status=status,
+        )
     message = _message(body) or f"HTTP {status}"
     if status == 429:
         # The gateway tells the two 429s apart only by their message.
@@ -89,6 +97,14 @@ def classify(status: int, body: bytes) -> DeliveryError | None:
     if status in (408,) or status >= 500:
         return TransientError(message, status=status)
     return PermanentError(message, status=status)
+
+
+def _where(location: str | None) -> str:
+    """Scheme, host and path of a redirect target: its query may hold anything."""
+    if not location:
+        return "nowhere"
+    parts = urlsplit(location)
+    return f"{parts.scheme}://{parts.netloc}{parts.path}" if parts.netloc else parts.path
 
 
 def _message(body: bytes) -> str | None:
@@ -169,7 +185,9 @@ class HttpApi:
         # requests would take a list or tuple for form fields, not for chunks of the body.
         data = b"".join(body) if isinstance(body, list | tuple) else body
         try:
-            response = self._s3.put(url, data=data, headers=dict(headers), timeout=self._timeout)
+            response = self._s3.put(
+                url, data=data, headers=dict(headers), timeout=self._timeout, allow_redirects=False
+            )
         except requests.RequestException as exc:
             raise TransientError(f"upload to storage failed: {type(exc).__name__}") from exc
         if response.status_code >= 300:
@@ -186,7 +204,10 @@ class HttpApi:
 
     def _post(self, route: str, **kwargs: Any) -> requests.Response:
         try:
-            response = self._session.post(self._base + route, timeout=self._timeout, **kwargs)
+            # Never follow a redirect: requests would send x-api-key along to any host.
+            response = self._session.post(
+                self._base + route, timeout=self._timeout, allow_redirects=False, **kwargs
+            )
         except requests.ConnectTimeout as exc:
             raise Unreachable(f"{route}: no connection within {self._timeout:g}s") from exc
         except requests.Timeout as exc:
@@ -198,7 +219,7 @@ class HttpApi:
         except requests.RequestException as exc:
             # The message may quote the URL, never the headers: the key stays out of it.
             raise TransientError(f"{route}: connection failed ({type(exc).__name__})") from exc
-        error = classify(response.status_code, response.content)
+        error = classify(response.status_code, response.content, response.headers.get("Location"))
         if error is not None:
             raise error
         return response

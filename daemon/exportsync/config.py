@@ -29,6 +29,7 @@ import platformdirs
 
 from exportsync.errors import ConfigError
 from exportsync.logs import register_secret
+from exportsync.matcher import DEFAULT_IGNORE_GLOBS
 from exportsync_wire import limits
 
 __all__ = [
@@ -90,7 +91,7 @@ class WatchConfig:
     recursive: bool = False
     csv_globs: tuple[str, ...] = ("*.csv",)
     session_globs: tuple[str, ...] = ("*.session.json",)
-    ignore_globs: tuple[str, ...] = (".*", "*.tmp", "*.part", "*~")
+    ignore_globs: tuple[str, ...] = DEFAULT_IGNORE_GLOBS
     after_upload: AfterUpload = "keep"
     settle_seconds: float = 2.0
     use_polling: bool = False

@@ -12,7 +12,7 @@ import threading
 from pathlib import Path
 
 from exportsync.client import Api
-from exportsync.clock import Clock, SystemClock
+from exportsync.clock import Clock, SystemClock, iso_utc
 from exportsync.config import Config
 from exportsync.delivery import Deliverer, retry_delay
 from exportsync.errors import SpoolError
@@ -75,8 +75,19 @@ class Daemon:
         self.clock: Clock = clock or SystemClock()
         self.notifier = notifier or Notifier()
         self.root = Path(os.path.abspath(config.watch.dir))
-        self.spool = Spool.open(config.state.dir)
+        self.spool, corrupt = Spool.open_or_replace(config.state.dir, now=self.clock.time())
         self.ledger = build_ledger(config, self.spool, self.clock)
+        if corrupt is not None:
+            # The day's request count went with it: count the day as used up (no request the
+            # usage plan might refuse), and let the start-up scan spool the folder afresh (the
+            # server answers `duplicate` for what it already has).
+            self.ledger.assume_spent()
+            log.error(
+                "spool_corrupt",
+                moved_to=str(corrupt),
+                quota_assumed_used=self.ledger.limit,
+                resets_at=iso_utc(self.ledger.resets_at(self.clock.time())),
+            )
         self.stopping = threading.Event()
         self._wake = threading.Event()
         self.matcher = build_matcher(config)
@@ -123,6 +134,15 @@ class Daemon:
             # Disk full or I/O error: the watcher's next rescan offers the file again.
             log.error("spool_write_failed", path=str(path), error=str(exc))
             self.watcher.reconsider(path)
+        except Exception as exc:  # the per-item firewall: this file fails, intake goes on
+            reason = f"{type(exc).__name__}: {exc}"
+            log.error("item_firewalled", path=str(path), error=reason, stage="intake")
+            kind = self.intake.classify(path)
+            if kind is not None:
+                try:
+                    self.intake.reject(path, kind, reason)
+                except SpoolError:
+                    self.watcher.reconsider(path)
 
     def _recently_written(self, path: Path) -> bool:
         try:
@@ -133,9 +153,8 @@ class Daemon:
 
     def run(self) -> None:
         """Run until `stop()`; always leaves the spool consistent."""
-        if not self.root.is_dir():
-            raise SpoolError(f"watch.dir {self.root} is not a folder")
         recovered = self.spool.recover(self.clock.time())
+        self._count_crashes()
         log.info(
             "daemon_started",
             root=str(self.root),
@@ -154,7 +173,15 @@ class Daemon:
                     self._offer(path)
             counts = self.spool.counts()
             quota = self.ledger.snapshot()
-            log.info("daemon_ready", **counts, quota_used=quota.used, quota_limit=quota.limit)
+            log.info(
+                "daemon_ready",
+                **counts,
+                quota_used=quota.used,
+                quota_limit=quota.limit,
+                watch_dir_missing=self.watcher.missing,
+            )
+            # Ready even while the folder is missing: what is spooled is delivered meanwhile, and
+            # the watcher arms itself once the folder appears.
             self.notifier.ready(f"watching {self.root}")
             heartbeat = self._start_heartbeat()
             self._loop()
@@ -168,7 +195,23 @@ class Daemon:
             self.spool.close()
             log.info("daemon_stopped")
 
+    def _count_crashes(self) -> None:
+        """Items the previous run died on while reading or parsing them (poison pills)."""
+        for item in self.spool.count_crashes(now=self.clock.time()):
+            if item.state == "failed":
+                log.error(
+                    "item_quarantined", item_id=item.id, path=str(item.path), crashes=item.crashes
+                )
+            else:
+                log.warning(
+                    "item_stopped_daemon",
+                    item_id=item.id,
+                    path=str(item.path),
+                    crashes=item.crashes,
+                )
+
     def _loop(self) -> None:
+        failures = 0
         while not self.stopping.is_set():
             self._tick = self.clock.monotonic()
             try:
@@ -177,6 +220,12 @@ class Daemon:
                 log.error("spool_unavailable", error=str(exc))
                 self._sleep(retry_delay(1))
                 continue
+            except Exception:  # the last net: a bug outside any one item must not end the daemon
+                failures += 1
+                log.exception("delivery_step_crashed", streak=failures)
+                self._sleep(retry_delay(failures))
+                continue
+            failures = 0
             if outcome.wait == 0:
                 continue
             self._sleep(IDLE_WAKE_SECONDS if outcome.wait is None else outcome.wait)

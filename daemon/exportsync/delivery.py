@@ -17,10 +17,10 @@ with capped, jittered exponential backoff (tenacity's wait strategies, persisted
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, assert_never
+from typing import Any, TypeVar, assert_never
 
 import tenacity
 
@@ -46,13 +46,16 @@ from exportsync.errors import (
     Forbidden,
     PermanentError,
     QuotaExhausted,
+    Redirected,
     RequestTooLarge,
+    SpoolError,
     Throttled,
     TransientError,
     Unreachable,
 )
 from exportsync.logs import get_logger
 from exportsync.metrics import Metrics
+from exportsync.names import wire_name
 from exportsync.quota import QuotaLedger
 from exportsync.sessions import ParsedSession, parse_session_file
 from exportsync.spool import Item, Spool
@@ -66,10 +69,14 @@ __all__ = [
 
 log = get_logger(__name__)
 
+_T = TypeVar("_T")
+
 
 # How long a file that changed under us gets to settle before it is read again.
 CHANGED_FILE_DELAY = 2.0
 FORBIDDEN_DELAY = 300.0
+# A lone item whose request keeps raising something unexpected fails after this many tries.
+INTERNAL_ERROR_ATTEMPTS = 3
 # While the API cannot even be connected to, retries cost no quota: keep trying at least this often.
 UNREACHABLE_MAX_DELAY = 60.0
 
@@ -140,7 +147,10 @@ class Deliverer:
         wait = max(self._ledger.wait_time(), self._linger_wait(due, now))
         if wait > 0:
             return StepOutcome(False, wait)
-        batch = self._build(due)
+        try:
+            batch = self._build(due)
+        finally:
+            self._spool.release_hold()  # the item last read and parsed is out of hand
         if batch is None:
             # Everything looked at failed or changed locally; look again at once.
             return StepOutcome(False, 0.0)
@@ -196,7 +206,7 @@ class Deliverer:
         for item in due:
             if batch.items and (total + item.size > budget or len(batch.items) >= max_files):
                 break
-            data = self._read(item)
+            data = self._guarded(item, self._read, item)
             if data is None:
                 continue
             batch.items.append(item)
@@ -221,7 +231,9 @@ class Deliverer:
             )
             if room <= 0 or body_room <= 0:
                 break
-            part = self._session_part(item, room, body_room, first=not batch.items)
+            part = self._guarded(
+                item, self._session_part, item, room, body_room, first=not batch.items
+            )
             if part is None:
                 continue
             if not part.parsed:
@@ -240,7 +252,12 @@ class Deliverer:
         return batch
 
     def _read(self, item: Item) -> bytes | None:
-        """The spooled bytes, verified against the spooled hash; None when the item was settled."""
+        """The spooled bytes, verified against the spooled hash; None when the item was settled.
+
+        The item is marked in hand first: should reading or parsing it kill the daemon, the next
+        start knows which item did (poison-pill quarantine, `Spool.count_crashes`).
+        """
+        self._spool.hold(item.id, now=self._clock.time())
         try:
             return files.read_verified(self._root, item.path, item.content_sha256, item.size)
         except (files.FileChanged, FileRejected, OSError) as exc:
@@ -280,6 +297,31 @@ class Deliverer:
         chosen = slice_sessions(parsed, start, room, body_room, first=first)
         return SessionPart(item, chosen, start + len(chosen), len(parsed))
 
+    def _guarded(
+        self, item: Item, work: Callable[..., _T | None], *args: Any, **kwargs: Any
+    ) -> _T | None:
+        """`work(*args)` for one item; an exception of its own settles that item alone."""
+        try:
+            return work(*args, **kwargs)
+        except SpoolError:
+            raise  # the spool itself (disk full): nothing can be recorded, the loop waits
+        except Exception as exc:  # the per-item firewall: one file, not the loop
+            self._firewall(item, exc)
+        return None
+
+    def _firewall(self, item: Item, exc: Exception) -> None:
+        """An unexpected exception while handling `item`: fail it with the exception's class
+        and message, or retry it later when it looks transient (an OS error)."""
+        reason = f"{type(exc).__name__}: {exc}"
+        log.error("item_firewalled", item_id=item.id, path=str(item.path), error=reason)
+        current = self._spool.get(item.id)
+        if current is None or current.state == "delivered":
+            return  # settled before the exception: keep what was recorded
+        if isinstance(exc, OSError):
+            self._retry_later(current, reason)
+        else:
+            self._fail(current, reason)
+
     # -- sending -----------------------------------------------------------------------------
 
     def _send(self, batch: Batch) -> None:
@@ -309,13 +351,19 @@ class Deliverer:
             if not isinstance(exc, Unreachable):
                 self._unreachable = 0
             self._on_error(batch, exc)
-        except Exception:
-            # A bug must not strand the batch in `sending`: log it and let the items come back.
+        except SpoolError:
+            raise
+        except Exception as exc:  # the batch must never be stranded in `sending`
             log.exception("delivery_step_crashed", route=batch.route, item_ids=ids)
-            now = self._clock.time()
-            self._spool.release_sending(
-                ids, at=now + retry_delay(1), error="internal error", now=now
-            )
+            if len(batch.items) == 1:
+                self._internal_error(batch.items[0], exc)
+            else:
+                # One of them may be the cause: the next batch carries half, down to one item.
+                self._cap_items = max(1, batch.count // 2)
+                now = self._clock.time()
+                self._spool.release_sending(
+                    ids, at=now + retry_delay(1), error=f"internal error: {exc!r}", now=now
+                )
         else:
             self._cap_items = self._cap_bytes = 0
             self._unreachable = 0
@@ -347,6 +395,9 @@ class Deliverer:
                 self._hold(batch, 0.0, reason)  # the ledger parks everything until the reset
             case Forbidden():
                 log.error("api_forbidden", message=reason, retry_in_seconds=FORBIDDEN_DELAY)
+                self._hold(batch, FORBIDDEN_DELAY, reason)
+            case Redirected():
+                log.error("api_redirected", message=reason, retry_in_seconds=FORBIDDEN_DELAY)
                 self._hold(batch, FORBIDDEN_DELAY, reason)
             case _:
                 assert_never(exc)
@@ -381,6 +432,17 @@ class Deliverer:
         )
         return 0.0
 
+    def _internal_error(self, item: Item, exc: Exception) -> None:
+        """A request of `item` alone raised something unexpected: retried with backoff a few
+        times, then failed with the exception as its reason."""
+        current = self._spool.get(item.id) or item
+        if current.state not in ("sending", "pending"):
+            return
+        if current.attempts + 1 >= INTERNAL_ERROR_ATTEMPTS:
+            self._fail(current, f"{type(exc).__name__}: {exc}")
+        else:
+            self._retry_later(current, f"internal error: {type(exc).__name__}: {exc}")
+
     def _hold(self, batch: Batch, delay: float, reason: str) -> None:
         now = self._clock.time()
         for item in batch.items:
@@ -394,48 +456,57 @@ class Deliverer:
         now = self._clock.time()
         answers = iter(results)
         for part in batch.session_parts:
-            errors = list(part.item.part_errors)
-            for entry in part.parsed:
-                if entry.body is None:
-                    errors.append(_session_error(entry, entry.error or "invalid"))
-                    continue
-                result = next(answers)
-                if result.get("status") not in DELIVERED:
-                    errors.append(_session_error(entry, str(result.get("error") or "rejected")))
-            if part.end < part.total:
-                self._spool.record_parts(
-                    part.item.id, parts_done=part.end, part_errors=errors, now=now
-                )
-                self._spool.reschedule(
-                    part.item.id, at=now, error=None, now=now, count_attempt=False
-                )
-                log.info("item_progress", item_id=part.item.id, done=part.end, total=part.total)
-            elif errors:
-                self._spool.record_parts(
-                    part.item.id, parts_done=part.end, part_errors=errors, now=now
-                )
-                self._fail(part.item, "; ".join(errors))
-            else:
-                self._delivered(part.item, None)
+            # The answers are consumed before anything can go wrong, so one part's failure
+            # never shifts another's results.
+            mine = [next(answers) for entry in part.parsed if entry.body is not None]
+            self._guarded(part.item, self._apply_session_part, part, mine, now)
+
+    def _apply_session_part(
+        self, part: SessionPart, results: Sequence[dict[str, Any]], now: float
+    ) -> None:
+        answers = iter(results)
+        errors = list(part.item.part_errors)
+        for entry in part.parsed:
+            if entry.body is None:
+                errors.append(_session_error(entry, entry.error or "invalid"))
+                continue
+            result = next(answers)
+            if result.get("status") not in DELIVERED:
+                errors.append(_session_error(entry, str(result.get("error") or "rejected")))
+        if part.end < part.total:
+            self._spool.record_parts(part.item.id, parts_done=part.end, part_errors=errors, now=now)
+            self._spool.reschedule(part.item.id, at=now, error=None, now=now, count_attempt=False)
+            log.info("item_progress", item_id=part.item.id, done=part.end, total=part.total)
+        elif errors:
+            self._spool.record_parts(part.item.id, parts_done=part.end, part_errors=errors, now=now)
+            self._fail(part.item, "; ".join(errors))
+        else:
+            self._delivered(part.item, None)
 
     def _apply_uploads(self, batch: Batch, results: Sequence[dict[str, Any]]) -> None:
         for item, result in zip(batch.items, results, strict=True):
-            if result.get("status") in DELIVERED:
-                self._delivered(item, _str_or_none(result.get("key")))
-            else:
-                self._fail(item, f"refused by the API: {result.get('error') or 'rejected'}")
+            self._guarded(item, self._apply_upload, item, result)
+
+    def _apply_upload(self, item: Item, result: dict[str, Any]) -> None:
+        if result.get("status") in DELIVERED:
+            self._delivered(item, _str_or_none(result.get("key")))
+        else:
+            self._fail(item, f"refused by the API: {result.get('error') or 'rejected'}")
 
     def _apply_presign(self, batch: Batch, results: Sequence[dict[str, Any]]) -> None:
         for item, result in zip(batch.items, results, strict=True):
-            status = result.get("status")
-            key = _str_or_none(result.get("key"))
-            if status == Status.DUPLICATE:
-                self._delivered(item, key)
-            elif status == Status.UPLOAD and isinstance(result.get("url"), str):
-                headers = result.get("headers")
-                self._put(item, result["url"], headers if isinstance(headers, dict) else {}, key)
-            else:
-                self._fail(item, f"refused by the API: {result.get('error') or status}")
+            self._guarded(item, self._apply_presigned, item, result)
+
+    def _apply_presigned(self, item: Item, result: dict[str, Any]) -> None:
+        status = result.get("status")
+        key = _str_or_none(result.get("key"))
+        if status == Status.DUPLICATE:
+            self._delivered(item, key)
+        elif status == Status.UPLOAD and isinstance(result.get("url"), str):
+            headers = result.get("headers")
+            self._put(item, result["url"], headers if isinstance(headers, dict) else {}, key)
+        else:
+            self._fail(item, f"refused by the API: {result.get('error') or status}")
 
     def _put(self, item: Item, url: str, headers: dict[str, str], key: str | None) -> None:
         try:
@@ -475,8 +546,14 @@ class Deliverer:
         self._finish_file(item)
 
     def _finish_file(self, item: Item) -> None:
-        if self._after_upload != "keep":
+        if self._after_upload == "keep":
+            return
+        try:
             finish_file(self._root, item, self._after_upload)
+        except Exception as exc:  # the item is delivered whatever happens here
+            log.warning(
+                "after_upload_failed", item_id=item.id, error=f"{type(exc).__name__}: {exc}"
+            )
 
     def _fail(self, item: Item, reason: str, *, vanished: bool = False) -> None:
         self._spool.mark_failed(item.id, reason, now=self._clock.time(), vanished=vanished)
@@ -533,7 +610,7 @@ class Deliverer:
 
 
 def _upload_name(path: Path) -> str:
-    return path.name
+    return wire_name(path)
 
 
 def _session_error(entry: ParsedSession, error: str) -> str:

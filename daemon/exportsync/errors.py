@@ -3,11 +3,13 @@
 ExportsyncError
 ├── ConfigError            a config key is missing or wrong (exit code 2)
 ├── SpoolError             the state directory or spool database cannot be used
+│   └── SpoolCorrupt       the spool file is not a database, or a damaged one
 ├── FileRejected           a file can never be delivered as it is (symlink, too big, bad JSON)
 └── DeliveryError          a request did not deliver its batch
     ├── Throttled          429 "Too Many Requests": retry after a jittered pause
     ├── QuotaExhausted     429 "Limit Exceeded": nothing more until the quota resets
     ├── Forbidden          403: the API key is missing or wrong; retry once it is fixed
+    ├── Redirected         3xx: api.url points at a redirect, which is never followed
     ├── TransientError     5xx, timeout, dropped connection: retry with backoff
     ├── PermanentError     any other 4xx: the server refused the content; never retried
     └── RequestTooLarge    413: the request body was over the gateway's limit; send less
@@ -25,7 +27,9 @@ __all__ = [
     "Forbidden",
     "PermanentError",
     "QuotaExhausted",
+    "Redirected",
     "RequestTooLarge",
+    "SpoolCorrupt",
     "SpoolError",
     "Throttled",
     "TransientError",
@@ -50,6 +54,10 @@ class ConfigError(ExportsyncError):
 
 class SpoolError(ExportsyncError):
     """The spool database or state directory cannot be used."""
+
+
+class SpoolCorrupt(SpoolError):
+    """The spool file is not an SQLite database, or a damaged one: `run` sets it aside."""
 
 
 class FileRejected(ExportsyncError):
@@ -82,6 +90,13 @@ class Forbidden(DeliveryError):
     retryable = True
 
 
+class Redirected(DeliveryError):
+    """The API answered with a redirect. It is never followed (the API key would go along to
+    wherever it points); items wait until `api.url` is corrected."""
+
+    retryable = True
+
+
 class TransientError(DeliveryError):
     """5xx, timeout or dropped connection: the same request may succeed later."""
 
@@ -103,12 +118,19 @@ class RequestTooLarge(DeliveryError):
 
 # Every concrete DeliveryError, as a union for exhaustive `match` and a tuple for `except`.
 DeliveryFailure = (
-    Throttled | QuotaExhausted | Forbidden | TransientError | PermanentError | RequestTooLarge
+    Throttled
+    | QuotaExhausted
+    | Forbidden
+    | Redirected
+    | TransientError
+    | PermanentError
+    | RequestTooLarge
 )
 DELIVERY_FAILURES = (
     Throttled,
     QuotaExhausted,
     Forbidden,
+    Redirected,
     TransientError,
     PermanentError,
     RequestTooLarge,

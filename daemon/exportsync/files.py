@@ -2,8 +2,8 @@
 
 Everything opens through `open_regular`, which never follows a symlink, never blocks on a fifo,
 never opens a device or directory, and refuses paths whose real parent directory is outside the
-root. The remaining race (a parent directory swapped for a symlink between the realpath check and
-the open) is out of scope: the folder belongs to the user the daemon runs as.
+root. The parent directory is then opened component by component without following a symlink
+(`dirfd`), so a parent swapped for a symlink between the check and the open is refused too.
 
 Content identity is the SHA-256 of the bytes actually read, and the bytes sent are the bytes hashed:
 `read_verified` and `open_verified_stream` raise `FileChanged` when the file no longer matches what
@@ -22,6 +22,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Self
 
+from exportsync.dirfd import open_real_dir
 from exportsync.errors import ExportsyncError, FileRejected
 
 __all__ = [
@@ -122,7 +123,8 @@ def open_regular(root: Path, path: Path) -> int:
         raise FileRejected(_describe_symlink(root, path))
     if not stat.S_ISREG(info.st_mode):
         raise FileRejected(f"{path}: not a regular file ({_kind_name(info.st_mode)})")
-    dir_fd = os.open(real_parent, os.O_RDONLY | os.O_DIRECTORY | getattr(os, "O_CLOEXEC", 0))
+    # Walked without following a symlink: a parent swapped for one after the check is refused.
+    dir_fd = open_real_dir(real_parent)
     try:
         fd = os.open(name, _OPEN_FLAGS, dir_fd=dir_fd)
     except OSError as exc:

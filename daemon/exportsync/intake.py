@@ -15,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from exportsync import files
+from exportsync.batches import MAX_FILE_BYTES
 from exportsync.clock import Clock
 from exportsync.errors import FileRejected
 from exportsync.logs import get_logger
@@ -67,7 +68,7 @@ class Intake:
             log.info("file_vanished", path=str(path))
             return None
         except OSError as exc:
-            return self._reject(path, kind, f"cannot stat the file: {exc.strerror or exc}")
+            return self.reject(path, kind, f"cannot stat the file: {exc.strerror or exc}")
         if (
             not force
             and stat.S_ISREG(st.st_mode)
@@ -76,7 +77,8 @@ class Intake:
             return None  # this exact version is already spooled: no need to hash it again
         log.info("file_detected", path=str(path), kind=kind, size=st.st_size)
         self._on_detected()
-        limit = MAX_SESSION_FILE_BYTES if kind == "session" else None
+        # Over the limit: refused from its size alone, without reading (a sparse 6 GiB file).
+        limit = MAX_SESSION_FILE_BYTES if kind == "session" else MAX_FILE_BYTES
         try:
             snap = files.snapshot(self._root, path, max_bytes=limit)
         except FileNotFoundError:
@@ -87,9 +89,9 @@ class Intake:
             log.info("file_still_changing", path=str(path))
             return None
         except FileRejected as exc:
-            return self._reject(path, kind, str(exc))
+            return self.reject(path, kind, str(exc))
         except OSError as exc:
-            return self._reject(path, kind, f"cannot read the file: {exc.strerror or exc}")
+            return self.reject(path, kind, f"cannot read the file: {exc.strerror or exc}")
         result = self._spool.record(
             path,
             kind,
@@ -113,7 +115,8 @@ class Intake:
             log.debug("item_known", item_id=result.item.id, path=str(path), state=result.item.state)
         return result
 
-    def _reject(self, path: Path, kind: Kind, reason: str) -> RecordResult:
+    def reject(self, path: Path, kind: Kind, reason: str) -> RecordResult:
+        """Record `path` as failed with `reason`, without reading it."""
         result = self._spool.record_rejected(path, kind, reason, now=self._clock.time())
         if result.created:
             log.warning("item_rejected", item_id=result.item.id, path=str(path), reason=reason)

@@ -23,6 +23,7 @@ from structlog.tracebacks import ExceptionDictTransformer
 from structlog.typing import EventDict, FilteringBoundLogger, Processor, WrappedLogger
 
 from exportsync.journald import is_journal_stream, journal_log_stream, with_priority_prefix
+from exportsync.names import printable
 
 __all__ = [
     "REDACTED",
@@ -88,6 +89,7 @@ def _scrub(value: object, secrets: tuple[str, ...], depth: int) -> object:
 
 
 def _scrub_text(text: str, secrets: tuple[str, ...]) -> str:
+    text = printable(text)  # a file name that is not UTF-8 is shown with \xff escapes
     for secret in secrets:
         if text == secret or (len(secret) >= _MIN_SUBSTRING and secret in text):
             text = text.replace(secret, REDACTED)

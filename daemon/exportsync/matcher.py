@@ -21,9 +21,13 @@ from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Literal
 
-__all__ = ["PRIVATE_PREFIX", "SENT_DIR", "FileMatcher", "Kind"]
+__all__ = ["DEFAULT_IGNORE_GLOBS", "PRIVATE_PREFIX", "SENT_DIR", "FileMatcher", "Kind"]
 
 Kind = Literal["csv", "session"]
+
+# Hidden files, temporary names written before a rename, editor backups, and office suites'
+# owner-lock files (``~$report.csv`` beside an open ``report.csv``).
+DEFAULT_IGNORE_GLOBS: tuple[str, ...] = (".*", "*.tmp", "*.part", "*~", "~$*")
 
 SENT_DIR = "sent"
 # The daemon's own short-lived names in the folder (a delivered file set aside before deletion):
@@ -43,7 +47,7 @@ class FileMatcher:
 
     csv_globs: tuple[str, ...] = ("*.csv",)
     session_globs: tuple[str, ...] = ("*.session.json",)
-    ignore_globs: tuple[str, ...] = (".*", "*.tmp", "*.part", "*~")
+    ignore_globs: tuple[str, ...] = DEFAULT_IGNORE_GLOBS
     recursive: bool = False
 
     def __post_init__(self) -> None:

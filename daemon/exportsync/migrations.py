@@ -113,10 +113,28 @@ def _v2_explicit_states(db: sqlite3.Connection) -> None:
     )
 
 
+def _v3_paths_as_bytes(db: sqlite3.Connection) -> None:
+    """Paths are kept as the kernel's bytes (a BLOB): a file name that is not UTF-8 cannot be
+    SQLite text. Text paths written before are the same bytes once cast."""
+    db.execute("UPDATE items SET path = CAST(path AS BLOB) WHERE typeof(path) = 'text'")
+
+
+def _v4_poison_pill(db: sqlite3.Connection) -> None:
+    """Poison-pill quarantine: ``in_hand_since`` marks the item being read and parsed; a mark
+    found at start means the daemon died on it, and ``crashes`` counts how often in a row."""
+    db.execute("ALTER TABLE items ADD COLUMN crashes INTEGER NOT NULL DEFAULT 0")
+    db.execute("ALTER TABLE items ADD COLUMN in_hand_since REAL")
+
+
 Migration = Callable[[sqlite3.Connection], None]
 
 # MIGRATIONS[n] upgrades schema version n to n + 1. Append only.
-MIGRATIONS: tuple[Migration, ...] = (_v1_initial, _v2_explicit_states)
+MIGRATIONS: tuple[Migration, ...] = (
+    _v1_initial,
+    _v2_explicit_states,
+    _v3_paths_as_bytes,
+    _v4_poison_pill,
+)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

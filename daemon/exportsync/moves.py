@@ -1,7 +1,10 @@
 """The after-upload moves in the export folder: into ``sent/``, aside before deletion, back again.
 
-They act only inside the root (checked as `files` checks reads) and on regular files, never
-overwrite (a taken name gets a ``-N`` suffix), and fsync the directories they change.
+They work only through directory descriptors opened one component at a time with O_NOFOLLOW
+(`dir_fd`-relative link, rename and unlink), act only on regular files (and, when given, only on
+the inode that was checked), never overwrite (a taken name gets a ``-N`` suffix), and fsync the
+directories they change. So a folder swapped for a symlink mid-move can never make the daemon move
+or delete a file outside the watched folder.
 """
 
 from __future__ import annotations
@@ -12,12 +15,22 @@ import secrets
 import stat
 from pathlib import Path
 
-from exportsync.durable import fsync_dir
+from exportsync.dirfd import folder, open_dir
 from exportsync.errors import FileRejected
-from exportsync.files import checked_parent
 from exportsync.matcher import PRIVATE_PREFIX, SENT_DIR
 
 __all__ = ["delete_file", "move_to_sent", "restore", "set_aside"]
+
+_NAME_MAX = 255
+
+
+def _regular_here(dir_fd: int, name: str, path: Path, inode: int | None, verb: str) -> None:
+    """Refuse anything but the regular file expected (the inode that was checked, if given)."""
+    info = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+    if not stat.S_ISREG(info.st_mode):
+        raise FileRejected(f"{path}: not a regular file; not {verb}")
+    if inode is not None and info.st_ino != inode:
+        raise FileRejected(f"{path}: replaced by another file since it was checked; not {verb}")
 
 
 def _numbered(name: str, n: int) -> str:
@@ -28,55 +41,59 @@ def _numbered(name: str, n: int) -> str:
     return f"{name[:dot]}-{n}{name[dot:]}"
 
 
-def _sent_dir(root: Path) -> Path:
-    sent = root / SENT_DIR
+def _sent_dir(root_fd: int, root: Path) -> int:
+    """A descriptor on ``root/sent`` (made when missing); a symlink there is refused."""
     try:
-        os.mkdir(sent)
+        os.mkdir(SENT_DIR, 0o755, dir_fd=root_fd)
     except FileExistsError:
         pass
     else:
-        fsync_dir(root)
-    info = os.lstat(sent)
-    if not stat.S_ISDIR(info.st_mode):
-        raise FileRejected(f"{sent}: exists and is not a directory (symlinks are not followed)")
-    return sent
+        os.fsync(root_fd)
+    try:
+        return open_dir(SENT_DIR, dir_fd=root_fd)
+    except FileRejected:
+        raise FileRejected(
+            f"{root / SENT_DIR}: exists and is not a directory (symlinks are not followed)"
+        ) from None
 
 
-def move_to_sent(root: Path, path: Path) -> Path:
+def move_to_sent(root: Path, path: Path, *, inode: int | None = None) -> Path:
     """Move a delivered file into ``root/sent/`` without overwriting anything; return its new path.
 
-    A name already taken there gets a ``-N`` suffix. The rename is made durable by fsyncing both
-    directories.
+    A name already taken there gets a ``-N`` suffix. With `inode`, only that very file is moved.
+    The rename is made durable by fsyncing both directories.
     """
-    checked_parent(root, path)
-    info = os.lstat(path)
-    if not stat.S_ISREG(info.st_mode):
-        raise FileRejected(f"{path}: not a regular file; not moved")
-    return _move_without_overwrite(path, _sent_dir(root), path.name)
+    with folder(root, path.parent) as src_fd, folder(root, root) as root_fd:
+        _regular_here(src_fd, path.name, path, inode, "moved")
+        sent_fd = _sent_dir(root_fd, root)
+        try:
+            name = _move_without_overwrite(src_fd, path.name, sent_fd, path.name)
+        finally:
+            os.close(sent_fd)
+    return root / SENT_DIR / name
 
 
-def delete_file(path: Path) -> None:
+def delete_file(root: Path, path: Path) -> None:
     """Delete a delivered file durably; a file already gone is not an error."""
-    try:
-        os.unlink(path)
-    except FileNotFoundError:
-        return
-    fsync_dir(path.parent)
+    with folder(root, path.parent) as dir_fd:
+        try:
+            os.unlink(path.name, dir_fd=dir_fd)
+        except FileNotFoundError:
+            return
+        os.fsync(dir_fd)
 
 
-def set_aside(root: Path, path: Path) -> Path:
+def set_aside(root: Path, path: Path, *, inode: int | None = None) -> Path:
     """Rename a delivered file to a private name beside it (never matched), before deleting it.
 
     After the rename, a writer opening the path makes a new file the watcher sees; what was
     renamed can be hashed once more and deleted only if it is still what was delivered.
     """
-    checked_parent(root, path)
-    info = os.lstat(path)
-    if not stat.S_ISREG(info.st_mode):
-        raise FileRejected(f"{path}: not a regular file; not deleted")
-    aside = path.with_name(f"{PRIVATE_PREFIX}{secrets.token_hex(6)}-{path.name}")
-    os.rename(path, aside)
-    return aside
+    aside = _private_name(path.name)
+    with folder(root, path.parent) as dir_fd:
+        _regular_here(dir_fd, path.name, path, inode, "deleted")
+        os.rename(path.name, aside, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+    return path.with_name(aside)
 
 
 def restore(root: Path, moved: Path, original: Path) -> Path:
@@ -85,19 +102,27 @@ def restore(root: Path, moved: Path, original: Path) -> Path:
     Never overwrites; the folder is `original`'s own (a sub-folder in recursive mode), checked to
     be inside `root`.
     """
-    checked_parent(root, moved)
-    checked_parent(root, original)
-    return _move_without_overwrite(moved, original.parent, original.name)
+    with folder(root, moved.parent) as src_fd, folder(root, original.parent) as dst_fd:
+        name = _move_without_overwrite(src_fd, moved.name, dst_fd, original.name)
+    return original.with_name(name)
 
 
-def _move_without_overwrite(src: Path, folder: Path, name: str) -> Path:
-    """Move `src` into `folder` as `name`, or `name-N` when taken; durable; returns the path."""
+def _private_name(name: str) -> str:
+    """A private name for `name` that still fits in NAME_MAX (255 bytes): a long name's tail is
+    cut (as bytes; the kernel takes any, and the name is never matched or shown)."""
+    prefix = os.fsencode(f"{PRIVATE_PREFIX}{secrets.token_hex(6)}-")
+    return os.fsdecode(prefix + os.fsencode(name)[: _NAME_MAX - len(prefix)])
+
+
+def _move_without_overwrite(src_fd: int, src: str, dst_fd: int, name: str) -> str:
+    """Move `src` (in the folder `src_fd`) into the folder `dst_fd` as `name`, or `name-N` when
+    taken; durable; returns the name it got."""
     n = 0
     while True:
-        dest = folder / (name if n == 0 else _numbered(name, n))
+        dest = name if n == 0 else _numbered(name, n)
         try:
             # link() refuses to overwrite, unlike rename(); the unlink below completes the move.
-            os.link(src, dest, follow_symlinks=False)
+            os.link(src, dest, src_dir_fd=src_fd, dst_dir_fd=dst_fd, follow_symlinks=False)
         except FileExistsError:
             n += 1
             continue
@@ -105,13 +130,21 @@ def _move_without_overwrite(src: Path, folder: Path, name: str) -> Path:
             if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV):
                 raise
             # Hard links unsupported (FAT, some network shares): check, then rename.
-            if os.path.lexists(dest):
+            if _exists(dst_fd, dest):
                 n += 1
                 continue
-            os.replace(src, dest)
+            os.rename(src, dest, src_dir_fd=src_fd, dst_dir_fd=dst_fd)
         else:
-            os.unlink(src)
+            os.unlink(src, dir_fd=src_fd)
         break
-    fsync_dir(folder)
-    fsync_dir(src.parent)
+    os.fsync(dst_fd)
+    os.fsync(src_fd)
     return dest
+
+
+def _exists(dir_fd: int, name: str) -> bool:
+    try:
+        os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+    except FileNotFoundError:
+        return False
+    return True

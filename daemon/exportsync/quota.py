@@ -169,6 +169,14 @@ class QuotaLedger:
             self._last_period = None
             self._tokens = min(self._burst, self._tokens + 1.0)
 
+    def assume_spent(self) -> None:
+        """The count of the current period was lost (a damaged spool was set aside): count the
+        period as used up to the limit, so no request the gateway might refuse is sent before
+        the next reset. Without a daily limit there is no count to protect."""
+        if self._limit is not None:
+            now = self._clock.time()
+            self._spool.quota_raise_to(self.period_start(now), self._limit)
+
     def mark_exhausted(self) -> None:
         """The gateway answered `Limit Exceeded`: nothing more until the next reset."""
         self._spool.quota_mark_exhausted(self.period_start(self._clock.time()))

@@ -45,15 +45,31 @@ class ParsedSession:
     timestamp: str | None
 
 
-class _NonFinite:
-    """Stands in for NaN/Infinity while parsing, so only the session holding one is refused."""
+class _Unusable:
+    """Stands in for a number that cannot be sent (NaN, Infinity, an exponent or a length that
+    Decimal or int cannot hold) while parsing, so only the session holding it is refused."""
 
-    def __init__(self, name: str) -> None:
-        self.name = name
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
 
 
 def _non_finite(name: str) -> Any:
-    return _NonFinite(name)
+    return _Unusable(f"{name} is not a valid JSON number (DynamoDB cannot store it)")
+
+
+def _decimal(literal: str) -> Any:
+    try:
+        return Decimal(literal)
+    except (ArithmeticError, ValueError):  # decimal.InvalidOperation: exponent beyond its range
+        return _Unusable(f"number {literal} is beyond what a Decimal can hold")
+
+
+def _integer(literal: str) -> Any:
+    try:
+        return int(literal)
+    except ValueError:  # longer than sys.get_int_max_str_digits()
+        digits = len(literal.lstrip("-"))
+        return _Unusable(f"integer of {digits} digits is too long to be a number")
 
 
 def parse_session_file(data: bytes, *, default_user_id: str | None) -> list[ParsedSession]:
@@ -63,7 +79,7 @@ def parse_session_file(data: bytes, *, default_user_id: str | None) -> list[Pars
     except UnicodeDecodeError as exc:
         raise FileRejected(f"session file is not UTF-8: {exc.reason} at byte {exc.start}") from exc
     try:
-        doc = json.loads(text, parse_float=Decimal, parse_constant=_non_finite)
+        doc = json.loads(text, parse_float=_decimal, parse_int=_integer, parse_constant=_non_finite)
     except json.JSONDecodeError as exc:
         raise FileRejected(
             f"invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}"
@@ -107,9 +123,9 @@ def _parse_one(index: int, entry: Any, default_user_id: str | None) -> ParsedSes
 
 
 def _check_value(value: object, depth: int) -> str | None:
-    """NaN/Infinity anywhere, or nesting past DynamoDB's limit (its fields are at depth 1)."""
-    if isinstance(value, _NonFinite):
-        return f"{value.name} is not a valid JSON number (DynamoDB cannot store it)"
+    """An unusable number anywhere, or nesting past DynamoDB's limit (its fields are at depth 1)."""
+    if isinstance(value, _Unusable):
+        return value.reason
     if depth > MAX_DEPTH:
         return f"nested deeper than {MAX_DEPTH} levels (DynamoDB's limit)"
     children = (

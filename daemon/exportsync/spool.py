@@ -18,16 +18,19 @@ import json
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from exportsync.errors import SpoolError
+from exportsync.errors import SpoolCorrupt, SpoolError
 from exportsync.migrations import migrate
+from exportsync.names import from_stored, stored
 
 __all__ = [
+    "MAX_CRASHES",
     "STATES",
     "Item",
     "RecordResult",
@@ -39,12 +42,18 @@ State = Literal["pending", "sending", "delivered", "failed"]
 STATES: tuple[State, ...] = ("pending", "sending", "delivered", "failed")
 
 _MEMORY = ":memory:"
+_CORRUPT = (sqlite3.SQLITE_NOTADB, sqlite3.SQLITE_CORRUPT)
+# SQLite's companions of the database file; they belong to it and move with it.
+_COMPANIONS = ("-wal", "-shm", "-journal")
 
 _COLUMNS = (
     "id, path, kind, size, mtime_ns, sha256, refused, vanished, state, attempts, next_attempt_at,"
     " last_error, "
-    "parts_done, part_errors, remote_key, created_at, updated_at, delivered_at"
+    "parts_done, part_errors, remote_key, created_at, updated_at, delivered_at, crashes"
 )
+
+# An item the daemon died on this many times in a row is failed at the next start, never read again.
+MAX_CRASHES = 2
 
 
 @dataclass(frozen=True)
@@ -71,13 +80,15 @@ class Item:
     created_at: float
     updated_at: float
     delivered_at: float | None
+    # Runs in a row that died while this item was being read and parsed (poison-pill quarantine).
+    crashes: int = 0
 
     @classmethod
     def _from_row(cls, row: sqlite3.Row) -> Item:
         errors = tuple(json.loads(row["part_errors"])) if row["part_errors"] else ()
         return cls(
             id=row["id"],
-            path=Path(row["path"]),
+            path=from_stored(row["path"]),
             kind=row["kind"],
             size=row["size"],
             mtime_ns=row["mtime_ns"],
@@ -94,6 +105,7 @@ class Item:
             created_at=row["created_at"],
             updated_at=row["updated_at"],
             delivered_at=row["delivered_at"],
+            crashes=row["crashes"],
         )
 
     @property
@@ -123,7 +135,9 @@ class Spool:
         on_disk = str(path) != _MEMORY
         try:
             if on_disk:
-                path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+                _private_dir(path.parent)
+                # Created 0600 before SQLite sees it: its WAL and SHM copy the database's mode.
+                os.close(os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600))
             self._db = sqlite3.connect(
                 path, timeout=30.0, isolation_level=None, check_same_thread=False
             )
@@ -134,11 +148,16 @@ class Spool:
             with self._lock:
                 migrate(self._db)
         except (sqlite3.Error, OSError) as exc:
+            with suppress(AttributeError, sqlite3.Error):
+                self._db.close()
+            if getattr(exc, "sqlite_errorcode", None) in _CORRUPT:
+                raise SpoolCorrupt(f"the spool at {path} is damaged: {exc}") from exc
             raise SpoolError(f"cannot open the spool at {path}: {exc}") from exc
-        # The database holds file names and delivery history: keep it private to the user.
+        # The database holds file names and delivery history: keep it private to the user, and
+        # tighten what an older version or a wide umask left readable.
         if on_disk:
-            with suppress(OSError):
-                os.chmod(path, 0o600)
+            for suffix in ("", "-wal", "-shm"):
+                _private_file(Path(f"{path}{suffix}"))
 
     @staticmethod
     def path_in(state_dir: Path) -> Path:
@@ -148,6 +167,18 @@ class Spool:
     def open(cls, state_dir: Path) -> Spool:
         """Open (creating when needed) the spool in `state_dir`."""
         return cls(cls.path_in(state_dir))
+
+    @classmethod
+    def open_or_replace(cls, state_dir: Path, *, now: float) -> tuple[Spool, Path | None]:
+        """Open the spool; a damaged one is first renamed ``spool.sqlite3.corrupt-<UTC time>``
+        (its WAL and SHM beside it) and a fresh one started. Returns the spool and where the
+        damaged file went, None when it was healthy."""
+        path = cls.path_in(state_dir)
+        try:
+            return cls(path), None
+        except SpoolCorrupt:
+            aside = _set_aside(path, now)
+        return cls(path), aside
 
     @classmethod
     def in_memory(cls) -> Spool:
@@ -165,26 +196,36 @@ class Spool:
         self.close()
 
     @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
-        """One IMMEDIATE transaction: committed (and fsynced) on exit, rolled back on error."""
+    def _tx(self, *, sync: bool = True) -> Iterator[sqlite3.Connection]:
+        """One IMMEDIATE transaction: committed (and fsynced) on exit, rolled back on error.
+
+        `sync=False` skips the fsync of this commit: it survives the process dying (the OS has
+        it), not a power cut, until the next synced commit carries it to the disk.
+        """
         with self._lock:
             try:
+                if not sync:
+                    self._db.execute("PRAGMA synchronous=NORMAL")
                 self._db.execute("BEGIN IMMEDIATE")
             except sqlite3.Error as exc:
                 raise SpoolError(f"spool busy or unwritable: {exc}") from exc
             try:
-                yield self._db
-            except sqlite3.Error as exc:  # disk full mid-statement, I/O error
-                self._rollback()
-                raise SpoolError(f"cannot write to the spool: {exc}") from exc
-            except BaseException:
-                self._rollback()
-                raise
-            try:
-                self._db.execute("COMMIT")
-            except sqlite3.Error as exc:  # disk full, I/O error: the transition did not happen
-                self._rollback()
-                raise SpoolError(f"cannot commit to the spool: {exc}") from exc
+                try:
+                    yield self._db
+                except sqlite3.Error as exc:  # disk full mid-statement, I/O error
+                    self._rollback()
+                    raise SpoolError(f"cannot write to the spool: {exc}") from exc
+                except BaseException:
+                    self._rollback()
+                    raise
+                try:
+                    self._db.execute("COMMIT")
+                except sqlite3.Error as exc:  # disk full, I/O error: the transition did not happen
+                    self._rollback()
+                    raise SpoolError(f"cannot commit to the spool: {exc}") from exc
+            finally:
+                if not sync:
+                    self._db.execute("PRAGMA synchronous=FULL")
 
     def _rollback(self) -> None:
         # SQLite may have rolled the transaction back itself (SQLITE_FULL, SQLITE_IOERR); a
@@ -216,7 +257,7 @@ class Spool:
             cursor = db.execute(
                 "INSERT OR IGNORE INTO items (path, kind, size, mtime_ns, sha256, state,"
                 " created_at, updated_at) VALUES (?, ?, ?, ?, ?, 'pending', ?, ?)",
-                (str(path), kind, size, mtime_ns, sha256, now, now),
+                (stored(path), kind, size, mtime_ns, sha256, now, now),
             )
             created = cursor.rowcount == 1
             requeued = False
@@ -230,7 +271,7 @@ class Spool:
                         "UPDATE items SET state = 'pending', attempts = 0, next_attempt_at = 0,"
                         " last_error = NULL, parts_done = 0, part_errors = NULL, updated_at = ?"
                         " WHERE path = ? AND sha256 = ? AND state = 'failed' AND vanished = 1",
-                        (now, str(path), sha256),
+                        (now, stored(path), sha256),
                     ).rowcount
                     == 1
                 )
@@ -238,11 +279,11 @@ class Spool:
                 db.execute(
                     "UPDATE items SET mtime_ns = ?, size = ?, vanished = 0"
                     " WHERE path = ? AND sha256 = ?",
-                    (mtime_ns, size, str(path), sha256),
+                    (mtime_ns, size, stored(path), sha256),
                 )
             row = db.execute(
                 f"SELECT {_COLUMNS} FROM items WHERE path = ? AND sha256 = ?",  # noqa: S608 -- fixed column list
-                (str(path), sha256),
+                (stored(path), sha256),
             ).fetchone()
         return RecordResult(Item._from_row(row), created, requeued)
 
@@ -255,12 +296,12 @@ class Spool:
                 "INSERT OR IGNORE INTO items (path, kind, size, mtime_ns, sha256, refused, state,"
                 " last_error, created_at, updated_at)"
                 " VALUES (?, ?, 0, 0, NULL, 1, 'failed', ?, ?, ?)",
-                (str(path), kind, reason, now, now),
+                (stored(path), kind, reason, now, now),
             )
             created = cursor.rowcount == 1
             row = db.execute(
                 f"SELECT {_COLUMNS} FROM items WHERE path = ? AND refused = 1",  # noqa: S608 -- fixed column list
-                (str(path),),
+                (stored(path),),
             ).fetchone()
         return RecordResult(Item._from_row(row), created)
 
@@ -269,7 +310,7 @@ class Spool:
         rows = self._query(
             "SELECT 1 FROM items WHERE path = ? AND size = ? AND mtime_ns = ? AND vanished = 0"
             " LIMIT 1",
-            (str(path), size, mtime_ns),
+            (stored(path), size, mtime_ns),
         )
         return bool(rows)
 
@@ -322,6 +363,53 @@ class Spool:
                 (now,),
             )
             return cursor.rowcount
+
+    # -- poison-pill quarantine ---------------------------------------------------------------
+
+    def hold(self, item_id: int, *, now: float) -> None:
+        """Mark `item_id` as the one item in hand, before its file is read and parsed.
+
+        The item held before it came through: its mark and crash count are cleared (only crashes
+        in a row count, so a kill -9 that happened to land on an item now and then never
+        quarantines it). Committed without fsync: it has to survive the process, not power loss.
+        """
+        with self._tx(sync=False) as db:
+            db.execute(
+                "UPDATE items SET in_hand_since = CASE WHEN id = ? THEN ? END,"
+                " crashes = CASE WHEN id = ? THEN crashes ELSE 0 END"
+                " WHERE in_hand_since IS NOT NULL OR id = ?",
+                (item_id, now, item_id, item_id),
+            )
+
+    def release_hold(self) -> None:
+        """Nothing is in hand any more: the item held came through."""
+        with self._tx(sync=False) as db:
+            db.execute(
+                "UPDATE items SET in_hand_since = NULL, crashes = 0 WHERE in_hand_since IS NOT NULL"
+            )
+
+    def count_crashes(self, *, now: float) -> list[Item]:
+        """At start: an item still marked in hand stopped the previous run. Count it; one that
+        did so MAX_CRASHES times in a row is failed for good. Returns the items counted."""
+        with self._tx() as db:
+            ids = [
+                int(r[0])
+                for r in db.execute("SELECT id FROM items WHERE in_hand_since IS NOT NULL")
+            ]
+            db.execute(
+                "UPDATE items SET crashes = crashes + 1, in_hand_since = NULL"
+                " WHERE in_hand_since IS NOT NULL"
+            )
+            db.execute(
+                "UPDATE items SET state = 'failed', last_error = ?, updated_at = ?"
+                " WHERE crashes >= ? AND state IN ('pending', 'sending')",
+                (f"stopped the daemon {MAX_CRASHES} times; not touched again", now, MAX_CRASHES),
+            )
+            rows = [
+                db.execute(f"SELECT {_COLUMNS} FROM items WHERE id = ?", (i,)).fetchone()  # noqa: S608 -- fixed column list
+                for i in ids
+            ]
+        return [Item._from_row(r) for r in rows]
 
     def mark_sending(self, ids: Iterable[int], *, now: float) -> None:
         with self._tx() as db:
@@ -414,7 +502,7 @@ class Spool:
             for item_id in ids:
                 cursor = db.execute(
                     "UPDATE items SET state = 'pending', next_attempt_at = 0, attempts = 0,"
-                    " parts_done = 0, part_errors = NULL, updated_at = ?"
+                    " parts_done = 0, part_errors = NULL, crashes = 0, updated_at = ?"
                     " WHERE id = ? AND state = 'failed' AND refused = 0",
                     (now, item_id),
                 )
@@ -488,6 +576,15 @@ class Spool:
                 (period_start,),
             )
 
+    def quota_raise_to(self, period_start: float, used: int) -> None:
+        """Count at least `used` requests in the period."""
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO quota_periods (period_start, used) VALUES (?, ?)"
+                " ON CONFLICT (period_start) DO UPDATE SET used = MAX(used, excluded.used)",
+                (period_start, used),
+            )
+
     def quota_mark_exhausted(self, period_start: float) -> None:
         with self._tx() as db:
             db.execute(
@@ -499,3 +596,35 @@ class Spool:
     def last_request_at(self) -> float | None:
         rows = self._query("SELECT value FROM meta WHERE key = 'last_request_at'")
         return float(rows[0][0]) if rows else None
+
+
+def _set_aside(path: Path, now: float) -> Path:
+    """Rename a damaged spool and its companions out of the way, never over an earlier one."""
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(now))
+    aside = path.with_name(f"{path.name}.corrupt-{stamp}")
+    n = 1
+    while aside.exists():
+        aside = path.with_name(f"{path.name}.corrupt-{stamp}-{n}")
+        n += 1
+    try:
+        # Companions first: a stale WAL left beside a fresh database would be replayed into it.
+        for suffix in _COMPANIONS:
+            with suppress(FileNotFoundError):
+                os.rename(f"{path}{suffix}", f"{aside}{suffix}")
+        os.rename(path, aside)
+    except OSError as exc:
+        raise SpoolError(f"cannot set the damaged spool {path} aside: {exc}") from exc
+    return aside
+
+
+def _private_dir(directory: Path) -> None:
+    """The state directory, made 0700, or tightened to it when it is looser."""
+    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if os.stat(directory).st_mode & 0o077:
+        os.chmod(directory, 0o700)
+
+
+def _private_file(path: Path) -> None:
+    with suppress(FileNotFoundError):
+        if os.stat(path).st_mode & 0o077:
+            os.chmod(path, 0o600)

@@ -6,6 +6,7 @@ The same reading feeds `status --watch` (`live_report`) and the /metrics gauges 
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from exportsync import __version__
@@ -13,6 +14,7 @@ from exportsync.clock import Clock, SystemClock, iso_utc
 from exportsync.config import Config
 from exportsync.daemon import build_ledger
 from exportsync.metrics import SpoolReading
+from exportsync.names import shown
 from exportsync.quota import QuotaLedger
 from exportsync.runlock import running_pid
 from exportsync.spool import Spool
@@ -36,8 +38,11 @@ def build_status(config: Config, spool: Spool, ledger: QuotaLedger, clock: Clock
     return {
         "version": __version__,
         "daemon": {"running": pid is not None, "pid": pid if pid and pid > 0 else None},
-        "watch_dir": str(config.watch.dir),
-        "state_dir": str(config.state.dir),
+        "watch_dir": shown(config.watch.dir),
+        # Seen from here, as the daemon sees it: while missing it delivers what is spooled and
+        # waits for the folder to appear.
+        "watch_dir_missing": not os.path.isdir(config.watch.dir),
+        "state_dir": shown(config.state.dir),
         "counts": spool.counts(),
         "quota": {
             "used": quota.used,
@@ -50,7 +55,7 @@ def build_status(config: Config, spool: Spool, ledger: QuotaLedger, clock: Clock
         "failed": [
             {
                 "id": item.id,
-                "path": str(item.path),
+                "path": shown(item.path),
                 "kind": item.kind,
                 "reason": item.last_error or "unknown",
                 "attempts": item.attempts,
@@ -61,7 +66,7 @@ def build_status(config: Config, spool: Spool, ledger: QuotaLedger, clock: Clock
         "pending": [
             {
                 "id": item.id,
-                "path": str(item.path),
+                "path": shown(item.path),
                 "kind": item.kind,
                 "attempts": item.attempts,
                 "next_attempt_at": iso(max(now, item.next_attempt_at)),
@@ -89,12 +94,12 @@ def live_report(config: Config) -> dict[str, Any]:
     with Spool.open(config.state.dir) as spool:
         report = build_status(config, spool, build_ledger(config, spool, clock), clock)
         report["in_flight"] = [
-            {"id": i.id, "path": str(i.path)} for i in spool.items("sending", limit=20)
+            {"id": i.id, "path": shown(i.path)} for i in spool.items("sending", limit=20)
         ]
         report["recent"] = [
             {
                 "id": i.id,
-                "path": str(i.path),
+                "path": shown(i.path),
                 "state": i.state,
                 "at": iso_utc(i.updated_at),
                 "error": i.last_error,
@@ -113,7 +118,8 @@ def render_table(status: dict[str, Any]) -> str:
     running = f"running (pid {daemon['pid']})" if daemon["running"] else "not running"
     lines = [
         f"exportsync {status['version']} — daemon {running}",
-        f"  watching   {status['watch_dir']}",
+        f"  watching   {status['watch_dir']}"
+        + ("  (MISSING: waiting for it to appear)" if status.get("watch_dir_missing") else ""),
         f"  state      {status['state_dir']}",
         "",
         f"  pending    {counts['pending']:>6}",

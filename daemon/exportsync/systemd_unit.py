@@ -96,7 +96,10 @@ def render_systemd(
             "# Put the API key in api.api_key_file (chmod 600) or EXPORTSYNC_API_KEY.",
         ]
     else:
-        write_paths = [p for p in (watch_dir, state_dir) if p is not None]
+        # "-": a watch folder missing at start (a drive not mounted yet) must not fail the
+        # namespace setup; the daemon waits for the folder itself.
+        write_paths = [f"-{watch_dir}"] if watch_dir is not None else []
+        write_paths += [str(state_dir)] if state_dir is not None else []
         lines += [
             "# systemd reads the API key file and hands it over as $CREDENTIALS_DIRECTORY/api_key.",
             f"LoadCredential=api_key:{quote_word(str(SYSTEMD_CREDENTIAL_SOURCE))}",
@@ -106,7 +109,8 @@ def render_systemd(
         if write_paths:
             lines += [
                 "# The watch folder: delivered files are moved or deleted there (after_upload).",
-                "ReadWritePaths=" + " ".join(quote_word(str(p)) for p in write_paths),
+                "# A folder that appears only after the start stays read-only until a restart.",
+                "ReadWritePaths=" + " ".join(quote_word(p) for p in write_paths),
             ]
         lines += _SYSTEM_SANDBOX
     lines += [

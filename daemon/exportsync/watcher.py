@@ -28,6 +28,13 @@ Decisions:
   The Watcher hooks that logger with a logging.Filter to rescan at once, and also rescans every
   `rescan_seconds` as a safety net. Rescans report only files whose (size, mtime, inode) differ from
   what was last reported, so an idle folder is not re-hashed every few minutes.
+- The folder comes and goes (a drive mounted late or re-mounted, a folder the app clears by
+  deleting it): a missing folder is a state, not an error. Every `health_seconds` (and at once when
+  watchdog reports the folder itself deleted, after which its inotify emitter stops) the timer
+  thread stat()s the folder: missing → the watch is dropped, `watch_dir_missing` is logged once,
+  and the folder is looked for at that pace; back, or replaced by another directory (a new inode or
+  device: re-created, re-mounted, a watch the kernel dropped) → a new watch is armed
+  (`watch_dir_restored`) and the folder rescanned.
 """
 
 from __future__ import annotations
@@ -44,6 +51,7 @@ from types import TracebackType
 from typing import Self
 
 from watchdog.events import (
+    DirDeletedEvent,
     FileClosedEvent,
     FileCreatedEvent,
     FileDeletedEvent,
@@ -74,13 +82,25 @@ _WATCHDOG_INOTIFY_LOGGER = "watchdog.observers.inotify_c"
 _MAX_IDLE_WAIT = 3600.0
 # How soon a path that could not be recorded is looked at again (a full disk may clear any time).
 RETRY_RESCAN_SECONDS = 5.0
+# How often the folder itself is checked (one stat), and looked for while it is missing.
+HEALTH_SECONDS = 2.0
+
+
+def _dir_identity(path: Path) -> tuple[int, int] | None:
+    """(device, inode) of the directory at `path` (following a symlinked root), None if absent."""
+    try:
+        info = os.stat(path)
+    except OSError:
+        return None
+    return (info.st_dev, info.st_ino) if stat.S_ISDIR(info.st_mode) else None
 
 
 def lstat_key(path: Path) -> StatKey | None:
-    """The path's own (size, mtime_ns, inode), never following a symlink; None when it is gone."""
+    """The path's own (size, mtime_ns, inode), never following a symlink; None when it is gone
+    (or cannot be looked at: intake records why when it is offered)."""
     try:
         info = os.lstat(path)
-    except (FileNotFoundError, NotADirectoryError):
+    except OSError:
         return None
     return (info.st_size, info.st_mtime_ns, info.st_ino)
 
@@ -211,6 +231,7 @@ def _make_observer(use_polling: bool, poll_interval: float) -> BaseObserver:
 
 
 _EVENT_FILTER: list[type[FileSystemEvent]] = [
+    DirDeletedEvent,  # only the watched folder's own deletion matters (see dispatch)
     FileCreatedEvent,
     FileModifiedEvent,
     FileClosedEvent,
@@ -249,6 +270,7 @@ class Watcher:
         on_overflow: Callable[[], None] | None = None,
         poll_interval: float = 1.0,
         rescan_seconds: float | None = 300.0,
+        health_seconds: float = HEALTH_SECONDS,
     ) -> None:
         self.root = Path(os.path.abspath(root))
         self.matcher = matcher
@@ -271,6 +293,12 @@ class Watcher:
         self._next_rescan: float | None = None
         self._thread: threading.Thread | None = None
         self._log_filter = _OverflowFilter(self.notify_overflow)
+        self._health_seconds = health_seconds
+        self._next_health: float | None = None  # set once started
+        self._root_id: tuple[int, int] | None = None
+        self._root_event = threading.Event()  # watchdog saw the folder itself go
+        self._missing = False
+        self._unwatched = False  # the folder is there but could not be watched
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -282,6 +310,41 @@ class Watcher:
         if not watchdog_log.isEnabledFor(logging.WARNING):
             watchdog_log.setLevel(logging.WARNING)  # the filter only sees records that are emitted
         watchdog_log.addFilter(self._log_filter)
+        try:
+            armed = self._arm()
+        except BaseException:
+            watchdog_log.removeFilter(self._log_filter)
+            raise
+        if not armed and _dir_identity(self.root) is None:
+            self._went_missing()
+        self._next_health = self._clock.monotonic() + self._health_seconds
+        if self._rescan_seconds is not None:
+            self._next_rescan = self._clock.monotonic() + self._rescan_seconds
+        self._thread = threading.Thread(target=self._run, name="exportsync-watcher", daemon=True)
+        self._thread.start()
+        _log.info("watch_started", root=str(self.root), recursive=self.matcher.recursive)
+
+    @property
+    def missing(self) -> bool:
+        """True while the watched folder does not exist (the watch waits for it)."""
+        return self._missing
+
+    def stop(self) -> None:
+        """Stop watching and join both threads. Pending, not yet ready files are dropped."""
+        self._stopping.set()
+        self._wake.set()
+        logging.getLogger(_WATCHDOG_INOTIFY_LOGGER).removeFilter(self._log_filter)
+        if self._thread is not None:
+            self._thread.join()
+        self._disarm()
+        _log.info("watch_stopped", root=str(self.root))
+
+    def _arm(self) -> bool:
+        """Start a watchdog observer on the folder; False (and nothing running) when it is not
+        there to watch."""
+        identity = _dir_identity(self.root)
+        if identity is None:
+            return False
         observer = _make_observer(self._use_polling, self._poll_interval)
         try:
             observer.schedule(
@@ -291,29 +354,73 @@ class Watcher:
                 event_filter=_EVENT_FILTER,
             )
             observer.start()
-        except BaseException:
-            # e.g. the folder is missing: release inotify's reader thread and the log hook.
+        except (FileNotFoundError, NotADirectoryError):
+            observer.stop()  # gone between the stat and the watch: release inotify's thread
+            return False
+        except OSError as exc:
+            # No watch to be had (inotify's watch or instance limit, permissions): the health
+            # check rescans the folder at its pace meanwhile and tries again.
             observer.stop()
-            watchdog_log.removeFilter(self._log_filter)
+            if not self._unwatched:
+                self._unwatched = True
+                _log.error(
+                    "watch_failed",
+                    root=str(self.root),
+                    error=exc.strerror or str(exc),
+                    rescan_every_seconds=self._health_seconds,
+                )
+            return False
+        except BaseException:
+            observer.stop()
             raise
-        self._observer = observer
-        if self._rescan_seconds is not None:
-            self._next_rescan = self._clock.monotonic() + self._rescan_seconds
-        self._thread = threading.Thread(target=self._run, name="exportsync-watcher", daemon=True)
-        self._thread.start()
-        _log.info("watch_started", root=str(self.root), recursive=self.matcher.recursive)
+        self._observer, self._root_id = observer, identity
+        self._unwatched = False
+        return True
 
-    def stop(self) -> None:
-        """Stop watching and join both threads. Pending, not yet ready files are dropped."""
-        self._stopping.set()
-        self._wake.set()
-        logging.getLogger(_WATCHDOG_INOTIFY_LOGGER).removeFilter(self._log_filter)
-        if self._observer is not None and self._observer.is_alive():
-            self._observer.stop()
-            self._observer.join()
-        if self._thread is not None:
-            self._thread.join()
-        _log.info("watch_stopped", root=str(self.root))
+    def _disarm(self) -> None:
+        observer, self._observer = self._observer, None
+        if observer is not None:
+            observer.stop()
+            if observer.is_alive():
+                observer.join()
+
+    def _watch_alive(self) -> bool:
+        observer = self._observer
+        if observer is None or not observer.is_alive():
+            return False
+        return all(emitter.is_alive() for emitter in observer.emitters)
+
+    def _went_missing(self) -> None:
+        if not self._missing:
+            self._missing = True
+            _log.warning(
+                "watch_dir_missing", root=str(self.root), look_every_seconds=self._health_seconds
+            )
+
+    def _check_root(self, now: float) -> None:
+        """The folder's own health (on the timer thread): re-arm the watch when it came back or
+        was replaced; drop it while the folder is missing."""
+        due = self._next_health is not None and now >= self._next_health
+        if not (due or self._root_event.is_set()):
+            return
+        self._root_event.clear()
+        self._next_health = now + self._health_seconds
+        identity = _dir_identity(self.root)
+        if identity is not None and identity == self._root_id and self._watch_alive():
+            return
+        self._disarm()
+        if identity is None:
+            self._went_missing()
+            return
+        if not self._arm():
+            if _dir_identity(self.root) is None:
+                self._went_missing()
+            else:
+                self._rescan(now, quiet=True)  # there, but unwatched: look at it this way
+            return
+        _log.info("watch_dir_restored", root=str(self.root), was_missing=self._missing)
+        self._missing = False
+        self._rescan(now)
 
     def __enter__(self) -> Self:
         self.start()
@@ -347,6 +454,9 @@ class Watcher:
     def dispatch(self, event: FileSystemEvent) -> None:
         """Feed one watchdog event (on watchdog's thread; public so tests can script events)."""
         if event.is_directory:
+            if isinstance(event, DirDeletedEvent) and os.fsdecode(event.src_path) == str(self.root):
+                self._root_event.set()  # the folder itself went: check it now
+                self._wake.set()
             return
         try:
             self._dispatch(event)
@@ -387,6 +497,7 @@ class Watcher:
     def run_pending(self) -> list[Path]:
         """One step: rescan if due, pass each ready path to on_ready; returns those paths."""
         now = self._clock.monotonic()
+        self._check_root(now)
         if self._overflowed.is_set():
             self._overflowed.clear()
             _log.warning("watch_overflow_rescan", root=str(self.root))
@@ -463,7 +574,7 @@ class Watcher:
                 self._next_rescan = soon
         self._wake.set()
 
-    def _rescan(self, now: float) -> None:
+    def _rescan(self, now: float, *, quiet: bool = False) -> None:
         with self._lock:
             periodic = self._rescan_seconds
             self._next_rescan = now + periodic if periodic is not None else None
@@ -475,7 +586,8 @@ class Watcher:
                     continue
                 self.settler.created(path, now)
                 changed += 1
-        _log.info("watch_rescanned", root=str(self.root), changed=changed)
+        if changed or not quiet:
+            _log.info("watch_rescanned", root=str(self.root), changed=changed)
 
     def _call_safely(self, event: str, func: Callable[..., None], *args: Path) -> bool:
         try:
@@ -488,14 +600,19 @@ class Watcher:
     def _timeout(self) -> float:
         now = self._clock.monotonic()
         with self._lock:
-            deadlines = [self.settler.next_deadline(), self._next_rescan]
+            deadlines = [self.settler.next_deadline(), self._next_rescan, self._next_health]
         upcoming = [d for d in deadlines if d is not None]
         return max(0.0, min(upcoming) - now) if upcoming else _MAX_IDLE_WAIT
 
     def _run(self) -> None:
         while not self._stopping.is_set():
             self._wake.clear()
-            self.run_pending()
+            try:
+                self.run_pending()
+            except Exception:  # the timer thread must outlive any one bad step
+                _log.exception("watch_step_failed", root=str(self.root))
+                self._clock.wait(self._health_seconds, self._stopping)
+                continue
             if self._stopping.is_set():
                 break
             self._clock.wait(self._timeout(), self._wake)

@@ -28,6 +28,7 @@ from exportsync.errors import (
     Forbidden,
     PermanentError,
     QuotaExhausted,
+    Redirected,
     RequestTooLarge,
     Throttled,
     TransientError,
@@ -149,6 +150,7 @@ class Reply:
     status: int = 200
     body: bytes = b""
     action: str = "answer"  # "answer" | "close" | "hang"
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -197,6 +199,8 @@ def _handler(state: ScriptedServer) -> type[BaseHTTPRequestHandler]:
             self.send_response(reply.status)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(reply.body)))
+            for name, value in reply.headers.items():
+                self.send_header(name, value)
             self.end_headers()
             self.wfile.write(reply.body)
 
@@ -515,3 +519,26 @@ def test_the_api_key_never_appears_in_reprs_or_errors(server: ScriptedServer) ->
         assert API_KEY not in _every_text(info.value)
     client.close()
     assert len(server.requests) == len(calls)
+
+
+@pytest.mark.parametrize("status", [301, 302, 303, 307, 308])
+def test_a_redirect_is_never_followed_and_names_no_key(
+    server: ScriptedServer, api: HttpApi, status: int
+) -> None:
+    """The key goes to the configured API only: a redirect elsewhere is an error, not a hop."""
+    server.script(Reply(status, b"", headers={"Location": server.url + "/elsewhere?x=1"}))
+    with pytest.raises(Redirected) as info:
+        api.post_sessions([b"{}"])
+    assert [r.path for r in server.requests] == ["/prod/session"]
+    assert info.value.retryable
+    assert str(status) in str(info.value)
+    assert "127.0.0.1" in str(info.value)
+    assert "x=1" not in str(info.value)  # only where it points, not the query
+    assert API_KEY not in _every_text(info.value)
+
+
+def test_a_redirected_presigned_put_is_not_followed(server: ScriptedServer, api: HttpApi) -> None:
+    server.script(Reply(307, b"", headers={"Location": server.url + "/other"}))
+    with pytest.raises(DeliveryError):
+        api.put_presigned(server.url + "/s3", {}, io.BytesIO(b"x"))
+    assert [r.path for r in server.requests] == ["/prod/s3"]

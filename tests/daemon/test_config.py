@@ -58,6 +58,7 @@ def test_minimal_file_gets_contract_defaults(minimal: Path, tmp_path: Path) -> N
     assert cfg.watch == WatchConfig(dir=tmp_path / "export")
     assert cfg.api == ApiConfig(url=URL, api_key=Secret(KEY), user_id=None)
     assert cfg.quota == QuotaConfig()
+    assert "~$*" in cfg.watch.ignore_globs  # office owner-lock files (CONTRACT §3)
     assert cfg.quota.reset_utc == time(0, 0)
     assert cfg.log == LogConfig(format=None, level="info")
     assert cfg.warnings == ()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 import socket
 import threading
 from collections.abc import Iterator
@@ -9,7 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from structlog.testing import capture_logs
 
+from exportsync import files
 from exportsync.clock import Clock, FakeClock
 from exportsync.daemon import IDLE_WAKE_SECONDS, Daemon
 from exportsync.delivery import StepOutcome
@@ -180,3 +184,135 @@ def test_a_file_still_being_written_at_start_is_sent_once_complete(
         runner.join(10)
     (sent,) = api.calls[0].payload
     assert sent.data == b"id,value\n" + b"1,2\n" * 1000
+
+
+def test_a_name_that_is_not_utf8_present_at_start_is_delivered(tmp_path: Path) -> None:
+    api = FakeApi()
+    daemon = _daemon(tmp_path, api)
+    (tmp_path / "export" / os.fsdecode(b"r\xff\xfe.csv")).write_text("a\n")
+    runner = threading.Thread(target=daemon.run)
+    runner.start()
+    try:
+        assert wait_for(lambda: api.routes == ["upload"], 10)
+    finally:
+        daemon.stop()
+        runner.join(10)
+    assert not runner.is_alive()
+    assert [f.filename for f in api.calls[0].payload] == ["r\ufffd\ufffd.csv"]
+
+
+def test_a_corrupt_spool_is_set_aside_the_folder_rescanned_and_the_day_counted_used(
+    tmp_path: Path,
+) -> None:
+    state = tmp_path / "state"
+    state.mkdir()
+    (state / "spool.sqlite3").write_bytes(b"\x00garbage, not SQLite\n" * 200)
+    api = FakeApi()
+    with capture_logs() as logs:
+        daemon = _daemon(tmp_path, api)
+    (tmp_path / "export" / "a.csv").write_text("a\n")
+    runner = threading.Thread(target=daemon.run)
+    runner.start()
+    try:
+        assert wait_for(lambda: daemon.spool.counts()["pending"] == 1, 10)
+        quota = daemon.ledger.snapshot()
+        assert quota.used == quota.limit == 10  # nothing is sent before the reset
+    finally:
+        daemon.stop()
+        runner.join(10)
+    assert not runner.is_alive()
+    assert api.calls == []
+    [event] = [e for e in logs if e["event"] == "spool_corrupt"]
+    assert event["log_level"] == "error"
+    assert [p.name for p in state.glob("spool.sqlite3.corrupt-*")] == [Path(event["moved_to"]).name]
+
+
+def test_an_exception_taking_in_one_file_fails_that_file_and_the_daemon_goes_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = files.snapshot
+
+    def snapshot(root: Path, path: Path, **kwargs: Any) -> files.FileSnapshot:
+        if path.name.startswith("bad"):
+            raise ValueError("a bug in intake")
+        return real(root, path, **kwargs)
+
+    monkeypatch.setattr(files, "snapshot", snapshot)
+    api = FakeApi()
+    daemon = _daemon(tmp_path, api)
+    (tmp_path / "export" / "bad-at-start.csv").write_text("a\n")
+    (tmp_path / "export" / "good.csv").write_text("b\n")
+    runner = threading.Thread(target=daemon.run)
+    runner.start()
+    try:
+        assert wait_for(lambda: api.routes == ["upload"], 10)
+        (tmp_path / "export" / "bad-later.csv").write_text("c\n")
+        assert wait_for(lambda: daemon.spool.counts()["failed"] == 2, 10)
+    finally:
+        daemon.stop()
+        runner.join(10)
+    assert not runner.is_alive()
+    failed = {i.path.name: i.last_error for i in daemon_spool_items(tmp_path, "failed")}
+    assert failed == {
+        "bad-at-start.csv": "ValueError: a bug in intake",
+        "bad-later.csv": "ValueError: a bug in intake",
+    }
+
+
+def daemon_spool_items(tmp_path: Path, state: str) -> list[Any]:
+    with Spool.open(tmp_path / "state") as spool:
+        return spool.items(state)  # type: ignore[arg-type]
+
+
+def test_the_watch_folder_deleted_and_recreated_while_running_is_watched_again(
+    tmp_path: Path,
+) -> None:
+    api = FakeApi()
+    daemon = _daemon(tmp_path, api)
+    export = tmp_path / "export"
+    runner = threading.Thread(target=daemon.run)
+    with capture_logs() as logs:
+        runner.start()
+        try:
+            (export / "a.csv").write_text("a\n")
+            assert wait_for(lambda: len(api.calls) == 1, 15)
+            shutil.rmtree(export)
+            assert wait_for(lambda: daemon.watcher.missing, 15)
+            export.mkdir()
+            assert wait_for(lambda: not daemon.watcher.missing, 15)
+            (export / "b.csv").write_text("b\n")
+            assert wait_for(lambda: len(api.calls) == 2, 15)
+            assert runner.is_alive()
+        finally:
+            daemon.stop()
+            runner.join(10)
+    assert [f.filename for c in api.calls for f in c.payload] == ["a.csv", "b.csv"]
+    assert [e["event"] for e in logs].count("watch_dir_missing") == 1
+
+
+def test_a_watch_folder_missing_at_start_is_waited_for(tmp_path: Path) -> None:
+    api = FakeApi()
+    daemon = _daemon(tmp_path, api)
+    export = tmp_path / "export"
+    export.rmdir()  # a drive not mounted yet at boot
+    runner = threading.Thread(target=daemon.run)
+    with capture_logs() as logs:
+        runner.start()
+        try:
+            assert wait_for(lambda: any(e["event"] == "daemon_ready" for e in logs), 10)
+        except BaseException:
+            daemon.stop()
+            raise
+    [ready] = [e for e in logs if e["event"] == "daemon_ready"]
+    assert ready["watch_dir_missing"] is True
+    try:
+        assert daemon.watcher.missing
+        export.mkdir()
+        assert wait_for(lambda: not daemon.watcher.missing, 15)
+        (export / "late.csv").write_text("a\n")
+        assert wait_for(lambda: len(api.calls) == 1, 15)
+        assert runner.is_alive()
+    finally:
+        daemon.stop()
+        runner.join(10)
+    assert not runner.is_alive()

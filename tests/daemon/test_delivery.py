@@ -6,20 +6,23 @@ import datetime as dt
 import hashlib
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from structlog.testing import capture_logs
 
-from exportsync import moves
+from exportsync import delivery, moves
+from exportsync.client import UploadFile
 from exportsync.clock import FakeClock
 from exportsync.delivery import Deliverer, retry_delay
 from exportsync.errors import (
     Forbidden,
     PermanentError,
     QuotaExhausted,
+    Redirected,
     RequestTooLarge,
     Throttled,
     TransientError,
@@ -28,6 +31,7 @@ from exportsync.errors import (
 from exportsync.intake import Intake
 from exportsync.matcher import FileMatcher
 from exportsync.quota import DAY, QuotaLedger
+from exportsync.sessions import parse_session_file
 from exportsync.spool import Spool
 from support.fake_api import FakeApi
 
@@ -259,6 +263,19 @@ def test_forbidden_keeps_items_pending(rig: Rig) -> None:
     assert rig.states() == {"a.csv": "delivered"}
 
 
+def test_a_redirect_holds_items_pending_and_says_so(rig: Rig) -> None:
+    """A redirect is api.url's fault, not the items': they wait, nothing fails."""
+    rig.drop("a.csv", "1\n")
+    rig.api.script = [Redirected("the API answered 301", status=301)]
+    rig.clock.advance(rig.ledger.wait_time())
+    with capture_logs() as logs:
+        assert rig.deliverer.step().requested
+    assert rig.states() == {"a.csv": "pending"}
+    assert "api_redirected" in [e["event"] for e in logs]
+    rig.run()
+    assert rig.states() == {"a.csv": "delivered"}
+
+
 def test_a_413_halves_the_batch_and_a_lone_item_fails(rig: Rig) -> None:
     for i in range(4):
         rig.drop(f"r{i}.csv", f"{i}\n")
@@ -446,8 +463,8 @@ def test_a_write_that_slips_in_during_after_upload_goes_back_into_the_folder(
     rig.drop("a.csv", "delivered\n")
     mover = moves.move_to_sent if mode == "move" else moves.set_aside
 
-    def move_then_rewrite(root: Path, path: Path) -> Path:
-        moved = mover(root, path)
+    def move_then_rewrite(root: Path, path: Path, **kwargs: Any) -> Path:
+        moved = mover(root, path, **kwargs)
         moved.write_text("rewritten by the app in the same instant\n")
         return moved
 
@@ -474,8 +491,8 @@ def test_a_write_that_slips_in_goes_back_into_its_own_sub_folder(
     rig.drop("sub/a.csv", "delivered\n")
     mover = moves.move_to_sent if mode == "move" else moves.set_aside
 
-    def move_then_rewrite(root: Path, path: Path) -> Path:
-        moved = mover(root, path)
+    def move_then_rewrite(root: Path, path: Path, **kwargs: Any) -> Path:
+        moved = mover(root, path, **kwargs)
         moved.write_text("rewritten\n")
         return moved
 
@@ -522,3 +539,75 @@ def test_a_413_on_a_presign_batch_caps_the_count_not_the_bytes(tmp_path: Path) -
     assert [(c.route, len(c.payload)) for c in rig.api.calls][:2] == [("presign", 4), ("upload", 2)]
     assert rig.spool.counts()["delivered"] == 7
     rig.spool.close()
+
+
+def test_a_name_that_is_not_utf8_is_delivered_under_a_utf8_name(rig: Rig) -> None:
+    path = rig.root / os.fsdecode(b"r\xff\xfe.csv")
+    rig.drop(path.name, "a,b\n")
+    assert rig.run() == 1
+    assert rig.states() == {path.name: "delivered"}
+    (sent,) = rig.api.calls[0].payload
+    assert sent.filename == "r\ufffd\ufffd.csv"
+    assert sent.data == b"a,b\n"
+
+
+# -- the per-item firewall ----------------------------------------------------------------------
+
+
+def test_an_exception_parsing_one_file_fails_that_file_alone(
+    rig: Rig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = parse_session_file
+
+    def parse(data: bytes, **kwargs: Any) -> Any:
+        if b"poison" in data:
+            raise ZeroDivisionError("a bug in the parser")
+        return real(data, **kwargs)
+
+    monkeypatch.setattr("exportsync.delivery.parse_session_file", parse)
+    rig.drop("a.session.json", _session("2026-11-25T10:00:00Z", x="poison"))
+    rig.drop("b.session.json", _session("2026-11-25T10:00:01Z"))
+    with capture_logs() as logs:
+        assert rig.run() == 1
+    assert rig.states() == {"a.session.json": "failed", "b.session.json": "delivered"}
+    [failed] = rig.spool.items("failed")
+    assert failed.last_error == "ZeroDivisionError: a bug in the parser"
+    assert "item_firewalled" in [e["event"] for e in logs]
+
+
+def test_an_exception_recording_one_result_settles_that_item_alone(
+    rig: Rig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    a = rig.drop("a.csv", "1\n")
+    rig.drop("b.csv", "2\n")
+    [poison] = [i.id for i in rig.spool.items() if i.path == a]
+    real = rig.spool.mark_delivered
+
+    def mark_delivered(item_id: int, **kwargs: Any) -> None:
+        if item_id == poison:
+            raise KeyError("a bug while recording")
+        real(item_id, **kwargs)
+
+    monkeypatch.setattr(rig.spool, "mark_delivered", mark_delivered)
+    assert rig.run() == 1
+    assert rig.states() == {"a.csv": "failed", "b.csv": "delivered"}
+    assert rig.spool.get(poison).last_error == "KeyError: 'a bug while recording'"  # type: ignore[union-attr]
+
+
+def test_a_request_that_raises_for_one_file_narrows_down_to_it_and_fails_it(rig: Rig) -> None:
+    rig.drop("a.csv", "poison\n")
+    rig.drop("b.csv", "2\n")
+    rig.drop("c.csv", "3\n")
+    real = rig.api.upload
+
+    def upload(files: Sequence[UploadFile]) -> list[dict[str, Any]]:
+        if any(f.data == b"poison\n" for f in files):
+            raise UnicodeEncodeError("utf-8", "x", 0, 1, "a bug building the request")
+        return real(files)
+
+    rig.api.upload = upload  # type: ignore[method-assign]
+    rig.run(max_steps=100)
+    assert rig.states() == {"a.csv": "failed", "b.csv": "delivered", "c.csv": "delivered"}
+    [failed] = rig.spool.items("failed")
+    assert (failed.last_error or "").startswith("UnicodeEncodeError: ")
+    assert failed.attempts == delivery.INTERNAL_ERROR_ATTEMPTS

@@ -409,9 +409,9 @@ def test_move_to_sent_refuses_symlinks(root: Path) -> None:
 def test_delete_file_is_idempotent(root: Path) -> None:
     path = root / "a.csv"
     path.write_text("x")
-    delete_file(path)
+    delete_file(root, path)
     assert not path.exists()
-    delete_file(path)
+    delete_file(root, path)
 
 
 def _all_messages(exc: BaseException) -> Iterator[str]:
@@ -442,3 +442,28 @@ def test_restore_without_hard_links_falls_back_to_rename(
     assert (root / "a-1.csv").read_text() == "new"
     assert path.read_text() == "taken"
     assert not aside.exists()
+
+
+def test_a_parent_swapped_for_a_symlink_after_the_check_is_not_followed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The parent folder turns into a symlink to a folder outside between the check and the
+    open: the file there (same name) is never read."""
+    root = tmp_path / "export"
+    sub = root / "sub"
+    sub.mkdir(parents=True)
+    (sub / "a.csv").write_bytes(b"inside\n")
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "a.csv").write_bytes(b"outside, never read\n")
+    real = files.checked_parent
+
+    def check_then_swap(root_: Path, path: Path) -> str:
+        parent = real(root_, path)
+        sub.rename(root / "sub-real")
+        sub.symlink_to(outside, target_is_directory=True)
+        return parent
+
+    monkeypatch.setattr(files, "checked_parent", check_then_swap)
+    with pytest.raises(FileRejected, match="symlinks are not followed"):
+        snapshot(root, sub / "a.csv")

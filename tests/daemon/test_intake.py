@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from exportsync import files
+from exportsync.batches import MAX_FILE_BYTES
 from exportsync.clock import FakeClock
 from exportsync.intake import MAX_SESSION_FILE_BYTES, Intake
 from exportsync.matcher import FileMatcher
@@ -248,3 +249,28 @@ def test_a_large_csv_has_no_such_limit(intake: Intake, root: Path) -> None:
     result = intake.offer(path)
     assert result is not None
     assert result.item.state == "pending"
+
+
+def test_a_csv_over_what_one_put_takes_is_refused_without_being_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = tmp_path / "export"
+    root.mkdir()
+    huge = root / "sparse.csv"
+    with huge.open("wb") as handle:
+        handle.truncate(MAX_FILE_BYTES + 1)  # sparse: no disk used
+    read: list[int] = []
+    real_read = os.read
+
+    def spy(fd: int, n: int) -> bytes:
+        read.append(n)
+        return real_read(fd, n)
+
+    monkeypatch.setattr(os, "read", spy)
+    with Spool.open(tmp_path / "state") as spool:
+        intake = Intake(spool, root=root, matcher=FileMatcher(), clock=FakeClock(1.0))
+        result = intake.offer(huge)
+        assert result is not None
+        assert result.item.state == "failed"
+        assert "over the limit" in (result.item.last_error or "")
+    assert read == []

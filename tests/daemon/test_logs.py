@@ -6,6 +6,7 @@ import importlib
 import io
 import json
 import logging
+import os
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
@@ -199,3 +200,12 @@ def test_redact_processor_is_pure() -> None:
     event = {"event": "x", "value": KEY, "n": 1}
     assert redact_secrets(None, "info", event) == {"event": "x", "value": REDACTED, "n": 1}
     assert event["value"] == KEY  # the caller's dict is untouched
+
+
+def test_a_name_that_is_not_utf8_is_logged_with_escapes() -> None:
+    out = io.StringIO()
+    configure_logging("json", "info", out)
+    get_logger("t").info("file_ready", path=os.fsdecode(b"/x/r\xff\xfe.csv"))
+    out.getvalue().encode("utf-8")  # strict: no lone surrogate reaches the stream
+    (line,) = lines(out)
+    assert line["path"] == "/x/r\\xff\\xfe.csv"

@@ -27,6 +27,8 @@ ROOT = Path("/home/alice/Exports")
         ("report.TMP", None),
         ("report.csv.part", None),
         ("report.csv~", None),
+        ("~$report.csv", None),  # an office suite's owner-lock file beside report.csv
+        ("~$Report.Session.JSON", None),
     ],
 )
 def test_classify_by_name(name: str, kind: str | None) -> None:

@@ -195,3 +195,20 @@ def test_a_failing_step_leaves_the_file_at_its_old_version(
         assert db.execute("SELECT COUNT(*) FROM items").fetchone()[0] == len(V1_ROWS)
     finally:
         db.close()
+
+
+def test_paths_become_the_kernels_bytes_and_no_item_has_crashed(v1_spool: Path) -> None:
+    """Migrations 3 and 4: text paths are cast to the same bytes; the quarantine columns start
+    empty."""
+    with Spool(v1_spool) as spool:
+        assert all(item.crashes == 0 for item in spool.items())
+        assert spool.known(Path("/x/new.csv"), 10, 111)
+    db = sqlite3.connect(v1_spool)
+    try:
+        assert {row[0] for row in db.execute("SELECT typeof(path) FROM items")} == {"blob"}
+        assert (
+            db.execute("SELECT COUNT(*) FROM items WHERE in_hand_since IS NOT NULL").fetchone()[0]
+            == 0
+        )
+    finally:
+        db.close()

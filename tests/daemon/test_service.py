@@ -53,7 +53,7 @@ def test_system_unit_has_the_contract_settings() -> None:
     assert service["NoNewPrivileges"] == "yes"
     assert service["ProtectSystem"] == "strict"
     assert service["ProtectHome"] == "read-only"
-    assert service["ReadWritePaths"] == "/srv/x"
+    assert service["ReadWritePaths"] == "-/srv/x"  # "-": a missing folder does not fail the start
     assert service["PrivateTmp"] == "yes"
     assert "AF_UNIX" in service["RestrictAddressFamilies"]  # sd_notify needs it
     assert unit(text)["Install"]["WantedBy"] == "multi-user.target"
@@ -72,7 +72,7 @@ def test_home_watch_dir_stays_writable_under_protect_home() -> None:
         )
     )["Service"]
     assert service["ProtectHome"] == "read-only"
-    assert service["ReadWritePaths"] == "/home/alice/Exports /data/exportsync"
+    assert service["ReadWritePaths"] == "-/home/alice/Exports /data/exportsync"
 
 
 def test_user_unit_skips_system_only_settings() -> None:
@@ -97,7 +97,7 @@ def test_unit_quotes_spaces_and_escapes_specifiers() -> None:
     )
     service = unit(text)["Service"]
     assert service["ExecStart"] == '"/opt/my tools/exportsync" run --config /etc/100%%/$$HOME.toml'
-    assert service["ReadWritePaths"] == '"/srv/My Exports"'
+    assert service["ReadWritePaths"] == '"-/srv/My Exports"'
 
 
 def test_a_system_unit_always_names_its_account() -> None:

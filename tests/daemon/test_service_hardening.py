@@ -94,7 +94,7 @@ def test_awkward_paths_are_quoted_so_systemd_reads_them(tmp_path: Path) -> None:
     text = system_unit(awkward)
     assert analyze(tmp_path, text, "verify") == ""
     [line] = [x for x in text.splitlines() if x.startswith("ReadWritePaths=")]
-    assert line.startswith('ReadWritePaths="/srv/my \\"exports\\" 100%%/a\\\\b $HOME;x" ')
+    assert line.startswith('ReadWritePaths="-/srv/my \\"exports\\" 100%%/a\\\\b $HOME;x" ')
 
 
 @pytest.mark.parametrize("bad", ["\n", "\r", "\t", "\x00", "\x1b", "\x7f"])
@@ -193,10 +193,10 @@ def test_only_a_named_state_dir_is_made_writable(
     argv = ["service", "print", "--system", "--run-as", "root", "--config", str(config)]
     assert main(argv) == 0
     [line] = [x for x in capsys.readouterr().out.splitlines() if x.startswith("ReadWritePaths=")]
-    assert line == f"ReadWritePaths={tmp_path}"
+    assert line == f"ReadWritePaths=-{tmp_path}"
     config.write_text(f'[watch]\ndir = "{tmp_path}"\n[state]\ndir = "/data/exportsync"\n')
     assert main(argv) == 0
-    assert f"ReadWritePaths={tmp_path} /data/exportsync" in capsys.readouterr().out.splitlines()
+    assert f"ReadWritePaths=-{tmp_path} /data/exportsync" in capsys.readouterr().out.splitlines()
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root to hand files to other accounts")

@@ -334,3 +334,22 @@ def test_encode_json_refuses_what_json_cannot_hold() -> None:
         encode_json([Decimal("-Infinity")])
     with pytest.raises(TypeError):
         encode_json({"x": 0.5})  # a float never gets here: it would have lost digits already
+
+
+@pytest.mark.parametrize(
+    ("literal", "said"),
+    [
+        ("1e9999999999999999999", "number 1e9999999999999999999"),
+        ("1e-9999999999999999999", "number 1e-9999999999999999999"),
+        ("-2.5E+99999999999999999999", "number -2.5E+99999999999999999999"),
+        ("1" + "0" * 5000, "integer of 5001 digits"),
+    ],
+)
+def test_a_number_decimal_cannot_hold_refuses_only_its_session(literal: str, said: str) -> None:
+    good = f'{{"timestamp": "{TS}", "v": 1}}'
+    bad = f'{{"timestamp": "{TS}", "v": {literal}}}'
+    entries = parse_session_file(f"[{good}, {bad}]".encode(), default_user_id="alice")
+    assert entries[0].error is None
+    assert entries[1].body is None
+    assert entries[1].error is not None
+    assert said in entries[1].error

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from pathlib import Path
 
 import pytest
 
-from exportsync.errors import SpoolError
+from exportsync.errors import SpoolCorrupt, SpoolError
 from exportsync.spool import Spool
 
 
@@ -194,3 +195,108 @@ def test_a_full_disk_mid_write_is_a_spool_error_and_the_spool_works_once_there_i
         spool._db.execute("PRAGMA max_page_count = 1073741823")  # room again
         _record(spool, "/x/after.csv", "ff" * 32)
         assert spool.known(Path("/x/after.csv"), 3, 1)
+
+
+def test_a_path_that_is_not_utf8_is_kept_byte_for_byte(tmp_path: Path) -> None:
+    raw = Path(os.fsdecode(b"/x/r\xff\xfe.csv"))  # lone surrogates: SQLite text refuses them
+    with Spool.open(tmp_path) as spool:
+        item = spool.record(raw, "csv", size=3, mtime_ns=1, sha256="aa", now=1.0).item
+        rejected = spool.record_rejected(raw, "csv", "fifo", now=1.0).item
+        assert spool.known(raw, 3, 1)
+    with Spool.open(tmp_path) as spool:
+        assert [i.path for i in spool.items()] == [raw, raw]
+        assert os.fsencode(spool.items()[0].path) == b"/x/r\xff\xfe.csv"
+        assert {item.id, rejected.id} == {i.id for i in spool.items()}
+
+
+def test_the_item_in_hand_when_the_daemon_died_twice_is_failed(tmp_path: Path) -> None:
+    with Spool.open(tmp_path) as spool:
+        poison = _record(spool, "/x/poison.csv", "aa")
+        other = _record(spool, "/x/other.csv", "bb")
+        spool.hold(other, now=1.0)
+        spool.hold(poison, now=2.0)  # one item in hand at a time: other's mark is gone
+    for run in (1, 2):
+        with Spool.open(tmp_path) as spool:
+            [counted] = spool.count_crashes(now=10.0)
+            assert counted.id == poison
+            assert counted.crashes == run
+            assert counted.state == ("pending" if run == 1 else "failed")
+            if run == 1:
+                spool.hold(poison, now=11.0)  # read again, and the daemon dies again
+    with Spool.open(tmp_path) as spool:
+        assert spool.count_crashes(now=20.0) == []
+        item = spool.get(poison)
+        assert item is not None
+        assert item.state == "failed"
+        assert item.last_error == "stopped the daemon 2 times; not touched again"
+        assert spool.get(other).state == "pending"  # type: ignore[union-attr]
+        spool.hold(other, now=21.0)
+        spool.release_hold()
+        assert spool.count_crashes(now=22.0) == []
+        assert spool.retry([poison], now=23.0) == [poison]
+        assert spool.get(poison).crashes == 0  # type: ignore[union-attr]
+
+
+def test_a_corrupt_spool_is_moved_aside_and_a_fresh_one_starts(tmp_path: Path) -> None:
+    path = tmp_path / "spool.sqlite3"
+    path.write_bytes(b"this is not a database\n" * 100)
+    with pytest.raises(SpoolCorrupt):
+        Spool.open(tmp_path)
+    spool, aside = Spool.open_or_replace(tmp_path, now=1_800_000_000.0)
+    with spool:
+        assert aside is not None
+        assert aside.name == "spool.sqlite3.corrupt-20270115T080000Z"
+        assert aside.read_bytes() == b"this is not a database\n" * 100
+        assert spool.counts() == {"pending": 0, "sending": 0, "delivered": 0, "failed": 0}
+        _record(spool, "/x/a.csv", "aa")
+    spool, aside = Spool.open_or_replace(tmp_path, now=1_800_000_001.0)
+    with spool:
+        assert aside is None  # a healthy spool is kept
+        assert spool.counts()["pending"] == 1
+
+
+def test_state_files_are_private_and_a_looser_state_dir_is_tightened(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    state.mkdir(mode=0o755)
+    state.chmod(0o755)
+    old = os.umask(0o022)
+    try:
+        with Spool.open(state) as spool:
+            _record(spool, "/x/a.csv", "aa")
+            assert {p.name for p in state.iterdir()} >= {
+                "spool.sqlite3",
+                "spool.sqlite3-wal",
+                "spool.sqlite3-shm",
+            }
+            for name in ("spool.sqlite3", "spool.sqlite3-wal", "spool.sqlite3-shm"):
+                assert (state / name).stat().st_mode & 0o777 == 0o600, name
+        assert state.stat().st_mode & 0o777 == 0o700
+        # Left readable by an older version: tightened at the next start.
+        state.chmod(0o755)
+        (state / "spool.sqlite3").chmod(0o644)
+        with Spool.open(state):
+            assert (state / "spool.sqlite3").stat().st_mode & 0o777 == 0o600
+            assert (state / "spool.sqlite3-wal").stat().st_mode & 0o777 == 0o600
+        assert state.stat().st_mode & 0o777 == 0o700
+    finally:
+        os.umask(old)
+
+
+def test_only_crashes_in_a_row_count(tmp_path: Path) -> None:
+    """A kill that happened to land on an item once is forgotten once the item comes through."""
+    with Spool.open(tmp_path) as spool:
+        item_id = _record(spool, "/x/a.csv", "aa")
+        other = _record(spool, "/x/b.csv", "bb")
+        spool.hold(item_id, now=1.0)
+    with Spool.open(tmp_path) as spool:
+        assert [i.crashes for i in spool.count_crashes(now=2.0)] == [1]
+        spool.hold(item_id, now=3.0)
+        spool.hold(other, now=4.0)  # a.csv came through
+        assert spool.get(item_id).crashes == 0  # type: ignore[union-attr]
+        spool.release_hold()
+    with Spool.open(tmp_path) as spool:
+        assert spool.count_crashes(now=5.0) == []
+        spool.hold(item_id, now=6.0)
+    with Spool.open(tmp_path) as spool:
+        [again] = spool.count_crashes(now=7.0)
+        assert (again.crashes, again.state) == (1, "pending")

@@ -182,3 +182,24 @@ def test_no_daily_limit_reads_unlimited(tmp_path: Path, clock: FakeClock) -> Non
     assert isinstance(quota, dict)
     assert quota["limit"] is None
     assert "of unlimited requests" in render_table(report)
+
+
+def test_a_name_that_is_not_utf8_is_shown_with_escapes(
+    config: Config, spool: Spool, clock: FakeClock
+) -> None:
+    raw = config.watch.dir / os.fsdecode(b"r\xff\xfe.csv")
+    spool.record(raw, "csv", size=1, mtime_ns=1, sha256="a", now=NOW)
+    spool.mark_failed(1, "refused", now=NOW)
+    report = status_of(config, spool, clock)
+    shown = report["failed"][0]["path"]  # type: ignore[index]
+    assert shown == str(config.watch.dir / "r\\xff\\xfe.csv")
+    json.dumps(report, ensure_ascii=False).encode("utf-8")  # strict: no lone surrogate left
+    render_table(report).encode("utf-8")
+
+
+def test_a_missing_watch_folder_is_shown(config: Config, spool: Spool, clock: FakeClock) -> None:
+    assert status_of(config, spool, clock)["watch_dir_missing"] is False
+    config.watch.dir.rmdir()
+    report = status_of(config, spool, clock)
+    assert report["watch_dir_missing"] is True
+    assert "MISSING" in render_table(report)

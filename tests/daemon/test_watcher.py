@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import queue
+import shutil
 import sys
 import threading
 import time
@@ -712,12 +714,128 @@ def test_polling_observer_settles_on_size_and_mtime(folder: Path, watch: WatchFa
 
 
 @pytest.mark.integration
-def test_start_on_a_missing_folder_fails_and_leaves_no_threads(tmp_path: Path) -> None:
+def test_a_folder_missing_at_start_is_waited_for_then_watched(tmp_path: Path) -> None:
     before = threading.active_count()
-    watcher = Watcher(tmp_path / "missing", FileMatcher(), Recorder())
-    with pytest.raises(OSError):  # noqa: PT011 - FileNotFoundError or another OSError by platform
+    folder = tmp_path / "not-yet"
+    ready = Ready()
+    watcher = Watcher(folder, FileMatcher(), ready, settle_seconds=0.4, health_seconds=0.1)
+    with capture_logs() as logs:
         watcher.start()
+        try:
+            assert watcher.missing
+            assert watcher.scan() == []
+            folder.mkdir()
+            assert _until(lambda: not watcher.missing)
+            (folder / "a.csv").write_text("a\n")
+            ready.wait_for(folder / "a.csv")
+        finally:
+            watcher.stop()
+    events = [e["event"] for e in logs]
+    assert events.count("watch_dir_missing") == 1
+    assert "watch_dir_restored" in events
+    assert _until(lambda: threading.active_count() == before)
+
+
+@pytest.mark.integration
+def test_a_folder_deleted_and_recreated_is_watched_again(folder: Path) -> None:
+    ready = Ready()
+    watcher = Watcher(folder, FileMatcher(), ready, settle_seconds=0.4, health_seconds=0.1)
+    with capture_logs() as logs:
+        watcher.start()
+        try:
+            (folder / "a.csv").write_text("a\n")
+            ready.wait_for(folder / "a.csv")
+            shutil.rmtree(folder)
+            assert _until(lambda: watcher.missing)
+            folder.mkdir()
+            (folder / "b.csv").write_text("b\n")  # may land before the new watch: the rescan
+            ready.wait_for(folder / "b.csv")
+            (folder / "c.csv").write_text("c\n")  # after it: the new watch's events
+            ready.wait_for(folder / "c.csv")
+            assert not watcher.missing
+        finally:
+            watcher.stop()
+    assert [e["event"] for e in logs].count("watch_dir_missing") == 1
+
+
+@pytest.mark.integration
+def test_a_folder_swapped_for_another_between_checks_is_watched_again(folder: Path) -> None:
+    """Gone and back before the next check (or a watch the kernel dropped): a new inode."""
+    ready = Ready()
+    watcher = Watcher(folder, FileMatcher(), ready, settle_seconds=0.4, health_seconds=0.1)
+    watcher.start()
+    try:
+        other = folder.with_name("other")
+        other.mkdir()
+        folder.rename(folder.with_name("old"))
+        other.rename(folder)
+        (folder / "d.csv").write_text("d\n")
+        ready.wait_for(folder / "d.csv")
+    finally:
+        watcher.stop()
+
+
+def _until(condition: Callable[[], bool]) -> bool:
     deadline = time.monotonic() + DEADLINE
-    while threading.active_count() > before and time.monotonic() < deadline:
-        threading.Event().wait(0.01)  # poll with a deadline for the reader thread to exit
-    assert threading.active_count() == before
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        threading.Event().wait(0.02)
+    return True
+
+
+class _NoWatch:
+    """An observer whose watch the kernel refuses (inotify's watch limit reached)."""
+
+    def schedule(self, *args: object, **kwargs: object) -> None:
+        raise OSError(errno.ENOSPC, "inotify watch limit reached")
+
+    def start(self) -> None:
+        raise AssertionError("never started")
+
+    def stop(self) -> None:
+        pass
+
+
+@pytest.mark.integration
+def test_a_folder_that_cannot_be_watched_is_rescanned_instead(
+    folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("exportsync.watcher._make_observer", lambda *args: _NoWatch())
+    ready = Ready()
+    watcher = Watcher(folder, FileMatcher(), ready, settle_seconds=0.2, health_seconds=0.1)
+    with capture_logs() as logs:
+        watcher.start()
+        try:
+            assert not watcher.missing
+            (folder / "a.csv").write_text("a\n")
+            ready.wait_for(folder / "a.csv")
+        finally:
+            watcher.stop()
+    assert [e["event"] for e in logs].count("watch_failed") == 1
+
+
+@pytest.mark.integration
+def test_a_step_that_raises_does_not_end_the_watcher(
+    folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ready = Ready()
+    watcher = Watcher(folder, FileMatcher(), ready, settle_seconds=0.2, health_seconds=0.1)
+    real = watcher.settler.due
+    calls: list[float] = []
+
+    def due(now: float) -> list[Path]:
+        calls.append(now)
+        if len(calls) == 1:
+            raise RuntimeError("a bug in one step")
+        return real(now)
+
+    monkeypatch.setattr(watcher.settler, "due", due)
+    with capture_logs() as logs:
+        watcher.start()
+        try:
+            (folder / "b.csv").write_text("b\n")
+            ready.wait_for(folder / "b.csv")
+        finally:
+            watcher.stop()
+    assert "watch_step_failed" in [e["event"] for e in logs]
