@@ -510,13 +510,13 @@ class Watcher:
             ready = [(path, lstat_key(path)) for path in self.settler.due(now)]
         for path, key in ready:
             _log.debug("file_ready", path=str(path))
-            # Only a file on_ready accepted counts as reported; a failed one is offered again by
-            # the next rescan.
-            if not self._call_safely("on_ready_failed", self._on_ready, path):
-                self._rescan_soon()
-            elif key is not None:
+            # Reported before the call, so that on_ready may take it back (`reconsider`, when
+            # it could not record the file); a failed call is offered again by a rescan soon.
+            if key is not None:
                 with self._lock:
                     self._reported[path] = key
+            if not self._call_safely("on_ready_failed", self._on_ready, path):
+                self.reconsider(path)
         return [path for path, _ in ready]
 
     def settle(self, path: Path) -> None:
