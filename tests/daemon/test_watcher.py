@@ -355,40 +355,23 @@ def test_a_path_that_could_not_be_recorded_is_offered_again_within_seconds(
     assert seen.paths == [folder / "b.csv"]
 
 
-def test_a_path_on_ready_reconsiders_is_offered_again_by_a_rescan(folder: Path) -> None:
-    """The daemon reconsiders a path from inside on_ready when its spool write fails (a full
-    disk); the watcher then marked it reported anyway, and no rescan offered it again."""
+@pytest.mark.parametrize("refusal", ["raises", "reconsiders"])
+def test_a_file_on_ready_could_not_take_is_offered_again_within_seconds(
+    folder: Path, refusal: str
+) -> None:
+    """A failed on_ready, or one that reconsiders the path (as the daemon does when its spool
+    write fails on a full disk), is tried again by a rescan within seconds. A reconsidered path
+    used to be marked reported anyway, and no rescan offered it again."""
     clock = FakeClock()
     attempts: list[Path] = []
     watcher: Watcher
 
     def on_ready(path: Path) -> None:
         attempts.append(path)
-        if len(attempts) == 1:
-            watcher.reconsider(path)  # as Daemon._offer does on a SpoolError
-
-    watcher = Watcher(folder, FileMatcher(), on_ready, clock=clock, rescan_seconds=300)
-    watcher._next_rescan = clock.monotonic() + 300
-    path = folder / "a.csv"
-    path.write_text("x")
-    watcher.dispatch(FileClosedEvent(str(path)))
-    clock.advance(0.5)
-    watcher.run_pending()
-    clock.advance(RETRY_RESCAN_SECONDS)
-    watcher.run_pending()
-    clock.advance(2)
-    watcher.run_pending()
-    assert attempts == [path, path]
-
-
-def test_an_on_ready_failure_is_tried_again_within_seconds(folder: Path) -> None:
-    clock = FakeClock()
-    attempts: list[Path] = []
-
-    def on_ready(path: Path) -> None:
-        attempts.append(path)
-        if len(attempts) == 1:
+        if len(attempts) == 1 and refusal == "raises":
             raise OSError("disk full")
+        if len(attempts) == 1:
+            watcher.reconsider(path)
 
     watcher = Watcher(folder, FileMatcher(), on_ready, clock=clock, rescan_seconds=300)
     watcher._next_rescan = clock.monotonic() + 300

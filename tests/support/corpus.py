@@ -25,7 +25,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-__all__ = ["Expect", "Hostile", "hostile"]
+__all__ = [
+    "Expect",
+    "Hostile",
+    "Maker",
+    "chain_loop",
+    "fifo",
+    "hostile",
+    "mkdir",
+    "sparse",
+    "symlink",
+    "unix_socket",
+    "write",
+]
 
 Expect = Literal["failed", "ignored", "delivered"]
 Maker = Callable[[Path], None]
@@ -47,18 +59,18 @@ class Hostile:
         return self.name.endswith(".session.json")
 
 
-def _bytes(data: bytes) -> Maker:
+def write(data: bytes) -> Maker:
     def make(path: Path) -> None:
         path.write_bytes(data)
 
     return make
 
 
-def _fifo(path: Path) -> None:
+def fifo(path: Path) -> None:
     os.mkfifo(path)
 
 
-def _socket(path: Path) -> None:
+def unix_socket(path: Path) -> None:
     # sun_path holds ~108 bytes: bind by a name relative to the folder.
     here = os.getcwd()
     os.chdir(path.parent)
@@ -69,18 +81,18 @@ def _socket(path: Path) -> None:
         os.chdir(here)
 
 
-def _symlink(target: str) -> Maker:
+def symlink(target: str) -> Maker:
     return lambda path: path.symlink_to(target)
 
 
-def _chain_loop(path: Path) -> None:
+def chain_loop(path: Path) -> None:
     """name -> name.b -> name: a loop of two links."""
     other = path.with_name(path.name + ".b")
     path.symlink_to(other.name)
     other.symlink_to(path.name)
 
 
-def _sparse(size: int) -> Maker:
+def sparse(size: int) -> Maker:
     def make(path: Path) -> None:
         with path.open("wb") as handle:
             handle.truncate(size)
@@ -88,7 +100,7 @@ def _sparse(size: int) -> Maker:
     return make
 
 
-def _mkdir(path: Path) -> None:
+def mkdir(path: Path) -> None:
     path.mkdir()
 
 
@@ -112,16 +124,16 @@ def _failed(tag: str, outside: Path, ts: _Stamps) -> list[Hostile]:
         return b'{"timestamp": "' + ts().encode() + b'", "v": ' + body + b"}"
 
     csv: list[tuple[str, str, Maker]] = [
-        ("fifo", f"fifo-{tag}.csv", _fifo),
-        ("socket", f"socket-{tag}.csv", _socket),
-        ("symlink self-loop", f"loop-{tag}.csv", _symlink(f"loop-{tag}.csv")),
-        ("symlink chain loop", f"chain-{tag}.csv", _chain_loop),
-        ("symlink escaping to a file", f"escape-{tag}.csv", _symlink(str(outside / "secret.csv"))),
-        ("symlink escaping to a folder", f"dirlink-{tag}.csv", _symlink(str(outside))),
-        ("dangling symlink", f"dangling-{tag}.csv", _symlink("/nonexistent/x.csv")),
-        ("symlink session", f"link-{tag}.session.json", _symlink(str(outside / "s.json"))),
-        ("sparse 6 GiB CSV", f"sparse-6gib-{tag}.csv", _sparse(6 * 1024**3)),
-        ("sparse 64 MiB session", f"sparse-{tag}.session.json", _sparse(64 * 1024**2)),
+        ("fifo", f"fifo-{tag}.csv", fifo),
+        ("socket", f"socket-{tag}.csv", unix_socket),
+        ("symlink self-loop", f"loop-{tag}.csv", symlink(f"loop-{tag}.csv")),
+        ("symlink chain loop", f"chain-{tag}.csv", chain_loop),
+        ("symlink escaping to a file", f"escape-{tag}.csv", symlink(str(outside / "secret.csv"))),
+        ("symlink escaping to a folder", f"dirlink-{tag}.csv", symlink(str(outside))),
+        ("dangling symlink", f"dangling-{tag}.csv", symlink("/nonexistent/x.csv")),
+        ("symlink session", f"link-{tag}.session.json", symlink(str(outside / "s.json"))),
+        ("sparse 6 GiB CSV", f"sparse-6gib-{tag}.csv", sparse(6 * 1024**3)),
+        ("sparse 64 MiB session", f"sparse-{tag}.session.json", sparse(64 * 1024**2)),
     ]
     sessions: list[tuple[str, bytes]] = [
         ("empty session", b""),
@@ -159,29 +171,29 @@ def _failed(tag: str, outside: Path, ts: _Stamps) -> list[Hostile]:
     ]
     out = [Hostile(kind, name, make, "failed") for kind, name, make in csv]
     for n, (kind, data) in enumerate(sessions):
-        out.append(Hostile(kind, f"bad{n:02d}-{tag}.session.json", _bytes(data), "failed"))
+        out.append(Hostile(kind, f"bad{n:02d}-{tag}.session.json", write(data), "failed"))
     return out
 
 
 def _ignored(tag: str) -> list[Hostile]:
     return [
-        Hostile("directory named x.csv", f"dir-{tag}.csv", _mkdir, "ignored"),
-        Hostile("owner-lock ~$ file", f"~$report-{tag}.csv", _bytes(b"lock"), "ignored"),
-        Hostile("hidden file", f".hidden-{tag}.csv", _bytes(b"hidden"), "ignored"),
-        Hostile("partial download", f"partial-{tag}.csv.part", _bytes(b"part"), "ignored"),
-        Hostile("temp file", f"temp-{tag}.csv.tmp", _bytes(b"tmp"), "ignored"),
-        Hostile("other extension", f"notes-{tag}.txt", _bytes(b"notes"), "ignored"),
+        Hostile("directory named x.csv", f"dir-{tag}.csv", mkdir, "ignored"),
+        Hostile("owner-lock ~$ file", f"~$report-{tag}.csv", write(b"lock"), "ignored"),
+        Hostile("hidden file", f".hidden-{tag}.csv", write(b"hidden"), "ignored"),
+        Hostile("partial download", f"partial-{tag}.csv.part", write(b"part"), "ignored"),
+        Hostile("temp file", f"temp-{tag}.csv.tmp", write(b"tmp"), "ignored"),
+        Hostile("other extension", f"notes-{tag}.txt", write(b"notes"), "ignored"),
     ]
 
 
 def _delivered(tag: str, ts: _Stamps) -> list[Hostile]:
     def csv(kind: str, name: str, data: bytes) -> Hostile:
-        return Hostile(kind, name, _bytes(data), "delivered", data)
+        return Hostile(kind, name, write(data), "delivered", data)
 
     def session(kind: str, name: str, prefix: bytes = b"") -> Hostile:
         stamp = ts()
         data = prefix + json.dumps({"timestamp": stamp, "tag": tag, "kind": kind}).encode()
-        return Hostile(kind, name, _bytes(data), "delivered", data, (stamp,))
+        return Hostile(kind, name, write(data), "delivered", data, (stamp,))
 
     latin1 = os.fsdecode(f"latin1-caf\xe9-{tag}.csv".encode("latin-1"))
     bad_utf8 = os.fsdecode(f"s\xff\xfe-{tag}.session.json".encode("latin-1"))
