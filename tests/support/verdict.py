@@ -131,36 +131,23 @@ class _World:
 
 
 def _judge_chaos(verdict: Verdict, world: _World, chaos: Chaos) -> None:
-    export, latest, keys_by_sha, stored = (
-        world.export,
-        world.latest,
-        world.keys_by_sha,
-        world.stored,
-    )
     for name, entry in sorted(chaos.present.items()):
         if entry.kind == "symlink" or (entry.kind == "session" and entry.style != "valid"):
-            if not _refused(latest.get(str(export / name))):
-                verdict.bad.append(
-                    f"{name!r} ({entry.kind} {entry.style}): {latest.get(str(export / name))}"
-                )
+            item = world.latest.get(str(world.export / name))
+            if not _refused(item):
+                verdict.bad.append(f"{name!r} ({entry.kind} {entry.style}): {_show(item)}")
         elif entry.kind == "csv":
-            if entry.sha256 not in keys_by_sha:
+            if entry.sha256 not in world.keys_by_sha:
                 verdict.lost.append(f"{name!r}: final CSV ({len(entry.data)} bytes) not in S3")
         else:
             for session in entry.sessions:
-                if not _same(stored.get(session.timestamp), session.expected()):
+                if not _same(world.stored.get(session.timestamp), session.expected()):
                     verdict.lost.append(f"{name!r}: session {session.timestamp} not as written")
 
 
 def _judge_corpus(verdict: Verdict, world: _World, corpus: list[Hostile]) -> None:
-    export, latest, keys_by_sha, stored = (
-        world.export,
-        world.latest,
-        world.keys_by_sha,
-        world.stored,
-    )
     for entry in corpus:
-        item = latest.get(str(export / entry.name))
+        item = world.latest.get(str(world.export / entry.name))
         if entry.expect == "failed" and not _refused(item):
             verdict.bad.append(
                 f"{entry.kind} {entry.name!r} not failed with a reason: {_show(item)}"
@@ -169,10 +156,10 @@ def _judge_corpus(verdict: Verdict, world: _World, corpus: list[Hostile]) -> Non
             verdict.bad.append(f"{entry.kind} {entry.name!r} spooled: {_show(item)}")
         elif entry.expect == "delivered":
             if entry.is_session:
-                missing = [t for t in entry.timestamps if t not in stored]
+                missing = [t for t in entry.timestamps if t not in world.stored]
                 if missing:
                     verdict.lost.append(f"{entry.kind} {entry.name!r}: {missing} not stored")
-            elif sha256(entry.data) not in keys_by_sha:
+            elif sha256(entry.data) not in world.keys_by_sha:
                 verdict.lost.append(f"{entry.kind} {entry.name!r}: not in S3 ({_show(item)})")
 
 
