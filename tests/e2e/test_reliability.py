@@ -19,7 +19,7 @@ from support.reliability import Options, run
 pytestmark = pytest.mark.integration
 
 SEED = int(os.environ.get("EXPORTSYNC_RELIABILITY_SEED", "20261129"))
-KILLS = 4
+KILLS = 6
 
 
 @pytest.mark.timeout(300)
@@ -27,7 +27,7 @@ def test_a_short_torture_run_loses_and_duplicates_nothing(tmp_path: Path) -> Non
     options = Options(
         seed=SEED,
         kills=KILLS,
-        operations=90,
+        operations=120,
         corpus_every=3,
         settle_deadline=120.0,
         base=tmp_path / "run",

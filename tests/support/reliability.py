@@ -363,6 +363,7 @@ def _config(base: Path, info: DevstackInfo, reset: dt.time) -> Path:
 def run(options: Options) -> Outcome:
     """One seeded torture run; returns what it counted and found (never raises for a finding)."""
     base = options.base or Path(tempfile.mkdtemp(prefix="exportsync-reliability-"))
+    base.mkdir(parents=True, exist_ok=True)
     rng = random.Random(options.seed)  # noqa: S311 -- a reproducible scenario
     outcome = Outcome()
     plan = ("--quota", "0", "--rate", "50", "--burst", "20", "--slow-seconds", "2.5")
