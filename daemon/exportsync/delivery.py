@@ -75,6 +75,9 @@ _T = TypeVar("_T")
 # How long a file that changed under us gets to settle before it is read again.
 CHANGED_FILE_DELAY = 2.0
 FORBIDDEN_DELAY = 300.0
+# Longer than any delay an item is given (backoff stops at 30 min): an attempt scheduled further
+# ahead than this comes from before the wall clock was set back, and is due now.
+LONGEST_DELAY = 3600.0
 # A lone item whose request keeps raising something unexpected fails after this many tries.
 INTERNAL_ERROR_ATTEMPTS = 3
 # While the API cannot even be connected to, retries cost no quota: keep trying at least this often.
@@ -140,7 +143,7 @@ class Deliverer:
     def step(self) -> StepOutcome:
         """Do at most one request's worth of work."""
         now = self._clock.time()
-        due = self._spool.due(now)
+        due = self._spool.due(now, horizon=LONGEST_DELAY)
         if not due:
             next_at = self._spool.next_due_at()
             return StepOutcome(False, None if next_at is None else max(0.0, next_at - now))

@@ -339,12 +339,18 @@ class Spool:
         )
         return [Item._from_row(r) for r in rows]
 
-    def due(self, now: float, *, limit: int = 500) -> list[Item]:
-        """Pending items whose next attempt time has come, oldest first."""
+    def due(self, now: float, *, limit: int = 500, horizon: float | None = None) -> list[Item]:
+        """Pending items whose next attempt time has come, oldest first.
+
+        With `horizon`, an attempt scheduled more than `horizon` seconds after `now` is due as
+        well: no delay is that long, so the wall clock was set back since it was scheduled.
+        """
+        beyond = now + horizon if horizon is not None else float("inf")
         rows = self._query(
-            f"SELECT {_COLUMNS} FROM items WHERE state = 'pending' AND next_attempt_at <= ?"  # noqa: S608 -- fixed column list
+            f"SELECT {_COLUMNS} FROM items WHERE state = 'pending'"  # noqa: S608 -- fixed column list
+            " AND (next_attempt_at <= ? OR next_attempt_at > ?)"
             " ORDER BY next_attempt_at, id LIMIT ?",
-            (now, limit),
+            (now, beyond, limit),
         )
         return [Item._from_row(r) for r in rows]
 

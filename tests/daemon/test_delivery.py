@@ -17,7 +17,7 @@ from structlog.testing import capture_logs
 from exportsync import delivery, moves
 from exportsync.client import UploadFile
 from exportsync.clock import FakeClock
-from exportsync.delivery import Deliverer, retry_delay
+from exportsync.delivery import LONGEST_DELAY, Deliverer, retry_delay
 from exportsync.errors import (
     Forbidden,
     PermanentError,
@@ -611,3 +611,19 @@ def test_a_request_that_raises_for_one_file_narrows_down_to_it_and_fails_it(rig:
     [failed] = rig.spool.items("failed")
     assert (failed.last_error or "").startswith("UnicodeEncodeError: ")
     assert failed.attempts == delivery.INTERNAL_ERROR_ATTEMPTS
+
+
+def test_a_retry_scheduled_before_the_clock_was_set_back_does_not_wait_out_the_step(
+    rig: Rig,
+) -> None:
+    """Retry times are wall time: a clock stepped back three hours (NTP, a dead RTC battery)
+    left an item that was waiting a few seconds waiting three hours more."""
+    rig.drop("a.csv", "1\n")
+    rig.api.script = [TransientError("HTTP 503", status=503)]
+    while not (outcome := rig.deliverer.step()).requested:  # the bucket starts empty
+        rig.clock.advance(outcome.wait or 0.0)
+    rig.clock.set_time(rig.clock.time() - 3 * 3600)
+    before = rig.clock.time()
+    assert rig.run() == 1
+    assert rig.states() == {"a.csv": "delivered"}
+    assert rig.clock.time() - before < LONGEST_DELAY

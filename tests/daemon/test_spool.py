@@ -300,3 +300,14 @@ def test_only_crashes_in_a_row_count(tmp_path: Path) -> None:
     with Spool.open(tmp_path) as spool:
         [again] = spool.count_crashes(now=7.0)
         assert (again.crashes, again.state) == (1, "pending")
+
+
+def test_due_takes_an_attempt_beyond_the_horizon_as_a_clock_set_back(tmp_path: Path) -> None:
+    with Spool.open(tmp_path) as spool:
+        waiting = _record(spool, "/x/a.csv", "aa")
+        stranded = _record(spool, "/x/b.csv", "bb")
+        spool.reschedule(waiting, at=100.0 + 1800, error="503", now=100.0)
+        spool.reschedule(stranded, at=100.0 + 3 * 3600, error="503", now=100.0)
+        assert [i.id for i in spool.due(100.0)] == []
+        assert [i.id for i in spool.due(100.0, horizon=3600)] == [stranded]
+        assert [i.id for i in spool.due(100.0 + 1800, horizon=3600)] == [waiting, stranded]

@@ -241,8 +241,14 @@ def _schedule(options: Options, rng: random.Random) -> dict[int, str]:
     kills = sorted(rng.sample(free, min(options.kills, len(free))))
     for i in kills:
         plan[i] = "kill"
-    if kills:
-        plan[kills[len(kills) * 2 // 3]] = "kill_corrupt"
+    # The spool is damaged before the first clock jump: the daemon counts that quota day as used
+    # up (a damaged spool lost its count), and the jump a day ahead is what ends that day.
+    early = [i for i in kills if i < n // 4]
+    if early:
+        plan[early[-1]] = "kill_corrupt"
+    elif kills:
+        del plan[kills[0]]
+        plan[next(i for i in range(n // 8, n) if i not in plan)] = "kill_corrupt"
     return plan
 
 
@@ -256,7 +262,10 @@ def _kill(run: _Run, corrupt: bool) -> None:
     if corrupt:
         _corrupt(run.state_dir, run.rng)
         run.chaos.mark("spool overwritten with garbage")
-    run.start()
+    restarted = run.start()
+    if corrupt:
+        # Its quota day (counted as used) must be the one before the first clock jump.
+        restarted.wait_ready()
 
 
 def _disk_full(run: _Run, mounted: bool) -> None:
@@ -331,19 +340,6 @@ def _reset_utc() -> dt.time:
     return dt.time(at.hour, at.minute)
 
 
-def _past_the_reset(run: _Run, reset: dt.time) -> None:
-    """The wall clock jumps to two minutes after the daemon's next quota reset (a laptop that
-    slept into the next day): a day the daemon took as used up (a spool set aside) is over."""
-    offset = float(run.offset_file.read_text())
-    now = dt.datetime.fromtimestamp(time.time() + offset, dt.UTC)
-    at = dt.datetime.combine(now.date(), reset, dt.UTC)
-    if at <= now:
-        at += dt.timedelta(days=1)
-    new = (at + dt.timedelta(minutes=2)).timestamp() - time.time()
-    set_offset(run.offset_file, new)
-    run.chaos.mark(f"wall clock jumps to real time {new:+.0f} s, past the quota reset")
-
-
 def _config(base: Path, info: DevstackInfo, reset: dt.time) -> Path:
     return write_config(
         base,
@@ -384,7 +380,6 @@ def run(options: Options) -> Outcome:
             chaos.step()
         state.start()
         _storm(state, mounted)
-        _past_the_reset(state, reset)
         chaos.mark("storm over")
         state.check_alive()
         settled = wait_for(lambda: _settled(state), options.settle_deadline, 0.25)
@@ -405,8 +400,9 @@ def run(options: Options) -> Outcome:
             shutil.copytree(base / "state", base / "state-at-end")  # the tmpfs goes at unmount
     outcome.notes.append(
         "clock: each daemon runs under support.skewclock; wall time jumped"
-        f" {', then '.join(f'{o:+d} s' for o in options.clock_jumps) or 'never'} from real time,"
-        " then to 2 minutes past the next quota reset before settling"
+        f" {', then '.join(f'{o:+d} s' for o in options.clock_jumps) or 'never'} from real time"
+        " (the daily reset is 6 h ahead: the spool is damaged in the first quota day, and the"
+        " first jump starts the next)"
     )
     (base / "trace.txt").write_text("\n".join(chaos.trace) + "\n")
     if outcome.ok and not options.keep:
@@ -428,7 +424,8 @@ def _parse(argv: Sequence[str] | None) -> Options:
         "--clock-jumps",
         type=lambda text: tuple(int(x) for x in text.split(",") if x.strip()),
         default=Options.clock_jumps,
-        help="wall-clock offsets in seconds, applied in turn ('' for none)",
+        help="wall-clock offsets in seconds, applied in turn; '' for none (the day a damaged"
+        " spool counts as used then holds delivery until the real reset)",
     )
     parser.add_argument("--base", type=Path, default=None, help="run folder (default: a temp dir)")
     parser.add_argument("--keep", action="store_true", help="keep the run folder")
