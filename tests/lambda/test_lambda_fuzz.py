@@ -36,7 +36,7 @@ from botocore.exceptions import ClientError
 from fakes import MemoryObjectStore, MemorySessionStore
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from lambda_support import KEY_USERS, Moto
+from lambda_support import BUCKET, KEY_USERS, Moto
 
 from exportsync_api.app import Dependencies, handle
 from exportsync_api.keys import InvalidKeyPart, user_prefix
@@ -567,4 +567,17 @@ def test_store_faults_are_entry_answers_not_5xx(
 @MOTO
 @given(req=_request())
 def test_any_request_against_moto(moto_deps: Moto, req: _Request) -> None:
+    before = _bucket_keys(moto_deps)
     _run(req, moto_deps.deps)
+    prefixes = _prefixes(req.callers())
+    for key in _bucket_keys(moto_deps) - before:
+        assert any(key.startswith(p) for p in prefixes), (key, prefixes)
+
+
+def _bucket_keys(moto: Moto) -> set[str]:
+    """Every object and every unfinished multipart upload in the (mocked) bucket."""
+    listing = moto.s3.list_objects_v2(Bucket=BUCKET)
+    uploads = moto.s3.list_multipart_uploads(Bucket=BUCKET)
+    return {o["Key"] for o in listing.get("Contents", [])} | {
+        u["Key"] for u in uploads.get("Uploads", [])
+    }
