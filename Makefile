@@ -52,7 +52,7 @@ bench: $(STAMP)
 # A seeded torture run of real daemons (tests/support/reliability.py); its last line is the figure.
 # make reliability SEED=7 KILLS=40, or RELIABILITY_FLAGS="--seed 7 --operations 500".
 SEED ?= 1
-KILLS ?= 24
+KILLS ?= 30
 RELIABILITY_FLAGS ?= --seed $(SEED) --kills $(KILLS)
 reliability: $(STAMP)
 	PYTHONPATH=tests timeout 900 $(BIN)/python -m support.reliability $(RELIABILITY_FLAGS)

@@ -62,8 +62,8 @@ CLOCK_JUMPS = (86_400 + 1_020, 75_600)
 @dataclass(frozen=True)
 class Options:
     seed: int = 1
-    kills: int = 24
-    operations: int = 320
+    kills: int = 30
+    operations: int = 400
     fault_rate: float = 0.2
     corpus_every: int = 1  # 1 = every hostile kind; n = every n-th (the short run)
     settle_deadline: float = 240.0
