@@ -1,20 +1,24 @@
-"""Batching: how many requests, and how many 10-request days, a backlog costs.
+"""Batching: files per counted request, and 10-request days, a backlog costs.
 
-The real `Deliverer`, `QuotaLedger` and `Spool` deliver a backlog of small CSV files and
-one-session files to `FakeApi` (tests/support/fake_api.py) on a `FakeClock`, under the usage plan
-(1 request/s, burst 1, 10 requests per UTC day). The simulated clock makes 200 days run in seconds.
+The real `Deliverer`, `QuotaLedger` and `Spool` deliver the backlog of the quota-economy case
+(900 CSV files of 1-20 KB, 100 session files and one CSV too large to go inline) to `FakeApi`
+(tests/support/fake_api.py) on a `FakeClock`, under the usage plan (1 request/s, burst 1,
+10 requests per UTC day). The simulated clock makes days run in seconds; nothing is timed.
 
-Two runs over the same backlog, each with a fresh spool and clock:
+Three runs over the same backlog, each with a fresh spool and clock:
 
-* ``batched``            the defaults: up to 100 CSVs (4 MB together) or 100 sessions per request;
-* ``batch_max_files_1``  the baseline: ``api.batch_max_files = 1``, which caps every route at one
-  file per request, i.e. what a client that sends one file per request spends.
+* ``batched``              the defaults: one POST /batch of up to 1,000 entries and 4 MB as sent
+  (CSVs gzip-compressed when that pays);
+* ``batch_max_files_100``  ``api.batch_max_files = 100``: the previous cap on a request;
+* ``batch_max_files_1``    the baseline: one file per request.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import json
 import math
+import random
 from pathlib import Path
 from typing import Any, Literal
 
@@ -30,25 +34,38 @@ setup_paths()
 
 from support.fake_api import FakeApi  # noqa: E402 -- tests/ is on sys.path only after setup_paths()
 
-__all__ = ["run_batching"]
+__all__ = ["csv_bytes", "make_backlog", "run_batching"]
 
 DAILY_REQUESTS = 10
-Variant = Literal["batched", "batch_max_files_1"]
-VARIANTS: tuple[Variant, ...] = ("batched", "batch_max_files_1")
+Variant = Literal["batched", "batch_max_files_100", "batch_max_files_1"]
+VARIANTS: dict[Variant, int] = {"batched": 1000, "batch_max_files_100": 100, "batch_max_files_1": 1}
 # The step loop must end; far more steps than the per-file baseline could ever need.
 _STEP_CEILING = 200_000
 
 
-def _make_backlog(export: Path, csvs: int, sessions: int) -> None:
+def csv_bytes(rng: random.Random, n: int) -> bytes:
+    """A CSV of 1-20 KB, rows of numbers and words as an app exports them."""
+    target = rng.randint(1024, 20 * 1024)
+    kinds = ("walk", "run", "ride", "swim")
+    rows = "".join(
+        f"{n},{i},{rng.random():.6f},{rng.choice(kinds)}\n" for i in range(target // 20 + 1)
+    )
+    return ("export,row,value,kind\n" + rows).encode()[:target]
+
+
+def make_backlog(export: Path, *, csvs: int, sessions: int, large_bytes: int) -> int:
+    """The backlog in `export` (the large file sparse); the number of files written."""
+    rng = random.Random(8)  # noqa: S311 -- seeded bench data
     export.mkdir(parents=True)
     for i in range(csvs):
-        rows = "".join(f"{i},{j},{j * 0.5}\n" for j in range(40))
-        (export / f"report-{i:05d}.csv").write_text("id,row,value\n" + rows)
+        (export / f"report-{i:04d}.csv").write_bytes(csv_bytes(rng, i))
     for i in range(sessions):
-        # One session per file, each with its own timestamp (the table's sort key).
         stamp = f"2026-11-25T10:{i // 60 % 60:02d}:{i % 60:02d}.{i:06d}Z"
-        body = f'{{"timestamp": "{stamp}", "score": {i}.5, "steps": {i}}}'
-        (export / f"run-{i:05d}.session.json").write_text(body)
+        body = {"timestamp": stamp, "score": i + 0.5, "steps": i}
+        (export / f"run-{i:04d}.session.json").write_text(json.dumps(body))
+    with (export / "large.csv").open("wb") as handle:
+        handle.truncate(large_bytes)
+    return csvs + sessions + 1
 
 
 def _drain(deliverer: Deliverer, clock: FakeClock, sent_at: list[float]) -> None:
@@ -84,7 +101,7 @@ def _deliver(scratch: Path, export: Path, variant: Variant) -> dict[str, Any]:
             clock=clock,
             root=export,
             default_user_id="bench",
-            batch_max_files=100 if variant == "batched" else 1,
+            batch_max_files=VARIANTS[variant],
         )
         sent_at: list[float] = []
         for path in sorted(export.iterdir()):
@@ -93,9 +110,16 @@ def _deliver(scratch: Path, export: Path, variant: Variant) -> dict[str, Any]:
         counts = spool.counts()
     first_period = ledger.period_start(sent_at[0])
     last_period = ledger.period_start(sent_at[-1])
+    sent = sum(len(c.files) for c in api.calls)
+    wire = sum(len(f.data) for c in api.calls for f in c.files)
     return {
         "requests": len(api.calls),
-        "by_route": {route: api.routes.count(route) for route in sorted(set(api.routes))},
+        "entries_per_request": [c.request.entries for c in api.calls[:5]],
+        "files_per_request": round(counts["delivered"] / len(api.calls), 1),
+        "inline_bytes_sent_vs_file_bytes": ratio(
+            wire, sum(f.size for c in api.calls for f in c.files) or 1
+        ),
+        "inline_files": sent,
         "quota_days": round((last_period - first_period) / DAY) + 1,
         "delivered": counts["delivered"],
         "failed": counts["failed"],
@@ -104,22 +128,29 @@ def _deliver(scratch: Path, export: Path, variant: Variant) -> dict[str, Any]:
 
 
 def run_batching(scratch: Path, *, quick: bool) -> dict[str, Any]:
-    """Deliver one backlog both ways; scratch may be tmpfs (nothing here is timed)."""
-    csvs, sessions = (300, 300) if quick else (1000, 1000)
+    """Deliver one backlog three ways; scratch may be tmpfs (nothing here is timed)."""
+    csvs, sessions = (900, 100)
     export = scratch / "export-batching"
-    _make_backlog(export, csvs, sessions)
-    results = {variant: _deliver(scratch, export, variant) for variant in VARIANTS}
-    total = csvs + sessions
+    total = make_backlog(export, csvs=csvs, sessions=sessions, large_bytes=8 * 1024**2)
+    chosen = ("batched", "batch_max_files_100") if quick else tuple(VARIANTS)
+    results = {variant: _deliver(scratch, export, variant) for variant in chosen}
     for variant, result in results.items():
         if result["delivered"] != total:
             raise RuntimeError(f"batching bench: {variant} left items undelivered: {result}")
-    batched, single = results["batched"], results["batch_max_files_1"]
-    return {
+    batched, hundred = results["batched"], results["batch_max_files_100"]
+    out: dict[str, Any] = {
         "csv_files": csvs,
         "session_files": sessions,
+        "large_files": 1,
         "daily_requests": DAILY_REQUESTS,
         "variants": results,
-        "requests_saved_ratio": ratio(single["requests"], batched["requests"]),
+        "files_per_request_vs_batch_max_files_100": ratio(
+            batched["files_per_request"], hundred["files_per_request"]
+        ),
         "days_ideal_batched": math.ceil(batched["requests"] / DAILY_REQUESTS),
-        "days_ideal_batch_max_files_1": math.ceil(single["requests"] / DAILY_REQUESTS),
     }
+    if "batch_max_files_1" in results:
+        out["requests_saved_ratio"] = ratio(
+            results["batch_max_files_1"]["requests"], batched["requests"]
+        )
+    return out

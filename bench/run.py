@@ -21,12 +21,15 @@ from typing import Any
 
 from bench_batching import run_batching
 from bench_common import REPO, quiet_daemon_logs
+from bench_day import run_day
 from bench_e2e import run_e2e
+from bench_economy import run_economy
 from bench_intake import run_intake
+from bench_local import run_local
 from bench_memory import run_memory
 
 Bench = Callable[[Path], dict[str, Any]]
-BENCHES = ("intake", "batching", "memory", "e2e")
+BENCHES = ("intake", "batching", "day", "memory", "e2e", "economy", "local")
 RESULTS = REPO / "bench" / "results" / "latest.json"
 
 
@@ -79,19 +82,52 @@ def _summary_intake(r: dict[str, Any]) -> list[str]:
 
 def _summary_batching(r: dict[str, Any]) -> list[str]:
     lines = [
-        f"Batching ({r['csv_files']} CSVs + {r['session_files']} session files,"
-        f" {r['daily_requests']} requests/day, simulated clock)"
+        f"Batching ({r['csv_files']} CSVs of 1-20 KB + {r['session_files']} session files"
+        f" + {r['large_files']} large, {r['daily_requests']} requests/day, simulated clock)"
     ]
     for name, v in r["variants"].items():
-        routes = ", ".join(f"{k} {n}" for k, n in v["by_route"].items())
         lines.append(
-            f"  {name:<22} {v['requests']:>5} requests ({routes}) -> {v['quota_days']} day(s)"
+            f"  {name:<22} {v['requests']:>5} requests, {v['files_per_request']:>6} files per"
+            f" request -> {v['quota_days']} day(s); inline bytes sent"
+            f" {v['inline_bytes_sent_vs_file_bytes']:.2f} x the files'"
         )
     lines.append(
-        f"  one file per request (batch_max_files = 1) needs {r['requests_saved_ratio']:.0f} x"
-        " the requests, and the days, of batching"
+        f"  files per request: {r['files_per_request_vs_batch_max_files_100']:.1f} x"
+        " the previous cap of 100 (goal: >= 500 files per request)"
     )
     return lines
+
+
+def _summary_day(r: dict[str, Any]) -> list[str]:
+    lines = [
+        f"Day simulation ({r['exports_per_day']} exports of a CSV + session between 08:00 and"
+        f" 20:00, {r['daily_requests']} requests/day, simulated clock)"
+    ]
+    for name, v in r["variants"].items():
+        lines.append(
+            f"  {name:<8} {v['delivered_same_day']}/{v['items']} files delivered the same day,"
+            f" requests that day {v['requests_same_day']}, refused {v['refused']},"
+            f" hold median {v['median_hold_minutes']} min, max {v['max_hold_minutes']} min"
+        )
+    return lines
+
+
+def _summary_economy(r: dict[str, Any]) -> list[str]:
+    lat, b = r["latency"], r["backlog"]
+    return [
+        "Quota economy (devstack, exportsync run)",
+        f"  close -> answer, no daily limit  {lat['close_to_answer_no_daily_limit_median_s']:.3f} s"
+        f" median = {lat['no_daily_limit_vs_direct']:.1f} x one direct POST /batch"
+        f" ({lat['direct_batch_median_s']:.3f} s)",
+        f"  close -> answer, 10 a day        {lat['close_to_answer_daily_limit_median_s']:.3f} s"
+        f" median = {lat['daily_limit_vs_direct']:.1f} x (the 2 s quiet window)",
+        f"  backlog {b['files']} files incl. {_mb(b['large_file_bytes'])}: {b['requests']} requests"
+        f" ({b['files_per_request']} files each), throttled {b['throttled']},"
+        f" quota_exceeded {b['quota_exceeded']}, all delivered {b['all_delivered']} in"
+        f" {b['seconds']} s",
+        f"  daemon peak RSS {_mb(b['peak_rss_bytes'])} = {b['peak_rss_vs_idle']:.2f} x idle"
+        f" ({_mb(b['idle_peak_rss_bytes'])})",
+    ]
 
 
 def _summary_memory(r: dict[str, Any]) -> list[str]:
@@ -124,11 +160,42 @@ def _summary_e2e(r: dict[str, Any]) -> list[str]:
     ]
 
 
+def _summary_local(r: dict[str, Any]) -> list[str]:
+    if "skipped" in r:
+        return [f"Local side: skipped ({r['skipped']})"]
+    lat, burst, ready, spool, idle = r["latency"], r["burst"], r["ready"], r["spool"], r["idle"]
+    return [
+        f"Local side (spool on {r['scratch_filesystem']})",
+        f"  close -> spooled  p50 {lat['spooled_p50_ms']:.2f} ms"
+        f"  p99 {lat['spooled_p99_ms']:.2f} ms"
+        f"  ({lat['files']} files; bare inotify sees the close in p50"
+        f" {lat['inotify_p50_ms']:.3f} ms, p99 {lat['inotify_p99_ms']:.3f} ms:"
+        f" {lat['p50_vs_inotify']:.1f} x / {lat['p99_vs_inotify']:.1f} x)",
+        f"  burst of {burst['files']}: last spooled {burst['last_close_to_spooled_s']:.3f} s after"
+        f" the last close, {burst['missed']} missed, {burst['transactions']} transactions;"
+        f" {burst['spooled_vs_writer']:.2f} x the writer's own time",
+        f"  READY over {ready['files']} delivered files: scan {ready['scan_s']:.3f} s"
+        f" (READY {ready['ready_full_s']:.3f} s - process start {ready['ready_empty_s']:.3f} s)"
+        f" = {ready['scan_vs_walk']:.2f} x a bare scandir+stat walk ({ready['walk_s']:.3f} s)",
+        f"  status --json over {spool['rows']} rows: {spool['status_full_s']:.3f} s"
+        f" = {spool['status_full_vs_empty']:.2f} x over an empty spool"
+        f" ({spool['status_empty_s']:.3f} s)",
+        f"  spool on disk: {_mb(spool['bytes_before_prune'])} -> {_mb(spool['bytes_after_prune'])}"
+        f" after pruning {spool['pruned']} delivered rows ({spool['prune_s']:.1f} s)"
+        f" = {spool['size_after_vs_before']:.4f} x",
+        f"  idle {idle['seconds']:.0f} s: {idle['cpu_ticks']} CPU ticks;"
+        f" RSS {_mb(idle['rss_bytes'])} = {idle['rss_vs_bare_python']:.2f} x a bare python",
+    ]
+
+
 _SUMMARIES: dict[str, Callable[[dict[str, Any]], list[str]]] = {
     "intake": _summary_intake,
     "batching": _summary_batching,
+    "day": _summary_day,
     "memory": _summary_memory,
     "e2e": _summary_e2e,
+    "economy": _summary_economy,
+    "local": _summary_local,
 }
 
 
@@ -140,8 +207,11 @@ def main(argv: list[str] | None = None) -> int:
     benches: dict[str, Bench] = {
         "intake": lambda s: run_intake(s, quick=args.quick),
         "batching": lambda _s: run_batching(fast, quick=args.quick),
+        "day": lambda _s: run_day(fast, quick=args.quick),
         "memory": lambda s: run_memory(s, quick=args.quick),
         "e2e": lambda s: run_e2e(s, quick=args.quick),
+        "economy": lambda s: run_economy(s, quick=args.quick),
+        "local": lambda s: run_local(s, quick=args.quick),
     }
     started = time.perf_counter()
     results: dict[str, Any] = {}

@@ -1,40 +1,93 @@
-"""A batch: what one API request carries, and the limits that shape it.
+"""A batch: what one `POST /batch` carries, and the limits that shape it.
 
 Pure data and arithmetic, no I/O: `delivery.py` decides which items go in, this module says what
-fits. Limits come from the API (entries per request) and the gateway (the Lambda sees at most
-6 MB, base64-encoded for binary bodies); their values live in ``exportsync_wire.limits``.
+fits. One request holds up to 1,000 entries (inline files, sessions and presign asks together).
+Its body must pass the gateway (10 MB) and reach the Lambda (6 MB event, binary bodies
+base64-encoded), so the bytes on the wire stay under `inline_max_bytes` (4 MB by default):
+gzip-compressed CSV parts count with their compressed size there, their declared `size` is the
+file's own. Larger files go by presigned PUT; above the multipart threshold in parts. The API's
+own limits live in ``exportsync_wire.limits``; the values here are the daemon's choices.
 """
 
 from __future__ import annotations
 
+import gzip
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
-from exportsync.client import UploadFile
+from exportsync.backlog import ENTRY_OVERHEAD_BYTES, MAX_ENTRIES_PER_REQUEST
+from exportsync.client import BatchFile, BatchRequest
 from exportsync.sessions import ParsedSession
 from exportsync.spool import Item
-from exportsync_wire import limits
+from exportsync_wire import GZIP, PresignFile, limits
 
 __all__ = [
+    "COMPRESS_MAX_RATIO",
+    "COMPRESS_MIN_BYTES",
+    "DEFAULT_MULTIPART_THRESHOLD",
+    "ENTRY_OVERHEAD_BYTES",
+    "MAX_ENTRIES_PER_REQUEST",
     "MAX_FILE_BYTES",
-    "MAX_PRESIGN_PER_REQUEST",
-    "MAX_SESSIONS_PER_REQUEST",
-    "MAX_SESSION_BODY_BYTES",
+    "MAX_INFLATED_BYTES",
+    "MAX_MULTIPART_PARTS",
+    "MAX_PRESIGNED_URLS",
+    "MAX_PUT_BYTES",
+    "MIN_PART_BYTES",
     "Batch",
-    "Route",
+    "FileEntry",
+    "PresignEntry",
     "SessionPart",
+    "encode_file",
+    "parts_for",
     "slice_sessions",
+    "urls_for",
 ]
 
-Route = Literal["session", "upload", "presign"]
+MAX_PUT_BYTES = limits.PUT_BYTES
+MAX_FILE_BYTES = limits.OBJECT_BYTES
+# Parts per file and presigned URLs per answer (a PUT is one URL, a multipart upload its parts
+# and its completion) the API presigns at most.
+MAX_MULTIPART_PARTS = limits.PARTS_PER_FILE
+MAX_PRESIGNED_URLS = limits.PRESIGNED_URLS
+# Fewer, larger parts than S3's 5 MiB minimum: fewer PUTs, the same flat memory (parts stream).
+MIN_PART_BYTES = 16 * 1024**2
+# Files above this go up in parts (`api.multipart_threshold_bytes`).
+DEFAULT_MULTIPART_THRESHOLD = 100 * 1024**2
+# What the API inflates of one request's gzip parts at most.
+MAX_INFLATED_BYTES = limits.INFLATED_BYTES
+# Small files gain little from gzip and cost a little CPU; a file that shrinks by less than a
+# tenth is sent as it is (already compressed data, random bytes).
+COMPRESS_MIN_BYTES = 4096
+COMPRESS_MAX_RATIO = 0.9
 
-MAX_SESSIONS_PER_REQUEST = limits.MAX_ENTRIES_PER_REQUEST
-MAX_PRESIGN_PER_REQUEST = limits.MAX_ENTRIES_PER_REQUEST
-# S3's limit for one PUT; the daemon does not send multipart uploads (yet).
-MAX_FILE_BYTES = limits.PUT_BYTES
-# Session bodies are JSON, not base64: stay well under the Lambda's 6 MB event.
-MAX_SESSION_BODY_BYTES = limits.INLINE_BODY_BYTES
+
+def encode_file(data: bytes) -> tuple[bytes, Literal["gzip"] | None]:
+    """The bytes to send for a CSV and their encoding: gzip when it pays, else as they are."""
+    if len(data) < COMPRESS_MIN_BYTES:
+        return data, None
+    # mtime=0: the same file always compresses to the same bytes.
+    packed = gzip.compress(data, compresslevel=6, mtime=0)
+    if len(packed) < COMPRESS_MAX_RATIO * len(data):
+        return packed, GZIP
+    return data, None
+
+
+def parts_for(size: int, threshold: int) -> int | None:
+    """Parts to ask for: None for one PUT (at or under `threshold` and S3's 5 GiB), else N.
+
+    Parts are at least `MIN_PART_BYTES`, and at most `MAX_MULTIPART_PARTS` of them.
+    """
+    if size <= threshold and size <= MAX_PUT_BYTES:
+        return None
+    part = max(MIN_PART_BYTES, math.ceil(size / MAX_MULTIPART_PARTS))
+    return max(1, math.ceil(size / part))
+
+
+def urls_for(ask: PresignFile) -> int:
+    """Presigned URLs the API's answer to `ask` holds: one PUT, or the parts and the completion."""
+    return 1 if ask.parts is None else ask.parts + 1
 
 
 @dataclass
@@ -46,11 +99,25 @@ class SessionPart:
 
 
 @dataclass
+class FileEntry:
+    item: Item
+    file: BatchFile
+
+
+@dataclass
+class PresignEntry:
+    item: Item
+    ask: PresignFile
+
+
+@dataclass
 class Batch:
-    route: Route
+    """One request under construction: its items, and the entries each one contributes."""
+
     items: list[Item] = field(default_factory=list)
+    files: list[FileEntry] = field(default_factory=list)
     session_parts: list[SessionPart] = field(default_factory=list)
-    uploads: list[UploadFile] = field(default_factory=list)
+    presigns: list[PresignEntry] = field(default_factory=list)
 
     @property
     def bodies(self) -> list[bytes]:
@@ -58,17 +125,32 @@ class Batch:
 
     @property
     def count(self) -> int:
-        """Files or sessions this request carries."""
-        return len(self.bodies) if self.route == "session" else len(self.items)
+        """Entries this request carries (files, sessions, presign asks)."""
+        return len(self.files) + len(self.bodies) + len(self.presigns)
 
     @property
     def size(self) -> int:
-        """Payload bytes, as the batch limits count them."""
-        if self.route == "session":
-            return sum(len(b) + 1 for b in self.bodies)
-        if self.route == "upload":
-            return sum(len(u.data) for u in self.uploads)
-        return 0
+        """Body bytes as the gateway counts them, near enough (part headers included)."""
+        inline = sum(len(f.file.data) for f in self.files)
+        sessions = sum(len(b) + 1 for b in self.bodies)  # one JSON list: a comma apiece
+        return inline + sessions + ENTRY_OVERHEAD_BYTES * (len(self.files) + len(self.presigns))
+
+    @property
+    def urls(self) -> int:
+        """Presigned URLs the answer will carry."""
+        return sum(urls_for(p.ask) for p in self.presigns)
+
+    @property
+    def inflated(self) -> int:
+        """Bytes the API inflates from this request's gzip parts."""
+        return sum(f.file.size for f in self.files if f.file.encoding is not None)
+
+    def request(self) -> BatchRequest:
+        return BatchRequest(
+            files=[f.file for f in self.files],
+            sessions=self.bodies,
+            presign=[p.ask for p in self.presigns],
+        )
 
 
 def slice_sessions(

@@ -1,6 +1,7 @@
-"""The HTTP side of delivery: the exportsync API behind its gateway, and presigned S3 PUTs.
+"""The HTTP side of delivery: `POST /batch` behind the gateway, and presigned S3 PUTs and
+multipart completions (which the usage plan does not count).
 
-The API itself is described in docs/api.md; its paths, limits and statuses come from
+The API itself is described in docs/api.md; its paths, limits, part names and statuses come from
 ``exportsync_wire``.
 
 `Api` is the boundary the delivery step talks to; `HttpApi` is the real one (requests). Every
@@ -14,7 +15,7 @@ import json
 import ssl
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import IO, Any, Protocol
+from typing import IO, Any, Literal, Protocol
 from urllib.parse import urlsplit
 
 import requests
@@ -32,46 +33,91 @@ from exportsync.errors import (
     TransientError,
     Unreachable,
 )
-from exportsync_wire import PresignFile, PresignRequestJson, routes
+from exportsync_wire import GZIP, Kind, ManifestEntryJson, PresignFile, PresignRequestJson, routes
+from exportsync_wire.batch import MANIFEST_PART, USER_PART
 
 __all__ = [
     "Api",
+    "BatchFile",
+    "BatchRequest",
     "HttpApi",
     "PresignFile",
-    "UploadFile",
     "classify",
+    "completion_xml",
+    "results_of_kind",
 ]
 
 
 @dataclass(frozen=True)
-class UploadFile:
-    """One CSV file sent inline in a multipart `POST /upload`."""
+class BatchFile:
+    """One CSV inline in `POST /batch`: `data` as sent, `sha256` and `size` of the file itself."""
 
     filename: str
     data: bytes
     sha256: str
+    size: int
+    encoding: Literal["gzip"] | None = None  # GZIP
+
+    def manifest_entry(self) -> ManifestEntryJson:
+        doc: ManifestEntryJson = {
+            "filename": self.filename,
+            "sha256": self.sha256,
+            "size": self.size,
+        }
+        if self.encoding is not None:
+            doc["encoding"] = self.encoding
+        return doc
+
+
+@dataclass(frozen=True)
+class BatchRequest:
+    """Everything one `POST /batch` carries: files, encoded session objects, presign asks."""
+
+    files: Sequence[BatchFile] = ()
+    sessions: Sequence[bytes] = ()
+    presign: Sequence[PresignFile] = ()
+
+    @property
+    def entries(self) -> int:
+        return len(self.files) + len(self.sessions) + len(self.presign)
 
 
 class Api(Protocol):
-    """The exportsync API as the delivery step sees it. Each call is one request on the quota."""
+    """The exportsync API as the delivery step sees it. Only `batch` counts against the quota."""
 
-    def post_sessions(self, sessions: Sequence[bytes]) -> list[dict[str, Any]]:
-        """POST /session with already-encoded session objects; the per-session results."""
-        ...
-
-    def upload(self, files: Sequence[UploadFile]) -> list[dict[str, Any]]:
-        """POST /upload (multipart, with manifest); the per-file results."""
-        ...
-
-    def presign(self, files: Sequence[PresignFile]) -> list[dict[str, Any]]:
-        """POST /presign; the per-file results (`upload` with url and headers, or `duplicate`)."""
+    def batch(self, request: BatchRequest) -> list[dict[str, Any]]:
+        """POST /batch; one result per entry, each with its `kind`."""
         ...
 
     def put_presigned(
         self, url: str, headers: Mapping[str, str], body: IO[bytes] | Iterable[bytes]
-    ) -> None:
-        """PUT bytes to a presigned S3 URL (not counted against the usage plan)."""
+    ) -> str | None:
+        """PUT bytes to a presigned S3 URL (not counted against the usage plan); the ETag."""
         ...
+
+    def complete_multipart(self, url: str, body: bytes) -> None:
+        """POST the completion XML to a presigned CompleteMultipartUpload URL (not counted)."""
+        ...
+
+
+def results_of_kind(results: Sequence[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
+    """The results of one kind of entry, in request order."""
+    return [r for r in results if r.get("kind") == kind]
+
+
+def completion_xml(etags: Sequence[tuple[int, str]]) -> bytes:
+    """The CompleteMultipartUpload body for (part number, ETag) pairs."""
+    parts = "".join(
+        f"<Part><PartNumber>{n}</PartNumber><ETag>{_xml_escape(etag)}</ETag></Part>"
+        for n, etag in sorted(etags)
+    )
+    return f"<CompleteMultipartUpload>{parts}</CompleteMultipartUpload>".encode()
+
+
+def _xml_escape(text: str) -> str:
+    return (
+        text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;")
+    )
 
 
 def classify(status: int, body: bytes, location: str | None = None) -> DeliveryError | None:
@@ -154,34 +200,38 @@ class HttpApi:
         self._session.close()
         self._s3.close()
 
-    def post_sessions(self, sessions: Sequence[bytes]) -> list[dict[str, Any]]:
-        body = b'{"sessions":[' + b",".join(sessions) + b"]}"
-        response = self._post(
-            routes.SESSION, data=body, headers={"Content-Type": "application/json"}
-        )
-        return _results(response, len(sessions))
-
-    def upload(self, files: Sequence[UploadFile]) -> list[dict[str, Any]]:
-        manifest = [
-            {"filename": f.filename, "sha256": f.sha256, "size": len(f.data)} for f in files
-        ]
-        fields: dict[str, str] = {"manifest": json.dumps(manifest)}
+    def batch(self, request: BatchRequest) -> list[dict[str, Any]]:
+        fields: list[tuple[str, tuple[str | None, bytes, str]]] = []
+        if request.files:
+            manifest = json.dumps([f.manifest_entry() for f in request.files]).encode()
+            fields.append((MANIFEST_PART, (None, manifest, "application/json")))
         if self._user_id:
-            fields["user_id"] = self._user_id
-        parts = [("file", (f.filename, f.data, "text/csv")) for f in files]
-        response = self._post(routes.UPLOAD, data=fields, files=parts)
-        return _results(response, len(files))
+            fields.append((USER_PART, (None, self._user_id.encode(), "text/plain")))
+        for f in request.files:
+            fields.append((Kind.FILE, (f.filename, f.data, _file_type(f))))
+        if request.sessions:
+            body = b"[" + b",".join(request.sessions) + b"]"
+            fields.append((Kind.SESSION, (None, body, "application/json")))
+        if request.presign:
+            doc: PresignRequestJson = {"files": [p.to_json() for p in request.presign]}
+            fields.append((Kind.PRESIGN, (None, json.dumps(doc).encode(), "application/json")))
+        response = self._post(routes.BATCH, files=fields)
+        return _results(response, request.entries)
 
-    def presign(self, files: Sequence[PresignFile]) -> list[dict[str, Any]]:
-        doc: PresignRequestJson = {"files": [f.to_json() for f in files]}
-        response = self._post(
-            routes.PRESIGN, data=json.dumps(doc), headers={"Content-Type": "application/json"}
-        )
-        return _results(response, len(files))
+    def complete_multipart(self, url: str, body: bytes) -> None:
+        try:
+            response = self._s3.post(
+                url, data=body, headers={"Content-Type": "application/xml"}, timeout=self._timeout
+            )
+        except requests.RequestException as exc:
+            raise TransientError(f"completing the upload failed: {type(exc).__name__}") from exc
+        # S3 may answer 200 with an <Error> body when completion fails late.
+        if response.status_code >= 300 or b"<Error>" in response.content[:512]:
+            _raise_storage(response, "completion")
 
     def put_presigned(
         self, url: str, headers: Mapping[str, str], body: IO[bytes] | Iterable[bytes]
-    ) -> None:
+    ) -> str | None:
         # requests would take a list or tuple for form fields, not for chunks of the body.
         data = b"".join(body) if isinstance(body, list | tuple) else body
         try:
@@ -191,16 +241,8 @@ class HttpApi:
         except requests.RequestException as exc:
             raise TransientError(f"upload to storage failed: {type(exc).__name__}") from exc
         if response.status_code >= 300:
-            text = response.content[:300].decode("utf-8", "replace")
-            if response.status_code >= 500 or response.status_code == 403:
-                # 403 here is an expired URL: ask for a new one.
-                raise TransientError(
-                    f"storage answered {response.status_code}", status=response.status_code
-                )
-            raise PermanentError(
-                f"storage refused the upload ({response.status_code}): {text}",
-                status=response.status_code,
-            )
+            _raise_storage(response, "upload")
+        return response.headers.get("ETag")
 
     def _post(self, route: str, **kwargs: Any) -> requests.Response:
         try:
@@ -223,6 +265,23 @@ class HttpApi:
         if error is not None:
             raise error
         return response
+
+
+def _file_type(f: BatchFile) -> str:
+    return "application/gzip" if f.encoding == GZIP else "text/csv"
+
+
+def _raise_storage(response: requests.Response, what: str) -> None:
+    text = response.content[:300].decode("utf-8", "replace")
+    if response.status_code >= 500 or response.status_code in (403, 200):
+        # 403 is an expired URL (ask for a new one); a 200 with an error body is S3's late 5xx.
+        raise TransientError(
+            f"storage answered {response.status_code}", status=response.status_code
+        )
+    raise PermanentError(
+        f"storage refused the {what} ({response.status_code}): {text}",
+        status=response.status_code,
+    )
 
 
 def _never_connected(exc: requests.ConnectionError) -> bool:

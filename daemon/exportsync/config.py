@@ -27,9 +27,11 @@ from urllib.parse import urlsplit
 
 import platformdirs
 
+from exportsync.batches import DEFAULT_MULTIPART_THRESHOLD
 from exportsync.errors import ConfigError
 from exportsync.logs import register_secret
 from exportsync.matcher import DEFAULT_IGNORE_GLOBS
+from exportsync.pacing import Pacing
 from exportsync_wire import limits
 
 __all__ = [
@@ -53,7 +55,7 @@ ENV_API_KEY = "EXPORTSYNC_API_KEY"
 _ENV_PREFIX = "EXPORTSYNC_"
 _CREDENTIAL_NAME = "api_key"
 _INLINE_CEILING = limits.INLINE_CEILING_BYTES
-_BATCH_CEILING = limits.MAX_ENTRIES_PER_REQUEST
+_BATCH_CEILING = limits.MAX_BATCH_ENTRIES
 
 AfterUpload = Literal["keep", "move", "delete"]
 LogFormat = Literal["json", "console"]
@@ -104,8 +106,8 @@ class ApiConfig:
     user_id: str | None
     timeout_seconds: float = 30.0
     inline_max_bytes: int = limits.INLINE_BODY_BYTES
-    batch_max_files: int = limits.MAX_ENTRIES_PER_REQUEST
-    batch_linger_seconds: float = 3.0
+    batch_max_files: int = limits.MAX_BATCH_ENTRIES
+    multipart_threshold_bytes: int = DEFAULT_MULTIPART_THRESHOLD
 
 
 @dataclass(frozen=True)
@@ -115,11 +117,14 @@ class QuotaConfig:
     daily_requests: int = 10
     reset_utc: time = time(0, 0)
     margin_seconds: float = 0.25
+    pacing: Pacing = field(default_factory=Pacing)
 
 
 @dataclass(frozen=True)
 class StateConfig:
     dir: Path
+    # Delivered items older than this are pruned from the spool (0: kept forever).
+    keep_delivered_days: float = 30.0
 
 
 @dataclass(frozen=True)
@@ -172,6 +177,8 @@ _SCHEMA: dict[str, dict[str, str]] = {
         "timeout_seconds": "float",
         "inline_max_bytes": "int",
         "batch_max_files": "int",
+        "multipart_threshold_bytes": "int",
+        # Replaced by quota.quiet_seconds; still read (with a warning) so old files keep working.
         "batch_linger_seconds": "float",
     },
     "quota": {
@@ -180,8 +187,12 @@ _SCHEMA: dict[str, dict[str, str]] = {
         "daily_requests": "int",
         "reset_utc": "time",
         "margin_seconds": "float",
+        "quiet_seconds": "float",
+        "prompt_requests": "int",
+        "reserve_requests": "int",
+        "last_call_seconds": "float",
     },
-    "state": {"dir": "path"},
+    "state": {"dir": "path", "keep_delivered_days": "float"},
     "log": {"format": "log_format", "level": "log_level"},
     "metrics": {"listen": "str"},
 }
@@ -248,7 +259,7 @@ def load_config(
         watch=watch,
         api=api,
         quota=_build_quota(values),
-        state=StateConfig(dir=_state_dir(values, environ)),
+        state=_build_state(values, environ),
         log=LogConfig(
             format=cast("LogFormat | None", values.get("log.format")),
             level=cast(str, values.get("log.level", _default(LogConfig, "level"))),
@@ -258,6 +269,16 @@ def load_config(
         warnings=tuple(warnings),
         explicit=frozenset(layers),
     )
+
+
+def _build_state(values: Mapping[str, object], environ: Mapping[str, str]) -> StateConfig:
+    directory = _state_dir(values, environ)
+    keep = cast(
+        float, values.get("state.keep_delivered_days", StateConfig(directory).keep_delivered_days)
+    )
+    if not 0 <= keep <= 36500:  # a hundred years
+        raise ConfigError("state.keep_delivered_days", "must be from 0 (keep forever) to 36500")
+    return StateConfig(dir=directory, keep_delivered_days=keep)
 
 
 # --- sources ---------------------------------------------------------------------------------
@@ -546,11 +567,16 @@ def _build_api(
     batch = cast(int, values.get("api.batch_max_files", _default(ApiConfig, "batch_max_files")))
     if not 1 <= batch <= _BATCH_CEILING:
         raise ConfigError("api.batch_max_files", f"must be between 1 and {_BATCH_CEILING}")
-    linger = cast(
-        float, values.get("api.batch_linger_seconds", _default(ApiConfig, "batch_linger_seconds"))
+    threshold = cast(
+        int,
+        values.get(
+            "api.multipart_threshold_bytes", _default(ApiConfig, "multipart_threshold_bytes")
+        ),
     )
-    if not 0 <= linger <= 3600:
-        raise ConfigError("api.batch_linger_seconds", "must be between 0 and 3600")
+    if threshold < 8 * 1024**2:
+        raise ConfigError("api.multipart_threshold_bytes", "must be at least 8388608 (8 MiB)")
+    if "api.batch_linger_seconds" in values:
+        warnings.append("api.batch_linger_seconds is replaced by quota.quiet_seconds")
     return ApiConfig(
         url=url or "",
         api_key=key,
@@ -558,7 +584,7 @@ def _build_api(
         timeout_seconds=timeout,
         inline_max_bytes=inline,
         batch_max_files=batch,
-        batch_linger_seconds=linger,
+        multipart_threshold_bytes=threshold,
     )
 
 
@@ -676,6 +702,35 @@ def _build_quota(values: Mapping[str, object]) -> QuotaConfig:
         daily_requests=daily,
         reset_utc=cast(time, values.get("quota.reset_utc", _QUOTA.reset_utc)),
         margin_seconds=margin,
+        pacing=_build_pacing(values),
+    )
+
+
+def _build_pacing(values: Mapping[str, object]) -> Pacing:
+    default = Pacing()
+    old = values.get("api.batch_linger_seconds")
+    quiet = cast(
+        float, values.get("quota.quiet_seconds", old if old is not None else default.quiet_seconds)
+    )
+    if not 0 <= quiet <= 3600:
+        key = (
+            "quota.quiet_seconds" if "quota.quiet_seconds" in values else "api.batch_linger_seconds"
+        )
+        raise ConfigError(key, "must be between 0 and 3600")
+    prompt = cast(int, values.get("quota.prompt_requests", default.prompt_requests))
+    if prompt < 0:
+        raise ConfigError("quota.prompt_requests", "must be >= 0")
+    reserve = cast(int, values.get("quota.reserve_requests", default.reserve_requests))
+    if reserve < 0:
+        raise ConfigError("quota.reserve_requests", "must be >= 0")
+    last_call = cast(float, values.get("quota.last_call_seconds", default.last_call_seconds))
+    if not 0 <= last_call <= 43_200:
+        raise ConfigError("quota.last_call_seconds", "must be between 0 and 43200 (12 h)")
+    return Pacing(
+        quiet_seconds=quiet,
+        prompt_requests=prompt,
+        reserve_requests=reserve,
+        last_call_seconds=last_call,
     )
 
 

@@ -23,7 +23,7 @@ from exportsync.metrics import Metrics
 from exportsync.notify import Notifier, watchdog_interval
 from exportsync.quota import QuotaLedger
 from exportsync.spool import Spool
-from exportsync.watcher import Watcher
+from exportsync.watcher import StatKey, Watcher, lstat_key
 
 __all__ = ["Daemon", "build_ledger", "build_matcher"]
 
@@ -35,6 +35,15 @@ STALL_SECONDS = 900.0
 # With nothing due the loop still looks every few seconds (one indexed query), so items that
 # `exportsync enqueue` or `retry` put in the spool from another process start soon.
 IDLE_WAKE_SECONDS = 5.0
+# Without a daily limit a file goes the moment its writer closes it, after this short pause (a
+# writer that reopens to append within it is still caught). A version sent too early costs only
+# one more cheap request for the next one; with a daily limit the watcher's default (0.5 s) and
+# the pacing quiet window hold instead.
+UNLIMITED_CLOSE_QUIET_SECONDS = 0.02
+# Files the start-up scan records per transaction.
+SCAN_BATCH = 1000
+# Old delivered items are pruned at start and then this often.
+PRUNE_EVERY_SECONDS = 86400.0
 
 
 def build_matcher(config: Config) -> FileMatcher:
@@ -109,7 +118,8 @@ class Daemon:
             after_upload=config.watch.after_upload,
             inline_max_bytes=config.api.inline_max_bytes,
             batch_max_files=config.api.batch_max_files,
-            linger_seconds=config.api.batch_linger_seconds,
+            multipart_threshold_bytes=config.api.multipart_threshold_bytes,
+            pacing=config.quota.pacing,
             metrics=metrics,
         )
         self.watcher = Watcher(
@@ -118,38 +128,64 @@ class Daemon:
             self._offer,
             settle_seconds=config.watch.settle_seconds,
             use_polling=config.watch.use_polling,
+            close_quiet_seconds=(
+                UNLIMITED_CLOSE_QUIET_SECONDS if config.quota.daily_requests == 0 else None
+            ),
         )
         self._watchdog_every = watchdog_interval()
         self._tick = self.clock.monotonic()
+        self._next_prune = self._tick
 
     def stop(self) -> None:
         """Ask the loop to finish: the request in flight completes, nothing new starts."""
         self.stopping.set()
         self._wake.set()
 
-    def _offer(self, path: Path) -> None:
+    def _offer(self, paths: list[Path]) -> None:
+        """The watcher's on_ready: record a batch; a failure is raised so the watcher offers the
+        batch again at its next rescan."""
         try:
-            self.intake.offer(path)
+            self.intake.offer_many(paths)
         except SpoolError as exc:
-            # Disk full or I/O error: the watcher's next rescan offers the file again.
-            log.error("spool_write_failed", path=str(path), error=str(exc))
-            self.watcher.reconsider(path)
-        except Exception as exc:  # the per-item firewall: this file fails, intake goes on
-            reason = f"{type(exc).__name__}: {exc}"
-            log.error("item_firewalled", path=str(path), error=reason, stage="intake")
-            kind = self.intake.classify(path)
-            if kind is not None:
-                try:
-                    self.intake.reject(path, kind, reason)
-                except SpoolError:
-                    self.watcher.reconsider(path)
+            log.error("spool_write_failed", paths=len(paths), error=str(exc))
+            raise
 
-    def _recently_written(self, path: Path) -> bool:
+    def _offer_scanned(self, paths: list[Path]) -> None:
         try:
-            mtime = os.lstat(path).st_mtime
-        except OSError:
-            return False  # gone, or unreadable: intake records what it can
-        return self.clock.time() - mtime < self.config.watch.settle_seconds
+            self.intake.offer_many(paths)
+        except SpoolError as exc:
+            # Disk full or I/O error: the watcher's next rescan offers these files again.
+            log.error("spool_write_failed", paths=len(paths), error=str(exc))
+            for path in paths:
+                self.watcher.reconsider(path)
+
+    def _startup_scan(self) -> None:
+        """Compare the folder with the spool in one query; hash only what is new or changed."""
+        found = self.watcher.scan_entries()
+        known = self.spool.versions()
+        changed: list[tuple[str, StatKey]] = []
+        for found_path, key in found:
+            raw = os.fsencode(found_path)  # the spool keeps paths as the kernel's bytes
+            if (raw, *key) not in known and (raw, key[0], key[1], 0) not in known:
+                changed.append((found_path, key))
+        del known, found
+        log.info("startup_scan", changed=len(changed))
+        settle_ns = int(self.config.watch.settle_seconds * 1e9)
+        now_ns = int(self.clock.time() * 1e9)
+        batch: list[Path] = []
+        for name, (_, mtime_ns, _) in sorted(changed):
+            if self.stopping.is_set():
+                return
+            path = Path(name)  # a Path only for the few that changed
+            if now_ns - mtime_ns < settle_ns:
+                self.watcher.settle(path)  # may still be being written: wait for it
+                continue
+            batch.append(path)
+            if len(batch) >= SCAN_BATCH:
+                self._offer_scanned(batch)
+                batch = []
+        if batch:
+            self._offer_scanned(batch)
 
     def run(self) -> None:
         """Run until `stop()`; always leaves the spool consistent."""
@@ -164,13 +200,7 @@ class Daemon:
         self.watcher.start()
         heartbeat: threading.Thread | None = None
         try:
-            for path in self.watcher.scan():
-                if self.stopping.is_set():
-                    break
-                if self._recently_written(path):
-                    self.watcher.settle(path)  # may still be being written: wait for it
-                else:
-                    self._offer(path)
+            self._startup_scan()
             counts = self.spool.counts()
             quota = self.ledger.snapshot()
             log.info(
@@ -195,6 +225,16 @@ class Daemon:
             self.spool.close()
             log.info("daemon_stopped")
 
+    def prune(self) -> int:
+        """Drop delivered items older than `state.keep_delivered_days`; the number dropped."""
+        days = self.config.state.keep_delivered_days
+        if days <= 0:
+            return 0
+        dropped = self.spool.prune_delivered(self.clock.time() - days * 86400, current=lstat_key)
+        if dropped:
+            log.info("spool_pruned", dropped=dropped, keep_delivered_days=days)
+        return dropped
+
     def _count_crashes(self) -> None:
         """Items the previous run died on while reading or parsing them (poison pills)."""
         for item in self.spool.count_crashes(now=self.clock.time()):
@@ -215,6 +255,9 @@ class Daemon:
         while not self.stopping.is_set():
             self._tick = self.clock.monotonic()
             try:
+                if self._tick >= self._next_prune:
+                    self._next_prune = self._tick + PRUNE_EVERY_SECONDS
+                    self.prune()
                 outcome = self.deliverer.step()
             except SpoolError as exc:
                 log.error("spool_unavailable", error=str(exc))

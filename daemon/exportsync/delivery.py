@@ -1,17 +1,16 @@
 """One delivery step: pick what is due, build a batch, spend one request on it, record the outcome.
 
-The step is synchronous and does at most one API request, so tests drive it call by call with a fake
-clock and a scripted `Api`; the loop in `daemon.py` only waits between steps. Three routes:
-
-* sessions  — due session files, up to 100 sessions per request (a file larger than that is sent
-  over several steps, its progress kept in the spool);
-* upload    — small CSV files inline in one multipart request, up to `inline_max_bytes` together;
-* presign   — large CSV files: one request asks for presigned URLs, then the bytes go straight to S3
-  (those PUTs do not count against the usage plan).
+The step is synchronous and does at most one counted API request, so tests drive it call by call
+with a fake clock and a scripted `Api`; the loop in `daemon.py` only waits between steps. Every
+request is one `POST /batch`: small CSV files inline (gzip-compressed when that pays), session
+objects, and presign asks for large files, whose bytes then go straight to S3 by presigned PUT
+(in streamed parts above the multipart threshold); those PUTs do not count against the usage
+plan. When a request goes is the pacing policy's decision (`pacing.py`).
 
 Failures never block the queue: a file that cannot be read or parsed fails alone, locally, without
-spending a request; a refused item fails with the server's reason; transient errors come back later
-with capped, jittered exponential backoff (tenacity's wait strategies, persisted per item).
+spending a request; a refused item fails with the server's reason; transient errors (and entries
+the API answers `retry`) come back later with capped, jittered exponential backoff (tenacity's
+wait strategies, persisted per item).
 """
 
 from __future__ import annotations
@@ -26,17 +25,22 @@ import tenacity
 
 from exportsync import files
 from exportsync.aftercare import finish_file
+from exportsync.backlog import MAX_ENTRIES_PER_REQUEST, Backlog
 from exportsync.batches import (
+    ENTRY_OVERHEAD_BYTES,
     MAX_FILE_BYTES,
-    MAX_PRESIGN_PER_REQUEST,
-    MAX_SESSION_BODY_BYTES,
-    MAX_SESSIONS_PER_REQUEST,
+    MAX_INFLATED_BYTES,
+    MAX_PRESIGNED_URLS,
     Batch,
-    Route,
+    FileEntry,
+    PresignEntry,
     SessionPart,
+    encode_file,
+    parts_for,
     slice_sessions,
+    urls_for,
 )
-from exportsync.client import Api, PresignFile, UploadFile
+from exportsync.client import Api, BatchFile, results_of_kind
 from exportsync.clock import Clock, iso_utc
 from exportsync.config import AfterUpload, ApiConfig, WatchConfig
 from exportsync.errors import (
@@ -55,11 +59,13 @@ from exportsync.errors import (
 )
 from exportsync.logs import get_logger
 from exportsync.metrics import Metrics
+from exportsync.multipart import MultipartUpload, Uploads, parse_multipart
 from exportsync.names import wire_name
+from exportsync.pacing import Pacing, Plan, plan
 from exportsync.quota import QuotaLedger
 from exportsync.sessions import ParsedSession, parse_session_file
 from exportsync.spool import Item, Spool
-from exportsync_wire import DELIVERED, Status
+from exportsync_wire import DELIVERED, Kind, PresignFile, Status
 
 __all__ = [
     "Deliverer",
@@ -116,7 +122,8 @@ class Deliverer:
         after_upload: AfterUpload = WatchConfig.after_upload,
         inline_max_bytes: int = ApiConfig.inline_max_bytes,
         batch_max_files: int = ApiConfig.batch_max_files,
-        linger_seconds: float = 0.0,
+        multipart_threshold_bytes: int = ApiConfig.multipart_threshold_bytes,
+        pacing: Pacing | None = None,
         rng: random.Random | None = None,
         metrics: Metrics | None = None,
     ) -> None:
@@ -128,131 +135,126 @@ class Deliverer:
         self._user_id = default_user_id
         self._after_upload = after_upload
         self._inline_max = inline_max_bytes
-        self._max_files = max(1, batch_max_files)
-        self._linger = linger_seconds
+        self._max_entries = max(1, min(batch_max_files, MAX_ENTRIES_PER_REQUEST))
+        self._multipart_threshold = multipart_threshold_bytes
+        self._pacing = pacing or Pacing()
         self._rng = rng or random.Random()  # noqa: S311 -- jitter, not cryptography
         self._metrics = metrics
-        # After a 413: the next batch carries at most half of what was refused (items and bytes);
-        # lifted once a request goes through.
+        # After a 413: the next batch carries at most half of what was refused (entries and
+        # bytes); lifted once a request goes through.
         self._cap_items = 0
         self._cap_bytes = 0
         self._unreachable = 0  # consecutive requests that found no connection
+        self._uploads = Uploads(spool=spool, api=api, root=root, clock=clock)
 
     # -- the step ----------------------------------------------------------------------------
 
+    def backlog(self, now: float) -> Backlog:
+        """What is due now, as the pacing policy sees it."""
+        return self._spool.backlog(
+            now, inline_max_bytes=self._inline_max, max_entries=self._max_entries
+        )
+
+    def plan(self, now: float) -> Plan:
+        return plan(self.backlog(now), now, self._ledger.view(), self._pacing)
+
     def step(self) -> StepOutcome:
-        """Do at most one request's worth of work."""
+        """Do at most one counted request's worth of work."""
         now = self._clock.time()
-        due = self._spool.due(now, horizon=LONGEST_DELAY)
-        if not due:
+        self._spool.pull_back(now + LONGEST_DELAY, now=now)
+        resumable = self._uploads.resumable(now)
+        if resumable is not None:
+            # Parts of an upload already asked for cost no request: finish them first.
+            self._continue_upload(resumable)
+            return StepOutcome(False, 0.0)
+        decision = self.plan(now)
+        if decision.send_at is None:
             next_at = self._spool.next_due_at()
             return StepOutcome(False, None if next_at is None else max(0.0, next_at - now))
-        wait = max(self._ledger.wait_time(), self._linger_wait(due, now))
+        wait = max(self._ledger.wait_time(), decision.wait(now) or 0.0)
         if wait > 0:
             return StepOutcome(False, wait)
         try:
-            batch = self._build(due)
+            batch = self._build(self._spool.due(now, limit=self._max_entries))
         finally:
             self._spool.release_hold()  # the item last read and parsed is out of hand
         if batch is None:
             # Everything looked at failed or changed locally; look again at once.
             return StepOutcome(False, 0.0)
+        log.info("batch_planned", reason=decision.reason, entries=batch.count, bytes=batch.size)
         self._send(batch)
         return StepOutcome(True, 0.0)
 
-    def _linger_wait(self, due: Sequence[Item], now: float) -> float:
-        """Fresh files wait `linger_seconds` from the oldest one's arrival, for company.
-
-        Not when anything due is a retry (it has waited enough) or a full batch is already there.
-        """
-        if self._linger <= 0 or len(due) >= self._max_files:
-            return 0.0
-        if any(item.attempts or item.last_error or item.parts_done for item in due):
-            return 0.0
-        return max(0.0, min(item.created_at for item in due) + self._linger - now)
-
     # -- building a batch --------------------------------------------------------------------
 
-    def _route_of(self, item: Item) -> Route:
-        if item.kind == "session":
-            return "session"
-        return "upload" if item.size <= self._inline_max else "presign"
-
     def _build(self, due: Sequence[Item]) -> Batch | None:
-        """The next batch: the oldest due item picks the route, others of that route join it."""
-        route = self._route_of(due[0])
-        same = [item for item in due if self._route_of(item) == route]
-        if route == "presign":
-            batch = self._build_presign(same)
-        elif route == "upload":
-            batch = self._build_upload(same)
-        else:
-            batch = self._build_sessions(same)
+        """The next request: due items oldest first, as many as its entries and bytes allow."""
+        batch = Batch()
+        max_entries = min(self._max_entries, self._cap_items or self._max_entries)
+        max_bytes = min(self._inline_max, self._cap_bytes or self._inline_max)
+        for item in due:
+            room = max_entries - batch.count
+            if room <= 0:
+                break
+            if item.kind == "session":
+                self._add_session(batch, item, room, max_bytes)
+            elif item.size > self._inline_max:
+                self._add_presign(batch, item)
+            else:
+                self._add_file(batch, item, max_bytes)
+        if batch.items and batch.count == 0:
+            # Nothing valid to send: record the local verdicts without spending a request.
+            self._apply_sessions(batch.session_parts, [])
+            return None
         return batch if batch.items else None
 
-    def _build_presign(self, due: Sequence[Item]) -> Batch:
-        batch = Batch("presign")
-        for item in due:
-            if item.size > MAX_FILE_BYTES:
-                self._fail(item, f"file is {item.size} bytes, over the 5 GiB a single PUT takes")
-                continue
-            batch.items.append(item)
-            if len(batch.items) >= min(MAX_PRESIGN_PER_REQUEST, self._max_files):
-                break
-        return batch
+    def _add_session(self, batch: Batch, item: Item, room: int, max_bytes: int) -> None:
+        part = self._guarded(
+            item, self._session_part, item, room, max_bytes - batch.size, first=batch.count == 0
+        )
+        if part is None or not part.parsed:
+            return  # settled locally, or its next session does not fit beside the others
+        batch.items.append(item)
+        batch.session_parts.append(part)
 
-    def _build_upload(self, due: Sequence[Item]) -> Batch:
-        batch = Batch("upload")
-        budget = min(self._inline_max, self._cap_bytes or self._inline_max)
-        max_files = min(self._max_files, self._cap_items or self._max_files)
-        total = 0
-        for item in due:
-            if batch.items and (total + item.size > budget or len(batch.items) >= max_files):
-                break
-            data = self._guarded(item, self._read, item)
-            if data is None:
-                continue
-            batch.items.append(item)
-            batch.uploads.append(UploadFile(_upload_name(item.path), data, item.content_sha256))
-            total += len(data)
-        return batch
+    def _add_presign(self, batch: Batch, item: Item) -> None:
+        if item.size > MAX_FILE_BYTES:
+            self._fail(item, f"file is {item.size} bytes, over the 5 TiB S3 takes")
+            return
+        begun = self._uploads.begun(item)
+        if begun is not None:
+            # Its URLs expired: fresh ones for the same upload; the parts sent stay sent.
+            ask = PresignFile(
+                _upload_name(item.path),
+                item.content_sha256,
+                item.size,
+                len(begun.parts),
+                begun.upload_id,
+            )
+        else:
+            parts = parts_for(item.size, self._multipart_threshold)
+            ask = PresignFile(_upload_name(item.path), item.content_sha256, item.size, parts)
+        if batch.presigns and batch.urls + urls_for(ask) > MAX_PRESIGNED_URLS:
+            return  # the next request asks for it
+        batch.items.append(item)
+        batch.presigns.append(PresignEntry(item, ask))
 
-    def _build_sessions(self, due: Sequence[Item]) -> Batch:
-        batch = Batch("session")
-        count = body = 0
-        for item in due:
-            room = (
-                min(
-                    MAX_SESSIONS_PER_REQUEST,
-                    self._max_files,
-                    self._cap_items or MAX_SESSIONS_PER_REQUEST,
-                )
-                - count
+    def _add_file(self, batch: Batch, item: Item, max_bytes: int) -> None:
+        data = self._guarded(item, self._read, item)
+        if data is None:
+            return
+        wire, encoding = encode_file(data)
+        if batch.count and batch.size + len(wire) + ENTRY_OVERHEAD_BYTES > max_bytes:
+            return  # the next request takes it
+        if encoding is not None and batch.inflated + len(data) > MAX_INFLATED_BYTES:
+            return
+        batch.items.append(item)
+        batch.files.append(
+            FileEntry(
+                item,
+                BatchFile(_upload_name(item.path), wire, item.content_sha256, len(data), encoding),
             )
-            body_room = (
-                min(MAX_SESSION_BODY_BYTES, self._cap_bytes or MAX_SESSION_BODY_BYTES) - body
-            )
-            if room <= 0 or body_room <= 0:
-                break
-            part = self._guarded(
-                item, self._session_part, item, room, body_room, first=not batch.items
-            )
-            if part is None:
-                continue
-            if not part.parsed:
-                break  # its next session does not fit beside what the batch holds
-            sent = [p.body for p in part.parsed if p.body is not None]
-            batch.items.append(item)
-            batch.session_parts.append(part)
-            count += len(sent)
-            body += sum(len(b) + 1 for b in sent)
-            if part.end < part.total:
-                break  # the batch is full
-        if batch.items and count == 0:
-            # Nothing valid in this slice: record the local verdicts without spending a request.
-            self._apply_sessions(batch, [])
-            batch.items.clear()
-        return batch
+        )
 
     def _read(self, item: Item) -> bytes | None:
         """The spooled bytes, verified against the spooled hash; None when the item was settled.
@@ -334,30 +336,28 @@ class Deliverer:
         used = self._ledger.spend()
         log.info(
             "request_sent",
-            route=batch.route,
+            route="batch",
             items=len(ids),
+            entries=batch.count,
+            files=len(batch.files),
+            sessions=len(batch.bodies),
+            presign=len(batch.presigns),
             item_ids=ids,
             quota_used=used,
             quota_limit=self._ledger.limit,
         )
         try:
-            if batch.route == "session":
-                self._apply_sessions(batch, self._api.post_sessions(batch.bodies))
-            elif batch.route == "upload":
-                self._apply_uploads(batch, self._api.upload(batch.uploads))
-            else:
-                request = [
-                    PresignFile(_upload_name(i.path), i.content_sha256, i.size) for i in batch.items
-                ]
-                self._apply_presign(batch, self._api.presign(request))
+            results = self._api.batch(batch.request())
+            answers = _by_kind(results, batch)
         except DELIVERY_FAILURES as exc:
             if not isinstance(exc, Unreachable):
                 self._unreachable = 0
             self._on_error(batch, exc)
+            return
         except SpoolError:
             raise
         except Exception as exc:  # the batch must never be stranded in `sending`
-            log.exception("delivery_step_crashed", route=batch.route, item_ids=ids)
+            log.exception("delivery_step_crashed", route="batch", item_ids=ids)
             if len(batch.items) == 1:
                 self._internal_error(batch.items[0], exc)
             else:
@@ -367,9 +367,13 @@ class Deliverer:
                 self._spool.release_sending(
                     ids, at=now + retry_delay(1), error=f"internal error: {exc!r}", now=now
                 )
-        else:
-            self._cap_items = self._cap_bytes = 0
-            self._unreachable = 0
+            return
+        self._cap_items = self._cap_bytes = 0
+        self._unreachable = 0
+        # Each item's answer is applied behind the per-item firewall (`_guarded`).
+        self._apply_files(batch.files, answers[Kind.FILE])
+        self._apply_sessions(batch.session_parts, answers[Kind.SESSION])
+        self._apply_presign(batch.presigns, answers[Kind.PRESIGN])
 
     def _on_error(self, batch: Batch, exc: DeliveryFailure) -> None:
         """What follows a failed request. Only transient errors count against the items."""
@@ -425,8 +429,7 @@ class Deliverer:
     def _shrink_next(self, batch: Batch) -> float:
         """After a 413 the next batch carries at most half of this one; it may go at once."""
         self._cap_items = max(1, batch.count // 2)
-        # A presign batch carries no bytes: then only the item count is capped.
-        self._cap_bytes = batch.size // 2 if batch.size > 1 else 0
+        self._cap_bytes = max(1, batch.size // 2)
         log.warning(
             "batch_too_large",
             items=len(batch.items),
@@ -455,10 +458,25 @@ class Deliverer:
 
     # -- applying answers --------------------------------------------------------------------
 
-    def _apply_sessions(self, batch: Batch, results: Sequence[dict[str, Any]]) -> None:
+    def _apply_files(self, entries: Sequence[FileEntry], results: Sequence[dict[str, Any]]) -> None:
+        for entry, result in zip(entries, results, strict=True):
+            self._guarded(entry.item, self._apply_file, entry.item, result)
+
+    def _apply_file(self, item: Item, result: dict[str, Any]) -> None:
+        status = result.get("status")
+        if status in DELIVERED:
+            self._delivered(item, _str_or_none(result.get("key")))
+        elif status == Status.RETRY:
+            self._retry_later(item, f"the API asked for a retry: {_error(result)}")
+        else:
+            self._fail(item, f"refused by the API: {_error(result)}")
+
+    def _apply_sessions(
+        self, parts: Sequence[SessionPart], results: Sequence[dict[str, Any]]
+    ) -> None:
         now = self._clock.time()
         answers = iter(results)
-        for part in batch.session_parts:
+        for part in parts:
             # The answers are consumed before anything can go wrong, so one part's failure
             # never shifts another's results.
             mine = [next(answers) for entry in part.parsed if entry.body is not None]
@@ -469,14 +487,21 @@ class Deliverer:
     ) -> None:
         answers = iter(results)
         errors = list(part.item.part_errors)
+        retry: str | None = None
         for entry in part.parsed:
             if entry.body is None:
                 errors.append(_session_error(entry, entry.error or "invalid"))
                 continue
             result = next(answers)
-            if result.get("status") not in DELIVERED:
-                errors.append(_session_error(entry, str(result.get("error") or "rejected")))
-        if part.end < part.total:
+            status = result.get("status")
+            if status == Status.RETRY:
+                retry = _error(result)
+            elif status not in DELIVERED:
+                errors.append(_session_error(entry, _error(result)))
+        if retry is not None:
+            # The slice goes again from its start; what was stored answers `duplicate`.
+            self._retry_later(part.item, f"the API asked for a retry: {retry}")
+        elif part.end < part.total:
             self._spool.record_parts(part.item.id, parts_done=part.end, part_errors=errors, now=now)
             self._spool.reschedule(part.item.id, at=now, error=None, now=now, count_attempt=False)
             log.info("item_progress", item_id=part.item.id, done=part.end, total=part.total)
@@ -486,19 +511,11 @@ class Deliverer:
         else:
             self._delivered(part.item, None)
 
-    def _apply_uploads(self, batch: Batch, results: Sequence[dict[str, Any]]) -> None:
-        for item, result in zip(batch.items, results, strict=True):
-            self._guarded(item, self._apply_upload, item, result)
-
-    def _apply_upload(self, item: Item, result: dict[str, Any]) -> None:
-        if result.get("status") in DELIVERED:
-            self._delivered(item, _str_or_none(result.get("key")))
-        else:
-            self._fail(item, f"refused by the API: {result.get('error') or 'rejected'}")
-
-    def _apply_presign(self, batch: Batch, results: Sequence[dict[str, Any]]) -> None:
-        for item, result in zip(batch.items, results, strict=True):
-            self._guarded(item, self._apply_presigned, item, result)
+    def _apply_presign(
+        self, entries: Sequence[PresignEntry], results: Sequence[dict[str, Any]]
+    ) -> None:
+        for entry, result in zip(entries, results, strict=True):
+            self._guarded(entry.item, self._apply_presigned, entry.item, result)
 
     def _apply_presigned(self, item: Item, result: dict[str, Any]) -> None:
         status = result.get("status")
@@ -508,8 +525,38 @@ class Deliverer:
         elif status == Status.UPLOAD and isinstance(result.get("url"), str):
             headers = result.get("headers")
             self._put(item, result["url"], headers if isinstance(headers, dict) else {}, key)
+        elif status == Status.MULTIPART:
+            upload = parse_multipart(result, item, now=self._clock.time())
+            if upload is None:
+                self._retry_later(item, "the API answered a multipart upload without its URLs")
+                return
+            self._continue_upload(self._uploads.start(upload))
+        elif status == Status.RETRY:
+            self._retry_later(item, f"the API asked for a retry: {_error(result)}")
         else:
-            self._fail(item, f"refused by the API: {result.get('error') or status}")
+            self._fail(item, f"refused by the API: {_error(result)}")
+
+    def _continue_upload(self, upload: MultipartUpload) -> None:
+        item = self._spool.get(upload.item_id)
+        if item is None:
+            self._uploads.drop(upload.item_id)
+            return
+        try:
+            self._uploads.run(upload, item)
+        except (files.FileChanged, FileRejected, OSError) as exc:
+            self._uploads.drop(item.id)
+            if isinstance(exc, files.FileChanged) and self._recheck_changed(item):
+                return
+            self._unreadable(item, exc)
+        except TransientError as exc:
+            # The parts sent so far stay recorded; the rest go once the item is due again.
+            self._retry_later(item, str(exc))
+        except PermanentError as exc:
+            self._uploads.drop(item.id)
+            if not self._recheck_changed(item):
+                self._fail(item, str(exc))
+        else:
+            self._delivered(item, upload.key)
 
     def _put(self, item: Item, url: str, headers: dict[str, str], key: str | None) -> None:
         try:
@@ -541,6 +588,7 @@ class Deliverer:
     # -- item outcomes -----------------------------------------------------------------------
 
     def _delivered(self, item: Item, key: str | None) -> None:
+        self._uploads.drop(item.id)
         now = self._clock.time()
         self._spool.mark_delivered(item.id, now=now, remote_key=key)
         if self._metrics is not None:
@@ -559,6 +607,7 @@ class Deliverer:
             )
 
     def _fail(self, item: Item, reason: str, *, vanished: bool = False) -> None:
+        self._uploads.drop(item.id)
         self._spool.mark_failed(item.id, reason, now=self._clock.time(), vanished=vanished)
         log.warning("item_failed", item_id=item.id, path=str(item.path), reason=reason)
 
@@ -606,7 +655,7 @@ class Deliverer:
         except FileRejected as exc:
             self._fail(item, str(exc))
             return True
-        if snap.sha256 == item.sha256:
+        if snap.sha256 == item.content_sha256:
             return False
         self._requeue_changed(item, snap)
         return True
@@ -619,6 +668,26 @@ def _upload_name(path: Path) -> str:
 def _session_error(entry: ParsedSession, error: str) -> str:
     who = f" ({entry.user_id} {entry.timestamp})" if entry.user_id or entry.timestamp else ""
     return f"session {entry.index}{who}: {error}"
+
+
+def _error(result: dict[str, Any]) -> str:
+    return str(result.get("error") or result.get("status") or "rejected")
+
+
+def _by_kind(results: Sequence[dict[str, Any]], batch: Batch) -> dict[Kind, list[dict[str, Any]]]:
+    """The answers per kind of entry, in request order; a count that does not match is a
+    malformed answer, retried like a 5xx."""
+    answers = {kind: results_of_kind(results, kind) for kind in Kind}
+    expected = {
+        Kind.FILE: len(batch.files),
+        Kind.SESSION: len(batch.bodies),
+        Kind.PRESIGN: len(batch.presigns),
+    }
+    if any(len(answers[k]) != n for k, n in expected.items()):
+        raise TransientError(
+            f"the API answered {len(results)} results that do not match the request"
+        )
+    return answers
 
 
 def _str_or_none(value: object) -> str | None:

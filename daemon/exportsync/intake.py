@@ -1,26 +1,27 @@
 """Intake: the first thing that happens to a file is that the spool records it.
 
-`Intake.offer(path)` is what the watcher calls for each ready file, what the start-up scan calls
-for each file found, and what `exportsync enqueue` calls. It hashes the file once (through
-`files`, which never follows a symlink), records the version in the spool, and wakes the delivery
-loop. A file that can never be read as it is (a symlink, a fifo, a session file too big to parse)
-is recorded as failed with the reason, so `exportsync status` shows it instead of it vanishing.
+`Intake.offer_many(paths)` is what the watcher calls with the files ready at one moment, and what
+the start-up scan calls with the files that changed; `offer(path)` is what `exportsync enqueue`
+calls. Each file is hashed once (through `files`, which never follows a symlink), the versions are
+recorded in the spool in one transaction, and the delivery loop is woken after that commit. A
+file that can never be read as it is (a symlink, a fifo, a session file too big to parse) is
+recorded as failed with the reason, so `exportsync status` shows it instead of it vanishing.
 """
 
 from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from exportsync import files
 from exportsync.batches import MAX_FILE_BYTES
 from exportsync.clock import Clock
-from exportsync.errors import FileRejected
+from exportsync.errors import FileRejected, SpoolError
 from exportsync.logs import get_logger
 from exportsync.matcher import FileMatcher, Kind
-from exportsync.spool import RecordResult, Spool
+from exportsync.spool import NewVersion, RecordResult, Spool
 
 __all__ = ["MAX_SESSION_FILE_BYTES", "Intake"]
 
@@ -56,9 +57,69 @@ class Intake:
     def offer(self, path: Path, *, force: bool = False) -> RecordResult | None:
         """Spool `path` if it is a file the daemon delivers; None when it is not, or is gone.
 
-        Without `force`, a file whose path, size and mtime are already spooled is not hashed again.
+        Without `force`, a file whose path, size, mtime and inode are already spooled is not
+        hashed again.
         """
-        path = Path(os.path.abspath(path))
+        return self.offer_many([path], force=force)[0]
+
+    def offer_many(
+        self, paths: Sequence[Path], *, force: bool = False
+    ) -> list[RecordResult | None]:
+        """`offer` for several files: each is hashed, then all are recorded in one transaction
+        (one fsync). Nothing is said about them (log, wake-up) before that commit."""
+        results: list[RecordResult | None] = []
+        fresh: list[tuple[int, NewVersion]] = []
+        for path in paths:
+            prepared = self._prepare_safely(Path(os.path.abspath(path)), force=force)
+            if isinstance(prepared, NewVersion):
+                fresh.append((len(results), prepared))
+                results.append(None)
+            else:
+                results.append(prepared)
+        if not fresh:
+            return results
+        recorded = self._spool.record_many([v for _, v in fresh], now=self._clock.time())
+        spooled = False
+        for (index, version), result in zip(fresh, recorded, strict=True):
+            results[index] = result
+            if result.created or result.requeued:
+                log.info(
+                    "item_spooled",
+                    item_id=result.item.id,
+                    path=str(version.path),
+                    kind=version.kind,
+                    size=version.size,
+                    sha256=version.sha256,
+                    again=result.requeued,
+                )
+                spooled = True
+            else:
+                log.debug(
+                    "item_known",
+                    item_id=result.item.id,
+                    path=str(version.path),
+                    state=result.item.state,
+                )
+        if spooled:
+            self._on_spooled()
+        return results
+
+    def _prepare_safely(self, path: Path, *, force: bool) -> NewVersion | RecordResult | None:
+        """`_prepare` behind the per-item firewall: a file that raises fails alone (recorded as
+        refused with the error), and the rest of the batch goes on. A spool error is no file's
+        fault: it is raised, and the whole batch is offered again."""
+        try:
+            return self._prepare(path, force=force)
+        except SpoolError:
+            raise
+        except Exception as exc:
+            reason = f"{type(exc).__name__}: {exc}"
+            log.error("item_firewalled", path=str(path), error=reason, stage="intake")
+            kind = self.classify(path)
+            return None if kind is None else self.reject(path, kind, reason)
+
+    def _prepare(self, path: Path, *, force: bool) -> NewVersion | RecordResult | None:
+        """Hash one file: the version to record, a rejection already recorded, or None."""
         kind = self._matcher.classify(self._root, path)
         if kind is None:
             return None
@@ -72,7 +133,7 @@ class Intake:
         if (
             not force
             and stat.S_ISREG(st.st_mode)
-            and self._spool.known(path, st.st_size, st.st_mtime_ns)
+            and self._spool.known(path, st.st_size, st.st_mtime_ns, st.st_ino)
         ):
             return None  # this exact version is already spooled: no need to hash it again
         log.info("file_detected", path=str(path), kind=kind, size=st.st_size)
@@ -92,28 +153,7 @@ class Intake:
             return self.reject(path, kind, str(exc))
         except OSError as exc:
             return self.reject(path, kind, f"cannot read the file: {exc.strerror or exc}")
-        result = self._spool.record(
-            path,
-            kind,
-            size=snap.size,
-            mtime_ns=snap.mtime_ns,
-            sha256=snap.sha256,
-            now=self._clock.time(),
-        )
-        if result.created or result.requeued:
-            log.info(
-                "item_spooled",
-                item_id=result.item.id,
-                path=str(path),
-                kind=kind,
-                size=snap.size,
-                sha256=snap.sha256,
-                again=result.requeued,
-            )
-            self._on_spooled()
-        else:
-            log.debug("item_known", item_id=result.item.id, path=str(path), state=result.item.state)
-        return result
+        return NewVersion(path, kind, snap.size, snap.mtime_ns, snap.sha256, snap.inode)
 
     def reject(self, path: Path, kind: Kind, reason: str) -> RecordResult:
         """Record `path` as failed with `reason`, without reading it."""

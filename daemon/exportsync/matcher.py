@@ -15,9 +15,10 @@ Decisions:
 
 from __future__ import annotations
 
+import fnmatch
 import os
-from dataclasses import dataclass
-from fnmatch import fnmatchcase
+import re
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
@@ -37,8 +38,14 @@ PRIVATE_PREFIX = ".exportsync-"
 
 
 def _matches(name: str, globs: tuple[str, ...]) -> bool:
-    lowered = name.lower()
-    return any(fnmatchcase(lowered, glob.lower()) for glob in globs)
+    return _pattern(globs).match(name.lower()) is not None
+
+
+def _pattern(globs: tuple[str, ...]) -> re.Pattern[str]:
+    """All of `globs` as one compiled regular expression (a scan matches 100,000 names)."""
+    if not globs:
+        return re.compile(r"(?!)")  # matches nothing
+    return re.compile("|".join(f"(?:{fnmatch.translate(glob.lower())})" for glob in globs))
 
 
 @dataclass(frozen=True)
@@ -49,11 +56,18 @@ class FileMatcher:
     session_globs: tuple[str, ...] = ("*.session.json",)
     ignore_globs: tuple[str, ...] = DEFAULT_IGNORE_GLOBS
     recursive: bool = False
+    _ignore: re.Pattern[str] = field(init=False, repr=False, compare=False)
+    _session: re.Pattern[str] = field(init=False, repr=False, compare=False)
+    _csv: re.Pattern[str] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         # Config hands over lists; keep the dataclass hashable and immutable.
         for name in ("csv_globs", "session_globs", "ignore_globs"):
             object.__setattr__(self, name, tuple(getattr(self, name)))
+        # Compiled once: a scan matches every name of a 100,000-file folder.
+        object.__setattr__(self, "_ignore", _pattern(self.ignore_globs))
+        object.__setattr__(self, "_session", _pattern(self.session_globs))
+        object.__setattr__(self, "_csv", _pattern(self.csv_globs))
 
     def classify(self, root: Path, path: Path) -> Kind | None:
         """The kind of file `path` is, or None when it is not to be delivered (by name alone)."""
@@ -64,14 +78,18 @@ class FileMatcher:
             return None
         if len(parts) > 1 and parts[0] == SENT_DIR:
             return None
-        if any(_matches(part, self.ignore_globs) for part in parts):
+        if any(_matches(part, self.ignore_globs) for part in parts[:-1]):
             return None
-        name = parts[-1]
-        if name.startswith(PRIVATE_PREFIX):
+        return self.classify_name(parts[-1])
+
+    def classify_name(self, name: str) -> Kind | None:
+        """`classify` for an entry of a folder already known to be watched (see `descend`)."""
+        lowered = name.lower()
+        if self._ignore.match(lowered) or name.startswith(PRIVATE_PREFIX):
             return None
-        if _matches(name, self.session_globs):
+        if self._session.match(lowered):
             return "session"
-        if _matches(name, self.csv_globs):
+        if self._csv.match(lowered):
             return "csv"
         return None
 
@@ -87,11 +105,15 @@ class FileMatcher:
     @staticmethod
     def _relative_parts(root: Path, path: Path) -> tuple[str, ...] | None:
         # Lexical only: normpath folds "a/../b" so a ".." cannot smuggle a path out of the root.
-        normal = Path(os.path.normpath(path))
-        try:
-            parts = normal.relative_to(os.path.normpath(root)).parts
-        except ValueError:
+        # Strings, not PurePath.relative_to: this runs for every event and every scanned file.
+        normal = os.path.normpath(path)
+        base = os.path.normpath(root)
+        if normal == base:
             return None
-        if not parts or ".." in parts:
+        prefix = base if base.endswith(os.sep) else base + os.sep
+        if not normal.startswith(prefix):
+            return None
+        parts = tuple(normal[len(prefix) :].split(os.sep))
+        if ".." in parts:
             return None
         return parts

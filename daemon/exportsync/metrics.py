@@ -10,7 +10,7 @@ Counters start at zero with each process, as Prometheus expects.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence, Sized
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sized
 from dataclasses import dataclass
 from typing import IO, Any, TypeVar
 from wsgiref.simple_server import WSGIServer
@@ -19,7 +19,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_
 from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from exportsync.client import Api, PresignFile, UploadFile
+from exportsync.client import Api, BatchRequest
 from exportsync.errors import (
     DeliveryError,
     Forbidden,
@@ -122,23 +122,21 @@ class MeteredApi:
         self._api = api
         self._metrics = metrics
 
-    def post_sessions(self, sessions: Sequence[bytes]) -> list[dict[str, Any]]:
-        size = sum(len(body) for body in sessions)
-        return self._count(_label(routes.SESSION), size, lambda: self._api.post_sessions(sessions))
-
-    def upload(self, files: Sequence[UploadFile]) -> list[dict[str, Any]]:
-        size = sum(len(f.data) for f in files)
-        return self._count(_label(routes.UPLOAD), size, lambda: self._api.upload(files))
-
-    def presign(self, files: Sequence[PresignFile]) -> list[dict[str, Any]]:
-        return self._count(_label(routes.PRESIGN), 0, lambda: self._api.presign(files))
+    def batch(self, request: BatchRequest) -> list[dict[str, Any]]:
+        size = sum(len(f.data) for f in request.files) + sum(len(b) for b in request.sessions)
+        return self._count(_label(routes.BATCH), size, lambda: self._api.batch(request))
 
     def put_presigned(
         self, url: str, headers: Mapping[str, str], body: IO[bytes] | Iterable[bytes]
-    ) -> None:
+    ) -> str | None:
         # The verified file stream knows its length (requests sends it as Content-Length).
         size = len(body) if isinstance(body, Sized) else 0
-        self._count("presigned_put", size, lambda: self._api.put_presigned(url, headers, body))
+        return self._count(
+            "presigned_put", size, lambda: self._api.put_presigned(url, headers, body)
+        )
+
+    def complete_multipart(self, url: str, body: bytes) -> None:
+        self._count("multipart_complete", 0, lambda: self._api.complete_multipart(url, body))
 
     def close(self) -> None:
         close = getattr(self._api, "close", None)

@@ -126,6 +126,49 @@ def _v4_poison_pill(db: sqlite3.Connection) -> None:
     db.execute("ALTER TABLE items ADD COLUMN in_hand_since REAL")
 
 
+def _v5_multipart_uploads(db: sqlite3.Connection) -> None:
+    """Multipart uploads in progress: the presigned plan (part URLs, completion, expiry, the
+    content it is for) per item, and each sent part's ETag, so a restart sends only the rest."""
+    _script(
+        db,
+        """
+        CREATE TABLE uploads (
+            item_id INTEGER PRIMARY KEY REFERENCES items (id) ON DELETE CASCADE,
+            plan    TEXT    NOT NULL
+        );
+        CREATE TABLE upload_parts (
+            item_id INTEGER NOT NULL REFERENCES uploads (item_id) ON DELETE CASCADE,
+            number  INTEGER NOT NULL,
+            etag    TEXT    NOT NULL,
+            PRIMARY KEY (item_id, number)
+        );
+        """,
+    )
+
+
+def _v6_scale(db: sqlite3.Connection) -> None:
+    """For large folders and spools: the file's inode beside size and mtime (a start-up scan
+    compares all three with the folder), and the count of items per state kept by triggers
+    (`status` reads four rows, not a million). Statement by statement: trigger bodies hold
+    semicolons, which `_script` would split."""
+    for statement in (
+        "ALTER TABLE items ADD COLUMN inode INTEGER NOT NULL DEFAULT 0",
+        "CREATE TABLE item_counts (state TEXT PRIMARY KEY, n INTEGER NOT NULL)",
+        "INSERT INTO item_counts (state, n) SELECT s.state, (SELECT COUNT(*) FROM items"
+        " WHERE items.state = s.state) FROM (SELECT 'pending' AS state UNION ALL SELECT 'sending'"
+        " UNION ALL SELECT 'delivered' UNION ALL SELECT 'failed') AS s",
+        "CREATE TRIGGER items_count_insert AFTER INSERT ON items BEGIN"
+        " UPDATE item_counts SET n = n + 1 WHERE state = NEW.state; END",
+        "CREATE TRIGGER items_count_delete AFTER DELETE ON items BEGIN"
+        " UPDATE item_counts SET n = n - 1 WHERE state = OLD.state; END",
+        "CREATE TRIGGER items_count_update AFTER UPDATE OF state ON items"
+        " WHEN OLD.state != NEW.state BEGIN"
+        " UPDATE item_counts SET n = n - 1 WHERE state = OLD.state;"
+        " UPDATE item_counts SET n = n + 1 WHERE state = NEW.state; END",
+    ):
+        db.execute(statement)
+
+
 Migration = Callable[[sqlite3.Connection], None]
 
 # MIGRATIONS[n] upgrades schema version n to n + 1. Append only.
@@ -134,6 +177,8 @@ MIGRATIONS: tuple[Migration, ...] = (
     _v2_explicit_states,
     _v3_paths_as_bytes,
     _v4_poison_pill,
+    _v5_multipart_uploads,
+    _v6_scale,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -50,7 +50,11 @@ class Notifier:
             return False
         try:
             if self._sock is None:
-                self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
+                # Non-blocking: a manager that does not read its socket must never stall the
+                # loop or the heartbeat thread; a dropped message is logged like any failed send.
+                self._sock = socket.socket(
+                    socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC | socket.SOCK_NONBLOCK
+                )
             self._sock.sendto("\n".join(fields).encode(), self._address)
         except OSError as exc:
             _log.warning(

@@ -18,6 +18,7 @@ import datetime as dt
 from dataclasses import dataclass
 
 from exportsync.clock import Clock
+from exportsync.pacing import QuotaView
 from exportsync.spool import Spool
 
 __all__ = ["RESET_GRACE_SECONDS", "QuotaLedger", "QuotaSnapshot"]
@@ -94,6 +95,21 @@ class QuotaLedger:
             resets_at=self.resets_at(now),
             exhausted=exhausted or (self._limit is not None and used >= self._limit),
             next_request_in=self.wait_time(),
+        )
+
+    def view(self) -> QuotaView:
+        """The day as the pacing policy sees it. A day the gateway said was over counts as used."""
+        now = self._clock.time()
+        start = self.period_start(now)
+        used, exhausted = self._period(start, now)
+        if exhausted and self._limit is not None:
+            used = max(used, self._limit)
+        return QuotaView(
+            limit=self._limit,
+            used=used,
+            period_start=start,
+            resets_at=start + DAY,
+            last_request_at=self._spool.last_request_at(),
         )
 
     def wait_time(self) -> float:

@@ -8,8 +8,14 @@ replay harmless.
 
 The schema lives in `migrations`: opening a spool written by an older exportsync upgrades it in
 place. Items are unique by (path, sha256): an identical re-save is recognised and not sent again,
-while a changed file becomes a new item (a new version). The spool also holds the quota ledger's
-rows, so the day's request count survives restarts together with the items it was spent on.
+while a changed file becomes a new item (a new version) that supersedes a pending older one (its
+content is gone from the file, so it is never sent). The spool also holds the quota ledger's rows,
+so the day's request count survives restarts together with the items it was spent on.
+
+Scale: files are recorded in batches (`record_many`: one transaction, one fsync); a start-up scan
+compares the folder against `versions()`, one query; `item_counts` is kept by triggers so `counts()`
+reads four rows whatever the spool's size; `prune_delivered` drops old delivered rows except those
+that still describe a file in the folder (dedupe needs them).
 """
 
 from __future__ import annotations
@@ -19,12 +25,13 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
+from exportsync.backlog import ENTRY_OVERHEAD_BYTES, Backlog, requests_needed
 from exportsync.errors import SpoolCorrupt, SpoolError
 from exportsync.migrations import migrate
 from exportsync.names import from_stored, stored
@@ -33,15 +40,22 @@ __all__ = [
     "MAX_CRASHES",
     "STATES",
     "Item",
+    "NewVersion",
     "RecordResult",
     "Spool",
     "State",
+    "VersionKey",
 ]
 
 State = Literal["pending", "sending", "delivered", "failed"]
 STATES: tuple[State, ...] = ("pending", "sending", "delivered", "failed")
 
+VersionKey = tuple[bytes, int, int, int]
+"""(path as stored, size, mtime_ns, inode) of a spooled version: what a scan compares with."""
+
 _MEMORY = ":memory:"
+# Rows pruned per transaction: bounds the WAL and how long the delivery loop waits for the lock.
+_PRUNE_CHUNK = 20_000
 _CORRUPT = (sqlite3.SQLITE_NOTADB, sqlite3.SQLITE_CORRUPT)
 # SQLite's companions of the database file; they belong to it and move with it.
 _COMPANIONS = ("-wal", "-shm", "-journal")
@@ -49,7 +63,7 @@ _COMPANIONS = ("-wal", "-shm", "-journal")
 _COLUMNS = (
     "id, path, kind, size, mtime_ns, sha256, refused, vanished, state, attempts, next_attempt_at,"
     " last_error, "
-    "parts_done, part_errors, remote_key, created_at, updated_at, delivered_at, crashes"
+    "parts_done, part_errors, remote_key, created_at, updated_at, delivered_at, crashes, inode"
 )
 
 # An item the daemon died on this many times in a row is failed at the next start, never read again.
@@ -82,6 +96,7 @@ class Item:
     delivered_at: float | None
     # Runs in a row that died while this item was being read and parsed (poison-pill quarantine).
     crashes: int = 0
+    inode: int = 0  # 0: recorded before inodes were (schema 6)
 
     @classmethod
     def _from_row(cls, row: sqlite3.Row) -> Item:
@@ -106,6 +121,7 @@ class Item:
             updated_at=row["updated_at"],
             delivered_at=row["delivered_at"],
             crashes=row["crashes"],
+            inode=row["inode"],
         )
 
     @property
@@ -114,6 +130,18 @@ class Item:
         if self.sha256 is None:
             raise SpoolError(f"item {self.id} was refused before its content was read")
         return self.sha256
+
+
+@dataclass(frozen=True)
+class NewVersion:
+    """One hashed file version to record (`Spool.record_many`)."""
+
+    path: Path
+    kind: Literal["csv", "session"]
+    size: int
+    mtime_ns: int
+    sha256: str
+    inode: int = 0
 
 
 @dataclass(frozen=True)
@@ -131,6 +159,8 @@ class Spool:
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        self.commits = 0
+        """Transactions this connection committed (each one fsync): group commit shows here."""
         self._lock = threading.RLock()
         on_disk = str(path) != _MEMORY
         try:
@@ -142,6 +172,8 @@ class Spool:
                 path, timeout=30.0, isolation_level=None, check_same_thread=False
             )
             self._db.row_factory = sqlite3.Row
+            # A new spool gives the pages pruning frees back to the disk (set before any table).
+            self._db.execute("PRAGMA auto_vacuum=INCREMENTAL")
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.execute("PRAGMA foreign_keys=ON")
@@ -223,6 +255,7 @@ class Spool:
                 except sqlite3.Error as exc:  # disk full, I/O error: the transition did not happen
                     self._rollback()
                     raise SpoolError(f"cannot commit to the spool: {exc}") from exc
+                self.commits += 1
             finally:
                 if not sync:
                     self._db.execute("PRAGMA synchronous=FULL")
@@ -251,40 +284,60 @@ class Spool:
         mtime_ns: int,
         sha256: str,
         now: float,
+        inode: int = 0,
     ) -> RecordResult:
         """Record one file version as pending; a version already known is left as it is."""
+        return self.record_many([NewVersion(path, kind, size, mtime_ns, sha256, inode)], now=now)[0]
+
+    def record_many(self, versions: Sequence[NewVersion], *, now: float) -> list[RecordResult]:
+        """Record file versions in one transaction (one fsync), in order; see `record`.
+
+        A new version supersedes the pending older versions of its path: their content is no
+        longer in the file, so they are dropped rather than sent.
+        """
         with self._tx() as db:
-            cursor = db.execute(
-                "INSERT OR IGNORE INTO items (path, kind, size, mtime_ns, sha256, state,"
-                " created_at, updated_at) VALUES (?, ?, ?, ?, ?, 'pending', ?, ?)",
-                (stored(path), kind, size, mtime_ns, sha256, now, now),
+            return [self._record_one(db, version, now) for version in versions]
+
+    @staticmethod
+    def _record_one(db: sqlite3.Connection, v: NewVersion, now: float) -> RecordResult:
+        path = stored(v.path)
+        cursor = db.execute(
+            "INSERT OR IGNORE INTO items (path, kind, size, mtime_ns, inode, sha256, state,"
+            " created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, 'pending', ?, ?)",
+            (path, v.kind, v.size, v.mtime_ns, v.inode, v.sha256, now, now),
+        )
+        created = cursor.rowcount == 1
+        requeued = False
+        if created:
+            # "+state": look the path up by its index, not every pending row by state.
+            db.execute(
+                "DELETE FROM items WHERE path = ? AND sha256 != ? AND +state = 'pending'",
+                (path, v.sha256),
             )
-            created = cursor.rowcount == 1
-            requeued = False
-            if not created:
-                # A version that failed because its file vanished before delivery, and is now
-                # back, goes back in line. Versions refused for their content stay failed: saving
-                # the same bytes again would only spend a request on the same refusal
-                # (`exportsync retry` is there for that).
-                requeued = (
-                    db.execute(
-                        "UPDATE items SET state = 'pending', attempts = 0, next_attempt_at = 0,"
-                        " last_error = NULL, parts_done = 0, part_errors = NULL, updated_at = ?"
-                        " WHERE path = ? AND sha256 = ? AND state = 'failed' AND vanished = 1",
-                        (now, stored(path), sha256),
-                    ).rowcount
-                    == 1
-                )
-                # Same content saved again: remember the new mtime so start-up scans skip it.
+        else:
+            # A version that failed because its file vanished before delivery, and is now
+            # back, goes back in line. Versions refused for their content stay failed: saving
+            # the same bytes again would only spend a request on the same refusal
+            # (`exportsync retry` is there for that).
+            requeued = (
                 db.execute(
-                    "UPDATE items SET mtime_ns = ?, size = ?, vanished = 0"
-                    " WHERE path = ? AND sha256 = ?",
-                    (mtime_ns, size, stored(path), sha256),
-                )
-            row = db.execute(
-                f"SELECT {_COLUMNS} FROM items WHERE path = ? AND sha256 = ?",  # noqa: S608 -- fixed column list
-                (stored(path), sha256),
-            ).fetchone()
+                    "UPDATE items SET state = 'pending', attempts = 0, next_attempt_at = 0,"
+                    " last_error = NULL, parts_done = 0, part_errors = NULL, updated_at = ?"
+                    " WHERE path = ? AND sha256 = ? AND +state = 'failed' AND vanished = 1",
+                    (now, path, v.sha256),
+                ).rowcount
+                == 1
+            )
+            # Same content saved again: remember the new mtime so start-up scans skip it.
+            db.execute(
+                "UPDATE items SET mtime_ns = ?, size = ?, inode = ?, vanished = 0"
+                " WHERE path = ? AND sha256 = ?",
+                (v.mtime_ns, v.size, v.inode, path, v.sha256),
+            )
+        row = db.execute(
+            f"SELECT {_COLUMNS} FROM items WHERE path = ? AND sha256 = ?",  # noqa: S608 -- fixed column list
+            (path, v.sha256),
+        ).fetchone()
         return RecordResult(Item._from_row(row), created, requeued)
 
     def record_rejected(
@@ -305,14 +358,33 @@ class Spool:
             ).fetchone()
         return RecordResult(Item._from_row(row), created)
 
-    def known(self, path: Path, size: int, mtime_ns: int) -> bool:
-        """True when this exact (path, size, mtime) was already spooled: a scan need not hash it."""
+    def known(self, path: Path, size: int, mtime_ns: int, inode: int | None = None) -> bool:
+        """True when this exact (path, size, mtime[, inode]) was already spooled: a scan need not
+        hash it. A row from before inodes were recorded (inode 0) matches any inode."""
         rows = self._query(
             "SELECT 1 FROM items WHERE path = ? AND size = ? AND mtime_ns = ? AND vanished = 0"
-            " LIMIT 1",
-            (stored(path), size, mtime_ns),
+            " AND (? IS NULL OR inode IN (0, ?)) LIMIT 1",
+            (stored(path), size, mtime_ns, inode, inode),
         )
         return bool(rows)
+
+    def versions(self) -> set[VersionKey]:
+        """Every spooled (path, size, mtime_ns, inode), in one query: what a scan compares with.
+
+        Rows without a recorded inode (older spools) come with inode 0; vanished and refused
+        versions are left out, so their files are looked at again.
+        """
+        with self._lock:
+            try:
+                cursor = self._db.cursor()
+                cursor.row_factory = None  # plain tuples: they are the set's members
+                cursor.execute(
+                    "SELECT path, size, mtime_ns, inode FROM items"
+                    " WHERE vanished = 0 AND refused = 0"
+                )
+                return set(cursor)
+            except sqlite3.Error as exc:
+                raise SpoolError(f"spool query failed: {exc}") from exc
 
     def get(self, item_id: int) -> Item | None:
         rows = self._query(f"SELECT {_COLUMNS} FROM items WHERE id = ?", (item_id,))  # noqa: S608 -- fixed column list
@@ -339,20 +411,33 @@ class Spool:
         )
         return [Item._from_row(r) for r in rows]
 
-    def due(self, now: float, *, limit: int = 500, horizon: float | None = None) -> list[Item]:
-        """Pending items whose next attempt time has come, oldest first.
-
-        With `horizon`, an attempt scheduled more than `horizon` seconds after `now` is due as
-        well: no delay is that long, so the wall clock was set back since it was scheduled.
-        """
-        beyond = now + horizon if horizon is not None else float("inf")
+    def due(self, now: float, *, limit: int = 500) -> list[Item]:
+        """Pending items whose next attempt time has come, oldest first."""
         rows = self._query(
-            f"SELECT {_COLUMNS} FROM items WHERE state = 'pending'"  # noqa: S608 -- fixed column list
-            " AND (next_attempt_at <= ? OR next_attempt_at > ?)"
+            f"SELECT {_COLUMNS} FROM items WHERE state = 'pending' AND next_attempt_at <= ?"  # noqa: S608 -- fixed column list
             " ORDER BY next_attempt_at, id LIMIT ?",
-            (now, beyond, limit),
+            (now, limit),
         )
         return [Item._from_row(r) for r in rows]
+
+    def pull_back(self, beyond: float, *, now: float) -> int:
+        """Pending items scheduled, or recorded, after `beyond` are due and recorded at `now`;
+        how many.
+
+        The caller passes a time no delay reaches: such a time was written before the wall
+        clock was set back, and would otherwise hold the item (its retry, the pacing's quiet
+        window) for the whole step.
+        """
+        stale = "state = 'pending' AND (next_attempt_at > ? OR created_at > ?)"
+        if not self._query(f"SELECT 1 FROM items WHERE {stale} LIMIT 1", (beyond, beyond)):  # noqa: S608 -- fixed text
+            return 0
+        with self._tx() as db:
+            cursor = db.execute(
+                "UPDATE items SET next_attempt_at = MIN(next_attempt_at, ?),"  # noqa: S608 -- fixed text
+                f" created_at = MIN(created_at, ?), updated_at = ? WHERE {stale}",
+                (now, now, now, beyond, beyond),
+            )
+            return cursor.rowcount
 
     def next_due_at(self) -> float | None:
         """When the earliest pending item may be tried, or None when nothing is pending."""
@@ -526,10 +611,132 @@ class Spool:
         return [int(r[0]) for r in rows]
 
     def counts(self) -> dict[State, int]:
+        """Items per state, from the counts the triggers keep (no scan of the items)."""
         counts: dict[State, int] = dict.fromkeys(STATES, 0)
-        for row in self._query("SELECT state, COUNT(*) FROM items GROUP BY state"):
+        for row in self._query("SELECT state, n FROM item_counts"):
             counts[row[0]] = int(row[1])
         return counts
+
+    def backlog(self, now: float, *, inline_max_bytes: int, max_entries: int) -> Backlog:
+        """The due pending items in summary: count, bytes, requests they need, arrival span."""
+        rows = self._query(
+            "SELECT COUNT(*), COALESCE(SUM(size), 0),"
+            " COALESCE(SUM(CASE WHEN kind = 'session' OR size <= ? THEN size ELSE 0 END), 0),"
+            " COALESCE(SUM(CASE WHEN kind = 'session' OR size <= ? THEN 1 ELSE 0 END), 0),"
+            " MIN(created_at), MAX(created_at)"
+            " FROM items WHERE state = 'pending' AND next_attempt_at <= ?",
+            (inline_max_bytes, inline_max_bytes, now),
+        )
+        count, total, inline, inline_count, oldest, newest = rows[0]
+        return Backlog(
+            items=int(count),
+            bytes=int(total),
+            requests_needed=requests_needed(
+                int(count),
+                int(inline) + ENTRY_OVERHEAD_BYTES * int(inline_count),
+                inline_max_bytes=inline_max_bytes,
+                max_entries=max_entries,
+            ),
+            oldest_at=oldest,
+            newest_at=newest,
+        )
+
+    # -- multipart uploads in progress -------------------------------------------------------
+
+    def upload_save(self, item_id: int, plan: Mapping[str, Any]) -> dict[int, str]:
+        """Remember a presigned multipart upload (its parts' URLs) before any part is sent; the
+        ETags already recorded when it continues the upload recorded before, else none."""
+        with self._tx() as db:
+            row = db.execute("SELECT plan FROM uploads WHERE item_id = ?", (item_id,)).fetchone()
+            same = row is not None and json.loads(row[0]).get("upload_id") == plan.get("upload_id")
+            if same:
+                db.execute(
+                    "UPDATE uploads SET plan = ? WHERE item_id = ?", (json.dumps(plan), item_id)
+                )
+            else:
+                db.execute("DELETE FROM uploads WHERE item_id = ?", (item_id,))
+                db.execute(
+                    "INSERT INTO uploads (item_id, plan) VALUES (?, ?)",
+                    (item_id, json.dumps(plan)),
+                )
+            parts = db.execute(
+                "SELECT number, etag FROM upload_parts WHERE item_id = ?", (item_id,)
+            ).fetchall()
+        return {int(n): str(e) for n, e in parts}
+
+    def upload_get(self, item_id: int) -> tuple[dict[str, Any], dict[int, str]] | None:
+        """(plan, ETags of parts sent) of the item's upload, or None."""
+        rows = self._query("SELECT plan FROM uploads WHERE item_id = ?", (item_id,))
+        if not rows:
+            return None
+        parts = self._query("SELECT number, etag FROM upload_parts WHERE item_id = ?", (item_id,))
+        return json.loads(rows[0][0]), {int(n): str(e) for n, e in parts}
+
+    def upload_part_done(self, item_id: int, number: int, etag: str) -> None:
+        with self._tx() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO upload_parts (item_id, number, etag) VALUES (?, ?, ?)",
+                (item_id, number, etag),
+            )
+
+    def upload_drop(self, item_id: int) -> None:
+        with self._tx() as db:
+            db.execute("DELETE FROM uploads WHERE item_id = ?", (item_id,))
+
+    def uploads_due(self, now: float) -> list[tuple[int, str, dict[str, Any], dict[int, str]]]:
+        """(item id, its sha256, plan, ETags of parts sent) for uploads of due pending items."""
+        rows = self._query(
+            "SELECT u.item_id, i.sha256, u.plan FROM uploads u JOIN items i ON i.id = u.item_id"
+            " WHERE i.state = 'pending' AND i.next_attempt_at <= ? ORDER BY u.item_id",
+            (now,),
+        )
+        found = []
+        for item_id, sha256, plan in rows:
+            parts = self._query(
+                "SELECT number, etag FROM upload_parts WHERE item_id = ?", (item_id,)
+            )
+            found.append(
+                (int(item_id), str(sha256), json.loads(plan), {int(n): str(e) for n, e in parts})
+            )
+        return found
+
+    def prune_delivered(
+        self, before: float, *, current: Callable[[Path], tuple[int, int, int] | None]
+    ) -> int:
+        """Drop delivered items delivered before `before`; the number dropped.
+
+        Kept: a row whose file is still in the folder as it was delivered (`current(path)` gives
+        the file's (size, mtime_ns, inode), None when it is gone), since that row is what keeps
+        a scan from hashing and sending the file again.
+        """
+        dropped = 0
+        after = 0
+        while True:  # a chunk at a time by id: bounded memory, and the lock is let go between
+            rows = self._query(
+                "SELECT id, path, size, mtime_ns, inode FROM items WHERE id > ?"
+                " AND state = 'delivered' AND delivered_at < ? ORDER BY id LIMIT ?",
+                (after, before, _PRUNE_CHUNK),
+            )
+            if not rows:
+                break
+            after = int(rows[-1][0])
+            kept = [int(r[0]) for r in rows if _still_there(r, current)]
+            with self._tx() as db:
+                # One statement over the chunk's id range (the same rows the SELECT saw, unless
+                # a newer delivery came in, which `delivered_at` leaves out).
+                dropped += db.execute(
+                    "DELETE FROM items WHERE id BETWEEN ? AND ? AND state = 'delivered'"
+                    " AND delivered_at < ? AND id NOT IN (SELECT value FROM json_each(?))",
+                    (int(rows[0][0]), after, before, json.dumps(kept)),
+                ).rowcount
+        if dropped:
+            with self._lock:
+                # Give the freed pages back (a spool made before incremental vacuum only reuses
+                # them) and shrink the WAL the deletes grew. executescript steps the pragma to
+                # its end; execute() frees a single page.
+                self._db.executescript("PRAGMA incremental_vacuum;")
+                self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+        return dropped
 
     # -- quota ledger rows -------------------------------------------------------------------
 
@@ -602,6 +809,13 @@ class Spool:
     def last_request_at(self) -> float | None:
         rows = self._query("SELECT value FROM meta WHERE key = 'last_request_at'")
         return float(rows[0][0]) if rows else None
+
+
+def _still_there(row: sqlite3.Row, current: Callable[[Path], tuple[int, int, int] | None]) -> bool:
+    """The row still describes the file at its path (a row without an inode matches any)."""
+    _, path, size, mtime_ns, inode = row
+    key = current(from_stored(path))
+    return key is not None and key[:2] == (size, mtime_ns) and inode in (0, key[2])
 
 
 def _set_aside(path: Path, now: float) -> Path:

@@ -10,11 +10,13 @@ import os
 from typing import Any
 
 from exportsync import __version__
+from exportsync.backlog import Backlog
 from exportsync.clock import Clock, SystemClock, iso_utc
 from exportsync.config import Config
 from exportsync.daemon import build_ledger
 from exportsync.metrics import SpoolReading
 from exportsync.names import shown
+from exportsync.pacing import Plan, plan, plan_backlog
 from exportsync.quota import QuotaLedger
 from exportsync.runlock import running_pid
 from exportsync.spool import Spool
@@ -35,6 +37,20 @@ def build_status(config: Config, spool: Spool, ledger: QuotaLedger, clock: Clock
     pid = running_pid(config.state.dir)
     pending = spool.items("pending", limit=_LISTED)
     next_due = spool.next_due_at()
+    # Every pending item, retries waiting for their backoff included.
+    backlog = spool.backlog(
+        float("inf"),
+        inline_max_bytes=config.api.inline_max_bytes,
+        max_entries=config.api.batch_max_files,
+    )
+    view = ledger.view()
+    pacing = config.quota.pacing
+    decision = plan(backlog, now, view, pacing)
+    eta = plan_backlog(backlog, now, view, pacing)
+    if eta is not None and next_due is not None:
+        eta = max(eta, next_due)
+    elif backlog.items and next_due is not None and next_due > now:
+        eta = next_due
     return {
         "version": __version__,
         "daemon": {"running": pid is not None, "pid": pid if pid and pid > 0 else None},
@@ -52,6 +68,13 @@ def build_status(config: Config, spool: Spool, ledger: QuotaLedger, clock: Clock
             "next_request_in_seconds": round(quota.next_request_in, 3),
         },
         "next_attempt_at": iso(max(now, next_due)) if next_due is not None else None,
+        "backlog": {
+            "items": backlog.items,
+            "bytes": backlog.bytes,
+            "requests_needed": backlog.requests_needed,
+            "eta": iso(eta),
+        },
+        "plan": _explain(backlog, decision, now, next_due),
         "failed": [
             {
                 "id": item.id,
@@ -75,6 +98,33 @@ def build_status(config: Config, spool: Spool, ledger: QuotaLedger, clock: Clock
             for item in pending
         ],
     }
+
+
+def _explain(backlog: Backlog, decision: Plan, now: float, next_due: float | None) -> str:
+    """The pacing decision in words."""
+    if backlog.items == 0:
+        return "nothing waiting"
+    files = f"{backlog.items} file" + ("s" if backlog.items != 1 else "")
+    send_at = decision.send_at if decision.send_at is not None else now
+    if next_due is not None:
+        send_at = max(send_at, next_due)
+    if send_at <= now:
+        return f"sending {files} now"
+    moment = iso_utc(send_at)[11:16] + "Z"
+    if decision.left is None:
+        return f"holding {files} (retrying after a failure); next send {moment}"
+    why = {
+        "quiet": "waiting for the folder to go quiet",
+        "day_used": "today's requests are used up",
+        "reserve": "only the reserve is left, for the last call",
+    }.get(decision.reason)
+    left = f"{decision.left} request" + ("s" if decision.left != 1 else "") + " left today"
+    text = f"holding {files}: {left}, {decision.reserve} kept in reserve"
+    if why:
+        text += f" ({why})"
+    if send_at - now > 86_400 / 2 or decision.reason == "day_used":
+        moment = iso_utc(send_at)
+    return f"{text}; next send {moment}"
 
 
 def read_spool(config: Config) -> SpoolReading:
@@ -130,6 +180,13 @@ def render_table(status: dict[str, Any]) -> str:
         f"  quota      {quota['used']} of {limit} requests used; resets {quota['resets_at']}"
         + ("  (exhausted)" if quota["exhausted"] else ""),
     ]
+    backlog = status["backlog"]
+    if backlog["items"]:
+        lines.append(
+            f"  backlog    {backlog['items']} files, {backlog['bytes']} bytes,"
+            f" {backlog['requests_needed']} request(s); all sent by {backlog['eta'] or 'now'}"
+        )
+    lines.append(f"  plan       {status['plan']}")
     if status["next_attempt_at"]:
         lines.append(f"  next try   {status['next_attempt_at']}")
     if status["failed"]:

@@ -4,15 +4,21 @@ Two layers:
 - `Settler` is pure readiness logic: feed it events with (monotonic) timestamps, ask which paths are
   ready at time t. No threads, no watchdog; tests drive it with plain numbers.
 - `Watcher` adapts watchdog to it and runs a small timer thread (waiting through the injected Clock)
-  that calls `on_ready(path)` for each ready path.
+  that calls `on_ready(paths)` with the paths ready at that moment.
 
 Readiness:
-- With close events (Linux inotify): a file is ready a short quiet period (min(settle, 0.5 s)) after
-  it was closed after writing, or renamed/moved into the folder, with no later event for it and its
-  size/mtime unchanged. While a write is seen without a matching close the file is never ready (a
-  slow writer holding one handle), except after `open_write_timeout` of complete silence (a
-  truncate(2) has no close). A file that only appeared (created, no write yet) needs
-  `settle_seconds` of stillness.
+- With close events (Linux inotify): a file is ready as soon as it was closed after writing, or
+  renamed/moved into the folder, and no writer still holds it open. "No writer" is asked of the
+  kernel itself: a read lease (fcntl F_SETLEASE, F_RDLCK) can only be taken while nobody has the
+  file open for writing, so the probe opens the file read-only, tries the lease and closes it again
+  at once (see `writer_holds`). A file still held after a close waits for the next close. Where no
+  lease can be taken (a file owned by another user, a filesystem without leases) a close counts as
+  before: ready after a short quiet period (min(settle, 0.5 s)) with no later event for it. While a
+  write is seen without a matching close the file is never ready (a slow writer holding one
+  handle), except after `open_write_timeout` of complete silence (a truncate(2) has no close). A
+  file that only appeared (created, no write yet) needs `settle_seconds` of stillness. Each close
+  may report the file again: a writer that opens and writes again makes a new version, which the
+  spool records in place of the pending one.
 - Without close events (PollingObserver, macOS FSEvents): size and mtime unchanged for
   `settle_seconds`.
 - A path that vanished before it was ready is dropped silently.
@@ -39,8 +45,10 @@ Decisions:
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
+import signal
 import stat
 import sys
 import threading
@@ -69,7 +77,7 @@ from exportsync.config import WatchConfig
 from exportsync.logs import get_logger
 from exportsync.matcher import FileMatcher
 
-__all__ = ["RETRY_RESCAN_SECONDS", "Settler", "StatKey", "Watcher", "lstat_key"]
+__all__ = ["RETRY_RESCAN_SECONDS", "Settler", "StatKey", "Watcher", "lstat_key", "writer_holds"]
 
 _log = get_logger(__name__)
 
@@ -93,6 +101,39 @@ def _dir_identity(path: Path) -> tuple[int, int] | None:
     except OSError:
         return None
     return (info.st_dev, info.st_ino) if stat.S_ISDIR(info.st_mode) else None
+
+
+def writer_holds(path: Path) -> bool | None:
+    """Whether some process has `path` open for writing: True, False, or None when unknown.
+
+    Linux only: a read lease is granted only while no one has the file open for writing. The lease
+    lives for two system calls; should a writer open the file in between, the kernel breaks it by
+    signalling us with SIGURG (whose default action is to ignore it; SIGIO would kill the process)
+    and holds that open until our close, microseconds later.
+    """
+    if not _LINUX:
+        return None
+    import fcntl  # noqa: PLC0415 - POSIX-only module, only reached on Linux
+
+    try:
+        # lstat first: a device or fifo with a matching name is never opened (opening a device
+        # can have side effects); fstat below catches a swap in between.
+        if not stat.S_ISREG(os.lstat(path).st_mode):
+            return None
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return None  # gone, a symlink, unreadable: the settler and intake deal with it
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        fcntl.fcntl(fd, fcntl.F_SETSIG, signal.SIGURG)
+        fcntl.fcntl(fd, fcntl.F_SETLEASE, fcntl.F_RDLCK)
+    except OSError as exc:
+        # EAGAIN: open for writing somewhere. EACCES (not our file), EINVAL (no leases): unknown.
+        return True if exc.errno == errno.EAGAIN else None
+    finally:
+        os.close(fd)  # releases the lease
+    return False
 
 
 def lstat_key(path: Path) -> StatKey | None:
@@ -125,12 +166,14 @@ class Settler:
         quiet_seconds: float | None = None,
         open_write_timeout: float = 60.0,
         stat: Callable[[Path], StatKey | None] = lstat_key,
+        holders: Callable[[Path], bool | None] = lambda _path: None,
     ) -> None:
         self.settle_seconds = settle_seconds
         self.close_events = close_events
         self.quiet_seconds = min(settle_seconds, 0.5) if quiet_seconds is None else quiet_seconds
         self.open_write_timeout = open_write_timeout
         self._stat = stat
+        self._holders = holders
         self._pending: dict[Path, _Pending] = {}
 
     def __len__(self) -> int:
@@ -152,7 +195,7 @@ class Settler:
         self._complete(path, now)
 
     def arrived(self, path: Path, now: float) -> None:
-        """The path was renamed or moved into the folder: its content is complete."""
+        """The path was renamed or moved into the folder: complete unless a writer holds it."""
         self._complete(path, now)
 
     def removed(self, path: Path) -> None:
@@ -161,7 +204,11 @@ class Settler:
 
     def _complete(self, path: Path, now: float) -> None:
         if self.close_events:
-            self._event(path, now, quiet=self.quiet_seconds, writing=False)
+            held = self._holders(path)
+            if held is None:  # no way to ask: a short quiet period instead
+                self._event(path, now, quiet=self.quiet_seconds, writing=False)
+            else:  # ready now, or once the handle still open is closed too
+                self._event(path, now, quiet=0.0, writing=held)
         else:
             self._event(path, now, quiet=self.settle_seconds, writing=False)
 
@@ -249,10 +296,12 @@ class _Handler(FileSystemEventHandler):
 
 
 class Watcher:
-    """Watches `root` and calls `on_ready(path)` for each matching file once it is ready.
+    """Watches `root` and calls `on_ready(paths)` with the matching files that became ready.
 
-    `on_ready` runs on the watcher's timer thread, possibly more than once for the same file, never
-    once per write. Exceptions from it are logged and do not stop the watcher.
+    `on_ready` runs on the watcher's timer thread with every file ready at that moment (so a burst
+    arrives in batches the spool records in one transaction each), possibly more than once for the
+    same file (once per close), never once per write. Exceptions from it are logged and do not stop
+    the watcher; the batch is offered again by the next rescan.
 
     Tests with a FakeClock should not `start()` (its instant `wait` would spin the timer thread):
     feed `dispatch(event)`, advance the clock and call `run_pending()`, the loop's one step.
@@ -262,7 +311,7 @@ class Watcher:
         self,
         root: Path,
         matcher: FileMatcher,
-        on_ready: Callable[[Path], None],
+        on_ready: Callable[[list[Path]], object],
         *,
         settle_seconds: float = WatchConfig.settle_seconds,
         use_polling: bool = WatchConfig.use_polling,
@@ -270,6 +319,7 @@ class Watcher:
         on_overflow: Callable[[], None] | None = None,
         poll_interval: float = 1.0,
         rescan_seconds: float | None = 300.0,
+        close_quiet_seconds: float | None = None,
         health_seconds: float = HEALTH_SECONDS,
     ) -> None:
         self.root = Path(os.path.abspath(root))
@@ -283,13 +333,17 @@ class Watcher:
         self._observer: BaseObserver | None = None  # made in start(): inotify's starts a thread
         # Only inotify reports close-after-write; polling and FSEvents settle on stillness.
         self.settler = Settler(
-            settle_seconds=settle_seconds, close_events=_LINUX and not use_polling
+            settle_seconds=settle_seconds,
+            close_events=_LINUX and not use_polling,
+            quiet_seconds=close_quiet_seconds,
+            holders=writer_holds,
         )
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._overflowed = threading.Event()
-        self._reported: dict[Path, StatKey] = {}
+        # str keys: a Path per file of a 100,000-file folder would double what this holds.
+        self._reported: dict[str, StatKey] = {}
         self._next_rescan: float | None = None
         self._thread: threading.Thread | None = None
         self._log_filter = _OverflowFilter(self.notify_overflow)
@@ -439,16 +493,18 @@ class Watcher:
     def scan(self) -> list[Path]:
         """Every matching non-directory entry in the folder, sorted (symlinks included, see above).
 
-        The daemon calls it at start; call `start()` first so nothing falls between the scan and the
-        watch (a file reported twice is fine, the spool dedupes). Returned files count as reported:
-        the periodic rescan skips them until their size, mtime or inode change.
+        Call `start()` first so nothing falls between the scan and the watch (a file reported twice
+        is fine, the spool dedupes). Returned files count as reported: the periodic rescan skips
+        them until their size, mtime or inode change.
         """
-        found = self._scan_paths()
+        return sorted(Path(path) for path, _ in self.scan_entries())
+
+    def scan_entries(self) -> list[tuple[str, StatKey]]:
+        """`scan` as (path, lstat key) pairs, unsorted, from one scandir walk (no other stat);
+        strings, not Paths, since a start-up scan may hold 100,000 of them."""
+        found = self._scan_entries()
         with self._lock:
-            for path in found:
-                key = lstat_key(path)
-                if key is not None:
-                    self._reported[path] = key
+            self._reported.update(found)
         return found
 
     def dispatch(self, event: FileSystemEvent) -> None:
@@ -495,7 +551,7 @@ class Watcher:
         self._wake.set()
 
     def run_pending(self) -> list[Path]:
-        """One step: rescan if due, pass each ready path to on_ready; returns those paths."""
+        """One step: rescan if due, pass the ready paths to on_ready in one call; returns them."""
         now = self._clock.monotonic()
         self._check_root(now)
         if self._overflowed.is_set():
@@ -508,21 +564,24 @@ class Watcher:
             self._rescan(now)
         with self._lock:
             ready = [(path, lstat_key(path)) for path in self.settler.due(now)]
-        for path, key in ready:
-            _log.debug("file_ready", path=str(path))
-            # Reported before the call, so that on_ready may take it back (`reconsider`, when
-            # it could not record the file); a failed call is offered again by a rescan soon.
-            if key is not None:
-                with self._lock:
-                    self._reported[path] = key
-            if not self._call_safely("on_ready_failed", self._on_ready, path):
-                self.reconsider(path)
-        return [path for path, _ in ready]
+        if not ready:
+            return []
+        paths = [path for path, _ in ready]
+        _log.debug("files_ready", count=len(paths))
+        # Only files on_ready accepted count as reported; a failed batch (a full disk) is offered
+        # again by a rescan within seconds.
+        if self._call_safely("on_ready_failed", self._on_ready, paths):
+            with self._lock:
+                self._reported.update((str(path), key) for path, key in ready if key is not None)
+        else:
+            self._rescan_soon()
+        return paths
 
     def settle(self, path: Path) -> None:
         """Report `path` only once it has held still for `settle_seconds` (or, with close
         events, once its writer closes it): for a file the start-up scan found mid-write."""
         with self._lock:
+            self._reported.pop(str(path), None)  # reported once it is ready, not by the scan
             self.settler.created(path, self._clock.monotonic())
         self._wake.set()
 
@@ -530,7 +589,7 @@ class Watcher:
         """Forget that `path` was reported, so the next rescan offers it again (e.g. after the
         caller failed to record a path that `scan()` returned)."""
         with self._lock:
-            self._reported.pop(path, None)
+            self._reported.pop(str(path), None)
         self._rescan_soon()
 
     # -- private ---------------------------------------------------------------------------------
@@ -544,26 +603,37 @@ class Watcher:
         except OSError:
             return True  # gone already: the settler drops it
 
-    def _scan_paths(self) -> list[Path]:
-        found: list[Path] = []
-        for directory, subdirs, names in os.walk(self.root, followlinks=False):
-            here = Path(directory)
-            # os.walk lists symlinks to directories among subdirs; a matching one is reported like
-            # any symlink (and never descended into).
-            links = [d for d in subdirs if os.path.islink(here / d)]
-            found.extend(
-                here / name
-                for name in [*names, *links]
-                if self.matcher.classify(self.root, here / name) is not None
-            )
-            subdirs[:] = sorted(
-                d for d in subdirs if d not in links and self.matcher.descend(self.root, here / d)
-            )
-        return sorted(found)
+    def _scan_entries(self) -> list[tuple[str, StatKey]]:
+        """(path, lstat key) of every matching entry; directories are checked once each, so a
+        file's own name is all that is left to match."""
+        found: list[tuple[str, StatKey]] = []
+        folders = [str(self.root)]
+        while folders:
+            try:
+                listing = os.scandir(folders.pop())
+            except OSError:
+                continue  # vanished or unreadable meanwhile
+            with listing:
+                for entry in listing:
+                    # A symlink to a directory is an entry like any symlink (never descended).
+                    if entry.is_dir(follow_symlinks=False):
+                        if self.matcher.recursive and self.matcher.descend(
+                            self.root, Path(entry.path)
+                        ):
+                            folders.append(entry.path)
+                        continue
+                    if self.matcher.classify_name(entry.name) is None:
+                        continue
+                    try:
+                        info = entry.stat(follow_symlinks=False)
+                    except OSError:
+                        continue
+                    found.append((entry.path, (info.st_size, info.st_mtime_ns, info.st_ino)))
+        return found
 
     def _forget(self, path: Path) -> None:
         self.settler.removed(path)
-        self._reported.pop(path, None)
+        self._reported.pop(str(path), None)
 
     def _rescan_soon(self) -> None:
         """A path that could not be recorded (a full disk) is tried again within seconds, not
@@ -578,22 +648,23 @@ class Watcher:
         with self._lock:
             periodic = self._rescan_seconds
             self._next_rescan = now + periodic if periodic is not None else None
-        found = self._scan_paths()
+        found = self._scan_entries()
         changed = 0
         with self._lock:
-            for path in found:
-                if path in self.settler or self._reported.get(path) == lstat_key(path):
+            for name, key in found:
+                path = Path(name)
+                if self._reported.get(name) == key or path in self.settler:
                     continue
                 self.settler.created(path, now)
                 changed += 1
         if changed or not quiet:
             _log.info("watch_rescanned", root=str(self.root), changed=changed)
 
-    def _call_safely(self, event: str, func: Callable[..., None], *args: Path) -> bool:
+    def _call_safely(self, event: str, func: Callable[..., object], *args: list[Path]) -> bool:
         try:
             func(*args)
         except Exception:  # a failing callback must not kill the watcher thread
-            _log.exception(event, path=str(args[0]) if args else None)
+            _log.exception(event, paths=[str(p) for p in args[0][:10]] if args else None)
             return False
         return True
 

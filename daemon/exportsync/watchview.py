@@ -70,6 +70,8 @@ def frame_lines(report: dict[str, Any], now: float) -> list[str]:
         f"{_until(quota['resets_at'], now)}" + ("  (EXHAUSTED)" if quota["exhausted"] else ""),
         f"  backlog   {_backlog(report.get('backlog'), now)}",
     ]
+    if report.get("plan"):
+        lines.append(f"  plan      {report['plan']}")
     in_flight = report.get("in_flight") or []
     if in_flight:
         lines.append(f"  sending   {len(in_flight)} item(s): {_names(in_flight)}")

@@ -85,6 +85,8 @@ class Devstack:
         os.environ["EXPORTSYNC_BUCKET"] = opts.bucket
         os.environ["EXPORTSYNC_TABLE"] = opts.table
         os.environ["EXPORTSYNC_KEY_USERS"] = json.dumps({API_KEY_ID: opts.user_id})
+        # No function timeout here: a loaded machine must not turn writes into "retry" answers.
+        os.environ.setdefault("EXPORTSYNC_WRITE_SECONDS", "900")
         handler = self._handler if self._handler is not None else load_lambda_handler()
         faults = (
             FaultInjector(opts.fault_rate, opts.seed, opts.fault_kinds) if opts.fault_rate else None

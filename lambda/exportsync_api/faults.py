@@ -28,6 +28,7 @@ _THROTTLE_CODES = frozenset(
         "SlowDown",
         "TooManyRequestsException",
         "TransactionConflictException",
+        "ConditionalRequestConflict",  # S3: another conditional write of the key in flight
     }
 )
 # The store looked at this entry's content and refused it: sending it again cannot help.

@@ -25,33 +25,37 @@ def inflate_gzip(data: bytes, limit: int) -> bytes:
     """The decompressed bytes of ``data`` (one or more gzip members); raises
     :class:`InflateError` as soon as the output would pass ``limit`` bytes."""
     out = bytearray()
-    rest = memoryview(data)
-    while True:
-        inflater = zlib.decompressobj(_WBITS_GZIP)
-        rest = _member(inflater, rest, out, limit)
-        if not rest:
-            return bytes(out)
-
-
-def _member(inflater: zlib._Decompress, data: memoryview, out: bytearray, limit: int) -> memoryview:
-    """Inflate one gzip member into ``out``; return what follows it."""
+    view = memoryview(data)
     offset = 0
     pending = b""
+    inflater = zlib.decompressobj(_WBITS_GZIP)
+    in_member = False
+    members = 0
     try:
-        while not inflater.eof:
+        while True:
             if not pending:
-                if offset >= len(data):
-                    raise InflateError("truncated gzip stream")
-                pending = bytes(data[offset : offset + _STEP])
+                if offset >= len(view):
+                    break
+                # The input goes in steps, so nothing is copied twice, however many members.
+                pending = bytes(view[offset : offset + _STEP])
                 offset += len(pending)
+            in_member = True
             # max_length: never more than one byte past the cap, whatever the ratio.
             out += inflater.decompress(pending, limit + 1 - len(out))
             if len(out) > limit:
                 raise InflateError(f"inflates beyond its declared size of {limit} bytes")
-            pending = inflater.unconsumed_tail
+            if inflater.eof:
+                members += 1
+                in_member = False
+                pending = inflater.unused_data  # the next member starts here
+                inflater = zlib.decompressobj(_WBITS_GZIP)
+            else:
+                pending = inflater.unconsumed_tail
     except zlib.error as exc:
         raise InflateError(f"not a valid gzip stream ({exc})") from None
-    return memoryview(inflater.unused_data + pending + bytes(data[offset:]))
+    if in_member or not members:
+        raise InflateError("truncated gzip stream")
+    return bytes(out)
 
 
 def inflate_budget() -> Budget:

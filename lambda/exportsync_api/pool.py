@@ -38,6 +38,9 @@ class Entry:
 
     fields: Mapping[str, Any]
     work: Work | None = field(default=None, compare=False)
+    # Entries writing the same item or object share a lane and run one after another, in
+    # request order: the last version of a session wins, as it did before writes overlapped.
+    lane: str | None = None
 
 
 @dataclass(frozen=True)
@@ -51,11 +54,22 @@ class Pool:
 
     def run(self, entries: Sequence[Entry]) -> list[dict[str, Any]]:
         """Every entry's answer, in the order given."""
-        pending = sum(1 for entry in entries if entry.work is not None)
-        if pending <= 1 or self.workers <= 1:
-            return [self.answer(entry) for entry in entries]
-        with ThreadPoolExecutor(max_workers=min(self.workers, pending)) as pool:
-            return list(pool.map(self.answer, entries))
+        lanes: dict[object, list[int]] = {}
+        for index, entry in enumerate(entries):
+            lanes.setdefault(entry.lane if entry.lane is not None else index, []).append(index)
+        answers: list[dict[str, Any]] = [{} for _ in entries]
+
+        def run_lane(indexes: list[int]) -> None:
+            for index in indexes:
+                answers[index] = self.answer(entries[index])
+
+        if len(lanes) <= 1 or self.workers <= 1:
+            for indexes in lanes.values():
+                run_lane(indexes)
+            return answers
+        with ThreadPoolExecutor(max_workers=min(self.workers, len(lanes))) as pool:
+            list(pool.map(run_lane, lanes.values()))  # list(): re-raises nothing, answers do
+        return answers
 
     def answer(self, entry: Entry) -> dict[str, Any]:
         """Run one entry's work; its own fault becomes its answer."""

@@ -3,6 +3,7 @@ over one PUT's limit (or when asked), or "duplicate" when the object exists."""
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Callable
@@ -110,8 +111,10 @@ def presign_entry(
         error = "request_full: this request holds too many presigned URLs; send it again"
         return Entry({**fields, "status": Status.RETRY, "error": error})
     if plan is None:
-        return Entry(fields, lambda: _single(file, key, store, expires_in, now))
-    return Entry(fields, lambda: _multipart(file, key, plan, store, expires_in=expires_in, now=now))
+        single = functools.partial(_single, file, key, store, expires_in, now)
+        return Entry(fields, single, f"object:{key}")
+    parts = functools.partial(_multipart, file, key, plan, store, expires_in=expires_in, now=now)
+    return Entry(fields, parts, f"object:{key}")
 
 
 def _single(

@@ -227,7 +227,8 @@ def session_entry(raw: object, expected_user: str | None, store: SessionStore) -
     def write() -> dict[str, Any]:
         return {"status": store.put_unless_same(checked.item, checked.content_hash)}
 
-    return Entry({"user_id": checked.user_id, "timestamp": checked.timestamp}, write)
+    lane = f"item:{checked.user_id}\0{checked.timestamp}"
+    return Entry({"user_id": checked.user_id, "timestamp": checked.timestamp}, write, lane)
 
 
 def store_sessions(

@@ -169,7 +169,7 @@ def file_entry(
 
     fields = plan.result(Status.STORED)
     del fields["status"]
-    return Entry(fields, write)
+    return Entry(fields, write, f"object:{key}")
 
 
 def form_user(form: Form, user: str | None) -> str:

@@ -15,7 +15,6 @@ __all__ = [
     "ITEM_DEPTH",
     "LAMBDA_EVENT_BYTES",
     "MAX_BATCH_ENTRIES",
-    "MAX_ENTRIES_PER_REQUEST",
     "MAX_ROUTE_ENTRIES",
     "OBJECT_BYTES",
     "PARTS_PER_FILE",
@@ -27,9 +26,6 @@ __all__ = [
 
 _MIB = 1024 * 1024
 
-# Entries (files, sessions or presign entries) the daemon puts in one /upload, /session or
-# /presign request.
-MAX_ENTRIES_PER_REQUEST: Final = 100
 # Entries one /upload, /session or /presign request may hold (one more is a 400).
 MAX_ROUTE_ENTRIES: Final = 1_000
 # Entries in all (files + sessions + presign entries) that one /batch request carries; one more

@@ -6,6 +6,7 @@ every request it reads, so the tests see exactly what went over the wire.
 
 from __future__ import annotations
 
+import gzip
 import io
 import json
 import socket
@@ -22,7 +23,14 @@ import multipart
 import pytest
 
 from exportsync import files
-from exportsync.client import HttpApi, PresignFile, UploadFile, classify
+from exportsync.client import (
+    BatchFile,
+    BatchRequest,
+    HttpApi,
+    PresignFile,
+    classify,
+    completion_xml,
+)
 from exportsync.errors import (
     DeliveryError,
     Forbidden,
@@ -265,84 +273,42 @@ def _parts(request: Recorded) -> list[Any]:
 # -- HttpApi: what goes over the wire ------------------------------------------------------------
 
 
-def test_post_sessions_sends_the_key_and_exact_decimals(
-    server: ScriptedServer, api: HttpApi
-) -> None:
+def test_batch_sends_the_key_and_exact_decimals(server: ScriptedServer, api: HttpApi) -> None:
     sessions = [
         encode_json({"user_id": "alice", "timestamp": "2024-05-01", "x": Decimal("0.1")}),
         encode_json({"user_id": "alice", "timestamp": "2024-05-02", "x": Decimal("1E+400")}),
     ]
-    results = [{"user_id": "alice", "timestamp": t, "status": "stored"} for t in ("a", "b")]
+    results = [{"kind": "session", "status": "stored"} for _ in sessions]
     server.answer({"results": results})
 
-    assert api.post_sessions(sessions) == results
+    assert api.batch(BatchRequest(sessions=sessions)) == results
 
     [request] = server.requests
-    assert (request.method, request.path) == ("POST", "/prod/session")
     assert request.headers["x-api-key"] == API_KEY
-    assert request.headers["content-type"] == "application/json"
     assert request.headers["user-agent"].startswith("exportsync/")
-    assert b'"x":0.1}' in request.body
-    assert b'"x":1E+400}' in request.body
-    doc = json.loads(request.body, parse_float=Decimal)
-    assert doc == {
-        "sessions": [
-            {"user_id": "alice", "timestamp": "2024-05-01", "x": Decimal("0.1")},
-            {"user_id": "alice", "timestamp": "2024-05-02", "x": Decimal("1E+400")},
-        ]
-    }
-
-
-def test_upload_sends_file_parts_with_names_and_a_matching_manifest(
-    server: ScriptedServer, api: HttpApi
-) -> None:
-    files = [
-        UploadFile("a.csv", b"id,v\n1,2\n", "aa" * 32),
-        UploadFile("b b.csv", b"", "bb" * 32),
-        UploadFile("c.csv", bytes(range(256)), "cc" * 32),
+    [part] = [p for p in _parts(request) if p.name == "session"]
+    assert b'"x":0.1}' in part.raw
+    assert b'"x":1E+400}' in part.raw
+    assert json.loads(part.raw, parse_float=Decimal) == [
+        {"user_id": "alice", "timestamp": "2024-05-01", "x": Decimal("0.1")},
+        {"user_id": "alice", "timestamp": "2024-05-02", "x": Decimal("1E+400")},
     ]
-    results = [{"filename": f.filename, "status": "stored"} for f in files]
-    server.answer({"results": results})
-
-    assert api.upload(files) == results
-
-    [request] = server.requests
-    assert (request.method, request.path) == ("POST", "/prod/upload")
-    assert request.headers["x-api-key"] == API_KEY
-    parts = _parts(request)
-    file_parts = [p for p in parts if p.name == "file"]
-    assert [(p.filename, p.raw) for p in file_parts] == [(f.filename, f.data) for f in files]
-    [manifest_part] = [p for p in parts if p.name == "manifest"]
-    assert manifest_part.filename is None
-    manifest = json.loads(manifest_part.value)
-    assert manifest == [
-        {"filename": f.filename, "sha256": f.sha256, "size": len(f.data)} for f in files
-    ]
-    [user_part] = [p for p in parts if p.name == "user_id"]
-    assert user_part.value == "alice"
-    assert {p.name for p in parts} == {"file", "manifest", "user_id"}
 
 
-def test_upload_without_a_user_id_sends_no_user_id_part(server: ScriptedServer) -> None:
+def test_batch_without_a_user_id_sends_no_user_id_part(server: ScriptedServer) -> None:
     client = HttpApi(server.url, API_KEY, timeout=5.0)
-    server.answer({"results": [{"filename": "a.csv", "status": "stored"}]})
-    client.upload([UploadFile("a.csv", b"x", "aa" * 32)])
+    server.answer({"results": [{"kind": "file", "status": "stored"}]})
+    client.batch(_one_file())
     client.close()
     assert "user_id" not in {p.name for p in _parts(server.requests[0])}
 
 
-def test_presign_sends_the_file_list(server: ScriptedServer, api: HttpApi) -> None:
-    files = [PresignFile("big.csv", "dd" * 32, 50_000_000)]
-    server.answer({"results": [{"filename": "big.csv", "status": "duplicate", "key": "k"}]})
+def _one_file() -> BatchRequest:
+    return BatchRequest(files=[BatchFile("a.csv", b"x", "aa" * 32, 1)])
 
-    assert api.presign(files)[0]["status"] == "duplicate"
 
-    [request] = server.requests
-    assert request.path == "/prod/presign"
-    assert request.headers["x-api-key"] == API_KEY
-    assert json.loads(request.body) == {
-        "files": [{"filename": "big.csv", "sha256": "dd" * 32, "size": 50_000_000}]
-    }
+def _one_ask() -> BatchRequest:
+    return BatchRequest(presign=[PresignFile("a.csv", "aa" * 32, 1)])
 
 
 def test_put_presigned_sends_exact_headers_and_never_the_api_key(
@@ -426,7 +392,7 @@ def test_error_answers_raise_the_classified_error(
 ) -> None:
     server.script(Reply(status, body))
     with pytest.raises(kind) as info:
-        api.upload([UploadFile("a.csv", b"x", "aa" * 32)])
+        api.batch(_one_file())
     assert type(info.value) is kind
     assert info.value.status == status
 
@@ -435,7 +401,7 @@ def test_timeout_is_transient(server: ScriptedServer) -> None:
     client = HttpApi(server.url, API_KEY, timeout=0.3)
     server.script(Reply(action="hang"))
     with pytest.raises(TransientError, match="no answer within") as info:
-        client.post_sessions([b'{"user_id":"u","timestamp":"t"}'])
+        client.batch(BatchRequest(sessions=[b'{"user_id":"u","timestamp":"t"}']))
     client.close()
     assert info.value.status is None
 
@@ -445,7 +411,7 @@ def test_connection_closed_without_answer_is_transient(
 ) -> None:
     server.script(Reply(action="close"))
     with pytest.raises(TransientError, match="connection failed") as info:
-        api.presign([PresignFile("a.csv", "aa" * 32, 1)])
+        api.batch(_one_ask())
     assert len(server.requests) == 1  # one request, not silently retried
     # The server saw this one: it must count against the quota, unlike a refused connection.
     assert not isinstance(info.value, Unreachable)
@@ -457,7 +423,7 @@ def test_nothing_listening_is_unreachable_so_no_quota_is_spent() -> None:
         port = sock.getsockname()[1]  # bound but not listening: connection refused
         client = HttpApi(f"http://127.0.0.1:{port}/prod", API_KEY, timeout=2.0)
         with pytest.raises(Unreachable, match="cannot connect"):
-            client.presign([PresignFile("a.csv", "aa" * 32, 1)])
+            client.batch(_one_ask())
         client.close()
 
 
@@ -477,7 +443,7 @@ def test_nothing_listening_is_unreachable_so_no_quota_is_spent() -> None:
 def test_malformed_200_is_transient(server: ScriptedServer, api: HttpApi, body: bytes) -> None:
     server.script(Reply(200, body))
     with pytest.raises(TransientError):
-        api.upload([UploadFile("a.csv", b"x", "aa" * 32)])
+        api.batch(_one_file())
 
 
 # -- the key never shows ------------------------------------------------------------------------
@@ -505,12 +471,12 @@ def test_the_api_key_never_appears_in_reprs_or_errors(server: ScriptedServer) ->
         Reply(400, b'{"error": {"code": "x", "message": "y"}}'),
     )
     calls: list[Callable[[], object]] = [
-        lambda: client.upload([UploadFile("a.csv", b"x", "aa" * 32)]),
-        lambda: client.post_sessions([b"{}"]),
-        lambda: client.presign([PresignFile("a.csv", "aa" * 32, 1)]),
-        lambda: client.presign([PresignFile("a.csv", "aa" * 32, 1)]),
-        lambda: client.presign([PresignFile("a.csv", "aa" * 32, 1)]),
-        lambda: client.presign([PresignFile("a.csv", "aa" * 32, 1)]),
+        lambda: client.batch(_one_file()),
+        lambda: client.batch(BatchRequest(sessions=[b"{}"])),
+        lambda: client.batch(_one_ask()),
+        lambda: client.batch(_one_ask()),
+        lambda: client.batch(_one_ask()),
+        lambda: client.batch(_one_ask()),
         lambda: client.put_presigned(server.url + "/s3", {}, io.BytesIO(b"x")),
     ]
     for call in calls:
@@ -521,6 +487,100 @@ def test_the_api_key_never_appears_in_reprs_or_errors(server: ScriptedServer) ->
     assert len(server.requests) == len(calls)
 
 
+# -- POST /batch ----------------------------------------------------------------------------------
+
+
+def test_batch_sends_files_sessions_and_presign_asks_in_one_multipart_request(
+    server: ScriptedServer, api: HttpApi
+) -> None:
+    plain = BatchFile("a.csv", b"id,v\n1,2\n", "aa" * 32, 9)
+    packed_data = b"x,y\n" * 5000
+    packed = BatchFile("b.csv", gzip.compress(packed_data), "bb" * 32, len(packed_data), "gzip")
+    sessions = [encode_json({"user_id": "alice", "timestamp": "2024-05-01", "x": Decimal("0.1")})]
+    asks = [
+        PresignFile("big.csv", "cc" * 32, 500_000_000, parts=30),
+        PresignFile("m.csv", "dd" * 32, 9),
+    ]
+    results = [
+        {"kind": "file", "status": "stored"},
+        {"kind": "file", "status": "stored"},
+        {"kind": "session", "status": "stored"},
+        {"kind": "presign", "status": "multipart"},
+        {"kind": "presign", "status": "upload"},
+    ]
+    server.answer({"results": results})
+
+    request = BatchRequest(files=[plain, packed], sessions=sessions, presign=asks)
+    assert api.batch(request) == results
+
+    [sent] = server.requests
+    assert (sent.method, sent.path) == ("POST", "/prod/batch")
+    assert sent.headers["x-api-key"] == API_KEY
+    parts = _parts(sent)
+    file_parts = [p for p in parts if p.name == "file"]
+    assert [(p.filename, p.raw) for p in file_parts] == [
+        ("a.csv", plain.data),
+        ("b.csv", packed.data),
+    ]
+    assert gzip.decompress(file_parts[1].raw) == packed_data
+    [manifest] = [json.loads(p.value) for p in parts if p.name == "manifest"]
+    assert manifest == [
+        {"filename": "a.csv", "sha256": "aa" * 32, "size": 9},
+        {"filename": "b.csv", "sha256": "bb" * 32, "size": len(packed_data), "encoding": "gzip"},
+    ]
+    [session_part] = [p for p in parts if p.name == "session"]
+    assert session_part.content_type == "application/json"
+    assert b'"x":0.1}' in session_part.raw
+    assert json.loads(session_part.raw) == [
+        {"user_id": "alice", "timestamp": "2024-05-01", "x": 0.1}
+    ]
+    [presign_part] = [p for p in parts if p.name == "presign"]
+    assert presign_part.content_type == "application/json"
+    assert json.loads(presign_part.raw) == {
+        "files": [
+            {"filename": "big.csv", "sha256": "cc" * 32, "size": 500_000_000, "parts": 30},
+            {"filename": "m.csv", "sha256": "dd" * 32, "size": 9},
+        ]
+    }
+    [user] = [p.value for p in parts if p.name == "user_id"]
+    assert user == "alice"
+
+
+def test_batch_wants_one_result_per_entry(server: ScriptedServer, api: HttpApi) -> None:
+    server.answer({"results": [{"kind": "session", "status": "stored"}]})
+    with pytest.raises(TransientError):
+        api.batch(BatchRequest(sessions=[b"{}", b"{}"]))
+
+
+def test_put_presigned_returns_the_etag_and_completion_posts_the_xml(
+    server: ScriptedServer, api: HttpApi
+) -> None:
+    base = server.url.removesuffix("/prod")
+    server.script(
+        Reply(200, b"", headers={"ETag": '"abc"'}), Reply(200, b"<CompleteMultipartUploadResult/>")
+    )
+    etag = api.put_presigned(f"{base}/b/k?partNumber=1", {}, io.BytesIO(b"part"))
+    assert etag == '"abc"'
+    api.complete_multipart(f"{base}/b/k?uploadId=u", completion_xml([(2, '"e2"'), (1, '"e1"')]))
+    completion = server.requests[1]
+    assert completion.method == "POST"
+    assert "x-api-key" not in completion.headers
+    assert completion.body == (
+        b"<CompleteMultipartUpload><Part><PartNumber>1</PartNumber><ETag>&quot;e1&quot;</ETag>"
+        b"</Part><Part><PartNumber>2</PartNumber><ETag>&quot;e2&quot;</ETag></Part>"
+        b"</CompleteMultipartUpload>"
+    )
+
+
+def test_a_completion_answered_200_with_an_error_is_transient(
+    server: ScriptedServer, api: HttpApi
+) -> None:
+    base = server.url.removesuffix("/prod")
+    server.script(Reply(200, b"<Error><Code>InternalError</Code></Error>"))
+    with pytest.raises(TransientError):
+        api.complete_multipart(f"{base}/b/k?uploadId=u", b"<CompleteMultipartUpload/>")
+
+
 @pytest.mark.parametrize("status", [301, 302, 303, 307, 308])
 def test_a_redirect_is_never_followed_and_names_no_key(
     server: ScriptedServer, api: HttpApi, status: int
@@ -528,8 +588,8 @@ def test_a_redirect_is_never_followed_and_names_no_key(
     """The key goes to the configured API only: a redirect elsewhere is an error, not a hop."""
     server.script(Reply(status, b"", headers={"Location": server.url + "/elsewhere?x=1"}))
     with pytest.raises(Redirected) as info:
-        api.post_sessions([b"{}"])
-    assert [r.path for r in server.requests] == ["/prod/session"]
+        api.batch(BatchRequest(sessions=[b"{}"]))
+    assert [r.path for r in server.requests] == ["/prod/batch"]
     assert info.value.retryable
     assert str(status) in str(info.value)
     assert "127.0.0.1" in str(info.value)

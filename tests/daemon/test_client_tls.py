@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from exportsync.client import HttpApi
+from exportsync.client import BatchRequest, HttpApi
 from exportsync.errors import TransientError, Unreachable
 
 API_KEY = "k3y-SECRET-tls-0123456789"
@@ -121,7 +121,7 @@ def test_tls_error_after_the_request_was_read_still_counts(broken_tls: _BrokenTl
         f"https://127.0.0.1:{broken_tls.port}/prod", API_KEY, timeout=5.0, session=session
     )
     with pytest.raises(TransientError) as info:
-        client.post_sessions([b'{"user_id":"u","timestamp":"2024-01-01T00:00:00Z"}'])
+        client.batch(BatchRequest(sessions=[b'{"user_id":"u","timestamp":"2024-01-01T00:00:00Z"}']))
     client.close()
     assert broken_tls.done.wait(5)
     assert len(broken_tls.requests_read) == 1  # the server did read the request ...
@@ -134,7 +134,7 @@ def test_untrusted_certificate_is_unreachable(broken_tls: _BrokenTlsServer) -> N
     """The handshake fails before any request byte is sent: no quota is spent."""
     client = HttpApi(f"https://127.0.0.1:{broken_tls.port}/prod", API_KEY, timeout=5.0)
     with pytest.raises(Unreachable):
-        client.post_sessions([b'{"user_id":"u","timestamp":"2024-01-01T00:00:00Z"}'])
+        client.batch(BatchRequest(sessions=[b'{"user_id":"u","timestamp":"2024-01-01T00:00:00Z"}']))
     client.close()
     assert broken_tls.done.wait(5)
     assert broken_tls.requests_read == []

@@ -234,7 +234,13 @@ def test_secret_never_shows_itself(minimal: Path) -> None:
         ("[api]\ntimeout_seconds = 0\n", "api.timeout_seconds"),
         ("[api]\ntimeout_seconds = '30'\n", "api.timeout_seconds"),
         ("[api]\ninline_max_bytes = 6000000\n", "api.inline_max_bytes"),
-        ("[api]\nbatch_max_files = 101\n", "api.batch_max_files"),
+        ("[api]\nbatch_max_files = 1001\n", "api.batch_max_files"),
+        ("[api]\nmultipart_threshold_bytes = 1000\n", "api.multipart_threshold_bytes"),
+        ("[quota]\nquiet_seconds = -1\n", "quota.quiet_seconds"),
+        ("[api]\nbatch_linger_seconds = -1\n", "api.batch_linger_seconds"),
+        ("[quota]\nprompt_requests = -1\n", "quota.prompt_requests"),
+        ("[quota]\nreserve_requests = -1\n", "quota.reserve_requests"),
+        ("[quota]\nlast_call_seconds = 50000\n", "quota.last_call_seconds"),
         ("[quota]\nrequests_per_second = 0\n", "quota.requests_per_second"),
         ("[quota]\nburst = 0\n", "quota.burst"),
         ("[quota]\nburst = true\n", "quota.burst"),
@@ -314,7 +320,7 @@ def test_example_config_loads_with_documented_defaults(tmp_path: Path) -> None:
     assert cfg.quota == QuotaConfig()
     assert cfg.api.timeout_seconds == ApiConfig(url="", api_key=None, user_id=None).timeout_seconds
     assert cfg.api.inline_max_bytes == 4_000_000
-    assert cfg.api.batch_max_files == 100
+    assert cfg.api.batch_max_files == 1000
     assert cfg.log == LogConfig()
 
 
@@ -329,3 +335,24 @@ def test_example_config_documents_every_key() -> None:
     }
     assert documented == KNOWN_KEYS
     tomllib.loads(text)
+
+
+def test_the_old_linger_key_still_sets_the_quiet_window(tmp_path: Path) -> None:
+    path = tmp_path / "old.toml"
+    path.write_text("[api]\nbatch_linger_seconds = 5.0\n")
+    cfg = load_config(path, env={}, require_api=False, require_watch=False)
+    assert cfg.quota.pacing.quiet_seconds == 5.0
+    assert any("quota.quiet_seconds" in w for w in cfg.warnings)
+
+
+def test_keep_delivered_days_defaults_to_30_and_is_checked(minimal: Path, tmp_path: Path) -> None:
+    env = {"HOME": str(tmp_path)}
+    assert load_config(minimal, env=env).state.keep_delivered_days == 30
+    assert (
+        load_config(
+            minimal, env={**env, "EXPORTSYNC_STATE_KEEP_DELIVERED_DAYS": "0"}
+        ).state.keep_delivered_days
+        == 0
+    )
+    error = error_for(minimal, env=env, overrides={"state.keep_delivered_days": -1})
+    assert error.key == "state.keep_delivered_days"

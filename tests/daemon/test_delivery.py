@@ -3,19 +3,21 @@
 from __future__ import annotations
 
 import datetime as dt
+import gzip
 import hashlib
 import json
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import pytest
 from structlog.testing import capture_logs
 
 from exportsync import delivery, moves
-from exportsync.client import UploadFile
+from exportsync.client import BatchRequest
 from exportsync.clock import FakeClock
 from exportsync.delivery import LONGEST_DELAY, Deliverer, retry_delay
 from exportsync.errors import (
@@ -30,10 +32,11 @@ from exportsync.errors import (
 )
 from exportsync.intake import Intake
 from exportsync.matcher import FileMatcher
+from exportsync.pacing import Pacing
 from exportsync.quota import DAY, QuotaLedger
 from exportsync.sessions import parse_session_file
 from exportsync.spool import Spool
-from support.fake_api import FakeApi
+from support.fake_api import Call, FakeApi
 
 START = 1_800_000_000.0 - (1_800_000_000.0 % DAY) + 3600  # 01:00 UTC
 
@@ -84,6 +87,8 @@ def _rig(tmp_path: Path, **options: object) -> Rig:
         margin_seconds=0.25,
         clock=clock,
     )
+    # Unless a test is about pacing: every request goes as soon as the ledger allows.
+    options.setdefault("pacing", Pacing(quiet_seconds=0.0, prompt_requests=1000))
     deliverer = Deliverer(
         spool=spool,
         ledger=ledger,
@@ -97,6 +102,30 @@ def _rig(tmp_path: Path, **options: object) -> Rig:
     return Rig(root, spool, clock, api, ledger, deliverer, intake)
 
 
+def _rig_on(old: Rig, **options: object) -> Rig:
+    """A second deliverer on the same folder, spool and API: the daemon after a restart."""
+    options.setdefault("pacing", Pacing(quiet_seconds=0.0, prompt_requests=1000))
+    ledger = QuotaLedger(
+        old.spool,
+        requests_per_second=1.0,
+        burst=1,
+        daily_requests=10,
+        reset_utc=dt.time(0, 0),
+        margin_seconds=0.25,
+        clock=old.clock,
+    )
+    deliverer = Deliverer(
+        spool=old.spool,
+        ledger=ledger,
+        api=old.api,
+        clock=old.clock,
+        root=old.root,
+        default_user_id="alice",
+        **options,  # type: ignore[arg-type]
+    )
+    return Rig(old.root, old.spool, old.clock, old.api, ledger, deliverer, old.intake)
+
+
 @pytest.fixture
 def rig(tmp_path: Path) -> Iterator[Rig]:
     r = _rig(tmp_path)
@@ -108,22 +137,23 @@ def _session(ts: str, **fields: object) -> str:
     return json.dumps({"timestamp": ts, **fields})
 
 
-def test_many_files_travel_in_one_request_per_route(rig: Rig) -> None:
+def test_files_and_sessions_travel_in_one_request(rig: Rig) -> None:
     for i in range(30):
         rig.drop(f"r{i}.csv", f"a,b\n{i},x\n")
         rig.drop(f"s{i}.session.json", _session(f"2026-11-25T10:00:{i:02d}Z", n=i))
-    assert rig.run() == 2
-    assert sorted(rig.api.routes) == ["session", "upload"]
+    assert rig.run() == 1
     assert rig.spool.counts()["delivered"] == 60
-    upload = next(c for c in rig.api.calls if c.route == "upload")
-    assert {f.filename for f in upload.payload} == {f"r{i}.csv" for i in range(30)}
-    assert all(f.data == (rig.root / f.filename).read_bytes() for f in upload.payload)
+    (call,) = rig.api.calls
+    assert {f.filename for f in call.files} == {f"r{i}.csv" for i in range(30)}
+    assert all(f.data == (rig.root / f.filename).read_bytes() for f in call.files)
+    assert all(f.encoding is None for f in call.files)  # small files go as they are
+    assert len(call.sessions) == 30
 
 
 def test_session_numbers_are_sent_exactly_and_user_id_is_filled_in(rig: Rig) -> None:
     rig.drop("a.session.json", '{"timestamp": "2026-11-25T10:00:00Z", "score": 0.1, "n": 1e400}')
     rig.run()
-    (body,) = rig.api.calls[0].payload
+    (body,) = rig.api.calls[0].sessions
     assert body == b'{"timestamp":"2026-11-25T10:00:00Z","score":0.1,"n":1E+400,"user_id":"alice"}'
 
 
@@ -141,7 +171,7 @@ def test_a_broken_session_fails_alone_without_spending_a_request(rig: Rig) -> No
     reasons = {i.path.name: i.last_error for i in rig.spool.items("failed")}
     assert "NaN" in (reasons["nan.session.json"] or "")
     assert "invalid JSON" in (reasons["broken.session.json"] or "")
-    assert len(rig.api.calls[0].payload) == 1
+    assert len(rig.api.calls[0].sessions) == 1
     assert sum(e["event"] == "item_failed" for e in logs) == 2
 
 
@@ -153,7 +183,7 @@ def test_a_list_with_one_invalid_session_delivers_the_rest_and_says_which(rig: R
     ]
     rig.drop("day.session.json", json.dumps(sessions))
     rig.run()
-    assert len(rig.api.calls[0].payload) == 2
+    assert len(rig.api.calls[0].sessions) == 2
     (item,) = rig.spool.items()
     assert item.state == "failed"
     assert item.last_error is not None
@@ -165,7 +195,10 @@ def test_server_rejection_of_one_session_fails_that_file_only(rig: Rig) -> None:
     rig.drop("a.session.json", _session("2026-11-25T10:00:00Z"))
     rig.drop("b.session.json", _session("2026-11-25T10:00:01Z"))
     rig.api.script = [
-        lambda call: [{"status": "stored"}, {"status": "rejected", "error": "item too large"}]
+        lambda call: [
+            {"kind": "session", "status": "stored"},
+            {"kind": "session", "status": "rejected", "error": "item too large"},
+        ]
     ]
     rig.run()
     assert rig.states() == {"a.session.json": "delivered", "b.session.json": "failed"}
@@ -174,11 +207,14 @@ def test_server_rejection_of_one_session_fails_that_file_only(rig: Rig) -> None:
     assert "item too large" in failed.last_error
 
 
-def test_a_file_of_250_sessions_goes_in_three_requests(rig: Rig) -> None:
-    sessions = [{"timestamp": f"2026-11-25T10:{i // 60:02d}:{i % 60:02d}Z"} for i in range(250)]
+def test_a_file_of_2500_sessions_goes_in_three_requests(rig: Rig) -> None:
+    sessions = [
+        {"timestamp": f"2026-11-25T{i // 3600:02d}:{i // 60 % 60:02d}:{i % 60:02d}Z"}
+        for i in range(2500)
+    ]
     rig.drop("big.session.json", json.dumps(sessions))
     assert rig.run() == 3
-    assert [len(c.payload) for c in rig.api.calls] == [100, 100, 50]
+    assert [len(c.sessions) for c in rig.api.calls] == [1000, 1000, 500]
     assert rig.states() == {"big.session.json": "delivered"}
 
 
@@ -281,7 +317,7 @@ def test_a_413_halves_the_batch_and_a_lone_item_fails(rig: Rig) -> None:
         rig.drop(f"r{i}.csv", f"{i}\n")
     rig.api.script = [RequestTooLarge("Request Too Long", status=413)]
     rig.run()
-    assert [len(c.payload) for c in rig.api.calls] == [4, 2, 2]
+    assert [len(c.files) for c in rig.api.calls] == [4, 2, 2]
     assert rig.spool.counts()["delivered"] == 4
 
 
@@ -299,7 +335,7 @@ def test_a_file_rewritten_after_spooling_is_never_sent_torn(rig: Rig) -> None:
     path = rig.drop("a.csv", "old,content\n")
     path.write_bytes(b"new,content,longer\n")
     rig.run()
-    sent = [f.data for c in rig.api.calls for f in c.payload]
+    sent = [f.data for c in rig.api.calls for f in c.files]
     assert sent == [b"new,content,longer\n"]
     (item,) = rig.spool.items()
     assert item.sha256 == hashlib.sha256(b"new,content,longer\n").hexdigest()
@@ -311,8 +347,10 @@ def test_large_files_go_through_presigned_puts(tmp_path: Path) -> None:
     big = b"x" * 5000
     rig.drop("big.csv", big)
     rig.drop("small.csv", "1\n")
-    assert rig.run() == 2
-    assert sorted(rig.api.routes) == ["presign", "upload"]
+    assert rig.run() == 1
+    (call,) = rig.api.calls
+    assert [f.filename for f in call.files] == ["small.csv"]
+    assert [(p.filename, p.parts) for p in call.presign] == [("big.csv", None)]
     ((_url, headers, data),) = rig.api.puts
     assert data == big
     assert headers == {"x-amz-checksum-sha256": hashlib.sha256(big).hexdigest()}
@@ -325,7 +363,7 @@ def test_a_failed_presigned_put_is_retried_with_a_fresh_url(tmp_path: Path) -> N
     rig.drop("big.csv", b"y" * 100)
     rig.api.put_errors = [TransientError("storage answered 503", status=503)]
     assert rig.run() == 2
-    assert rig.api.routes == ["presign", "presign"]
+    assert [len(c.presign) for c in rig.api.calls] == [1, 1]
     assert len(rig.api.puts) == 1
     rig.spool.close()
 
@@ -333,7 +371,9 @@ def test_a_failed_presigned_put_is_retried_with_a_fresh_url(tmp_path: Path) -> N
 def test_presign_duplicate_needs_no_put(tmp_path: Path) -> None:
     rig = _rig(tmp_path, inline_max_bytes=10)
     rig.drop("big.csv", b"z" * 100)
-    rig.api.script = [lambda call: [{"status": "duplicate", "key": "uploads/u/k/big.csv"}]]
+    rig.api.script = [
+        lambda call: [{"kind": "presign", "status": "duplicate", "key": "uploads/u/k/big.csv"}]
+    ]
     rig.run()
     assert rig.api.puts == []
     assert rig.spool.items()[0].remote_key == "uploads/u/k/big.csv"
@@ -369,23 +409,25 @@ def test_after_a_413_the_next_batch_carries_half(rig: Rig) -> None:
     rig.run()
     assert rig.states() == {f"s{i}.session.json": "delivered" for i in range(3)}
     # Refused with 3, then at most half of that, then (after a success) back to full batches.
-    assert [len(c.payload) for c in rig.api.calls] == [3, 1, 2]
+    assert [len(c.sessions) for c in rig.api.calls] == [3, 1, 2]
 
 
 def test_a_lone_item_refused_as_too_large_fails_and_the_queue_moves_on(rig: Rig) -> None:
     rig.drop("a.csv", "1\n")
     rig.drop("b.session.json", _session("2026-11-25T10:00:00Z"))
-    rig.api.script = [RequestTooLarge("Request Too Long", status=413)]
+    rig.api.script = [RequestTooLarge("Request Too Long", status=413)] * 2
     rig.run()
     assert rig.states() == {"a.csv": "failed", "b.session.json": "delivered"}
+    assert [c.request.entries for c in rig.api.calls] == [2, 1, 1]
 
 
-def test_batch_max_files_caps_every_route(tmp_path: Path) -> None:
+def test_batch_max_files_caps_the_entries_of_a_request(tmp_path: Path) -> None:
     rig = _rig(tmp_path, batch_max_files=2)
-    for i in range(5):
+    for i in range(3):
         rig.drop(f"s{i}.session.json", _session(f"2026-11-25T10:00:0{i}Z"))
+        rig.drop(f"r{i}.csv", f"{i}\n")
     rig.run()
-    assert [len(c.payload) for c in rig.api.calls] == [2, 2, 1]
+    assert [c.request.entries for c in rig.api.calls] == [2, 2, 2]
     rig.spool.close()
 
 
@@ -409,35 +451,124 @@ def test_an_unreachable_api_costs_no_quota_and_is_retried_within_a_minute(
 
 
 def test_files_exported_together_wait_for_each_other(tmp_path: Path) -> None:
-    rig = _rig(tmp_path, linger_seconds=3.0)
+    rig = _rig(tmp_path, pacing=Pacing(quiet_seconds=3.0))
     rig.drop("a.csv", "1\n")
     outcome = rig.deliverer.step()
     assert not outcome.requested
     assert outcome.wait == pytest.approx(3.0)
     rig.clock.advance(2.0)
-    rig.drop("b.csv", "2\n")  # arrives inside a's window: joins it
+    rig.drop("a.session.json", _session("2026-11-25T10:00:00Z"))  # the same export: joins it
     assert rig.run() == 1
-    assert [len(c.payload) for c in rig.api.calls] == [2]
-    assert rig.clock.time() == pytest.approx(START + 3.0)
+    assert [c.request.entries for c in rig.api.calls] == [2]
+    assert rig.clock.time() == pytest.approx(START + 5.0)  # 3 s after the folder went quiet
     rig.spool.close()
 
 
-def test_retries_do_not_linger(tmp_path: Path) -> None:
-    rig = _rig(tmp_path, linger_seconds=30.0)
+def test_without_a_daily_limit_nothing_waits_for_company(tmp_path: Path) -> None:
+    rig = _rig(tmp_path, daily=0, pacing=Pacing(quiet_seconds=3.0))
+    rig.clock.advance(rig.ledger.wait_time())
     rig.drop("a.csv", "1\n")
-    rig.api.script = [TransientError("HTTP 503", status=503)]
+    assert rig.deliverer.step().requested
+    rig.spool.close()
+
+
+def test_an_entry_the_api_asks_to_retry_comes_back_later(rig: Rig) -> None:
+    rig.drop("a.csv", "1\n")
+    rig.drop("b.csv", "2\n")
+    rig.drop("c.session.json", _session("2026-11-25T10:00:00Z"))
+
+    def one_retry(call: Call) -> list[dict[str, object]]:
+        results = rig.api.default_results(call.request)
+        results[0] = {**results[0], "status": "retry", "error": "SlowDown"}
+        results[2] = {**results[2], "status": "retry", "error": "ProvisionedThroughput"}
+        return results
+
+    rig.api.script = [one_retry]
+    rig.clock.advance(rig.ledger.wait_time())
+    assert rig.deliverer.step().requested
+    states = rig.states()
+    assert states == {"a.csv": "pending", "b.csv": "delivered", "c.session.json": "pending"}
+    retried = {i.path.name: i for i in rig.spool.items("pending")}
+    assert all(i.next_attempt_at > rig.clock.time() for i in retried.values())
+    assert "SlowDown" in (retried["a.csv"].last_error or "")
     rig.run()
-    assert len(rig.api.calls) == 2
-    item = rig.spool.items()[0]
-    assert item.state == "delivered"
-    # Sent at +30 s (linger), retried after the backoff alone (2-4 s), not another 30 s.
-    assert rig.clock.time() - START < 30.0 + 4.0 + 1.25 + 1e-6
+    assert rig.spool.counts()["delivered"] == 3
+    assert sum(c.request.entries for c in rig.api.calls[1:]) == 2  # only the two retried
+
+
+def test_results_are_matched_by_kind_whatever_their_order(rig: Rig) -> None:
+    rig.drop("a.csv", "1\n")
+    rig.drop("b.session.json", _session("2026-11-25T10:00:00Z"))
+    rig.api.script = [
+        lambda call: [
+            {"kind": "session", "status": "rejected", "error": "bad user"},
+            {"kind": "file", "status": "stored", "key": "k"},
+        ]
+    ]
+    rig.run()
+    assert rig.states() == {"a.csv": "delivered", "b.session.json": "failed"}
+
+
+def test_a_compressible_csv_travels_gzipped_with_its_own_size_and_hash(rig: Rig) -> None:
+    data = b"id,name,value\n" + b"".join(
+        b"%d,name-%d,%d\n" % (i, i % 7, i * 3) for i in range(2000)
+    )
+    rig.drop("big.csv", data)
+    rig.drop("tiny.csv", "1\n")
+    rig.run()
+    files_sent = {f.filename: f for f in rig.api.calls[0].files}
+    big = files_sent["big.csv"]
+    assert big.encoding == "gzip"
+    assert gzip.decompress(big.data) == data
+    assert (big.size, big.sha256) == (len(data), hashlib.sha256(data).hexdigest())
+    assert len(big.data) < 0.5 * len(data)
+    assert files_sent["tiny.csv"].encoding is None
+
+
+def test_a_backlog_of_1001_files_needs_two_requests(tmp_path: Path) -> None:
+    rig = _rig(tmp_path, pacing=Pacing())  # the default policy: a full request goes at once
+    for i in range(900):
+        rig.drop(f"r{i}.csv", f"id,v\n{i},{i * i}\n")
+    for i in range(100):
+        rig.drop(f"s{i}.session.json", _session(f"2026-11-25T10:{i // 60:02d}:{i % 60:02d}Z"))
+    rig.drop("big.csv", b"z" * 5_000_000)
+    made = rig.run(max_steps=10)
+    assert made == 2
+    assert [c.request.entries for c in rig.api.calls] == [1000, 1]
+    assert rig.spool.counts()["delivered"] == 1001
+    rig.spool.close()
+
+
+def test_a_large_file_goes_up_in_parts_and_resumes_after_a_restart(tmp_path: Path) -> None:
+    rig = _rig(tmp_path, multipart_threshold_bytes=8 * 1024**2)
+    data = os.urandom(40 * 1024**2 + 5)
+    rig.drop("huge.csv", data)
+    # The third part fails: the first two stay recorded, the item waits for its retry.
+    rig.api.put_errors = [None, None, TransientError("storage answered 503", status=503)]
+    rig.clock.advance(rig.ledger.wait_time())
+    assert rig.deliverer.step().requested
+    (call,) = rig.api.calls
+    assert [(p.filename, p.parts) for p in call.presign] == [("huge.csv", 3)]
+    assert len(rig.api.puts) == 2
+    assert rig.states() == {"huge.csv": "pending"}
+    # A restart: a fresh deliverer on the same spool sends only the missing part, no request.
+    rig.spool.recover(rig.clock.time())
+    fresh = _rig_on(rig, multipart_threshold_bytes=8 * 1024**2)
+    made = fresh.run()
+    assert made == 0
+    assert len(rig.api.calls) == 1
+    assert [url.rsplit("/", 1)[1] for url, _h, _d in rig.api.puts] == ["1", "2", "3"]
+    assert b"".join(d for _u, _h, d in rig.api.puts) == data
+    ((url, xml),) = rig.api.completions
+    assert url.endswith("/complete/" + hashlib.sha256(data).hexdigest())
+    assert xml.count(b"<PartNumber>") == 3
+    assert rig.states() == {"huge.csv": "delivered"}
     rig.spool.close()
 
 
 def test_an_after_upload_step_that_fails_costs_no_extra_request(tmp_path: Path) -> None:
     """`sent` is a symlink (never followed): the files stay, and the batch costs one request."""
-    rig = _rig(tmp_path, after_upload="move", linger_seconds=0.0)
+    rig = _rig(tmp_path, after_upload="move")
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     (rig.root / "sent").symlink_to(elsewhere)
@@ -523,7 +654,7 @@ def test_a_file_deleted_before_delivery_and_exported_again_is_delivered(rig: Rig
     assert rig.intake.offer(path) is not None
     rig.run()
     assert rig.states() == {"report.csv": "delivered"}
-    assert [f.data for c in rig.api.calls for f in c.payload] == [b"id,value\n1,2\n"]
+    assert [f.data for c in rig.api.calls for f in c.files] == [b"id,value\n1,2\n"]
 
 
 def test_a_413_on_a_presign_batch_caps_the_count_not_the_bytes(tmp_path: Path) -> None:
@@ -534,10 +665,42 @@ def test_a_413_on_a_presign_batch_caps_the_count_not_the_bytes(tmp_path: Path) -
         rig.drop(f"small{i}.csv", f"{i}\n")
     rig.api.script = [RequestTooLarge("Request Too Long", status=413)]
     rig.run()
-    # Refused with 4 presigns; the next batch (the small files, due first) carries half as many
-    # entries, not one file for a 1-byte budget.
-    assert [(c.route, len(c.payload)) for c in rig.api.calls][:2] == [("presign", 4), ("upload", 2)]
+    # Refused with the 4 asks (the small files did not fit beside them); the next request
+    # carries half as many entries.
+    assert [c.request.entries for c in rig.api.calls][:2] == [4, 2]
     assert rig.spool.counts()["delivered"] == 7
+    rig.spool.close()
+
+
+def test_an_upload_whose_urls_expired_asks_for_fresh_ones_and_keeps_its_sent_parts(
+    tmp_path: Path,
+) -> None:
+    rig = _rig(tmp_path, multipart_threshold_bytes=8 * 1024**2)
+    data = os.urandom(40 * 1024**2 + 5)
+    rig.drop("huge.csv", data)
+    rig.api.put_errors = [None, TransientError("storage answered 503", status=503)]
+    rig.clock.advance(rig.ledger.wait_time())
+    assert rig.deliverer.step().requested
+    assert len(rig.api.puts) == 1
+    rig.clock.advance(2 * 3600)  # the URLs (an hour) are gone
+    assert rig.run() == 1  # one request for fresh URLs
+    again = rig.api.calls[1].presign
+    upload_id = "up-" + hashlib.sha256(data).hexdigest()[:8]
+    assert [(p.parts, p.upload_id) for p in again] == [(3, upload_id)]
+    assert [url.rsplit("/", 1)[1] for url, _h, _d in rig.api.puts] == ["1", "2", "3"]
+    ((_url, xml),) = rig.api.completions
+    assert xml.count(b"<PartNumber>") == 3
+    assert rig.states() == {"huge.csv": "delivered"}
+    rig.spool.close()
+
+
+def test_presign_asks_stop_at_the_apis_url_budget(tmp_path: Path) -> None:
+    rig = _rig(tmp_path, inline_max_bytes=10)
+    for i in range(3):
+        rig.drop(f"big{i}.csv", b"x" * 100 + bytes([i]))
+    with mock.patch("exportsync.delivery.MAX_PRESIGNED_URLS", 2):
+        rig.run()
+    assert [len(c.presign) for c in rig.api.calls] == [2, 1]
     rig.spool.close()
 
 
@@ -546,7 +709,7 @@ def test_a_name_that_is_not_utf8_is_delivered_under_a_utf8_name(rig: Rig) -> Non
     rig.drop(path.name, "a,b\n")
     assert rig.run() == 1
     assert rig.states() == {path.name: "delivered"}
-    (sent,) = rig.api.calls[0].payload
+    (sent,) = rig.api.calls[0].files
     assert sent.filename == "r\ufffd\ufffd.csv"
     assert sent.data == b"a,b\n"
 
@@ -598,14 +761,14 @@ def test_a_request_that_raises_for_one_file_narrows_down_to_it_and_fails_it(rig:
     rig.drop("a.csv", "poison\n")
     rig.drop("b.csv", "2\n")
     rig.drop("c.csv", "3\n")
-    real = rig.api.upload
+    real = rig.api.batch
 
-    def upload(files: Sequence[UploadFile]) -> list[dict[str, Any]]:
-        if any(f.data == b"poison\n" for f in files):
+    def batch(request: BatchRequest) -> list[dict[str, Any]]:
+        if any(f.data == b"poison\n" for f in request.files):
             raise UnicodeEncodeError("utf-8", "x", 0, 1, "a bug building the request")
-        return real(files)
+        return real(request)
 
-    rig.api.upload = upload  # type: ignore[method-assign]
+    rig.api.batch = batch  # type: ignore[method-assign]
     rig.run(max_steps=100)
     assert rig.states() == {"a.csv": "failed", "b.csv": "delivered", "c.csv": "delivered"}
     [failed] = rig.spool.items("failed")
@@ -613,11 +776,37 @@ def test_a_request_that_raises_for_one_file_narrows_down_to_it_and_fails_it(rig:
     assert failed.attempts == delivery.INTERNAL_ERROR_ATTEMPTS
 
 
+def test_a_rewrite_before_delivery_supersedes_the_spooled_version(rig: Rig) -> None:
+    """Written, closed and spooled, then opened and written again: only the new bytes go."""
+    path = rig.drop("r.csv", "id\n1\n")
+    old = rig.spool.items("pending")
+    with path.open("ab") as writer:
+        writer.write(b"2\n")
+    assert rig.intake.offer(path) is not None
+    assert rig.run() == 1
+    (call,) = rig.api.calls
+    assert [f.data for f in call.payload] == [b"id\n1\n2\n"]
+    assert [i.state for i in rig.spool.items()] == ["delivered"]
+    assert rig.spool.get(old[0].id) is None
+
+
+def test_a_rewrite_not_yet_spooled_is_not_sent_as_the_old_version(rig: Rig) -> None:
+    """The writer closed again but the new version is not recorded yet: the old one is not sent
+    (its bytes are gone); the new one is, once read."""
+    path = rig.drop("r.csv", "id\n1\n")
+    path.write_bytes(b"id\n1\n2\n")
+    rig.run()
+    sent = [f.data for c in rig.api.calls for f in c.payload]
+    assert sent == [b"id\n1\n2\n"]
+
+
 def test_a_retry_scheduled_before_the_clock_was_set_back_does_not_wait_out_the_step(
     rig: Rig,
 ) -> None:
-    """Retry times are wall time: a clock stepped back three hours (NTP, a dead RTC battery)
-    left an item that was waiting a few seconds waiting three hours more."""
+    """Retry times and arrival times are wall time: a clock stepped back three hours (NTP, a
+    dead RTC battery) left an item waiting three hours more (its retry, then the pacing's quiet
+    window after its arrival)."""
+    rig.clock.advance(12 * 3600)  # midday: three hours back is still the same quota day
     rig.drop("a.csv", "1\n")
     rig.api.script = [TransientError("HTTP 503", status=503)]
     while not (outcome := rig.deliverer.step()).requested:  # the bucket starts empty

@@ -111,7 +111,9 @@ def test_forced_offer_of_a_known_version_reports_it_without_a_new_item(
     assert forced.item.id == first.item.id
 
 
-def test_changed_content_is_a_new_item(intake: Intake, spool: Spool, root: Path) -> None:
+def test_changed_content_is_a_new_item_that_supersedes_the_pending_one(
+    intake: Intake, spool: Spool, root: Path
+) -> None:
     path = root / "a.csv"
     path.write_bytes(b"v1")
     first = intake.offer(path)
@@ -122,7 +124,9 @@ def test_changed_content_is_a_new_item(intake: Intake, spool: Spool, root: Path)
     assert second.created
     assert second.item.id != first.item.id
     assert second.item.sha256 == hashlib.sha256(b"v2, longer").hexdigest()
-    assert spool.counts()["pending"] == 2
+    # The first version's content is gone from the file: it is dropped, never sent.
+    assert [item.id for item in spool.items("pending")] == [second.item.id]
+    assert spool.get(first.item.id) is None
 
 
 def test_session_files_are_spooled_as_sessions(intake: Intake, root: Path) -> None:
@@ -274,3 +278,46 @@ def test_a_csv_over_what_one_put_takes_is_refused_without_being_read(
         assert result.item.state == "failed"
         assert "over the limit" in (result.item.last_error or "")
     assert read == []
+
+
+def test_a_batch_of_files_is_recorded_in_one_transaction(
+    intake: Intake, spool: Spool, root: Path, woken: Counter
+) -> None:
+    paths = []
+    for i in range(40):
+        path = root / f"f{i:02d}.csv"
+        path.write_text(f"id\n{i}\n")
+        paths.append(path)
+    before = spool.commits
+    results = intake.offer_many(paths)
+    assert spool.commits - before == 1
+    assert all(r is not None and r.created for r in results)
+    assert spool.counts()["pending"] == 40
+    assert woken.calls == 1  # the delivery loop is woken once, after the commit
+
+
+def test_a_batch_with_a_rejected_file_still_records_the_rest(
+    intake: Intake, spool: Spool, root: Path
+) -> None:
+    good = root / "good.csv"
+    good.write_text("x")
+    link = root / "link.csv"
+    link.symlink_to("/etc/passwd")
+    gone = root / "gone.csv"
+    results = intake.offer_many([good, link, gone])
+    assert results[0] is not None
+    assert results[0].item.state == "pending"
+    assert results[1] is not None
+    assert results[1].item.state == "failed"
+    assert results[2] is None
+
+
+def test_the_scan_key_includes_the_inode(intake: Intake, spool: Spool, root: Path) -> None:
+    path = root / "a.csv"
+    path.write_text("same")
+    first = intake.offer(path)
+    assert first is not None
+    info = path.stat()
+    assert first.item.inode == info.st_ino
+    assert (os.fsencode(path), info.st_size, info.st_mtime_ns, info.st_ino) in spool.versions()
+    assert not spool.known(path, info.st_size, info.st_mtime_ns, info.st_ino + 1)

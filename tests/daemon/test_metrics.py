@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from exportsync.client import BatchRequest
 from exportsync.daemon import Daemon
 from exportsync.errors import ConfigError, QuotaExhausted, Throttled, TransientError
 from exportsync.metrics import MeteredApi, Metrics, MetricsServer, outcome_of, serve_metrics
@@ -68,7 +69,7 @@ def test_a_scrape_counts_a_delivered_and_a_failed_file(
     assert wait_for(settled, 20), scrape_endpoint(endpoint)
     samples = scrape_endpoint(endpoint)
     assert samples[("exportsync_items", (("state", "pending"),))] == 0
-    assert samples[("exportsync_requests_total", (("outcome", "ok"), ("route", "upload")))] == 1
+    assert samples[("exportsync_requests_total", (("outcome", "ok"), ("route", "batch")))] == 1
     assert samples[("exportsync_files_detected_total", ())] == 2
     assert samples[("exportsync_bytes_sent_total", ())] == len(CSV)
     assert samples[("exportsync_delivery_seconds_count", ())] == 1
@@ -86,11 +87,11 @@ def test_each_answer_has_its_outcome_label() -> None:
     )
     for _ in range(2):
         with pytest.raises((Throttled, QuotaExhausted)):
-            api.post_sessions([b"{}"])
-    api.post_sessions([b"{}"])
+            api.batch(BatchRequest(sessions=[b"{}"]))
+    api.batch(BatchRequest(sessions=[b"{}"]))
     value = metrics.registry.get_sample_value
     for outcome in ("throttled", "quota_exhausted", "ok"):
-        labels = {"route": "session", "outcome": outcome}
+        labels = {"route": "batch", "outcome": outcome}
         assert value("exportsync_requests_total", labels) == 1
     assert value("exportsync_bytes_sent_total") == 2  # only the answered request's bytes
     assert outcome_of(TransientError("502", status=502)) == "transient"

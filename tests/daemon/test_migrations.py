@@ -13,7 +13,7 @@ import pytest
 
 from exportsync.errors import SpoolError
 from exportsync.migrations import MIGRATIONS, SCHEMA_VERSION, migrate, schema_version
-from exportsync.spool import Spool
+from exportsync.spool import STATES, Spool
 
 V1_SCHEMA = """
 CREATE TABLE IF NOT EXISTS items (
@@ -197,6 +197,34 @@ def test_a_failing_step_leaves_the_file_at_its_old_version(
         db.close()
 
 
+def test_a_v2_spool_gains_the_multipart_progress_tables(v1_spool: Path) -> None:
+    db = sqlite3.connect(v1_spool, isolation_level=None)
+    try:
+        for version in (1,):  # the v1 file, upgraded to v2 as the release before did
+            db.execute("BEGIN IMMEDIATE")
+            MIGRATIONS[version](db)
+            db.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (version + 1,))
+            db.execute("COMMIT")
+        assert schema_version(db) == 2
+    finally:
+        db.close()
+    with Spool(v1_spool) as spool:
+        assert spool.upload_get(1) is None
+        plan = {"upload_id": "u1", "sha256": "a" * 64, "parts": []}
+        assert spool.upload_save(1, plan) == {}
+        spool.upload_part_done(1, 1, '"etag-1"')
+        assert spool.upload_save(1, {**plan, "expires_at": 5.0}) == {1: '"etag-1"'}  # renewed
+        assert spool.upload_save(1, {**plan, "upload_id": "u2"}) == {}  # a new upload starts over
+        assert spool.upload_get(1) == ({**plan, "upload_id": "u2"}, {})
+        spool.forget(1)
+        assert spool.upload_get(1) is None  # the item's upload goes with it
+    db = sqlite3.connect(v1_spool, isolation_level=None)
+    try:
+        assert schema_version(db) == SCHEMA_VERSION == 6
+    finally:
+        db.close()
+
+
 def test_paths_become_the_kernels_bytes_and_no_item_has_crashed(v1_spool: Path) -> None:
     """Migrations 3 and 4: text paths are cast to the same bytes; the quarantine columns start
     empty."""
@@ -212,3 +240,28 @@ def test_paths_become_the_kernels_bytes_and_no_item_has_crashed(v1_spool: Path) 
         )
     finally:
         db.close()
+
+
+def test_a_v5_spool_gains_inodes_and_counts_that_match_its_rows(tmp_path: Path) -> None:
+    """The scale step (6) on a spool stopped at version 5: per-state counts start from the rows
+    already there, and rows without an inode still spare their files a hash."""
+    path = Spool.path_in(tmp_path)
+    _write_v1(path)
+    first_five = MIGRATIONS[:5]
+    db = sqlite3.connect(path, isolation_level=None)
+    try:
+        for version in range(1, len(first_five)):
+            db.execute("BEGIN IMMEDIATE")
+            first_five[version](db)
+            db.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (version + 1,))
+            db.execute("COMMIT")
+        assert schema_version(db) == 5
+    finally:
+        db.close()
+    with Spool(path) as spool:
+        states = [str(row["state"]) for row in V1_ROWS]
+        assert spool.counts() == {s: states.count(s) for s in STATES}
+        assert spool.known(Path("/x/new.csv"), 10, 111, inode=987654)
+        assert (b"/x/done.csv", 30, 333, 0) in spool.versions()
+        spool.mark_delivered(1, now=20.0)
+        assert spool.counts()["delivered"] == states.count("delivered") + 1

@@ -95,3 +95,14 @@ def test_watchdog_interval_is_half_of_watchdog_usec() -> None:
 )
 def test_watchdog_interval_none_when_not_for_us(env: dict[str, str]) -> None:
     assert watchdog_interval(env) is None
+
+
+def test_a_manager_that_never_reads_cannot_stall_the_sender(
+    listener: tuple[socket.socket, str],
+) -> None:
+    """Pings to a socket whose queue is full are dropped (False), never block the heartbeat."""
+    _, path = listener  # bound, never read: its queue fills after a few datagrams
+    with Notifier({"NOTIFY_SOCKET": path}) as notifier:
+        results = [notifier.watchdog() for _ in range(2_000)]
+    assert results[0] is True
+    assert results[-1] is False

@@ -21,14 +21,16 @@ def test_same_content_is_one_item_and_a_change_is_a_new_version(tmp_path: Path) 
     with Spool.open(tmp_path) as spool:
         first = spool.record(Path("/x/a.csv"), "csv", size=3, mtime_ns=1, sha256="aa", now=1.0)
         again = spool.record(Path("/x/a.csv"), "csv", size=3, mtime_ns=2, sha256="aa", now=2.0)
+        # The re-save's mtime is remembered, so a start-up scan need not hash it again.
+        assert spool.known(Path("/x/a.csv"), 3, 2)
         changed = spool.record(Path("/x/a.csv"), "csv", size=4, mtime_ns=3, sha256="bb", now=3.0)
         assert first.created
         assert not again.created
         assert changed.created
         assert again.item.id == first.item.id != changed.item.id
-        # The re-save's mtime is remembered, so a start-up scan need not hash it again.
-        assert spool.known(Path("/x/a.csv"), 3, 2)
-        assert spool.counts()["pending"] == 2
+        # The new version supersedes the pending old one (its content is no longer in the file).
+        assert [i.id for i in spool.items()] == [changed.item.id]
+        assert spool.counts()["pending"] == 1
 
 
 def test_state_survives_reopening_the_file(tmp_path: Path) -> None:
@@ -173,30 +175,6 @@ def test_a_refused_version_saved_again_stays_failed(tmp_path: Path) -> None:
         assert spool.known(Path("/x/a.csv"), 3, 9)  # and the next scan does not hash it again
 
 
-def test_a_full_disk_mid_write_is_a_spool_error_and_the_spool_works_once_there_is_room(
-    tmp_path: Path,
-) -> None:
-    """SQLite rolls a transaction back itself on SQLITE_FULL; the spool's own ROLLBACK then
-    raised "cannot rollback" as a bare OperationalError, which the daemon took for a bad file
-    (and never offered the file again) instead of a spool write to retry."""
-    with Spool.open(tmp_path) as spool:
-        pages = spool._db.execute("PRAGMA page_count").fetchone()[0]
-        spool._db.execute(f"PRAGMA max_page_count = {pages + 1}")  # a disk that is full
-        errors: list[Exception] = []
-        for n in range(10_000):
-            try:
-                _record(spool, f"/x/{n}.csv", f"{n:064x}")
-            except Exception as exc:  # which class it is, is the point
-                errors.append(exc)
-                break
-        assert len(errors) == 1
-        assert isinstance(errors[0], SpoolError), repr(errors[0])
-        assert "full" in str(errors[0])
-        spool._db.execute("PRAGMA max_page_count = 1073741823")  # room again
-        _record(spool, "/x/after.csv", "ff" * 32)
-        assert spool.known(Path("/x/after.csv"), 3, 1)
-
-
 def test_a_path_that_is_not_utf8_is_kept_byte_for_byte(tmp_path: Path) -> None:
     raw = Path(os.fsdecode(b"/x/r\xff\xfe.csv"))  # lone surrogates: SQLite text refuses them
     with Spool.open(tmp_path) as spool:
@@ -302,12 +280,96 @@ def test_only_crashes_in_a_row_count(tmp_path: Path) -> None:
         assert (again.crashes, again.state) == (1, "pending")
 
 
-def test_due_takes_an_attempt_beyond_the_horizon_as_a_clock_set_back(tmp_path: Path) -> None:
+def test_counts_follow_every_transition_without_counting_rows(tmp_path: Path) -> None:
+    with Spool.open(tmp_path) as spool:
+        a = _record(spool, "/x/a.csv", "aa")
+        b = _record(spool, "/x/b.csv", "bb")
+        spool.mark_sending([a, b], now=1.0)
+        spool.mark_delivered(a, now=2.0)
+        spool.mark_failed(b, "refused", now=2.0)
+        spool.retry([b], now=3.0)
+        c = _record(spool, "/x/c.csv", "cc")
+        spool.forget(c)
+        expected = {"pending": 1, "sending": 0, "delivered": 1, "failed": 0}
+        assert spool.counts() == expected
+        db = sqlite3.connect(tmp_path / "spool.sqlite3")
+        real = dict(db.execute("SELECT state, COUNT(*) FROM items GROUP BY state").fetchall())
+        db.close()
+        assert {state: real.get(state, 0) for state in expected} == expected
+
+
+def _delivered(spool: Spool, path: Path, sha: str, *, at: float, key: tuple[int, int, int]) -> int:
+    size, mtime_ns, inode = key
+    result = spool.record(
+        path, "csv", size=size, mtime_ns=mtime_ns, sha256=sha, now=at, inode=inode
+    )
+    spool.mark_sending([result.item.id], now=at)
+    spool.mark_delivered(result.item.id, now=at)
+    return result.item.id
+
+
+def test_prune_drops_old_delivered_rows_but_keeps_what_dedupe_needs(tmp_path: Path) -> None:
+    folder: dict[Path, tuple[int, int, int]] = {}
+    with Spool.open(tmp_path) as spool:
+        gone = _delivered(spool, Path("/x/gone.csv"), "g1", at=10.0, key=(1, 1, 1))
+        here = _delivered(spool, Path("/x/here.csv"), "h1", at=10.0, key=(2, 2, 2))
+        folder[Path("/x/here.csv")] = (2, 2, 2)
+        changed = _delivered(spool, Path("/x/changed.csv"), "c1", at=10.0, key=(3, 3, 3))
+        folder[Path("/x/changed.csv")] = (30, 31, 3)  # rewritten since: the row is history
+        recent = _delivered(spool, Path("/x/recent.csv"), "r1", at=500.0, key=(4, 4, 4))
+        pending = _record(spool, "/x/pending.csv", "p1", now=10.0)
+        dropped = spool.prune_delivered(100.0, current=folder.get)
+        assert dropped == 2
+        assert spool.get(gone) is None
+        assert spool.get(changed) is None
+        assert spool.get(here) is not None  # still in the folder as delivered: not sent again
+        assert spool.get(recent) is not None
+        assert spool.get(pending) is not None
+        assert spool.counts()["delivered"] == 2
+
+
+def test_pruning_gives_the_space_back_to_the_disk(tmp_path: Path) -> None:
+    with Spool.open(tmp_path) as spool:
+        for i in range(300):
+            _delivered(spool, Path(f"/x/{i:04d}-{'n' * 200}.csv"), f"s{i}", at=1.0, key=(1, 1, 1))
+    with sqlite3.connect(tmp_path / "spool.sqlite3") as db:
+        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    full = (tmp_path / "spool.sqlite3").stat().st_size
+    with Spool.open(tmp_path) as spool:
+        assert spool.prune_delivered(100.0, current=lambda _p: None) == 300
+    assert (tmp_path / "spool.sqlite3").stat().st_size < full / 2
+
+
+def test_a_full_disk_mid_write_is_a_spool_error_and_the_spool_works_once_there_is_room(
+    tmp_path: Path,
+) -> None:
+    """SQLite rolls a transaction back itself on SQLITE_FULL; the spool's own ROLLBACK then
+    raised "cannot rollback" as a bare OperationalError, which the daemon took for a bad file
+    (and never offered the file again) instead of a spool write to retry."""
+    with Spool.open(tmp_path) as spool:
+        pages = spool._db.execute("PRAGMA page_count").fetchone()[0]
+        spool._db.execute(f"PRAGMA max_page_count = {pages + 1}")  # a disk that is full
+        errors: list[Exception] = []
+        for n in range(10_000):
+            try:
+                _record(spool, f"/x/{n}.csv", f"{n:064x}")
+            except Exception as exc:  # which class it is, is the point
+                errors.append(exc)
+                break
+        assert len(errors) == 1
+        assert isinstance(errors[0], SpoolError), repr(errors[0])
+        assert "full" in str(errors[0])
+        spool._db.execute("PRAGMA max_page_count = 1073741823")  # room again
+        _record(spool, "/x/after.csv", "ff" * 32)
+        assert spool.known(Path("/x/after.csv"), 3, 1)
+
+
+def test_pull_back_makes_attempts_beyond_the_horizon_due(tmp_path: Path) -> None:
     with Spool.open(tmp_path) as spool:
         waiting = _record(spool, "/x/a.csv", "aa")
         stranded = _record(spool, "/x/b.csv", "bb")
         spool.reschedule(waiting, at=100.0 + 1800, error="503", now=100.0)
         spool.reschedule(stranded, at=100.0 + 3 * 3600, error="503", now=100.0)
-        assert [i.id for i in spool.due(100.0)] == []
-        assert [i.id for i in spool.due(100.0, horizon=3600)] == [stranded]
-        assert [i.id for i in spool.due(100.0 + 1800, horizon=3600)] == [waiting, stranded]
+        assert spool.pull_back(100.0 + 3600, now=100.0) == 1
+        assert [i.id for i in spool.due(100.0)] == [stranded]
+        assert spool.pull_back(100.0 + 3600, now=100.0) == 0

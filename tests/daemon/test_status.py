@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from exportsync.clock import FakeClock
+from exportsync.clock import FakeClock, iso_utc
 from exportsync.config import Config, load_config
 from exportsync.daemon import build_ledger
 from exportsync.runlock import RunLock
@@ -182,6 +182,49 @@ def test_no_daily_limit_reads_unlimited(tmp_path: Path, clock: FakeClock) -> Non
     assert isinstance(quota, dict)
     assert quota["limit"] is None
     assert "of unlimited requests" in render_table(report)
+
+
+def test_the_backlog_says_what_waits_and_when_it_will_have_gone(
+    config: Config, spool: Spool, clock: FakeClock
+) -> None:
+    root = config.watch.dir
+    for name in ("a.csv", "b.csv"):
+        spool.record(root / name, "csv", size=1000, mtime_ns=1, sha256=name, now=NOW - 600)
+    spool.record(root / "c.session.json", "session", size=1000, mtime_ns=1, sha256="c", now=NOW)
+    ledger = build_ledger(config, spool, clock)
+    for _ in range(6):  # more than the day's prompt requests are spent
+        clock.advance(2.0)
+        ledger.spend()
+    report = build_status(config, spool, ledger, clock)
+    backlog = report["backlog"]
+    assert isinstance(backlog, dict)
+    assert (backlog["items"], backlog["bytes"], backlog["requests_needed"]) == (3, 3000, 1)
+    # 4 left, 2 kept back: the next slot is a third of the way from the last request to 23:30.
+    last = NOW + 12.0
+    slot = last + (dt.datetime(2025, 3, 4, 23, 30, tzinfo=dt.UTC).timestamp() - last) / 3
+    assert backlog["eta"] == iso_utc(slot)
+    assert report["plan"] == (
+        "holding 3 files: 4 requests left today, 2 kept in reserve;"
+        f" next send {iso_utc(slot)[11:16]}Z"
+    )
+    assert "plan       holding 3 files" in render_table(report)
+
+
+def test_an_empty_backlog_goes_now_and_a_used_day_waits_for_tomorrow(
+    config: Config, spool: Spool, clock: FakeClock
+) -> None:
+    report = status_of(config, spool, clock)
+    assert report["backlog"] == {"items": 0, "bytes": 0, "requests_needed": 0, "eta": None}
+    assert report["plan"] == "nothing waiting"
+    spool.record(config.watch.dir / "a.csv", "csv", size=5, mtime_ns=1, sha256="a", now=NOW - 60)
+    ledger = build_ledger(config, spool, clock)
+    ledger.mark_exhausted()
+    report = build_status(config, spool, ledger, clock)
+    backlog = report["backlog"]
+    assert isinstance(backlog, dict)
+    assert backlog["eta"] is not None
+    assert str(backlog["eta"]).startswith("2025-03-05T00:")
+    assert "today's requests are used up" in str(report["plan"])
 
 
 def test_a_name_that_is_not_utf8_is_shown_with_escapes(

@@ -31,7 +31,7 @@ from exportsync.clock import FakeClock
 from exportsync.errors import FileRejected
 from exportsync.files import snapshot
 from exportsync.matcher import FileMatcher
-from exportsync.watcher import RETRY_RESCAN_SECONDS, Settler, StatKey, Watcher
+from exportsync.watcher import RETRY_RESCAN_SECONDS, Settler, StatKey, Watcher, writer_holds
 
 linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="needs inotify")
 
@@ -63,7 +63,70 @@ def inotify_settler(fs: FakeStat) -> Settler:
     return Settler(settle_seconds=2.0, close_events=True, open_write_timeout=60.0, stat=fs)
 
 
-def test_closed_file_is_ready_after_the_short_quiet_period(fs: FakeStat) -> None:
+class FakeHolders:
+    """A scripted lease probe: whether a writer holds each path (None: cannot tell)."""
+
+    def __init__(self, default: bool | None) -> None:
+        self.default = default
+        self.held: dict[Path, bool | None] = {}
+        self.asked: list[Path] = []
+
+    def __call__(self, path: Path) -> bool | None:
+        self.asked.append(path)
+        return self.held.get(path, self.default)
+
+
+def probing_settler(fs: FakeStat, holders: FakeHolders) -> Settler:
+    return Settler(
+        settle_seconds=2.0, close_events=True, open_write_timeout=60.0, stat=fs, holders=holders
+    )
+
+
+def test_closed_file_no_writer_holds_is_ready_at_the_close(fs: FakeStat) -> None:
+    settler = probing_settler(fs, FakeHolders(default=False))
+    fs.write(A, 10, 1)
+    settler.modified(A, 0.0)
+    assert settler.due(0.1) == []  # written, not closed
+    settler.closed(A, 0.1)
+    assert settler.next_deadline() == pytest.approx(0.1)
+    assert settler.due(0.1) == [A]
+    assert settler.due(5.0) == []
+
+
+def test_renamed_in_file_no_writer_holds_is_ready_at_once(fs: FakeStat) -> None:
+    settler = probing_settler(fs, FakeHolders(default=False))
+    fs.write(A, 10, 1)
+    settler.arrived(A, 3.0)
+    assert settler.due(3.0) == [A]
+
+
+def test_a_close_while_another_handle_writes_waits_for_the_last_close(fs: FakeStat) -> None:
+    holders = FakeHolders(default=False)
+    settler = probing_settler(fs, holders)
+    fs.write(A, 10, 1)
+    holders.held[A] = True  # a second writer still has it open
+    settler.closed(A, 0.0)
+    assert settler.due(30.0) == []  # however long the quiet
+    fs.write(A, 20, 2)
+    holders.held[A] = False
+    settler.closed(A, 31.0)
+    assert settler.due(31.0) == [A]
+    assert holders.asked == [A, A]
+
+
+def test_each_close_after_a_write_reports_the_file_again(fs: FakeStat) -> None:
+    """A writer that opens and writes again makes a new version; the spool supersedes the old."""
+    settler = probing_settler(fs, FakeHolders(default=False))
+    ready: list[Path] = []
+    for i in range(3):
+        fs.write(A, i + 1, i)
+        settler.modified(A, float(i))
+        settler.closed(A, i + 0.01)
+        ready += settler.due(i + 0.01)
+    assert ready == [A, A, A]
+
+
+def test_without_a_lease_probe_a_closed_file_waits_the_short_quiet_period(fs: FakeStat) -> None:
     settler = inotify_settler(fs)
     assert settler.quiet_seconds == 0.5
     fs.write(A, 10, 1)
@@ -180,9 +243,11 @@ def folder(tmp_path: Path) -> Path:
 class Recorder:
     def __init__(self) -> None:
         self.paths: list[Path] = []
+        self.batches: list[list[Path]] = []
 
-    def __call__(self, path: Path) -> None:
-        self.paths.append(path)
+    def __call__(self, paths: list[Path]) -> None:
+        self.batches.append(list(paths))
+        self.paths.extend(paths)
 
 
 def scripted(
@@ -203,14 +268,14 @@ def scripted(
     return watcher, clock, seen
 
 
-def test_close_event_reaches_on_ready_once(folder: Path) -> None:
+@linux_only
+def test_close_event_reaches_on_ready_at_once_and_once(folder: Path) -> None:
+    """The real lease probe finds no writer: no quiet period (the fake clock never moves)."""
     watcher, clock, seen = scripted(folder)
     path = folder / "a.csv"
     path.write_text("x")
     watcher.dispatch(FileModifiedEvent(str(path)))
     watcher.dispatch(FileClosedEvent(str(path)))
-    assert watcher.run_pending() == []
-    clock.advance(0.5)
     assert watcher.run_pending() == [path]
     clock.advance(10)
     assert watcher.run_pending() == []
@@ -267,13 +332,23 @@ def test_deleted_before_ready_is_never_reported(folder: Path) -> None:
     assert seen.paths == []
 
 
-def test_a_failing_on_ready_is_logged_and_the_next_file_still_reported(folder: Path) -> None:
-    clock = FakeClock()
-    seen: list[Path] = []
+def test_files_ready_together_reach_on_ready_in_one_call(folder: Path) -> None:
+    watcher, clock, seen = scripted(folder)
+    for name in ("a.csv", "b.csv", "c.csv"):
+        (folder / name).write_text("x")
+        watcher.dispatch(FileCreatedEvent(str(folder / name)))
+    clock.advance(2)
+    watcher.run_pending()
+    assert [[p.name for p in batch] for batch in seen.batches] == [["a.csv", "b.csv", "c.csv"]]
 
-    def on_ready(path: Path) -> None:
-        seen.append(path)
-        if path.name == "a.csv":
+
+def test_a_failing_on_ready_is_logged_and_the_watcher_goes_on(folder: Path) -> None:
+    clock = FakeClock()
+    seen: list[list[Path]] = []
+
+    def on_ready(paths: list[Path]) -> None:
+        seen.append(paths)
+        if len(seen) == 1:
             raise RuntimeError("spool full")
 
     watcher = Watcher(folder, FileMatcher(), on_ready, clock=clock, rescan_seconds=None)
@@ -283,7 +358,11 @@ def test_a_failing_on_ready_is_logged_and_the_next_file_still_reported(folder: P
     clock.advance(2)
     with capture_logs() as logs:
         watcher.run_pending()
-    assert sorted(p.name for p in seen) == ["a.csv", "b.csv"]
+    (folder / "c.csv").write_text("x")
+    watcher.dispatch(FileCreatedEvent(str(folder / "c.csv")))
+    clock.advance(2)
+    watcher.run_pending()
+    assert [[p.name for p in batch] for batch in seen] == [["a.csv", "b.csv"], ["c.csv"]]
     assert [e["event"] for e in logs if e["log_level"] == "error"] == ["on_ready_failed"]
 
 
@@ -306,8 +385,8 @@ def test_a_path_on_ready_refused_is_offered_again_by_the_next_rescan(folder: Pat
     clock = FakeClock()
     attempts: list[Path] = []
 
-    def on_ready(path: Path) -> None:
-        attempts.append(path)
+    def on_ready(paths: list[Path]) -> None:
+        attempts.extend(paths)
         if len(attempts) == 1:
             raise OSError("disk full")
 
@@ -355,23 +434,16 @@ def test_a_path_that_could_not_be_recorded_is_offered_again_within_seconds(
     assert seen.paths == [folder / "b.csv"]
 
 
-@pytest.mark.parametrize("refusal", ["raises", "reconsiders"])
-def test_a_file_on_ready_could_not_take_is_offered_again_within_seconds(
-    folder: Path, refusal: str
-) -> None:
-    """A failed on_ready, or one that reconsiders the path (as the daemon does when its spool
-    write fails on a full disk), is tried again by a rescan within seconds. A reconsidered path
-    used to be marked reported anyway, and no rescan offered it again."""
+def test_a_batch_on_ready_could_not_take_is_offered_again_within_seconds(folder: Path) -> None:
+    """The daemon's on_ready raises when its spool write fails (a full disk): the files were
+    offered again only at the next periodic rescan, 5 minutes later."""
     clock = FakeClock()
-    attempts: list[Path] = []
-    watcher: Watcher
+    attempts: list[list[Path]] = []
 
-    def on_ready(path: Path) -> None:
-        attempts.append(path)
-        if len(attempts) == 1 and refusal == "raises":
-            raise OSError("disk full")
+    def on_ready(paths: list[Path]) -> None:
+        attempts.append(paths)
         if len(attempts) == 1:
-            watcher.reconsider(path)
+            raise OSError("disk full")
 
     watcher = Watcher(folder, FileMatcher(), on_ready, clock=clock, rescan_seconds=300)
     watcher._next_rescan = clock.monotonic() + 300
@@ -384,7 +456,7 @@ def test_a_file_on_ready_could_not_take_is_offered_again_within_seconds(
     watcher.run_pending()
     clock.advance(2)
     watcher.run_pending()
-    assert attempts == [path, path]
+    assert attempts == [[path], [path]]
 
 
 def test_scan_finds_matching_entries_including_symlinks(folder: Path) -> None:
@@ -477,12 +549,13 @@ class Ready:
         self.calls: queue.Queue[tuple[Path, int | None]] = queue.Queue()
         self.history: list[tuple[Path, int | None]] = []
 
-    def __call__(self, path: Path) -> None:
-        try:
-            size: int | None = os.lstat(path).st_size
-        except FileNotFoundError:
-            size = None
-        self.calls.put((path, size))
+    def __call__(self, paths: list[Path]) -> None:
+        for path in paths:
+            try:
+                size: int | None = os.lstat(path).st_size
+            except FileNotFoundError:
+                size = None
+            self.calls.put((path, size))
 
     def wait_for(self, path: Path) -> list[tuple[Path, int | None]]:
         """Every call up to and including the first one for `path`; fails at the deadline."""
@@ -558,16 +631,60 @@ def test_slow_writer_with_one_handle_is_reported_only_complete(
 
 @pytest.mark.integration
 @linux_only
-def test_open_append_close_repeatedly_is_debounced(folder: Path, watch: WatchFactory) -> None:
-    _, ready = watch(settle_seconds=1.0)  # quiet period 0.5 s
+def test_open_append_close_repeatedly_reports_only_closed_versions(
+    folder: Path, watch: WatchFactory
+) -> None:
+    """Each close is a complete version (the spool supersedes the older); the last is whole."""
+    _, ready = watch(settle_seconds=1.0)
     path = folder / "append.csv"
     for _ in range(5):
         with path.open("ab") as f:
             f.write(b"row\n")
         _pause(0.05)
-    ready.wait_for(path)
     _sentinel(folder, ready)
-    assert [size for p, size in ready.drain() if p == path] == [20]
+    sizes = [size for p, size in ready.drain() if p == path]
+    assert sizes
+    assert sizes[-1] == 20
+    assert all(size is not None and size % 4 == 0 for size in sizes)
+
+
+class FrozenClock(FakeClock):
+    """Time that never moves, with a real wait: a quiet period never ends, yet nothing spins."""
+
+    def wait(self, seconds: float, stop: threading.Event) -> bool:
+        return stop.wait(min(seconds, 0.2))
+
+
+@pytest.mark.integration
+@linux_only
+def test_a_closed_file_is_reported_without_a_quiet_period(
+    folder: Path, watch: WatchFactory
+) -> None:
+    """With time frozen only a file due at its close can be reported (the feature's proof)."""
+    _, ready = watch(settle_seconds=30.0, clock=FrozenClock())
+    path = folder / "closed.csv"
+    with path.open("wb") as f:
+        f.write(b"id\n1\n")
+    assert ready.wait_for(path) == [(path, 5)]
+
+
+@pytest.mark.integration
+@linux_only
+def test_a_close_while_another_writer_holds_the_file_waits_for_that_writer(
+    folder: Path, watch: WatchFactory
+) -> None:
+    _, ready = watch(settle_seconds=30.0, clock=FrozenClock())
+    path = folder / "shared.csv"
+    with path.open("ab") as first:
+        first.write(b"a\n")
+        first.flush()
+        with path.open("ab") as second:
+            second.write(b"b\n")
+        # `second` closed while `first` still holds the file: not ready yet.
+        _sentinel(folder, ready)
+        assert [p for p, _ in ready.drain() if p == path] == []
+        first.write(b"c\n")
+    assert ready.wait_for(path)[-1] == (path, 6)
 
 
 @pytest.mark.integration
@@ -669,8 +786,10 @@ def test_fifo_does_not_hang_anything(folder: Path, watch: WatchFactory) -> None:
 def test_file_deleted_before_it_settles_is_not_reported(folder: Path, watch: WatchFactory) -> None:
     _, ready = watch()
     doomed = folder / "doomed.csv"
-    doomed.write_text("x")
-    doomed.unlink()
+    with doomed.open("w") as writer:  # held open: not ready yet
+        writer.write("x")
+        writer.flush()
+        doomed.unlink()
     _sentinel(folder, ready)
     assert [p.name for p, _ in ready.drain()] == ["zz-sentinel.csv"]
 
@@ -848,3 +967,17 @@ def test_a_step_that_raises_does_not_end_the_watcher(
         finally:
             watcher.stop()
     assert "watch_step_failed" in [e["event"] for e in logs]
+
+
+@linux_only
+def test_the_lease_probe_tells_a_held_file_from_a_closed_one(folder: Path) -> None:
+    path = folder / "probe.csv"
+    with path.open("wb") as writer:
+        writer.write(b"x")
+        assert writer_holds(path) is True
+    assert writer_holds(path) is False
+    with path.open("rb"):  # a reader is no writer
+        assert writer_holds(path) is False
+    os.mkfifo(folder / "pipe.csv")
+    assert writer_holds(folder / "pipe.csv") is None  # never opened: not a regular file
+    assert writer_holds(folder / "gone.csv") is None

@@ -286,14 +286,14 @@ def test_a_file_deleted_before_delivery_then_exported_again_is_delivered(tmp_pat
     """Found by the storm (seed 1): the re-export, same name and bytes, once found the failed row
     of the file's first life in the spool and was never sent, while it sat in the folder."""
     with start_devstack(tmp_path / "ds", "--quota", "0") as info:
-        config = write_config(tmp_path, info, api={"batch_linger_seconds": 1.0})
+        config = write_config(tmp_path, info, quota={"quiet_seconds": 1.0})
         report = tmp_path / "export" / "report.csv"
         data = b"id,value\n1,2\n"
         with run_daemon(config) as daemon:
             daemon.wait_ready()
             report.write_bytes(data)
             assert wait_for(lambda: daemon.saw("item_spooled"), 10), daemon.output()
-            report.unlink()  # within the batch linger: the row fails as deleted
+            report.unlink()  # within the quiet window: the row fails as deleted
             assert wait_for(lambda: daemon.saw("item_failed"), 10), daemon.output()
             report.write_bytes(data)  # exported again, same bytes
             assert wait_for(lambda: daemon.saw("file_detected", 2), 10), daemon.output()

@@ -33,7 +33,7 @@ def test_metrics_and_journal_priorities_of_a_real_daemon(
         assert daemon.terminate() == 0
     assert samples[series("exportsync_items", state="delivered")] == 1
     assert samples[series("exportsync_items", state="failed")] == 1
-    assert samples[series("exportsync_requests_total", route="upload", outcome="ok")] == 1
+    assert samples[series("exportsync_requests_total", route="batch", outcome="ok")] == 1
     assert samples[series("exportsync_bytes_sent_total")] == len(CSV)
     assert samples[series("exportsync_delivery_seconds_count")] == 1
     assert samples[series("exportsync_quota_used")] == 1

@@ -127,6 +127,7 @@ def test_a_four_request_day_is_never_overrun_across_restarts(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     with start_devstack(tmp_path / "ds", "--quota", "4", "--rate", "1", "--burst", "1") as info:
+        # A plan this small keeps no reserve: each request goes as soon as its file is complete.
         config = write_config(tmp_path, info, quota={"daily_requests": 4})
         export = tmp_path / "export"
         with run_daemon(config) as daemon:
@@ -161,6 +162,11 @@ def test_a_four_request_day_is_never_overrun_across_restarts(
         assert quota["used"] == 4  # the same count the gateway keeps
         assert quota["limit"] == 4
         assert report["counts"] == {"pending": 2, "sending": 0, "delivered": 4, "failed": 0}
+        backlog = report["backlog"]
+        assert isinstance(backlog, dict)
+        assert (backlog["items"], backlog["requests_needed"]) == (2, 1)
+        assert backlog["eta"] is not None  # after the reset: today's requests are used up
+        assert "today's requests are used up" in str(report["plan"])
 
 
 def test_kill_9_mid_delivery_under_faults_loses_and_duplicates_nothing(tmp_path: Path) -> None:

@@ -62,6 +62,8 @@ def json_part(name: str, value: object) -> Part:
 
 def multipart_body(parts: Sequence[Part]) -> tuple[bytes, str]:
     """A multipart/form-data body with ``parts`` in this order, exactly as requests sends it."""
+    if not parts:
+        return b"--empty--\r\n", "multipart/form-data; boundary=empty"
     prepared = requests.Request("POST", "http://127.0.0.1/batch", files=list(parts)).prepare()
     assert isinstance(prepared.body, bytes)
     return prepared.body, prepared.headers["Content-Type"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -230,3 +231,40 @@ def test_the_deadline_follows_the_functions_remaining_time(memory_deps: Dependen
     assert response["statusCode"] == 200
     [result] = body_of(response)["results"]
     assert (result["status"], result["error"]) == ("retry", LATE)
+
+
+def test_writes_to_one_item_keep_request_order_while_others_overlap() -> None:
+    """A and B write the same item (one lane), C another. A waits for C to start, so C must
+    overlap A; B must not start before A is done (else the older version could win)."""
+    c_started = threading.Event()
+    order: list[str] = []
+
+    def a() -> dict[str, Any]:
+        assert c_started.wait(10), "C never ran beside A"
+        order.append("A done")
+        return {"status": "stored"}
+
+    def b() -> dict[str, Any]:
+        order.append("B start")
+        return {"status": "stored"}
+
+    def c() -> dict[str, Any]:
+        c_started.set()
+        return {"status": "stored"}
+
+    entries = [Entry({}, a, "item:x"), Entry({}, b, "item:x"), Entry({}, c, "item:y")]
+    results = Pool(workers=2).run(entries)
+    assert [r["status"] for r in results] == ["stored"] * 3
+    assert order == ["A done", "B start"]
+
+
+def test_a_session_sent_twice_in_one_request_ends_as_its_last_version(
+    memory_deps: Dependencies,
+) -> None:
+    first = {"user_id": "alice", "timestamp": _TS, "v": 1}
+    sessions = [first, {**first, "v": 2}] * 20  # many writes of one item, and then version 2
+    response = handle(rest_event("/session", json.dumps({"sessions": sessions})), None, memory_deps)
+    assert body_of(response)["results"][-1]["status"] == "stored"
+    assert isinstance(memory_deps.sessions, MemorySessionStore)
+    [(item, _hash)] = memory_deps.sessions.items.values()
+    assert item["v"] == {"N": "2"}

@@ -12,7 +12,7 @@ import pytest
 import requests
 from apigw_events import body_of, rest_event
 from flaky_proxy import DROP, DYNAMO_THROTTLE, S3_SLOW_DOWN, flaky_proxy
-from lambda_support import BUCKET, REGION, TABLE
+from lambda_support import BUCKET, REGION, TABLE, json_part, multipart_body
 
 from exportsync_api import app, sessions
 
@@ -95,3 +95,30 @@ def test_s3_slow_down_on_one_file_answers_retry_for_it(proxied: Any, live: Any) 
     assert results[1]["error"].startswith("throttled: SlowDown")
     listed = live.list_objects_v2(Bucket=BUCKET).get("Contents", [])
     assert [obj["Key"] for obj in listed] == [results[0]["key"]]
+
+
+def test_batch_entries_fault_alone_over_http(proxied: Any, live: Any, moto_endpoint: str) -> None:
+    good, slow = b"a,b\n1,2\n", b"a,b\nSLOW-DOWN-ME\n"
+    sessions = [
+        {"user_id": "alice", "timestamp": "2026-05-02T10:00:00Z", "note": "THROTTLE-ME"},
+        {"user_id": "alice", "timestamp": "2026-05-02T10:01:00Z", "note": "fine"},
+    ]
+    body, content_type = multipart_body(
+        [
+            ("file", ("slow.csv", slow, "text/csv")),
+            json_part("session", sessions),
+            ("file", ("good.csv", good, "text/csv")),
+        ]
+    )
+    event = rest_event("/batch", body, content_type=content_type)
+    response = app.lambda_handler(event)
+    assert response["statusCode"] == 200
+    results = body_of(response)["results"]
+    assert [(r["kind"], r["status"]) for r in results] == [
+        ("file", "retry"),
+        ("session", "retry"),
+        ("session", "stored"),
+        ("file", "stored"),
+    ]
+    assert live.get_object(Bucket=BUCKET, Key=results[3]["key"])["Body"].read() == good
+    assert _stored_timestamps(moto_endpoint) == ["2026-05-02T10:01:00Z"]

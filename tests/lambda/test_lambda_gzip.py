@@ -40,6 +40,9 @@ def test_inflate_round_trips_one_or_several_members() -> None:
     two = gzip.compress(data) + gzip.compress(b"tail\n")
     assert inflate_gzip(two, len(data) + 5) == data + b"tail\n"
     assert inflate_gzip(gzip.compress(b""), 0) == b""
+    # Many members (each one of the input's steps holds thousands): read once, in steps.
+    assert inflate_gzip(gzip.compress(b"") * 20_000, 0) == b""
+    assert inflate_gzip(gzip.compress(b"ab") * 20_000, 40_000) == b"ab" * 20_000
 
 
 @pytest.mark.parametrize(
@@ -103,6 +106,8 @@ def test_batch_stores_gzip_inflated_and_refuses_the_bomb_alone(moto_deps: Moto) 
         # The bomb declares 1 KB; it inflates to 10 MiB.
         {"filename": "bomb.csv", "sha256": "0" * 64, "size": 1024, "encoding": "gzip"},
         _entry("lying.csv", b"other bytes", encoding="gzip"),
+        # 1 GiB of zeros in about 1 MB, declared as 1 MiB.
+        {"filename": "huge.csv", "sha256": "1" * 64, "size": _MIB, "encoding": "gzip"},
     ]
     body, content_type = multipart_body(
         [
@@ -110,13 +115,20 @@ def test_batch_stores_gzip_inflated_and_refuses_the_bomb_alone(moto_deps: Moto) 
             ("file", ("packed.csv", gzip.compress(packed), "application/gzip")),
             ("file", ("bomb.csv", _zeros_gz(), "application/gzip")),
             ("file", ("lying.csv", gzip.compress(b"other bytez"), "application/gzip")),
+            ("file", ("huge.csv", _zeros_gz() * 100, "application/gzip")),
             json_part("manifest", manifest),
         ]
     )
     response = handle_batch(moto_deps, body, content_type)
     assert response["statusCode"] == 200
     results = body_of(response)["results"]
-    assert [r["status"] for r in results] == ["stored", "stored", "rejected", "rejected"]
+    assert [r["status"] for r in results] == [
+        "stored",
+        "stored",
+        "rejected",
+        "rejected",
+        "rejected",
+    ]
     assert results[1]["size"] == len(packed)
     assert results[1]["sha256"] == hashlib.sha256(packed).hexdigest()
     assert results[2]["error"] == (
@@ -124,6 +136,9 @@ def test_batch_stores_gzip_inflated_and_refuses_the_bomb_alone(moto_deps: Moto) 
     )
     assert results[2]["key"] is None
     assert results[3]["error"].startswith("sha256_mismatch:")
+    assert results[4]["error"] == (
+        "inflate_failed: inflates beyond its declared size of 1048576 bytes"
+    )
     stored = moto_deps.s3.get_object(Bucket=BUCKET, Key=results[1]["key"])["Body"].read()
     assert stored == packed
     listed = moto_deps.s3.list_objects_v2(Bucket=BUCKET)["Contents"]

@@ -3,8 +3,8 @@
 Three expectations:
 
 * ``failed``: a file the daemon must refuse — spooled as `failed` with a non-empty reason (fifo,
-  socket, symlinks, a sparse 6 GiB CSV, session files that are not valid, numbers Decimal cannot
-  hold, 100,000-deep nesting, another user's sessions ...);
+  socket, symlinks, a sparse CSV over 5 TiB, session files that are not valid, numbers Decimal
+  cannot hold, 100,000-deep nesting, another user's sessions ...);
 * ``ignored``: a name that is no export at all (a directory called x.csv, owner-lock files, temp
   names) — never spooled, never sent;
 * ``delivered``: a good file under a hostile name (not UTF-8, NFD, a newline, 255 bytes) or with a
@@ -132,7 +132,8 @@ def _failed(tag: str, outside: Path, ts: _Stamps) -> list[Hostile]:
         ("symlink escaping to a folder", f"dirlink-{tag}.csv", symlink(str(outside))),
         ("dangling symlink", f"dangling-{tag}.csv", symlink("/nonexistent/x.csv")),
         ("symlink session", f"link-{tag}.session.json", symlink(str(outside / "s.json"))),
-        ("sparse 6 GiB CSV", f"sparse-6gib-{tag}.csv", sparse(6 * 1024**3)),
+        # Over S3's 5 TiB for one object (a 6 GiB file is a good one: it goes up in parts).
+        ("sparse CSV over 5 TiB", f"sparse-5tib-{tag}.csv", sparse(5 * 1024**4 + 1)),
         ("sparse 64 MiB session", f"sparse-{tag}.session.json", sparse(64 * 1024**2)),
     ]
     sessions: list[tuple[str, bytes]] = [

@@ -36,8 +36,8 @@ def write_config(base: Path, info: DevstackInfo, **sections: dict[str, Any]) -> 
             "api_key_file": str(key_file),
             "user_id": info.user_id,
             "timeout_seconds": 10,
-            "batch_linger_seconds": 0.5,  # keeps the suite quick; the default is 3 s
         },
+        "quota": {"quiet_seconds": 0.5},  # keeps the suite quick; the default is 2 s
         "state": {"dir": str(base / "state")},
         "log": {"format": "json", "level": "info"},
     }

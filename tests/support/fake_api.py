@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import IO, Any
 
-from exportsync.client import PresignFile, UploadFile
+from exportsync.client import BatchFile, BatchRequest, PresignFile
 from exportsync.errors import DeliveryError
 
 __all__ = ["Call", "FakeApi"]
@@ -17,8 +17,25 @@ Script = DeliveryError | Callable[["Call"], list[dict[str, Any]] | None] | None
 
 @dataclass
 class Call:
-    route: str
-    payload: list[Any]
+    """One POST /batch as the fake saw it."""
+
+    request: BatchRequest
+
+    @property
+    def route(self) -> str:
+        return "batch"
+
+    @property
+    def files(self) -> list[BatchFile]:
+        return list(self.request.files)
+
+    @property
+    def sessions(self) -> list[bytes]:
+        return list(self.request.sessions)
+
+    @property
+    def presign(self) -> list[PresignFile]:
+        return list(self.request.presign)
 
 
 @dataclass
@@ -26,18 +43,21 @@ class FakeApi:
     """Answers like a healthy server unless `script` says otherwise, one entry per request.
 
     A script entry is a DeliveryError to raise, a function of the call returning the results
-    (or None for the default), or None for the default answer.
+    (or None for the default), or None for the default answer. Multipart asks are answered with
+    part URLs `http://127.0.0.1:1/part/{sha}/{n}`; `puts` records every PUT, `completions` every
+    completion body.
     """
 
     script: list[Script] = field(default_factory=list)
     calls: list[Call] = field(default_factory=list)
     puts: list[tuple[str, dict[str, str], bytes]] = field(default_factory=list)
-    put_errors: list[DeliveryError] = field(default_factory=list)
+    put_errors: list[DeliveryError | None] = field(default_factory=list)  # None: that PUT works
+    completions: list[tuple[str, bytes]] = field(default_factory=list)
     stored: set[str] = field(default_factory=set)
+    part_size: int = 16 * 1024**2
 
-    def _answer(
-        self, call: Call, default: Callable[[], list[dict[str, Any]]]
-    ) -> list[dict[str, Any]]:
+    def batch(self, request: BatchRequest) -> list[dict[str, Any]]:
+        call = Call(request)
         self.calls.append(call)
         entry = self.script.pop(0) if self.script else None
         if isinstance(entry, DeliveryError):
@@ -46,61 +66,68 @@ class FakeApi:
             custom = entry(call)
             if custom is not None:
                 return custom
-        return default()
+        return self.default_results(request)
 
-    def post_sessions(self, sessions: Sequence[bytes]) -> list[dict[str, Any]]:
-        call = Call("session", list(sessions))
+    def default_results(self, request: BatchRequest) -> list[dict[str, Any]]:
+        results = [self._file(f) for f in request.files]
+        results += [self._session(body) for body in request.sessions]
+        results += [self._presign(p) for p in request.presign]
+        return results
 
-        def default() -> list[dict[str, Any]]:
-            results = []
-            for body in sessions:
-                digest = hashlib.sha256(body).hexdigest()
-                status = "duplicate" if digest in self.stored else "stored"
-                self.stored.add(digest)
-                results.append({"status": status})
-            return results
+    def _file(self, f: BatchFile) -> dict[str, Any]:
+        key = f"uploads/u/{f.sha256}/{f.filename}"
+        status = "duplicate" if key in self.stored else "stored"
+        self.stored.add(key)
+        return {"kind": "file", "filename": f.filename, "key": key, "status": status}
 
-        return self._answer(call, default)
+    def _session(self, body: bytes) -> dict[str, Any]:
+        digest = hashlib.sha256(body).hexdigest()
+        status = "duplicate" if digest in self.stored else "stored"
+        self.stored.add(digest)
+        return {"kind": "session", "status": status}
 
-    def upload(self, files: Sequence[UploadFile]) -> list[dict[str, Any]]:
-        call = Call("upload", list(files))
-
-        def default() -> list[dict[str, Any]]:
-            results = []
-            for f in files:
-                key = f"uploads/u/{f.sha256}/{f.filename}"
-                status = "duplicate" if key in self.stored else "stored"
-                self.stored.add(key)
-                results.append({"filename": f.filename, "key": key, "status": status})
-            return results
-
-        return self._answer(call, default)
-
-    def presign(self, files: Sequence[PresignFile]) -> list[dict[str, Any]]:
-        call = Call("presign", list(files))
-
-        def default() -> list[dict[str, Any]]:
-            return [
-                {
-                    "filename": f.filename,
-                    "key": f"uploads/u/{f.sha256}/{f.filename}",
-                    "status": "upload",
-                    "url": f"http://127.0.0.1:1/put/{f.sha256}",
-                    "method": "PUT",
-                    "headers": {"x-amz-checksum-sha256": f.sha256},
-                }
-                for f in files
-            ]
-
-        return self._answer(call, default)
+    def _presign(self, p: PresignFile) -> dict[str, Any]:
+        key = f"uploads/u/{p.sha256}/{p.filename}"
+        if p.parts is None:
+            return {
+                "kind": "presign",
+                "filename": p.filename,
+                "key": key,
+                "status": "upload",
+                "url": f"http://127.0.0.1:1/put/{p.sha256}",
+                "method": "PUT",
+                "headers": {"x-amz-checksum-sha256": p.sha256},
+            }
+        part_size = max(1, -(-p.size // p.parts))
+        return {
+            "kind": "presign",
+            "filename": p.filename,
+            "key": key,
+            "status": "multipart",
+            "upload_id": f"up-{p.sha256[:8]}",
+            "part_size": part_size,
+            "parts": [
+                {"number": n, "url": f"http://127.0.0.1:1/part/{p.sha256}/{n}", "headers": {}}
+                for n in range(1, p.parts + 1)
+            ],
+            "complete": {"url": f"http://127.0.0.1:1/complete/{p.sha256}", "method": "POST"},
+        }
 
     def put_presigned(
         self, url: str, headers: Mapping[str, str], body: IO[bytes] | Iterable[bytes]
-    ) -> None:
+    ) -> str | None:
         data = body.read() if hasattr(body, "read") else b"".join(body)
-        if self.put_errors:
-            raise self.put_errors.pop(0)
+        if hasattr(body, "read"):
+            while chunk := body.read():
+                data += chunk
+        error = self.put_errors.pop(0) if self.put_errors else None
+        if error is not None:
+            raise error
         self.puts.append((url, dict(headers), data))
+        return '"' + hashlib.md5(data).hexdigest() + '"'  # noqa: S324 -- S3's ETag is an MD5
+
+    def complete_multipart(self, url: str, body: bytes) -> None:
+        self.completions.append((url, body))
 
     @property
     def routes(self) -> list[str]:

@@ -26,7 +26,7 @@ def fast_config(tmp_path: Path, **extra: object) -> Config:
             "quota.requests_per_second": 50.0,
             "quota.burst": 5,
             "quota.margin_seconds": 0.0,
-            "api.batch_linger_seconds": 0.0,
+            "quota.quiet_seconds": 0.0,
             **extra,
         },
     )

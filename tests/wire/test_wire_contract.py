@@ -47,21 +47,24 @@ def test_both_sides_build_the_same_presign_entry() -> None:
 
 
 def test_daemon_limits_are_the_wire_limits() -> None:
-    assert exportsync.batches.MAX_SESSIONS_PER_REQUEST == limits.MAX_ENTRIES_PER_REQUEST
-    assert exportsync.batches.MAX_PRESIGN_PER_REQUEST == limits.MAX_ENTRIES_PER_REQUEST
-    assert exportsync.batches.MAX_FILE_BYTES == limits.PUT_BYTES
+    assert exportsync.batches.MAX_ENTRIES_PER_REQUEST == limits.MAX_BATCH_ENTRIES
+    assert exportsync.batches.MAX_PUT_BYTES == limits.PUT_BYTES
+    assert exportsync.batches.MAX_FILE_BYTES == limits.OBJECT_BYTES
+    assert exportsync.batches.MAX_MULTIPART_PARTS == limits.PARTS_PER_FILE
+    assert exportsync.batches.MAX_PRESIGNED_URLS == limits.PRESIGNED_URLS
+    assert exportsync.batches.MAX_INFLATED_BYTES == limits.INFLATED_BYTES
+    assert exportsync.batches.MIN_PART_BYTES >= limits.PART_MIN_BYTES
     assert exportsync.sessions.MAX_SESSION_BYTES == limits.ITEM_BYTES
     assert exportsync.sessions.MAX_DEPTH == limits.ITEM_DEPTH
-    assert exportsync.config.ApiConfig.batch_max_files == limits.MAX_ENTRIES_PER_REQUEST
+    assert exportsync.config.ApiConfig.batch_max_files == limits.MAX_BATCH_ENTRIES
+    assert exportsync.config.ApiConfig.inline_max_bytes == limits.INLINE_BODY_BYTES
     assert exportsync_devstack.gateway.MAX_BODY_BYTES == limits.GATEWAY_BODY_BYTES
     assert exportsync_devstack.gateway.MAX_EVENT_BYTES == limits.LAMBDA_EVENT_BYTES
 
 
-def test_batch_limit_is_separate_from_the_per_route_limit() -> None:
-    """/batch's 1,000 entries must not leak into what the daemon puts in one per-route request;
-    the function accepts up to 1,000 on every route, and its form parser holds a /batch."""
+def test_the_function_takes_a_full_batch() -> None:
+    """The function accepts 1,000 entries on every route, and its form parser holds a /batch."""
     assert limits.MAX_BATCH_ENTRIES == limits.MAX_ROUTE_ENTRIES == 1_000
-    assert limits.MAX_ENTRIES_PER_REQUEST == 100
     assert exportsync_api.form.MAX_PARTS > limits.MAX_BATCH_ENTRIES
 
 

@@ -1,0 +1,43 @@
+"""The backlog in summary: what waits, and how many counted requests it needs.
+
+No I/O and no imports from the rest of the daemon (only the wire contract's limits): the spool
+computes it, the pacing policy and `status` read it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from exportsync_wire import limits
+
+__all__ = ["ENTRY_OVERHEAD_BYTES", "MAX_ENTRIES_PER_REQUEST", "Backlog", "requests_needed"]
+
+# One POST /batch carries up to 1,000 entries (files, sessions, presign asks).
+MAX_ENTRIES_PER_REQUEST = limits.MAX_BATCH_ENTRIES
+# Part headers and the manifest line: what one more file adds to a request beyond its bytes.
+ENTRY_OVERHEAD_BYTES = 400
+
+
+@dataclass(frozen=True)
+class Backlog:
+    """What is due, as the pacing policy and `status` see it."""
+
+    items: int
+    bytes: int
+    requests_needed: int
+    oldest_at: float | None  # when the longest-waiting item arrived
+    newest_at: float | None  # when the latest one arrived
+
+
+def requests_needed(
+    entries: int, inline_bytes: int, *, inline_max_bytes: int, max_entries: int
+) -> int:
+    """Counted requests for `entries` items holding `inline_bytes` to send inline.
+
+    Counted without reading the files: a session file as one entry, inline bytes uncompressed
+    (so an upper bound where gzip pays), a large file as one presign ask.
+    """
+    if entries <= 0:
+        return 0
+    return max(1, math.ceil(entries / max_entries), math.ceil(inline_bytes / inline_max_bytes))

@@ -1,0 +1,162 @@
+"""A working day on a fake clock: exports at seeded random times, the real delivery step, spool,
+quota ledger and pacing policy, and a fake API that enforces the usage plan the way the gateway
+does (so a request the daemon should not have sent shows up as refused, not as a success).
+
+Shared by tests/daemon/test_day_simulation.py (logical counts only) and the bench (hold times).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import random
+import statistics
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from exportsync.client import BatchRequest
+from exportsync.clock import FakeClock
+from exportsync.delivery import Deliverer
+from exportsync.errors import QuotaExhausted, Throttled
+from exportsync.intake import Intake
+from exportsync.matcher import FileMatcher
+from exportsync.pacing import Pacing
+from exportsync.quota import DAY, QuotaLedger
+from exportsync.spool import Spool
+from support.fake_api import FakeApi
+
+__all__ = ["DayResult", "GatedApi", "simulate_day"]
+
+# A UTC midnight (2027-01-15): the simulated day.
+DAY_START = 1_800_000_000.0 - (1_800_000_000.0 % DAY)
+
+
+@dataclass
+class GatedApi(FakeApi):
+    """FakeApi behind a usage plan: `daily` requests per UTC day and one per `interval` s."""
+
+    clock: FakeClock | None = None
+    daily: int = 10
+    interval: float = 1.0
+    refused: int = 0
+    sent_at: list[float] = field(default_factory=list)
+
+    def batch(self, request: BatchRequest) -> list[dict[str, Any]]:
+        assert self.clock is not None
+        now = self.clock.time()
+        today = [t for t in self.sent_at if t // DAY == now // DAY]
+        if self.sent_at and now - self.sent_at[-1] < self.interval:
+            self.refused += 1
+            raise Throttled("Too Many Requests", status=429)
+        if self.daily and len(today) >= self.daily:
+            self.refused += 1
+            raise QuotaExhausted("Limit Exceeded", status=429)
+        self.sent_at.append(now)
+        return super().batch(request)
+
+
+@dataclass
+class DayResult:
+    exports: int
+    items: int
+    delivered: int
+    delivered_by_reset: int
+    requests: int  # over the day and the next (what was left over goes then)
+    requests_by_reset: int
+    refused: int
+    entries_per_request: list[int]
+    holds: list[float]  # seconds from spooling to delivery, per item
+
+    @property
+    def median_hold(self) -> float:
+        return statistics.median(self.holds) if self.holds else 0.0
+
+    @property
+    def max_hold(self) -> float:
+        return max(self.holds, default=0.0)
+
+
+def simulate_day(
+    workdir: Path,
+    *,
+    seed: int = 8,
+    exports: int = 40,
+    daily: int = 10,
+    first_hour: float = 8.0,
+    last_hour: float = 20.0,
+    pacing: Pacing | None = None,
+) -> DayResult:
+    """`exports` exports (a CSV and its session, written together) between the two hours."""
+    rng = random.Random(seed)  # noqa: S311 -- a seeded simulation
+    root = workdir / "export"
+    root.mkdir(parents=True)
+    clock = FakeClock(DAY_START + 7 * 3600)
+    spool = Spool.open(workdir / "state")
+    api = GatedApi(clock=clock, daily=daily)
+    ledger = QuotaLedger(
+        spool,
+        requests_per_second=1.0,
+        burst=1,
+        daily_requests=daily,
+        reset_utc=dt.time(0, 0),
+        margin_seconds=0.25,
+        clock=clock,
+    )
+    deliverer = Deliverer(
+        spool=spool,
+        ledger=ledger,
+        api=api,
+        clock=clock,
+        root=root,
+        default_user_id="alice",
+        pacing=pacing or Pacing(),
+    )
+    intake = Intake(spool, root=root, matcher=FileMatcher(), clock=clock)
+    times = sorted(
+        DAY_START + rng.uniform(first_hour * 3600, last_hour * 3600) for _ in range(exports)
+    )
+    try:
+        for n, at in enumerate(times):
+            _run_until(deliverer, clock, at)
+            stamp = dt.datetime.fromtimestamp(at, dt.UTC).isoformat().replace("+00:00", "Z")
+            csv = root / f"export-{n:03d}.csv"
+            csv.write_text("id,value\n" + "".join(f"{i},{rng.random():.6f}\n" for i in range(50)))
+            session = root / f"export-{n:03d}.session.json"
+            session.write_text(json.dumps({"timestamp": stamp, "export": n, "rows": 50}))
+            intake.offer(csv)
+            intake.offer(session)
+        reset = DAY_START + DAY
+        _run_until(deliverer, clock, reset)
+        items = spool.items(limit=10 * exports)
+        by_reset = sum(1 for i in items if i.delivered_at is not None and i.delivered_at < reset)
+        requests_by_reset = len(api.sent_at)
+        _run_until(deliverer, clock, reset + DAY)
+        items = spool.items(limit=10 * exports)
+        return DayResult(
+            exports=exports,
+            items=len(items),
+            delivered=sum(1 for i in items if i.state == "delivered"),
+            delivered_by_reset=by_reset,
+            requests=len(api.sent_at),
+            requests_by_reset=requests_by_reset,
+            refused=api.refused,
+            entries_per_request=[c.request.entries for c in api.calls],
+            holds=[i.delivered_at - i.created_at for i in items if i.delivered_at is not None],
+        )
+    finally:
+        spool.close()
+
+
+def _run_until(deliverer: Deliverer, clock: FakeClock, until: float) -> None:
+    """Step the deliverer, moving the fake clock over its waits, up to `until`."""
+    for _ in range(100_000):
+        outcome = deliverer.step()
+        if outcome.requested or outcome.wait == 0:
+            continue
+        wake = until if outcome.wait is None else clock.time() + outcome.wait
+        if wake >= until:
+            clock.advance(max(0.0, until - clock.time()))
+            return
+        clock.advance(outcome.wait or 0.0)
+    raise AssertionError("the delivery loop did not settle")
