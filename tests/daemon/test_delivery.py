@@ -20,7 +20,7 @@ from structlog.testing import capture_logs
 from exportsync import delivery, moves
 from exportsync.client import BatchRequest
 from exportsync.clock import FakeClock
-from exportsync.delivery import Deliverer, retry_delay
+from exportsync.delivery import LONGEST_DELAY, Deliverer, retry_delay
 from exportsync.errors import (
     Forbidden,
     PermanentError,
@@ -830,3 +830,21 @@ def test_a_rewrite_not_yet_spooled_is_not_sent_as_the_old_version(rig: Rig) -> N
     rig.run()
     sent = [f.data for c in rig.api.calls for f in c.files]
     assert sent == [b"id\n1\n2\n"]
+
+
+def test_a_retry_scheduled_before_the_clock_was_set_back_does_not_wait_out_the_step(
+    rig: Rig,
+) -> None:
+    """Retry times and arrival times are wall time: a clock stepped back three hours (NTP, a
+    dead RTC battery) left an item waiting three hours more (its retry, then the pacing's quiet
+    window after its arrival)."""
+    rig.clock.advance(12 * 3600)  # midday: three hours back is still the same quota day
+    rig.drop("a.csv", "1\n")
+    rig.api.script = [TransientError("HTTP 503", status=503)]
+    while not (outcome := rig.deliverer.step()).requested:  # the bucket starts empty
+        rig.clock.advance(outcome.wait or 0.0)
+    rig.clock.set_time(rig.clock.time() - 3 * 3600)
+    before = rig.clock.time()
+    assert rig.run() == 1
+    assert rig.states() == {"a.csv": "delivered"}
+    assert rig.clock.time() - before < LONGEST_DELAY

@@ -112,18 +112,29 @@ def settled(state_dir: Path, expected: int) -> bool:
 
 @contextmanager
 def run_daemon(
-    config: Path, log_name: str = "daemon", *, journal: bool = False
+    config: Path,
+    log_name: str = "daemon",
+    *,
+    journal: bool = False,
+    clock_offset_file: Path | None = None,
 ) -> Iterator[DaemonProcess]:
     """`python -m exportsync run --config CONFIG`, stdout and stderr into one log file (which
-    JOURNAL_STREAM names with `journal`, as systemd does for the journal's stream)."""
+    JOURNAL_STREAM names with `journal`, as systemd does for the journal's stream).
+
+    With `clock_offset_file` the daemon runs under support.skewclock: its wall clock is real time
+    plus the seconds in that file, which the test may change while it runs.
+    """
     base = config.parent
     n = len(list(base.glob(f"{log_name}-*.log")))
     log_path = base / f"{log_name}-{n}.log"
     env = dict(os.environ)
     env.pop("EXPORTSYNC_API_KEY", None)
     env.pop("EXPORTSYNC_CONFIG", None)
-    roots = [str(_REPO / r) for r in ("daemon", "lambda", "devstack")]
+    roots = [str(_REPO / r) for r in ("daemon", "lambda", "devstack", "tests")]
     env["PYTHONPATH"] = os.pathsep.join(roots)
+    launcher = ["exportsync"]
+    if clock_offset_file is not None:
+        launcher = ["support.skewclock", str(clock_offset_file)]
     with log_path.open("wb") as log:
         if journal:
             info = os.fstat(log.fileno())
@@ -131,7 +142,7 @@ def run_daemon(
         else:
             env.pop("JOURNAL_STREAM", None)
         process = subprocess.Popen(
-            [sys.executable, "-m", "exportsync", "run", "--config", str(config)],
+            [sys.executable, "-m", *launcher, "run", "--config", str(config)],
             stdout=log,
             stderr=subprocess.STDOUT,
             env=env,
