@@ -117,6 +117,7 @@ def test_quota_used_and_exhausted(config: Config, spool: Spool, clock: FakeClock
     for _ in range(3):
         clock.advance(2.0)
         ledger.spend()
+        ledger.answered()
     report = build_status(config, spool, ledger, clock)
     quota = report["quota"]
     assert isinstance(quota, dict)
@@ -195,6 +196,7 @@ def test_the_backlog_says_what_waits_and_when_it_will_have_gone(
     for _ in range(6):  # more than the day's prompt requests are spent
         clock.advance(2.0)
         ledger.spend()
+        ledger.answered()
     report = build_status(config, spool, ledger, clock)
     backlog = report["backlog"]
     assert isinstance(backlog, dict)
