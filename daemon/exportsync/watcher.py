@@ -16,7 +16,8 @@ Readiness:
   before: ready after a short quiet period (min(settle, 0.5 s)) with no later event for it. While a
   write is seen without a matching close the file is never ready (a slow writer holding one
   handle), except after `open_write_timeout` of complete silence (a truncate(2) has no close). A
-  file that only appeared (created, no write yet) needs `settle_seconds` of stillness. Each close
+  file that only appeared (created, no write yet) needs `settle_seconds` of stillness, and then no
+  writer holding it (an output opened long before its first byte arrives). Each close
   may report the file again: a writer that opens and writes again makes a new version, which the
   spool records in place of the pending one.
 - Without close events (PollingObserver, macOS FSEvents): size and mtime unchanged for
@@ -227,6 +228,13 @@ class Settler:
         base = max(record.last_event, record.stat_since)
         return base + (open_write_timeout if record.writing else record.quiet)
 
+    def _still_held(self, path: Path, record: _Pending) -> bool:
+        """A file due after a quiet period (not one a close or rename just showed free, nor one
+        whose open-write timeout ran out): is a writer still holding it?"""
+        if not self.close_events or record.writing or record.quiet == 0.0:
+            return False
+        return self._holders(path) is True
+
     def next_deadline(self) -> float | None:
         """The earliest time `due` may report something, or None when nothing is pending."""
         if not self._pending:
@@ -246,6 +254,11 @@ class Settler:
             elif current != record.stat:
                 # Changed without an event (polling, or events lost): start the wait over.
                 record.stat, record.stat_since = current, now
+            elif self._still_held(path, record):
+                # Created and held open with nothing written yet (dd or curl waiting on a slow
+                # source): its first bytes are still to come, so wait for the close as after a
+                # write, with the same timeout.
+                record.last_event, record.writing = now, True
             else:
                 del self._pending[path]
                 ready.append((deadline, path))

@@ -180,6 +180,44 @@ def test_created_without_write_needs_settle_seconds(fs: FakeStat) -> None:
     assert settler.due(2.0) == [A]
 
 
+def test_a_created_file_still_held_open_waits_for_its_close(fs: FakeStat) -> None:
+    """dd or curl create their output, then wait on a slow source: the empty file a writer still
+    holds is not ready after settle_seconds (it was once sent empty); its close is."""
+    holders = FakeHolders(default=False)
+    settler = probing_settler(fs, holders)
+    fs.write(A, 0, 1)
+    holders.held[A] = True
+    settler.created(A, 0.0)
+    assert settler.due(2.0) == []
+    assert settler.due(30.0) == []
+    fs.write(A, 10, 2)
+    settler.modified(A, 30.0)
+    holders.held[A] = False
+    settler.closed(A, 31.0)
+    assert settler.due(31.0) == [A]
+
+
+def test_a_created_file_held_open_in_silence_goes_after_the_open_write_timeout(
+    fs: FakeStat,
+) -> None:
+    holders = FakeHolders(default=True)
+    settler = probing_settler(fs, holders)
+    fs.write(A, 0, 1)
+    settler.created(A, 0.0)
+    assert settler.due(2.0) == []  # held: now waits as a writer without a close does
+    assert settler.due(61.9) == []
+    assert settler.due(62.0) == [A]
+
+
+def test_a_created_file_no_writer_holds_is_ready_after_settle_seconds(fs: FakeStat) -> None:
+    holders = FakeHolders(default=False)
+    settler = probing_settler(fs, holders)
+    fs.write(A, 0, 1)
+    settler.created(A, 0.0)
+    assert settler.due(2.0) == [A]
+    assert holders.asked == [A]
+
+
 def test_arrived_by_rename_is_ready_after_quiet(fs: FakeStat) -> None:
     settler = inotify_settler(fs)
     fs.write(A, 10, 1)
