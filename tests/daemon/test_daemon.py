@@ -431,7 +431,8 @@ def test_an_overflow_rescan_hashes_only_what_the_spool_does_not_know(
     """After lost events the folder is compared with the spool in one query, not file by file,
     and not with what this watcher happens to remember (here: nothing)."""
     api = FakeApi()
-    daemon = _daemon(tmp_path, api, **{"watch.settle_seconds": 0.05})
+    config = fast_config(tmp_path, **{"watch.settle_seconds": 0.05})
+    daemon = Daemon(config, api=api, notifier=Notifier())
     export = tmp_path / "export"
     old = daemon.clock.time() - 3600
     names = [f"f{n:02}.csv" for n in range(40)]
