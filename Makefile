@@ -6,13 +6,14 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: help venv test lint typecheck cfn-lint pytest demo bench fuzz clean
+.PHONY: help venv test lint typecheck cfn-lint pytest demo bench fuzz fleet clean
 
 help:
 	@echo "make demo   run devstack + daemon on demo/export (Ctrl-C stops both)"
 	@echo "make test   lint, type-check, cfn-lint and the whole test suite"
 	@echo "make bench  throughput and memory benchmarks (bench/)"
 	@echo "make fuzz   the Lambda fuzzed on every route, 5,000+ cases"
+	@echo "make fleet  20 daemons with their own keys on one devstack (DAEMONS=20 FAULT_RATE=0.05)"
 	@echo "make clean  remove .venv, demo state and caches"
 
 $(STAMP): pyproject.toml
@@ -54,6 +55,13 @@ fuzz: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/run.py
+
+# N real daemons on one devstack, isolation and plan checks, the handler's throughput per core.
+DAEMONS ?= 20
+FAULT_RATE ?= 0.05
+fleet: $(STAMP)
+	timeout 900 $(BIN)/python -m exportsync_devstack.fleet --daemons $(DAEMONS) \
+		--fault-rate $(FAULT_RATE)
 
 clean:
 	rm -rf $(VENV) demo .mypy_cache .ruff_cache .pytest_cache .hypothesis .fuzz-report

@@ -40,6 +40,13 @@ def _non_negative_int(text: str) -> int:
     return value
 
 
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be >= 1")
+    return value
+
+
 def _share(text: str) -> float:
     value = float(text)
     if not 0.0 <= value <= 1.0:
@@ -78,7 +85,16 @@ def parse_args(argv: Sequence[str] | None) -> DevstackOptions:
     )
     parser.add_argument("--state-dir", type=Path, default=None, help="keeps api key + quota")
     parser.add_argument("--region", default="us-east-1")
-    parser.add_argument("--user-id", default="devstack-user")
+    parser.add_argument("--user-id", default="devstack-user", help="the first user's id")
+    parser.add_argument(
+        "--users", type=_positive_int, default=1, help="users, each with its own API key and plan"
+    )
+    parser.add_argument(
+        "--key-cache-seconds",
+        type=_non_negative_float,
+        default=1.0,
+        help="how long key and registry lookups are cached (a revoked key stops within it)",
+    )
     parser.add_argument("--api-key", default=None, help="fixed key (default: random per start)")
     parser.add_argument("--slow-seconds", type=_non_negative_float, default=3.0)
     args = parser.parse_args(argv)
@@ -97,6 +113,8 @@ def parse_args(argv: Sequence[str] | None) -> DevstackOptions:
         state_dir=args.state_dir,
         region=args.region,
         user_id=args.user_id,
+        users=args.users,
+        key_cache_seconds=args.key_cache_seconds,
         api_key=args.api_key,
         slow_seconds=args.slow_seconds,
     )
@@ -114,6 +132,7 @@ def run(options: DevstackOptions, stop: threading.Event, out: IO[str]) -> int:
             api_url=info["api_url"],
             admin_url=info["admin_url"],
             aws_endpoint=info["aws_endpoint"],
+            users=len(info.get("users", [info])),
             seed=options.seed,
         )
         stop.wait()

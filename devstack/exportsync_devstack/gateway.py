@@ -17,7 +17,6 @@ oversized body is refused before it is read and costs no quota.
 
 from __future__ import annotations
 
-import hmac
 import json
 import threading
 import uuid
@@ -29,6 +28,7 @@ import structlog
 
 from exportsync_wire import limits
 
+from .apikeys import GatewayKey, KeyDirectory
 from .clock import Clock, SystemClock
 from .counters import Outcome, UsageCounters
 from .events import (
@@ -40,8 +40,7 @@ from .events import (
     parse_proxy_response,
 )
 from .faults import Fault, FaultInjector
-from .quota import DailyQuota
-from .throttle import TokenBucket
+from .plans import PlanLedger
 
 __all__ = [
     "MAX_BODY_BYTES",
@@ -91,16 +90,14 @@ _FAULT_REPLIES: dict[Fault, tuple[int, str, str]] = {
 
 
 class Gateway:
-    """One API stage with one usage-plan key in front of one Lambda handler."""
+    """One API stage with one usage plan (metered per key) in front of one Lambda handler."""
 
     def __init__(
         self,
         *,
         handler: Handler,
-        api_key: str,
-        api_key_id: str,
-        throttle: TokenBucket,
-        quota: DailyQuota,
+        keys: KeyDirectory,
+        plans: PlanLedger,
         faults: FaultInjector | None = None,
         counters: UsageCounters | None = None,
         clock: Clock | None = None,
@@ -110,9 +107,8 @@ class Gateway:
         max_event: int = MAX_EVENT_BYTES,
     ) -> None:
         self._handler = handler
-        self._identity = ApiIdentity(api_key_id=api_key_id, api_key=api_key)
-        self._throttle = throttle
-        self._quota = quota
+        self._keys = keys
+        self._plans = plans
         self._faults = faults
         self.counters = counters if counters is not None else UsageCounters()
         self._clock = clock if clock is not None else SystemClock()
@@ -124,7 +120,7 @@ class Gateway:
         self._invoke_lock = threading.Lock()
 
     def __repr__(self) -> str:
-        return f"Gateway(stage={self.stage!r}, api_key_id={self._identity.api_key_id!r})"
+        return f"Gateway(stage={self.stage!r})"
 
     def _split_stage(self, raw_path: str) -> str | None:
         prefix = f"/{self.stage}"
@@ -138,8 +134,15 @@ class Gateway:
         path = self._split_stage(raw_path)
         return f"{method} {path if path is not None else raw_path}"
 
-    def _finish(self, route: str, outcome: Outcome, reply: GatewayReply, rid: str) -> GatewayReply:
-        self.counters.record(route, outcome)
+    def _finish(
+        self,
+        route: str,
+        outcome: Outcome,
+        reply: GatewayReply,
+        rid: str,
+        user: str | None = None,
+    ) -> GatewayReply:
+        self.counters.record(route, outcome, user)
         _log.info("gateway_request", route=route, outcome=outcome, status=reply.status, rid=rid)
         return reply
 
@@ -150,7 +153,11 @@ class Gateway:
         return self._finish(self.route_of(method, raw_path), "too_large", reply, rid)
 
     def usage(self) -> dict[str, Any]:
-        return self.counters.snapshot(self._quota.snapshot())
+        return self.counters.snapshot(self._plans.primary_snapshot())
+
+    def arrival(self) -> float:
+        """Now on the plan's clock: the HTTP layer stamps a request with it on arrival."""
+        return self._clock.monotonic()
 
     def handle(
         self,
@@ -161,8 +168,12 @@ class Gateway:
         headers: Sequence[tuple[str, str]] = (),
         body: bytes = b"",
         source_ip: str = "127.0.0.1",
+        arrived: float | None = None,
     ) -> GatewayReply:
-        """Run one request through the gateway's checks and, when accepted, the handler."""
+        """Run one request through the gateway's checks and, when accepted, the handler.
+
+        `arrived` (from arrival()) is when its headers came in; the throttle meters from then.
+        """
         route = self.route_of(method, raw_path)
         if len(body) > self.max_body:
             return self.reject_too_large(method, raw_path)
@@ -175,29 +186,33 @@ class Gateway:
             )
             return self._finish(route, "forbidden", reply, rid)
         request = IncomingRequest(method, path, query, tuple(headers), body, source_ip)
-        sent_key = request.header("x-api-key") or ""
-        if not hmac.compare_digest(sent_key.encode(), self._identity.api_key.encode()):
+        key = self._keys.find(request.header("x-api-key") or "")
+        if key is None or not key.enabled:
+            # A disabled key is refused like an unknown one, as API Gateway does.
             reply = _gateway_error(403, "Forbidden", "ForbiddenException", rid)
-            return self._finish(route, "forbidden", reply, rid)
-        if not self._throttle.try_acquire():
+            return self._finish(route, "forbidden", reply, rid, key.user if key else None)
+        admission = self._plans.admit(key, arrived)
+        if admission == "throttled":
             reply = _gateway_error(429, "Too Many Requests", "TooManyRequestsException", rid)
-            return self._finish(route, "throttled", reply, rid)
-        if not self._quota.try_consume():
+            return self._finish(route, "throttled", reply, rid, key.user)
+        if admission == "quota_exceeded":
             reply = _gateway_error(429, "Limit Exceeded", "LimitExceededException", rid)
-            return self._finish(route, "quota_exceeded", reply, rid)
-        self.counters.record(route, "accepted")
-        reply = self._accepted(route, request, rid)
+            return self._finish(route, "quota_exceeded", reply, rid, key.user)
+        self.counters.record(route, "accepted", key.user)
+        reply = self._accepted(route, request, rid, key)
         _log.info("gateway_request", route=route, outcome="accepted", status=reply.status, rid=rid)
         return reply
 
-    def _accepted(self, route: str, request: IncomingRequest, rid: str) -> GatewayReply:
+    def _accepted(
+        self, route: str, request: IncomingRequest, rid: str, key: GatewayKey
+    ) -> GatewayReply:
         fault = self._faults.draw() if self._faults is not None else None
         if fault is not None:
-            self.counters.record_fault(route, fault.value)
+            self.counters.record_fault(route, fault.value, key.user)
             _log.info("fault_injected", route=route, fault=fault.value, rid=rid)
         if fault is not None and not fault.handler_runs:
             return self._fault_reply(fault, rid)
-        reply = self._invoke(request, rid)
+        reply = self._invoke(request, rid, key)
         if fault is None:
             return reply
         if fault is Fault.SLOW:
@@ -210,9 +225,10 @@ class Gateway:
         status, message, error_type = _FAULT_REPLIES[fault]
         return _gateway_error(status, message, error_type, rid)
 
-    def _invoke(self, request: IncomingRequest, rid: str) -> GatewayReply:
+    def _invoke(self, request: IncomingRequest, rid: str, key: GatewayKey) -> GatewayReply:
+        identity = ApiIdentity(api_key_id=key.key_id, api_key=key.value)
         event = build_rest_event(
-            request, self._identity, stage=self.stage, request_id=rid, epoch=self._clock.time()
+            request, identity, stage=self.stage, request_id=rid, epoch=self._clock.time()
         )
         if event_size(event) > self._max_event:
             _log.warning("lambda_payload_too_large", size=event_size(event), rid=rid)

@@ -6,6 +6,8 @@ from __future__ import annotations
 import contextlib
 import json
 import socket
+import threading
+from typing import Any
 from urllib.parse import urlsplit
 
 from .gateway import Gateway, GatewayReply
@@ -28,11 +30,30 @@ class _BadRequest(Exception):
 class ApiHTTPServer(TrackingHTTPServer):
     def __init__(self, address: tuple[str, int], gateway: Gateway) -> None:
         self.gateway = gateway
+        self._accepted: dict[int, float] = {}
+        self._accepted_lock = threading.Lock()
         super().__init__(address, _ApiHandler)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        # Stamp a new connection's first request on accept, in the accept loop: starting its
+        # thread and parsing its headers can take a while on a busy machine, and that wait must
+        # not shorten the gap the usage plan sees between a key's requests.
+        with self._accepted_lock:
+            self._accepted[id(request)] = self.gateway.arrival()
+        super().process_request(request, client_address)
+
+    def accepted_at(self, request: Any) -> float | None:
+        with self._accepted_lock:
+            return self._accepted.pop(id(request), None)
 
 
 class _ApiHandler(QuietHandler):
     server: ApiHTTPServer
+    _first_arrival: float | None = None
+
+    def setup(self) -> None:
+        super().setup()
+        self._first_arrival = self.server.accepted_at(self.request)
 
     def _declared_length(self) -> int | None:
         raw = self.headers.get("Content-Length")
@@ -102,6 +123,9 @@ class _ApiHandler(QuietHandler):
 
     def _serve(self) -> None:
         gateway = self.server.gateway
+        # The connection's accept for its first request, else now (before the body is read).
+        arrived = self._first_arrival if self._first_arrival is not None else gateway.arrival()
+        self._first_arrival = None
         url = urlsplit(self.path)
         try:
             if self._is_chunked():
@@ -134,6 +158,7 @@ class _ApiHandler(QuietHandler):
             headers=list(self.headers.items()),
             body=body,
             source_ip=str(self.client_address[0]),
+            arrived=arrived,
         )
         self._send_reply(reply)
 

@@ -3,28 +3,28 @@
 from __future__ import annotations
 
 import importlib
-import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import cast
+from typing import Any, cast
 
 import structlog
 
 from .admin import serve_admin
+from .apikeys import ApiGatewayKeyDirectory, GatewayKey
 from .aws import AwsResources, MotoServer, create_resources, use_dummy_credentials
 from .clock import Clock, SystemClock
 from .faults import Fault, FaultInjector
 from .gateway import Gateway, Handler
 from .http_api import serve_api
-from .quota import DailyQuota, MemoryQuotaStore, QuotaStore
+from .plans import PlanLedger, PlanLimits
+from .quota import MemoryQuotaStore, QuotaStore
 from .serving import BackgroundServer
-from .state import FileQuotaStore, load_or_create_api_key
-from .throttle import TokenBucket
+from .state import FileQuotaStore
+from .users import SeededUser, seed_users, user_ids
 
-__all__ = ["API_KEY_ID", "Devstack", "DevstackOptions", "load_lambda_handler"]
-
-API_KEY_ID = "devstackkey01"  # the usage-plan key's id, as requestContext.identity.apiKeyId
+__all__ = ["Devstack", "DevstackOptions", "load_lambda_handler"]
 
 _log = structlog.get_logger(__name__)
 
@@ -44,7 +44,12 @@ class DevstackOptions:
     region: str = "us-east-1"
     bucket: str = "exportsync-devstack"
     table: str = "exportsync-sessions"
+    users_table: str = "exportsync-users"
     user_id: str = "devstack-user"
+    users: int = 1
+    # How long the gateway and the function keep what they read about keys (a revoked or
+    # rotated key is refused within this time).
+    key_cache_seconds: float = 1.0
     api_key: str | None = None
     stage: str = "devstack"
     slow_seconds: float = 3.0
@@ -71,32 +76,62 @@ class Devstack:
         self._moto: MotoServer | None = None
         self._servers: list[BackgroundServer] = []
         self.gateway: Gateway | None = None
+        self.usage_plan_id = ""
+        self.users: list[SeededUser] = []
 
-    def start(self) -> dict[str, str]:
+    def _store_for(self, seeded: dict[str, str]) -> Callable[[GatewayKey], QuotaStore]:
+        """Seeded keys keep their day in state_dir (quota.json for the first, as before)."""
+        state_dir = self.options.state_dir
+
+        def store_for(key: GatewayKey) -> QuotaStore:
+            name = seeded.get(key.key_id)
+            if state_dir is None or name is None:
+                return MemoryQuotaStore()
+            return FileQuotaStore(state_dir, name)
+
+        return store_for
+
+    def start(self) -> dict[str, Any]:
         opts = self.options
-        api_key = opts.api_key or load_or_create_api_key(opts.state_dir)
-        store: QuotaStore = (
-            FileQuotaStore(opts.state_dir) if opts.state_dir is not None else MemoryQuotaStore()
-        )
         self._moto = MotoServer(opts.host)
         endpoint = self._moto.start()
         use_dummy_credentials(opts.region, endpoint)
         create_resources(AwsResources(endpoint, opts.region, opts.bucket, opts.table))
+        import boto3  # noqa: PLC0415 -- keep `import exportsync_devstack` light
+
+        apigateway = boto3.client("apigateway", endpoint_url=endpoint)
+        limits = PlanLimits(opts.rate, opts.burst, opts.quota)
+        self.usage_plan_id, self.users = seed_users(
+            apigateway,
+            boto3.client("dynamodb", endpoint_url=endpoint),
+            limits=limits,
+            table=opts.users_table,
+            names=user_ids(opts.user_id, opts.users),
+            first_key=opts.api_key,
+            state_dir=opts.state_dir,
+        )
         os.environ["EXPORTSYNC_BUCKET"] = opts.bucket
         os.environ["EXPORTSYNC_TABLE"] = opts.table
-        os.environ["EXPORTSYNC_KEY_USERS"] = json.dumps({API_KEY_ID: opts.user_id})
+        os.environ["EXPORTSYNC_USERS_TABLE"] = opts.users_table
+        os.environ["EXPORTSYNC_USERS_CACHE_SECONDS"] = str(opts.key_cache_seconds)
+        os.environ.pop("EXPORTSYNC_KEY_USERS", None)  # the registry decides, as on AWS
         # No function timeout here: a loaded machine must not turn writes into "retry" answers.
         os.environ.setdefault("EXPORTSYNC_WRITE_SECONDS", "900")
         handler = self._handler if self._handler is not None else load_lambda_handler()
         faults = (
             FaultInjector(opts.fault_rate, opts.seed, opts.fault_kinds) if opts.fault_rate else None
         )
+        seeded_files = {
+            user.api_key_id: "quota.json" if index == 0 else f"quota.{user.user_id}.json"
+            for index, user in enumerate(self.users)
+        }
+        plans = PlanLedger(limits, self._clock, self._store_for(seeded_files))
+        for user in self.users:  # in order, so the first user's day is /usage's `quota`
+            plans.plan_for(GatewayKey(user.api_key_id, user.user_id, user.api_key))
         self.gateway = Gateway(
             handler=handler,
-            api_key=api_key,
-            api_key_id=API_KEY_ID,
-            throttle=TokenBucket(opts.rate, opts.burst, self._clock),
-            quota=DailyQuota(opts.quota, self._clock, store),
+            keys=ApiGatewayKeyDirectory(apigateway, self.usage_plan_id, opts.key_cache_seconds),
+            plans=plans,
             faults=faults,
             clock=self._clock,
             stage=opts.stage,
@@ -106,16 +141,20 @@ class Devstack:
         self._servers.append(api)
         admin = serve_admin(self.gateway, opts.host, opts.admin_port)
         self._servers.append(admin)
-        return {
+        first = self.users[0]
+        info: dict[str, Any] = {
             "api_url": f"{api.url}/{opts.stage}",
-            "api_key": api_key,
-            "user_id": opts.user_id,
+            "api_key": first.api_key,
+            "user_id": first.user_id,
             "aws_endpoint": endpoint,
             "region": opts.region,
             "bucket": opts.bucket,
             "table": opts.table,
             "admin_url": admin.url,
         }
+        if len(self.users) > 1:  # the single-user line stays exactly as it always was
+            info["users"] = [{"user_id": u.user_id, "api_key": u.api_key} for u in self.users]
+        return info
 
     def stop(self) -> None:
         """Stop the servers (joining their threads), then moto; safe to call twice."""

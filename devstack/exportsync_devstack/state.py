@@ -30,12 +30,12 @@ def _write_durably(path: Path, data: bytes, mode: int = 0o600) -> None:
         os.close(dir_fd)
 
 
-def load_or_create_api_key(state_dir: Path | None) -> str:
-    """A fresh key per start, or the one kept in state_dir (created there on first use)."""
+def load_or_create_api_key(state_dir: Path | None, name: str = _KEY_FILE) -> str:
+    """A fresh key per start, or the one kept in state_dir/name (created there on first use)."""
     if state_dir is None:
         return secrets.token_urlsafe(30)
     state_dir.mkdir(parents=True, exist_ok=True)
-    path = state_dir / _KEY_FILE
+    path = state_dir / name
     if path.exists():
         key = path.read_text(encoding="utf-8").strip()
         if key:
@@ -46,11 +46,11 @@ def load_or_create_api_key(state_dir: Path | None) -> str:
 
 
 class FileQuotaStore:
-    """The quota ledger as `{"day": "YYYY-MM-DD", "used": n}` in state_dir/quota.json."""
+    """One key's quota ledger as `{"day": "YYYY-MM-DD", "used": n}` in state_dir/name."""
 
-    def __init__(self, state_dir: Path) -> None:
+    def __init__(self, state_dir: Path, name: str = _QUOTA_FILE) -> None:
         state_dir.mkdir(parents=True, exist_ok=True)
-        self._path = state_dir / _QUOTA_FILE
+        self._path = state_dir / name
 
     def load(self) -> tuple[str, int] | None:
         try:

@@ -29,14 +29,19 @@ class TokenBucket:
     def unlimited(self) -> bool:
         return self._rate == 0
 
-    def try_acquire(self) -> bool:
-        """Take one token if there is one; False means the request is throttled."""
+    def try_acquire(self, at: float | None = None) -> bool:
+        """Take one token if there is one; False means the request is throttled.
+
+        `at` is when the request arrived (the clock's monotonic time, default now): the
+        emulator's own delays (reading the body, a busy CPU) must not shorten the gap between
+        a key's requests.
+        """
         if self.unlimited:
             return True
         with self._lock:
-            now = self._clock.monotonic()
+            now = self._clock.monotonic() if at is None else at
             elapsed = max(0.0, now - self._last)
-            self._last = now
+            self._last = max(self._last, now)
             self._tokens = min(self._burst, self._tokens + elapsed * self._rate)
             # Tolerate float dust so exactly 1/rate seconds later a token is there.
             if self._tokens >= 1.0 - 1e-9:

@@ -34,6 +34,7 @@ from .errors import ApiError
 from .form import parse_form
 from .pool import Pool
 from .presign import parse_presign, presign_files
+from .registry import CachedUserDirectory, DynamoUserDirectory, UserDirectory, resolve_user
 from .sessions import parse_sessions, store_sessions
 from .settings import Settings, load_settings
 from .stores import DynamoSessionStore, ObjectStore, S3ObjectStore, SessionStore
@@ -60,6 +61,7 @@ class Dependencies:
     settings: Settings
     objects: ObjectStore
     sessions: SessionStore
+    users: UserDirectory | None = None  # the user registry (None: no registry table)
 
 
 @functools.cache
@@ -80,10 +82,18 @@ def default_dependencies() -> Dependencies:
     )
     s3 = boto3.client("s3", config=common.merge(Config(signature_version="s3v4")))
     dynamodb = boto3.client("dynamodb", config=common)
+    users = (
+        CachedUserDirectory(
+            DynamoUserDirectory(dynamodb, settings.users_table), settings.users_cache_seconds
+        )
+        if settings.users_table
+        else None
+    )
     return Dependencies(
         settings=settings,
         objects=S3ObjectStore(s3, settings.bucket),
         sessions=DynamoSessionStore(dynamodb, settings.table),
+        users=users,
     )
 
 
@@ -156,12 +166,14 @@ def _register(resolver: ApiGatewayResolver) -> None:
         return write_pool(deps().settings, resolver.lambda_context)
 
     def user() -> str | None:
-        return events.resolve_user(events.api_key_id(raw()), deps().settings.key_users)
+        # A revoked key raises the 403 ApiError here, before any body is read.
+        return resolve_user(events.api_key_id(raw()), deps().settings.key_users, deps().users)
 
     @resolver.post(routes.UPLOAD)
     def upload() -> Any:
+        key_user = user()
         form = parse_form(events.raw_body(raw()), events.header(raw(), "content-type"))
-        result = upload_form(form, user(), deps().objects, pool())
+        result = upload_form(form, key_user, deps().objects, pool())
         _log_results("upload_done", result)
         return _response(200, result)
 
@@ -175,16 +187,18 @@ def _register(resolver: ApiGatewayResolver) -> None:
 
     @resolver.post(routes.PRESIGN)
     def presign() -> Any:
+        key_user = user()
         request = parse_presign(events.raw_body(raw()))
         settings = deps().settings
         result = presign_files(
-            request, user(), deps().objects, settings.presign_seconds, pool=pool()
+            request, key_user, deps().objects, settings.presign_seconds, pool=pool()
         )
         _log_results("presign_done", result)
         return _response(200, result)
 
     @resolver.post(routes.BATCH)
     def batch() -> Any:
+        key_user = user()
         form = parse_form(events.raw_body(raw()), events.header(raw(), "content-type"))
         settings = deps().settings
         stores = BatchStores(
@@ -193,7 +207,7 @@ def _register(resolver: ApiGatewayResolver) -> None:
             presign_seconds=settings.presign_seconds,
             pool=pool(),
         )
-        result = batch_form(form, user(), stores)
+        result = batch_form(form, key_user, stores)
         _log_results("batch_done", result)
         return _response(200, result)
 

@@ -9,7 +9,7 @@ from typing import Any
 
 from .errors import bad_request
 
-__all__ = ["api_key_id", "header", "is_v2", "raw_body", "resolve_user"]
+__all__ = ["api_key_id", "header", "is_v2", "raw_body"]
 
 
 def is_v2(event: Mapping[str, Any]) -> bool:
@@ -54,10 +54,3 @@ def api_key_id(event: Mapping[str, Any]) -> str | None:
         return None
     key_id = identity.get("apiKeyId")
     return key_id if isinstance(key_id, str) and key_id else None
-
-
-def resolve_user(key_id: str | None, key_users: Mapping[str, str]) -> str | None:
-    """The user an API key stands for: the mapped name, else the key id itself."""
-    if key_id is None:
-        return None
-    return key_users.get(key_id, key_id)

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 __all__ = ["ConfigError", "Settings", "load_settings"]
 
@@ -24,6 +25,11 @@ class Settings:
     # No write of a request starts later than this after the request began (the rest answer
     # "retry"); the function's own remaining time lowers it further.
     write_seconds: int = 18
+    users_table: str | None = None  # the user registry; None: key ids stand for their users
+    users_cache_seconds: float = 60.0
+
+
+_N = TypeVar("_N", int, float)
 
 
 def load_settings(environ: Mapping[str, str]) -> Settings:
@@ -38,9 +44,22 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         bucket=bucket,
         table=table,
         key_users=_key_users(environ.get("EXPORTSYNC_KEY_USERS", "")),
-        presign_seconds=_presign_seconds(environ.get("EXPORTSYNC_PRESIGN_SECONDS", "")),
-        workers=_bounded("EXPORTSYNC_WORKERS", environ, Settings.workers, 1, 64),
-        write_seconds=_bounded("EXPORTSYNC_WRITE_SECONDS", environ, Settings.write_seconds, 1, 900),
+        # SigV4 presigned URLs are valid for at most 7 days.
+        presign_seconds=_bounded(
+            environ, "EXPORTSYNC_PRESIGN_SECONDS", Settings.presign_seconds, (1, 604800), int
+        ),
+        workers=_bounded(environ, "EXPORTSYNC_WORKERS", Settings.workers, (1, 64), int),
+        write_seconds=_bounded(
+            environ, "EXPORTSYNC_WRITE_SECONDS", Settings.write_seconds, (1, 900), int
+        ),
+        users_table=environ.get("EXPORTSYNC_USERS_TABLE", "").strip() or None,
+        users_cache_seconds=_bounded(
+            environ,
+            "EXPORTSYNC_USERS_CACHE_SECONDS",
+            Settings.users_cache_seconds,
+            (0.0, 3600.0),
+            float,
+        ),
     )
 
 
@@ -58,27 +77,22 @@ def _key_users(raw: str) -> dict[str, str]:
     return value
 
 
-def _presign_seconds(raw: str) -> int:
-    if not raw.strip():
-        return 900
-    try:
-        seconds = int(raw)
-    except ValueError as exc:
-        raise ConfigError("EXPORTSYNC_PRESIGN_SECONDS must be an integer") from exc
-    # SigV4 presigned URLs are valid for at most 7 days.
-    if not 1 <= seconds <= 604800:
-        raise ConfigError("EXPORTSYNC_PRESIGN_SECONDS must be between 1 and 604800")
-    return seconds
-
-
-def _bounded(name: str, environ: Mapping[str, str], default: int, low: int, high: int) -> int:
+def _bounded(
+    environ: Mapping[str, str],
+    name: str,
+    default: _N,
+    within: tuple[_N, _N],
+    parse: Callable[[str], _N],
+) -> _N:
+    """The number in environ[name], within `within` (inclusive); `default` when unset."""
     raw = environ.get(name, "").strip()
+    low, high = within
     if not raw:
         return default
     try:
-        value = int(raw)
+        value = parse(raw)
     except ValueError as exc:
-        raise ConfigError(f"{name} must be an integer") from exc
+        raise ConfigError(f"{name} must be a number") from exc
     if not low <= value <= high:
         raise ConfigError(f"{name} must be between {low} and {high}")
     return value

@@ -396,14 +396,14 @@ def test_start_up_hashes_only_files_the_spool_does_not_know_as_they_are(
         try:
             assert wait_for(lambda: "READY=1" in "".join(_messages(notify_socket)), 10)
             assert sorted(hashed) == ["new.csv", "touched.csv"]
-            assert wait_for(lambda: api.routes == ["upload"], 10)
+            assert wait_for(lambda: api.routes == ["batch"], 10)
         finally:
             daemon.stop()
             runner.join(10)
     # One comparison with the spool set the known file aside before any per-file look-up.
     assert [e["changed"] for e in logs if e["event"] == "startup_scan"] == [2]
     (call,) = api.calls
-    assert [f.filename for f in call.payload] == ["new.csv"]
+    assert [f.filename for f in call.files] == ["new.csv"]
 
 
 def test_the_daemon_prunes_old_delivered_items_at_start(

@@ -785,7 +785,7 @@ def test_a_rewrite_before_delivery_supersedes_the_spooled_version(rig: Rig) -> N
     assert rig.intake.offer(path) is not None
     assert rig.run() == 1
     (call,) = rig.api.calls
-    assert [f.data for f in call.payload] == [b"id\n1\n2\n"]
+    assert [f.data for f in call.files] == [b"id\n1\n2\n"]
     assert [i.state for i in rig.spool.items()] == ["delivered"]
     assert rig.spool.get(old[0].id) is None
 
@@ -796,5 +796,5 @@ def test_a_rewrite_not_yet_spooled_is_not_sent_as_the_old_version(rig: Rig) -> N
     path = rig.drop("r.csv", "id\n1\n")
     path.write_bytes(b"id\n1\n2\n")
     rig.run()
-    sent = [f.data for c in rig.api.calls for f in c.payload]
+    sent = [f.data for c in rig.api.calls for f in c.files]
     assert sent == [b"id\n1\n2\n"]

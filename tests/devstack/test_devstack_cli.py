@@ -87,8 +87,9 @@ def test_prints_one_ready_line_and_stops_cleanly_on_a_signal(tmp_path: Path, sig
 @pytest.mark.integration
 def test_ready_line_has_exactly_the_contract_fields(tmp_path: Path) -> None:
     with start_devstack(tmp_path, "--user-id", "alice") as info:
-        fields = {name for name in vars(info) if name not in ("process", "stderr_path")}
+        fields = {name for name in vars(info) if name not in ("process", "stderr_path", "users")}
         assert fields == _FIELDS
+        assert info.users == []  # `users` joins the line only with --users N > 1
         assert info.user_id == "alice"
 
 

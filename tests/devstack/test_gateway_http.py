@@ -14,7 +14,7 @@ import requests
 from structlog.testing import capture_logs
 
 from exportsync_devstack.faults import Fault, FaultInjector
-from support.gateway import API_KEY, LiveGateway, gateway_factory
+from support.gateway import API_KEY, KEYS, LiveGateway, gateway_factory
 
 pytestmark = pytest.mark.integration
 
@@ -310,3 +310,37 @@ def test_the_api_key_never_reaches_the_logs(start_gateway: StartGateway) -> None
     assert logs
     assert API_KEY not in repr(logs)
     assert API_KEY not in repr(live.gateway)
+
+
+def test_each_key_has_its_own_plan_and_by_key_counters(start_gateway: StartGateway) -> None:
+    """One key's spent day and burst never touch another key's (API Gateway meters per key)."""
+    live = start_gateway(rate=1, burst=1, quota=1)
+    alice, bob = KEYS[0], KEYS[1]
+    assert _post(live, key=alice.value).status_code == 200
+    assert _post(live, key=alice.value).json() == {"message": "Too Many Requests"}
+    assert _post(live, key=bob.value).status_code == 200  # bob's bucket is full
+    live.clock.advance(1.0)
+    assert _post(live, key=alice.value).json() == {"message": "Limit Exceeded"}
+    assert _post(live, key=bob.value).json() == {"message": "Limit Exceeded"}
+    ids = [event["requestContext"]["identity"]["apiKeyId"] for event in live.handler.events]
+    assert ids == [alice.key_id, bob.key_id]
+    by_key = _usage(live)["by_key"]
+    assert {user: (c["requests"], c["accepted"]) for user, c in by_key.items()} == {
+        "alice": (3, 1),
+        "bob": (2, 1),
+    }
+    assert (by_key["alice"]["throttled"], by_key["alice"]["quota_exceeded"]) == (1, 1)
+    assert (by_key["bob"]["throttled"], by_key["bob"]["quota_exceeded"]) == (0, 1)
+    assert _usage(live)["quota"]["used"] == 1  # the top-level day is the first key's
+
+
+def test_a_disabled_key_is_403_forbidden_and_never_reaches_the_handler(
+    start_gateway: StartGateway,
+) -> None:
+    live = start_gateway()
+    disabled = KEYS[2]
+    assert not disabled.enabled
+    response = _post(live, key=disabled.value)
+    assert (response.status_code, response.json()) == (403, {"message": "Forbidden"})
+    assert live.handler.events == []
+    assert _usage(live)["by_key"]["carol"]["forbidden"] == 1

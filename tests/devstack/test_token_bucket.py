@@ -57,3 +57,22 @@ def test_invalid_settings_are_refused() -> None:
         TokenBucket(1.0, 0, FakeClock())
     with pytest.raises(ValueError, match="rate"):
         TokenBucket(-1.0, 1, FakeClock())
+
+
+def test_the_bucket_meters_from_arrival_not_from_when_the_request_is_processed() -> None:
+    clock = FakeClock()
+    bucket = TokenBucket(rate=1.0, burst=1, clock=clock)
+    first_arrival = clock.monotonic()
+    clock.advance(0.5)  # the emulator was slow to get to the first request
+    assert bucket.try_acquire(first_arrival)
+    clock.advance(0.6)  # the second arrives 1.1 s after the first, 0.6 s after its processing
+    assert bucket.try_acquire(clock.monotonic())
+
+
+def test_an_earlier_arrival_processed_late_mints_no_token() -> None:
+    clock = FakeClock()
+    bucket = TokenBucket(rate=1.0, burst=1, clock=clock)
+    early = clock.monotonic()
+    clock.advance(2.0)
+    assert bucket.try_acquire(clock.monotonic())
+    assert not bucket.try_acquire(early)  # out of order: no time went by for the bucket

@@ -22,6 +22,7 @@ import boto3
 __all__ = [
     "DevstackInfo",
     "DevstackStartError",
+    "command_env",
     "dynamo_items",
     "s3_objects",
     "start_devstack",
@@ -53,9 +54,12 @@ class DevstackInfo:
     admin_url: str
     process: subprocess.Popen[str] = field(repr=False, compare=False)
     stderr_path: Path = field(repr=False, compare=False)
+    # With --users N > 1: [{"user_id", "api_key"}, ...], the first being api_key/user_id.
+    users: list[dict[str, str]] = field(default_factory=list, repr=False, compare=False)
 
 
-def _env() -> dict[str, str]:
+def command_env() -> dict[str, str]:
+    """The environment for the project's own commands in a test: source roots, dummy AWS keys."""
     env = dict(os.environ)
     roots = [str(_REPO / root) for root in _SOURCE_ROOTS]
     env["PYTHONPATH"] = os.pathsep.join([*roots, env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
@@ -101,7 +105,12 @@ def start_devstack(tmp_path: Path, *extra_args: str) -> Iterator[DevstackInfo]:
     command = [sys.executable, "-m", "exportsync_devstack", "--port", "0", *extra_args]
     with stderr_path.open("w", encoding="utf-8") as stderr:
         process = subprocess.Popen(
-            command, stdout=subprocess.PIPE, stderr=stderr, text=True, env=_env(), cwd=tmp_path
+            command,
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            text=True,
+            env=command_env(),
+            cwd=tmp_path,
         )
     try:
         lines: queue.Queue[str] = queue.Queue()

@@ -11,17 +11,23 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from exportsync_devstack.admin import serve_admin
+from exportsync_devstack.apikeys import GatewayKey, StaticKeyDirectory
 from exportsync_devstack.clock import FakeClock
 from exportsync_devstack.faults import FaultInjector
 from exportsync_devstack.gateway import Gateway, Handler
 from exportsync_devstack.http_api import serve_api
-from exportsync_devstack.quota import DailyQuota
+from exportsync_devstack.plans import PlanLedger, PlanLimits
 from exportsync_devstack.serving import BackgroundServer
-from exportsync_devstack.throttle import TokenBucket
 
-__all__ = ["API_KEY", "LiveGateway", "StandIn", "gateway_factory"]
+__all__ = ["API_KEY", "KEYS", "LiveGateway", "StandIn", "gateway_factory"]
 
 API_KEY = "test-key-0123456789abcdefghij"
+# The first key is API_KEY; the others are for tests of per-key plans.
+KEYS = (
+    GatewayKey("key-id-1", "alice", API_KEY),
+    GatewayKey("key-id-2", "bob", "test-key-bob-0123456789abcdef"),
+    GatewayKey("key-id-3", "carol", "test-key-carol-0123456789abcd", enabled=False),
+)
 
 
 @dataclass
@@ -68,10 +74,8 @@ def gateway_factory() -> Iterator[Callable[..., LiveGateway]]:
         stand_in = StandIn()
         gateway = Gateway(
             handler=handler if handler is not None else stand_in,
-            api_key=API_KEY,
-            api_key_id="key-id-1",
-            throttle=TokenBucket(rate, burst, clock),
-            quota=DailyQuota(quota, clock),
+            keys=StaticKeyDirectory(KEYS),
+            plans=PlanLedger(PlanLimits(rate, burst, quota), clock),
             faults=faults or (FaultInjector(fault_rate, seed) if fault_rate else None),
             clock=clock,
             **gateway_args,
