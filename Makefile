@@ -6,12 +6,13 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: help venv test lint typecheck cfn-lint pytest demo bench fuzz fleet clean
+.PHONY: help venv test lint typecheck cfn-lint pytest demo bench reliability fuzz fleet clean
 
 help:
 	@echo "make demo   run devstack + daemon on demo/export (Ctrl-C stops both)"
 	@echo "make test   lint, type-check, cfn-lint and the whole test suite"
 	@echo "make bench  throughput and memory benchmarks (bench/)"
+	@echo "make reliability  kill -9, faults, hostile files, full disk against real daemons"
 	@echo "make fuzz   the Lambda fuzzed on every route, 5,000+ cases"
 	@echo "make fleet  20 daemons with their own keys on one devstack (DAEMONS=20 FAULT_RATE=0.05)"
 	@echo "make clean  remove .venv, demo state and caches"
@@ -48,9 +49,13 @@ demo: $(STAMP)
 
 # The Lambda fuzzed with hypothesis on every route (at least 5,000 cases); prints its tally last.
 # `make test` runs the same tests with 60 cases each.
+# Then whole requests: identities, headers, paths, methods, sequences, and a few hundred on moto.
 fuzz: $(STAMP)
 	EXPORTSYNC_FUZZ_EXAMPLES=1100 EXPORTSYNC_FUZZ_REPORT=.fuzz-report \
 		$(BIN)/python -m pytest tests/lambda/test_lambda_fuzz.py -q
+	EXPORTSYNC_FUZZ=full EXPORTSYNC_FUZZ_REQUESTS_REPORT=.fuzz-cases \
+		$(BIN)/python -m pytest tests/lambda/test_lambda_fuzz_requests.py -q
+	@echo "lambda fuzz, whole requests: $$(cat .fuzz-cases) cases, none 5xx or outside the prefix"
 	@cat .fuzz-report
 
 bench: $(STAMP)
@@ -63,5 +68,13 @@ fleet: $(STAMP)
 	timeout 900 $(BIN)/python -m exportsync_devstack.fleet --daemons $(DAEMONS) \
 		--fault-rate $(FAULT_RATE)
 
+# A seeded torture run of real daemons (tests/support/reliability.py); its last line is the figure.
+# make reliability SEED=7 KILLS=40, or RELIABILITY_FLAGS="--seed 7 --operations 500".
+SEED ?= 1
+KILLS ?= 30
+RELIABILITY_FLAGS ?= --seed $(SEED) --kills $(KILLS)
+reliability: $(STAMP)
+	PYTHONPATH=tests timeout 900 $(BIN)/python -m support.reliability $(RELIABILITY_FLAGS)
+
 clean:
-	rm -rf $(VENV) demo .mypy_cache .ruff_cache .pytest_cache .hypothesis .fuzz-report
+	rm -rf $(VENV) demo .mypy_cache .ruff_cache .pytest_cache .hypothesis .fuzz-report .fuzz-cases

@@ -1,15 +1,16 @@
 """End to end: `exportsync run` against the real devstack, compared with a naive client.
 
-One devstack subprocess (``--quota 0 --rate 0``: no usage plan, so both clients go as fast as they
-can) serves both, one after the other, with different file contents so neither meets the other's
-duplicates:
+One devstack subprocess (``--quota 0 --rate 0``: no usage plan at the gateway) serves both, one
+after the other, with different file contents so neither meets the other's duplicates:
 
-* ``daemon``  `exportsync run` is started and ready; the clock starts, N files are written into
-  its folder, and the clock stops when the spool says all N are delivered (watcher settle time,
-  hashing, fsyncs, batching and the HTTP requests included);
+* ``daemon``  `exportsync run` with its documented defaults (a 2 s quiet window, its own ledger
+  at 1 request/s, burst 1, 10 a day) is started and ready; the clock starts, N files are written
+  into its folder, and the clock stops when the spool says all N are delivered (recording, the
+  quiet window, the ledger's pacing, hashing, fsyncs, batching and the requests included);
 * ``naive``   the baseline: the clock starts, the same number of files are written, then each
-  is read and sent with its own ``requests.post`` (multipart /upload for a CSV, /session for a
-  session file), nothing recorded anywhere.
+  is read and sent with its own POST (multipart /upload for a CSV, /session for a session
+  file) over one keep-alive ``requests.Session``, as the daemon's client reuses its connection;
+  nothing recorded anywhere, no pacing.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from bench_common import ratio, setup_paths
 
 setup_paths()
 
+from exportsync.config import ApiConfig, QuotaConfig  # noqa: E402 -- on sys.path now
 from support.daemon import run_daemon, write_config  # noqa: E402 -- tests/ is on sys.path now
 from support.devstack import DevstackInfo, start_devstack, usage  # noqa: E402
 
@@ -34,6 +36,9 @@ __all__ = ["run_e2e"]
 
 _DEADLINE = 120.0
 _POLL = 0.05
+# The defaults the daemon runs with here, read from where they are defined.
+DEFAULT_API = ApiConfig(url="", api_key=None, user_id=None)
+DEFAULT_QUOTA = QuotaConfig()
 
 
 def _write_files(folder: Path, prefix: str, csvs: int, sessions: int) -> list[Path]:
@@ -64,15 +69,10 @@ def _delivered(spool_path: Path) -> int:
 def _run_daemon(
     base: Path, info: DevstackInfo, prefix: str, csvs: int, sessions: int
 ) -> dict[str, Any]:
+    # The daemon's documented defaults: no quota or pacing overrides (the test helper's short
+    # quiet window and timeout are put back to the defaults).
     config = write_config(
-        base,
-        info,
-        quota={
-            "requests_per_second": 1000.0,
-            "burst": 100,
-            "daily_requests": 0,
-            "margin_seconds": 0.0,
-        },
+        base, info, quick_pacing=False, api={"timeout_seconds": DEFAULT_API.timeout_seconds}
     )
     export = base / "export"
     spool_path = base / "state" / "spool.sqlite3"
@@ -94,14 +94,14 @@ def _run_daemon(
     return {"seconds": round(elapsed, 3), "requests": requests_used, "files": total}
 
 
-def _post(info: DevstackInfo, path: Path) -> None:
+def _post(session: requests.Session, info: DevstackInfo, path: Path) -> None:
     headers = {"x-api-key": info.api_key}
     data = path.read_bytes()
     if path.name.endswith(".session.json"):
         doc = {**json.loads(data), "user_id": info.user_id}
-        response = requests.post(f"{info.api_url}/session", json=doc, headers=headers, timeout=30)
+        response = session.post(f"{info.api_url}/session", json=doc, headers=headers, timeout=30)
     else:
-        response = requests.post(
+        response = session.post(
             f"{info.api_url}/upload",
             headers=headers,
             data={"user_id": info.user_id},
@@ -123,8 +123,9 @@ def _run_naive(
     before = usage(info)["requests"]
     started = time.perf_counter()
     paths = _write_files(folder, prefix, csvs, sessions)
-    for path in paths:
-        _post(info, path)
+    with requests.Session() as session:  # keep-alive, like the daemon's HttpApi
+        for path in paths:
+            _post(session, info, path)
     elapsed = time.perf_counter() - started
     return {
         "seconds": round(elapsed, 3),
@@ -156,6 +157,8 @@ def run_e2e(scratch: Path, *, quick: bool) -> dict[str, Any]:
         "csv_files": csvs,
         "session_files": sessions,
         "rounds": rounds,
+        "daemon_quiet_s": DEFAULT_QUOTA.pacing.quiet_seconds,
+        "daemon_requests_per_s": DEFAULT_QUOTA.requests_per_second,
         "devstack_startup_s": round(startup, 3),
         "daemon": {"median_s": daemon_s, "median_requests": daemon_requests, "runs": daemon_runs},
         "naive": {"median_s": naive_s, "median_requests": naive_requests, "runs": naive_runs},

@@ -151,8 +151,9 @@ def _summary_memory(r: dict[str, Any]) -> list[str]:
 def _summary_e2e(r: dict[str, Any]) -> list[str]:
     d, n = r["daemon"], r["naive"]
     return [
-        f"End to end ({r['csv_files']} CSVs + {r['session_files']} sessions, devstack, no quota,"
-        f" median of {r['rounds']} rounds)",
+        f"End to end ({r['csv_files']} CSVs + {r['session_files']} sessions, devstack without a"
+        f" usage plan, median of {r['rounds']} rounds; daemon at its defaults: quiet"
+        f" {r['daemon_quiet_s']:g} s, {r['daemon_requests_per_s']:g} request/s; both keep-alive)",
         f"  exportsync run   {d['median_s']:>7.2f} s  {d['median_requests']:>4.0f} requests",
         f"  naive per-file   {n['median_s']:>7.2f} s  {n['median_requests']:>4.0f} requests",
         f"  daemon time = {r['daemon_time_vs_naive']:.2f} x naive;"

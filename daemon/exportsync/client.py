@@ -12,6 +12,7 @@ the pure function that turns a gateway or Lambda answer into one.
 from __future__ import annotations
 
 import json
+import re
 import ssl
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -267,16 +268,32 @@ class HttpApi:
         return response
 
 
+# S3's answers to bytes that did not arrive as signed: the file may be fine, the transfer was not.
+_BODY_REFUSALS = frozenset(
+    {"BadDigest", "XAmzContentSHA256Mismatch", "IncompleteBody", "RequestTimeout", "InvalidDigest"}
+)
+_S3_CODE = re.compile(rb"<Code>([A-Za-z0-9.]{1,64})</Code>")
+
+
+def _s3_error_code(body: bytes) -> str | None:
+    """The <Code> of an S3 XML error body (a regex: the body is untrusted, keep it to one tag)."""
+    match = _S3_CODE.search(body[:4096])
+    return match.group(1).decode("ascii") if match else None
+
+
 def _file_type(f: BatchFile) -> str:
     return "application/gzip" if f.encoding == GZIP else "text/csv"
 
 
 def _raise_storage(response: requests.Response, what: str) -> None:
     text = response.content[:300].decode("utf-8", "replace")
-    if response.status_code >= 500 or response.status_code in (403, 200):
+    code = _s3_error_code(response.content)
+    if response.status_code >= 500 or response.status_code in (403, 200) or code in _BODY_REFUSALS:
         # 403 is an expired URL (ask for a new one); a 200 with an error body is S3's late 5xx.
+        # A body refused as torn or short is sent again too (delivery checks the file first).
         raise TransientError(
-            f"storage answered {response.status_code}", status=response.status_code
+            f"storage answered {response.status_code} {code or ''}".rstrip(),
+            status=response.status_code,
         )
     raise PermanentError(
         f"storage refused the {what} ({response.status_code}): {text}",

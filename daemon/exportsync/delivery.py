@@ -81,6 +81,9 @@ _T = TypeVar("_T")
 # How long a file that changed under us gets to settle before it is read again.
 CHANGED_FILE_DELAY = 2.0
 FORBIDDEN_DELAY = 300.0
+# Longer than any delay an item is given (backoff stops at 30 min): an attempt scheduled further
+# ahead than this comes from before the wall clock was set back, and is due now.
+LONGEST_DELAY = 3600.0
 # A lone item whose request keeps raising something unexpected fails after this many tries.
 INTERNAL_ERROR_ATTEMPTS = 3
 # While the API cannot even be connected to, retries cost no quota: keep trying at least this often.
@@ -158,6 +161,7 @@ class Deliverer:
     def step(self) -> StepOutcome:
         """Do at most one counted request's worth of work."""
         now = self._clock.time()
+        self._spool.pull_back(now + LONGEST_DELAY, now=now)
         resumable = self._uploads.resumable(now)
         if resumable is not None:
             # Parts of an upload already asked for cost no request: finish them first.
@@ -343,7 +347,10 @@ class Deliverer:
             quota_limit=self._ledger.limit,
         )
         try:
-            results = self._api.batch(batch.request())
+            try:
+                results = self._api.batch(batch.request())
+            finally:
+                self._ledger.answered()
             answers = _by_kind(results, batch)
         except DELIVERY_FAILURES as exc:
             if not isinstance(exc, Unreachable):
@@ -572,7 +579,9 @@ class Deliverer:
                     self._retry_later(item, "file changed while it was uploaded")
                 return
             except TransientError as exc:
-                self._retry_later(item, str(exc))
+                # A body refused as torn may be a file that changed under the PUT.
+                if not self._recheck_changed(item):
+                    self._retry_later(item, str(exc))
                 return
             except PermanentError as exc:
                 # S3 checks the sha256 header: a refusal usually means the file changed.

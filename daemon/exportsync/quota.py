@@ -4,6 +4,9 @@ Two limits, as API Gateway enforces them per API key:
 
 * rate and burst: a token bucket. Ours refills one token every ``1/rate + margin`` seconds and
   starts empty, so it never holds more tokens than the gateway's; the margin absorbs jitter.
+  It does not refill while a request is in flight: the gateway counts a request when it
+  arrives, which may be well after the token was taken (a busy machine, a slow link), so the
+  next interval runs from the answer, the one instant known to follow that arrival.
 * requests per period (a UTC day starting at ``reset_utc``): counted in the spool *before* each
   request is sent, so neither a restart nor a crash loop can spend the day twice. Every request
   counts, retries included.
@@ -73,6 +76,7 @@ class QuotaLedger:
         self._not_before = min(last, now) + self._interval if last is not None else 0.0
         self._paused_until = 0.0
         self._last_period: float | None = None
+        self._in_flight = False
 
     @property
     def limit(self) -> int | None:
@@ -150,8 +154,9 @@ class QuotaLedger:
 
     def _refill(self) -> None:
         mono = self._clock.monotonic()
-        elapsed = max(0.0, mono - self._stamp)
-        self._tokens = min(self._burst, self._tokens + elapsed / self._interval)
+        if not self._in_flight:
+            elapsed = max(0.0, mono - self._stamp)
+            self._tokens = min(self._burst, self._tokens + elapsed / self._interval)
         self._stamp = mono
 
     def _rate_wait(self, now: float) -> float:
@@ -171,8 +176,15 @@ class QuotaLedger:
         now = self._clock.time()
         self._last_period = self.period_start(now)
         used = self._spool.quota_spend(self._last_period, at=now)
+        self._refill()
         self._tokens -= 1.0
+        self._in_flight = True
         return used
+
+    def answered(self) -> None:
+        """The request spent last has its answer (or failed): the bucket refills from now on."""
+        self._refill()
+        self._in_flight = False
 
     def refund(self) -> None:
         """The last request never left this machine (no connection): give its count back.

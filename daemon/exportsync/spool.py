@@ -221,6 +221,16 @@ class Spool:
         with self._lock:
             self._db.close()
 
+    def durability(self) -> tuple[str, int]:
+        """``(journal_mode, synchronous)`` as this connection runs them (FULL is 2).
+
+        synchronous is a per-connection setting: only the spool's own connection can say it.
+        """
+        with self._lock:
+            mode = self._db.execute("PRAGMA journal_mode").fetchone()[0]
+            sync = self._db.execute("PRAGMA synchronous").fetchone()[0]
+        return str(mode), int(sync)
+
     def __enter__(self) -> Spool:
         return self
 
@@ -244,18 +254,27 @@ class Spool:
             try:
                 try:
                     yield self._db
+                except sqlite3.Error as exc:  # disk full mid-statement, I/O error
+                    self._rollback()
+                    raise SpoolError(f"cannot write to the spool: {exc}") from exc
                 except BaseException:
-                    self._db.execute("ROLLBACK")
+                    self._rollback()
                     raise
                 try:
                     self._db.execute("COMMIT")
                 except sqlite3.Error as exc:  # disk full, I/O error: the transition did not happen
-                    self._db.execute("ROLLBACK")
+                    self._rollback()
                     raise SpoolError(f"cannot commit to the spool: {exc}") from exc
                 self.commits += 1
             finally:
                 if not sync:
                     self._db.execute("PRAGMA synchronous=FULL")
+
+    def _rollback(self) -> None:
+        # SQLite may have rolled the transaction back itself (SQLITE_FULL, SQLITE_IOERR); a
+        # second ROLLBACK would then raise and hide the error that matters.
+        with suppress(sqlite3.Error):
+            self._db.execute("ROLLBACK")
 
     def _query(self, sql: str, params: Sequence[object] = ()) -> list[sqlite3.Row]:
         with self._lock:
@@ -410,6 +429,25 @@ class Spool:
             (now, limit),
         )
         return [Item._from_row(r) for r in rows]
+
+    def pull_back(self, beyond: float, *, now: float) -> int:
+        """Pending items scheduled, or recorded, after `beyond` are due and recorded at `now`;
+        how many.
+
+        The caller passes a time no delay reaches: such a time was written before the wall
+        clock was set back, and would otherwise hold the item (its retry, the pacing's quiet
+        window) for the whole step.
+        """
+        stale = "state = 'pending' AND (next_attempt_at > ? OR created_at > ?)"
+        if not self._query(f"SELECT 1 FROM items WHERE {stale} LIMIT 1", (beyond, beyond)):  # noqa: S608 -- fixed text
+            return 0
+        with self._tx() as db:
+            cursor = db.execute(
+                "UPDATE items SET next_attempt_at = MIN(next_attempt_at, ?),"  # noqa: S608 -- fixed text
+                f" created_at = MIN(created_at, ?), updated_at = ? WHERE {stale}",
+                (now, now, now, beyond, beyond),
+            )
+            return cursor.rowcount
 
     def next_due_at(self) -> float | None:
         """When the earliest pending item may be tried, or None when nothing is pending."""

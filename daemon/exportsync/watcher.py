@@ -81,7 +81,15 @@ from exportsync.config import WatchConfig
 from exportsync.logs import get_logger
 from exportsync.matcher import FileMatcher
 
-__all__ = ["Settler", "StatKey", "Watcher", "has_close_events", "lstat_key", "writer_holds"]
+__all__ = [
+    "RETRY_RESCAN_SECONDS",
+    "Settler",
+    "StatKey",
+    "Watcher",
+    "has_close_events",
+    "lstat_key",
+    "writer_holds",
+]
 
 _log = get_logger(__name__)
 
@@ -92,6 +100,8 @@ StatKey = tuple[int, int, int]
 _LINUX = sys.platform.startswith("linux")
 _WATCHDOG_INOTIFY_LOGGER = "watchdog.observers.inotify_c"
 _MAX_IDLE_WAIT = 3600.0
+# How soon a path that could not be recorded is looked at again (a full disk may clear any time).
+RETRY_RESCAN_SECONDS = 5.0
 # How often the folder is looked for while it is missing or cannot be watched (events cover the
 # rest; this is only the fallback).
 HEALTH_SECONDS = 60.0
@@ -646,11 +656,13 @@ class Watcher:
             return []
         paths = [path for path, _ in ready]
         _log.debug("files_ready", count=len(paths))
-        # Only files on_ready accepted count as reported; a failed batch is offered again by the
-        # next rescan.
+        # Only files on_ready accepted count as reported; a failed batch (a full disk) is offered
+        # again by a rescan within seconds.
         if self._call_safely("on_ready_failed", self._on_ready, paths):
             with self._lock:
                 self._reported.update((str(path), key) for path, key in ready if key is not None)
+        else:
+            self._rescan_soon()
         return paths
 
     def settle(self, path: Path) -> None:
@@ -666,6 +678,7 @@ class Watcher:
         caller failed to record a path that `scan()` returned)."""
         with self._lock:
             self._reported.pop(str(path), None)
+        self._rescan_soon()
 
     # -- private ---------------------------------------------------------------------------------
 
@@ -710,9 +723,19 @@ class Watcher:
         self.settler.removed(path)
         self._reported.pop(str(path), None)
 
+    def _rescan_soon(self) -> None:
+        """A path that could not be recorded (a full disk) is tried again within seconds, not
+        only at the next periodic rescan."""
+        soon = self._clock.monotonic() + RETRY_RESCAN_SECONDS
+        with self._lock:
+            if self._next_rescan is None or self._next_rescan > soon:
+                self._next_rescan = soon
+        self._wake.set()
+
     def _rescan(self, now: float, *, quiet: bool = False) -> None:
-        if self._rescan_seconds is not None:
-            self._next_rescan = now + self._rescan_seconds
+        with self._lock:
+            periodic = self._rescan_seconds
+            self._next_rescan = now + periodic if periodic is not None else None
         found = self._scan_entries()
         if self._changed is not None:
             found = self._changed(found)  # the caller's comparison (one spool query)

@@ -16,10 +16,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["FORGED_FILE", "MARGIN_SECONDS", "FleetDaemon", "schedule", "write_config"]
+__all__ = ["FORGED_FILE", "FleetDaemon", "schedule", "write_config"]
 
 FORGED_FILE = "forged.session.json"
-MARGIN_SECONDS = 0.75
 _FORGED_AT = "2026-12-31T23:59:59+00:00"  # no user ever exports a session at this time
 
 
@@ -57,14 +56,9 @@ def write_config(daemon: FleetDaemon, api_url: str) -> None:
             "user_id": daemon.user,
             "timeout_seconds": 10,
         },
-        # Twenty daemons and the devstack share a couple of cores here: a daemon can take its
-        # token and then wait for the CPU for a few hundred ms before the request leaves, so
-        # the next one would reach the gateway less than a second later. A wider margin (the
-        # knob exists for jitter) keeps every key inside its plan on such a crowded host.
         # The fleet's exports all happen within a minute: every request of the day goes as soon
         # as the folder is quiet, none is held back to spread the day (the pacing's knobs).
         "quota": {
-            "margin_seconds": MARGIN_SECONDS,
             "quiet_seconds": 1.0,
             "prompt_requests": 10,
             "reserve_requests": 0,

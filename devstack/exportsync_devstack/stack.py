@@ -20,6 +20,7 @@ from .gateway import Gateway, Handler
 from .http_api import serve_api
 from .plans import PlanLedger, PlanLimits
 from .quota import MemoryQuotaStore, QuotaStore
+from .s3_front import S3Front
 from .serving import BackgroundServer
 from .state import FileQuotaStore
 from .users import SeededUser, seed_users, user_ids
@@ -110,6 +111,16 @@ class Devstack:
             first_key=opts.api_key,
             state_dir=opts.state_dir,
         )
+        # The Lambda's S3 client goes through the strict front, so its presigned URLs name it.
+        s3_front = S3Front(
+            (opts.host, 0),
+            endpoint,
+            {os.environ["AWS_ACCESS_KEY_ID"]: os.environ["AWS_SECRET_ACCESS_KEY"]},
+            self._clock.time,
+        )
+        s3_server = BackgroundServer(s3_front, "devstack-s3").start()
+        self._servers.append(s3_server)
+        os.environ["AWS_ENDPOINT_URL_S3"] = s3_server.url
         os.environ["EXPORTSYNC_BUCKET"] = opts.bucket
         os.environ["EXPORTSYNC_TABLE"] = opts.table
         os.environ["EXPORTSYNC_USERS_TABLE"] = opts.users_table
@@ -139,7 +150,7 @@ class Devstack:
         )
         api = serve_api(self.gateway, opts.host, opts.port)
         self._servers.append(api)
-        admin = serve_admin(self.gateway, opts.host, opts.admin_port)
+        admin = serve_admin(self.gateway, opts.host, opts.admin_port, s3=s3_front.usage)
         self._servers.append(admin)
         first = self.users[0]
         info: dict[str, Any] = {

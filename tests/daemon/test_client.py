@@ -359,14 +359,23 @@ def test_a_body_that_fails_mid_stream_raises_its_own_error(
 
 
 @pytest.mark.parametrize(
-    ("status", "kind"),
-    [(403, TransientError), (500, TransientError), (503, TransientError), (400, PermanentError)],
+    ("status", "code", "kind"),
+    [
+        (403, "SignatureDoesNotMatch", TransientError),
+        (500, "InternalError", TransientError),
+        (503, "SlowDown", TransientError),
+        (400, "InvalidArgument", PermanentError),
+        # Bytes that did not arrive as signed: the transfer failed, not the file.
+        (400, "BadDigest", TransientError),
+        (400, "XAmzContentSHA256Mismatch", TransientError),
+        (400, "IncompleteBody", TransientError),
+    ],
 )
 def test_put_presigned_failures(
-    server: ScriptedServer, api: HttpApi, status: int, kind: type[DeliveryError]
+    server: ScriptedServer, api: HttpApi, status: int, code: str, kind: type[DeliveryError]
 ) -> None:
     base = server.url.removesuffix("/prod")
-    server.script(Reply(status, b"<Error><Code>X</Code></Error>"))
+    server.script(Reply(status, f"<Error><Code>{code}</Code></Error>".encode()))
     with pytest.raises(kind) as info:
         api.put_presigned(f"{base}/b/k", {}, io.BytesIO(b"x"))
     assert type(info.value) is kind

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import gzip
 import hashlib
@@ -19,7 +20,7 @@ from structlog.testing import capture_logs
 from exportsync import delivery, moves
 from exportsync.client import BatchRequest
 from exportsync.clock import FakeClock
-from exportsync.delivery import Deliverer, retry_delay
+from exportsync.delivery import LONGEST_DELAY, Deliverer, retry_delay
 from exportsync.errors import (
     Forbidden,
     PermanentError,
@@ -37,6 +38,7 @@ from exportsync.quota import DAY, QuotaLedger
 from exportsync.sessions import parse_session_file
 from exportsync.spool import Spool
 from support.fake_api import Call, FakeApi
+from support.ledger import plan_ledger
 
 START = 1_800_000_000.0 - (1_800_000_000.0 % DAY) + 3600  # 01:00 UTC
 
@@ -78,15 +80,8 @@ def _rig(tmp_path: Path, **options: object) -> Rig:
     spool = Spool.open(tmp_path / "state")
     clock = FakeClock(START)
     api = FakeApi()
-    ledger = QuotaLedger(
-        spool,
-        requests_per_second=1.0,
-        burst=1,
-        daily_requests=int(options.pop("daily", 10)),  # type: ignore[call-overload]
-        reset_utc=dt.time(0, 0),
-        margin_seconds=0.25,
-        clock=clock,
-    )
+    daily = int(options.pop("daily", 10))  # type: ignore[call-overload]
+    ledger = plan_ledger(spool, clock, daily_requests=daily)
     # Unless a test is about pacing: every request goes as soon as the ledger allows.
     options.setdefault("pacing", Pacing(quiet_seconds=0.0, prompt_requests=1000))
     deliverer = Deliverer(
@@ -353,8 +348,45 @@ def test_large_files_go_through_presigned_puts(tmp_path: Path) -> None:
     assert [(p.filename, p.parts) for p in call.presign] == [("big.csv", None)]
     ((_url, headers, data),) = rig.api.puts
     assert data == big
-    assert headers == {"x-amz-checksum-sha256": hashlib.sha256(big).hexdigest()}
+    assert headers == {
+        "x-amz-checksum-sha256": base64.b64encode(hashlib.sha256(big).digest()).decode()
+    }
     assert rig.spool.counts()["delivered"] == 2
+    rig.spool.close()
+
+
+def test_a_file_changed_during_its_presigned_put_is_not_marked_delivered(tmp_path: Path) -> None:
+    """The daemon checks what it streamed against the spooled hash (the fake, like moto, checks
+    nothing): a file rewritten in place mid-PUT is requeued as its new version, never delivered
+    as the old one, and the PUT that finally counts carried exactly the delivered hash."""
+    rig = _rig(tmp_path, inline_max_bytes=10)
+    old, new = b"a" * 4000, b"b" * 4000
+    path = rig.drop("big.csv", old)
+
+    rewritten: list[bool] = []
+
+    def rewrite() -> None:
+        with path.open("r+b") as f:  # same inode, same size: only the content differs
+            f.write(new)
+        rewritten.append(True)
+
+    rig.api.during_put = rewrite
+    with capture_logs() as logs:
+        for _ in range(10):  # the first step waits for the quota's first token
+            if rewritten:
+                break
+            rig.clock.advance(rig.deliverer.step().wait or 0.0)
+    (item,) = rig.spool.items()
+    assert item.state == "pending"
+    assert item.sha256 == hashlib.sha256(new).hexdigest()
+    assert "item_delivered" not in [e["event"] for e in logs]
+    torn = rig.api.puts[0][2]
+    assert torn == old[:2000] + new[2000:]
+
+    rig.run()
+    (item,) = rig.spool.items()
+    assert item.state == "delivered"
+    assert hashlib.sha256(rig.api.puts[-1][2]).hexdigest() == item.sha256
     rig.spool.close()
 
 
@@ -798,3 +830,21 @@ def test_a_rewrite_not_yet_spooled_is_not_sent_as_the_old_version(rig: Rig) -> N
     rig.run()
     sent = [f.data for c in rig.api.calls for f in c.files]
     assert sent == [b"id\n1\n2\n"]
+
+
+def test_a_retry_scheduled_before_the_clock_was_set_back_does_not_wait_out_the_step(
+    rig: Rig,
+) -> None:
+    """Retry times and arrival times are wall time: a clock stepped back three hours (NTP, a
+    dead RTC battery) left an item waiting three hours more (its retry, then the pacing's quiet
+    window after its arrival)."""
+    rig.clock.advance(12 * 3600)  # midday: three hours back is still the same quota day
+    rig.drop("a.csv", "1\n")
+    rig.api.script = [TransientError("HTTP 503", status=503)]
+    while not (outcome := rig.deliverer.step()).requested:  # the bucket starts empty
+        rig.clock.advance(outcome.wait or 0.0)
+    rig.clock.set_time(rig.clock.time() - 3 * 3600)
+    before = rig.clock.time()
+    assert rig.run() == 1
+    assert rig.states() == {"a.csv": "delivered"}
+    assert rig.clock.time() - before < LONGEST_DELAY

@@ -42,6 +42,7 @@ def _drain(ledger: QuotaLedger, clock: FakeClock, count: int) -> list[float]:
     for _ in range(count):
         clock.advance(ledger.wait_time())
         ledger.spend()
+        ledger.answered()
         times.append(clock.time())
     return times
 
@@ -206,3 +207,19 @@ def test_without_a_daily_limit_only_an_exhausted_day_holds_back_the_next(spool: 
     assert ledger.wait_time() == pytest.approx(25 + RESET_GRACE_SECONDS)
     clock.advance(30)  # 00:00:05: the new day, but inside the grace after an exhausted one
     assert ledger.wait_time() == pytest.approx(RESET_GRACE_SECONDS - 5)
+
+
+def test_the_next_interval_runs_from_the_answer_not_from_the_token(spool: Spool) -> None:
+    """A request that reaches the gateway late (a busy CPU, a slow link) must not let the next
+    one arrive less than an interval after it: the bucket does not refill while one is in
+    flight."""
+    clock = FakeClock(MIDNIGHT + 3600)
+    ledger = _ledger(spool, clock, daily=0)
+    clock.advance(ledger.wait_time())
+    ledger.spend()
+    clock.advance(0.9)  # the request is still on its way; the gateway may count it only now
+    assert ledger.wait_time() > 0
+    ledger.answered()
+    assert ledger.wait_time() == pytest.approx(1.25)
+    clock.advance(1.25)
+    assert ledger.wait_time() == 0

@@ -45,7 +45,10 @@ def test_state_survives_reopening_the_file(tmp_path: Path) -> None:
 
 
 def test_database_is_wal_with_full_sync(tmp_path: Path) -> None:
-    with Spool.open(tmp_path):
+    with Spool.open(tmp_path) as spool:
+        # Read back from the spool's own connection: synchronous is per connection, so a
+        # second connection would report its own default, not what the spool commits with.
+        assert spool.durability() == ("wal", 2)  # 2 is FULL
         db = sqlite3.connect(tmp_path / "spool.sqlite3")
         assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         db.close()
@@ -338,3 +341,38 @@ def test_pruning_gives_the_space_back_to_the_disk(tmp_path: Path) -> None:
     with Spool.open(tmp_path) as spool:
         assert spool.prune_delivered(100.0, current=lambda _p: None) == 300
     assert (tmp_path / "spool.sqlite3").stat().st_size < full / 2
+
+
+def test_a_full_disk_mid_write_is_a_spool_error_and_the_spool_works_once_there_is_room(
+    tmp_path: Path,
+) -> None:
+    """SQLite rolls a transaction back itself on SQLITE_FULL; the spool's own ROLLBACK then
+    raised "cannot rollback" as a bare OperationalError, which the daemon took for a bad file
+    (and never offered the file again) instead of a spool write to retry."""
+    with Spool.open(tmp_path) as spool:
+        pages = spool._db.execute("PRAGMA page_count").fetchone()[0]
+        spool._db.execute(f"PRAGMA max_page_count = {pages + 1}")  # a disk that is full
+        errors: list[Exception] = []
+        for n in range(10_000):
+            try:
+                _record(spool, f"/x/{n}.csv", f"{n:064x}")
+            except Exception as exc:  # which class it is, is the point
+                errors.append(exc)
+                break
+        assert len(errors) == 1
+        assert isinstance(errors[0], SpoolError), repr(errors[0])
+        assert "full" in str(errors[0])
+        spool._db.execute("PRAGMA max_page_count = 1073741823")  # room again
+        _record(spool, "/x/after.csv", "ff" * 32)
+        assert spool.known(Path("/x/after.csv"), 3, 1)
+
+
+def test_pull_back_makes_attempts_beyond_the_horizon_due(tmp_path: Path) -> None:
+    with Spool.open(tmp_path) as spool:
+        waiting = _record(spool, "/x/a.csv", "aa")
+        stranded = _record(spool, "/x/b.csv", "bb")
+        spool.reschedule(waiting, at=100.0 + 1800, error="503", now=100.0)
+        spool.reschedule(stranded, at=100.0 + 3 * 3600, error="503", now=100.0)
+        assert spool.pull_back(100.0 + 3600, now=100.0) == 1
+        assert [i.id for i in spool.due(100.0)] == [stranded]
+        assert spool.pull_back(100.0 + 3600, now=100.0) == 0

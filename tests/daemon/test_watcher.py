@@ -31,7 +31,7 @@ from exportsync.clock import FakeClock
 from exportsync.errors import FileRejected
 from exportsync.files import snapshot
 from exportsync.matcher import FileMatcher
-from exportsync.watcher import Settler, StatKey, Watcher, writer_holds
+from exportsync.watcher import RETRY_RESCAN_SECONDS, Settler, StatKey, Watcher, writer_holds
 
 linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="needs inotify")
 
@@ -416,6 +416,47 @@ def test_reconsider_makes_a_scanned_path_eligible_again(folder: Path) -> None:
     clock.advance(2)
     watcher.run_pending()
     assert seen.paths == [folder / "b.csv"]
+
+
+def test_a_path_that_could_not_be_recorded_is_offered_again_within_seconds(
+    folder: Path,
+) -> None:
+    """A file met while the state disk was full waited for the periodic rescan (5 minutes)."""
+    watcher, clock, seen = scripted(folder, rescan_seconds=300)
+    watcher._next_rescan = clock.monotonic() + 300
+    (folder / "b.csv").write_text("x")
+    watcher.scan()
+    watcher.reconsider(folder / "b.csv")  # what the daemon does when the spool write failed
+    clock.advance(RETRY_RESCAN_SECONDS)
+    watcher.run_pending()
+    clock.advance(2)
+    watcher.run_pending()
+    assert seen.paths == [folder / "b.csv"]
+
+
+def test_a_batch_on_ready_could_not_take_is_offered_again_within_seconds(folder: Path) -> None:
+    """The daemon's on_ready raises when its spool write fails (a full disk): the files were
+    offered again only at the next periodic rescan, 5 minutes later."""
+    clock = FakeClock()
+    attempts: list[list[Path]] = []
+
+    def on_ready(paths: list[Path]) -> None:
+        attempts.append(paths)
+        if len(attempts) == 1:
+            raise OSError("disk full")
+
+    watcher = Watcher(folder, FileMatcher(), on_ready, clock=clock, rescan_seconds=300)
+    watcher._next_rescan = clock.monotonic() + 300
+    path = folder / "a.csv"
+    path.write_text("x")
+    watcher.dispatch(FileClosedEvent(str(path)))
+    clock.advance(0.5)
+    watcher.run_pending()
+    clock.advance(RETRY_RESCAN_SECONDS)
+    watcher.run_pending()
+    clock.advance(2)
+    watcher.run_pending()
+    assert attempts == [[path], [path]]
 
 
 def test_scan_finds_matching_entries_including_symlinks(folder: Path) -> None:

@@ -16,11 +16,13 @@ chaos-trace.txt (one line per operation) and the daemon logs in its tmp_path.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import random
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -38,8 +40,13 @@ OP_INTERVAL = 0.07  # seconds between operations: ~150 operations in ~13 s
 KILLS = 2
 INLINE_MAX = 2000
 # A file that existed this long while a daemon was ready must have left a row in the spool (the
-# watcher waits 0.5 s after a close, settle_seconds after a bare create such as a symlink).
+# watcher waits 0.5 s after a close, settle_seconds after a bare create such as a symlink) --
+# provided the daemon showed it kept up: it spooled a file created after this one, at least
+# SETTLE before this one vanished (a starved runner proves nothing either way).
 TRACE_AFTER = 3.0
+SETTLE = 1.0
+# Wall time throughout: the lifetimes are compared with the daemon's log timestamps.
+now = time.time
 SETTLE_DEADLINE = 60.0
 
 
@@ -88,13 +95,13 @@ def _storm(tmp_path: Path, config: Path, chaos: Chaos, rng: random.Random) -> _L
         daemon: DaemonProcess | None = stack.enter_context(run_daemon(config))
         assert daemon is not None
         daemon.wait_ready()
-        lives.ready(time.monotonic())
+        lives.ready(now())
         for n in range(OPERATIONS):
             if daemon is not None and n in kill_at:
                 # Aim the SIGKILL at a request in flight when there is one within a moment.
                 wait_for(lambda: sending_count(config.parent / "state") > 0, 2.0, 0.005)
                 daemon.kill()
-                lives.killed(time.monotonic())
+                lives.killed(now())
                 chaos.mark(f"kill -9 before operation {n}")
                 daemon = None
                 down_for = rng.randint(2, 8)
@@ -105,14 +112,14 @@ def _storm(tmp_path: Path, config: Path, chaos: Chaos, rng: random.Random) -> _L
                 down_for -= 1
             chaos.step()
             if daemon is not None and not lives.is_ready and daemon.saw("daemon_ready"):
-                lives.ready(time.monotonic())
+                lives.ready(now())
             time.sleep(OP_INTERVAL)  # pacing of the storm itself, not a wait for the daemon
         chaos.mark("storm over")
         (tmp_path / "chaos-trace.txt").write_text("\n".join(chaos.trace) + "\n")
         assert daemon is not None
         if not lives.is_ready:
             daemon.wait_ready()
-            lives.ready(time.monotonic())
+            lives.ready(now())
         export = tmp_path / "export"
         settled = wait_for(lambda: _settled(daemon, export, chaos), SETTLE_DEADLINE, 0.2)
         assert settled, _stuck_report(daemon, export, chaos)
@@ -159,6 +166,7 @@ class _World:
     keys: dict[tuple[str, str | None], Item]
     landed: dict[str, list[bytes]]
     stored: dict[str, dict[str, object]]
+    spooled: list[tuple[float, str]]  # (wall time, name) of every item_spooled the daemons logged
 
     @classmethod
     def read(
@@ -168,6 +176,8 @@ class _World:
         items: list[Item],
         objects: dict[str, bytes],
         sessions: list[dict[str, object]],
+        *,
+        logs: list[dict[str, object]],
     ) -> _World:
         landed: dict[str, list[bytes]] = defaultdict(list)
         for key, data in objects.items():
@@ -176,7 +186,27 @@ class _World:
             landed[sha].append(data)
         assert {s["user_id"] for s in sessions} <= {user_id}
         stored = {str(s["timestamp"]): s for s in sessions}
-        return cls(export, user_id, items, _by_key(items), dict(landed), stored)
+        spooled = [
+            (_epoch(str(e["timestamp"])), str(Path(str(e["path"])).relative_to(export)))
+            for e in logs
+            if e.get("event") == "item_spooled"
+        ]
+        return cls(export, user_id, items, _by_key(items), dict(landed), stored, spooled)
+
+
+def _epoch(iso: str) -> float:
+    return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
+
+
+def _log_events(tmp_path: Path) -> list[dict[str, object]]:
+    events: list[dict[str, object]] = []
+    for path in sorted(tmp_path.glob("daemon-*.log")):
+        for line in path.read_text(errors="replace").splitlines():
+            with contextlib.suppress(ValueError):
+                event = json.loads(line)
+                if isinstance(event, dict):
+                    events.append(event)
+    return events
 
 
 def _same(got: dict[str, object] | None, want: dict[str, object]) -> bool:
@@ -228,10 +258,26 @@ def _check_traces(world: _World, chaos: Chaos, lives: _Lives) -> list[str]:
     spooled = {str(i.path) for i in world.items}
     problems = []
     for life in chaos.lifetimes:
-        seen_for = lives.overlap(life.start, life.end if life.end is not None else time.monotonic())
-        if seen_for >= TRACE_AFTER and str(world.export / life.name) not in spooled:
+        end = life.end if life.end is not None else now()
+        seen_for = lives.overlap(life.start, end)
+        if (
+            seen_for >= TRACE_AFTER
+            and str(world.export / life.name) not in spooled
+            and _kept_up(world, chaos, life.start, end, life.name)
+        ):
             problems.append(f"{life.name!r} existed {seen_for:.1f}s under a daemon, no spool row")
     return problems
+
+
+def _kept_up(world: _World, chaos: Chaos, start: float, end: float, name: str) -> bool:
+    """The positive signal: the daemon spooled another file created after `start`, no later
+    than SETTLE before `end` (the watcher handles events in order, so it had seen `name`'s)."""
+    for at, other in world.spooled:
+        if other == name or at > end - SETTLE:
+            continue
+        if any(life.name == other and start < life.start < at for life in chaos.lifetimes):
+            return True
+    return False
 
 
 def _check_landed(world: _World, chaos: Chaos) -> list[str]:
@@ -262,13 +308,13 @@ def test_nothing_is_lost_through_a_seeded_storm(tmp_path: Path, seed: int) -> No
     with start_devstack(tmp_path / "ds", *plan, *faults) as info:
         config = _config(tmp_path, info)
         export = tmp_path / "export"
-        chaos = Chaos(export, tmp_path / "outside", rng, info.user_id, INLINE_MAX)
+        chaos = Chaos(export, tmp_path / "outside", rng, info.user_id, INLINE_MAX, clock=now)
         lives = _storm(tmp_path, config, chaos, rng)
         items = spool_items(tmp_path / "state")
         objects = s3_objects(info)
         sessions = dynamo_items(info)
 
-    world = _World.read(export, info.user_id, items, objects, sessions)
+    world = _World.read(export, info.user_id, items, objects, sessions, logs=_log_events(tmp_path))
     problems = _check_final(world, chaos)
     problems += _check_spool(items)
     problems += _check_traces(world, chaos, lives)
@@ -286,7 +332,8 @@ def test_a_file_deleted_before_delivery_then_exported_again_is_delivered(tmp_pat
     """Found by the storm (seed 1): the re-export, same name and bytes, once found the failed row
     of the file's first life in the spool and was never sent, while it sat in the folder."""
     with start_devstack(tmp_path / "ds", "--quota", "0") as info:
-        config = write_config(tmp_path, info, quota={"quiet_seconds": 1.0})
+        # A quiet window far longer than the delete takes, so the delete always lands inside it.
+        config = write_config(tmp_path, info, quota={"quiet_seconds": 5.0})
         report = tmp_path / "export" / "report.csv"
         data = b"id,value\n1,2\n"
         with run_daemon(config) as daemon:
@@ -294,11 +341,12 @@ def test_a_file_deleted_before_delivery_then_exported_again_is_delivered(tmp_pat
             report.write_bytes(data)
             assert wait_for(lambda: daemon.saw("item_spooled"), 10), daemon.output()
             report.unlink()  # within the quiet window: the row fails as deleted
-            assert wait_for(lambda: daemon.saw("item_failed"), 10), daemon.output()
+            assert not daemon.saw("request_sent"), "the delete came after the quiet window"
+            assert wait_for(lambda: daemon.saw("item_failed"), 30), daemon.output()
             report.write_bytes(data)  # exported again, same bytes
             assert wait_for(lambda: daemon.saw("file_detected", 2), 10), daemon.output()
             delivered = wait_for(
-                lambda: any(i.state == "delivered" for i in spool_items(daemon.state_dir)), 4
+                lambda: any(i.state == "delivered" for i in spool_items(daemon.state_dir)), 30
             )
             assert daemon.terminate() == 0
         assert delivered, [(i.state, i.last_error) for i in spool_items(tmp_path / "state")]

@@ -17,7 +17,6 @@ from pathlib import Path
 import pytest
 import requests
 
-from exportsync_devstack.fleet_plan import MARGIN_SECONDS
 from support.daemon import run_daemon, settled, spool_items, write_config
 from support.devstack import DevstackInfo, dynamo_items, s3_objects, start_devstack, usage, wait_for
 
@@ -62,13 +61,8 @@ def test_one_spent_key_does_not_stop_the_others_and_users_stay_apart(tmp_path: P
             bob.user_id: _export(tmp_path / "bob", bob.user_id, victim=carol.user_id),
             carol.user_id: _export(tmp_path / "carol", carol.user_id, victim=None),
         }
-        # A wider token margin than the default: on a loaded CI host a daemon can wait for the
-        # CPU between taking its token and sending, which brings two requests closer together.
-        quota = {"margin_seconds": MARGIN_SECONDS}
         daemons = {
-            who.user_id: stack.enter_context(
-                run_daemon(write_config(tmp_path / name, who, quota=quota))
-            )
+            who.user_id: stack.enter_context(run_daemon(write_config(tmp_path / name, who)))
             for name, who in (("bob", bob), ("carol", carol))
         }
         sent: list[str] = []

@@ -1,10 +1,19 @@
 """Against moto's real server over HTTP on 127.0.0.1, through ``lambda_handler`` as the devstack
-calls it (environment set, context None): presign, then a real PUT of the bytes."""
+calls it (environment set, context None): presign, then a real PUT of the bytes.
+
+The presigning tests put the devstack's strict S3 front before moto (``AWS_ENDPOINT_URL_S3``), as
+the devstack does: it checks presigned requests as real S3 does; moto alone accepts any signature
+and any checksum.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import json
+import time
+import xml.etree.ElementTree as ET
+from collections.abc import Iterator
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -13,8 +22,28 @@ from apigw_events import body_of, rest_event
 from lambda_support import BUCKET
 
 from exportsync_api import app
+from exportsync_devstack.s3_front import serve_s3_front
 
 pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def s3_front(moto_endpoint: str) -> Iterator[str]:
+    """The strict front before moto's S3, trusting the dummy credentials of ``aws_env``."""
+    front = serve_s3_front(moto_endpoint, {"testing": "testing"}, time.time)
+    try:
+        yield front.url
+    finally:
+        front.stop()
+
+
+@pytest.fixture
+def strict(live: Any, s3_front: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """``live`` with the handler's S3 client (so its presigned URLs) behind the strict front."""
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", s3_front)
+    app.default_dependencies.cache_clear()
+    yield live
+    app.default_dependencies.cache_clear()
 
 
 def _presign(data: bytes, name: str = "big.csv") -> dict[str, object]:
@@ -26,7 +55,7 @@ def _presign(data: bytes, name: str = "big.csv") -> dict[str, object]:
     return result
 
 
-def test_presigned_put_lands_the_bytes_and_second_presign_is_duplicate(live: object) -> None:
+def test_presigned_put_lands_the_bytes_and_second_presign_is_duplicate(strict: Any) -> None:
     data = b"date,steps\n" + b"2026-02-10,8123\n" * 1000
     first = _presign(data)
     assert first["status"] == "upload"
@@ -39,7 +68,7 @@ def test_presigned_put_lands_the_bytes_and_second_presign_is_duplicate(live: obj
 
     put = requests.put(url, data=data, headers=headers, timeout=10)
     assert put.status_code == 200
-    stored = live.get_object(Bucket=BUCKET, Key=first["key"])["Body"].read()  # type: ignore[attr-defined]
+    stored = strict.get_object(Bucket=BUCKET, Key=first["key"])["Body"].read()
     assert stored == data
 
     second = _presign(data)
@@ -58,19 +87,25 @@ def test_upload_through_lambda_handler_with_real_http(live: object) -> None:
     assert body_of(app.lambda_handler(event, None))["results"][0]["status"] == "duplicate"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="moto 5.2 stores x-amz-checksum-sha256 without checking it (real S3 answers 400 "
-    "BadDigest); strict so this flips the day moto starts validating",
+@pytest.mark.parametrize(
+    "corrupted",
+    [b"the REAL bytes\n", b"\nsetyb laer eht", b"the real bytes"],
+    ids=["torn", "swapped", "truncated"],
 )
-def test_corrupted_body_is_rejected_by_s3(live: object) -> None:
+def test_corrupted_body_is_rejected_by_s3(strict: Any, corrupted: bytes) -> None:
     data = b"the real bytes\n"
     first = _presign(data)
     headers = first["headers"]
     assert isinstance(headers, dict)
-    corrupted = b"the REAL bytes\n"  # same length, different digest
     put = requests.put(str(first["url"]), data=corrupted, headers=headers, timeout=10)
-    assert put.status_code == 400
+    # Same length: the checksum refuses it (BadDigest); shorter: the signed length does.
+    expected = (400, "BadDigest") if len(corrupted) == len(data) else (403, "SignatureDoesNotMatch")
+    assert (put.status_code, _code(put.content)) == expected
+    assert strict.list_objects_v2(Bucket=BUCKET).get("KeyCount") == 0
+
+
+def _code(xml: bytes) -> str | None:
+    return ET.fromstring(xml).findtext("Code")  # noqa: S314 -- the devstack front's own XML
 
 
 def complete_xml(etags: list[str]) -> bytes:
@@ -82,7 +117,7 @@ def complete_xml(etags: list[str]) -> bytes:
     return f"<CompleteMultipartUpload>{parts}</CompleteMultipartUpload>".encode()
 
 
-def test_multipart_upload_completes_through_its_presigned_urls(live: object) -> None:
+def test_multipart_upload_completes_through_its_presigned_urls(strict: Any) -> None:
     data = bytes(range(256)) * (12 * 1024 * 4) + b"the tail"  # 12 MiB and a bit: two parts
     sha = hashlib.sha256(data).hexdigest()
     request = {"files": [{"filename": "huge.csv", "sha256": sha, "size": len(data), "parts": 2}]}
@@ -95,7 +130,7 @@ def test_multipart_upload_completes_through_its_presigned_urls(live: object) -> 
         length = int(part["headers"]["Content-Length"])
         chunk = data[offset : offset + length]
         offset += length
-        # The length is signed (moto does not check signatures; S3 refuses another length).
+        # The length is signed: the strict front, like S3, refuses another length.
         signed = parse_qs(urlsplit(part["url"]).query)["X-Amz-SignedHeaders"][0].split(";")
         assert "content-length" in signed
         put = requests.put(part["url"], data=chunk, headers=part["headers"], timeout=30)
@@ -105,7 +140,7 @@ def test_multipart_upload_completes_through_its_presigned_urls(live: object) -> 
     complete = answer["complete"]
     done = requests.post(complete["url"], data=complete_xml(etags), timeout=30)
     assert (complete["method"], done.status_code) == ("POST", 200)
-    stored = live.get_object(Bucket=BUCKET, Key=answer["key"])["Body"].read()  # type: ignore[attr-defined]
+    stored = strict.get_object(Bucket=BUCKET, Key=answer["key"])["Body"].read()
     assert stored == data
 
     [again] = body_of(app.lambda_handler(rest_event("/presign", json.dumps(request)), None))[

@@ -29,10 +29,11 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Literal
 
-__all__ = ["Chaos", "Entry", "Lifetime", "Session", "sending_count", "sha256"]
+__all__ = ["Chaos", "Entry", "Lifetime", "MidSend", "Session", "sending_count", "sha256"]
 
 Kind = Literal["csv", "session", "symlink"]
 SessionStyle = Literal["valid", "nan", "broken"]
+MidSend = Literal["delete", "truncate", "rewrite"]
 
 _EPOCH = "2026-11-25T{h:02d}:{m:02d}:{s:02d}Z"
 
@@ -104,6 +105,7 @@ class Chaos:
     csv_versions: set[bytes] = field(default_factory=set)
     session_values: dict[str, list[Session]] = field(default_factory=dict)
     lifetimes: list[Lifetime] = field(default_factory=list)
+    held: dict[str, set[str]] = field(default_factory=dict)  # CSV sha256 -> names that held it
     trace: list[str] = field(default_factory=list)
     _gone: dict[str, bytes] = field(default_factory=dict)  # CSVs deleted or renamed away
     _counter: int = 0
@@ -175,6 +177,7 @@ class Chaos:
             handle.write(extra)
         self._note_version(Entry("csv", data))
         self.present[name] = Entry("csv", data)
+        self._hold(name, self.present[name])
         self._log("append", name, data)
 
     def slow_write(self) -> None:
@@ -221,6 +224,28 @@ class Chaos:
         self._added(name, Entry("symlink", b""), self.clock())
         self._log("symlink", name, b"")
 
+    def change_mid_send(self, how: MidSend, sending: Callable[[], object]) -> None:
+        """A large CSV deleted, truncated or rewritten while it is being sent: `sending()`
+        returns once a send has begun (or its caller gave up waiting)."""
+        name = self._new_name(".csv")
+        self._put(name, Entry("csv", self._csv_bytes(self.inline_max * 6)), how="create")
+        sending()
+        path = self.export / name
+        if how == "delete":
+            os.unlink(path)
+            self._removed(name)
+            self._log("delete mid-send", name, b"")
+        elif how == "truncate":
+            data = self.present[name].data[: self.inline_max * 2]
+            with path.open("r+b") as handle:
+                handle.truncate(len(data))
+            self._note_version(Entry("csv", data))
+            self._replace(name, Entry("csv", data), how="truncate mid-send")
+        else:
+            self._put(
+                name, Entry("csv", self._csv_bytes(self.inline_max * 5)), how="rewrite mid-send"
+            )
+
     def reexport(self) -> None:
         """A CSV deleted earlier comes back under its old name with its old bytes."""
         candidates = sorted(n for n in self._gone if n not in self.present)
@@ -248,13 +273,19 @@ class Chaos:
     def _replace(self, name: str, entry: Entry, *, how: str) -> None:
         if name in self.present:
             self.present[name] = entry
+            self._hold(name, entry)
         else:
             self._added(name, entry, self.clock())
         self._log(how, name, entry.data)
 
     def _added(self, name: str, entry: Entry, start: float) -> None:
         self.present[name] = entry
+        self._hold(name, entry)
         self.lifetimes.append(Lifetime(name, entry.kind, start))
+
+    def _hold(self, name: str, entry: Entry) -> None:
+        if entry.kind == "csv":
+            self.held.setdefault(entry.sha256, set()).add(name)
 
     def _removed(self, name: str) -> None:
         entry = self.present.pop(name)

@@ -23,8 +23,13 @@ _REPO = Path(__file__).resolve().parents[2]
 _PRIORITY = re.compile(r"^<[0-7]>")  # journald's prefix, when the log is the JOURNAL_STREAM
 
 
-def write_config(base: Path, info: DevstackInfo, **sections: dict[str, Any]) -> Path:
-    """Config for `base/export`, state in `base/state`, the key in a 0600 file; returns its path."""
+def write_config(
+    base: Path, info: DevstackInfo, *, quick_pacing: bool = True, **sections: dict[str, Any]
+) -> Path:
+    """Config for `base/export`, state in `base/state`, the key in a 0600 file; returns its path.
+
+    `quick_pacing` shortens the quiet window to 0.5 s for the tests; False keeps the default.
+    """
     (base / "export").mkdir(parents=True, exist_ok=True)
     key_file = base / "api_key"
     key_file.write_text(info.api_key + "\n")
@@ -37,10 +42,12 @@ def write_config(base: Path, info: DevstackInfo, **sections: dict[str, Any]) -> 
             "user_id": info.user_id,
             "timeout_seconds": 10,
         },
-        "quota": {"quiet_seconds": 0.5},  # keeps the suite quick; the default is 2 s
+        "quota": {},
         "state": {"dir": str(base / "state")},
         "log": {"format": "json", "level": "info"},
     }
+    if quick_pacing:
+        doc["quota"]["quiet_seconds"] = 0.5  # keeps the suite quick; the default is 2 s
     for name, values in sections.items():
         doc.setdefault(name, {}).update(values)
     lines: list[str] = []
@@ -105,18 +112,29 @@ def settled(state_dir: Path, expected: int) -> bool:
 
 @contextmanager
 def run_daemon(
-    config: Path, log_name: str = "daemon", *, journal: bool = False
+    config: Path,
+    log_name: str = "daemon",
+    *,
+    journal: bool = False,
+    clock_offset_file: Path | None = None,
 ) -> Iterator[DaemonProcess]:
     """`python -m exportsync run --config CONFIG`, stdout and stderr into one log file (which
-    JOURNAL_STREAM names with `journal`, as systemd does for the journal's stream)."""
+    JOURNAL_STREAM names with `journal`, as systemd does for the journal's stream).
+
+    With `clock_offset_file` the daemon runs under support.skewclock: its wall clock is real time
+    plus the seconds in that file, which the test may change while it runs.
+    """
     base = config.parent
     n = len(list(base.glob(f"{log_name}-*.log")))
     log_path = base / f"{log_name}-{n}.log"
     env = dict(os.environ)
     env.pop("EXPORTSYNC_API_KEY", None)
     env.pop("EXPORTSYNC_CONFIG", None)
-    roots = [str(_REPO / r) for r in ("daemon", "lambda", "devstack")]
+    roots = [str(_REPO / r) for r in ("daemon", "lambda", "devstack", "tests")]
     env["PYTHONPATH"] = os.pathsep.join(roots)
+    launcher = ["exportsync"]
+    if clock_offset_file is not None:
+        launcher = ["support.skewclock", str(clock_offset_file)]
     with log_path.open("wb") as log:
         if journal:
             info = os.fstat(log.fileno())
@@ -124,7 +142,7 @@ def run_daemon(
         else:
             env.pop("JOURNAL_STREAM", None)
         process = subprocess.Popen(
-            [sys.executable, "-m", "exportsync", "run", "--config", str(config)],
+            [sys.executable, "-m", *launcher, "run", "--config", str(config)],
             stdout=log,
             stderr=subprocess.STDOUT,
             env=env,

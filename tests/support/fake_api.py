@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -10,7 +11,13 @@ from typing import IO, Any
 from exportsync.client import BatchFile, BatchRequest, PresignFile
 from exportsync.errors import DeliveryError
 
-__all__ = ["Call", "FakeApi"]
+__all__ = ["Call", "FakeApi", "checksum_b64"]
+
+
+def checksum_b64(sha256_hex: str) -> str:
+    """What S3 takes in x-amz-checksum-sha256: the base64 of the raw digest, not hex."""
+    return base64.b64encode(bytes.fromhex(sha256_hex)).decode("ascii")
+
 
 Script = DeliveryError | Callable[["Call"], list[dict[str, Any]] | None] | None
 
@@ -55,6 +62,8 @@ class FakeApi:
     completions: list[tuple[str, bytes]] = field(default_factory=list)
     stored: set[str] = field(default_factory=set)
     part_size: int = 16 * 1024**2
+    # Called once, halfway through the next presigned PUT's body (like S3, nothing is checked).
+    during_put: Callable[[], None] | None = None
 
     def batch(self, request: BatchRequest) -> list[dict[str, Any]]:
         call = Call(request)
@@ -96,7 +105,7 @@ class FakeApi:
                 "status": "upload",
                 "url": f"http://127.0.0.1:1/put/{p.sha256}",
                 "method": "PUT",
-                "headers": {"x-amz-checksum-sha256": p.sha256},
+                "headers": {"x-amz-checksum-sha256": checksum_b64(p.sha256)},
             }
         part_size = max(1, -(-p.size // p.parts))
         return {
@@ -116,10 +125,17 @@ class FakeApi:
     def put_presigned(
         self, url: str, headers: Mapping[str, str], body: IO[bytes] | Iterable[bytes]
     ) -> str | None:
-        data = body.read() if hasattr(body, "read") else b"".join(body)
         if hasattr(body, "read"):
+            data = b""
+            if self.during_put is not None:
+                # Half the body leaves, then the hook runs (a writer changes the file mid-PUT).
+                data = body.read(max(1, len(body) // 2))  # type: ignore[arg-type]
+                hook, self.during_put = self.during_put, None
+                hook()
             while chunk := body.read():
                 data += chunk
+        else:
+            data = b"".join(body)
         error = self.put_errors.pop(0) if self.put_errors else None
         if error is not None:
             raise error
