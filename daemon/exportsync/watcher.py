@@ -42,7 +42,10 @@ Decisions:
   → the watch is dropped and `watch_dir_missing` logged once; back, or replaced by another
   directory (a new inode or device) → a new watch is armed (`watch_dir_restored`) and the folder
   rescanned. Only while the folder is missing or cannot be watched, or its parent cannot be
-  watched, is it also looked at every `health_seconds` (60 s): an idle watcher never wakes.
+  watched, is it also looked at every `health_seconds` (60 s; 2 s without inotify, where the
+  observer polls anyway): an idle inotify watcher never wakes. Not covered by any event: a
+  filesystem unmounted from under the folder itself (watchdog drops that watch silently); it is
+  noticed at the next event naming the folder on its parent, or the next start.
 """
 
 from __future__ import annotations
@@ -105,6 +108,9 @@ RETRY_RESCAN_SECONDS = 5.0
 # How often the folder is looked for while it is missing or cannot be watched (events cover the
 # rest; this is only the fallback).
 HEALTH_SECONDS = 60.0
+# Without inotify (polling, FSEvents) no event tells of the folder's return and the observer polls
+# anyway: the folder is looked at this often, as before.
+POLLED_HEALTH_SECONDS = 2.0
 
 
 def _dir_identity(path: Path) -> tuple[int, int] | None:
@@ -503,7 +509,10 @@ class Watcher:
     def _schedule_health(self, now: float) -> None:
         """No timed check while events cover the folder; the slow poll only while they do not."""
         covered = self._watch_alive() and self._parent_alive()
-        self._next_health = None if covered else now + self._health_seconds
+        pace = self._health_seconds
+        if not has_close_events(self._use_polling):
+            pace = min(pace, POLLED_HEALTH_SECONDS)
+        self._next_health = None if covered else now + pace
 
     def root_changed(self) -> None:
         """The folder itself may have gone, come back or been replaced: check it now."""
