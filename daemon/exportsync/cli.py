@@ -30,7 +30,7 @@ from exportsync.intake import Intake
 from exportsync.logs import configure_logging, get_logger
 from exportsync.metrics import MeteredApi, Metrics, MetricsServer, serve_metrics
 from exportsync.names import shown
-from exportsync.runlock import RunLock
+from exportsync.runlock import WAKE_SIGNAL, RunLock, wake_daemon
 from exportsync.spool import RecordResult, Spool
 from exportsync.status import build_status, live_report, read_spool, render_table
 from exportsync.watchview import watch
@@ -156,6 +156,19 @@ def _load(
 # -- run ------------------------------------------------------------------------------------
 
 
+def _handle_wake_signal() -> list[Daemon]:
+    """Handle WAKE_SIGNAL by waking the daemon put in the returned list. Installed before the
+    lock is taken: once `enqueue`/`retry` can see our pid, their signal must not kill us."""
+    running: list[Daemon] = []
+
+    def on_wake(_signum: int, _frame: FrameType | None) -> None:
+        if running:
+            running[0].wake()
+
+    signal.signal(WAKE_SIGNAL, on_wake)
+    return running
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
     config = _load(
         args, require_api=True, **{"log.format": args.log_format, "log.level": args.log_level}
@@ -164,6 +177,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     for warning in config.warnings:
         log.warning("config_warning", message=warning)
     assert config.api.api_key is not None  # require_api guarantees it
+    running = _handle_wake_signal()
     lock = RunLock(config.state.dir)
     lock.acquire()
     http = HttpApi(
@@ -175,36 +189,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
     metrics = Metrics() if config.metrics.host is not None else None
     api = http if metrics is None else MeteredApi(http, metrics)
     daemon = Daemon(config, api=api, metrics=metrics)
+    running.append(daemon)  # a wake before this is moot: the loop's first step reads the spool
     endpoint = _serve_metrics(config, metrics) if metrics is not None else None
-    failure: list[BaseException] = []
-
-    def work() -> None:
-        try:
-            daemon.run()
-        except BaseException as exc:  # reported by the main thread
-            failure.append(exc)
-
-    worker = threading.Thread(target=work, name="exportsync-loop", daemon=True)
-    stop_requested = threading.Event()
-
-    def on_signal(signum: int, _frame: FrameType | None) -> None:
-        if stop_requested.is_set():
-            log.warning("shutdown_forced", signal=signal.Signals(signum).name)
-            os._exit(EXIT_ERROR)
-        stop_requested.set()
-        log.info("shutdown_requested", signal=signal.Signals(signum).name)
-        daemon.stop()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
-    worker.start()
-    while worker.is_alive() and not stop_requested.is_set():
-        worker.join(0.5)
-    worker.join(DRAIN_SECONDS)
-    if worker.is_alive():
-        log.warning("shutdown_abandoned_request", drain_seconds=DRAIN_SECONDS)
-        sys.stderr.flush()
-        os._exit(EXIT_OK)  # the spool is consistent; the open request is replayed next start
+    failure = _run_until_stopped(daemon)
     if endpoint is not None:
         endpoint.close()
     http.close()
@@ -216,6 +203,46 @@ def _cmd_run(args: argparse.Namespace) -> int:
             return EXIT_ERROR
         raise exc
     return EXIT_OK
+
+
+def _run_until_stopped(daemon: Daemon) -> list[BaseException]:
+    """Run the loop on a worker thread until it ends or SIGTERM/SIGINT stops it; what it raised.
+    A second signal, or a request that outlasts the drain, exits the process here."""
+    failure: list[BaseException] = []
+    # The main thread waits for this without a timeout (no idle wake-ups): set by the loop's end
+    # or by a stop signal (signal handlers still run while it waits).
+    finished = threading.Event()
+
+    def work() -> None:
+        try:
+            daemon.run()
+        except BaseException as exc:  # reported by the main thread
+            failure.append(exc)
+        finally:
+            finished.set()
+
+    worker = threading.Thread(target=work, name="exportsync-loop", daemon=True)
+    stop_requested = threading.Event()
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        if stop_requested.is_set():
+            log.warning("shutdown_forced", signal=signal.Signals(signum).name)
+            os._exit(EXIT_ERROR)
+        stop_requested.set()
+        finished.set()
+        log.info("shutdown_requested", signal=signal.Signals(signum).name)
+        daemon.stop()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    worker.start()
+    finished.wait()
+    worker.join(DRAIN_SECONDS)
+    if worker.is_alive():
+        log.warning("shutdown_abandoned_request", drain_seconds=DRAIN_SECONDS)
+        sys.stderr.flush()
+        os._exit(EXIT_OK)  # the spool is consistent; the open request is replayed next start
+    return failure
 
 
 def _serve_metrics(config: Config, metrics: Metrics) -> MetricsServer:
@@ -284,6 +311,8 @@ def _cmd_retry(args: argparse.Namespace) -> int:
                 spool.retry([item_id], now=clock.time())
                 print(f"{item_id}: pending again ({shown(item.path)})")
             moved += 1
+    if moved:
+        wake_daemon(config.state.dir)
     print(f"{moved} item(s) queued again")
     return EXIT_OK if moved or not ids else EXIT_ERROR
 
@@ -311,6 +340,7 @@ def _cmd_enqueue(args: argparse.Namespace) -> int:
                 status = EXIT_ERROR
             else:
                 print(f"{shown(path)}: {_describe(result)}")
+    wake_daemon(config.state.dir)
     return status
 
 

@@ -2,7 +2,9 @@
 
 `Daemon.run()` is the loop: recover, watch, scan, say READY, then step and wait until stopped. The
 loop itself decides nothing; `Deliverer.step()` does one request's worth of work and says how long
-nothing will be due, and the loop sleeps that long or until a new file wakes it.
+nothing will be due, and the loop sleeps exactly that long (or until the daily prune) unless woken:
+by a new file, by `stop()`, or by `wake()` (`exportsync enqueue`/`retry` in another process send
+the daemon SIGUSR1). An idle daemon does not wake at all.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from exportsync.metrics import Metrics
 from exportsync.notify import Notifier, watchdog_interval
 from exportsync.quota import QuotaLedger
 from exportsync.spool import Spool
-from exportsync.watcher import StatKey, Watcher, lstat_key
+from exportsync.watcher import StatKey, Watcher, has_close_events, lstat_key
 
 __all__ = ["Daemon", "build_ledger", "build_matcher"]
 
@@ -32,9 +34,6 @@ log = get_logger(__name__)
 # The loop counts as healthy while it turned within this long; a request or presigned PUT that
 # hangs past it lets systemd's watchdog restart the daemon (the spool makes that safe).
 STALL_SECONDS = 900.0
-# With nothing due the loop still looks every few seconds (one indexed query), so items that
-# `exportsync enqueue` or `retry` put in the spool from another process start soon.
-IDLE_WAKE_SECONDS = 5.0
 # Without a daily limit a file goes the moment its writer closes it, after this short pause (a
 # writer that reopens to append within it is still caught). A version sent too early costs only
 # one more cheap request for the next one; with a daily limit the watcher's default (0.5 s) and
@@ -128,6 +127,9 @@ class Daemon:
             self._offer,
             settle_seconds=config.watch.settle_seconds,
             use_polling=config.watch.use_polling,
+            # With inotify an overflow or a lost folder is an event; a timed rescan only without.
+            rescan_seconds=None if has_close_events(config.watch.use_polling) else 300.0,
+            changed=self._changed,
             close_quiet_seconds=(
                 UNLIMITED_CLOSE_QUIET_SECONDS if config.quota.daily_requests == 0 else None
             ),
@@ -139,6 +141,11 @@ class Daemon:
     def stop(self) -> None:
         """Ask the loop to finish: the request in flight completes, nothing new starts."""
         self.stopping.set()
+        self._wake.set()
+
+    def wake(self) -> None:
+        """Look at the spool now (another process added or retried items); any thread, or a
+        signal handler."""
         self._wake.set()
 
     def _offer(self, paths: list[Path]) -> None:
@@ -159,16 +166,22 @@ class Daemon:
             for path in paths:
                 self.watcher.reconsider(path)
 
-    def _startup_scan(self) -> None:
-        """Compare the folder with the spool in one query; hash only what is new or changed."""
-        found = self.watcher.scan_entries()
+    def _changed(self, found: list[tuple[str, StatKey]]) -> list[tuple[str, StatKey]]:
+        """The entries the spool does not know in this version, from one query: the start-up
+        scan's comparison, and the watcher's after an overflow or a re-armed watch."""
         known = self.spool.versions()
         changed: list[tuple[str, StatKey]] = []
         for found_path, key in found:
             raw = os.fsencode(found_path)  # the spool keeps paths as the kernel's bytes
             if (raw, *key) not in known and (raw, key[0], key[1], 0) not in known:
                 changed.append((found_path, key))
-        del known, found
+        return changed
+
+    def _startup_scan(self) -> None:
+        """Compare the folder with the spool in one query; hash only what is new or changed."""
+        found = self.watcher.scan_entries()
+        changed = self._changed(found)
+        del found
         log.info("startup_scan", changed=len(changed))
         settle_ns = int(self.config.watch.settle_seconds * 1e9)
         now_ns = int(self.clock.time() * 1e9)
@@ -271,12 +284,15 @@ class Daemon:
             failures = 0
             if outcome.wait == 0:
                 continue
-            self._sleep(IDLE_WAKE_SECONDS if outcome.wait is None else outcome.wait)
+            # Until the next thing due (a retry, the pacing plan's next send) or the daily prune;
+            # nothing polls: new work sets _wake.
+            until_prune = max(0.0, self._next_prune - self.clock.monotonic())
+            self._sleep(until_prune if outcome.wait is None else min(outcome.wait, until_prune))
 
     def _sleep(self, seconds: float) -> None:
-        # Through the clock, so a fake clock runs the loop in fake time; a new file or stop()
-        # sets _wake and ends the wait early.
-        self.clock.wait(min(seconds, IDLE_WAKE_SECONDS), self._wake)
+        # Through the clock, so a fake clock runs the loop in fake time; a new file, wake() or
+        # stop() sets _wake and ends the wait early.
+        self.clock.wait(seconds, self._wake)
         self._wake.clear()
 
     def _start_heartbeat(self) -> threading.Thread | None:

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import fcntl
 import os
+import signal
 import time
 from pathlib import Path
 
 from exportsync.errors import SpoolError
 
-__all__ = ["RunLock", "running_pid"]
+__all__ = ["WAKE_SIGNAL", "RunLock", "running_pid", "wake_daemon"]
 
 _NAME = "exportsync.lock"
+# Sent by `exportsync enqueue`/`retry` to the running daemon: look at the spool now. The daemon
+# handles it from before it takes the lock, so the signal never meets its default action (exit).
+WAKE_SIGNAL = signal.SIGUSR1
 
 
 class RunLock:
@@ -77,3 +81,15 @@ def running_pid(state_dir: Path) -> int | None:
         return None
     finally:
         os.close(fd)
+
+
+def wake_daemon(state_dir: Path) -> bool:
+    """Tell the daemon running on `state_dir` (if any) that the spool changed; True if told."""
+    pid = running_pid(state_dir)
+    if pid is None or pid <= 0:
+        return False
+    try:
+        os.kill(pid, WAKE_SIGNAL)
+    except OSError:
+        return False  # exited meanwhile (or not ours): it reads the spool when it starts
+    return True

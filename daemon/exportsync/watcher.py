@@ -32,16 +32,21 @@ Decisions:
 - Queue overflow: watchdog 7 handles IN_Q_OVERFLOW inside its inotify layer (discarding pending move
   events, rebuilding recursive watches) and does not tell the event handler; it only logs the
   warning "Inotify queue overflowed; filesystem events were lost" on `watchdog.observers.inotify_c`.
-  The Watcher hooks that logger with a logging.Filter to rescan at once, and also rescans every
-  `rescan_seconds` as a safety net. Rescans report only files whose (size, mtime, inode) differ from
-  what was last reported, so an idle folder is not re-hashed every few minutes.
+  The Watcher hooks that logger with a logging.Filter to rescan at once. Without close events
+  (polling, FSEvents) it also rescans every `rescan_seconds` as a safety net. Rescans report only
+  files whose (size, mtime, inode) differ from what is known: by default what was last reported,
+  or, given `changed`, the caller's own comparison (the daemon asks the spool in one query).
 - The folder comes and goes (a drive mounted late or re-mounted, a folder the app clears by
-  deleting it): a missing folder is a state, not an error. Every `health_seconds` (and at once when
-  watchdog reports the folder itself deleted, after which its inotify emitter stops) the timer
-  thread stat()s the folder: missing → the watch is dropped, `watch_dir_missing` is logged once,
-  and the folder is looked for at that pace; back, or replaced by another directory (a new inode or
-  device: re-created, re-mounted, a watch the kernel dropped) → a new watch is armed
-  (`watch_dir_restored`) and the folder rescanned.
+  deleting it): a missing folder is a state, not an error. The folder is checked (one stat) when an
+  event says it changed: watchdog reports it deleted (its inotify emitter then stops), or a second,
+  non-recursive watch on its parent sees an entry of that name created, deleted or renamed. Missing
+  → the watch is dropped and `watch_dir_missing` logged once; back, or replaced by another
+  directory (a new inode or device) → a new watch is armed (`watch_dir_restored`) and the folder
+  rescanned. Only while the folder is missing or cannot be watched, or its parent cannot be
+  watched, is it also looked at every `health_seconds` (60 s; 2 s without inotify, where the
+  observer polls anyway): an idle inotify watcher never wakes. Not covered by any event: a
+  filesystem unmounted from under the folder itself (watchdog drops that watch silently); it is
+  noticed at the next event naming the folder on its parent, or the next start.
 """
 
 from __future__ import annotations
@@ -60,7 +65,9 @@ from types import TracebackType
 from typing import Self
 
 from watchdog.events import (
+    DirCreatedEvent,
     DirDeletedEvent,
+    DirMovedEvent,
     FileClosedEvent,
     FileCreatedEvent,
     FileDeletedEvent,
@@ -78,7 +85,15 @@ from exportsync.config import WatchConfig
 from exportsync.logs import get_logger
 from exportsync.matcher import FileMatcher
 
-__all__ = ["RETRY_RESCAN_SECONDS", "Settler", "StatKey", "Watcher", "lstat_key", "writer_holds"]
+__all__ = [
+    "RETRY_RESCAN_SECONDS",
+    "Settler",
+    "StatKey",
+    "Watcher",
+    "has_close_events",
+    "lstat_key",
+    "writer_holds",
+]
 
 _log = get_logger(__name__)
 
@@ -91,8 +106,12 @@ _WATCHDOG_INOTIFY_LOGGER = "watchdog.observers.inotify_c"
 _MAX_IDLE_WAIT = 3600.0
 # How soon a path that could not be recorded is looked at again (a full disk may clear any time).
 RETRY_RESCAN_SECONDS = 5.0
-# How often the folder itself is checked (one stat), and looked for while it is missing.
-HEALTH_SECONDS = 2.0
+# How often the folder is looked for while it is missing or cannot be watched (events cover the
+# rest; this is only the fallback).
+HEALTH_SECONDS = 60.0
+# Without inotify (polling, FSEvents) no event tells of the folder's return and the observer polls
+# anyway: the folder is looked at this often, as before.
+POLLED_HEALTH_SECONDS = 2.0
 
 
 def _dir_identity(path: Path) -> tuple[int, int] | None:
@@ -102,6 +121,12 @@ def _dir_identity(path: Path) -> tuple[int, int] | None:
     except OSError:
         return None
     return (info.st_dev, info.st_ino) if stat.S_ISDIR(info.st_mode) else None
+
+
+def has_close_events(use_polling: bool) -> bool:
+    """Only inotify reports close-after-write (and queue overflows); polling and FSEvents settle
+    on stillness."""
+    return _LINUX and not use_polling
 
 
 def writer_holds(path: Path) -> bool | None:
@@ -308,6 +333,22 @@ class _Handler(FileSystemEventHandler):
         self._watcher.dispatch(event)
 
 
+class _ParentHandler(FileSystemEventHandler):
+    """On the folder's parent: only entries named like the folder matter."""
+
+    def __init__(self, watcher: Watcher) -> None:
+        self._watcher = watcher
+
+    def on_any_event(self, event: FileSystemEvent) -> None:
+        root = str(self._watcher.root)
+        named = (os.fsdecode(event.src_path), os.fsdecode(event.dest_path or b""))
+        if root in named:
+            self._watcher.root_changed()
+
+
+_PARENT_FILTER: list[type[FileSystemEvent]] = [DirCreatedEvent, DirDeletedEvent, DirMovedEvent]
+
+
 class Watcher:
     """Watches `root` and calls `on_ready(paths)` with the matching files that became ready.
 
@@ -334,6 +375,7 @@ class Watcher:
         rescan_seconds: float | None = 300.0,
         close_quiet_seconds: float | None = None,
         health_seconds: float = HEALTH_SECONDS,
+        changed: Callable[[list[tuple[str, StatKey]]], list[tuple[str, StatKey]]] | None = None,
     ) -> None:
         self.root = Path(os.path.abspath(root))
         self.matcher = matcher
@@ -344,10 +386,12 @@ class Watcher:
         self._use_polling = use_polling
         self._poll_interval = poll_interval
         self._observer: BaseObserver | None = None  # made in start(): inotify's starts a thread
+        self._parent_observer: BaseObserver | None = None
+        self._changed = changed
         # Only inotify reports close-after-write; polling and FSEvents settle on stillness.
         self.settler = Settler(
             settle_seconds=settle_seconds,
-            close_events=_LINUX and not use_polling,
+            close_events=has_close_events(use_polling),
             quiet_seconds=close_quiet_seconds,
             holders=writer_holds,
         )
@@ -384,7 +428,8 @@ class Watcher:
             raise
         if not armed and _dir_identity(self.root) is None:
             self._went_missing()
-        self._next_health = self._clock.monotonic() + self._health_seconds
+        self._arm_parent()
+        self._schedule_health(self._clock.monotonic())
         if self._rescan_seconds is not None:
             self._next_rescan = self._clock.monotonic() + self._rescan_seconds
         self._thread = threading.Thread(target=self._run, name="exportsync-watcher", daemon=True)
@@ -404,6 +449,11 @@ class Watcher:
         if self._thread is not None:
             self._thread.join()
         self._disarm()
+        parent, self._parent_observer = self._parent_observer, None
+        if parent is not None:
+            parent.stop()
+            if parent.is_alive():
+                parent.join()
         _log.info("watch_stopped", root=str(self.root))
 
     def _arm(self) -> bool:
@@ -444,6 +494,44 @@ class Watcher:
         self._unwatched = False
         return True
 
+    def _arm_parent(self) -> None:
+        """Watch the folder's parent for the folder's own creation, deletion or renaming (a
+        polling observer would poll: then the fallback poll does it)."""
+        if not has_close_events(self._use_polling):
+            return
+        observer = _make_observer(False, self._poll_interval)
+        try:
+            handler = _ParentHandler(self)
+            parent = str(self.root.parent)
+            observer.schedule(handler, parent, recursive=False, event_filter=_PARENT_FILTER)
+            observer.start()
+        except OSError as exc:
+            observer.stop()
+            _log.warning("watch_parent_failed", root=str(self.root), error=exc.strerror or str(exc))
+            return
+        self._parent_observer = observer
+
+    def _parent_alive(self) -> bool:
+        observer = self._parent_observer
+        return (
+            observer is not None
+            and observer.is_alive()
+            and all(emitter.is_alive() for emitter in observer.emitters)
+        )
+
+    def _schedule_health(self, now: float) -> None:
+        """No timed check while events cover the folder; the slow poll only while they do not."""
+        covered = self._watch_alive() and self._parent_alive()
+        pace = self._health_seconds
+        if not has_close_events(self._use_polling):
+            pace = min(pace, POLLED_HEALTH_SECONDS)
+        self._next_health = None if covered else now + pace
+
+    def root_changed(self) -> None:
+        """The folder itself may have gone, come back or been replaced: check it now."""
+        self._root_event.set()
+        self._wake.set()
+
     def _disarm(self) -> None:
         observer, self._observer = self._observer, None
         if observer is not None:
@@ -471,7 +559,15 @@ class Watcher:
         if not (due or self._root_event.is_set()):
             return
         self._root_event.clear()
-        self._next_health = now + self._health_seconds
+        try:
+            self._recheck_root(now)
+        finally:
+            if not self._parent_alive() and self._parent_observer is not None:
+                self._parent_observer.stop()  # its parent went too: the fallback poll looks
+                self._parent_observer = None
+            self._schedule_health(now)
+
+    def _recheck_root(self, now: float) -> None:
         identity = _dir_identity(self.root)
         if identity is not None and identity == self._root_id and self._watch_alive():
             return
@@ -487,6 +583,8 @@ class Watcher:
             return
         _log.info("watch_dir_restored", root=str(self.root), was_missing=self._missing)
         self._missing = False
+        if self._parent_observer is None:
+            self._arm_parent()
         self._rescan(now)
 
     def __enter__(self) -> Self:
@@ -524,8 +622,7 @@ class Watcher:
         """Feed one watchdog event (on watchdog's thread; public so tests can script events)."""
         if event.is_directory:
             if isinstance(event, DirDeletedEvent) and os.fsdecode(event.src_path) == str(self.root):
-                self._root_event.set()  # the folder itself went: check it now
-                self._wake.set()
+                self.root_changed()  # the folder itself went: check it now
             return
         try:
             self._dispatch(event)
@@ -662,11 +759,16 @@ class Watcher:
             periodic = self._rescan_seconds
             self._next_rescan = now + periodic if periodic is not None else None
         found = self._scan_entries()
+        if self._changed is not None:
+            found = self._changed(found)  # the caller's comparison (one spool query)
+            known: dict[str, StatKey] = {}
+        else:
+            known = self._reported
         changed = 0
         with self._lock:
             for name, key in found:
                 path = Path(name)
-                if self._reported.get(name) == key or path in self.settler:
+                if known.get(name) == key or path in self.settler:
                     continue
                 self.settler.created(path, now)
                 changed += 1

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import signal
 import socket
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,11 +18,13 @@ import pytest
 from structlog.testing import capture_logs
 
 from exportsync import files
-from exportsync.clock import Clock, FakeClock
-from exportsync.daemon import IDLE_WAKE_SECONDS, Daemon
+from exportsync.cli import _handle_wake_signal
+from exportsync.clock import Clock, FakeClock, SystemClock
+from exportsync.daemon import PRUNE_EVERY_SECONDS, Daemon
 from exportsync.delivery import StepOutcome
 from exportsync.errors import SpoolError
 from exportsync.notify import Notifier
+from exportsync.runlock import WAKE_SIGNAL, RunLock
 from exportsync.spool import Spool
 from support.devstack import wait_for
 from support.fake_api import FakeApi
@@ -62,7 +68,8 @@ def _daemon(
 
 
 def test_the_loop_waits_through_its_clock(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Waits go through the injected clock, capped, and a wake-up (a new file, stop) ends them."""
+    """Waits go through the injected clock to exactly what is due (with nothing due, the daily
+    prune: no idle polling), and a wake-up (a new file, stop) ends them."""
     clock = FakeClock()
     daemon = _daemon(tmp_path, FakeApi(), clock)
     outcomes = iter([StepOutcome(False, 30.0), StepOutcome(False, None), StepOutcome(True, 0.0)])
@@ -83,8 +90,8 @@ def test_the_loop_waits_through_its_clock(tmp_path: Path, monkeypatch: pytest.Mo
         daemon._loop()
     finally:
         daemon.spool.close()
-    assert clock.waits == [IDLE_WAKE_SECONDS, IDLE_WAKE_SECONDS]
-    assert clock.time() - start == 2 * IDLE_WAKE_SECONDS
+    assert clock.waits == [30.0, PRUNE_EVERY_SECONDS - 30.0]
+    assert clock.time() - start == PRUNE_EVERY_SECONDS
 
 
 def test_files_flow_from_folder_to_api_and_systemd_hears_every_phase(
@@ -416,3 +423,116 @@ def test_the_daemon_prunes_old_delivered_items_at_start(
     finally:
         daemon.stop()
         runner.join(10)
+
+
+def test_an_overflow_rescan_hashes_only_what_the_spool_does_not_know(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After lost events the folder is compared with the spool in one query, not file by file,
+    and not with what this watcher happens to remember (here: nothing)."""
+    api = FakeApi()
+    config = fast_config(tmp_path, **{"watch.settle_seconds": 0.05})
+    daemon = Daemon(config, api=api, notifier=Notifier())
+    export = tmp_path / "export"
+    old = daemon.clock.time() - 3600
+    names = [f"f{n:02}.csv" for n in range(40)]
+    for name in names:
+        (export / name).write_text(name)
+        os.utime(export / name, (old, old))
+    for result in daemon.intake.offer_many([export / name for name in names]):
+        assert result is not None
+        daemon.spool.mark_sending([result.item.id], now=old)
+        daemon.spool.mark_delivered(result.item.id, now=old)
+    os.utime(export / "f07.csv", (old + 1, old + 1))  # same bytes, new mtime: looked at again
+    hashed: list[str] = []
+    real_snapshot = files.snapshot
+
+    def snapshot(root: Path, path: Path, **kwargs: Any) -> Any:
+        hashed.append(path.name)
+        return real_snapshot(root, path, **kwargs)
+
+    monkeypatch.setattr(files, "snapshot", snapshot)
+    versions = 0
+    real_versions = daemon.spool.versions
+
+    def counted_versions() -> Any:
+        nonlocal versions
+        versions += 1
+        return real_versions()
+
+    monkeypatch.setattr(daemon.spool, "versions", counted_versions)
+    offered: list[str] = []
+
+    def step() -> bool:
+        offered.extend(path.name for path in daemon.watcher.run_pending())
+        return not daemon.watcher.settler  # nothing left settling
+
+    try:
+        with capture_logs() as logs:
+            daemon.watcher.notify_overflow()
+            assert wait_for(step, 10)
+    finally:
+        daemon.spool.close()
+    # Only the changed file is offered, so only it is hashed (and looked up).
+    assert offered == ["f07.csv"]
+    assert hashed == ["f07.csv"]
+    assert versions == 1
+    assert [e["changed"] for e in logs if e["event"] == "watch_rescanned"] == [1]
+
+
+class _CountingClock(SystemClock):
+    """The real clock, recording how long each wait of the loop was asked to last."""
+
+    def __init__(self) -> None:
+        self.waits: list[float] = []
+
+    def wait(self, seconds: float, stop: threading.Event) -> bool:
+        self.waits.append(seconds)
+        return super().wait(seconds, stop)
+
+
+def test_an_idle_daemon_never_wakes_and_a_retry_from_another_process_wakes_it(
+    tmp_path: Path,
+) -> None:
+    api = FakeApi()
+    clock = _CountingClock()
+    daemon = _daemon(tmp_path, api, clock)
+    path = tmp_path / "export" / "a.csv"
+    path.write_text("a\n1\n")
+    result = daemon.intake.offer(path)
+    assert result is not None
+    daemon.spool.mark_failed(result.item.id, "refused for the test", now=clock.time())
+    config = tmp_path / "exportsync.toml"
+    config.write_text(
+        f"[watch]\ndir = {json.dumps(str(tmp_path / 'export'))}\n"
+        f"[state]\ndir = {json.dumps(str(tmp_path / 'state'))}\n"
+    )
+    previous = signal.getsignal(WAKE_SIGNAL)
+    lock = RunLock(tmp_path / "state")
+    lock.acquire()  # as `exportsync run` does: the pid `retry` signals is this process's
+    running = _handle_wake_signal()
+    running.append(daemon)
+    runner = threading.Thread(target=daemon.run)
+    runner.start()
+    try:
+        # Idle: each wait lasts until the daily prune (the setup's own offer may end the first
+        # at once); the watcher has no timer either.
+        assert wait_for(lambda: bool(clock.waits), 10)
+        assert clock.waits[-1] == pytest.approx(PRUNE_EVERY_SECONDS, abs=60)
+        assert all(wait > PRUNE_EVERY_SECONDS - 60 for wait in clock.waits), clock.waits
+        assert daemon.watcher._timeout() >= 3600  # its only wake: the idle cap of an hour
+        retry = subprocess.run(
+            [sys.executable, "-m", "exportsync", "retry", "--all-failed", "--config", str(config)],
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=60,
+        )
+        assert retry.returncode == 0, retry.stderr
+        assert wait_for(lambda: _sent(api) == (1, 0), 10)
+    finally:
+        daemon.stop()
+        runner.join(10)
+        lock.release()
+        signal.signal(WAKE_SIGNAL, previous)
+    assert not runner.is_alive()

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import fcntl
 import os
+import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
 
 from exportsync.errors import SpoolError
-from exportsync.runlock import RunLock, running_pid
+from exportsync.runlock import WAKE_SIGNAL, RunLock, running_pid, wake_daemon
 
 
 def test_no_lock_file_means_nothing_runs(tmp_path: Path) -> None:
@@ -117,3 +119,19 @@ def test_another_process_holding_the_lock_is_named(tmp_path: Path) -> None:
             child.stdin.close()
             assert child.wait(10) == 0
     assert running_pid(tmp_path) is None  # the child's exit dropped the lock
+
+
+def test_wake_daemon_signals_the_lock_holder_and_only_it(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    assert not wake_daemon(state)  # no daemon: nobody to tell, nothing sent
+    woken = threading.Event()
+    previous = signal.signal(WAKE_SIGNAL, lambda _signum, _frame: woken.set())
+    try:
+        with RunLock(state):
+            assert wake_daemon(state)
+            assert woken.wait(10)
+        woken.clear()
+        assert not wake_daemon(state)  # released: no signal
+        assert not woken.is_set()
+    finally:
+        signal.signal(WAKE_SIGNAL, previous)

@@ -941,6 +941,36 @@ def test_a_folder_swapped_for_another_between_checks_is_watched_again(folder: Pa
         watcher.stop()
 
 
+@pytest.mark.integration
+def test_the_folder_going_and_coming_back_is_seen_through_events_alone(tmp_path: Path) -> None:
+    """No timed check while the folder is watched: its deletion comes from its own watch, its
+    return from the watch on its parent (the fallback poll is an hour away here)."""
+    folder = tmp_path / "export"
+    folder.mkdir()
+    ready = Ready()
+    watcher = Watcher(
+        folder, FileMatcher(), ready, settle_seconds=0.2, health_seconds=3600, rescan_seconds=None
+    )
+    watcher.start()
+    try:
+        assert watcher._timeout() >= 3600  # idle: nothing timed
+        shutil.rmtree(folder)
+        assert _until(lambda: watcher.missing)
+        folder.mkdir()
+        assert _until(lambda: not watcher.missing)
+        assert watcher._timeout() >= 3600  # watched again: still nothing timed
+        (folder / "e.csv").write_text("e\n")
+        ready.wait_for(folder / "e.csv")
+        other = tmp_path / "other"
+        other.mkdir()
+        folder.rename(tmp_path / "old")
+        other.rename(folder)  # replaced by another directory: a rename seen on the parent
+        (folder / "f.csv").write_text("f\n")
+        ready.wait_for(folder / "f.csv")
+    finally:
+        watcher.stop()
+
+
 def _until(condition: Callable[[], bool]) -> bool:
     deadline = time.monotonic() + DEADLINE
     while not condition():
