@@ -44,9 +44,9 @@ Decisions:
   directory (a new inode or device) → a new watch is armed (`watch_dir_restored`) and the folder
   rescanned. Only while the folder is missing or cannot be watched, or its parent cannot be
   watched, is it also looked at every `health_seconds` (60 s; 2 s without inotify, where the
-  observer polls anyway): an idle inotify watcher never wakes. Not covered by any event: a
-  filesystem unmounted from under the folder itself (watchdog drops that watch silently); it is
-  noticed at the next event naming the folder on its parent, or the next start.
+  observer polls anyway). Not covered by any event: a file system mounted over the folder or
+  unmounted from under it; a sweep every `sweep_seconds` (10 min) sees its new identity and
+  re-arms the watch, so an idle inotify watcher wakes once in ten minutes.
 """
 
 from __future__ import annotations
@@ -112,6 +112,9 @@ HEALTH_SECONDS = 60.0
 # Without inotify (polling, FSEvents) no event tells of the folder's return and the observer polls
 # anyway: the folder is looked at this often, as before.
 POLLED_HEALTH_SECONDS = 2.0
+# Even while events cover the folder it is looked at (one stat) this seldom: a file system mounted
+# over it or unmounted from under it sends no event, and its new identity re-arms the watch.
+SWEEP_SECONDS = 600.0
 
 
 def _dir_identity(path: Path) -> tuple[int, int] | None:
@@ -375,6 +378,7 @@ class Watcher:
         rescan_seconds: float | None = 300.0,
         close_quiet_seconds: float | None = None,
         health_seconds: float = HEALTH_SECONDS,
+        sweep_seconds: float = SWEEP_SECONDS,
         changed: Callable[[list[tuple[str, StatKey]]], list[tuple[str, StatKey]]] | None = None,
     ) -> None:
         self.root = Path(os.path.abspath(root))
@@ -405,6 +409,7 @@ class Watcher:
         self._thread: threading.Thread | None = None
         self._log_filter = _OverflowFilter(self.notify_overflow)
         self._health_seconds = health_seconds
+        self._sweep_seconds = max(health_seconds, sweep_seconds)
         self._next_health: float | None = None  # set once started
         self._root_id: tuple[int, int] | None = None
         self._root_event = threading.Event()  # watchdog saw the folder itself go
@@ -520,12 +525,12 @@ class Watcher:
         )
 
     def _schedule_health(self, now: float) -> None:
-        """No timed check while events cover the folder; the slow poll only while they do not."""
+        """Only a rare sweep while events cover the folder; the slow poll while they do not."""
         covered = self._watch_alive() and self._parent_alive()
         pace = self._health_seconds
         if not has_close_events(self._use_polling):
             pace = min(pace, POLLED_HEALTH_SECONDS)
-        self._next_health = None if covered else now + pace
+        self._next_health = now + (self._sweep_seconds if covered else pace)
 
     def root_changed(self) -> None:
         """The folder itself may have gone, come back or been replaced: check it now."""
