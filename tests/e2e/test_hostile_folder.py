@@ -13,9 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import socket
-from collections.abc import Callable
-from contextlib import closing, redirect_stdout
+from contextlib import redirect_stdout
 from io import StringIO
 from pathlib import Path
 
@@ -24,51 +22,17 @@ import pytest
 from exportsync.batches import MAX_FILE_BYTES
 from exportsync.cli import main
 from exportsync.spool import Item
+from support.corpus import Maker, fifo, sparse, symlink, unix_socket, write
 from support.daemon import run_daemon, spool_items, write_config
 from support.devstack import DevstackInfo, dynamo_items, s3_objects, start_devstack, wait_for
 
 pytestmark = pytest.mark.integration
 
 TS = "2026-11-25T10:00:{:02d}Z"
-Maker = Callable[[Path], None]
-
-
-def _bytes(data: bytes) -> Maker:
-    def make(path: Path) -> None:
-        path.write_bytes(data)
-
-    return make
 
 
 def _session(n: int, **fields: object) -> bytes:
     return json.dumps({"timestamp": TS.format(n), **fields}).encode()
-
-
-def _fifo(path: Path) -> None:
-    os.mkfifo(path)
-
-
-def _socket(path: Path) -> None:
-    # sun_path is short: bind by a name relative to the folder.
-    here = os.getcwd()
-    os.chdir(path.parent)
-    try:
-        with closing(socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)) as sock:
-            sock.bind(path.name)
-    finally:
-        os.chdir(here)
-
-
-def _symlink(target: str) -> Maker:
-    return lambda path: path.symlink_to(target)
-
-
-def _sparse(size: int) -> Maker:
-    def make(path: Path) -> None:
-        with path.open("wb") as handle:
-            handle.truncate(size)
-
-    return make
 
 
 def _name(raw: bytes) -> str:
@@ -100,46 +64,46 @@ def _bad(tag: str, outside: Path) -> dict[str, Maker]:
     """Bad inputs: each must end `failed` with a reason, and nothing else may stop."""
     o = _offset(tag)
     return {
-        f"fifo-{tag}.csv": _fifo,
-        f"socket-{tag}.csv": _socket,
-        f"loop-{tag}.csv": _symlink(f"loop-{tag}.csv"),
-        f"escape-{tag}.csv": _symlink(str(outside / "secret.csv")),
-        f"dirlink-{tag}.csv": _symlink(str(outside)),
-        f"dangling-{tag}.csv": _symlink("/nonexistent/x.csv"),
+        f"fifo-{tag}.csv": fifo,
+        f"socket-{tag}.csv": unix_socket,
+        f"loop-{tag}.csv": symlink(f"loop-{tag}.csv"),
+        f"escape-{tag}.csv": symlink(str(outside / "secret.csv")),
+        f"dirlink-{tag}.csv": symlink(str(outside)),
+        f"dangling-{tag}.csv": symlink("/nonexistent/x.csv"),
         # Over S3's 5 TiB for one object (a 6 GiB file is no longer bad: it goes up in parts).
-        f"sparse-over-5tib-{tag}.csv": _sparse(MAX_FILE_BYTES + 1),
-        f"sparse-{tag}.session.json": _sparse(64 * 1024**2),
-        f"empty-{tag}.session.json": _bytes(b""),
-        f"truncated-{tag}.session.json": _bytes(_session(o + 4)[:-7]),
-        f"scalar-number-{tag}.session.json": _bytes(b"42"),
-        f"scalar-string-{tag}.session.json": _bytes(b'"a session"'),
-        f"scalar-null-{tag}.session.json": _bytes(b"null"),
-        f"empty-list-{tag}.session.json": _bytes(b"[]"),
-        f"latin1-{tag}.session.json": _bytes(
+        f"sparse-over-5tib-{tag}.csv": sparse(MAX_FILE_BYTES + 1),
+        f"sparse-{tag}.session.json": sparse(64 * 1024**2),
+        f"empty-{tag}.session.json": write(b""),
+        f"truncated-{tag}.session.json": write(_session(o + 4)[:-7]),
+        f"scalar-number-{tag}.session.json": write(b"42"),
+        f"scalar-string-{tag}.session.json": write(b'"a session"'),
+        f"scalar-null-{tag}.session.json": write(b"null"),
+        f"empty-list-{tag}.session.json": write(b"[]"),
+        f"latin1-{tag}.session.json": write(
             _session(o + 5, city="Gen\xe8ve").replace(b"\\u00e8", b"\xe8")
         ),
-        f"no-timestamp-{tag}.session.json": _bytes(b'{"steps": 1}'),
-        f"bad-timestamp-{tag}.session.json": _bytes(b'{"timestamp": "yesterday"}'),
-        f"nan-{tag}.session.json": _bytes(b'{"timestamp": "2026-11-25T10:00:06Z", "x": NaN}'),
-        f"overflow-{tag}.session.json": _bytes(
+        f"no-timestamp-{tag}.session.json": write(b'{"steps": 1}'),
+        f"bad-timestamp-{tag}.session.json": write(b'{"timestamp": "yesterday"}'),
+        f"nan-{tag}.session.json": write(b'{"timestamp": "2026-11-25T10:00:06Z", "x": NaN}'),
+        f"overflow-{tag}.session.json": write(
             b'{"timestamp": "2026-11-25T10:00:07Z", "v": 1e9999999999999999999}'
         ),
-        f"underflow-{tag}.session.json": _bytes(
+        f"underflow-{tag}.session.json": write(
             b'{"timestamp": "2026-11-25T10:00:08Z", "v": 1e-9999999999999999999}'
         ),
-        f"huge-int-{tag}.session.json": _bytes(
+        f"huge-int-{tag}.session.json": write(
             b'{"timestamp": "2026-11-25T10:00:09Z", "v": 1' + b"0" * 5000 + b"}"
         ),
-        f"deep-{tag}.session.json": _bytes(b"[" * 100_000 + b"]" * 100_000),
-        f"surrogate-{tag}.session.json": _bytes(
+        f"deep-{tag}.session.json": write(b"[" * 100_000 + b"]" * 100_000),
+        f"surrogate-{tag}.session.json": write(
             b'{"timestamp": "2026-11-25T10:00:10Z", "s": "\\ud800"}'
         ),
-        f"user-type-{tag}.session.json": _bytes(
+        f"user-type-{tag}.session.json": write(
             b'{"timestamp": "2026-11-25T10:00:11Z", "user_id": 7}'
         ),
-        f"too-big-{tag}.session.json": _bytes(_session(o + 12, blob="x" * 500_000)),
-        f"other-user-{tag}.session.json": _bytes(_session(o + 13, user_id="mallory")),
-        f"half-bad-{tag}.session.json": _bytes(
+        f"too-big-{tag}.session.json": write(_session(o + 12, blob="x" * 500_000)),
+        f"other-user-{tag}.session.json": write(_session(o + 13, user_id="mallory")),
+        f"half-bad-{tag}.session.json": write(
             b"[" + _session(o + 14, tag=tag) + b', {"timestamp": 5}]'
         ),
     }
@@ -149,11 +113,11 @@ def _ignored(tag: str) -> dict[str, Maker]:
     """Names that are no export: never spooled, never sent."""
     return {
         f"dir-{tag}.csv": lambda path: path.mkdir(),
-        f"~$owner-lock-{tag}.csv": _bytes(b"lock"),
-        f".hidden-{tag}.csv": _bytes(b"hidden"),
-        f"partial-{tag}.csv.part": _bytes(b"part"),
-        f"temp-{tag}.csv.tmp": _bytes(b"tmp"),
-        f"notes-{tag}.txt": _bytes(b"notes"),
+        f"~$owner-lock-{tag}.csv": write(b"lock"),
+        f".hidden-{tag}.csv": write(b"hidden"),
+        f"partial-{tag}.csv.part": write(b"part"),
+        f"temp-{tag}.csv.tmp": write(b"tmp"),
+        f"notes-{tag}.txt": write(b"notes"),
     }
 
 
