@@ -17,7 +17,7 @@ from exportsync.client import Api
 from exportsync.clock import Clock, SystemClock, iso_utc
 from exportsync.config import Config
 from exportsync.delivery import Deliverer, retry_delay
-from exportsync.errors import SpoolError
+from exportsync.errors import SpoolError, SpoolFull
 from exportsync.intake import Intake
 from exportsync.logs import get_logger
 from exportsync.matcher import FileMatcher
@@ -39,6 +39,8 @@ STALL_SECONDS = 900.0
 # one more cheap request for the next one; with a daily limit the watcher's default (0.5 s) and
 # the pacing quiet window hold instead.
 UNLIMITED_CLOSE_QUIET_SECONDS = 0.02
+# While the state dir's disk is full at start, the spool is tried again at most this seldom.
+SPOOL_FULL_MAX_WAIT = 30.0
 # Files the start-up scan records per transaction.
 SCAN_BATCH = 1000
 # Old delivered items are pruned at start and then this often.
@@ -83,7 +85,7 @@ class Daemon:
         self.clock: Clock = clock or SystemClock()
         self.notifier = notifier or Notifier()
         self.root = Path(os.path.abspath(config.watch.dir))
-        self.spool, corrupt = Spool.open_or_replace(config.state.dir, now=self.clock.time())
+        self.spool, corrupt = self._open_spool()
         self.ledger = build_ledger(config, self.spool, self.clock)
         if corrupt is not None:
             # The day's request count went with it: count the day as used up (no request the
@@ -137,6 +139,19 @@ class Daemon:
         self._watchdog_every = watchdog_interval()
         self._tick = self.clock.monotonic()
         self._next_prune = self._tick
+
+    def _open_spool(self) -> tuple[Spool, Path | None]:
+        """Open the spool; while its disk is full, wait for room (a growing pause, at most
+        `SPOOL_FULL_MAX_WAIT`) instead of exiting: a restart loop would change nothing, and
+        under systemd it would end in the unit's start limit."""
+        delay = 1.0
+        while True:
+            try:
+                return Spool.open_or_replace(self.config.state.dir, now=self.clock.time())
+            except SpoolFull as exc:
+                log.error("spool_full_at_start", error=str(exc), retry_in_seconds=delay)
+                self.clock.wait(delay, threading.Event())
+                delay = min(SPOOL_FULL_MAX_WAIT, delay * 2)
 
     def stop(self) -> None:
         """Ask the loop to finish: the request in flight completes, nothing new starts."""

@@ -31,6 +31,7 @@ __all__ = [
     "RequestTooLarge",
     "SpoolCorrupt",
     "SpoolError",
+    "SpoolFull",
     "Throttled",
     "TransientError",
     "Unreachable",
@@ -58,6 +59,10 @@ class SpoolError(ExportsyncError):
 
 class SpoolCorrupt(SpoolError):
     """The spool file is not an SQLite database, or a damaged one: `run` sets it aside."""
+
+
+class SpoolFull(SpoolError):
+    """The state directory's disk is full: `run` waits for room instead of exiting."""
 
 
 class FileRejected(ExportsyncError):

@@ -20,6 +20,7 @@ that still describe a file in the folder (dedupe needs them).
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import sqlite3
@@ -32,7 +33,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from exportsync.backlog import ENTRY_OVERHEAD_BYTES, Backlog, requests_needed
-from exportsync.errors import SpoolCorrupt, SpoolError
+from exportsync.errors import SpoolCorrupt, SpoolError, SpoolFull
 from exportsync.migrations import migrate
 from exportsync.names import from_stored, stored
 
@@ -57,6 +58,7 @@ _MEMORY = ":memory:"
 # Rows pruned per transaction: bounds the WAL and how long the delivery loop waits for the lock.
 _PRUNE_CHUNK = 20_000
 _CORRUPT = (sqlite3.SQLITE_NOTADB, sqlite3.SQLITE_CORRUPT)
+_NO_ROOM = (errno.ENOSPC, errno.EDQUOT)
 # SQLite's companions of the database file; they belong to it and move with it.
 _COMPANIONS = ("-wal", "-shm", "-journal")
 
@@ -184,6 +186,9 @@ class Spool:
                 self._db.close()
             if getattr(exc, "sqlite_errorcode", None) in _CORRUPT:
                 raise SpoolCorrupt(f"the spool at {path} is damaged: {exc}") from exc
+            code = getattr(exc, "sqlite_errorcode", -1) & 0xFF
+            if code == sqlite3.SQLITE_FULL or getattr(exc, "errno", None) in _NO_ROOM:
+                raise SpoolFull(f"cannot open the spool at {path}: {exc}") from exc
             raise SpoolError(f"cannot open the spool at {path}: {exc}") from exc
         # The database holds file names and delivery history: keep it private to the user, and
         # tighten what an older version or a wide umask left readable.

@@ -7,6 +7,7 @@ import os
 import shutil
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -520,7 +521,7 @@ def test_an_idle_daemon_never_wakes_and_a_retry_from_another_process_wakes_it(
         assert wait_for(lambda: bool(clock.waits), 10)
         assert clock.waits[-1] == pytest.approx(PRUNE_EVERY_SECONDS, abs=60)
         assert all(wait > PRUNE_EVERY_SECONDS - 60 for wait in clock.waits), clock.waits
-        assert daemon.watcher._timeout() >= 3600  # its only wake: the idle cap of an hour
+        assert daemon.watcher._timeout() > 590  # its only wake: the folder sweep (10 min)
         retry = subprocess.run(
             [sys.executable, "-m", "exportsync", "retry", "--all-failed", "--config", str(config)],
             capture_output=True,
@@ -536,3 +537,46 @@ def test_an_idle_daemon_never_wakes_and_a_retry_from_another_process_wakes_it(
         lock.release()
         signal.signal(WAKE_SIGNAL, previous)
     assert not runner.is_alive()
+
+
+def test_a_full_disk_at_start_is_waited_out_not_an_exit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SQLite's "database or disk is full" while opening the spool: the daemon waits for room
+    with a growing pause (it used to exit 1, and a restart loop changes nothing)."""
+    real_connect = sqlite3.connect
+    refusals = iter(range(3))
+
+    def connect(*args: Any, **kwargs: Any) -> sqlite3.Connection:
+        if next(refusals, None) is not None:
+            error = sqlite3.OperationalError("database or disk is full")
+            error.sqlite_errorcode = sqlite3.SQLITE_FULL
+            raise error
+        connection: sqlite3.Connection = real_connect(*args, **kwargs)
+        return connection
+
+    monkeypatch.setattr(sqlite3, "connect", connect)
+    clock = FakeClock()
+    with capture_logs() as logs:
+        daemon = _daemon(tmp_path, FakeApi(), clock)
+    try:
+        assert clock.waits == [1.0, 2.0, 4.0]
+        assert [e["event"] for e in logs if e["log_level"] == "error"] == [
+            "spool_full_at_start"
+        ] * 3
+        assert daemon.spool.counts()["pending"] == 0  # opened once there was room
+    finally:
+        daemon.spool.close()
+
+
+def test_a_spool_that_cannot_be_opened_for_another_reason_still_stops_the_start(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def connect(*args: Any, **kwargs: Any) -> sqlite3.Connection:
+        error = sqlite3.OperationalError("unable to open database file")
+        error.sqlite_errorcode = sqlite3.SQLITE_CANTOPEN
+        raise error
+
+    monkeypatch.setattr(sqlite3, "connect", connect)
+    with pytest.raises(SpoolError, match="unable to open"):
+        _daemon(tmp_path, FakeApi(), FakeClock())

@@ -38,6 +38,8 @@ def _csv(rng: random.Random, n: int) -> bytes:
     return ("export,row,value,kind\n" + "".join(rows)).encode()[:target]
 
 
+# A deadline, not a speed claim: a busy 2-core runner takes minutes over what is seconds alone.
+@pytest.mark.timeout(600)
 def test_a_thousand_file_backlog_arrives_on_at_most_three_requests(tmp_path: Path) -> None:
     rng = random.Random(8)  # noqa: S311 -- seeded test data
     with start_devstack(tmp_path / "ds", *PLAN) as info:
@@ -54,7 +56,7 @@ def test_a_thousand_file_backlog_arrives_on_at_most_three_requests(tmp_path: Pat
             handle.truncate(LARGE_BYTES)
         with run_daemon(config) as daemon:
             daemon.wait_ready()
-            assert wait_for(lambda: settled(daemon.state_dir, 1001), 120), daemon.output()
+            assert wait_for(lambda: settled(daemon.state_dir, 1001), 480), daemon.output()
             peak_kib = _peak_rss_kib(daemon.process.pid)
             assert daemon.terminate() == 0
             uploads = [e for e in daemon.events() if e.get("event") == "upload_completed"]
