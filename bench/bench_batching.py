@@ -15,7 +15,6 @@ Three runs over the same backlog, each with a fresh spool and clock:
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import math
 import random
@@ -27,12 +26,13 @@ from exportsync.clock import FakeClock
 from exportsync.delivery import Deliverer
 from exportsync.intake import Intake
 from exportsync.matcher import FileMatcher
-from exportsync.quota import DAY, QuotaLedger
+from exportsync.quota import DAY
 from exportsync.spool import Spool
 
 setup_paths()
 
 from support.fake_api import FakeApi  # noqa: E402 -- tests/ is on sys.path only after setup_paths()
+from support.ledger import plan_ledger  # noqa: E402 -- tests/ is on sys.path only after setup_paths()
 
 __all__ = ["csv_bytes", "make_backlog", "run_batching"]
 
@@ -84,15 +84,7 @@ def _deliver(scratch: Path, export: Path, variant: Variant) -> dict[str, Any]:
     clock = FakeClock()
     with Spool.open(scratch / f"state-{variant}") as spool:
         intake = Intake(spool, root=export, matcher=FileMatcher(), clock=clock)
-        ledger = QuotaLedger(
-            spool,
-            requests_per_second=1.0,
-            burst=1,
-            daily_requests=DAILY_REQUESTS,
-            reset_utc=dt.time(0, 0),
-            margin_seconds=0.25,
-            clock=clock,
-        )
+        ledger = plan_ledger(spool, clock, daily_requests=DAILY_REQUESTS)
         api = FakeApi()
         deliverer = Deliverer(
             spool=spool,

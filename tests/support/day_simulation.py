@@ -22,9 +22,10 @@ from exportsync.errors import QuotaExhausted, Throttled
 from exportsync.intake import Intake
 from exportsync.matcher import FileMatcher
 from exportsync.pacing import Pacing
-from exportsync.quota import DAY, QuotaLedger
+from exportsync.quota import DAY
 from exportsync.spool import Spool
 from support.fake_api import FakeApi
+from support.ledger import plan_ledger
 
 __all__ = ["DayResult", "GatedApi", "simulate_day"]
 
@@ -94,15 +95,7 @@ def simulate_day(
     clock = FakeClock(DAY_START + 7 * 3600)
     spool = Spool.open(workdir / "state")
     api = GatedApi(clock=clock, daily=daily)
-    ledger = QuotaLedger(
-        spool,
-        requests_per_second=1.0,
-        burst=1,
-        daily_requests=daily,
-        reset_utc=dt.time(0, 0),
-        margin_seconds=0.25,
-        clock=clock,
-    )
+    ledger = plan_ledger(spool, clock, daily_requests=daily)
     deliverer = Deliverer(
         spool=spool,
         ledger=ledger,
