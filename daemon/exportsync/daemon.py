@@ -122,6 +122,7 @@ class Daemon:
             multipart_threshold_bytes=config.api.multipart_threshold_bytes,
             pacing=config.quota.pacing,
             metrics=metrics,
+            intake_busy=self._intake_busy,
         )
         self.watcher = Watcher(
             self.root,
@@ -162,6 +163,9 @@ class Daemon:
         """Look at the spool now (another process added or retried items); any thread, or a
         signal handler."""
         self._wake.set()
+
+    def _intake_busy(self) -> bool:
+        return self.watcher.busy()
 
     def _offer(self, paths: list[Path]) -> None:
         """The watcher's on_ready: record a batch; a failure is raised so the watcher offers the

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TypeVar, assert_never
 
@@ -126,6 +126,7 @@ class Deliverer:
         pacing: Pacing | None = None,
         rng: random.Random | None = None,
         metrics: Metrics | None = None,
+        intake_busy: Callable[[], bool] = lambda: False,
     ) -> None:
         self._spool = spool
         self._ledger = ledger
@@ -140,6 +141,7 @@ class Deliverer:
         self._pacing = pacing or Pacing()
         self._rng = rng or random.Random()  # noqa: S311 -- jitter, not cryptography
         self._metrics = metrics
+        self._intake_busy = intake_busy  # files seen in the folder and not yet in the spool
         # After a 413: the next batch carries at most half of what was refused (entries and
         # bytes); lifted once a request goes through.
         self._cap_items = 0
@@ -150,10 +152,15 @@ class Deliverer:
     # -- the step ----------------------------------------------------------------------------
 
     def backlog(self, now: float) -> Backlog:
-        """What is due now, as the pacing policy sees it."""
-        return self._spool.backlog(
+        """What is due now, as the pacing policy sees it. While the intake still holds files it
+        has seen but not yet spooled (settling, or being read), the folder is not quiet: they
+        arrive now, so a backlog read in slowly is not sent in slices."""
+        backlog = self._spool.backlog(
             now, inline_max_bytes=self._inline_max, max_entries=self._max_entries
         )
+        if backlog.items and self._intake_busy():
+            return replace(backlog, newest_at=now)
+        return backlog
 
     def plan(self, now: float) -> Plan:
         return plan(self.backlog(now), now, self._ledger.view(), self._pacing)
@@ -391,8 +398,7 @@ class Deliverer:
             case Unreachable():  # before TransientError, which it is a kind of
                 self._hold(batch, self._unreachable_delay(exc), reason)
             case TransientError():
-                for item in batch.items:
-                    self._retry_later(item, reason)
+                self._retry_together(batch, reason)
             case Throttled():
                 pause = 1.0 + self._rng.uniform(0.0, 4.0)
                 self._ledger.pause(pause)
@@ -454,9 +460,26 @@ class Deliverer:
 
     def _hold(self, batch: Batch, delay: float, reason: str) -> None:
         now = self._clock.time()
+        ids = [item.id for item in batch.items]
+        self._spool.reschedule_many(ids, at=now + delay, error=reason, now=now, count_attempt=False)
+
+    def _retry_together(self, batch: Batch, reason: str) -> None:
+        """A failed request's items come back at one time, with one backoff: a jitter of their
+        own would scatter them over seconds, and a daily plan would pay a request for each
+        straggler."""
+        now = self._clock.time()
+        attempt = max(item.attempts for item in batch.items) + 1
+        delay = retry_delay(attempt)
+        self._spool.reschedule_many(
+            [item.id for item in batch.items], at=now + delay, error=reason, now=now
+        )
         for item in batch.items:
-            self._spool.reschedule(
-                item.id, at=now + delay, error=reason, now=now, count_attempt=False
+            log.info(
+                "item_retry_scheduled",
+                item_id=item.id,
+                attempt=item.attempts + 1,
+                delay_seconds=round(delay, 2),
+                error=reason,
             )
 
     # -- applying answers --------------------------------------------------------------------

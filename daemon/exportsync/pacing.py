@@ -6,8 +6,9 @@ Without a daily limit a request costs nothing worth saving: whatever is due goes
 With a daily limit every request is precious:
 
 * files written together travel together: a batch goes only once the folder has been quiet for
-  `quiet_seconds` since the newest waiting file arrived (at most `MAX_QUIET_SECONDS` after the
-  oldest, so a folder that never goes quiet is still served);
+  `quiet_seconds` since the newest waiting file arrived (a file the intake still holds arrives
+  now; at most `MAX_QUIET_SECONDS` after the oldest, so a folder that never goes quiet is still
+  served);
 * the first `prompt_requests` requests of a day go as soon as that quiet window ends;
 * a full request (the backlog needs more than one) goes at once: waiting cannot fill it further;
 * the rest of the day's requests, minus `reserve_requests` (at most a fifth of the day), are

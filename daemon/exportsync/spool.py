@@ -554,6 +554,23 @@ class Spool:
                 (at, error, now, 1 if count_attempt else 0, item_id),
             )
 
+    def reschedule_many(
+        self,
+        ids: Iterable[int],
+        *,
+        at: float,
+        error: str | None,
+        now: float,
+        count_attempt: bool = True,
+    ) -> None:
+        """`reschedule` for the items of one request, in one transaction (one fsync)."""
+        with self._tx() as db:
+            db.executemany(
+                "UPDATE items SET state = 'pending', next_attempt_at = ?, last_error = ?,"
+                " updated_at = ?, attempts = attempts + ? WHERE id = ?",
+                [(at, error, now, 1 if count_attempt else 0, i) for i in ids],
+            )
+
     def release_sending(
         self, ids: Iterable[int], *, at: float, error: str | None, now: float
     ) -> None:

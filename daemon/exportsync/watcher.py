@@ -400,6 +400,7 @@ class Watcher:
             holders=writer_holds,
         )
         self._lock = threading.Lock()
+        self._offering = False  # on_ready is running (the files are being read and recorded)
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._overflowed = threading.Event()
@@ -685,12 +686,22 @@ class Watcher:
         _log.debug("files_ready", count=len(paths))
         # Only files on_ready accepted count as reported; a failed batch (a full disk) is offered
         # again by a rescan within seconds.
-        if self._call_safely("on_ready_failed", self._on_ready, paths):
+        self._offering = True
+        try:
+            accepted = self._call_safely("on_ready_failed", self._on_ready, paths)
+        finally:
+            self._offering = False
+        if accepted:
             with self._lock:
                 self._reported.update((str(path), key) for path, key in ready if key is not None)
         else:
             self._rescan_soon()
         return paths
+
+    def busy(self) -> bool:
+        """Files are seen and not yet handed on: settling, or being offered right now."""
+        with self._lock:
+            return self._offering or len(self.settler) > 0
 
     def settle(self, path: Path) -> None:
         """Report `path` only once it has held still for `settle_seconds` (or, with close

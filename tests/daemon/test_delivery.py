@@ -33,7 +33,7 @@ from exportsync.errors import (
 )
 from exportsync.intake import Intake
 from exportsync.matcher import FileMatcher
-from exportsync.pacing import Pacing
+from exportsync.pacing import MAX_QUIET_SECONDS, Pacing
 from exportsync.quota import DAY, QuotaLedger
 from exportsync.sessions import parse_session_file
 from exportsync.spool import Spool
@@ -848,3 +848,39 @@ def test_a_retry_scheduled_before_the_clock_was_set_back_does_not_wait_out_the_s
     assert rig.run() == 1
     assert rig.states() == {"a.csv": "delivered"}
     assert rig.clock.time() - before < LONGEST_DELAY
+
+
+def test_the_items_of_a_failed_request_come_back_together_in_one_request(rig: Rig) -> None:
+    """One backoff for the request, not a jitter per item: scattered retry times would each
+    find a quiet folder and go as a request of their own."""
+    for n in range(30):
+        rig.drop(f"f{n:02d}.csv", f"{n}\n")
+    rig.api.script = [TransientError("/batch: no answer within 30s")]
+    assert rig.run() == 2
+    assert [len(call.files) for call in rig.api.calls] == [30, 30]
+    assert set(rig.states().values()) == {"delivered"}
+
+
+def test_a_backlog_waits_while_the_intake_still_holds_files(tmp_path: Path) -> None:
+    """Files seen and not yet spooled (settling, or being hashed) keep the folder from being
+    quiet, so a backlog read in slowly is not sent in slices; the 30 s cap still holds."""
+    busy = [True]
+    rig = _rig(tmp_path, pacing=Pacing(quiet_seconds=2.0), intake_busy=lambda: busy[0])
+    rig.drop("a.csv", "1\n")
+    for _ in range(5):  # 10 s: five quiet windows pass, the intake is still at work
+        outcome = rig.deliverer.step()
+        assert not outcome.requested
+        assert outcome.wait
+        rig.clock.advance(2.0)
+    assert rig.api.calls == []
+    busy[0] = False
+    rig.drop("b.csv", "2\n")
+    assert rig.run() == 1
+    assert [len(call.files) for call in rig.api.calls] == [2]
+
+
+def test_a_busy_intake_holds_a_backlog_back_at_most_the_quiet_cap(tmp_path: Path) -> None:
+    rig = _rig(tmp_path, pacing=Pacing(quiet_seconds=2.0), intake_busy=lambda: True)
+    rig.drop("a.csv", "1\n")
+    assert rig.run() == 1
+    assert rig.clock.time() - START == pytest.approx(MAX_QUIET_SECONDS)

@@ -1093,3 +1093,25 @@ def test_the_lease_probe_tells_a_held_file_from_a_closed_one(folder: Path) -> No
     os.mkfifo(folder / "pipe.csv")
     assert writer_holds(folder / "pipe.csv") is None  # never opened: not a regular file
     assert writer_holds(folder / "gone.csv") is None
+
+
+def test_busy_while_a_file_settles_or_is_being_offered(folder: Path) -> None:
+    """The delivery's quiet window asks this: a file seen and not yet recorded is an arrival."""
+    during: list[bool] = []
+    clock = FakeClock()
+    watcher = Watcher(
+        folder,
+        FileMatcher(),
+        lambda _paths: during.append(watcher.busy()),
+        settle_seconds=2.0,
+        clock=clock,
+        rescan_seconds=None,
+    )
+    assert not watcher.busy()
+    (folder / "a.csv").write_text("x")
+    watcher.dispatch(FileCreatedEvent(str(folder / "a.csv")))
+    assert watcher.busy()  # settling
+    clock.advance(2)
+    assert watcher.run_pending() == [folder / "a.csv"]
+    assert during == [True]  # being read and recorded
+    assert not watcher.busy()

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from exportsync.config import ApiConfig
 from support.daemon import run_daemon, settled, spool_items, write_config
 from support.devstack import dynamo_items, s3_objects, start_devstack, usage, wait_for
 
@@ -43,7 +44,14 @@ def _csv(rng: random.Random, n: int) -> bytes:
 def test_a_thousand_file_backlog_arrives_on_at_most_three_requests(tmp_path: Path) -> None:
     rng = random.Random(8)  # noqa: S311 -- seeded test data
     with start_devstack(tmp_path / "ds", *PLAN) as info:
-        config = write_config(tmp_path, info, api={"multipart_threshold_bytes": 8 * 1024**2})
+        # The daemon's own request timeout (30 s; the suite's helper sets 10): on a busy 2-core
+        # runner the devstack takes over 10 s to store a thousand entries, and a request that
+        # times out is sent again, a second request for the same files.
+        api = {
+            "multipart_threshold_bytes": 8 * 1024**2,
+            "timeout_seconds": ApiConfig.timeout_seconds,
+        }
+        config = write_config(tmp_path, info, api=api)
         export = tmp_path / "export"
         csvs = {f"r{i:03d}.csv": _csv(rng, i) for i in range(900)}
         for name, data in csvs.items():
