@@ -467,20 +467,7 @@ class Deliverer:
         """A failed request's items come back at one time, with one backoff: a jitter of their
         own would scatter them over seconds, and a daily plan would pay a request for each
         straggler."""
-        now = self._clock.time()
-        attempt = max(item.attempts for item in batch.items) + 1
-        delay = retry_delay(attempt)
-        self._spool.reschedule_many(
-            [item.id for item in batch.items], at=now + delay, error=reason, now=now
-        )
-        for item in batch.items:
-            log.info(
-                "item_retry_scheduled",
-                item_id=item.id,
-                attempt=item.attempts + 1,
-                delay_seconds=round(delay, 2),
-                error=reason,
-            )
+        self._retry_items(batch.items, reason)
 
     # -- applying answers --------------------------------------------------------------------
 
@@ -644,16 +631,23 @@ class Deliverer:
         self._fail(item, "file was deleted before it could be delivered", vanished=True)
 
     def _retry_later(self, item: Item, reason: str) -> None:
+        self._retry_items([item], reason)
+
+    def _retry_items(self, items: Sequence[Item], reason: str) -> None:
+        """Back to pending after a backoff for the most-tried of `items`, all at the same time."""
         now = self._clock.time()
-        delay = retry_delay(item.attempts + 1)
-        self._spool.reschedule(item.id, at=now + delay, error=reason, now=now)
-        log.info(
-            "item_retry_scheduled",
-            item_id=item.id,
-            attempt=item.attempts + 1,
-            delay_seconds=round(delay, 2),
-            error=reason,
+        delay = retry_delay(max(item.attempts for item in items) + 1)
+        self._spool.reschedule_many(
+            [item.id for item in items], at=now + delay, error=reason, now=now
         )
+        for item in items:
+            log.info(
+                "item_retry_scheduled",
+                item_id=item.id,
+                attempt=item.attempts + 1,
+                delay_seconds=round(delay, 2),
+                error=reason,
+            )
 
     def _requeue_changed(self, item: Item, snap: files.FileSnapshot) -> None:
         now = self._clock.time()
