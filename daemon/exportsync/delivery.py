@@ -398,7 +398,7 @@ class Deliverer:
             case Unreachable():  # before TransientError, which it is a kind of
                 self._hold(batch, self._unreachable_delay(exc), reason)
             case TransientError():
-                self._retry_together(batch, reason)
+                self._retry_items(batch.items, reason)
             case Throttled():
                 pause = 1.0 + self._rng.uniform(0.0, 4.0)
                 self._ledger.pause(pause)
@@ -462,12 +462,6 @@ class Deliverer:
         now = self._clock.time()
         ids = [item.id for item in batch.items]
         self._spool.reschedule_many(ids, at=now + delay, error=reason, now=now, count_attempt=False)
-
-    def _retry_together(self, batch: Batch, reason: str) -> None:
-        """A failed request's items come back at one time, with one backoff: a jitter of their
-        own would scatter them over seconds, and a daily plan would pay a request for each
-        straggler."""
-        self._retry_items(batch.items, reason)
 
     # -- applying answers --------------------------------------------------------------------
 
@@ -634,7 +628,9 @@ class Deliverer:
         self._retry_items([item], reason)
 
     def _retry_items(self, items: Sequence[Item], reason: str) -> None:
-        """Back to pending after a backoff for the most-tried of `items`, all at the same time."""
+        """Back to pending after one backoff (for the most-tried of `items`): the items of a
+        failed request come back together, as a jitter of their own would scatter them over
+        seconds and a daily plan would pay a request for each straggler."""
         now = self._clock.time()
         delay = retry_delay(max(item.attempts for item in items) + 1)
         self._spool.reschedule_many(

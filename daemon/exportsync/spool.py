@@ -547,12 +547,7 @@ class Spool:
         self, item_id: int, *, at: float, error: str | None, now: float, count_attempt: bool = True
     ) -> None:
         """Back to pending, to be tried again at `at`."""
-        with self._tx() as db:
-            db.execute(
-                "UPDATE items SET state = 'pending', next_attempt_at = ?, last_error = ?,"
-                " updated_at = ?, attempts = attempts + ? WHERE id = ?",
-                (at, error, now, 1 if count_attempt else 0, item_id),
-            )
+        self.reschedule_many([item_id], at=at, error=error, now=now, count_attempt=count_attempt)
 
     def reschedule_many(
         self,
@@ -563,7 +558,7 @@ class Spool:
         now: float,
         count_attempt: bool = True,
     ) -> None:
-        """`reschedule` for the items of one request, in one transaction (one fsync)."""
+        """`reschedule` for several items (those of one request), in one transaction."""
         with self._tx() as db:
             db.executemany(
                 "UPDATE items SET state = 'pending', next_attempt_at = ?, last_error = ?,"

@@ -367,6 +367,19 @@ def test_a_watch_folder_missing_at_start_is_waited_for(tmp_path: Path) -> None:
     assert not runner.is_alive()
 
 
+def _spy_on_hashing(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The names of the files the daemon hashes (reads whole), in order."""
+    hashed: list[str] = []
+    real_snapshot = files.snapshot
+
+    def snapshot(root: Path, path: Path, **kwargs: Any) -> Any:
+        hashed.append(path.name)
+        return real_snapshot(root, path, **kwargs)
+
+    monkeypatch.setattr(files, "snapshot", snapshot)
+    return hashed
+
+
 def test_start_up_hashes_only_files_the_spool_does_not_know_as_they_are(
     tmp_path: Path, notify_socket: socket.socket, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -383,14 +396,7 @@ def test_start_up_hashes_only_files_the_spool_does_not_know_as_they_are(
         daemon.spool.mark_sending([result.item.id], now=old)
         daemon.spool.mark_delivered(result.item.id, now=old)
     os.utime(export / "touched.csv", (old + 1, old + 1))  # same bytes, new mtime
-    hashed: list[str] = []
-    real_snapshot = files.snapshot
-
-    def snapshot(root: Path, path: Path, **kwargs: Any) -> Any:
-        hashed.append(path.name)
-        return real_snapshot(root, path, **kwargs)
-
-    monkeypatch.setattr(files, "snapshot", snapshot)
+    hashed = _spy_on_hashing(monkeypatch)
     runner = threading.Thread(target=daemon.run)
     with capture_logs() as logs:
         runner.start()
@@ -445,14 +451,7 @@ def test_an_overflow_rescan_hashes_only_what_the_spool_does_not_know(
         daemon.spool.mark_sending([result.item.id], now=old)
         daemon.spool.mark_delivered(result.item.id, now=old)
     os.utime(export / "f07.csv", (old + 1, old + 1))  # same bytes, new mtime: looked at again
-    hashed: list[str] = []
-    real_snapshot = files.snapshot
-
-    def snapshot(root: Path, path: Path, **kwargs: Any) -> Any:
-        hashed.append(path.name)
-        return real_snapshot(root, path, **kwargs)
-
-    monkeypatch.setattr(files, "snapshot", snapshot)
+    hashed = _spy_on_hashing(monkeypatch)
     versions = 0
     real_versions = daemon.spool.versions
 
