@@ -24,7 +24,13 @@ from urllib.parse import urlsplit
 from exportsync import __version__, firstrun, service
 from exportsync.client import HttpApi
 from exportsync.clock import SystemClock
-from exportsync.config import Config, load_config
+from exportsync.config import (
+    SYSTEM_CONFIG_DIR,
+    SYSTEM_STATE_DIR,
+    Config,
+    default_state_dir,
+    load_config,
+)
 from exportsync.daemon import Daemon, build_ledger, build_matcher
 from exportsync.errors import ConfigError, ExportsyncError
 from exportsync.intake import Intake
@@ -68,6 +74,14 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--log-format", choices=["json", "console"], help="override log.format")
     run.add_argument(
         "--log-level", choices=["debug", "info", "warning", "error"], help="override log.level"
+    )
+    run.add_argument(
+        "--config-error-exit",
+        type=int,
+        default=EXIT_USAGE,
+        metavar="CODE",
+        help="exit code for a config error (default: 2); the launchd plist passes 0, since "
+        "launchd restarts every other exit",
     )
 
     status = commands.add_parser("status", parents=[common], help="show the spool and the quota")
@@ -172,6 +186,20 @@ def _handle_wake_signal() -> list[Daemon]:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
+    try:
+        return _run(args)
+    except ConfigError as exc:
+        if args.config_error_exit == EXIT_USAGE:
+            raise
+        print(
+            f"exportsync: config error: {exc} (exit {args.config_error_exit}: not restarted "
+            "until the config is fixed and the service loaded again)",
+            file=sys.stderr,
+        )
+        return int(args.config_error_exit)
+
+
+def _run(args: argparse.Namespace) -> int:
     flags = {"log.format": args.log_format, "log.level": args.log_level}
     config = _load(args, require_api=True, **flags)
     configure_logging(config.log.format, config.log.level)
@@ -498,10 +526,36 @@ def _cmd_service(args: argparse.Namespace) -> int:
     return code
 
 
+def _check_state_dir(config: Config, *, user_mode: bool) -> None:
+    """One state folder: refuse a service whose spool would not be where commands run in a shell
+    with the same config look (`config.default_state_dir`)."""
+    if "state.dir" in config.explicit:
+        return
+    in_shell = default_state_dir(config.path, os.environ)
+    where = f'[state] dir = "{SYSTEM_STATE_DIR}"'
+    if not user_mode and in_shell != SYSTEM_STATE_DIR:
+        raise service.ServiceError(
+            "state.dir",
+            f"a system service keeps its spool in {SYSTEM_STATE_DIR}, but commands run in a "
+            f"shell with {config.path} would look in {in_shell}: add {where} to it, or keep "
+            f"the config in {SYSTEM_CONFIG_DIR}/",
+        )
+    if user_mode and in_shell == SYSTEM_STATE_DIR:
+        raise service.ServiceError(
+            "state.dir",
+            f"a config in {SYSTEM_CONFIG_DIR}/ keeps its spool in {SYSTEM_STATE_DIR}, which a "
+            "user service cannot write: set state.dir in it, or use your own config "
+            "(exportsync setup)",
+        )
+
+
 def _service_action(
     args: argparse.Namespace, manager: service.Manager, config: Config, options: dict[str, Any]
 ) -> int:
     user_mode = options["user_mode"]
+    if args.action != "uninstall":
+        service.check_paths(options["executable"], options["config_path"], config.watch.dir, None)
+        _check_state_dir(config, user_mode=user_mode)
     # Only a state.dir the config names needs ReadWritePaths=; otherwise the service uses its
     # StateDirectory= (the path resolved here would be the invoking user's, e.g. root's home).
     state_dir = config.state.dir if "state.dir" in config.explicit else None
