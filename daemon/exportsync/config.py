@@ -670,11 +670,14 @@ def _rank(value: _Value) -> int:
 def _read_key_file(key: str, path: Path, warnings: list[str] | None) -> Secret:
     try:
         text = path.read_text(encoding="utf-8")
-        mode = path.stat().st_mode
+        info = path.stat()
     except (OSError, UnicodeDecodeError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else "unreadable"
         raise ConfigError(key, f"cannot read the API key from {path}: {reason}") from None
-    if warnings is not None and mode & (stat.S_IRGRP | stat.S_IROTH):
+    # Group-readable is fine for a file someone else owns: that is how a system service's account
+    # reads a root-owned key it can reload (docs/deploy.md). Ours, or world-readable, is not.
+    shared = stat.S_IROTH | (stat.S_IRGRP if info.st_uid == os.geteuid() else 0)
+    if warnings is not None and info.st_mode & shared:
         warnings.append(f"{path} (the API key) is readable by group or others; chmod 600 it")
     return _accept_key(key, text.rstrip("\r\n"))
 
