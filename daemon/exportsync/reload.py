@@ -49,7 +49,9 @@ def compare(old: Config, new: Config) -> Change:
     restart: list[str] = []
     for section in _SECTIONS:
         for key in _differences(section, getattr(old, section), getattr(new, section)):
-            (live if section in LIVE or key == "log.level" else restart).append(key)
+            chosen = live if section in LIVE or key == "log.level" else restart
+            if key not in chosen:
+                chosen.append(key)
     return Change(tuple(live), tuple(restart))
 
 
@@ -72,4 +74,12 @@ def _differences(prefix: str, old: object, new: object) -> list[str]:
                 f"{prefix}.{item.name}", getattr(old, item.name), getattr(new, item.name)
             )
         return out
-    return [] if old == new else [prefix]
+    return [] if old == new else [_KEY_NAMES.get(prefix, prefix.replace(".pacing.", "."))]
+
+
+# Fields whose config key has another name (the log names the key an operator edits).
+_KEY_NAMES = {
+    "watch.use_polling": "watch.polling",
+    "metrics.host": "metrics.listen",
+    "metrics.port": "metrics.listen",
+}
