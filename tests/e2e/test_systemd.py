@@ -27,7 +27,7 @@ from typing import Any
 
 import pytest
 
-from support.devstack import DevstackInfo, s3_objects, start_devstack, wait_for
+from support.devstack import DevstackInfo, s3_objects, start_devstack, usage, wait_for
 from support.nspawn import Container, boot, build_venv, unavailable
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
@@ -71,7 +71,7 @@ def machine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Machine]:
     etc.mkdir(mode=0o755)
     etc.chmod(0o755)
     work.chmod(0o755)
-    with start_devstack(work / "devstack", "--rate", "0", "--quota", "0") as info:
+    with start_devstack(work / "devstack", "--rate", "0", "--quota", "0", "--users", "2") as info:
         # The system unit reads the key as a systemd credential (LoadCredential=).
         key = etc / "api_key"
         key.write_text(info.api_key + "\n")
@@ -251,6 +251,47 @@ def test_systemctl_reload_reloads_the_config(service: Machine) -> None:
     assert reloaded()[-1]["changed"] == ["api.timeout_seconds"]
     assert _main_pid(c) == pid
     assert c.show(UNIT, "ActiveState") == "active"
+
+
+def test_a_key_rotated_into_a_file_the_account_reads_takes_effect_at_reload(
+    service: Machine,
+) -> None:
+    """docs/deploy.md: a system unit's credential is copied at start only, so for a reload to
+    pick up a new key the config names a key file the service's account may read (root-owned,
+    group exportsync, 640) — through the unit's sandbox (PrivateUsers=, ProtectSystem=strict)."""
+    c, info = service.container, service.info
+    second = info.users[1]
+    key = service.etc / "api_key.rotated"
+    key.write_text(second["api_key"] + "\n")
+    os.chown(key, 0, int(c.run(["id", "-g", ACCOUNT]).stdout))
+    key.chmod(0o640)
+    config = service.etc / "config.toml"
+    text = config.read_text().replace(
+        f'user_id = "{info.user_id}"', f'user_id = "{second["user_id"]}"'
+    )
+    config.write_text(
+        text.replace("[api]\n", f'[api]\napi_key_file = "{CONFIG.parent / key.name}"\n')
+    )
+    pid = _main_pid(c)
+    c.systemctl("reload", UNIT)
+
+    def rotated() -> bool:
+        return any(
+            e.get("event") == "config_reloaded" and "api.api_key" in e["changed"]
+            for e in _events(c)
+        )
+
+    assert wait_for(rotated, DEADLINE, interval=0.5), _events(c)[-5:]
+    assert not [e for e in _events(c) if e.get("event") == "config_warning"]
+    _drop(service, "after-rotation.csv", b"r\n1\n")
+
+    def accepted() -> int:
+        counters: dict[str, int] = usage(info)["by_key"].get(second["user_id"], {})
+        return counters.get("accepted", 0)
+
+    assert wait_for(lambda: accepted() >= 1, DEADLINE, interval=0.5), _events(c)[-5:]
+    assert _main_pid(c) == pid
+    assert second["api_key"] not in json.dumps(_events(c))
 
 
 def test_journal_priorities_show_a_failed_file_and_no_info(service: Machine) -> None:
