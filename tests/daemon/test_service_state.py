@@ -4,7 +4,10 @@ reaches the daemon, launchd does not restart a config error, and no unit runs as
 from __future__ import annotations
 
 import configparser
+import grp
+import os
 import plistlib
+import pwd
 from pathlib import Path
 
 import pytest
@@ -12,7 +15,7 @@ import pytest
 from exportsync import config as config_module
 from exportsync.cli import main
 from exportsync.config import SYSTEM_STATE_DIR, load_config
-from exportsync.service import render_launchd, render_systemd
+from exportsync.service import install, render_launchd, render_systemd
 
 EXE = "/usr/local/bin/exportsync"
 
@@ -147,3 +150,23 @@ def test_run_exits_as_told_on_a_config_error(
     err = capsys.readouterr().err
     assert "config error" in err
     assert "not restarted" in err
+
+
+def test_a_launch_daemon_gets_its_state_folder_made_for_its_account(tmp_path: Path) -> None:
+    """launchd has no StateDirectory=: `service install --system --launchd` makes the folder a
+    config in /etc/exportsync keeps its spool in, owned by the daemon's account, private."""
+    me = pwd.getpwuid(os.geteuid()).pw_name
+    group = grp.getgrgid(os.getegid()).gr_name
+    install(
+        "launchd",
+        executable=EXE,
+        config_path=Path("/etc/exportsync/config.toml"),
+        user_mode=False,
+        user=me,
+        group=group,
+        root=tmp_path,
+    )
+    made = tmp_path / SYSTEM_STATE_DIR.relative_to("/")
+    assert made.is_dir()
+    assert made.stat().st_mode & 0o777 == 0o700
+    assert made.stat().st_uid == os.geteuid()
