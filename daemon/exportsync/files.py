@@ -1,8 +1,9 @@
 """Safe reads of files in the export folder: identity snapshots, verified reads and streams.
 
 Everything opens through `open_regular`, which never follows a symlink, never blocks on a fifo,
-never opens a device or directory, and refuses paths whose real parent directory is outside the
-root. The parent
+never opens a device or directory, refuses a file with more than one hard link (where
+fs.protected_hardlinks is off, anyone who can write the folder could link in any file the daemon
+can read), and refuses paths whose real parent directory is outside the root. The parent
 directory is then opened component by component from the root pinned at start, without
 following a symlink (`dirfd`), so a parent swapped for a symlink between the check and the open
 is refused too, and a watch folder replaced by a symlink reads as missing (`WatchDirReplaced`).
@@ -98,6 +99,11 @@ def _describe_symlink(root: Path, path: Path) -> str:
     return f"{path}: symlink to {target!r} ({where} the watched folder; symlinks are not followed)"
 
 
+def _hard_links(path: Path, info: os.stat_result) -> None:
+    if info.st_nlink > 1:
+        raise FileRejected(f"{path}: hard link ({info.st_nlink} names for one file; not read)")
+
+
 def checked_parent(root: Path, path: Path) -> str:
     """The real parent directory of `path`, checked to be the pinned root or below it.
 
@@ -121,8 +127,9 @@ def checked_parent(root: Path, path: Path) -> str:
 def open_regular(root: Path, path: Path) -> int:
     """Open `path` read-only and return the fd, or raise FileRejected / FileNotFoundError.
 
-    Refused: symlinks (never followed, whatever they point at), anything but a regular file, and
-    paths whose real parent directory is outside `root` (symlinked parent directories included). A watch folder replaced by a symlink since it was
+    Refused: symlinks (never followed, whatever they point at), anything but a regular file, a
+    file with more than one hard link, and paths whose real parent directory is outside `root`
+    (symlinked parent directories included). A watch folder replaced by a symlink since it was
     pinned raises WatchDirReplaced (a FileNotFoundError: the folder is treated as missing).
     """
     real_parent = checked_parent(root, path)
@@ -135,6 +142,7 @@ def open_regular(root: Path, path: Path) -> int:
         raise FileRejected(_describe_symlink(root, path))
     if not stat.S_ISREG(info.st_mode):
         raise FileRejected(f"{path}: not a regular file ({_kind_name(info.st_mode)})")
+    _hard_links(path, info)
     # Walked from the pinned root without following a symlink: a parent swapped for one after
     # the check is refused.
     dir_fd = open_pinned(root, relative_parts(root, absolute.parent))
@@ -150,6 +158,7 @@ def open_regular(root: Path, path: Path) -> int:
         opened = os.fstat(fd)
         if not stat.S_ISREG(opened.st_mode):
             raise FileRejected(f"{path}: not a regular file ({_kind_name(opened.st_mode)})")
+        _hard_links(path, opened)
     except BaseException:
         os.close(fd)
         raise
