@@ -302,3 +302,33 @@ def test_pins_are_per_configured_path(tmp_path: Path) -> None:
     a.rename(tmp_path / "a.old")
     a.symlink_to(b, target_is_directory=True)
     assert dirfd.pin(a) == (tmp_path / "a").parent.resolve() / "a"
+
+
+def test_a_folder_swapped_for_another_between_set_aside_and_unlink_deletes_nothing_there(
+    layout: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The folder is swapped for another real directory (no symlink anywhere) after the delivered
+    file was renamed aside: a file planted there under the private name, same bytes, is not the
+    inode that was checked, so the deletion refuses it."""
+    export, _victim = layout
+    (export / "a.csv").write_bytes(VICTIM_BYTES)
+    item = _item(export / "a.csv", VICTIM_BYTES)
+    real_set_aside = moves.set_aside
+    planted: list[Path] = []
+
+    def set_aside_then_swap(root: Path, path: Path, **kwargs: Any) -> Path:
+        aside = real_set_aside(root, path, **kwargs)
+        export.rename(export.with_name("export.old"))
+        export.mkdir()
+        aside.write_bytes(VICTIM_BYTES)  # another file, the name about to be deleted
+        planted.append(aside)
+        return aside
+
+    monkeypatch.setattr(moves, "set_aside", set_aside_then_swap)
+    with capture_logs() as logs:
+        aftercare.finish_file(export, item, "delete")
+    assert planted
+    assert planted[0].read_bytes() == VICTIM_BYTES  # not deleted
+    failed = [e for e in logs if e["event"] == "after_upload_failed"]
+    assert len(failed) == 1
+    assert "replaced by another file" in failed[0]["error"]
