@@ -333,10 +333,13 @@ def test_a_real_exportsync_run_is_woken_by_retry_unlike_a_foreign_pid(tmp_path: 
             assert wait_for(lambda: b"api_unreachable" in log_path.read_bytes(), 30), (
                 log_path.read_text()
             )
-            assert wake_daemon(state)  # once more, from here
             assert daemon.poll() is None, log_path.read_text()  # handled, not killed
             daemon.send_signal(signal.SIGTERM)
-            assert daemon.wait(30) == 0, log_path.read_text()
+            try:
+                code = daemon.wait(60)
+            except subprocess.TimeoutExpired:
+                raise AssertionError(log_path.read_text()) from None
+            assert code == 0, log_path.read_text()
         finally:
             if daemon.poll() is None:
                 daemon.kill()
