@@ -28,6 +28,7 @@ __all__ = [
     "open_pinned",
     "open_real_dir",
     "pin",
+    "real_path",
     "relative_parts",
     "replaced_reason",
 ]
@@ -58,6 +59,20 @@ def pin(root: Path) -> Path:
         if real is None:
             real = _pins[key] = os.path.realpath(key)
     return Path(real)
+
+
+def real_path(root: Path, path: Path) -> Path:
+    """`path`, named under the configured `root`, under the pinned folder instead (no I/O): what
+    to lstat when watch.dir was a symlink at start and may point elsewhere since. `path` itself
+    when `root` was no symlink, or `path` is not below it."""
+    real = pin(root)
+    shown = os.path.abspath(root)
+    if str(real) == shown:
+        return path
+    absolute = os.path.abspath(path)
+    if not absolute.startswith(shown + os.sep):
+        return path
+    return real / absolute[len(shown) + 1 :]
 
 
 def replaced_reason(real: str) -> str:

@@ -87,7 +87,7 @@ from watchdog.observers.polling import PollingObserver
 
 from exportsync.clock import Clock, SystemClock
 from exportsync.config import WatchConfig
-from exportsync.dirfd import WatchDirReplaced, open_pinned, pin, relative_parts
+from exportsync.dirfd import WatchDirReplaced, open_pinned, pin, real_path, relative_parts
 from exportsync.errors import FileRejected
 from exportsync.logs import get_logger
 from exportsync.matcher import FileMatcher
@@ -164,7 +164,8 @@ def writer_holds(path: Path, root: Path | None = None) -> bool | None:
     try:
         # lstat first: a device or fifo with a matching name is never opened (opening a device
         # can have side effects); fstat below catches a swap in between.
-        if not stat.S_ISREG(os.lstat(path).st_mode):
+        shown = path if root is None else real_path(root, path)
+        if not stat.S_ISREG(os.lstat(shown).st_mode):
             return None
         fd = _open_probe(path, root)
     except (OSError, FileRejected):
@@ -428,6 +429,7 @@ class Watcher:
             close_events=has_close_events(use_polling),
             quiet_seconds=close_quiet_seconds,
             holders=lambda path: writer_holds(path, self.root),
+            stat=self._lstat_key,
         )
         self._lock = threading.Lock()
         self._offering = False  # on_ready is running (the files are being read and recorded)
@@ -715,7 +717,7 @@ class Watcher:
         elif self._next_rescan is not None and now >= self._next_rescan:
             self._rescan(now)
         with self._lock:
-            ready = [(path, lstat_key(path)) for path in self.settler.due(now)]
+            ready = [(path, self._lstat_key(path)) for path in self.settler.due(now)]
         if not ready:
             return []
         paths = [path for path, _ in ready]
@@ -756,6 +758,10 @@ class Watcher:
 
     # -- private ---------------------------------------------------------------------------------
 
+    def _lstat_key(self, path: Path) -> StatKey | None:
+        """`lstat_key` of the file in the pinned folder (named under the configured root)."""
+        return lstat_key(real_path(self.root, path))
+
     def _named(self, raw: bytes | str) -> str:
         """An event's path under the configured root: the watch is on the pinned real path,
         which differs when watch.dir was a symlink at start."""
@@ -770,7 +776,7 @@ class Watcher:
             return False
         # A directory with a matching name (a folder called "x.csv") is not a file to deliver.
         try:
-            return not stat.S_ISDIR(os.lstat(path).st_mode)
+            return not stat.S_ISDIR(os.lstat(real_path(self.root, path)).st_mode)
         except OSError:
             return True  # gone already: the settler drops it
 

@@ -102,6 +102,11 @@ def test_a_folder_that_was_a_symlink_at_start_is_followed_then_only(tmp_path: Pa
     alias.unlink()
     alias.symlink_to(other, target_is_directory=True)  # re-pointed while running
     assert files.snapshot(alias, alias / "a.csv").sha256 == _sha(b"mine\n")  # still the pinned
+    with Spool.in_memory() as spool:
+        intake = Intake(spool, root=alias, matcher=FileMatcher(), clock=FakeClock())
+        result = intake.offer(alias / "a.csv")
+        assert result is not None
+        assert (result.item.path, result.item.sha256) == (alias / "a.csv", _sha(b"mine\n"))
 
 
 def test_the_intake_treats_the_swapped_folder_as_missing(layout: tuple[Path, Path]) -> None:
@@ -332,3 +337,32 @@ def test_a_folder_swapped_for_another_between_set_aside_and_unlink_deletes_nothi
     failed = [e for e in logs if e["event"] == "after_upload_failed"]
     assert len(failed) == 1
     assert "replaced by another file" in failed[0]["error"]
+
+
+@pytest.mark.integration
+def test_a_watch_dir_that_is_a_symlink_at_start_is_watched_at_its_target(tmp_path: Path) -> None:
+    """~/Exports → another disk: the watch is on the real folder, the paths reported are under
+    the configured name, and re-pointing the symlink later changes nothing (restart to follow)."""
+    disk, other = tmp_path / "disk", tmp_path / "other"
+    disk.mkdir()
+    other.mkdir()
+    alias = tmp_path / "Exports"
+    alias.symlink_to(disk, target_is_directory=True)
+    (disk / "old.csv").write_text("old\n")
+    ready = _Ready()
+    watcher = Watcher(alias, FileMatcher(), ready, settle_seconds=0.3, health_seconds=0.1)
+    watcher.start()
+    try:
+        assert watcher.scan() == [alias / "old.csv"]
+        (disk / "new.csv").write_text("new\n")
+        assert _until(lambda: alias / "new.csv" in ready.paths)
+        alias.unlink()
+        alias.symlink_to(other, target_is_directory=True)
+        (other / "elsewhere.csv").write_text("not ours\n")
+        (disk / "later.csv").write_text("later\n")
+        assert _until(lambda: alias / "later.csv" in ready.paths)
+        assert not watcher.missing
+        assert sorted(p.name for p in watcher.scan()) == ["later.csv", "new.csv", "old.csv"]
+    finally:
+        watcher.stop()
+    assert alias / "elsewhere.csv" not in ready.paths
