@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +20,8 @@ __all__ = ["ProcessInfo", "describe", "holds_flock", "is_exportsync_run"]
 
 _PROC = Path("/proc")
 _PS = "/bin/ps"
+# A plain bool, not sys.platform inline: mypy would call the other branch unreachable.
+_LINUX = sys.platform.startswith("linux")
 
 
 @dataclass(frozen=True)
@@ -32,9 +35,8 @@ class ProcessInfo:
 
 def describe(pid: int) -> ProcessInfo | None:
     """The process `pid`, or None when it is gone or cannot be looked at."""
-    if _PROC.joinpath("self").is_dir():
-        return _from_proc(pid)
-    return _from_ps(pid)
+    # Only Linux's /proc has the status and cmdline read here (FreeBSD's procfs differs).
+    return _from_proc(pid) if _LINUX else _from_ps(pid)
 
 
 def _from_proc(pid: int) -> ProcessInfo | None:

@@ -266,6 +266,7 @@ def test_without_proc_ps_tells_user_and_arguments(
         "echo '  501   501 /usr/bin/python3 /usr/local/bin/exportsync run --config c.toml'\n"
     )
     fake_ps.chmod(0o755)
+    monkeypatch.setattr(procinfo, "_LINUX", False)
     monkeypatch.setattr(procinfo, "_PROC", tmp_path / "no-proc")
     monkeypatch.setattr(procinfo, "_PS", str(fake_ps))
     info = procinfo.describe(4242)
