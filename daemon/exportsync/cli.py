@@ -13,11 +13,10 @@ import signal
 import socket
 import sys
 import threading
+import time
 from collections.abc import Callable, Sequence
-from contextlib import suppress
 from functools import partial
 from pathlib import Path
-from types import FrameType
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -39,6 +38,7 @@ from exportsync.metrics import MeteredApi, Metrics, MetricsServer, serve_metrics
 from exportsync.names import shown
 from exportsync.reload import Reloader
 from exportsync.runlock import WAKE_SIGNAL, RunLock, wake_daemon
+from exportsync.signals import SignalInbox
 from exportsync.spool import RecordResult, Spool
 from exportsync.status import build_status, live_report, read_spool, render_table
 from exportsync.watchview import watch
@@ -172,19 +172,6 @@ def _load(
 # -- run ------------------------------------------------------------------------------------
 
 
-def _handle_wake_signal() -> list[Daemon]:
-    """Handle WAKE_SIGNAL by waking the daemon put in the returned list. Installed before the
-    lock is taken: once `enqueue`/`retry` can see our pid, their signal must not kill us."""
-    running: list[Daemon] = []
-
-    def on_wake(_signum: int, _frame: FrameType | None) -> None:
-        if running:
-            running[0].wake()
-
-    signal.signal(WAKE_SIGNAL, on_wake)
-    return running
-
-
 def _cmd_run(args: argparse.Namespace) -> int:
     try:
         return _run(args)
@@ -205,8 +192,10 @@ def _run(args: argparse.Namespace) -> int:
     configure_logging(config.log.format, config.log.level)
     for warning in config.warnings:
         log.warning("config_warning", message=warning)
-    running = _handle_wake_signal()
-    _handle_other_signals(running)
+    # Before the lock is taken: once `enqueue`/`retry` can see our pid, their signal must not
+    # kill us. What arrives during start-up is acted on once the loop runs.
+    inbox = SignalInbox()
+    inbox.listen(WAKE_SIGNAL, signal.SIGHUP, *IGNORED_SIGNALS)
     lock = RunLock(config.state.dir)
     lock.acquire()
     metrics = Metrics() if config.metrics.host is not None else None
@@ -217,9 +206,9 @@ def _run(args: argparse.Namespace) -> int:
         relog=lambda new: configure_logging(new.log.format, new.log.level),
     )
     daemon = Daemon(config, api=_api_for(config, metrics), metrics=metrics, reloader=reloader)
-    running.append(daemon)  # a wake before this is moot: the loop's first step reads the spool
     endpoint = _serve_metrics(config, metrics) if metrics is not None else None
-    failure = _run_until_stopped(daemon)
+    failure = _run_until_stopped(daemon, inbox)
+    inbox.close()
     if endpoint is not None:
         endpoint.close()
     close = getattr(daemon.api, "close", None)
@@ -252,40 +241,27 @@ def _api_for(config: Config, metrics: Metrics | None) -> HttpApi | MeteredApi:
 IGNORED_SIGNALS = (signal.SIGUSR2, signal.SIGALRM, signal.SIGPIPE)
 
 
-def _handle_other_signals(running: list[Daemon]) -> None:
-    """SIGHUP reloads the config (`Daemon.request_reload`); the IGNORED_SIGNALS are logged and
-    change nothing. Installed with the wake signal, before the lock is taken."""
-
-    def on_hup(signum: int, _frame: FrameType | None) -> None:
-        with suppress(Exception):  # a log line that cannot be written must not end the daemon
-            log.info(
-                "reload_requested",
-                signal=signal.Signals(signum).name,
-                in_flight="unaffected: the config is read again before the next request",
-            )
-        if running:
-            running[0].request_reload()
-
-    def on_other(signum: int, _frame: FrameType | None) -> None:
-        with suppress(Exception):
-            log.warning(
-                "signal_ignored",
-                signal=signal.Signals(signum).name,
-                in_flight="unaffected: the daemon carries on",
-            )
-
-    signal.signal(signal.SIGHUP, on_hup)
-    for signum in IGNORED_SIGNALS:
-        signal.signal(signum, on_other)
+def dispatch_signal(signum: int, daemon: Daemon) -> None:
+    """Act on a signal other than TERM/INT, on the main thread (never inside a handler)."""
+    name = signal.Signals(signum).name
+    if signum == WAKE_SIGNAL:
+        daemon.wake()
+    elif signum == signal.SIGHUP:
+        log.info(
+            "reload_requested",
+            signal=name,
+            in_flight="unaffected: the config is read again before the next request",
+        )
+        daemon.request_reload()
+    else:
+        log.warning("signal_ignored", signal=name, in_flight="unaffected: the daemon carries on")
 
 
-def _run_until_stopped(daemon: Daemon) -> list[BaseException]:
+def _run_until_stopped(daemon: Daemon, inbox: SignalInbox) -> list[BaseException]:
     """Run the loop on a worker thread until it ends or SIGTERM/SIGINT stops it; what it raised.
-    A second signal, or a request that outlasts the drain, exits the process here."""
+    The main thread acts on each signal the inbox records. A second stop signal, or a request
+    that outlasts the drain, exits the process here."""
     failure: list[BaseException] = []
-    # The main thread waits for this without a timeout (no idle wake-ups): set by the loop's end
-    # or by a stop signal (signal handlers still run while it waits).
-    finished = threading.Event()
 
     def work() -> None:
         try:
@@ -293,43 +269,42 @@ def _run_until_stopped(daemon: Daemon) -> list[BaseException]:
         except BaseException as exc:  # reported by the main thread
             failure.append(exc)
         finally:
-            finished.set()
+            inbox.finish()
 
     worker = threading.Thread(target=work, name="exportsync-loop", daemon=True)
-    stop_requested = threading.Event()
-
-    def on_signal(signum: int, _frame: FrameType | None) -> None:
-        name = signal.Signals(signum).name
-        if stop_requested.is_set():
-            with suppress(Exception):
+    inbox.listen(signal.SIGTERM, signal.SIGINT)
+    worker.start()
+    drain_until: float | None = None
+    while not inbox.finished:
+        # No timeout while running (an idle daemon's main thread never wakes); the drain's own.
+        timeout = None if drain_until is None else drain_until - time.monotonic()
+        if timeout is not None and timeout <= 0:
+            log.warning("shutdown_abandoned_request", drain_seconds=DRAIN_SECONDS)
+            sys.stderr.flush()
+            os._exit(EXIT_OK)  # the spool is consistent; the open request is replayed next start
+        for signum in inbox.wait(timeout):
+            if signum not in (signal.SIGTERM, signal.SIGINT):
+                dispatch_signal(signum, daemon)
+            elif drain_until is not None:
                 log.warning(
                     "shutdown_forced",
-                    signal=name,
+                    signal=signal.Signals(signum).name,
                     in_flight="exiting now: items still sending are sent again at the next "
                     "start (the API answers duplicate); nothing else was in flight",
                 )
-            os._exit(EXIT_ERROR)
-        stop_requested.set()
-        finished.set()
-        with suppress(Exception):
-            log.info(
-                "shutdown_requested",
-                signal=name,
-                in_flight=f"draining: the request out may finish (up to {DRAIN_SECONDS:g} s), "
-                "nothing new is sent; waiting items stay in the spool for the next start; "
-                "send the signal again to exit now",
-            )
-        daemon.stop()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
-    worker.start()
-    finished.wait()
-    worker.join(DRAIN_SECONDS)
-    if worker.is_alive():
-        log.warning("shutdown_abandoned_request", drain_seconds=DRAIN_SECONDS)
-        sys.stderr.flush()
-        os._exit(EXIT_OK)  # the spool is consistent; the open request is replayed next start
+                sys.stderr.flush()
+                os._exit(EXIT_ERROR)
+            else:
+                drain_until = time.monotonic() + DRAIN_SECONDS
+                log.info(
+                    "shutdown_requested",
+                    signal=signal.Signals(signum).name,
+                    in_flight=f"draining: the request out may finish (up to {DRAIN_SECONDS:g} s), "
+                    "nothing new is sent; waiting items stay in the spool for the next start; "
+                    "send the signal again to exit now",
+                )
+                daemon.stop()
+    worker.join()
     return failure
 
 

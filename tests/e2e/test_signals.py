@@ -123,6 +123,21 @@ def test_a_stop_signal_says_what_happens_to_the_items_in_flight(
         assert "draining" in line["in_flight"]
 
 
+def test_a_stop_signal_right_behind_a_wake_still_stops_the_daemon(
+    devstack: DevstackInfo, tmp_path: Path
+) -> None:
+    """SIGUSR1 (what `enqueue` sends) then SIGTERM at once: the second landed inside the first's
+    handler, which held the wake event's lock, and the daemon hung for ever (1 run in 10-20)."""
+    config = write_config(tmp_path, devstack)
+    for _ in range(5):
+        with run_daemon(config) as daemon:
+            daemon.wait_ready()
+            daemon.process.send_signal(signal.SIGUSR1)
+            daemon.process.send_signal(signal.SIGTERM)
+            assert daemon.process.wait(DEADLINE) == 0, daemon.output()
+            assert daemon.saw("shutdown_requested")
+
+
 class _Redirect(BaseHTTPRequestHandler):
     """A front that answers every request with a redirect (an old address, a captive proxy)."""
 
