@@ -60,9 +60,14 @@ def frame_lines(report: dict[str, Any], now: float) -> list[str]:
     counts, quota, daemon = report["counts"], report["quota"], report["daemon"]
     running = f"running (pid {daemon['pid']})" if daemon["running"] else "NOT RUNNING"
     limit = quota["limit"] if quota["limit"] is not None else "unlimited"
+    head = report.get("headline") or {}
     lines = [
         f"exportsync {report['version']} — daemon {running} — {_clock(now)}",
-        f"  watching  {report['watch_dir']}",
+    ]
+    if head:
+        lines.append(f"  {str(head['state']).upper().replace('_', ' ')}: {head['text']}")
+    lines += [
+        f"  watching  {report['watch_dir'] or '(watch.dir is not set in the config)'}",
         "",
         "  pending {pending:>6}   sending {sending:>4}   delivered {delivered:>7}   "
         "failed {failed:>5}".format(**counts),
@@ -75,8 +80,9 @@ def frame_lines(report: dict[str, Any], now: float) -> list[str]:
     in_flight = report.get("in_flight") or []
     if in_flight:
         lines.append(f"  sending   {len(in_flight)} item(s): {_names(in_flight)}")
-    elif report.get("next_attempt_at"):
-        lines.append(f"  next try  in {_until(report['next_attempt_at'], now)}")
+    elif head.get("next_send_at"):
+        # The headline's instant, the one `status` and the plan show too.
+        lines.append(f"  next send in {_until(head['next_send_at'], now)}")
     recent = report.get("recent") or []
     if recent:
         lines += ["", "  last events:"]
