@@ -27,7 +27,7 @@ from exportsync import __version__, firstrun, sendnow, service
 from exportsync.client import HttpApi
 from exportsync.clock import SystemClock, iso_utc
 from exportsync.config import Config, load_config
-from exportsync.configpath import find_config
+from exportsync.configpath import ConfigNotFound, find_config
 from exportsync.daemon import Daemon, build_ledger, build_matcher
 from exportsync.errors import ConfigError, ExportsyncError
 from exportsync.intake import Intake
@@ -180,6 +180,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     handler: Callable[[argparse.Namespace], int] = _COMMANDS[args.command]
     try:
         return handler(args)
+    except ConfigNotFound as exc:
+        print(f"exportsync: {exc.message}", file=sys.stderr)
+        return EXIT_USAGE
     except ConfigError as exc:
         print(f"exportsync: config error: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -449,13 +452,14 @@ def _send_cost(items: int, requests: int, used: int, limit: int | None) -> str:
 
 
 def _await_send(config: Config, asked_at: float) -> int:
-    """Until the daemon has sent a request since `asked_at` (or the wait is over)."""
+    """Until the daemon has acted on the request: a request went since `asked_at`, or the
+    daemon withdrew the note (what waited is settled, e.g. failed locally without a request)."""
     deadline = time.monotonic() + SEND_NOW_WAIT_SECONDS
     with Spool.open(config.state.dir) as spool:
         while time.monotonic() < deadline:
             last = spool.last_request_at()
-            if last is not None and last >= asked_at:
-                print("the daemon has sent it; 'exportsync status' shows the outcome")
+            if (last is not None and last >= asked_at) or sendnow.requested_at(spool) is None:
+                print("the daemon has acted on it; 'exportsync status' shows the outcome")
                 return EXIT_OK
             time.sleep(0.2)
     print(

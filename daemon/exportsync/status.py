@@ -198,13 +198,15 @@ def headline(
     elif counts["failed"]:
         state = "failing"
         text = (
-            f"{plural(counts['failed'], 'failed item')} need a look: 'exportsync retry ID' to "
+            f"{plural(counts['failed'], 'failed item')} "
+            f"{'needs' if counts['failed'] == 1 else 'need'} a look: 'exportsync retry ID' to "
             "send again, 'exportsync dismiss ID' to drop from the list"
         )
     elif waiting and at is not None and at - now > HELD_AFTER_SECONDS:
         state = "held"
         text = (
-            f"holding {items} to save requests; they go at {when}, or now with "
+            f"holding {items} to save requests; {'it goes' if waiting == 1 else 'they go'} "
+            f"at {when}, or now with "
             "'exportsync send-now'"
         )
     else:

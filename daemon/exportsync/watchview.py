@@ -100,10 +100,12 @@ def plain_line(report: dict[str, Any], now: float) -> str:
     limit = q["limit"] if q["limit"] is not None else "unlimited"
     backlog = report.get("backlog")
     eta = f" backlog_eta={backlog.get('eta') or 'now'}" if isinstance(backlog, dict) else ""
+    head = report.get("headline") or {}
+    state = f" state={head['state']} next_send={head.get('next_send_at') or '-'}" if head else ""
     return (
         f"{_clock(now)} pending={c['pending']} sending={c['sending']} "
         f"delivered={c['delivered']} failed={c['failed']} quota={q['used']}/{limit} "
-        f"resets_in={_until(q['resets_at'], now)}{eta}"
+        f"resets_in={_until(q['resets_at'], now)}{eta}{state}"
     )
 
 
