@@ -12,6 +12,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
+from exportsync.words import plural
+
 __all__ = ["frame_lines", "plain_line", "watch"]
 
 _HOME_CLEAR = "\x1b[H\x1b[J"
@@ -79,7 +81,7 @@ def frame_lines(report: dict[str, Any], now: float) -> list[str]:
         lines.append(f"  plan      {report['plan']}")
     in_flight = report.get("in_flight") or []
     if in_flight:
-        lines.append(f"  sending   {len(in_flight)} item(s): {_names(in_flight)}")
+        lines.append(f"  sending   {plural(len(in_flight), 'item')}: {_names(in_flight)}")
     elif head.get("next_send_at"):
         # The headline's instant, the one `status` and the plan show too.
         lines.append(f"  next send in {_until(head['next_send_at'], now)}")
@@ -115,8 +117,8 @@ def _backlog(backlog: object, now: float) -> str:
     eta = backlog.get("eta")
     when = "deliverable now" if not eta else f"delivered in about {_until(eta, now)}"
     return (
-        f"{backlog.get('items', 0)} item(s), {_size(backlog.get('bytes', 0))}, "
-        f"{backlog.get('requests_needed', 0)} request(s); {when}"
+        f"{plural(int(backlog.get('items', 0)), 'item')}, {_size(backlog.get('bytes', 0))}, "
+        f"{plural(int(backlog.get('requests_needed', 0)), 'request')}; {when}"
     )
 
 

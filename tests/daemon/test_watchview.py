@@ -52,7 +52,7 @@ def test_a_frame_shows_counts_quota_countdown_flight_and_events() -> None:
     assert "pending      3" in text
     assert "failed     2" in text
     assert "4 of 10 used today, resets in 16h00m" in text
-    assert "sending   1 item(s): walk.csv" in text
+    assert "sending   1 item: walk.csv" in text  # "1 item", never "1 item(s)"
     assert "failed     /srv/exports/bad.session.json  (NaN is not a valid JSON number)" in text
     assert "backlog   —" in text  # no estimate in this report
 
@@ -65,7 +65,7 @@ def test_the_backlog_estimate_is_shown_when_the_report_has_one() -> None:
         "eta": "2027-01-15T09:30:00Z",
     }
     text = "\n".join(frame_lines(report(backlog=backlog), NOW))
-    assert "250 item(s), 3.5 MB, 3 request(s); delivered in about 1h30m" in text
+    assert "250 items, 3.5 MB, 3 requests; delivered in about 1h30m" in text
     assert "backlog_eta=2027-01-15T09:30:00Z" in plain_line(report(backlog=backlog), NOW)
 
 
