@@ -48,6 +48,7 @@ class NextSend:
 
     at: float | None
     decision: Plan
+    backoff: bool = False  # nothing is due now: the next send waits for a retry's backoff
 
 
 def next_send(config: Config, spool: Spool, ledger: QuotaLedger, now: float) -> NextSend:
@@ -59,6 +60,7 @@ def next_send(config: Config, spool: Spool, ledger: QuotaLedger, now: float) -> 
     view = ledger.view()
     pacing = config.quota.pacing
     at = now
+    backoff = False
     backlog = spool.backlog(now, **limits)
     if not backlog.items:
         due = spool.next_due_at()
@@ -66,6 +68,7 @@ def next_send(config: Config, spool: Spool, ledger: QuotaLedger, now: float) -> 
             return NextSend(None, plan(backlog, now, view, pacing))
         at = max(now, due)
         backlog = spool.backlog(at, **limits)
+        backoff = True
     decision = plan(backlog, at, view, pacing)
     if sendnow.applies(sendnow.requested_at(spool), decision, backlog):
         decision = replace(decision, send_at=at, reason="send_now", reserve=0)
@@ -73,7 +76,7 @@ def next_send(config: Config, spool: Spool, ledger: QuotaLedger, now: float) -> 
     if decision.reason == "day_used":
         # The ledger sends nothing until a minute past the reset (the two clocks may differ).
         send_at = max(send_at, ledger.resets_at(now) + RESET_GRACE_SECONDS)
-    return NextSend(max(at, send_at), decision)
+    return NextSend(max(at, send_at), decision, backoff)
 
 
 def build_status(config: Config, spool: Spool, ledger: QuotaLedger, clock: Clock) -> dict[str, Any]:
@@ -201,6 +204,12 @@ def headline(
             f"{plural(counts['failed'], 'failed item')} "
             f"{'needs' if counts['failed'] == 1 else 'need'} a look: 'exportsync retry ID' to "
             "send again, 'exportsync dismiss ID' to drop from the list"
+        )
+    elif waiting and at is not None and at - now > HELD_AFTER_SECONDS and coming.backoff:
+        state = "held"
+        text = (
+            f"{items} wait to be tried again after an error, at {when}; "
+            "'exportsync send-now' sends them now"
         )
     elif waiting and at is not None and at - now > HELD_AFTER_SECONDS:
         state = "held"

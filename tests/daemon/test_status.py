@@ -336,3 +336,16 @@ def test_watch_counts_down_to_the_reset_when_the_quota_is_used_up(
     assert "0m00s" not in frame
     assert "next send in 8h31m" in frame
     assert "QUOTA EXHAUSTED" in frame
+
+
+def test_items_waiting_out_a_backoff_are_held_with_the_reason_and_the_way_out(
+    config: Config, spool: Spool, clock: FakeClock
+) -> None:
+    item = _pending(spool, config)
+    spool.reschedule(item, at=NOW + 600, error="HTTP 503", now=NOW)
+    head = status_of(config, spool, clock)["headline"]
+    assert isinstance(head, dict)
+    assert head["state"] == "held"
+    assert head["next_send_at"] == iso_utc(NOW + 600)
+    assert "tried again after an error" in head["text"]
+    assert "exportsync send-now" in head["text"]
