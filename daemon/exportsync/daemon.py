@@ -17,6 +17,7 @@ from exportsync.client import Api
 from exportsync.clock import Clock, SystemClock, iso_utc
 from exportsync.config import Config
 from exportsync.delivery import Deliverer, retry_delay
+from exportsync.dirfd import pin, real_path
 from exportsync.errors import SpoolError, SpoolFull
 from exportsync.intake import Intake
 from exportsync.logs import get_logger
@@ -276,9 +277,12 @@ class Daemon:
         """Failed items whose file is gone, or whose path a newer version was since delivered
         to, leave the failed list; how many did. While the folder itself is missing nothing
         counts as gone (an unmounted share is not a deleted file)."""
-        root_there = os.path.isdir(self.root)
+        real = pin(self.root)
+        # The pinned folder itself (never through a symlink that replaced it since).
+        root_there = not self.watcher.missing and real.is_dir() and not real.is_symlink()
         superseded = self.spool.dismiss_superseded(
-            now=self.clock.time(), gone=lambda path: root_there and not os.path.lexists(path)
+            now=self.clock.time(),
+            gone=lambda path: root_there and not os.path.lexists(real_path(self.root, path)),
         )
         for item in superseded:
             log.info("failed_superseded", item_id=item.id, path=str(item.path))

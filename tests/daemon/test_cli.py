@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from exportsync import procinfo
 from exportsync.cli import main
 from exportsync.runlock import WAKE_SIGNAL, RunLock
 from exportsync.spool import SEND_NOW_KEY, Spool
@@ -590,6 +591,11 @@ def lock_held(env: Env, monkeypatch: pytest.MonkeyPatch) -> Iterator[list[int]]:
     woken: list[int] = []
     previous = signal.signal(WAKE_SIGNAL, lambda signum, _frame: woken.append(signum))
     monkeypatch.setattr("exportsync.cli.SEND_NOW_WAIT_SECONDS", 0.2)
+    # This test process stands in for `exportsync run`: wakes go only to such a process.
+    env.state.mkdir(parents=True, exist_ok=True)
+    owner = os.stat(env.state).st_uid
+    argv = ("/usr/bin/python3", "/usr/bin/exportsync", "run")
+    monkeypatch.setattr(procinfo, "describe", lambda pid: procinfo.ProcessInfo(owner, owner, argv))
     lock = RunLock(env.state)
     lock.acquire()
     yield woken
