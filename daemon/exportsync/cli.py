@@ -328,7 +328,13 @@ def _cmd_status(args: argparse.Namespace) -> int:
         if args.json or args.interval <= 0:
             print("exportsync status: --watch takes no --json, and --interval > 0", file=sys.stderr)
             return EXIT_USAGE
-        return watch(partial(live_report, config), sys.stdout, interval=args.interval)
+        try:
+            return watch(partial(live_report, config), sys.stdout, interval=args.interval)
+        except BrokenPipeError:
+            # The reader went away (`| head`): done. Point stdout at /dev/null so the flush at
+            # exit does not raise again.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            return EXIT_OK
     clock = SystemClock()
     # A read-only command: where no daemon has run yet, report an empty spool without creating one.
     exists = Spool.path_in(config.state.dir).exists()

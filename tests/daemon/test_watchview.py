@@ -148,3 +148,36 @@ def test_watch_refuses_json(tmp_path: Path) -> None:
     config = tmp_path / "c.toml"
     config.write_text(f'[watch]\ndir = "{tmp_path}"\n[state]\ndir = "{tmp_path / "s"}"\n')
     assert main(["status", "--watch", "--json", "--config", str(config)]) == 2
+
+
+def test_status_watch_into_a_pipe_that_closes_ends_quietly(tmp_path: Path) -> None:
+    """`exportsync status --watch | head -1`: the reader goes away; exit 0, no traceback."""
+    watch_dir = tmp_path / "exports"
+    watch_dir.mkdir()
+    config = tmp_path / "exportsync.toml"
+    config.write_text(f'[watch]\ndir = "{watch_dir}"\n[state]\ndir = "{tmp_path / "state"}"\n')
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EXPORTSYNC_")}
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "exportsync",
+            "status",
+            "--watch",
+            "--interval",
+            "0.05",
+            "--config",
+            str(config),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+    )
+    assert process.stdout is not None
+    assert process.stderr is not None
+    first = process.stdout.readline()
+    process.stdout.close()  # as `head -1` does after its line
+    assert b"pending=0" in first
+    assert process.wait(timeout=30) == 0
+    assert process.stderr.read() == b""
+    process.stderr.close()
