@@ -29,6 +29,7 @@ from urllib.parse import urlsplit
 import platformdirs
 
 from exportsync.batches import DEFAULT_MULTIPART_THRESHOLD
+from exportsync.configpath import ENV_CONFIG
 from exportsync.errors import ConfigError
 from exportsync.logs import register_secret
 from exportsync.matcher import DEFAULT_IGNORE_GLOBS
@@ -55,7 +56,6 @@ __all__ = [
     "user_state_home",
 ]
 
-ENV_CONFIG = "EXPORTSYNC_CONFIG"
 ENV_API_KEY = "EXPORTSYNC_API_KEY"
 _ENV_PREFIX = "EXPORTSYNC_"
 # A config kept here is the machine's (a system service's): its spool defaults to SYSTEM_STATE_DIR,
@@ -520,15 +520,17 @@ def _build_watch(
         if required:
             raise ConfigError(
                 "watch.dir",
-                "is required: set it under [watch] in the config file "
-                f"(see config/exportsync.example.toml) or in {env_var_for('watch.dir')}",
+                'is required: the export folder, as dir = "..." under [watch] in the config '
+                f"file (or {env_var_for('watch.dir')}); 'exportsync setup' writes a config",
             )
         # Only a placeholder: callers that do not require the watch folder never use it.
         directory = _expand_path("~/Exports", environ, "watch.dir", None)
     elif directory.exists() and not directory.is_dir():
         raise ConfigError("watch.dir", f"{directory} is not a directory")
     elif required and not directory.exists():
-        warnings.append(f"watch.dir {directory} does not exist yet")
+        warnings.append(
+            f"watch.dir {directory} does not exist yet (the daemon waits for it to appear)"
+        )
     settle = cast(
         float, values.get("watch.settle_seconds", _default(WatchConfig, "settle_seconds"))
     )

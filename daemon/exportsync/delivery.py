@@ -23,7 +23,7 @@ from typing import Any, TypeVar, assert_never
 
 import tenacity
 
-from exportsync import files
+from exportsync import files, sendnow
 from exportsync.aftercare import finish_file
 from exportsync.backlog import MAX_ENTRIES_PER_REQUEST, Backlog
 from exportsync.batches import (
@@ -64,7 +64,7 @@ from exportsync.names import wire_name
 from exportsync.pacing import Pacing, Plan, plan
 from exportsync.quota import QuotaLedger
 from exportsync.sessions import ParsedSession, parse_session_file
-from exportsync.spool import Item, Spool
+from exportsync.spool import API_KEY_REFUSED, API_STATE_KEY, API_UNREACHABLE, Item, Spool
 from exportsync_wire import DELIVERED, Kind, PresignFile, Status
 
 __all__ = [
@@ -148,6 +148,7 @@ class Deliverer:
         self._cap_bytes = 0
         self._unreachable = 0  # consecutive requests that found no connection
         self._uploads = Uploads(spool=spool, api=api, root=root, clock=clock)
+        self._api_state = spool.meta_get(API_STATE_KEY)
 
     # -- the step ----------------------------------------------------------------------------
 
@@ -163,7 +164,10 @@ class Deliverer:
         return backlog
 
     def plan(self, now: float) -> Plan:
-        return plan(self.backlog(now), now, self._ledger.view(), self._pacing)
+        backlog = self.backlog(now)
+        decision = plan(backlog, now, self._ledger.view(), self._pacing)
+        # `exportsync send-now`: the one override of the pacing policy's hold.
+        return sendnow.honour(self._spool, decision, backlog, now)
 
     def step(self) -> StepOutcome:
         """Do at most one counted request's worth of work."""
@@ -250,6 +254,10 @@ class Deliverer:
         data = self._guarded(item, self._read, item)
         if data is None:
             return
+        if not data:
+            # The contract sends a CSV whatever its content; an empty one is often a failed
+            # export, so it goes with a word (once per request it joins).
+            log.warning("empty_file", item_id=item.id, path=str(item.path), action="sent as is")
         wire, encoding = encode_file(data)
         if batch.count and batch.size + len(wire) + ENTRY_OVERHEAD_BYTES > max_bytes:
             return  # the next request takes it
@@ -341,18 +349,21 @@ class Deliverer:
         ids = [i.id for i in batch.items]
         self._spool.mark_sending(ids, now=now)
         used = self._ledger.spend()
-        log.info(
-            "request_sent",
-            route="batch",
-            items=len(ids),
-            entries=batch.count,
-            files=len(batch.files),
-            sessions=len(batch.bodies),
-            presign=len(batch.presigns),
-            item_ids=ids,
-            quota_used=used,
-            quota_limit=self._ledger.limit,
-        )
+        shape = {
+            "route": "batch",
+            "items": len(ids),
+            "entries": batch.count,
+            "files": len(batch.files),
+            "sessions": len(batch.bodies),
+            "presign": len(batch.presigns),
+            "item_ids": ids,
+            "quota_used": used,
+            "quota_limit": self._ledger.limit,
+        }
+        # Counted before it goes; `request_sent` follows only once the gateway saw it (an
+        # answer, or a failure after the connection was made): a refused connection is
+        # refunded and logged as api_unreachable instead.
+        log.info("request_sending", **shape)
         try:
             try:
                 results = self._api.batch(batch.request())
@@ -362,7 +373,9 @@ class Deliverer:
         except DELIVERY_FAILURES as exc:
             if not isinstance(exc, Unreachable):
                 self._unreachable = 0
+                log.info("request_sent", **shape, outcome=type(exc).__name__)
             self._on_error(batch, exc)
+            self._note_api_state(exc)
             return
         except SpoolError:
             raise
@@ -378,8 +391,10 @@ class Deliverer:
                     ids, at=now + retry_delay(1), error=f"internal error: {exc!r}", now=now
                 )
             return
+        log.info("request_sent", **shape, outcome="answered")
         self._cap_items = self._cap_bytes = 0
         self._unreachable = 0
+        self._note_api_state(None)
         # Each item's answer is applied behind the per-item firewall (`_guarded`).
         self._apply_files(batch.files, answers[Kind.FILE])
         self._apply_sessions(batch.session_parts, answers[Kind.SESSION])
@@ -417,6 +432,22 @@ class Deliverer:
                 self._hold(batch, FORBIDDEN_DELAY, reason)
             case _:
                 assert_never(exc)
+
+    def _note_api_state(self, exc: DeliveryFailure | None) -> None:
+        """What the API's last answer says about the key and the network, for `status`'s
+        headline (another process): written only when it changes."""
+        state = (
+            API_KEY_REFUSED
+            if isinstance(exc, Forbidden)
+            else API_UNREACHABLE
+            if isinstance(exc, Unreachable)
+            else None
+        )
+        if state is None and exc is not None:
+            return  # a throttle or a 5xx says nothing new about the key or the network
+        if state != self._api_state:
+            self._spool.meta_set(API_STATE_KEY, state)
+            self._api_state = state
 
     def _fail_all(self, batch: Batch, reason: str) -> None:
         for item in batch.items:
@@ -599,7 +630,9 @@ class Deliverer:
     def _delivered(self, item: Item, key: str | None) -> None:
         self._uploads.drop(item.id)
         now = self._clock.time()
-        self._spool.mark_delivered(item.id, now=now, remote_key=key)
+        superseded = self._spool.mark_delivered(item.id, now=now, remote_key=key)
+        if superseded:
+            log.info("failed_superseded", path=str(item.path), by_item_id=item.id, items=superseded)
         if self._metrics is not None:
             self._metrics.delivered(item, now)
         log.info("item_delivered", item_id=item.id, path=str(item.path), kind=item.kind, key=key)

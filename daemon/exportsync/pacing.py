@@ -42,7 +42,16 @@ MAX_QUIET_SECONDS = 30.0
 RESERVE_SHARE = 5
 
 Reason = Literal[
-    "idle", "now", "quiet", "prompt", "full", "paced", "reserve", "last_call", "day_used"
+    "idle",
+    "now",
+    "quiet",
+    "prompt",
+    "full",
+    "paced",
+    "reserve",
+    "last_call",
+    "day_used",
+    "send_now",  # a person ran `exportsync send-now` (sendnow.honour), never this policy
 ]
 
 

@@ -341,7 +341,7 @@ def test_a_file_deleted_before_delivery_then_exported_again_is_delivered(tmp_pat
             report.write_bytes(data)
             assert wait_for(lambda: daemon.saw("item_spooled"), 10), daemon.output()
             report.unlink()  # within the quiet window: the row fails as deleted
-            assert not daemon.saw("request_sent"), "the delete came after the quiet window"
+            assert not daemon.saw("request_sending"), "the delete came after the quiet window"
             assert wait_for(lambda: daemon.saw("item_failed"), 30), daemon.output()
             report.write_bytes(data)  # exported again, same bytes
             assert wait_for(lambda: daemon.saw("file_detected", 2), 10), daemon.output()
