@@ -57,6 +57,7 @@ from exportsync.errors import (
     TransientError,
     Unreachable,
 )
+from exportsync.history import History, read_history
 from exportsync.logs import get_logger
 from exportsync.metrics import Metrics
 from exportsync.multipart import MultipartUpload, Uploads, parse_multipart
@@ -147,6 +148,7 @@ class Deliverer:
         self._cap_items = 0
         self._cap_bytes = 0
         self._unreachable = 0  # consecutive requests that found no connection
+        self._history: tuple[float, History] | None = None  # (period start, its past days)
         self._uploads = Uploads(spool=spool, api=api, root=root, clock=clock)
 
     # -- the step ----------------------------------------------------------------------------
@@ -163,7 +165,18 @@ class Deliverer:
         return backlog
 
     def plan(self, now: float) -> Plan:
-        return plan(self.backlog(now), now, self._ledger.view(), self._pacing)
+        view = self._ledger.view()
+        return plan(self.backlog(now), now, view, self._pacing, self.history(view.period_start))
+
+    def history(self, period_start: float) -> History:
+        """The past days the pacing policy learns from, read once per quota period (past days
+        do not change)."""
+        if self._history is None or self._history[0] != period_start:
+            days = read_history(
+                self._spool, period_start=period_start, days=self._pacing.learn_days
+            )
+            self._history = (period_start, days)
+        return self._history[1]
 
     def step(self) -> StepOutcome:
         """Do at most one counted request's worth of work."""

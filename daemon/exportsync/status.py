@@ -14,6 +14,7 @@ from exportsync.backlog import Backlog
 from exportsync.clock import Clock, SystemClock, iso_utc
 from exportsync.config import Config
 from exportsync.daemon import build_ledger
+from exportsync.history import read_history
 from exportsync.metrics import SpoolReading
 from exportsync.names import shown
 from exportsync.pacing import Plan, plan, plan_backlog
@@ -45,8 +46,9 @@ def build_status(config: Config, spool: Spool, ledger: QuotaLedger, clock: Clock
     )
     view = ledger.view()
     pacing = config.quota.pacing
-    decision = plan(backlog, now, view, pacing)
-    eta = plan_backlog(backlog, now, view, pacing)
+    history = read_history(spool, period_start=view.period_start, days=pacing.learn_days)
+    decision = plan(backlog, now, view, pacing, history)
+    eta = plan_backlog(backlog, now, view, pacing, history)
     if eta is not None and next_due is not None:
         eta = max(eta, next_due)
     elif backlog.items and next_due is not None and next_due > now:
@@ -108,6 +110,12 @@ def _explain(backlog: Backlog, decision: Plan, now: float, next_due: float | Non
     send_at = decision.send_at if decision.send_at is not None else now
     if next_due is not None:
         send_at = max(send_at, next_due)
+    if decision.why is not None:
+        # The policy learned from past days: what they said, then what it does.
+        if send_at <= now:
+            return f"{decision.why}; sending {files} now"
+        held = f"{decision.why}; holding {files}; next send {iso_utc(send_at)[11:16]}Z"
+        return held
     if send_at <= now:
         return f"sending {files} now"
     moment = iso_utc(send_at)[11:16] + "Z"
