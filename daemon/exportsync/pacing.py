@@ -176,7 +176,7 @@ def _learned(
     held = backlog.held(now)
     pay_at = now if held >= worth else now + (worth - held) / max(1, backlog.items)
     send_at = max(now, quiet_end, min(free_at, pay_at, last_call))
-    why = f"{words}; keeping {_n(keep, 'request')} of {left}"
+    why = f"{words}; {_n(left, 'request')} left for them"
     return Plan(send_at, "learned", left, kept, why)
 
 
