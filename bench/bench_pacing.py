@@ -85,9 +85,13 @@ def _run(scratch: Path, trace: Trace, name: str, pacing: Pacing) -> dict[str, An
 
 def _summary(per_trace: dict[str, dict[str, Any]]) -> dict[str, Any]:
     worst = max(per_trace, key=lambda t: per_trace[t]["total_vs_optimum"])
+    median = max(per_trace, key=lambda t: per_trace[t]["median_vs_optimum"])
+    p95 = max(per_trace, key=lambda t: per_trace[t]["p95_vs_optimum"])
     return {
-        "median_vs_optimum": max(r["median_vs_optimum"] for r in per_trace.values()),
-        "p95_vs_optimum": max(r["p95_vs_optimum"] for r in per_trace.values()),
+        "median_vs_optimum": per_trace[median]["median_vs_optimum"],
+        "median_trace": median,
+        "p95_vs_optimum": per_trace[p95]["p95_vs_optimum"],
+        "p95_trace": p95,
         "worst_trace": worst,
         "worst_total_vs_optimum": per_trace[worst]["total_vs_optimum"],
         "refused": sum(r["refused"] for r in per_trace.values()),
@@ -130,8 +134,8 @@ def pacing_line(r: dict[str, Any]) -> str:
 
     def figures(s: dict[str, Any]) -> str:
         return (
-            f"median hold {s['median_vs_optimum']:.2f}x optimum,"
-            f" p95 {s['p95_vs_optimum']:.2f}x optimum,"
+            f"median hold {s['median_vs_optimum']:.2f}x optimum ({s['median_trace']}),"
+            f" p95 {s['p95_vs_optimum']:.2f}x optimum ({s['p95_trace']}),"
             f" worst trace {s['worst_total_vs_optimum']:.2f}x ({s['worst_trace']}),"
             f" refused {s['refused']}, same day {s['same_day']}/{s['exports']}"
         )

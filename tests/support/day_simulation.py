@@ -14,7 +14,7 @@ import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from exportsync.client import BatchRequest
 from exportsync.clock import FakeClock
@@ -192,10 +192,9 @@ def simulate_trace(
             # The history is what the spool recorded: each export spooled at its instant and
             # delivered (the days before are not measured, and sending them adds nothing).
             for n, at in enumerate(instants):
-                for name, kind in (
-                    (f"d{day:03d}-e{n:03d}.csv", "csv"),
-                    (f"d{day:03d}-e{n:03d}.session.json", "session"),
-                ):
+                stem = f"d{day:03d}-e{n:03d}"
+                for name in (f"{stem}.csv", f"{stem}.session.json"):
+                    kind: Literal["csv", "session"] = "csv" if name.endswith(".csv") else "session"
                     item = spool.record(
                         root / name, kind, size=10, mtime_ns=1, sha256=name, now=at
                     ).item
