@@ -35,15 +35,17 @@ from support.pacing_optimum import (  # noqa: E402
 )
 from support.pacing_traces import TRACES, Trace, from_arrivals  # noqa: E402
 
-__all__ = ["pacing_line", "run_pacing", "score_trace"]
+__all__ = ["pacing_line", "run_pacing", "score_days"]
 
 DAILY = 10
 POLICIES = {"learned": Pacing(), "today": Pacing(learn_days=0)}
+# Each one-day trace is run with these seeds and its days pooled: one seed is one day, and one
+# day's luck says little.
+SEEDS = (1, 2, 3)
 
 
-def score_trace(trace: Trace, holds: list[float], quiet: float) -> dict[str, float]:
-    """The policy's holds on the trace's measured days against the optimum's."""
-    days = [list(d) for d in trace.days[trace.first_measured :]]
+def score_days(days: list[list[float]], holds: list[float], quiet: float) -> dict[str, float]:
+    """The policy's holds on measured days (pooled) against the optimum's on the same days."""
     optimum = [h for d in days if d for h in optimal_schedule(d, DAILY, floor=quiet).holds]
     least_total = sum(optimum)
     out: dict[str, float] = {}
@@ -63,23 +65,36 @@ def score_trace(trace: Trace, holds: list[float], quiet: float) -> dict[str, flo
     return out
 
 
-def _run(scratch: Path, trace: Trace, name: str, pacing: Pacing) -> dict[str, Any]:
-    result = simulate_trace(
-        scratch / f"{trace.name}-{name}",
-        trace.days,
-        start=trace.start,
-        measure_from=trace.first_measured,
-        daily=DAILY,
-        pacing=pacing,
-    )
-    scored = score_trace(trace, result.holds, pacing.quiet_seconds)
+def _run(scratch: Path, traces: list[Trace], name: str, pacing: Pacing) -> dict[str, Any]:
+    """The policy over each trace (one per seed), pooled."""
+    holds: list[float] = []
+    days: list[list[float]] = []
+    same_day = refused = 0
+    per_day: list[int] = []
+    arrivals: list[float] = []
+    for n, trace in enumerate(traces):
+        result = simulate_trace(
+            scratch / f"{trace.name}-{n}-{name}",
+            trace.days,
+            start=trace.start,
+            measure_from=trace.first_measured,
+            daily=DAILY,
+            pacing=pacing,
+        )
+        holds += result.holds
+        days += [list(d) for d in trace.days[trace.first_measured :]]
+        same_day += result.same_day
+        refused += result.refused
+        per_day += result.requests_per_day
+        arrivals = result.spool_arrivals
     return {
-        **scored,
-        "exports": len(result.holds),
-        "same_day": result.same_day,
-        "refused": result.refused,
-        "requests_per_day": result.requests_per_day,
-        "arrivals": result.spool_arrivals,
+        **score_days(days, holds, pacing.quiet_seconds),
+        "seeds": len(traces),
+        "exports": len(holds),
+        "same_day": same_day,
+        "refused": refused,
+        "requests_per_day": per_day,
+        "arrivals": arrivals,
     }
 
 
@@ -101,23 +116,29 @@ def _summary(per_trace: dict[str, dict[str, Any]]) -> dict[str, Any]:
 
 
 def run_pacing(scratch: Path, *, quick: bool, spool: Path | None = None) -> dict[str, Any]:
-    """Every trace (seed 1; `quick` drops the 14-day mix), then the replay of `spool`'s history
-    (a state folder or spool file), or of the mix's own spool when none is given."""
-    traces = [make(1) for name, make in TRACES.items() if not (quick and name == "mix_14_days")]
+    """Every trace (seeds 1-3 of each one-day trace, seed 1 of the 14-day mix; `quick`: seed 1
+    and no mix), then the replay of `spool`'s history (a state folder or spool file), or of the
+    mix's own spool when none is given."""
+    seeds = (1,) if quick else SEEDS
+    chosen = {
+        name: [make(seed) for seed in ((1,) if name == "mix_14_days" else seeds)]
+        for name, make in TRACES.items()
+        if not (quick and name == "mix_14_days")
+    }
     results: dict[str, dict[str, dict[str, Any]]] = {name: {} for name in POLICIES}
-    for trace in traces:
+    for trace, runs in chosen.items():
         for name, pacing in POLICIES.items():
-            results[name][trace.name] = _run(scratch, trace, name, pacing)
+            results[name][trace] = _run(scratch, runs, name, pacing)
     if spool is not None:
         path = spool if spool.is_file() else Spool.path_in(spool)
         with Spool.open(path.parent) as source:
             arrivals = source.arrivals(0.0, float("inf"))
         replay = from_arrivals(f"replay of {path}", arrivals)
     else:
-        mixed = results["learned"].get("mix_14_days") or results["learned"][traces[-1].name]
-        replay = from_arrivals("replay of the mix's spool", mixed["arrivals"])
+        last = "mix_14_days" if "mix_14_days" in chosen else list(chosen)[-1]
+        replay = from_arrivals("replay of the mix's spool", results["learned"][last]["arrivals"])
     for name, pacing in POLICIES.items():
-        results[name]["replay"] = _run(scratch, replay, name, pacing)
+        results[name]["replay"] = _run(scratch, [replay], name, pacing)
     for by_trace in results.values():
         for r in by_trace.values():
             del r["arrivals"]

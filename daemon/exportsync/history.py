@@ -13,6 +13,7 @@ Weekdays and weekends are told apart (by the UTC weekday at the period's middle)
 from __future__ import annotations
 
 import functools
+import itertools
 import math
 import time
 from collections.abc import Sequence
@@ -82,9 +83,8 @@ class Outlook:
     chosen: tuple[Day, ...]
 
     def likely_at(self, offset: float) -> int:
-        return _quantile(
-            [sum(1 for o, _ in day if o > offset) for day in self.chosen], LIKELY_QUANTILE
-        )
+        counts = [sum(1 for o, _ in day if o > offset) for day in self.chosen]
+        return int(_quantile(counts, LIKELY_QUANTILE))
 
     def settles_at(self, at_most: int) -> float | None:
         """The first offset (≥ self.offset) from which at most `at_most` exports likely still
@@ -111,6 +111,20 @@ class Outlook:
             worths.append(totals[spendable - 1] - totals[spendable])
         return sum(worths) / len(worths)
 
+    def telling_pause(self, spendable: int, last_call: float) -> float:
+        """How long a pause after an export says its run is over: on LIKELY_QUANTILE of the past
+        days, fewer than `spendable` pauses that long came between their remaining exports
+        (before `last_call`). A request at each such pause goes when the best schedule would
+        (before a long pause) and leaves enough for the rest of such a day."""
+        if spendable <= 0:
+            return float("inf")
+        found = []
+        for day in self.chosen:
+            rest = [self.offset] + [o for o, _ in day if self.offset < o < last_call]
+            pauses = sorted((b - a for a, b in itertools.pairwise(rest)), reverse=True)
+            found.append(pauses[spendable - 1] if len(pauses) >= spendable else 0.0)
+        return _quantile(found, LIKELY_QUANTILE)
+
 
 @dataclass(frozen=True)
 class History:
@@ -135,8 +149,8 @@ class History:
             days=len(chosen),
             kind=kind,
             offset=offset,
-            likely=_quantile(counts, LIKELY_QUANTILE),
-            usual=_quantile(counts, 0.5),
+            likely=int(_quantile(counts, LIKELY_QUANTILE)),
+            usual=int(_quantile(counts, 0.5)),
             chosen=tuple(chosen),
         )
 
@@ -216,10 +230,10 @@ def read_history(source: ArrivalSource, *, period_start: float, days: int) -> Hi
     )
 
 
-def _quantile(values: Sequence[int], q: float) -> int:
+def _quantile(values: Sequence[float], q: float) -> float:
     """Nearest rank: the least v with at least ceil(q·n) of the values ≤ v."""
     if not values:
-        return 0
+        return 0.0
     ordered = sorted(values)
     rank = max(1, min(len(ordered), math.ceil(q * len(ordered) - 1e-9)))
     return ordered[rank - 1]

@@ -31,6 +31,7 @@ from exportsync.history import History, Outlook, weekend
 __all__ = [
     "MAX_QUIET_SECONDS",
     "RESERVE_SHARE",
+    "WORTH_FACTOR",
     "Pacing",
     "Plan",
     "QuotaView",
@@ -42,6 +43,11 @@ __all__ = [
 MAX_QUIET_SECONDS = 30.0
 # The reserve is at most 1/RESERVE_SHARE of the day's requests (2 of 10, none of 4).
 RESERVE_SHARE = 5
+# Learned pacing: with nothing to spare, what waits goes once it has been held this many times
+# what a request saves the rest of a past day (file-seconds). 1 sends too soon on busy days
+# (the day's last exports then wait for the last call), more holds quiet ones too long
+# (bench/bench_pacing.py over seeds 1-5).
+WORTH_FACTOR = 2.0
 
 Reason = Literal[
     "idle",
@@ -156,9 +162,10 @@ def _learned(
     last_call: float,
 ) -> Plan:
     """Keep what the rest of the day likely needs (never less than the reserve) and spend the
-    rest at once. With nothing to spare, a request goes once what waits has been held as long
-    (in file-seconds) as that request would save the rest of a past day, on average; or once
-    the past days say enough is left."""
+    rest at once. With nothing to spare, a request goes after a pause that, on past days, came
+    seldom enough to afford one at each (the run of exports is likely over); or once what waits
+    has been held (in file-seconds) twice what a request saves the rest of a past day, on
+    average; or once the past days say enough is left."""
     assert quota.limit is not None
     left = quota.limit - quota.used
     keep = max(kept, outlook.likely)
@@ -172,10 +179,12 @@ def _learned(
     spendable = left - kept
     free = outlook.settles_at(left - 1)
     free_at = last_call if free is None else start + free
-    worth = outlook.request_worth(spendable, last_call - start)
+    pause = outlook.telling_pause(spendable, last_call - start)
+    paused_at = (backlog.newest_at if backlog.newest_at is not None else now) + pause
+    worth = WORTH_FACTOR * outlook.request_worth(spendable, last_call - start)
     held = backlog.held(now)
-    pay_at = now if held >= worth else now + (worth - held) / max(1, backlog.items)
-    send_at = max(now, quiet_end, min(free_at, pay_at, last_call))
+    paid_at = now if held >= worth else now + (worth - held) / max(1, backlog.items)
+    send_at = max(now, quiet_end, min(free_at, paused_at, paid_at, last_call))
     why = f"{words}; {_n(left, 'request')} left for them"
     return Plan(send_at, "learned", left, kept, why)
 

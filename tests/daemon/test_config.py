@@ -356,3 +356,19 @@ def test_keep_delivered_days_defaults_to_30_and_is_checked(minimal: Path, tmp_pa
     )
     error = error_for(minimal, env=env, overrides={"state.keep_delivered_days": -1})
     assert error.key == "state.keep_delivered_days"
+
+
+def test_learn_days_defaults_to_14_is_checked_and_never_outlives_the_spools_rows(
+    minimal: Path, tmp_path: Path
+) -> None:
+    env = {"HOME": str(tmp_path)}
+    assert load_config(minimal, env=env).quota.pacing.learn_days == 14
+    off = load_config(minimal, env={**env, "EXPORTSYNC_QUOTA_LEARN_DAYS": "0"})
+    assert off.quota.pacing.learn_days == 0
+    # Delivered rows pruned after 7 days: older days would look empty, so only 7 are learned.
+    short = load_config(minimal, env={**env, "EXPORTSYNC_STATE_KEEP_DELIVERED_DAYS": "7"})
+    assert short.quota.pacing.learn_days == 7
+    forever = load_config(minimal, env={**env, "EXPORTSYNC_STATE_KEEP_DELIVERED_DAYS": "0"})
+    assert forever.quota.pacing.learn_days == 14
+    error = error_for(minimal, env=env, overrides={"quota.learn_days": -1})
+    assert error.key == "quota.learn_days"

@@ -151,3 +151,20 @@ def test_the_spool_supplies_its_arrivals() -> None:
     with Spool.in_memory() as spool:
         assert spool.first_arrival() is None
         assert read_history(spool, period_start=MONDAY, days=14).days == ()
+
+
+def test_a_telling_pause_is_one_that_comes_seldom_enough_to_afford() -> None:
+    # Each past afternoon: two runs of exports a minute apart, at 13:00 and 16:00.
+    day = tuple((13 * HOUR + n * 60, 2) for n in range(5)) + tuple(
+        (16 * HOUR + n * 60, 2) for n in range(5)
+    )
+    outlook = History((day,) * 5, (False,) * 5).outlook(12 * HOUR, weekend_today=False)
+    assert outlook is not None
+    last_call = DAY - 1800
+    # Pauses from noon: 1 h, then 3 h - 4 min between the runs, then eight of a minute.
+    assert outlook.telling_pause(1, last_call) == 3 * HOUR - 4 * 60
+    assert outlook.telling_pause(2, last_call) == HOUR
+    assert outlook.telling_pause(3, last_call) == 60
+    # More requests than pauses: no pause needs waiting for.
+    assert outlook.telling_pause(11, last_call) == 0.0
+    assert outlook.telling_pause(0, last_call) == float("inf")

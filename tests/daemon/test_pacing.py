@@ -178,26 +178,38 @@ def test_the_reserve_and_the_last_call_stay() -> None:
     assert (late.reason, late.send_at) == ("last_call", at)
 
 
-def test_busy_afternoons_keep_requests_and_hold_until_waiting_costs_what_one_saves() -> None:
+def test_with_nothing_to_spare_a_request_goes_after_a_telling_pause() -> None:
+    # Past afternoons: an export every 15 min from 13:00. With 4 requests to spend, a pause of
+    # 15 min comes far more than 4 times: pauses that long say the run of exports is over.
     view = _day(4, last=NOON - 60)
     decision = plan(_held(2, NOON, NOON), NOON + 5, view, POLICY, BUSY_AFTERNOONS)
     assert decision.reason == "learned"
-    assert decision.send_at is not None
-    assert decision.send_at > NOON + 600
-    assert decision.why is not None
-    assert decision.why == ("usually 20 more exports after 12:00Z; 6 requests left for them")
-    # Once the files have waited that long, the request goes.
-    later = plan(_held(2, NOON, decision.send_at), decision.send_at, view, POLICY, BUSY_AFTERNOONS)
-    assert later.send_at == decision.send_at
+    assert decision.send_at == NOON + 900
+    assert decision.why == "usually 20 more exports after 12:00Z; 6 requests left for them"
+    # An export arriving meanwhile starts the pause again.
+    again = plan(
+        Backlog(4, 400, 1, NOON, NOON + 600, 2 * NOON + 2 * (NOON + 600)),
+        NOON + 605,
+        view,
+        POLICY,
+        BUSY_AFTERNOONS,
+    )
+    assert again.send_at == NOON + 1500
     # A full request never waits.
     full = plan(_backlog(2000, arrived=NOON, requests=2), NOON, view, POLICY, BUSY_AFTERNOONS)
     assert full.reason == "full"
 
 
 def test_the_more_that_waits_the_sooner_it_goes() -> None:
-    view = _day(4, last=NOON - 60)
-    one = plan(_held(2, NOON, NOON), NOON + 5, view, POLICY, BUSY_AFTERNOONS).send_at
-    many = plan(_held(20, NOON, NOON), NOON + 5, view, POLICY, BUSY_AFTERNOONS).send_at
-    assert one is not None
-    assert many is not None
-    assert many < one
+    # Past afternoons: an export every 2 h from 13:00; 2 requests to spend. A pause of 2 h is
+    # the telling one, but files held twice what a request saves go sooner.
+    sparse = _past(*(13 * HOUR + n * 2 * HOUR for n in range(5)))
+    view = _day(6, last=NOON - 60)
+    one = plan(_held(2, NOON, NOON), NOON + 5, view, POLICY, sparse)
+    many = plan(_held(20, NOON, NOON), NOON + 5, view, POLICY, sparse)
+    assert one.send_at == NOON + 2 * HOUR
+    assert many.send_at is not None
+    assert NOON + 5 < many.send_at < one.send_at
+    # Once they have waited that long, the request goes.
+    later = plan(_held(20, NOON, many.send_at), many.send_at, view, POLICY, sparse)
+    assert later.send_at == many.send_at
