@@ -18,6 +18,7 @@ Nothing is timed: holds are simulated seconds.
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -131,9 +132,7 @@ def run_pacing(scratch: Path, *, quick: bool, spool: Path | None = None) -> dict
             results[name][trace] = _run(scratch, runs, name, pacing)
     if spool is not None:
         path = spool if spool.is_file() else Spool.path_in(spool)
-        with Spool.open(path.parent) as source:
-            arrivals = source.arrivals(0.0, float("inf"))
-        replay = from_arrivals(f"replay of {path}", arrivals)
+        replay = from_arrivals(f"replay of {path}", _read_arrivals(path))
     else:
         last = "mix_14_days" if "mix_14_days" in chosen else list(chosen)[-1]
         replay = from_arrivals("replay of the mix's spool", results["learned"][last]["arrivals"])
@@ -148,6 +147,17 @@ def run_pacing(scratch: Path, *, quick: bool, spool: Path | None = None) -> dict
         "traces": results,
         "summary": {name: _summary(by_trace) for name, by_trace in results.items()},
     }
+
+
+def _read_arrivals(path: Path) -> list[float]:
+    """The spool's arrival times, read only (a running daemon's spool is neither migrated nor
+    locked): the query `Spool.arrivals` makes."""
+    db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+    try:
+        rows = db.execute("SELECT created_at FROM items ORDER BY created_at").fetchall()
+    finally:
+        db.close()
+    return [float(r[0]) for r in rows]
 
 
 def pacing_line(r: dict[str, Any]) -> str:

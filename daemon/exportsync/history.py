@@ -6,8 +6,8 @@ An *export* is a run of files spooled less than `EXPORT_GAP_SECONDS` apart (a CS
 session, a folder's worth copied in): it costs one request when it goes alone. A *day* is a quota
 period (a UTC day from `reset_utc`); a past day counts once the spool covered it whole, and days
 with no export count too (a quiet afternoon is what lets the policy spend its requests early).
-Weekdays and weekends are told apart (by the UTC weekday at the period's middle) once at least
-`MIN_DAYS` of the same kind are known.
+Weekdays and weekend days are told apart (by the UTC weekday at the period's middle): a day is
+predicted from at least `MIN_DAYS` past days of its own kind, or not at all.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ DAY = 86_400.0
 EXPORT_GAP_SECONDS = 30.0
 # How far back the policy looks, in days; fewer known days than MIN_DAYS teach it nothing.
 HISTORY_DAYS = 14
-MIN_DAYS = 3
+MIN_DAYS = 5
 # "Likely": on this share of past days at most that many exports still came (nearest rank, so
 # the busiest or second busiest of 10 days).
 LIKELY_QUANTILE = 0.9
@@ -76,7 +76,7 @@ class Outlook:
     """The rest of today as the past days of its kind saw it, from `offset` seconds into the day."""
 
     days: int  # past days consulted
-    kind: str  # "weekday", "weekend day" or "day"
+    kind: str  # "weekday" or "weekend day"
     offset: float
     likely: int  # exports still to come on LIKELY_QUANTILE of those days
     usual: int  # ... on half of them
@@ -135,15 +135,12 @@ class History:
 
     def outlook(self, offset: float, *, weekend_today: bool) -> Outlook | None:
         """What still comes after `offset` today, from the past days of today's kind (weekday
-        or weekend; all days while fewer than MIN_DAYS of that kind are known); None when too
-        few days are known."""
-        same = [d for d, w in zip(self.days, self.weekends, strict=True) if w == weekend_today]
-        if len(same) >= MIN_DAYS:
-            chosen, kind = same, ("weekend day" if weekend_today else "weekday")
-        elif len(self.days) >= MIN_DAYS:
-            chosen, kind = list(self.days), "day"
-        else:
+        or weekend day); None while fewer than MIN_DAYS of them are known (a week's weekends
+        say nothing of a Monday)."""
+        chosen = [d for d, w in zip(self.days, self.weekends, strict=True) if w == weekend_today]
+        if len(chosen) < MIN_DAYS:
             return None
+        kind = "weekend day" if weekend_today else "weekday"
         counts = [sum(1 for o, _ in day if o > offset) for day in chosen]
         return Outlook(
             days=len(chosen),

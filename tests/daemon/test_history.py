@@ -94,27 +94,26 @@ def test_the_outlook_counts_what_came_after_this_time_of_day() -> None:
     assert evening.likely == 0
 
 
-def test_weekends_are_told_apart_once_enough_are_known() -> None:
-    weekday = ((9 * HOUR, 2),) * 1 + ((15 * HOUR, 2),)
+def test_a_day_is_told_only_by_past_days_of_its_kind() -> None:
+    weekday = ((9 * HOUR, 2), (15 * HOUR, 2))
     weekend = ((11 * HOUR, 2),)
-    kinds = (False, False, False, False, False, True, True)
+    kinds = (False,) * 5 + (True,) * (MIN_DAYS - 1)
     days = tuple(weekend if k else weekday for k in kinds)
     history = History(days, kinds)
-    # Two weekend days are too few: every day is consulted.
-    outlook = history.outlook(10 * HOUR, weekend_today=True)
-    assert outlook is not None
-    assert outlook.kind == "day"
-    assert outlook.days == 7
+    weekday_outlook = history.outlook(10 * HOUR, weekend_today=False)
+    assert weekday_outlook is not None
+    assert (weekday_outlook.kind, weekday_outlook.days, weekday_outlook.likely) == ("weekday", 5, 1)
+    # Too few weekend days: a weekend day is not predicted from the weekdays.
+    assert history.outlook(10 * HOUR, weekend_today=True) is None
     more = History((*days, weekend), (*kinds, True))
     outlook = more.outlook(10 * HOUR, weekend_today=True)
     assert outlook is not None
-    assert outlook.kind == "weekend day"
-    assert outlook.likely == 1
+    assert (outlook.kind, outlook.days, outlook.likely) == ("weekend day", MIN_DAYS, 1)
 
 
 def test_a_request_is_worth_nothing_when_there_are_enough() -> None:
-    days = tuple(((14 * HOUR, 2), (15 * HOUR, 2)) for _ in range(4))
-    outlook = History(days, (False,) * 4).outlook(12 * HOUR, weekend_today=False)
+    days = tuple(((14 * HOUR, 2), (15 * HOUR, 2)) for _ in range(5))
+    outlook = History(days, (False,) * 5).outlook(12 * HOUR, weekend_today=False)
     assert outlook is not None
     last_call = DAY - 1800
     assert outlook.request_worth(3, last_call) == 0.0
