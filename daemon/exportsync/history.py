@@ -12,6 +12,7 @@ predicted from at least `MIN_DAYS` past days of its own kind, or not at all.
 
 from __future__ import annotations
 
+import bisect
 import functools
 import itertools
 import math
@@ -83,18 +84,24 @@ class Outlook:
     chosen: tuple[Day, ...]
 
     def likely_at(self, offset: float) -> int:
-        counts = [sum(1 for o, _ in day if o > offset) for day in self.chosen]
+        counts = [len(day) - bisect.bisect_right(day, (offset, math.inf)) for day in self.chosen]
         return int(_quantile(counts, LIKELY_QUANTILE))
 
     def settles_at(self, at_most: int) -> float | None:
         """The first offset (≥ self.offset) from which at most `at_most` exports likely still
-        come; None if never today. The counts only fall as the day goes on."""
+        come; None if never today. The counts only fall as the day goes on: a binary search
+        over the past days' export offsets."""
         if self.likely <= at_most:
             return self.offset
-        for offset in sorted({o for day in self.chosen for o, _ in day if o > self.offset}):
-            if self.likely_at(offset) <= at_most:
-                return offset
-        return None
+        later = sorted({o for day in self.chosen for o, _ in day if o > self.offset})
+        lo, hi = 0, len(later)  # later[hi] is the first that settles (hi == len: none does)
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if self.likely_at(later[mid]) <= at_most:
+                hi = mid
+            else:
+                lo = mid + 1
+        return later[lo] if lo < len(later) else None
 
     def request_worth(self, spendable: int, last_call: float) -> float:
         """What one of `spendable` requests saves the rest of the day, in file-seconds of hold:

@@ -17,6 +17,12 @@ With a daily limit every request is precious:
   still find one;
 * at the last call everything waiting goes, the reserve included; exports after it spend what is
   left, one request each, until the reset.
+
+Once the spool knows enough past days of today's kind (`exportsync.history`), the prompt
+requests and the even spread give way to what those days say (`_learned`): keep the requests the
+rest of the day likely needs and spend the others at once; with none to spare, send when a run of
+exports is likely over or what waits has been held longer than a request is worth. The quiet
+window, a full request, the reserve and the last call stay as they are.
 """
 
 from __future__ import annotations
@@ -46,7 +52,7 @@ RESERVE_SHARE = 5
 # Learned pacing: with nothing to spare, what waits goes once it has been held this many times
 # what a request saves the rest of a past day (file-seconds). 1 sends too soon on busy days
 # (the day's last exports then wait for the last call), more holds quiet ones too long
-# (bench/bench_pacing.py over seeds 1-5).
+# (bench/bench_pacing.py's traces over seeds 1-5).
 WORTH_FACTOR = 2.0
 
 Reason = Literal[
@@ -223,6 +229,7 @@ def plan_backlog(
             requests_needed=backlog.requests_needed - sent,
             oldest_at=backlog.oldest_at,
             newest_at=backlog.newest_at,
+            arrived_sum=backlog.arrived_sum,
         )
         decision = plan(rest, at, view, pacing, history)
         assert decision.send_at is not None
