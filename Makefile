@@ -6,12 +6,13 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: help venv test lint typecheck cfn-lint pytest demo bench reliability fuzz fleet clean
+.PHONY: help venv test lint typecheck cfn-lint pytest demo bench bench-pacing reliability fuzz fleet clean
 
 help:
 	@echo "make demo   run devstack + daemon on demo/export (Ctrl-C stops both)"
 	@echo "make test   lint, type-check, cfn-lint and the whole test suite"
 	@echo "make bench  throughput and memory benchmarks (bench/)"
+	@echo "make bench-pacing  the pacing policy against the offline optimum (SPOOL=state dir to replay)"
 	@echo "make reliability  kill -9, faults, hostile files, full disk against real daemons"
 	@echo "make fuzz   the Lambda fuzzed on every route, 5,000+ cases"
 	@echo "make fleet  20 daemons with their own keys on one devstack (DAEMONS=20 FAULT_RATE=0.05)"
@@ -60,6 +61,12 @@ fuzz: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/run.py
+
+# Only the pacing bench; its last line is the figure. SPOOL=~/.local/state/exportsync replays a
+# real spool's history too.
+SPOOL ?=
+bench-pacing: $(STAMP)
+	$(BIN)/python bench/run.py --only pacing $(if $(SPOOL),--spool $(SPOOL))
 
 # N real daemons on one devstack, isolation and plan checks, the handler's throughput per core.
 DAEMONS ?= 20

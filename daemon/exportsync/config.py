@@ -204,6 +204,7 @@ _SCHEMA: dict[str, dict[str, str]] = {
         "prompt_requests": "int",
         "reserve_requests": "int",
         "last_call_seconds": "float",
+        "learn_days": "int",
     },
     "state": {"dir": "path", "keep_delivered_days": "float"},
     "log": {"format": "log_format", "level": "log_level"},
@@ -746,11 +747,19 @@ def _build_pacing(values: Mapping[str, object]) -> Pacing:
     last_call = cast(float, values.get("quota.last_call_seconds", default.last_call_seconds))
     if not 0 <= last_call <= 43_200:
         raise ConfigError("quota.last_call_seconds", "must be between 0 and 43200 (12 h)")
+    learn = cast(int, values.get("quota.learn_days", default.learn_days))
+    if not 0 <= learn <= 60:
+        raise ConfigError("quota.learn_days", "must be between 0 (do not learn) and 60")
+    # Delivered items are pruned after keep_delivered_days: older days would look empty.
+    keep = cast(float, values.get("state.keep_delivered_days", StateConfig.keep_delivered_days))
+    if keep > 0:
+        learn = min(learn, int(keep))
     return Pacing(
         quiet_seconds=quiet,
         prompt_requests=prompt,
         reserve_requests=reserve,
         last_call_seconds=last_call,
+        learn_days=learn,
     )
 
 

@@ -57,6 +57,7 @@ from exportsync.errors import (
     TransientError,
     Unreachable,
 )
+from exportsync.history import History, read_history
 from exportsync.logs import get_logger
 from exportsync.metrics import Metrics
 from exportsync.multipart import MultipartUpload, Uploads, parse_multipart
@@ -147,6 +148,7 @@ class Deliverer:
         self._cap_items = 0
         self._cap_bytes = 0
         self._unreachable = 0  # consecutive requests that found no connection
+        self._history: tuple[float, History] | None = None  # (period start, its past days)
         self._uploads = Uploads(spool=spool, api=api, root=root, clock=clock)
         self._api_state = spool.meta_get(API_STATE_KEY)
 
@@ -164,10 +166,21 @@ class Deliverer:
         return backlog
 
     def plan(self, now: float) -> Plan:
+        view = self._ledger.view()
         backlog = self.backlog(now)
-        decision = plan(backlog, now, self._ledger.view(), self._pacing)
+        decision = plan(backlog, now, view, self._pacing, self.history(view.period_start))
         # `exportsync send-now`: the one override of the pacing policy's hold.
         return sendnow.honour(self._spool, decision, backlog, now)
+
+    def history(self, period_start: float) -> History:
+        """The past days the pacing policy learns from, read once per quota period (past days
+        do not change)."""
+        if self._history is None or self._history[0] != period_start:
+            days = read_history(
+                self._spool, period_start=period_start, days=self._pacing.learn_days
+            )
+            self._history = (period_start, days)
+        return self._history[1]
 
     def step(self) -> StepOutcome:
         """Do at most one counted request's worth of work."""

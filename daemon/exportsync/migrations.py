@@ -201,6 +201,12 @@ def _v7_dismissed(db: sqlite3.Connection) -> None:
         db.execute(statement)
 
 
+def _v8_arrivals_index(db: sqlite3.Connection) -> None:
+    """Items by the instant they were spooled: the pacing policy reads the last two weeks'
+    arrivals (`Spool.arrivals`) without scanning a large spool."""
+    db.execute("CREATE INDEX IF NOT EXISTS items_created ON items (created_at)")
+
+
 Migration = Callable[[sqlite3.Connection], None]
 
 # MIGRATIONS[n] upgrades schema version n to n + 1. Append only.
@@ -212,6 +218,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     _v5_multipart_uploads,
     _v6_scale,
     _v7_dismissed,
+    _v8_arrivals_index,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

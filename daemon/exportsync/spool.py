@@ -762,11 +762,11 @@ class Spool:
             "SELECT COUNT(*), COALESCE(SUM(size), 0),"
             " COALESCE(SUM(CASE WHEN kind = 'session' OR size <= ? THEN size ELSE 0 END), 0),"
             " COALESCE(SUM(CASE WHEN kind = 'session' OR size <= ? THEN 1 ELSE 0 END), 0),"
-            " MIN(created_at), MAX(created_at)"
+            " MIN(created_at), MAX(created_at), SUM(created_at)"
             " FROM items WHERE state = 'pending' AND next_attempt_at <= ?",
             (inline_max_bytes, inline_max_bytes, now),
         )
-        count, total, inline, inline_count, oldest, newest = rows[0]
+        count, total, inline, inline_count, oldest, newest, arrived = rows[0]
         return Backlog(
             items=int(count),
             bytes=int(total),
@@ -778,7 +778,23 @@ class Spool:
             ),
             oldest_at=oldest,
             newest_at=newest,
+            arrived_sum=arrived,
         )
+
+    def arrivals(self, since: float, until: float) -> list[float]:
+        """When items were spooled in [since, until), oldest first: the arrival history the
+        pacing policy learns from. Whatever became of them (delivered, failed, refused)."""
+        rows = self._query(
+            "SELECT created_at FROM items WHERE created_at >= ? AND created_at < ?"
+            " ORDER BY created_at",
+            (since, until),
+        )
+        return [float(r[0]) for r in rows]
+
+    def first_arrival(self) -> float | None:
+        """When the oldest item still in the spool was spooled (None: the spool is empty)."""
+        value = self._query("SELECT MIN(created_at) FROM items")[0][0]
+        return float(value) if value is not None else None
 
     # -- multipart uploads in progress -------------------------------------------------------
 

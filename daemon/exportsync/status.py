@@ -16,6 +16,7 @@ from exportsync.backlog import Backlog
 from exportsync.clock import Clock, SystemClock, iso_utc
 from exportsync.config import Config
 from exportsync.daemon import build_ledger
+from exportsync.history import read_history
 from exportsync.metrics import SpoolReading
 from exportsync.names import shown
 from exportsync.pacing import Plan, plan, plan_backlog
@@ -59,17 +60,18 @@ def next_send(config: Config, spool: Spool, ledger: QuotaLedger, now: float) -> 
     }
     view = ledger.view()
     pacing = config.quota.pacing
+    history = read_history(spool, period_start=view.period_start, days=pacing.learn_days)
     at = now
     backoff = False
     backlog = spool.backlog(now, **limits)
     if not backlog.items:
         due = spool.next_due_at()
         if due is None:
-            return NextSend(None, plan(backlog, now, view, pacing))
+            return NextSend(None, plan(backlog, now, view, pacing, history))
         at = max(now, due)
         backlog = spool.backlog(at, **limits)
         backoff = True
-    decision = plan(backlog, at, view, pacing)
+    decision = plan(backlog, at, view, pacing, history)
     if sendnow.applies(sendnow.requested_at(spool), decision, backlog):
         decision = replace(decision, send_at=at, reason="send_now", reserve=0)
     send_at = decision.send_at if decision.send_at is not None else at
@@ -93,7 +95,9 @@ def build_status(config: Config, spool: Spool, ledger: QuotaLedger, clock: Clock
     )
     view = ledger.view()
     coming = next_send(config, spool, ledger, now)
-    eta = plan_backlog(backlog, now, view, config.quota.pacing)
+    pacing = config.quota.pacing
+    history = read_history(spool, period_start=view.period_start, days=pacing.learn_days)
+    eta = plan_backlog(backlog, now, view, pacing, history)
     if coming.at is not None and coming.at > now:
         eta = max(eta or coming.at, coming.at)
     counts = spool.counts()
@@ -251,6 +255,11 @@ def _explain(backlog: Backlog, coming: NextSend, now: float) -> str:
     decision = coming.decision
     files = plural(backlog.items, "file")
     send_at = coming.at if coming.at is not None else now
+    if decision.why is not None:
+        # The policy learned from past days: what they said, then what it does.
+        if send_at <= now:
+            return f"{decision.why}; sending {files} now"
+        return f"{decision.why}; holding {files}; next send {_hhmm(send_at)}"
     if send_at <= now:
         return f"sending {files} now"
     moment = _hhmm(send_at)

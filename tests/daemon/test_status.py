@@ -349,3 +349,29 @@ def test_items_waiting_out_a_backoff_are_held_with_the_reason_and_the_way_out(
     assert head["next_send_at"] == iso_utc(NOW + 600)
     assert "tried again after an error" in head["text"]
     assert "exportsync send-now" in head["text"]
+
+
+def test_the_plan_says_what_the_past_days_taught_it(
+    config: Config, spool: Spool, clock: FakeClock
+) -> None:
+    root = config.watch.dir
+    day = 86_400.0
+    today = NOW - NOW % day
+    # Ten past days (2025-02-22 .. 03-03), each with two exports in the morning and one at 16:00.
+    for back in range(1, 11):
+        begin = today - back * day
+        for n, at in enumerate((9 * 3600, 10 * 3600, 16 * 3600)):
+            name = f"d{back}-{n}.csv"
+            spool.record(root / name, "csv", size=10, mtime_ns=1, sha256=name, now=begin + at)
+            spool.mark_delivered(spool.items("pending", limit=1)[0].id, now=begin + at + 5)
+    spool.record(root / "now.csv", "csv", size=10, mtime_ns=1, sha256="now", now=NOW - 60)
+    ledger = build_ledger(config, spool, clock)
+    for _ in range(5):  # past the prompt requests: today's policy would hold it for hours
+        clock.advance(2.0)
+        ledger.spend()
+        ledger.answered()
+    report = build_status(config, spool, ledger, clock)
+    assert report["plan"] == (
+        "usually 1 more export after 15:30Z; keeping 2 requests of 5; sending 1 file now"
+    )
+    assert report["backlog"] == {"items": 1, "bytes": 10, "requests_needed": 1, "eta": None}
