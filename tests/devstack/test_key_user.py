@@ -12,8 +12,6 @@ import requests
 
 from support.devstack import DevstackInfo, dynamo_items, s3_objects, start_devstack
 
-pytestmark = pytest.mark.integration
-
 OTHER = "mallory"
 
 

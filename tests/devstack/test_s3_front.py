@@ -20,8 +20,6 @@ from exportsync_devstack.clock import FakeClock
 from exportsync_devstack.s3_front import serve_s3_front
 from support.devstack import DevstackInfo, s3_objects, start_devstack, usage
 
-pytestmark = pytest.mark.integration
-
 DATA = b"date,steps\n" + b"2026-02-10,8123\n" * 2000
 
 

@@ -23,8 +23,6 @@ from exportsync.spool import Spool
 from support.devstack import DevstackInfo, s3_objects, start_devstack, usage
 from support.ledger import plan_ledger
 
-pytestmark = pytest.mark.integration
-
 Tamper = Callable[[bytes], bytes]
 
 
