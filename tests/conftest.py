@@ -44,7 +44,10 @@ def devstack(tmp_path: Path) -> Iterator[DevstackInfo]:
 
 
 def _codes(obj: object) -> list[types.CodeType]:
-    """The code of a function, or of every method of a class, with the code nested in it."""
+    """The code of a function, or of every method of a class, with the code nested in it (a
+    decorated function's own: @contextmanager wraps start_devstack and run_daemon)."""
+    while hasattr(obj, "__wrapped__"):
+        obj = obj.__wrapped__
     if isinstance(obj, type):
         found = [_codes(v) for v in vars(obj).values() if isinstance(v, types.FunctionType)]
         return [code for codes in found for code in codes]
@@ -143,7 +146,6 @@ def _quick_starts_no_process(
     """A `quick` test may not start a process: `make quick`'s promise, checked, not hoped."""
     if request.node.get_closest_marker("quick") is None:
         return
-    real = subprocess.Popen.__init__
 
     def refuse(self: subprocess.Popen[Any], args: Any, *rest: Any, **kwargs: Any) -> None:
         raise _QuickStartedAProcess(
@@ -151,5 +153,4 @@ def _quick_starts_no_process(
             "teach tests/conftest.py (_spawns, SPAWNING_FIXTURES) how to see it"
         )
 
-    assert real is not refuse
     monkeypatch.setattr(subprocess.Popen, "__init__", refuse)
