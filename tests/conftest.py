@@ -27,7 +27,7 @@ from support.devstack import DevstackInfo, start_devstack
 _TESTS = Path(__file__).resolve().parent
 SOAK_FOLDERS = frozenset({"soak"})
 INTEGRATION_FOLDERS = frozenset({"e2e", "devstack"})
-SPAWNING_FIXTURES = frozenset({"devstack"})
+SPAWNING_FIXTURES = frozenset({"devstack", "open_devstack"})
 # A test starts a process when its code, or code of ours it reaches (helpers, fixtures,
 # tests/support, the packages), names one of these.
 _SPAWN_MODULES = frozenset({"subprocess", "multiprocessing", "pty"})
@@ -40,6 +40,14 @@ _SOURCE_ROOTS = ("daemon", "lambda", "devstack", "tests")
 def devstack(tmp_path: Path) -> Iterator[DevstackInfo]:
     """A fresh devstack subprocess per test (its own quota), default usage plan (1/s, 10/day)."""
     with start_devstack(tmp_path / "devstack") as info:
+        yield info
+
+
+@pytest.fixture(scope="session")
+def open_devstack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevstackInfo]:
+    """One devstack for the whole run, without rate or quota: for tests about the API and S3,
+    not the plan. Shared, so read its counters as a difference and its objects by your own key."""
+    with start_devstack(tmp_path_factory.mktemp("devstack"), "--rate", "0", "--quota", "0") as info:
         yield info
 
 
