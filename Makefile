@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed-stamp
 
 help:
 	@echo "make demo   run devstack + daemon on demo/export (Ctrl-C stops both)"
-	@echo "make quick  the tests that start no process: the loop to run after each edit (under a minute)"
+	@echo "make quick  the tests that start no process: the loop to run after each edit"
 	@echo "make test   lint, type-check, cfn-lint and every test but the long runs (CI; a few minutes)"
 	@echo "make soak   the long runs: more chaos seeds, a 1,001-file backlog, make reliability, make fleet"
 	@echo "make bench  throughput and memory benchmarks (bench/)"
