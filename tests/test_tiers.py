@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-import conftest
 from support.daemon import run_daemon
 from support.devstack import start_devstack, wait_for
+from support.tiers import spawns
 
 TIERS = ("quick", "integration", "soak")
 
@@ -39,7 +39,7 @@ def _only_polls() -> None:
 
 
 @pytest.mark.parametrize(
-    ("function", "spawns"),
+    ("function", "expected"),
     [
         (_runs_true, True),
         (_through_a_helper, True),
@@ -48,8 +48,8 @@ def _only_polls() -> None:
         (_only_polls, False),
     ],
 )
-def test_a_process_is_seen_through_helpers_and_support(function: object, spawns: bool) -> None:
-    assert conftest._spawns(function, {}) is spawns
+def test_a_process_is_seen_through_helpers_and_support(function: object, expected: bool) -> None:
+    assert spawns(function, {}) is expected
 
 
 def test_every_collected_test_has_exactly_one_tier(request: pytest.FixtureRequest) -> None:
