@@ -6,11 +6,13 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: help venv test lint typecheck cfn-lint pytest demo bench bench-pacing reliability fuzz fleet clean
+.PHONY: help venv quick test lint typecheck cfn-lint pytest soak soak-pytest demo bench bench-pacing reliability fuzz fleet clean
 
 help:
 	@echo "make demo   run devstack + daemon on demo/export (Ctrl-C stops both)"
-	@echo "make test   lint, type-check, cfn-lint and the whole test suite"
+	@echo "make quick  the tests that start no process: the loop to run after each edit"
+	@echo "make test   lint, type-check, cfn-lint and every test but the long runs (CI; a few minutes)"
+	@echo "make soak   the long runs: more chaos seeds, a 1,001-file backlog, make reliability, make fleet"
 	@echo "make bench  throughput and memory benchmarks (bench/)"
 	@echo "make bench-pacing  the pacing policy against the offline optimum (SPOOL=state dir to replay)"
 	@echo "make reliability  kill -9, faults, hostile files, full disk against real daemons"
@@ -34,16 +36,27 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 	MYPYPATH=bench $(BIN)/mypy --explicit-package-bases \
-		tests/conftest.py tests/support tests/daemon tests/devstack tests/e2e tests/wire bench
+		tests/conftest.py tests/test_tiers.py tests/support tests/daemon tests/devstack tests/e2e tests/soak tests/wire bench
 	MYPYPATH=tests/lambda $(BIN)/mypy --explicit-package-bases tests/lambda
 
 cfn-lint: $(STAMP)
 	$(BIN)/cfn-lint lambda/template.yaml
 
+# Tiers are markers tests/conftest.py sets by folder and by what a test starts (README "Development").
+# Each selection is non-empty, so pytest never exits 5 (no tests ran) and fails CI by surprise.
+quick: $(STAMP)
+	$(BIN)/python -m pytest -m quick -q
+
 pytest: $(STAMP)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -m "not soak"
 
 test: lint typecheck cfn-lint pytest
+
+# The long proofs, each printing its figure last: tests/soak, then make reliability and make fleet.
+soak-pytest: $(STAMP)
+	$(BIN)/python -m pytest -m soak
+
+soak: soak-pytest reliability fleet
 
 demo: $(STAMP)
 	$(BIN)/python -m exportsync_devstack.demo

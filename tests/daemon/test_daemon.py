@@ -32,8 +32,6 @@ from support.devstack import wait_for
 from support.fake_api import FakeApi
 from support.inprocess import fast_config
 
-pytestmark = pytest.mark.integration
-
 
 @pytest.fixture
 def notify_socket(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[socket.socket]:

@@ -15,8 +15,6 @@ import requests
 
 from support.devstack import DevstackInfo, dynamo_items, s3_objects, start_devstack, usage
 
-pytestmark = pytest.mark.integration
-
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevstackInfo]:

@@ -23,8 +23,6 @@ from exportsync.cli import DRAIN_SECONDS, main
 from support.daemon import DaemonProcess, run_daemon, settled, spool_items, write_config
 from support.devstack import DevstackInfo, dynamo_items, s3_objects, start_devstack, usage, wait_for
 
-pytestmark = pytest.mark.integration
-
 # Only a bound against hanging: exits are judged by their exit code and the daemon's events.
 EXIT_DEADLINE = 40.0
 

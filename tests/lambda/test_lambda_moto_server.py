@@ -24,8 +24,6 @@ from lambda_support import BUCKET
 from exportsync_api import app
 from exportsync_devstack.s3_front import serve_s3_front
 
-pytestmark = pytest.mark.integration
-
 
 @pytest.fixture(scope="module")
 def s3_front(moto_endpoint: str) -> Iterator[str]:
