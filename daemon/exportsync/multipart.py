@@ -43,8 +43,8 @@ log = structlog.get_logger("exportsync.multipart")
 
 # A URL this close to expiry is not started on: a part takes time to send.
 EXPIRY_MARGIN_SECONDS = 300.0
-# When the API gives no expiry, URLs are taken to last this long (its default presign lifetime).
-_DEFAULT_LIFETIME = 3600.0
+# When the API gives no expiry, URLs are taken to last this long (its longest presign lifetime).
+_DEFAULT_LIFETIME = 900.0
 
 
 @dataclass(frozen=True)
