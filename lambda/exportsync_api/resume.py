@@ -10,6 +10,7 @@ object's bytes were hashed: ``verified``, or ``rejected`` when they were not the
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, replace
 from enum import StrEnum
@@ -21,6 +22,8 @@ from .stores import ObjectStore
 
 __all__ = ["VERIFYING", "RecordState", "UploadRecord", "stored_answer"]
 
+# S3's ETag of an object assembled from parts: the parts' MD5s' MD5, then "-" and their count.
+_MULTIPART_ETAG = re.compile(r"-\d+\"?$")
 VERIFYING = "verifying: the uploaded object is being checked against its sha256; send it again"
 
 
@@ -65,12 +68,14 @@ class UploadRecord:
 
 
 def stored_answer(store: ObjectStore, key: str) -> dict[str, Any] | None:
-    """What an ask for ``key`` is answered when the object is there: ``duplicate`` only once
-    its bytes are known to be the key's sha256 (a single PUT's, checked by S3; a multipart
-    object's, hashed by the verifier), ``retry`` while it is being verified. None: absent."""
-    if not store.exists(key):
+    """What an ask for ``key`` is answered when the object is there (None: absent):
+    ``duplicate`` only once its bytes are known to be the key's sha256 (a single PUT's, checked
+    by S3; a multipart object's, hashed by the verifier), ``retry`` while it is verified."""
+    etag = store.stored_etag(key)
+    if etag is None:
         return None
-    record = UploadRecord.from_json(store.load_record(key))
-    if record is not None and record.state != RecordState.VERIFIED:
-        return {"status": Status.RETRY, "error": VERIFYING}
+    if _MULTIPART_ETAG.search(etag):
+        record = UploadRecord.from_json(store.load_record(key))
+        if record is not None and record.state == RecordState.OPEN:
+            return {"status": Status.RETRY, "error": VERIFYING}
     return {"status": Status.DUPLICATE}

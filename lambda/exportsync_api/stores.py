@@ -41,6 +41,10 @@ class ObjectStore(Protocol):
 
     def exists(self, key: str) -> bool: ...
 
+    def stored_etag(self, key: str) -> str | None:
+        """The ETag of the object at ``key`` (a multipart object's ends ``-N``); None: absent."""
+        ...
+
     def presign_put(self, key: str, sha256_hex: str, size: int, expires_in: int) -> str: ...
 
     def start_multipart(self, key: str) -> str: ...
@@ -114,10 +118,16 @@ class S3ObjectStore:
         return Status.STORED
 
     def exists(self, key: str) -> bool:
+        return self.stored_etag(key) is not None
+
+    def stored_etag(self, key: str) -> str | None:
         # ListObjectsV2 rather than HeadObject: a missing key answers cleanly with only
         # ListBucket on the prefix, where HeadObject would need GetObject and say 403.
         listing = self._client.list_objects_v2(Bucket=self._bucket, Prefix=key, MaxKeys=1)
-        return any(obj.get("Key") == key for obj in listing.get("Contents", []))
+        for obj in listing.get("Contents", []):
+            if obj.get("Key") == key:
+                return str(obj.get("ETag", ""))
+        return None
 
     def presign_put(self, key: str, sha256_hex: str, size: int, expires_in: int) -> str:
         # The checksum and length are signed headers: the PUT must carry them, and S3

@@ -18,16 +18,25 @@ class MemoryObjectStore:
         self.objects: dict[str, bytes] = {}
         self.uploads: list[str] = []  # keys of multipart uploads started
         self.records: dict[str, str] = {}  # object key -> its upload record, as JSON
+        self.put_keys: set[str] = set()  # keys stored whole (put_if_absent)
         self.signed: list[dict[str, Any]] = []  # what each presigned URL signs
 
     def put_if_absent(self, key: str, data: bytes, sha256_hex: str) -> PutOutcome:
         if key in self.objects:
             return Status.DUPLICATE
         self.objects[key] = data
+        self.put_keys.add(key)
         return Status.STORED
 
     def exists(self, key: str) -> bool:
         return key in self.objects
+
+    def stored_etag(self, key: str) -> str | None:
+        """A multipart-looking ETag for an object at a key an upload began for, not PUT whole."""
+        if key not in self.objects:
+            return None
+        digest = hashlib.md5(self.objects[key]).hexdigest()  # noqa: S324 -- S3's ETag is an MD5
+        return f'"{digest}-1"' if key in self.uploads and key not in self.put_keys else digest
 
     def presign_put(self, key: str, sha256_hex: str, size: int, expires_in: int) -> str:
         return f"https://bucket.example/{key}?expires={expires_in}"

@@ -260,3 +260,16 @@ def test_presigned_urls_live_at_most_900_seconds() -> None:
     limit = re.search(r"MaxValue: (\d+)", block.group(1))
     assert limit is not None
     assert int(limit.group(1)) <= 900
+
+
+def test_an_object_stored_whole_is_a_duplicate_whatever_a_multipart_record_says(
+    memory_deps: Dependencies,
+) -> None:
+    """Only an object assembled from parts waits for the verifier: a single PUT's or an inline
+    upload's bytes were checked by S3 against the key's sha256 when they were written."""
+    data = b"a,b\n1,2\n"
+    [begun] = _presign(memory_deps, _ask(data, parts=1))  # a record, never completed
+    store = _store(memory_deps)
+    assert store.put_if_absent(begun["key"], data, hashlib.sha256(data).hexdigest()) == "stored"
+    [again] = _presign(memory_deps, _ask(data, parts=1))
+    assert again["status"] == "duplicate"
