@@ -20,10 +20,12 @@ from botocore.config import Config
 from fakes import MemoryObjectStore
 from lambda_support import KEY_USERS
 
+from exportsync_api import app
 from exportsync_api.app import Dependencies, handle
 from exportsync_api.settings import MAX_PRESIGN_SECONDS, ConfigError, load_settings
 from exportsync_api.stores import S3ObjectStore
-from exportsync_api.verify import completed_keys, verify_completed
+from exportsync_api.verify import completed_keys, handler, verify_completed
+from exportsync_wire import Status
 from exportsync_wire.parts import checksum_b64, composite_sha256, plan_parts
 
 _MIB = 1024 * 1024
@@ -270,6 +272,20 @@ def test_an_object_stored_whole_is_a_duplicate_whatever_a_multipart_record_says(
     data = b"a,b\n1,2\n"
     [begun] = _presign(memory_deps, _ask(data, parts=1))  # a record, never completed
     store = _store(memory_deps)
-    assert store.put_if_absent(begun["key"], data, hashlib.sha256(data).hexdigest()) == "stored"
+    stored = store.put_if_absent(begun["key"], data, hashlib.sha256(data).hexdigest())
+    assert stored == Status.STORED
     [again] = _presign(memory_deps, _ask(data, parts=1))
     assert again["status"] == "duplicate"
+
+
+def test_the_verifier_function_deletes_what_its_event_names_when_the_bytes_differ(
+    memory_deps: Dependencies, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = _content(16 * _MIB)
+    [begun] = _presign(memory_deps, _ask(data))
+    store = _store(memory_deps)
+    store.objects[begun["key"]] = data[:-1] + b"!"
+    monkeypatch.setattr(app, "default_dependencies", lambda: memory_deps)
+    event = {"detail": {"object": {"key": begun["key"]}, "reason": "CompleteMultipartUpload"}}
+    assert handler(event) == {"verified": {begun["key"]: "rejected"}}
+    assert begun["key"] not in store.objects
