@@ -60,7 +60,7 @@ from exportsync.errors import (
 from exportsync.history import History, read_history
 from exportsync.logs import get_logger
 from exportsync.metrics import Metrics
-from exportsync.multipart import MultipartUpload, Uploads, parse_multipart
+from exportsync.multipart import MultipartUpload, Uploads, parse_multipart, part_digests
 from exportsync.names import wire_name
 from exportsync.pacing import Pacing, Plan, plan
 from exportsync.quota import QuotaLedger
@@ -79,6 +79,8 @@ log = get_logger(__name__)
 _T = TypeVar("_T")
 
 
+# S3's answer to a completion whose If-None-Match: * finds an object at the key.
+_PRECONDITION_FAILED = 412
 # How long a file that changed under us gets to settle before it is read again.
 CHANGED_FILE_DELAY = 2.0
 FORBIDDEN_DELAY = 300.0
@@ -245,23 +247,37 @@ class Deliverer:
         if item.size > MAX_FILE_BYTES:
             self._fail(item, f"file is {item.size} bytes, over the 5 TiB S3 takes")
             return
-        begun = self._uploads.begun(item)
-        if begun is not None:
-            # Its URLs expired: fresh ones for the same upload; the parts sent stay sent.
-            ask = PresignFile(
-                _upload_name(item.path),
-                item.content_sha256,
-                item.size,
-                len(begun.parts),
-                begun.upload_id,
-            )
-        else:
-            parts = parts_for(item.size, self._multipart_threshold)
-            ask = PresignFile(_upload_name(item.path), item.content_sha256, item.size, parts)
+        ask = self._guarded(item, self._presign_ask, item)
+        if ask is None:
+            return
         if batch.presigns and batch.urls + urls_for(ask) > MAX_PRESIGNED_URLS:
             return  # the next request asks for it
         batch.items.append(item)
         batch.presigns.append(PresignEntry(item, ask))
+
+    def _presign_ask(self, item: Item) -> PresignFile | None:
+        """The ask for a large file: one PUT, or parts with each part's sha256 (read from the
+        file now; they are signed into the part URLs); None when the file was settled."""
+        name = _upload_name(item.path)
+        begun = self._uploads.begun(item)
+        parts = len(begun.parts) if begun is not None else None
+        if begun is None:
+            parts = parts_for(item.size, self._multipart_threshold)
+            if parts is None:
+                return PresignFile(name, item.content_sha256, item.size)
+        assert parts is not None
+        digests = begun.part_sha256 if begun is not None else ()
+        if not digests:
+            self._spool.hold(item.id, now=self._clock.time())
+            try:
+                digests = part_digests(self._root, item, parts)
+            except (files.FileChanged, FileRejected, OSError) as exc:
+                if not (isinstance(exc, files.FileChanged) and self._recheck_changed(item)):
+                    self._unreadable(item, exc)
+                return None
+        # A begun upload whose URLs expired: fresh ones for it; the parts sent stay sent.
+        upload_id = begun.upload_id if begun is not None else None
+        return PresignFile(name, item.content_sha256, item.size, parts, upload_id, digests)
 
     def _add_file(self, batch: Batch, item: Item, max_bytes: int) -> None:
         data = self._guarded(item, self._read, item)
@@ -566,18 +582,23 @@ class Deliverer:
         self, entries: Sequence[PresignEntry], results: Sequence[dict[str, Any]]
     ) -> None:
         for entry, result in zip(entries, results, strict=True):
-            self._guarded(entry.item, self._apply_presigned, entry.item, result)
+            self._guarded(entry.item, self._apply_presigned, entry.item, entry.ask, result)
 
-    def _apply_presigned(self, item: Item, result: dict[str, Any]) -> None:
+    def _apply_presigned(self, item: Item, ask: PresignFile, result: dict[str, Any]) -> None:
         status = result.get("status")
         key = _str_or_none(result.get("key"))
-        if status == Status.DUPLICATE:
+        if status == Status.REJECTED and ask.upload_id is not None:
+            # The API will not resume it (begun by an older version, or its record is gone):
+            # the item begins a new upload with its next request.
+            self._uploads.drop(item.id)
+            self._retry_later(item, f"the API refused to resume the upload: {_error(result)}")
+        elif status == Status.DUPLICATE:
             self._delivered(item, key)
         elif status == Status.UPLOAD and isinstance(result.get("url"), str):
             headers = result.get("headers")
             self._put(item, result["url"], headers if isinstance(headers, dict) else {}, key)
         elif status == Status.MULTIPART:
-            upload = parse_multipart(result, item, now=self._clock.time())
+            upload = parse_multipart(result, item, ask.part_sha256 or (), now=self._clock.time())
             if upload is None:
                 self._retry_later(item, "the API answered a multipart upload without its URLs")
                 return
@@ -604,7 +625,11 @@ class Deliverer:
             self._retry_later(item, str(exc))
         except PermanentError as exc:
             self._uploads.drop(item.id)
-            if not self._recheck_changed(item):
+            if exc.status == _PRECONDITION_FAILED:
+                # The key holds an object already (another upload of the same file completed
+                # first): the next ask learns whether it is this file's.
+                self._retry_later(item, str(exc))
+            elif not self._recheck_changed(item):
                 self._fail(item, str(exc))
         else:
             self._delivered(item, upload.key)
