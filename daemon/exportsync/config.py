@@ -6,6 +6,9 @@ Everything is validated once, here; every problem is a `ConfigError` naming the 
 ``EXPORTSYNC_<SECTION>_<KEY>`` (``EXPORTSYNC_WATCH_DIR``, ``EXPORTSYNC_LOG_LEVEL``...), except
 the API key, which is ``EXPORTSYNC_API_KEY``. Relative paths in the file are relative to the
 file's folder.
+
+Each key is one field of a section below, declared with `schema.setting` (its default, parser
+and range); the known keys, their environment names and their checks are read from there.
 """
 
 from __future__ import annotations
