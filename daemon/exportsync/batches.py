@@ -26,7 +26,6 @@ from exportsync_wire import GZIP, PresignFile, limits
 __all__ = [
     "COMPRESS_MAX_RATIO",
     "COMPRESS_MIN_BYTES",
-    "DEFAULT_MULTIPART_THRESHOLD",
     "ENTRY_OVERHEAD_BYTES",
     "MAX_ENTRIES_PER_REQUEST",
     "MAX_FILE_BYTES",
@@ -53,8 +52,6 @@ MAX_MULTIPART_PARTS = limits.PARTS_PER_FILE
 MAX_PRESIGNED_URLS = limits.PRESIGNED_URLS
 # Fewer, larger parts than S3's 5 MiB minimum: fewer PUTs, the same flat memory (parts stream).
 MIN_PART_BYTES = 16 * 1024**2
-# Files above this go up in parts (`api.multipart_threshold_bytes`).
-DEFAULT_MULTIPART_THRESHOLD = 100 * 1024**2
 # What the API inflates of one request's gzip parts at most.
 MAX_INFLATED_BYTES = limits.INFLATED_BYTES
 # Small files gain little from gzip and cost a little CPU; a file that shrinks by less than a

@@ -6,6 +6,9 @@ Everything is validated once, here; every problem is a `ConfigError` naming the 
 ``EXPORTSYNC_<SECTION>_<KEY>`` (``EXPORTSYNC_WATCH_DIR``, ``EXPORTSYNC_LOG_LEVEL``...), except
 the API key, which is ``EXPORTSYNC_API_KEY``. Relative paths in the file are relative to the
 file's folder.
+
+Each key is one field of a section below, declared with `schema.setting` (its default, parser
+and range); the known keys, their environment names and their checks are read from there.
 """
 
 from __future__ import annotations
@@ -13,32 +16,44 @@ from __future__ import annotations
 import difflib
 import hmac
 import ipaddress
-import math
 import os
 import re
 import stat
 import sys
 import tomllib
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, fields
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field, fields, is_dataclass, replace
 from datetime import time
 from pathlib import Path
-from typing import Any, Literal, cast
+from typing import Any, Literal, TypeVar, cast
 from urllib.parse import urlsplit
 
 import platformdirs
 
-from exportsync.batches import DEFAULT_MULTIPART_THRESHOLD
 from exportsync.configpath import ENV_CONFIG
 from exportsync.errors import ConfigError
 from exportsync.logs import register_secret
 from exportsync.matcher import DEFAULT_IGNORE_GLOBS
 from exportsync.pacing import Pacing
+from exportsync.schema import (
+    Range,
+    Setting,
+    as_bool,
+    as_float,
+    as_globs,
+    as_int,
+    as_path,
+    as_time,
+    one_of,
+    setting,
+    setting_of,
+)
 from exportsync_wire import limits
 
 __all__ = [
     "ENV_API_KEY",
     "ENV_CONFIG",
+    "FIELD_KEYS",
     "KNOWN_KEYS",
     "SYSTEM_CONFIG_DIR",
     "SYSTEM_STATE_DIR",
@@ -67,12 +82,10 @@ SYSTEM_STATE_DIR = (
     else Path("/var/lib/exportsync")  # systemd's StateDirectory=exportsync of a system unit
 )
 _CREDENTIAL_NAME = "api_key"
-_INLINE_CEILING = limits.INLINE_CEILING_BYTES
-_BATCH_CEILING = limits.MAX_BATCH_ENTRIES
 
+_S = TypeVar("_S")
 AfterUpload = Literal["keep", "move", "delete"]
 LogFormat = Literal["json", "console"]
-_LOG_LEVELS = ("debug", "info", "warning", "error")
 
 
 class Secret:
@@ -102,56 +115,75 @@ class Secret:
 
 @dataclass(frozen=True)
 class WatchConfig:
-    dir: Path
-    recursive: bool = False
-    csv_globs: tuple[str, ...] = ("*.csv",)
-    session_globs: tuple[str, ...] = ("*.session.json",)
-    ignore_globs: tuple[str, ...] = DEFAULT_IGNORE_GLOBS
-    after_upload: AfterUpload = "keep"
-    settle_seconds: float = 2.0
-    use_polling: bool = False
+    dir: Path = setting(parse=as_path, built=True)
+    recursive: bool = setting(False, as_bool)
+    csv_globs: tuple[str, ...] = setting(("*.csv",), as_globs)
+    session_globs: tuple[str, ...] = setting(("*.session.json",), as_globs)
+    ignore_globs: tuple[str, ...] = setting(DEFAULT_IGNORE_GLOBS, as_globs)
+    after_upload: AfterUpload = setting("keep", one_of("keep", "move", "delete"))
+    settle_seconds: float = setting(2.0, as_float, Range(above=0, high=3600))
+    use_polling: bool = setting(False, as_bool, key="polling")
 
 
 @dataclass(frozen=True)
 class ApiConfig:
-    url: str
-    api_key: Secret | None
-    user_id: str | None
-    timeout_seconds: float = 30.0
-    inline_max_bytes: int = limits.INLINE_BODY_BYTES
-    batch_max_files: int = limits.MAX_BATCH_ENTRIES
-    multipart_threshold_bytes: int = DEFAULT_MULTIPART_THRESHOLD
+    url: str = setting(built=True)
+    api_key: Secret | None = setting(built=True)
+    user_id: str | None = setting(built=True)
+    timeout_seconds: float = setting(30.0, as_float, Range(above=0))
+    inline_max_bytes: int = setting(
+        limits.INLINE_BODY_BYTES,
+        as_int,
+        Range(
+            1,
+            limits.INLINE_CEILING_BYTES,
+            says="must be between {low} and {high} (the Lambda payload limit after base64)",
+        ),
+    )
+    batch_max_files: int = setting(
+        limits.MAX_BATCH_ENTRIES, as_int, Range(1, limits.MAX_BATCH_ENTRIES)
+    )
+    # Files above this go up in parts (a multipart upload).
+    multipart_threshold_bytes: int = setting(
+        100 * 1024**2, as_int, Range(low=8 * 1024**2, says="must be at least {low} (8 MiB)")
+    )
 
 
 @dataclass(frozen=True)
 class QuotaConfig:
-    requests_per_second: float = 1.0
-    burst: int = 1
-    daily_requests: int = 10
-    reset_utc: time = time(0, 0)
-    margin_seconds: float = 0.25
+    requests_per_second: float = setting(1.0, as_float, Range(above=0))
+    burst: int = setting(1, as_int, Range(low=1))
+    daily_requests: int = setting(
+        10, as_int, Range(low=0, says="must be >= {low} (0 means no daily limit)")
+    )
+    reset_utc: time = setting(time(0, 0), as_time)
+    margin_seconds: float = setting(0.25, as_float, Range(low=0))
+    # Its fields are keys under [quota] too (quota.quiet_seconds...).
     pacing: Pacing = field(default_factory=Pacing)
 
 
 @dataclass(frozen=True)
 class StateConfig:
-    dir: Path
+    dir: Path = setting(parse=as_path, built=True)
     # Delivered items older than this are pruned from the spool (0: kept forever).
-    keep_delivered_days: float = 30.0
+    keep_delivered_days: float = setting(
+        30.0, as_float, Range(0, 36500, says="must be from {low} (keep forever) to {high}")
+    )
 
 
 @dataclass(frozen=True)
 class LogConfig:
-    format: LogFormat | None = None
-    level: str = "info"
+    # None: console on a terminal, json otherwise (logs.configure_logging).
+    format: LogFormat | None = setting(None, one_of("json", "console"))
+    level: str = setting("info", one_of("debug", "info", "warning", "error"))
 
 
 @dataclass(frozen=True)
 class MetricsConfig:
-    """Where /metrics listens; None: no endpoint (the default)."""
+    """Where /metrics listens; None: no endpoint (the default). One key: metrics.listen."""
 
-    host: str | None = None
-    port: int = 9464
+    host: str | None = setting(None, key="listen", built=True)
+    port: int = setting(9464, key="listen", built=True)
 
 
 @dataclass(frozen=True)
@@ -169,51 +201,49 @@ class Config:
     explicit: frozenset[str] = field(default=frozenset())
 
 
-# --- schema: every key, its kind. Kinds name the parser used in _coerce. -------------------------
+# --- the schema, read from the sections above ----------------------------------------------------
 
-_SCHEMA: dict[str, dict[str, str]] = {
-    "watch": {
-        "dir": "path",
-        "recursive": "bool",
-        "csv_globs": "globs",
-        "session_globs": "globs",
-        "ignore_globs": "globs",
-        "after_upload": "after_upload",
-        "settle_seconds": "float",
-        "polling": "bool",
-    },
-    "api": {
-        "url": "str",
-        "api_key": "str",
-        "api_key_file": "path",
-        "user_id": "str",
-        "timeout_seconds": "float",
-        "inline_max_bytes": "int",
-        "batch_max_files": "int",
-        "multipart_threshold_bytes": "int",
-        # Replaced by quota.quiet_seconds; still read (with a warning) so old files keep working.
-        "batch_linger_seconds": "float",
-    },
-    "quota": {
-        "requests_per_second": "float",
-        "burst": "int",
-        "daily_requests": "int",
-        "reset_utc": "time",
-        "margin_seconds": "float",
-        "quiet_seconds": "float",
-        "prompt_requests": "int",
-        "reserve_requests": "int",
-        "last_call_seconds": "float",
-        "learn_days": "int",
-    },
-    "state": {"dir": "path", "keep_delivered_days": "float"},
-    "log": {"format": "log_format", "level": "log_level"},
-    "metrics": {"listen": "str"},
+_SECTIONS: dict[str, type[Any]] = {
+    "watch": WatchConfig,
+    "api": ApiConfig,
+    "quota": QuotaConfig,
+    "state": StateConfig,
+    "log": LogConfig,
+    "metrics": MetricsConfig,
+}
+# Keys that fill no field of their own.
+_EXTRA: dict[str, Setting] = {
+    # Where api.api_key is read from (`_api_key`).
+    "api.api_key_file": Setting(as_path),
+    # Replaced by quota.quiet_seconds; still read (with a warning) so old files keep working.
+    "api.batch_linger_seconds": Setting(as_float),
 }
 
 
-KNOWN_KEYS: frozenset[str] = frozenset(f"{s}.{k}" for s, keys in _SCHEMA.items() for k in keys)
+def _walk(section: str, cls: type[Any], path: str) -> Iterator[tuple[str, str, Setting]]:
+    """(field path, dotted key, setting) for each key a section's fields declare; a nested
+    dataclass (quota's pacing) holds keys of the same section."""
+    for item in fields(cls):
+        rule = setting_of(item)
+        nested: object = item.default_factory
+        if rule is not None:
+            yield f"{path}.{item.name}", f"{section}.{rule.key or item.name}", rule
+        elif isinstance(nested, type) and is_dataclass(nested):
+            yield from _walk(section, nested, f"{path}.{item.name}")
+
+
+_FIELDS = [entry for name, cls in _SECTIONS.items() for entry in _walk(name, cls, name)]
+_RULES: dict[str, Setting] = {key: rule for _, key, rule in _FIELDS} | _EXTRA
+_KEYS_BY_SECTION: dict[str, set[str]] = {}
+for _key in _RULES:
+    _KEYS_BY_SECTION.setdefault(_key.partition(".")[0], set()).add(_key.partition(".")[2])
+
+KNOWN_KEYS: frozenset[str] = frozenset(_RULES)
 """Every dotted key the loader accepts (file, environment or flag)."""
+
+FIELD_KEYS: Mapping[str, str] = {path: key for path, key, _ in _FIELDS}
+"""The config key behind each field, by the field's path in a Config: ``watch.use_polling`` is
+``watch.polling``, ``quota.pacing.quiet_seconds`` is ``quota.quiet_seconds``."""
 
 
 def env_var_for(key: str) -> str:
@@ -267,17 +297,12 @@ def load_config(
             layers[key] = _Value(raw, "flag")
 
     values = {key: _coerce(key, value, environ) for key, value in layers.items()}
-    watch = _build_watch(values, need_watch, environ, warnings)
-    api = _build_api(values, layers, environ, require_api, warnings)
     return Config(
-        watch=watch,
-        api=api,
-        quota=_build_quota(values),
+        watch=_build_watch(values, need_watch, environ, warnings),
+        api=_build_api(values, layers, environ, require_api, warnings),
+        quota=_section(QuotaConfig, "quota", values, pacing=_build_pacing(values)),
         state=_build_state(values, environ, config_path),
-        log=LogConfig(
-            format=cast("LogFormat | None", values.get("log.format")),
-            level=cast(str, values.get("log.level", _default(LogConfig, "level"))),
-        ),
+        log=_section(LogConfig, "log", values),
         path=config_path,
         metrics=_build_metrics(values),
         warnings=tuple(warnings),
@@ -285,16 +310,26 @@ def load_config(
     )
 
 
-def _build_state(
-    values: Mapping[str, object], environ: Mapping[str, str], config_path: Path | None
-) -> StateConfig:
-    directory = _state_dir(values, environ, config_path)
-    keep = cast(
-        float, values.get("state.keep_delivered_days", StateConfig(directory).keep_delivered_days)
-    )
-    if not 0 <= keep <= 36500:  # a hundred years
-        raise ConfigError("state.keep_delivered_days", "must be from 0 (keep forever) to 36500")
-    return StateConfig(dir=directory, keep_delivered_days=keep)
+def _section(cls: type[_S], section: str, values: Mapping[str, object], **built: object) -> _S:
+    """A section from its keys' values, each held to its range; a key not given keeps the field's
+    default. `built` fills the fields the loader works out itself."""
+    given: dict[str, object] = dict(built)
+    for item in fields(cast(Any, cls)):
+        rule = setting_of(item)
+        if rule is None or rule.built or item.name in given:
+            continue
+        key = f"{section}.{rule.key or item.name}"
+        if key in values:
+            given[item.name] = _checked(key, rule, values[key])
+    return cls(**given)
+
+
+def _checked(key: str, rule: Setting, value: object) -> object:
+    if rule.range is not None:
+        problem = rule.range.problem(cast(float, value))
+        if problem is not None:
+            raise ConfigError(key, problem)
+    return value
 
 
 # --- sources ---------------------------------------------------------------------------------
@@ -323,8 +358,8 @@ def _read_file(path: Path) -> dict[str, object]:
         raise ConfigError("config", f"{path} is not valid TOML: {exc}") from None
     flat: dict[str, object] = {}
     for section, table in document.items():
-        if section not in _SCHEMA:
-            raise ConfigError(section, f"unknown section{_suggest(section, _SCHEMA)}")
+        if section not in _KEYS_BY_SECTION:
+            raise ConfigError(section, f"unknown section{_suggest(section, _KEYS_BY_SECTION)}")
         if not isinstance(table, dict):
             raise ConfigError(section, "must be a table, e.g. [" + section + "]")
         for name, raw in table.items():
@@ -335,7 +370,7 @@ def _read_file(path: Path) -> dict[str, object]:
 
 
 def _from_env(environ: Mapping[str, str], warnings: list[str]) -> dict[str, _Value]:
-    known = {env_var_for(f"{s}.{k}"): f"{s}.{k}" for s, keys in _SCHEMA.items() for k in keys}
+    known = {env_var_for(key): key for key in KNOWN_KEYS}
     found: dict[str, _Value] = {}
     for name, raw in environ.items():
         if not name.startswith(_ENV_PREFIX) or name == ENV_CONFIG:
@@ -350,14 +385,14 @@ def _from_env(environ: Mapping[str, str], warnings: list[str]) -> dict[str, _Val
 
 def _check_known(key: str) -> None:
     section, _, name = key.partition(".")
-    if section not in _SCHEMA:
-        raise ConfigError(key, f"unknown section{_suggest(section, _SCHEMA)}")
-    if name not in _SCHEMA[section]:
-        raise ConfigError(key, f"unknown key{_suggest(name, _SCHEMA[section])}")
+    if section not in _KEYS_BY_SECTION:
+        raise ConfigError(key, f"unknown section{_suggest(section, _KEYS_BY_SECTION)}")
+    if name not in _KEYS_BY_SECTION[section]:
+        raise ConfigError(key, f"unknown key{_suggest(name, _KEYS_BY_SECTION[section])}")
 
 
-def _suggest(word: str, choices: Mapping[str, object]) -> str:
-    close = difflib.get_close_matches(word, list(choices), n=1)
+def _suggest(word: str, choices: Iterable[str]) -> str:
+    close = difflib.get_close_matches(word, sorted(choices), n=1)
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
@@ -377,14 +412,13 @@ def _check_file_mode(path: Path, layers: Mapping[str, _Value], warnings: list[st
 
 
 def _coerce(key: str, value: _Value, environ: Mapping[str, str]) -> object:
-    section, _, name = key.partition(".")
-    kind = _SCHEMA[section][name]
+    rule = _RULES[key]
     textual = value.source != "file" and isinstance(value.raw, str)
     where = "" if value.source in ("file", "flag") else f" (from {value.source[4:]})"
     try:
-        if kind == "path":
+        if rule.parse is as_path:
             return _as_path(key, value, environ)
-        return _PARSERS[kind](value.raw, textual)
+        return rule.parse(value.raw, textual)
     except ConfigError as exc:
         raise ConfigError(key, exc.message + where) from None
     except (TypeError, ValueError) as exc:
@@ -394,9 +428,7 @@ def _coerce(key: str, value: _Value, environ: Mapping[str, str]) -> object:
 def _as_path(key: str, value: _Value, environ: Mapping[str, str]) -> Path:
     if isinstance(value.raw, Path):
         return _expand_path(str(value.raw), environ, key, value.base)
-    if not isinstance(value.raw, str) or not value.raw.strip():
-        raise ConfigError(key, "must be a non-empty path string")
-    return _expand_path(value.raw, environ, key, value.base)
+    return _expand_path(as_path(value.raw, False), environ, key, value.base)
 
 
 _VAR = re.compile(r"\$(\w+)|\$\{(\w+)\}")
@@ -421,96 +453,7 @@ def _expand_path(text: str, environ: Mapping[str, str], key: str, base: Path | N
     return path
 
 
-def _as_bool(raw: object, textual: bool) -> bool:
-    if isinstance(raw, bool):
-        return raw
-    if textual and isinstance(raw, str):
-        lowered = raw.strip().lower()
-        if lowered in ("1", "true", "yes", "on"):
-            return True
-        if lowered in ("0", "false", "no", "off"):
-            return False
-    raise ConfigError("", "must be true or false")
-
-
-def _as_str(raw: object, textual: bool) -> str:
-    if not isinstance(raw, str) or not raw.strip():
-        raise ConfigError("", "must be a non-empty string")
-    return raw.strip()
-
-
-def _as_float(raw: object, textual: bool) -> float:
-    if textual and isinstance(raw, str):
-        try:
-            raw = float(raw)
-        except ValueError:
-            raise ConfigError("", "must be a number") from None
-    if isinstance(raw, bool) or not isinstance(raw, int | float) or not math.isfinite(raw):
-        raise ConfigError("", "must be a finite number")
-    return float(raw)
-
-
-def _as_int(raw: object, textual: bool) -> int:
-    if textual and isinstance(raw, str):
-        try:
-            raw = int(raw)
-        except ValueError:
-            raise ConfigError("", "must be a whole number") from None
-    if isinstance(raw, bool) or not isinstance(raw, int):
-        raise ConfigError("", "must be a whole number")
-    return raw
-
-
-def _as_globs(raw: object, textual: bool) -> tuple[str, ...]:
-    if textual and isinstance(raw, str):
-        raw = [part.strip() for part in raw.split(",") if part.strip()]
-    if not isinstance(raw, list | tuple):
-        raise ConfigError("", "must be a list of glob strings")
-    globs: list[str] = []
-    for item in raw:
-        if not isinstance(item, str) or not item:
-            raise ConfigError("", "must be a list of non-empty strings")
-        if "/" in item or "\\" in item:
-            raise ConfigError("", f"{item!r}: globs match file names, not paths")
-        globs.append(item)
-    return tuple(globs)
-
-
-def _as_time(raw: object, textual: bool) -> time:
-    if isinstance(raw, time):  # TOML local time, e.g. reset_utc = 00:00:00
-        if raw.tzinfo is not None:
-            raise ConfigError("", "must be a UTC wall time without offset")
-        return raw
-    if isinstance(raw, str):
-        match = re.fullmatch(r"(\d{1,2}):(\d{2})", raw.strip())
-        if match and int(match[1]) < 24 and int(match[2]) < 60:
-            return time(int(match[1]), int(match[2]))
-    raise ConfigError("", 'must be "HH:MM" (UTC, 24-hour)')
-
-
-def _one_of(*choices: str) -> Callable[[object, bool], str]:
-    def parse(raw: object, textual: bool) -> str:
-        if isinstance(raw, str) and raw.strip().lower() in choices:
-            return raw.strip().lower()
-        raise ConfigError("", "must be one of " + ", ".join(choices))
-
-    return parse
-
-
-_PARSERS: dict[str, Callable[[object, bool], object]] = {
-    "bool": _as_bool,
-    "str": _as_str,
-    "float": _as_float,
-    "int": _as_int,
-    "globs": _as_globs,
-    "time": _as_time,
-    "after_upload": _one_of("keep", "move", "delete"),
-    "log_format": _one_of("json", "console"),
-    "log_level": _one_of(*_LOG_LEVELS),
-}
-
-
-# --- sections --------------------------------------------------------------------------------
+# --- sections the loader builds itself -----------------------------------------------------
 
 
 def _build_watch(
@@ -532,26 +475,7 @@ def _build_watch(
         warnings.append(
             f"watch.dir {directory} does not exist yet (the daemon waits for it to appear)"
         )
-    settle = cast(
-        float, values.get("watch.settle_seconds", _default(WatchConfig, "settle_seconds"))
-    )
-    if not 0 < settle <= 3600:
-        raise ConfigError("watch.settle_seconds", "must be > 0 and at most 3600")
-    defaults = WatchConfig(dir=directory)
-    return WatchConfig(
-        dir=directory,
-        recursive=cast(bool, values.get("watch.recursive", defaults.recursive)),
-        csv_globs=cast("tuple[str, ...]", values.get("watch.csv_globs", defaults.csv_globs)),
-        session_globs=cast(
-            "tuple[str, ...]", values.get("watch.session_globs", defaults.session_globs)
-        ),
-        ignore_globs=cast(
-            "tuple[str, ...]", values.get("watch.ignore_globs", defaults.ignore_globs)
-        ),
-        after_upload=cast(AfterUpload, values.get("watch.after_upload", defaults.after_upload)),
-        settle_seconds=settle,
-        use_polling=cast(bool, values.get("watch.polling", defaults.use_polling)),
-    )
+    return _section(WatchConfig, "watch", values, dir=directory)
 
 
 def _build_api(
@@ -573,36 +497,10 @@ def _build_api(
             f"no API key: set api.api_key_file (or api.api_key) or {ENV_API_KEY}, "
             "or pass it as the systemd credential 'api_key'",
         )
-    timeout = cast(float, values.get("api.timeout_seconds", _default(ApiConfig, "timeout_seconds")))
-    if timeout <= 0:
-        raise ConfigError("api.timeout_seconds", "must be > 0")
-    inline = cast(int, values.get("api.inline_max_bytes", _default(ApiConfig, "inline_max_bytes")))
-    if not 1 <= inline <= _INLINE_CEILING:
-        raise ConfigError(
-            "api.inline_max_bytes",
-            f"must be between 1 and {_INLINE_CEILING} (the Lambda payload limit after base64)",
-        )
-    batch = cast(int, values.get("api.batch_max_files", _default(ApiConfig, "batch_max_files")))
-    if not 1 <= batch <= _BATCH_CEILING:
-        raise ConfigError("api.batch_max_files", f"must be between 1 and {_BATCH_CEILING}")
-    threshold = cast(
-        int,
-        values.get(
-            "api.multipart_threshold_bytes", _default(ApiConfig, "multipart_threshold_bytes")
-        ),
-    )
-    if threshold < 8 * 1024**2:
-        raise ConfigError("api.multipart_threshold_bytes", "must be at least 8388608 (8 MiB)")
     if "api.batch_linger_seconds" in values:
         warnings.append("api.batch_linger_seconds is replaced by quota.quiet_seconds")
-    return ApiConfig(
-        url=url or "",
-        api_key=key,
-        user_id=cast("str | None", values.get("api.user_id")),
-        timeout_seconds=timeout,
-        inline_max_bytes=inline,
-        batch_max_files=batch,
-        multipart_threshold_bytes=threshold,
+    return _section(
+        ApiConfig, "api", values, url=url or "", api_key=key, user_id=values.get("api.user_id")
     )
 
 
@@ -696,71 +594,24 @@ def _accept_key(key: str, text: str) -> Secret:
     return Secret(text)
 
 
-_QUOTA = QuotaConfig()  # every field has a default: the defaults themselves
-
-
-def _default(cls: type[object], name: str) -> Any:
-    """The default a config dataclass declares for ``name``: defaults are written there only."""
-    return next(f.default for f in fields(cast(Any, cls)) if f.name == name)
-
-
-def _build_quota(values: Mapping[str, object]) -> QuotaConfig:
-    rps = cast(float, values.get("quota.requests_per_second", _QUOTA.requests_per_second))
-    if rps <= 0:
-        raise ConfigError("quota.requests_per_second", "must be > 0")
-    burst = cast(int, values.get("quota.burst", _QUOTA.burst))
-    if burst < 1:
-        raise ConfigError("quota.burst", "must be at least 1")
-    daily = cast(int, values.get("quota.daily_requests", _QUOTA.daily_requests))
-    if daily < 0:
-        raise ConfigError("quota.daily_requests", "must be >= 0 (0 means no daily limit)")
-    margin = cast(float, values.get("quota.margin_seconds", _QUOTA.margin_seconds))
-    if margin < 0:
-        raise ConfigError("quota.margin_seconds", "must be >= 0")
-    return QuotaConfig(
-        requests_per_second=rps,
-        burst=burst,
-        daily_requests=daily,
-        reset_utc=cast(time, values.get("quota.reset_utc", _QUOTA.reset_utc)),
-        margin_seconds=margin,
-        pacing=_build_pacing(values),
-    )
-
-
 def _build_pacing(values: Mapping[str, object]) -> Pacing:
-    default = Pacing()
+    # The old name counts where the new one is not given, and an error names the one given.
     old = values.get("api.batch_linger_seconds")
-    quiet = cast(
-        float, values.get("quota.quiet_seconds", old if old is not None else default.quiet_seconds)
-    )
-    if not 0 <= quiet <= 3600:
-        key = (
-            "quota.quiet_seconds" if "quota.quiet_seconds" in values else "api.batch_linger_seconds"
-        )
-        raise ConfigError(key, "must be between 0 and 3600")
-    prompt = cast(int, values.get("quota.prompt_requests", default.prompt_requests))
-    if prompt < 0:
-        raise ConfigError("quota.prompt_requests", "must be >= 0")
-    reserve = cast(int, values.get("quota.reserve_requests", default.reserve_requests))
-    if reserve < 0:
-        raise ConfigError("quota.reserve_requests", "must be >= 0")
-    last_call = cast(float, values.get("quota.last_call_seconds", default.last_call_seconds))
-    if not 0 <= last_call <= 43_200:
-        raise ConfigError("quota.last_call_seconds", "must be between 0 and 43200 (12 h)")
-    learn = cast(int, values.get("quota.learn_days", default.learn_days))
-    if not 0 <= learn <= 60:
-        raise ConfigError("quota.learn_days", "must be between 0 (do not learn) and 60")
+    if "quota.quiet_seconds" not in values and old is not None:
+        quiet = _checked("api.batch_linger_seconds", _RULES["quota.quiet_seconds"], old)
+        values = {**values, "quota.quiet_seconds": quiet}
+    pacing = _section(Pacing, "quota", values)
     # Delivered items are pruned after keep_delivered_days: older days would look empty.
-    keep = cast(float, values.get("state.keep_delivered_days", StateConfig.keep_delivered_days))
-    if keep > 0:
-        learn = min(learn, int(keep))
-    return Pacing(
-        quiet_seconds=quiet,
-        prompt_requests=prompt,
-        reserve_requests=reserve,
-        last_call_seconds=last_call,
-        learn_days=learn,
-    )
+    keep = values.get("state.keep_delivered_days", StateConfig.keep_delivered_days)
+    if isinstance(keep, float) and 0 < keep < pacing.learn_days:
+        pacing = replace(pacing, learn_days=int(keep))
+    return pacing
+
+
+def _build_state(
+    values: Mapping[str, object], environ: Mapping[str, str], config_path: Path | None
+) -> StateConfig:
+    return _section(StateConfig, "state", values, dir=_state_dir(values, environ, config_path))
 
 
 def _build_metrics(values: Mapping[str, object]) -> MetricsConfig:

@@ -20,17 +20,15 @@ from exportsync.config import Config
 from exportsync.delivery import Deliverer, retry_delay
 from exportsync.dirfd import pin, real_path
 from exportsync.errors import ExportsyncError, SpoolError, SpoolFull
-from exportsync.intake import Intake
 from exportsync.logs import get_logger
-from exportsync.matcher import FileMatcher
 from exportsync.metrics import Metrics
 from exportsync.notify import Notifier, watchdog_interval
-from exportsync.quota import QuotaLedger
 from exportsync.reload import Reloader, compare, merged
 from exportsync.spool import Spool
 from exportsync.watcher import StatKey, Watcher, has_close_events, lstat_key
+from exportsync.wiring import build_intake, build_ledger, build_matcher
 
-__all__ = ["Daemon", "build_ledger", "build_matcher"]
+__all__ = ["Daemon"]
 
 log = get_logger(__name__)
 
@@ -48,28 +46,6 @@ SPOOL_FULL_MAX_WAIT = 30.0
 SCAN_BATCH = 1000
 # Old delivered items are pruned at start and then this often.
 PRUNE_EVERY_SECONDS = 86400.0
-
-
-def build_matcher(config: Config) -> FileMatcher:
-    return FileMatcher(
-        csv_globs=config.watch.csv_globs,
-        session_globs=config.watch.session_globs,
-        ignore_globs=config.watch.ignore_globs,
-        recursive=config.watch.recursive,
-    )
-
-
-def build_ledger(config: Config, spool: Spool, clock: Clock) -> QuotaLedger:
-    q = config.quota
-    return QuotaLedger(
-        spool,
-        requests_per_second=q.requests_per_second,
-        burst=q.burst,
-        daily_requests=q.daily_requests,
-        reset_utc=q.reset_utc,
-        margin_seconds=q.margin_seconds,
-        clock=clock,
-    )
 
 
 class Daemon:
@@ -109,11 +85,11 @@ class Daemon:
         self.stopping = threading.Event()
         self._wake = threading.Event()
         self.matcher = build_matcher(config)
-        self.intake = Intake(
+        self.intake = build_intake(
+            config,
             self.spool,
-            root=self.root,
+            self.clock,
             matcher=self.matcher,
-            clock=self.clock,
             on_spooled=self._wake.set,
             on_detected=metrics.file_detected if metrics is not None else lambda: None,
         )

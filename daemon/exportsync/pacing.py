@@ -33,6 +33,7 @@ from typing import Literal
 
 from exportsync.backlog import Backlog
 from exportsync.history import History, Outlook, weekend
+from exportsync.schema import Range, as_float, as_int, setting
 
 __all__ = [
     "MAX_QUIET_SECONDS",
@@ -74,12 +75,16 @@ Reason = Literal[
 class Pacing:
     """The policy's knobs (config keys under [quota])."""
 
-    quiet_seconds: float = 2.0
-    prompt_requests: int = 4
-    reserve_requests: int = 2
-    last_call_seconds: float = 1800.0
+    quiet_seconds: float = setting(2.0, as_float, Range(0, 3600))
+    prompt_requests: int = setting(4, as_int, Range(low=0))
+    reserve_requests: int = setting(2, as_int, Range(low=0))
+    last_call_seconds: float = setting(
+        1800.0, as_float, Range(0, 43_200, says="must be between {low} and {high} (12 h)")
+    )
     # Past days the policy learns from (0: it does not learn, and paces as with no history).
-    learn_days: int = 14
+    learn_days: int = setting(
+        14, as_int, Range(0, 60, says="must be between {low} (do not learn) and {high}")
+    )
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from exportsync.client import Api
-from exportsync.config import Config
+from exportsync.config import FIELD_KEYS, Config
 
 __all__ = ["LIVE", "Change", "Reloader", "compare", "merged"]
 
@@ -74,12 +74,5 @@ def _differences(prefix: str, old: object, new: object) -> list[str]:
                 f"{prefix}.{item.name}", getattr(old, item.name), getattr(new, item.name)
             )
         return out
-    return [] if old == new else [_KEY_NAMES.get(prefix, prefix.replace(".pacing.", "."))]
-
-
-# Fields whose config key has another name (the log names the key an operator edits).
-_KEY_NAMES = {
-    "watch.use_polling": "watch.polling",
-    "metrics.host": "metrics.listen",
-    "metrics.port": "metrics.listen",
-}
+    # The log names the key an operator edits (watch.polling for watch.use_polling).
+    return [] if old == new else [FIELD_KEYS.get(prefix, prefix)]

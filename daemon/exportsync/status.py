@@ -15,7 +15,6 @@ from exportsync import __version__, sendnow
 from exportsync.backlog import Backlog
 from exportsync.clock import Clock, SystemClock, iso_utc
 from exportsync.config import Config
-from exportsync.daemon import build_ledger
 from exportsync.history import read_history
 from exportsync.metrics import SpoolReading
 from exportsync.names import shown
@@ -23,6 +22,7 @@ from exportsync.pacing import Plan, plan, plan_backlog
 from exportsync.quota import RESET_GRACE_SECONDS, QuotaLedger
 from exportsync.runlock import running_pid
 from exportsync.spool import API_KEY_REFUSED, API_STATE_KEY, API_UNREACHABLE, Spool
+from exportsync.wiring import build_ledger
 from exportsync.words import plural
 
 __all__ = [

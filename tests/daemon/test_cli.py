@@ -590,7 +590,7 @@ def lock_held(env: Env, monkeypatch: pytest.MonkeyPatch) -> Iterator[list[int]]:
     """This process holds the run lock as a daemon would, and counts the wake signals."""
     woken: list[int] = []
     previous = signal.signal(WAKE_SIGNAL, lambda signum, _frame: woken.append(signum))
-    monkeypatch.setattr("exportsync.cli.SEND_NOW_WAIT_SECONDS", 0.2)
+    monkeypatch.setattr("exportsync.cli.send_now.SEND_NOW_WAIT_SECONDS", 0.2)
     # This test process stands in for `exportsync run`: wakes go only to such a process.
     env.state.mkdir(parents=True, exist_ok=True)
     owner = os.stat(env.state).st_uid

@@ -13,11 +13,11 @@ import pytest
 
 from exportsync.clock import FakeClock, iso_utc
 from exportsync.config import Config, load_config
-from exportsync.daemon import build_ledger
 from exportsync.runlock import RunLock
 from exportsync.spool import API_KEY_REFUSED, API_STATE_KEY, API_UNREACHABLE, Spool
 from exportsync.status import build_status, render_table
 from exportsync.watchview import _until, frame_lines
+from exportsync.wiring import build_ledger
 
 KEY = "status-test-key-SECRET-42"
 NOW = dt.datetime(2025, 3, 4, 15, 30, tzinfo=dt.UTC).timestamp()
