@@ -461,7 +461,13 @@ class Spool:
         return float(value) if value is not None else None
 
     def recover(self, now: float) -> int:
-        """Return items a crash left in `sending` to `pending`; the count of items returned."""
+        """Return items a crash left in `sending` to `pending`, due at once; how many.
+
+        Also what a running daemon does before each step (`Deliverer.step`): nothing is in
+        flight then, so an item in `sending` is one whose outcome could not be recorded.
+        """
+        if not self._query("SELECT 1 FROM items WHERE state = 'sending' LIMIT 1"):
+            return 0  # the common case, and no write (a full disk does not stop a quiet step)
         with self._tx() as db:
             cursor = db.execute(
                 "UPDATE items SET state = 'pending', next_attempt_at = 0, updated_at = ?"
