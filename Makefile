@@ -68,12 +68,16 @@ fleet: $(STAMP)
 	timeout 900 $(BIN)/python -m exportsync_devstack.fleet --daemons $(DAEMONS) \
 		--fault-rate $(FAULT_RATE)
 
-# A seeded torture run of real daemons (tests/support/reliability.py); its last line is the figure.
+# The never-stuck state machine (2,000 examples; `make test` runs 40), then a seeded torture run
+# of real daemons (tests/support/reliability.py) whose last line is the figure.
 # make reliability SEED=7 KILLS=40, or RELIABILITY_FLAGS="--seed 7 --operations 500".
 SEED ?= 1
 KILLS ?= 30
+STUCK_EXAMPLES ?= 2000
 RELIABILITY_FLAGS ?= --seed $(SEED) --kills $(KILLS)
 reliability: $(STAMP)
+	EXPORTSYNC_STUCK_EXAMPLES=$(STUCK_EXAMPLES) $(BIN)/python -m pytest -q -p no:cacheprovider \
+		tests/daemon/test_never_stuck_property.py
 	PYTHONPATH=tests timeout 900 $(BIN)/python -m support.reliability $(RELIABILITY_FLAGS)
 
 clean:
