@@ -185,3 +185,31 @@ def test_a_presign_answer_with_an_unknown_status_is_retried(rig: Rig, tmp_path: 
     ]
     rig.step_until_quiet()
     assert rig.counts()["delivered"] == 1
+
+
+@pytest.mark.parametrize("how", ["deleted", "replaced", "wal deleted"])
+def test_a_spool_file_lost_under_the_open_database_is_restored_from_it(
+    tmp_path: Path, how: str
+) -> None:
+    spool = FlakySpool.open(tmp_path / "state")
+    try:
+        spool.record_rejected(Path("/x/a.csv"), "csv", "for the test", now=START)
+        assert spool.lost() is None
+        if how == "deleted":
+            spool.path.unlink()
+        elif how == "replaced":
+            garbage = spool.path.with_name("garbage")
+            garbage.write_bytes(b"not a database" * 100)
+            garbage.rename(spool.path)
+        else:
+            spool.path.with_name(spool.path.name + "-wal").unlink()
+        assert spool.lost() == how
+        restored, aside = spool.rebuild(now=START)
+        assert restored
+        assert (aside is None) == (how == "deleted")  # what stood there is kept aside
+        assert spool.lost() is None
+        assert [i.path.name for i in spool.items()] == ["a.csv"]
+    finally:
+        spool.close()
+    with FlakySpool.open(tmp_path / "state") as again:  # what `status` reads from the path
+        assert [i.path.name for i in again.items()] == ["a.csv"]
