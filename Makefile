@@ -12,7 +12,7 @@ help:
 	@echo "make demo   run devstack + daemon on demo/export (Ctrl-C stops both)"
 	@echo "make test   lint, type-check, cfn-lint and the whole test suite"
 	@echo "make bench  throughput and memory benchmarks (bench/)"
-	@echo "make reliability  kill -9, faults, hostile files, full disk against real daemons"
+	@echo "make reliability  never-stuck state machine; kill -9, faults, full disk, signals against real daemons"
 	@echo "make fuzz   the Lambda fuzzed on every route, 5,000+ cases"
 	@echo "make fleet  20 daemons with their own keys on one devstack (DAEMONS=20 FAULT_RATE=0.05)"
 	@echo "make clean  remove .venv, demo state and caches"

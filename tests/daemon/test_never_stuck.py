@@ -58,7 +58,7 @@ class Rig:
         raise AssertionError("no request went out")
 
     def counts(self) -> dict[str, int]:
-        return dict(self.spool.counts())
+        return {str(k): v for k, v in self.spool.counts().items()}
 
 
 @pytest.fixture

@@ -4,10 +4,14 @@
 answer. `hold_next()` makes it keep the next POST's answer until `release()`: the request is
 forwarded (the server stores what it carries) but the daemon hears nothing until then. With
 `fake_status=503` the held answer is a 503 instead of the real one (which was still stored).
+`mangle_next()` rewrites every result status of the next 200 answer to ``"ok"``, a status the
+contract does not name (an API of another version). A request the upstream drops is dropped.
 """
 
 from __future__ import annotations
 
+import http.client
+import json
 import threading
 import urllib.error
 import urllib.request
@@ -27,6 +31,8 @@ class Relay:
         self._release = threading.Event()
         self._hold = False
         self._fake_status: int | None = None
+        self._mangle = False
+        self.mangled = 0
         self._lock = threading.Lock()
         self.posts = 0
         relay = self
@@ -58,6 +64,10 @@ class Relay:
             self._release.clear()
             self.holding.clear()
 
+    def mangle_next(self) -> None:
+        with self._lock:
+            self._mangle = True
+
     def release(self) -> None:
         self._release.set()
 
@@ -75,22 +85,34 @@ class Relay:
         except urllib.error.HTTPError as exc:
             status, data = exc.code, exc.read()
             kind = exc.headers.get("Content-Type", "application/json")
+        except (OSError, http.client.HTTPException):
+            handler.close_connection = True  # dropped upstream: dropped here too
+            return
         with self._lock:
             hold = self._hold and handler.command == "POST"
             fake = self._fake_status
             if hold:
                 self._hold = False
                 self.posts += 1
+            if self._mangle and handler.command == "POST" and status == 200:
+                changed = _mangled(data)
+                if changed is not None:
+                    self._mangle = False
+                    self.mangled += 1
+                    data = changed
         if hold:
             self.holding.set()
             self._release.wait(120)
             if fake is not None:
                 status, data, kind = fake, b'{"message": "Service Unavailable"}', "application/json"
-        handler.send_response(status)
-        handler.send_header("Content-Type", kind)
-        handler.send_header("Content-Length", str(len(data)))
-        handler.end_headers()
-        handler.wfile.write(data)
+        try:
+            handler.send_response(status)
+            handler.send_header("Content-Type", kind)
+            handler.send_header("Content-Length", str(len(data)))
+            handler.end_headers()
+            handler.wfile.write(data)
+        except OSError:
+            handler.close_connection = True  # the daemon went away (a kill -9) before the answer
 
     def __enter__(self) -> Relay:
         self._thread.start()
@@ -105,3 +127,18 @@ class Relay:
         self._release.set()
         self._server.shutdown()
         self._server.server_close()
+
+
+def _mangled(data: bytes) -> bytes | None:
+    """The answer with every result's status "ok"; None when it has no results."""
+    try:
+        doc = json.loads(data)
+    except ValueError:
+        return None
+    results = doc.get("results") if isinstance(doc, dict) else None
+    if not isinstance(results, list) or not results:
+        return None
+    for result in results:
+        if isinstance(result, dict):
+            result["status"] = "ok"
+    return json.dumps(doc).encode()
