@@ -155,3 +155,27 @@ def test_a_spool_lost_while_running_is_put_right_without_a_restart(
             assert sum(e["items"] for e in sent) == len(made)
         assert _delivered_once(devstack, made)
         assert daemon.terminate() == 0
+
+
+@pytest.mark.timeout(240)
+def test_answers_with_an_unknown_status_are_retried_until_the_api_is_fixed(
+    tmp_path: Path, devstack: DevstackInfo
+) -> None:
+    with Relay(devstack.api_url) as relay:
+        config = _config(tmp_path, devstack, relay.url)
+        with run_daemon(config) as daemon:
+            daemon.wait_ready()
+            relay.mangle_next()  # an API of another version answers "ok", twice
+            made = _drop(tmp_path / "export", "unknown", 2)
+            assert wait_for(lambda: relay.mangled == 1, DEADLINE), daemon.output()
+            relay.mangle_next()
+            assert wait_for(lambda: relay.mangled == 2, DEADLINE), daemon.output()
+            # ... then it is fixed: delivered, nothing ever failed.
+            assert wait_for(
+                lambda: _all_delivered(tmp_path / "state", set(made)), DEADLINE, 0.25
+            ), daemon.output()
+            _one_run(daemon)
+            assert sum(e.get("event") == "api_protocol_error" for e in daemon.events()) == 2
+            assert not daemon.saw("item_failed")
+            assert _delivered_once(devstack, made)
+            assert daemon.terminate() == 0
