@@ -314,8 +314,22 @@ def _stepping(run: _Run, done: Callable[[], bool]) -> Callable[[], bool]:
     return look
 
 
+def _running(run: _Run) -> bool:
+    """Wait until the daemon (perhaps just restarted) is running: these faults are aimed at a
+    running daemon, not at one still starting (a systemd reload waits for READY too). False
+    when it exited meanwhile; check_alive reports that."""
+    assert run.daemon is not None
+    try:
+        run.daemon.wait_ready()
+    except AssertionError:
+        return False
+    return True
+
+
 def _replace_spool(run: _Run) -> None:
     """Garbage renamed over the spool while the daemon runs: it must restore it by itself."""
+    if not _running(run):
+        return
     spool = run.state_dir / "spool.sqlite3"
     garbage = run.state_dir / "garbage"
     garbage.write_bytes(run.rng.randbytes(8192))
@@ -326,6 +340,8 @@ def _replace_spool(run: _Run) -> None:
 
 def _stray_signal(run: _Run, name: str) -> None:
     """HUP, USR2, ALRM, PIPE: nothing may change. TERM, INT: the daemon drains and exits 0."""
+    if not _running(run):
+        return
     daemon = run.daemon
     assert daemon is not None
     sig = signal.Signals[name]
