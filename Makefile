@@ -76,7 +76,7 @@ KILLS ?= 30
 STUCK_EXAMPLES ?= 2000
 RELIABILITY_FLAGS ?= --seed $(SEED) --kills $(KILLS)
 reliability: $(STAMP)
-	EXPORTSYNC_STUCK_EXAMPLES=$(STUCK_EXAMPLES) $(BIN)/python -m pytest -q -p no:cacheprovider \
+	EXPORTSYNC_STUCK_EXAMPLES=$(STUCK_EXAMPLES) $(BIN)/python -m pytest -q -p no:cacheprovider --timeout 1800 \
 		tests/daemon/test_never_stuck_property.py
 	PYTHONPATH=tests timeout 900 $(BIN)/python -m support.reliability $(RELIABILITY_FLAGS)
 
