@@ -4,7 +4,10 @@ The devstack points its Lambda's S3 client here (``AWS_ENDPOINT_URL_S3``), so ev
 the Lambda hands out names this front; the Lambda itself knows nothing of it. A presigned request
 is refused the way S3 refuses it (signature, expiry, signed headers, Content-Length, the
 ``x-amz-checksum-sha256`` of the body; XML error bodies) before moto sees a byte; everything else
-(the Lambda's own header-signed calls) is relayed unchanged.
+(the Lambda's own header-signed calls) is relayed unchanged. The steps of a multipart upload are
+checked as S3 checks them too (``s3_multipart``), and a completed upload is handed to
+``on_completed`` (the devstack's stand-in for the bucket's Object Created event) before the
+completion is answered.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ import threading
 from collections import Counter
 from collections.abc import Callable, Mapping
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 from .s3_checks import (
     INCOMPLETE_BODY,
@@ -25,6 +28,7 @@ from .s3_checks import (
     check_presigned,
     is_presigned,
 )
+from .s3_multipart import MultipartLedger
 from .serving import BackgroundServer, QuietHandler, TrackingHTTPServer
 
 __all__ = ["UPSTREAM_DOWN", "S3Front", "serve_s3_front"]
@@ -46,8 +50,11 @@ class S3Front(TrackingHTTPServer):
         upstream: str,
         secrets: Mapping[str, str],
         now: Callable[[], float],
+        on_completed: Callable[[str], object] | None = None,
     ) -> None:
         parts = urlsplit(upstream)
+        self.multipart = MultipartLedger()
+        self.on_completed = on_completed  # called with the object key of a completed upload
         self.upstream = (parts.hostname or "127.0.0.1", parts.port or 80)
         self.secrets = dict(secrets)
         self.now = now
@@ -131,7 +138,30 @@ class _FrontHandler(QuietHandler):
             if refusal is not None:
                 self._refuse(refusal)
                 return
+        refusal = self.server.multipart.check(request, body, self._upstream_has)
+        if refusal is not None:
+            self._refuse(refusal)
+            return
         self._relay(body)
+
+    def _upstream_has(self, path: str) -> bool:
+        """Whether upstream holds an object at ``/bucket/key`` (for ``If-None-Match: *``)."""
+        host, port = self.server.upstream
+        upstream = http.client.HTTPConnection(host, port, timeout=_UPSTREAM_TIMEOUT)
+        try:
+            upstream.request("HEAD", quote(path))
+            return upstream.getresponse().status == 200
+        finally:
+            upstream.close()
+
+    def _completed(
+        self, body: bytes, status: int, reply: tuple[tuple[str, str], ...], answer: bytes
+    ) -> None:
+        """Learn from upstream's answer; a completed upload goes to ``on_completed`` now, as
+        the bucket's event would, before the client hears the answer."""
+        path = self.server.multipart.observe(self._request(), body, status, dict(reply), answer)
+        if path is not None and self.server.on_completed is not None:
+            self.server.on_completed(path.split("/", 2)[2])
 
     def _relay(self, body: bytes) -> None:
         headers = {k: v for k, v in self.headers.items() if k.lower() not in _HOP_BY_HOP}
@@ -148,6 +178,7 @@ class _FrontHandler(QuietHandler):
         finally:
             upstream.close()
         self.server.count("relayed")
+        self._completed(body, response.status, reply, answer)
         self.send_bytes(response.status, reply, answer)
 
     do_GET = _serve  # noqa: N815 -- http.server's dispatch name
@@ -163,9 +194,12 @@ def serve_s3_front(
     now: Callable[[], float],
     host: str = "127.0.0.1",
     port: int = 0,
+    *,
+    on_completed: Callable[[str], object] | None = None,
 ) -> BackgroundServer:
     """Start the front on host:port (0 picks a free port), relaying to `upstream`; caller stops it.
 
     `secrets` maps access key ids to secret keys (the devstack's dummy credentials).
     """
-    return BackgroundServer(S3Front((host, port), upstream, secrets, now), "devstack-s3").start()
+    front = S3Front((host, port), upstream, secrets, now, on_completed)
+    return BackgroundServer(front, "devstack-s3").start()

@@ -41,7 +41,7 @@ from support.fake_api import Call, FakeApi
 from support.flaky_spool import FlakySpool
 from support.ledger import plan_ledger
 
-EXAMPLES = int(os.environ.get("EXPORTSYNC_STUCK_EXAMPLES", "40"))
+EXAMPLES = int(os.environ.get("EXPORTSYNC_STUCK_EXAMPLES", "25"))
 TIMEOUT = ApiConfig.timeout_seconds
 MARGIN = 10.0
 START = 1_800_000_000.0 - (1_800_000_000.0 % DAY) + 3600
