@@ -15,7 +15,7 @@ help:
 	@echo "make soak   the long runs: more chaos seeds, a 1,001-file backlog, make reliability, make fleet"
 	@echo "make bench  throughput and memory benchmarks (bench/)"
 	@echo "make bench-pacing  the pacing policy against the offline optimum (SPOOL=state dir to replay)"
-	@echo "make reliability  kill -9, faults, hostile files, full disk against real daemons"
+	@echo "make reliability  never-stuck state machine; kill -9, faults, full disk, signals against real daemons"
 	@echo "make fuzz   the Lambda fuzzed on every route, 5,000+ cases"
 	@echo "make fleet  20 daemons with their own keys on one devstack (DAEMONS=20 FAULT_RATE=0.05)"
 	@echo "make clean  remove .venv, demo state and caches"
@@ -88,12 +88,16 @@ fleet: $(STAMP)
 	timeout 900 $(BIN)/python -m exportsync_devstack.fleet --daemons $(DAEMONS) \
 		--fault-rate $(FAULT_RATE)
 
-# A seeded torture run of real daemons (tests/support/reliability.py); its last line is the figure.
+# The never-stuck state machine (2,000 examples; `make test` runs 25), then a seeded torture run
+# of real daemons (tests/support/reliability.py) whose last line is the figure.
 # make reliability SEED=7 KILLS=40, or RELIABILITY_FLAGS="--seed 7 --operations 500".
 SEED ?= 1
 KILLS ?= 30
+STUCK_EXAMPLES ?= 2000
 RELIABILITY_FLAGS ?= --seed $(SEED) --kills $(KILLS)
 reliability: $(STAMP)
+	EXPORTSYNC_STUCK_EXAMPLES=$(STUCK_EXAMPLES) $(BIN)/python -m pytest -q -p no:cacheprovider --timeout 1800 \
+		tests/daemon/test_never_stuck_property.py
 	PYTHONPATH=tests timeout 900 $(BIN)/python -m support.reliability $(RELIABILITY_FLAGS)
 
 clean:

@@ -19,7 +19,7 @@ from exportsync.clock import Clock, SystemClock, iso_utc
 from exportsync.config import Config
 from exportsync.delivery import Deliverer, retry_delay
 from exportsync.dirfd import pin, real_path
-from exportsync.errors import ExportsyncError, SpoolError, SpoolFull
+from exportsync.errors import ExportsyncError, SpoolCorrupt, SpoolError, SpoolFull
 from exportsync.logs import get_logger
 from exportsync.metrics import Metrics
 from exportsync.notify import Notifier, watchdog_interval
@@ -115,6 +115,7 @@ class Daemon:
         # deleted or moved away (no timer: an idle daemon does not wake).
         self._sweep_due = threading.Event()
         self._sweep_due.set()
+        self._damaged = False  # a query found the spool damaged: rebuild it before the next step
 
     def _build_deliverer(self, config: Config, api: Api) -> Deliverer:
         return Deliverer(
@@ -315,11 +316,16 @@ class Daemon:
                 self._reload.clear()
                 self.reload()
             try:
+                self._check_spool()
                 if self._tick >= self._next_prune:
                     self._next_prune = self._tick + PRUNE_EVERY_SECONDS
                     self.prune()
                 self._maybe_sweep()
                 outcome = self.deliverer.step()
+            except SpoolCorrupt as exc:
+                log.error("spool_unavailable", error=str(exc))
+                self._damaged = True  # rebuilt at the top of the next turn
+                continue
             except SpoolError as exc:
                 log.error("spool_unavailable", error=str(exc))
                 self._sleep(retry_delay(1))
@@ -336,6 +342,44 @@ class Daemon:
             # nothing polls: new work sets _wake.
             until_prune = max(0.0, self._next_prune - self.clock.monotonic())
             self._sleep(until_prune if outcome.wait is None else min(outcome.wait, until_prune))
+
+    def _check_spool(self) -> None:
+        """Before each step: is the spool file still the database the daemon works on?"""
+        reason = "damaged" if self._damaged else self.spool.lost()
+        if reason is not None:
+            self._rebuild_spool(reason)
+            self._damaged = False
+
+    def _rebuild_spool(self, reason: str) -> None:
+        """The spool's files were deleted, replaced or damaged while running: put it right
+        without a restart. The database still open is copied back, so nothing is lost
+        (`spool_restored`); when that copy is damaged too, the file is set aside and a fresh
+        spool starts, as at start (`spool_corrupt`): the day's request count is carried over
+        when it can still be read, and the folder is spooled afresh (the server answers
+        `duplicate`)."""
+        now = self.clock.time()
+        try:
+            used: int | None = self.ledger.snapshot().used
+        except SpoolError:
+            used = None
+        restored, aside = self.spool.rebuild(now=now)
+        moved_to = None if aside is None else str(aside)
+        if restored:
+            log.warning("spool_restored", reason=reason, moved_to=moved_to)
+            return
+        if used is None:
+            self.ledger.assume_spent()
+        else:
+            self.spool.quota_raise_to(self.ledger.period_start(now), used)
+        log.error(
+            "spool_corrupt",
+            reason=reason,
+            moved_to=moved_to,
+            while_running=True,
+            quota_used=self.ledger.snapshot().used,
+            resets_at=iso_utc(self.ledger.resets_at(now)),
+        )
+        self._startup_scan()
 
     def reload(self) -> bool:
         """Apply the config file and key file as they are now (`reload`); on any error keep the

@@ -50,6 +50,7 @@ from exportsync.errors import (
     FileRejected,
     Forbidden,
     PermanentError,
+    ProtocolError,
     QuotaExhausted,
     Redirected,
     RequestTooLarge,
@@ -188,6 +189,7 @@ class Deliverer:
     def step(self) -> StepOutcome:
         """Do at most one counted request's worth of work."""
         now = self._clock.time()
+        self._release_stranded(now)
         self._spool.pull_back(now + LONGEST_DELAY, now=now)
         resumable = self._uploads.resumable(now)
         if resumable is not None:
@@ -211,6 +213,19 @@ class Deliverer:
         log.info("batch_planned", reason=decision.reason, entries=batch.count, bytes=batch.size)
         self._send(batch)
         return StepOutcome(True, 0.0)
+
+    def _release_stranded(self, now: float) -> None:
+        """Items a step left in `sending` go back to pending, due now.
+
+        A step is synchronous: when one begins no request is out, so an item still `sending`
+        is one whose answer (or failure) could not be recorded, as when the state disk filled
+        while the request was out. The spool error ended that step; the loop tries again until
+        the spool can be written, and then they are sent again (the server answers `duplicate`
+        for what it had stored). Until then this write fails too and nothing new is sent.
+        """
+        released = self._spool.recover(now)
+        if released:
+            log.warning("sending_released", items=released, reason="outcome not recorded")
 
     # -- building a batch --------------------------------------------------------------------
 
@@ -440,6 +455,9 @@ class Deliverer:
                 self._fail_all(batch, reason)  # one item alone is too large: it never fits
             case RequestTooLarge():
                 self._hold(batch, self._shrink_next(batch), reason)
+            case ProtocolError():  # before TransientError, which it is a kind of
+                log.error("api_protocol_error", error=reason, items=len(batch.items))
+                self._retry_items(batch.items, reason)
             case Unreachable():  # before TransientError, which it is a kind of
                 self._hold(batch, self._unreachable_delay(exc), reason)
             case TransientError():
@@ -777,7 +795,15 @@ def _by_kind(results: Sequence[dict[str, Any]], batch: Batch) -> dict[Kind, list
         raise TransientError(
             f"the API answered {len(results)} results that do not match the request"
         )
+    unknown = sorted({repr(r.get("status")) for r in results} - _NAMED_STATUSES)
+    if unknown:
+        # Before any answer is applied: the whole request is in doubt (CONTRACT §3a).
+        raise ProtocolError(f"the API answered a status the contract does not name: {unknown[0]}")
     return answers
+
+
+# `repr` of every status the contract names, so a non-string status is unknown too.
+_NAMED_STATUSES = frozenset(repr(str(s)) for s in Status)
 
 
 def _str_or_none(value: object) -> str | None:

@@ -11,6 +11,7 @@ ExportsyncError
     ├── Forbidden          403: the API key is missing or wrong; retry once it is fixed
     ├── Redirected         3xx: api.url points at a redirect, which is never followed
     ├── TransientError     5xx, timeout, dropped connection: retry with backoff
+    │   └── ProtocolError  an answer the contract does not name (a status like "ok"): retry
     ├── PermanentError     any other 4xx: the server refused the content; never retried
     └── RequestTooLarge    413: the request body was over the gateway's limit; send less
 """
@@ -28,6 +29,7 @@ __all__ = [
     "FileRejected",
     "Forbidden",
     "PermanentError",
+    "ProtocolError",
     "QuotaExhausted",
     "Redirected",
     "RequestTooLarge",
@@ -122,6 +124,12 @@ class TransientError(DeliveryError):
 class Unreachable(TransientError):
     """The request never left this machine (DNS failure, connection refused, connect timeout,
     TLS handshake): the gateway did not see it, so it does not count against the quota."""
+
+
+class ProtocolError(TransientError):
+    """The API answered in a way the contract does not name (an unknown result status): a
+    protocol error of that request, whose items are all retried later, never failed. An API of
+    another version, or a proxy in the way, is usually fixed without touching the items."""
 
 
 class PermanentError(DeliveryError):

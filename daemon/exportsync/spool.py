@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from exportsync.backlog import ENTRY_OVERHEAD_BYTES, Backlog, requests_needed
+from exportsync.durable import fsync_dir
 from exportsync.errors import KEY_REFUSED_MARK, REDIRECT_MARK, SpoolCorrupt, SpoolError, SpoolFull
 from exportsync.migrations import migrate
 from exportsync.names import from_stored, stored
@@ -181,37 +182,79 @@ class Spool:
         self.commits = 0
         """Transactions this connection committed (each one fsync): group commit shows here."""
         self._lock = threading.RLock()
-        on_disk = str(path) != _MEMORY
-        try:
-            if on_disk:
-                _private_dir(path.parent)
-                # Created 0600 before SQLite sees it: its WAL and SHM copy the database's mode.
-                os.close(os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600))
-            self._db = sqlite3.connect(
-                path, timeout=30.0, isolation_level=None, check_same_thread=False
-            )
-            self._db.row_factory = sqlite3.Row
-            # A new spool gives the pages pruning frees back to the disk (set before any table).
-            self._db.execute("PRAGMA auto_vacuum=INCREMENTAL")
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=FULL")
-            self._db.execute("PRAGMA foreign_keys=ON")
-            with self._lock:
-                migrate(self._db)
-        except (sqlite3.Error, OSError) as exc:
-            with suppress(AttributeError, sqlite3.Error):
+        self._db, self._identity = _connect(path)
+
+    def _reconnect(self) -> None:
+        self._db, self._identity = _connect(self.path)
+
+    def lost(self) -> str | None:
+        """Why the files at `path` are no longer the database this connection works on, or None.
+
+        ``deleted`` or ``replaced`` (another file there: a rename over it, a copy), or the same
+        of its WAL or shared-memory file (``wal deleted``...). SQLite goes on working on the
+        files it opened, so only a look at the paths tells: `os.stat` alone, since opening and
+        closing the database file in this process would drop SQLite's locks on it. A file
+        overwritten in place is found by SQLite itself (`SpoolCorrupt` from a query).
+        """
+        if self._identity is None:
+            return None  # in memory
+        for suffix, known in zip(("", "-wal", "-shm"), self._identity, strict=True):
+            if known is None:
+                continue
+            name = f"{suffix[1:]} " if suffix else ""
+            try:
+                found = os.stat(f"{self.path}{suffix}")
+            except FileNotFoundError:
+                return f"{name}deleted"
+            except OSError:
+                return None  # cannot tell (permissions): a spool error will say more
+            if (found.st_dev, found.st_ino) != known:
+                return f"{name}replaced"
+        return None
+
+    def rebuild(self, *, now: float) -> tuple[bool, Path | None]:
+        """Make the file at `path` this spool's database again after `lost()` said why (or a
+        query found the database damaged): ``(restored, set_aside)``.
+
+        First the database this connection still has open is copied back to `path` (SQLite's
+        backup, checked with `quick_check`), so nothing is lost; whatever stood at `path` is set
+        aside. When that copy fails (the pages it reads are damaged too), the file is set aside
+        as at start (``spool.sqlite3.corrupt-<time>``) and a fresh spool begins: ``restored`` is
+        False and the caller spools the folder afresh.
+        """
+        with self._lock:
+            try:
+                return True, self._restore_open(now)
+            except (sqlite3.Error, OSError, SpoolError):
+                pass  # fall back to a fresh spool
+            with suppress(sqlite3.Error):
                 self._db.close()
-            if getattr(exc, "sqlite_errorcode", None) in _CORRUPT:
-                raise SpoolCorrupt(f"the spool at {path} is damaged: {exc}") from exc
-            code = getattr(exc, "sqlite_errorcode", -1) & 0xFF
-            if code == sqlite3.SQLITE_FULL or getattr(exc, "errno", None) in _NO_ROOM:
-                raise SpoolFull(f"cannot open the spool at {path}: {exc}") from exc
-            raise SpoolError(f"cannot open the spool at {path}: {exc}") from exc
-        # The database holds file names and delivery history: keep it private to the user, and
-        # tighten what an older version or a wide umask left readable.
-        if on_disk:
-            for suffix in ("", "-wal", "-shm"):
-                _private_file(Path(f"{path}{suffix}"))
+            aside = _set_aside(self.path, now) if os.path.lexists(self.path) else None
+            self._reconnect()
+            return False, aside
+
+    def _restore_open(self, now: float) -> Path | None:
+        """Copy the open database to `path` (through a temporary file and a rename)."""
+        copy = self.path.with_name(f"{self.path.name}.restoring")
+        for suffix in ("", *_COMPANIONS):
+            with suppress(FileNotFoundError):
+                os.unlink(f"{copy}{suffix}")
+        os.close(os.open(copy, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600))
+        target = sqlite3.connect(copy, isolation_level=None)
+        try:
+            self._db.backup(target)
+            if target.execute("PRAGMA quick_check").fetchone()[0] != "ok":
+                raise SpoolError("the copy of the open spool does not check out")
+        finally:
+            target.close()  # its own WAL is checkpointed and removed
+        # The old connection goes first: on close it checkpoints into the file it has open.
+        with suppress(sqlite3.Error):
+            self._db.close()
+        aside = _set_aside(self.path, now) if os.path.lexists(self.path) else None
+        os.rename(copy, self.path)
+        fsync_dir(self.path.parent)
+        self._reconnect()
+        return aside
 
     @staticmethod
     def path_in(state_dir: Path) -> Path:
@@ -272,13 +315,13 @@ class Spool:
                     self._db.execute("PRAGMA synchronous=NORMAL")
                 self._db.execute("BEGIN IMMEDIATE")
             except sqlite3.Error as exc:
-                raise SpoolError(f"spool busy or unwritable: {exc}") from exc
+                raise _spool_error("spool busy or unwritable", exc) from exc
             try:
                 try:
                     yield self._db
                 except sqlite3.Error as exc:  # disk full mid-statement, I/O error
                     self._rollback()
-                    raise SpoolError(f"cannot write to the spool: {exc}") from exc
+                    raise _spool_error("cannot write to the spool", exc) from exc
                 except BaseException:
                     self._rollback()
                     raise
@@ -286,7 +329,7 @@ class Spool:
                     self._db.execute("COMMIT")
                 except sqlite3.Error as exc:  # disk full, I/O error: the transition did not happen
                     self._rollback()
-                    raise SpoolError(f"cannot commit to the spool: {exc}") from exc
+                    raise _spool_error("cannot commit to the spool", exc) from exc
                 self.commits += 1
             finally:
                 if not sync:
@@ -303,7 +346,7 @@ class Spool:
             try:
                 return list(self._db.execute(sql, params))
             except sqlite3.Error as exc:
-                raise SpoolError(f"spool query failed: {exc}") from exc
+                raise _spool_error("spool query failed", exc) from exc
 
     # -- items -------------------------------------------------------------------------------
 
@@ -484,7 +527,13 @@ class Spool:
         return float(value) if value is not None else None
 
     def recover(self, now: float) -> int:
-        """Return items a crash left in `sending` to `pending`; the count of items returned."""
+        """Return items a crash left in `sending` to `pending`, due at once; how many.
+
+        Also what a running daemon does before each step (`Deliverer.step`): nothing is in
+        flight then, so an item in `sending` is one whose outcome could not be recorded.
+        """
+        if not self._query("SELECT 1 FROM items WHERE state = 'sending' LIMIT 1"):
+            return 0  # the common case, and no write (a full disk does not stop a quiet step)
         with self._tx() as db:
             cursor = db.execute(
                 "UPDATE items SET state = 'pending', next_attempt_at = 0, updated_at = ?"
@@ -995,6 +1044,63 @@ def _release_holds(db: sqlite3.Connection, mark: str, now: float) -> int:
         (now, now, now, f"%{mark}%"),
     )
     return released.rowcount
+
+
+_Identity = tuple[tuple[int, int] | None, ...]
+
+
+def _connect(path: Path) -> tuple[sqlite3.Connection, _Identity | None]:
+    """A connection to the spool at `path`, migrated; with the (st_dev, st_ino) of the database,
+    its WAL and its shared memory (None for one not there), or None in memory."""
+    on_disk = str(path) != _MEMORY
+    db: sqlite3.Connection | None = None
+    try:
+        if on_disk:
+            _private_dir(path.parent)
+            # Created 0600 before SQLite sees it: its WAL and SHM copy the database's mode.
+            os.close(os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600))
+        db = sqlite3.connect(path, timeout=30.0, isolation_level=None, check_same_thread=False)
+        db.row_factory = sqlite3.Row
+        # A new spool gives the pages pruning frees back to the disk (set before any table).
+        db.execute("PRAGMA auto_vacuum=INCREMENTAL")
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=FULL")
+        db.execute("PRAGMA foreign_keys=ON")
+        migrate(db)
+        found = os.stat(path) if on_disk else None
+    except (sqlite3.Error, OSError) as exc:
+        if db is not None:
+            with suppress(sqlite3.Error):
+                db.close()
+        if getattr(exc, "sqlite_errorcode", None) in _CORRUPT:
+            raise SpoolCorrupt(f"the spool at {path} is damaged: {exc}") from exc
+        code = getattr(exc, "sqlite_errorcode", -1) & 0xFF
+        if code == sqlite3.SQLITE_FULL or getattr(exc, "errno", None) in _NO_ROOM:
+            raise SpoolFull(f"cannot open the spool at {path}: {exc}") from exc
+        raise SpoolError(f"cannot open the spool at {path}: {exc}") from exc
+    if found is None:
+        return db, None
+    # The database holds file names and delivery history: keep it private to the user, and
+    # tighten what an older version or a wide umask left readable.
+    identity: list[tuple[int, int] | None] = [(found.st_dev, found.st_ino)]
+    for suffix in ("-wal", "-shm"):
+        try:
+            companion = os.stat(f"{path}{suffix}")
+        except OSError:
+            identity.append(None)
+        else:
+            identity.append((companion.st_dev, companion.st_ino))
+    for suffix in ("", "-wal", "-shm"):
+        _private_file(Path(f"{path}{suffix}"))
+    return db, tuple(identity)
+
+
+def _spool_error(what: str, exc: sqlite3.Error) -> SpoolError:
+    """`SpoolCorrupt` when SQLite found the file damaged (the daemon rebuilds it), else
+    `SpoolError`."""
+    if getattr(exc, "sqlite_errorcode", None) in _CORRUPT:
+        return SpoolCorrupt(f"{what}: {exc}")
+    return SpoolError(f"{what}: {exc}")
 
 
 def _still_there(row: sqlite3.Row, current: Callable[[Path], tuple[int, int, int] | None]) -> bool:

@@ -4,8 +4,10 @@ the long one).
 Real `exportsync run` processes against a devstack failing a fifth of its requests: a few kill -9
 aimed at a request, a presigned PUT or a spool write, a third of the hostile corpus before the
 start and while running, CSVs deleted, truncated and rewritten mid-send, the spool overwritten
-with garbage between two runs, a full state dir (as root) and wall-clock jumps. Nothing may be lost
-or duplicated, every bad input must be `failed` with a reason and no daemon may exit by itself.
+with garbage between two runs and replaced while one runs, a full state dir (as root) while an
+answer is held, answers with unknown statuses, stray signals and wall-clock jumps. Nothing may be
+lost, duplicated or stuck in `sending`, every bad input must be `failed` with a reason and no
+daemon may exit by itself (HUP, USR2, ALRM and PIPE must not end it).
 """
 
 from __future__ import annotations
@@ -36,4 +38,5 @@ def test_a_short_torture_run_loses_and_duplicates_nothing(tmp_path: Path) -> Non
     report = "\n".join([*outcome.notes, *outcome.verdict.all(), outcome.last_line()])
     assert outcome.ok, report
     assert outcome.kills == KILLS, report
+    assert outcome.stuck == 0, report
     assert outcome.bad_inputs >= 30, report  # two rounds of a third of the corpus, and mid-send

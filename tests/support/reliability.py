@@ -10,15 +10,23 @@ One seeded run (`python -m support.reliability --seed N --kills K`):
   again at once;
 * CSVs deleted, truncated and rewritten while they are being sent;
 * the spool overwritten with garbage between two runs (the daemon must set it aside);
-* a full disk: the state dir is a small tmpfs (when running as root), filled for a while;
+* a full disk: the state dir is a small tmpfs (when running as root), filled while a request's
+  answer is held by a relay in front of the devstack (support/relay.py), so the answer arrives
+  when nothing can be recorded, and left full for a while;
+* the spool replaced by garbage while the daemon runs (it must put it right without a restart);
+* answers whose statuses the contract does not name (`"ok"`): retried, never failed;
+* stray signals: HUP, USR2, ALRM and PIPE must change nothing; TERM and INT drain (exit 0), and
+  the daemon is started again;
 * wall-clock jumps (support/skewclock.py): a day forward, then three hours back, while a daily
   quota with a reset time is in force.
 
 At the end it compares the folder with S3 and DynamoDB (moto's server over HTTP) and the spool,
 prints every problem, and last: ``reliability: K kills, F faults, B bad inputs, lost L,
-duplicated D``. Exit 1 when anything was lost or duplicated, a bad input is not `failed` with a
-reason, a daemon exited by itself, or anything else is wrong. The run's folder (logs, trace) is
-kept on failure.
+duplicated D, stuck S`` (S: the seconds items sat in `sending` beyond the request timeout plus a
+margin, the full disk's time not counted, summed over items; support/stuck.py). Exit 1 when
+anything was lost or duplicated, an item was stuck, a bad input is not `failed` with a reason, a
+daemon exited by itself, or anything else is wrong. The run's folder (logs, trace) is kept on
+failure.
 """
 
 from __future__ import annotations
@@ -26,16 +34,16 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime as dt
-import errno
-import os
+import json
 import random
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -44,7 +52,10 @@ from support.chaos import Chaos, MidSend
 from support.corpus import Hostile, hostile
 from support.daemon import DaemonProcess, run_daemon, spool_items, write_config
 from support.devstack import DevstackInfo, start_devstack, usage, wait_for
+from support.fullfs import fill, small_tmpfs
+from support.relay import Relay
 from support.skewclock import set_offset
+from support.stuck import SendingWatch
 from support.verdict import Verdict, judge
 
 __all__ = ["Options", "Outcome", "main", "run"]
@@ -57,6 +68,14 @@ DISK_FULL_MAX_OPS = 200  # ... and at most, waiting for the daemon to meet the f
 # Wall-clock offsets (seconds) applied in turn during the storm: a day and 17 minutes forward,
 # then 3 h 17 min back. The daily reset is placed 6 h from now, far from every jumped-to time.
 CLOCK_JUMPS = (86_400 + 1_020, 75_600)
+TIMEOUT_SECONDS = 2  # the daemons' api.timeout_seconds
+# How long past its timeout an item may stay in `sending` (a kill -9 and the restart, a loaded
+# machine) before the run counts it stuck.
+STUCK_MARGIN = 10.0
+# Sent once each during the storm. The first four must change nothing (the daemon stays up);
+# TERM and INT drain and exit 0, and the harness starts the daemon again.
+STRAY_SIGNALS = ("SIGHUP", "SIGUSR2", "SIGALRM", "SIGPIPE", "SIGTERM", "SIGINT")
+UNKNOWN_STATUS_ANSWERS = 2
 
 
 @dataclass(frozen=True)
@@ -68,6 +87,7 @@ class Options:
     corpus_every: int = 1  # 1 = every hostile kind; n = every n-th (the short run)
     settle_deadline: float = 240.0
     clock_jumps: tuple[int, ...] = CLOCK_JUMPS
+    stray_signals: tuple[str, ...] = STRAY_SIGNALS
     base: Path | None = None  # a fresh temporary folder when None
     keep: bool = False
 
@@ -77,6 +97,7 @@ class Outcome:
     kills: int = 0
     faults: int = 0
     bad_inputs: int = 0
+    stuck: float = 0.0
     verdict: Verdict = field(default_factory=Verdict)
     notes: list[str] = field(default_factory=list)
 
@@ -87,7 +108,8 @@ class Outcome:
     def last_line(self) -> str:
         return (
             f"reliability: {self.kills} kills, {self.faults} faults, {self.bad_inputs} bad inputs,"
-            f" lost {len(self.verdict.lost)}, duplicated {len(self.verdict.duplicated)}"
+            f" lost {len(self.verdict.lost)}, duplicated {len(self.verdict.duplicated)},"
+            f" stuck {self.stuck:.0f}"
         )
 
 
@@ -97,39 +119,10 @@ class Outcome:
 @contextlib.contextmanager
 def _tmpfs(path: Path, notes: list[str]) -> Iterator[bool]:
     """`path` as a 16 MiB tmpfs when running as root; yields whether it is one."""
-    path.mkdir(parents=True, exist_ok=True)
-    if os.geteuid() != 0:
-        notes.append("full disk: skipped (not root, cannot mount a tmpfs as the state dir)")
-        yield False
-        return
-    mount = ["mount", "-t", "tmpfs", "-o", "size=16m,mode=0700", "tmpfs", str(path)]
-    done = subprocess.run(mount, capture_output=True, text=True, check=False)
-    if done.returncode != 0:
-        notes.append(f"full disk: skipped (mount failed: {done.stderr.strip()})")
-        yield False
-        return
-    try:
-        yield True
-    finally:
-        subprocess.run(["umount", "-l", str(path)], capture_output=True, check=False)
-
-
-def _fill(path: Path) -> Path:
-    """Take every free byte of the file system holding `path`; returns the filler."""
-    filler = path / "filler"
-    fd = os.open(filler, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        chunk = 1 << 20
-        while chunk:
-            try:
-                os.write(fd, b"\0" * chunk)  # unbuffered: nothing left to flush at close
-            except OSError as exc:
-                if exc.errno != errno.ENOSPC:
-                    raise
-                chunk //= 2
-    finally:
-        os.close(fd)
-    return filler
+    with small_tmpfs(path) as why_not:
+        if why_not is not None:
+            notes.append(f"full disk: skipped ({why_not})")
+        yield why_not is None
 
 
 # -- killing at a chosen moment ---------------------------------------------------------------
@@ -185,6 +178,8 @@ class _Run:
     offset_file: Path
     outcome: Outcome
     stack: contextlib.ExitStack
+    relay: Relay
+    watch: SendingWatch
     daemon: DaemonProcess | None = None
     corpus: list[Hostile] = field(default_factory=list)
     crashes: Counter[str] = field(default_factory=Counter)
@@ -208,6 +203,8 @@ class _Run:
             return
         rc = self.daemon.process.returncode
         lines = self.daemon.output().strip().splitlines() or ["(no output)"]
+        if rc < 0:
+            lines.append(f"(died of {signal.Signals(-rc).name})")
         self.crashes[f"rc {rc}: {lines[-1][:300]}"] += 1
         self.chaos.mark(f"daemon exited by itself, rc {rc} ({self.daemon.log_path.name})")
         time.sleep(1.0)
@@ -238,6 +235,11 @@ def _schedule(options: Options, rng: random.Random) -> dict[int, str]:
     }
     # The full-disk window runs its own operations inside index `disk`: no kill falls in it.
     free = [i for i in range(3, n - 5) if i not in plan]
+    plan[free.pop(len(free) * 4 // 5)] = "replace_spool"
+    for _ in range(UNKNOWN_STATUS_ANSWERS):
+        plan[free.pop(rng.randrange(len(free)))] = "unknown_status"
+    for name in options.stray_signals:
+        plan[free.pop(rng.randrange(len(free)))] = f"signal:{name}"
     kills = sorted(rng.sample(free, min(options.kills, len(free))))
     for i in kills:
         plan[i] = "kill"
@@ -269,26 +271,94 @@ def _kill(run: _Run, corrupt: bool) -> None:
 
 
 def _disk_full(run: _Run, mounted: bool) -> None:
-    """Fill the state dir and go on writing files until the daemon has met the full disk (the
-    WAL may have room of its own for a while), then make room again."""
+    """Hold the answer of the next request, fill the state dir, let the answer through, and go
+    on writing files until the daemon has met the full disk (the WAL may have room of its own
+    for a while), then make room again."""
     if not mounted:
         return
     daemon = run.daemon
     assert daemon is not None
-    filler = _fill(run.state_dir)
-    run.chaos.mark("state dir full")
+    run.relay.hold_next()
+    held = wait_for(_stepping(run, run.relay.holding.is_set), TRIGGER_WAIT * 5, OP_INTERVAL)
+    filler = fill(run.state_dir)
+    run.watch.disk_full(True)
+    run.relay.release()
+    run.outcome.faults += 1
+    run.chaos.mark(f"state dir full ({'while an answer was held' if held else 'no request held'})")
     ops = 0
     while ops < DISK_FULL_OPS or (ops < DISK_FULL_MAX_OPS and not daemon.saw("spool_write_failed")):
         run.chaos.step()
         time.sleep(OP_INTERVAL)
         ops += 1
     failed = _count(daemon, "spool_write_failed")
+    unavailable = _count(daemon, "spool_unavailable")
     filler.unlink()
+    run.watch.disk_full(False)
     run.chaos.mark("state dir has room again")
     run.outcome.notes.append(
-        f"full disk: state dir a 16 MiB tmpfs, full for {ops} operations;"
-        f" spool_write_failed logged {failed} times"
+        f"full disk: state dir a 16 MiB tmpfs, full for {ops} operations"
+        f" ({'an answer held until it was full' if held else 'no request was out'});"
+        f" spool_write_failed logged {failed} times, spool_unavailable {unavailable}"
     )
+
+
+def _stepping(run: _Run, done: Callable[[], bool]) -> Callable[[], bool]:
+    """`done`, with a storm operation between two looks (a request needs something to send)."""
+
+    def look() -> bool:
+        if done():
+            return True
+        run.chaos.step()
+        return False
+
+    return look
+
+
+def _running(run: _Run) -> bool:
+    """Wait until the daemon (perhaps just restarted) is running: these faults are aimed at a
+    running daemon, not at one still starting (a systemd reload waits for READY too). False
+    when it exited meanwhile; check_alive reports that."""
+    assert run.daemon is not None
+    try:
+        run.daemon.wait_ready()
+    except AssertionError:
+        return False
+    return True
+
+
+def _replace_spool(run: _Run) -> None:
+    """Garbage renamed over the spool while the daemon runs: it must restore it by itself."""
+    if not _running(run):
+        return
+    spool = run.state_dir / "spool.sqlite3"
+    garbage = run.state_dir / "garbage"
+    garbage.write_bytes(run.rng.randbytes(8192))
+    garbage.rename(spool)
+    run.outcome.faults += 1
+    run.chaos.mark("spool replaced by garbage while running")
+
+
+def _stray_signal(run: _Run, name: str) -> None:
+    """HUP, USR2, ALRM, PIPE: nothing may change. TERM, INT: the daemon drains and exits 0."""
+    if not _running(run):
+        return
+    daemon = run.daemon
+    assert daemon is not None
+    sig = signal.Signals[name]
+    daemon.process.send_signal(sig)
+    run.outcome.faults += 1
+    run.chaos.mark(f"stray {name}")
+    if sig not in (signal.SIGTERM, signal.SIGINT):
+        return  # check_alive reports a daemon the signal ended
+    try:
+        rc = daemon.process.wait(30)
+    except subprocess.TimeoutExpired:
+        run.outcome.verdict.problems.append(f"{name} did not stop the daemon within 30 s")
+        daemon.kill()
+        rc = 0
+    if rc != 0:
+        run.outcome.verdict.problems.append(f"{name} stopped the daemon with rc {rc}")
+    run.start()
 
 
 def _storm(run: _Run, mounted: bool) -> None:
@@ -303,6 +373,13 @@ def _storm(run: _Run, mounted: bool) -> None:
             run.place("live", 27)
         elif what == "disk_full":
             _disk_full(run, mounted)
+        elif what == "replace_spool":
+            _replace_spool(run)
+        elif what == "unknown_status":
+            run.relay.mangle_next()
+            run.chaos.mark("the next answer's statuses will be 'ok'")
+        elif what is not None and what.startswith("signal:"):
+            _stray_signal(run, what.removeprefix("signal:"))
         elif what is not None and what.startswith("clock"):
             offset = next(jumps, None)
             if offset is None:
@@ -340,8 +417,8 @@ def _reset_utc() -> dt.time:
     return dt.time(at.hour, at.minute)
 
 
-def _config(base: Path, info: DevstackInfo, reset: dt.time) -> Path:
-    return write_config(
+def _config(base: Path, info: DevstackInfo, reset: dt.time, url: str) -> Path:
+    config = write_config(
         base,
         info,
         # A daily limit far above what the run sends: the ledger and its day still apply.
@@ -351,9 +428,16 @@ def _config(base: Path, info: DevstackInfo, reset: dt.time) -> Path:
             "burst": 10,
             "reset_utc": f"{reset.hour:02d}:{reset.minute:02d}",
         },
-        api={"batch_max_files": 5, "timeout_seconds": 2, "inline_max_bytes": INLINE_MAX},
+        api={
+            "batch_max_files": 5,
+            "timeout_seconds": TIMEOUT_SECONDS,
+            "inline_max_bytes": INLINE_MAX,
+        },
         watch={"settle_seconds": 0.5},
     )
+    # Through the relay, which can hold an answer or rename its statuses.
+    config.write_text(config.read_text().replace(json.dumps(info.api_url), json.dumps(url)))
+    return config
 
 
 def run(options: Options) -> Outcome:
@@ -366,15 +450,18 @@ def run(options: Options) -> Outcome:
     faults = ("--fault-rate", str(options.fault_rate), "--seed", str(options.seed))
     offset_file = base / "clock-offset"
     set_offset(offset_file, 0)
+    watch = SendingWatch(base / "state" / "spool.sqlite3", TIMEOUT_SECONDS + STUCK_MARGIN)
     with (
         _tmpfs(base / "state", outcome.notes) as mounted,
         start_devstack(base / "ds", *plan, *faults) as info,
+        Relay(info.api_url) as relay,
         contextlib.ExitStack() as stack,
     ):
         reset = _reset_utc()
-        config = _config(base, info, reset)
+        config = _config(base, info, reset, relay.url)
         chaos = Chaos(base / "export", base / "outside", rng, info.user_id, INLINE_MAX)
-        state = _Run(options, base, rng, config, chaos, offset_file, outcome, stack)
+        state = _Run(options, base, rng, config, chaos, offset_file, outcome, stack, relay, watch)
+        watch.start()
         state.place("start", 26)
         for _ in range(10):
             chaos.step()
@@ -387,9 +474,16 @@ def run(options: Options) -> Outcome:
         state.check_alive()
         assert state.daemon is not None
         rc = state.daemon.terminate()
+        watch.stop()
         if rc != 0:
             outcome.verdict.problems.append(f"the last daemon stopped with rc {rc}")
-        outcome.faults = int(usage(info)["faults"])
+        outcome.faults += int(usage(info)["faults"]) + relay.mangled
+        outcome.stuck = watch.stuck_seconds()
+        outcome.verdict.problems += watch.worst()
+        if relay.mangled < UNKNOWN_STATUS_ANSWERS:
+            outcome.notes.append(
+                f"unknown statuses: {relay.mangled} of {UNKNOWN_STATUS_ANSWERS} answers renamed"
+            )
         judge(outcome.verdict, info, base, chaos, state.corpus)
         outcome.verdict.problems += [
             f"a daemon exited by itself {n} time(s): {last}" for last, n in state.crashes.items()
@@ -427,6 +521,12 @@ def _parse(argv: Sequence[str] | None) -> Options:
         help="wall-clock offsets in seconds, applied in turn; '' for none (the day a damaged"
         " spool counts as used then holds delivery until the real reset)",
     )
+    parser.add_argument(
+        "--stray-signals",
+        type=lambda text: tuple(x.strip() for x in text.split(",") if x.strip()),
+        default=Options.stray_signals,
+        help="signals sent once each while running, e.g. SIGHUP,SIGTERM; '' for none",
+    )
     parser.add_argument("--base", type=Path, default=None, help="run folder (default: a temp dir)")
     parser.add_argument("--keep", action="store_true", help="keep the run folder")
     args = parser.parse_args(argv)
@@ -438,6 +538,7 @@ def _parse(argv: Sequence[str] | None) -> Options:
         corpus_every=args.corpus_every,
         settle_deadline=args.settle_deadline,
         clock_jumps=args.clock_jumps,
+        stray_signals=args.stray_signals,
         base=args.base,
         keep=args.keep,
     )
