@@ -168,8 +168,8 @@ def test_a_batch_session_part_over_the_limit_is_rejected_unparsed(
 def test_sessions_past_the_value_budget_answer_retry_and_a_lone_one_always_fits(
     memory_deps: Dependencies,
 ) -> None:
-    # Each session holds about 120,000 values: the second would pass the request's budget.
-    heavy = [_session(n, x=[0] * 120_000) for n in range(3)]
+    # Each session holds about 60,000 values: the second would pass the request's budget.
+    heavy = [_session(n, x=[0] * 60_000) for n in range(3)]
     body = json.dumps({"sessions": heavy}).encode()
     results = body_of(handle(rest_event("/session", body), None, memory_deps))["results"]
     assert [r["status"] for r in results] == ["stored", "retry", "retry"]
