@@ -281,3 +281,20 @@ def test_a_5000_digit_number_in_presign_or_session_never_5xx(memory_deps: Depend
         handle(rest_event("/batch", body, content_type=content_type), None, memory_deps)
     )["results"]
     assert result["status"] == "rejected"
+
+
+# --- The template: access log, stage throttle, reserved concurrency --------------------------
+
+
+def test_the_template_logs_access_throttles_the_stage_and_reserves_concurrency() -> None:
+    text = TEMPLATE.read_text(encoding="utf-8")
+    for parameter in ("StageRateLimit", "StageBurstLimit", "ReservedConcurrency"):
+        assert f"  {parameter}:\n    Type: Number\n    Default: " in text, parameter
+    assert "AccessLogRetentionDays:\n    Type: Number\n    Default: 30" in text
+    assert "ThrottlingRateLimit: !Ref StageRateLimit" in text
+    assert "ReservedConcurrentExecutions: !If" in text
+    assert "DestinationArn: !GetAtt ApiAccessLogs.Arn" in text
+    # The access log names the key's id, never the key.
+    assert "$context.identity.apiKeyId" in text
+    assert "$context.identity.apiKey\"" not in text
+    assert "buys a full vCPU" not in text
