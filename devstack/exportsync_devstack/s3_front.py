@@ -3,13 +3,18 @@
 The devstack points its Lambda's S3 client here (``AWS_ENDPOINT_URL_S3``), so every presigned URL
 the Lambda hands out names this front; the Lambda itself knows nothing of it. A presigned request
 is refused the way S3 refuses it (signature, expiry, signed headers, Content-Length, the
-``x-amz-checksum-sha256`` of the body; XML error bodies) before moto sees a byte; everything else
-(the Lambda's own header-signed calls) is relayed unchanged.
+``x-amz-checksum-sha256`` of the body; XML error bodies) before moto sees a byte; every other
+request must carry a valid SigV4 header signature (``sigv4.check_signed``: S3, DynamoDB and API
+Gateway calls alike), else it is refused 403, and is then relayed unchanged.
+
+moto itself listens on a Unix socket in a private folder (``upstream`` ``unix:///path``), so this
+front is the only way in for another local process, and it takes signed requests only.
 """
 
 from __future__ import annotations
 
 import http.client
+import socket
 import threading
 from collections import Counter
 from collections.abc import Callable, Mapping
@@ -26,6 +31,7 @@ from .s3_checks import (
     is_presigned,
 )
 from .serving import BackgroundServer, QuietHandler, TrackingHTTPServer
+from .sigv4 import check_signed
 
 __all__ = ["UPSTREAM_DOWN", "S3Front", "serve_s3_front"]
 
@@ -35,6 +41,21 @@ _HOP_BY_HOP = frozenset(
 )
 _UPSTREAM_TIMEOUT = 60.0
 UPSTREAM_DOWN = S3Refusal(503, "ServiceUnavailable", "Please reduce your request rate.")
+_MAX_LENGTH_DIGITS = 15
+
+
+class _UnixConnection(http.client.HTTPConnection):
+    """HTTP over a Unix socket (moto's, in the devstack's private folder)."""
+
+    def __init__(self, path: str, timeout: float) -> None:
+        super().__init__("localhost", timeout=timeout)
+        self._path = path
+
+    def connect(self) -> None:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(self.timeout)
+        sock.connect(self._path)
+        self.sock = sock
 
 
 class S3Front(TrackingHTTPServer):
@@ -49,6 +70,7 @@ class S3Front(TrackingHTTPServer):
     ) -> None:
         parts = urlsplit(upstream)
         self.upstream = (parts.hostname or "127.0.0.1", parts.port or 80)
+        self.upstream_socket = parts.path if parts.scheme == "unix" else None
         self.secrets = dict(secrets)
         self.now = now
         self._counts: Counter[str] = Counter()
@@ -97,7 +119,7 @@ class _FrontHandler(QuietHandler):
         length = self.headers.get("Content-Length")
         if length is None:
             return None if self.headers.get("Transfer-Encoding") else b""
-        if not length.isdigit():
+        if not length.isdigit() or len(length) > _MAX_LENGTH_DIGITS:
             return None
         chunks: list[bytes] = []
         remaining = int(length)
@@ -126,17 +148,25 @@ class _FrontHandler(QuietHandler):
         if body is None:
             self._refuse(MISSING_LENGTH)
             return
-        if presigned:
-            refusal = check_body(request, body)
-            if refusal is not None:
-                self._refuse(refusal)
-                return
+        refusal = (
+            check_body(request, body)
+            if presigned
+            else check_signed(request, body, self.server.secrets)
+        )
+        if refusal is not None:
+            self._refuse(refusal)
+            return
         self._relay(body)
 
     def _relay(self, body: bytes) -> None:
         headers = {k: v for k, v in self.headers.items() if k.lower() not in _HOP_BY_HOP}
         host, port = self.server.upstream
-        upstream = http.client.HTTPConnection(host, port, timeout=_UPSTREAM_TIMEOUT)
+        path = self.server.upstream_socket
+        upstream = (
+            _UnixConnection(path, _UPSTREAM_TIMEOUT)
+            if path is not None
+            else http.client.HTTPConnection(host, port, timeout=_UPSTREAM_TIMEOUT)
+        )
         try:
             upstream.request(self.command, self.path, body=body, headers=headers)
             response = upstream.getresponse()
@@ -155,6 +185,7 @@ class _FrontHandler(QuietHandler):
     do_PUT = _serve  # noqa: N815 -- http.server's dispatch name
     do_POST = _serve  # noqa: N815 -- http.server's dispatch name
     do_DELETE = _serve  # noqa: N815 -- http.server's dispatch name
+    do_PATCH = _serve  # noqa: N815 -- http.server's dispatch name (API Gateway's updates)
 
 
 def serve_s3_front(

@@ -296,5 +296,5 @@ def test_the_template_logs_access_throttles_the_stage_and_reserves_concurrency()
     assert "DestinationArn: !GetAtt ApiAccessLogs.Arn" in text
     # The access log names the key's id, never the key.
     assert "$context.identity.apiKeyId" in text
-    assert "$context.identity.apiKey\"" not in text
+    assert '$context.identity.apiKey"' not in text
     assert "buys a full vCPU" not in text
