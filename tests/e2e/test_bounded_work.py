@@ -53,14 +53,12 @@ def _admin(info: DevstackInfo, path: str, method: str = "GET") -> dict[str, Any]
 
 
 def _session(n: int, **fields: object) -> dict[str, object]:
-    return {
-        "user_id": "devstack-user",
-        "timestamp": f"2026-05-01T{n // 60:02d}:{n % 60:02d}:00Z",
-    } | {**fields}
+    timestamp = f"2026-05-01T{n // 60:02d}:{n % 60:02d}:00Z"
+    return {"user_id": "devstack-user", "timestamp": timestamp, **fields}
 
 
 def _numbers(count: int) -> str:
-    return "[" + ",".join("0" * 1 for _ in range(count)) + "]"
+    return "[" + ",".join(["0"] * count) + "]"
 
 
 def _json_body(text: str) -> tuple[bytes, str]:
