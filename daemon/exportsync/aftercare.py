@@ -44,7 +44,7 @@ def finish_file(root: Path, item: Item, mode: AfterUpload) -> None:
         if mode == "move":
             log.info("file_moved", item_id=item.id, path=str(item.path), to=str(target))
         else:
-            moves.delete_file(root, target)
+            moves.delete_file(root, target, inode=current.inode)
             log.info("file_deleted", item_id=item.id, path=str(item.path))
     except (FileRejected, OSError) as exc:
         log.warning("after_upload_failed", item_id=item.id, path=str(item.path), error=str(exc))

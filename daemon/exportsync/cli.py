@@ -14,6 +14,7 @@ import socket
 import sys
 import threading
 from collections.abc import Callable, Sequence
+from contextlib import suppress
 from functools import partial
 from pathlib import Path
 from types import FrameType
@@ -23,13 +24,20 @@ from urllib.parse import urlsplit
 from exportsync import __version__, firstrun, service
 from exportsync.client import HttpApi
 from exportsync.clock import SystemClock
-from exportsync.config import Config, load_config
+from exportsync.config import (
+    SYSTEM_CONFIG_DIR,
+    SYSTEM_STATE_DIR,
+    Config,
+    default_state_dir,
+    load_config,
+)
 from exportsync.daemon import Daemon, build_ledger, build_matcher
 from exportsync.errors import ConfigError, ExportsyncError
 from exportsync.intake import Intake
 from exportsync.logs import configure_logging, get_logger
 from exportsync.metrics import MeteredApi, Metrics, MetricsServer, serve_metrics
 from exportsync.names import shown
+from exportsync.reload import Reloader
 from exportsync.runlock import WAKE_SIGNAL, RunLock, wake_daemon
 from exportsync.spool import RecordResult, Spool
 from exportsync.status import build_status, live_report, read_spool, render_table
@@ -66,6 +74,14 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--log-format", choices=["json", "console"], help="override log.format")
     run.add_argument(
         "--log-level", choices=["debug", "info", "warning", "error"], help="override log.level"
+    )
+    run.add_argument(
+        "--config-error-exit",
+        type=int,
+        default=EXIT_USAGE,
+        metavar="CODE",
+        help="exit code for a config error (default: 2); the launchd plist passes 0, since "
+        "launchd restarts every other exit",
     )
 
     status = commands.add_parser("status", parents=[common], help="show the spool and the quota")
@@ -170,31 +186,45 @@ def _handle_wake_signal() -> list[Daemon]:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    config = _load(
-        args, require_api=True, **{"log.format": args.log_format, "log.level": args.log_level}
-    )
+    try:
+        return _run(args)
+    except ConfigError as exc:
+        if args.config_error_exit == EXIT_USAGE:
+            raise
+        print(
+            f"exportsync: config error: {exc} (exit {args.config_error_exit}: not restarted "
+            "until the config is fixed and the service loaded again)",
+            file=sys.stderr,
+        )
+        return int(args.config_error_exit)
+
+
+def _run(args: argparse.Namespace) -> int:
+    flags = {"log.format": args.log_format, "log.level": args.log_level}
+    config = _load(args, require_api=True, **flags)
     configure_logging(config.log.format, config.log.level)
     for warning in config.warnings:
         log.warning("config_warning", message=warning)
-    assert config.api.api_key is not None  # require_api guarantees it
     running = _handle_wake_signal()
+    _handle_other_signals(running)
     lock = RunLock(config.state.dir)
     lock.acquire()
-    http = HttpApi(
-        config.api.url,
-        config.api.api_key.reveal(),
-        timeout=config.api.timeout_seconds,
-        user_id=config.api.user_id,
-    )
     metrics = Metrics() if config.metrics.host is not None else None
-    api = http if metrics is None else MeteredApi(http, metrics)
-    daemon = Daemon(config, api=api, metrics=metrics)
+    reloader = Reloader(
+        # The same file, flags and environment as at start; the key file is read afresh.
+        load=partial(_load, args, require_api=True, **flags),
+        api_for=partial(_api_for, metrics=metrics),
+        relog=lambda new: configure_logging(new.log.format, new.log.level),
+    )
+    daemon = Daemon(config, api=_api_for(config, metrics), metrics=metrics, reloader=reloader)
     running.append(daemon)  # a wake before this is moot: the loop's first step reads the spool
     endpoint = _serve_metrics(config, metrics) if metrics is not None else None
     failure = _run_until_stopped(daemon)
     if endpoint is not None:
         endpoint.close()
-    http.close()
+    close = getattr(daemon.api, "close", None)
+    if callable(close):
+        close()
     lock.release()
     if failure:
         exc = failure[0]
@@ -203,6 +233,50 @@ def _cmd_run(args: argparse.Namespace) -> int:
             return EXIT_ERROR
         raise exc
     return EXIT_OK
+
+
+def _api_for(config: Config, metrics: Metrics | None) -> HttpApi | MeteredApi:
+    """The API client for `config` (at start, and again at each reload)."""
+    assert config.api.api_key is not None  # require_api guarantees it
+    http = HttpApi(
+        config.api.url,
+        config.api.api_key.reveal(),
+        timeout=config.api.timeout_seconds,
+        user_id=config.api.user_id,
+    )
+    return http if metrics is None else MeteredApi(http, metrics)
+
+
+# Signals that neither stop nor reload: logged, and the daemon carries on. (SIGPIPE: a write to
+# a closed pipe or socket still fails with EPIPE where it happened, and is handled there.)
+IGNORED_SIGNALS = (signal.SIGUSR2, signal.SIGALRM, signal.SIGPIPE)
+
+
+def _handle_other_signals(running: list[Daemon]) -> None:
+    """SIGHUP reloads the config (`Daemon.request_reload`); the IGNORED_SIGNALS are logged and
+    change nothing. Installed with the wake signal, before the lock is taken."""
+
+    def on_hup(signum: int, _frame: FrameType | None) -> None:
+        with suppress(Exception):  # a log line that cannot be written must not end the daemon
+            log.info(
+                "reload_requested",
+                signal=signal.Signals(signum).name,
+                in_flight="unaffected: the config is read again before the next request",
+            )
+        if running:
+            running[0].request_reload()
+
+    def on_other(signum: int, _frame: FrameType | None) -> None:
+        with suppress(Exception):
+            log.warning(
+                "signal_ignored",
+                signal=signal.Signals(signum).name,
+                in_flight="unaffected: the daemon carries on",
+            )
+
+    signal.signal(signal.SIGHUP, on_hup)
+    for signum in IGNORED_SIGNALS:
+        signal.signal(signum, on_other)
 
 
 def _run_until_stopped(daemon: Daemon) -> list[BaseException]:
@@ -225,12 +299,26 @@ def _run_until_stopped(daemon: Daemon) -> list[BaseException]:
     stop_requested = threading.Event()
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
+        name = signal.Signals(signum).name
         if stop_requested.is_set():
-            log.warning("shutdown_forced", signal=signal.Signals(signum).name)
+            with suppress(Exception):
+                log.warning(
+                    "shutdown_forced",
+                    signal=name,
+                    in_flight="exiting now: items still sending are sent again at the next "
+                    "start (the API answers duplicate); nothing else was in flight",
+                )
             os._exit(EXIT_ERROR)
         stop_requested.set()
         finished.set()
-        log.info("shutdown_requested", signal=signal.Signals(signum).name)
+        with suppress(Exception):
+            log.info(
+                "shutdown_requested",
+                signal=name,
+                in_flight=f"draining: the request out may finish (up to {DRAIN_SECONDS:g} s), "
+                "nothing new is sent; waiting items stay in the spool for the next start; "
+                "send the signal again to exit now",
+            )
         daemon.stop()
 
     signal.signal(signal.SIGTERM, on_signal)
@@ -438,10 +526,36 @@ def _cmd_service(args: argparse.Namespace) -> int:
     return code
 
 
+def _check_state_dir(config: Config, *, user_mode: bool) -> None:
+    """One state folder: refuse a service whose spool would not be where commands run in a shell
+    with the same config look (`config.default_state_dir`)."""
+    if "state.dir" in config.explicit:
+        return
+    in_shell = default_state_dir(config.path, os.environ)
+    where = f'[state] dir = "{SYSTEM_STATE_DIR}"'
+    if not user_mode and in_shell != SYSTEM_STATE_DIR:
+        raise service.ServiceError(
+            "state.dir",
+            f"a system service keeps its spool in {SYSTEM_STATE_DIR}, but commands run in a "
+            f"shell with {config.path} would look in {in_shell}: add {where} to it, or keep "
+            f"the config in {SYSTEM_CONFIG_DIR}/",
+        )
+    if user_mode and in_shell == SYSTEM_STATE_DIR:
+        raise service.ServiceError(
+            "state.dir",
+            f"a config in {SYSTEM_CONFIG_DIR}/ keeps its spool in {SYSTEM_STATE_DIR}, which a "
+            "user service cannot write: set state.dir in it, or use your own config "
+            "(exportsync setup)",
+        )
+
+
 def _service_action(
     args: argparse.Namespace, manager: service.Manager, config: Config, options: dict[str, Any]
 ) -> int:
     user_mode = options["user_mode"]
+    if args.action != "uninstall":
+        service.check_paths(options["executable"], options["config_path"], config.watch.dir, None)
+        _check_state_dir(config, user_mode=user_mode)
     # Only a state.dir the config names needs ReadWritePaths=; otherwise the service uses its
     # StateDirectory= (the path resolved here would be the invoking user's, e.g. root's home).
     state_dir = config.state.dir if "state.dir" in config.explicit else None

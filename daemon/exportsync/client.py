@@ -24,6 +24,7 @@ import urllib3
 
 from exportsync import __version__
 from exportsync.errors import (
+    REDIRECT_MARK,
     DeliveryError,
     Forbidden,
     PermanentError,
@@ -127,7 +128,7 @@ def classify(status: int, body: bytes, location: str | None = None) -> DeliveryE
         return None
     if 300 <= status < 400:
         return Redirected(
-            f"the API answered {status}, a redirect to {_where(location)}; redirects are never"
+            f"the API answered {status}, {REDIRECT_MARK} {_where(location)}; redirects are never"
             " followed (the API key would go along): check api.url",
             status=status,
         )

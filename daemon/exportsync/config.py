@@ -17,6 +17,7 @@ import math
 import os
 import re
 import stat
+import sys
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
@@ -38,6 +39,8 @@ __all__ = [
     "ENV_API_KEY",
     "ENV_CONFIG",
     "KNOWN_KEYS",
+    "SYSTEM_CONFIG_DIR",
+    "SYSTEM_STATE_DIR",
     "ApiConfig",
     "Config",
     "LogConfig",
@@ -46,13 +49,23 @@ __all__ = [
     "Secret",
     "StateConfig",
     "WatchConfig",
+    "default_state_dir",
     "env_var_for",
     "load_config",
+    "user_state_home",
 ]
 
 ENV_CONFIG = "EXPORTSYNC_CONFIG"
 ENV_API_KEY = "EXPORTSYNC_API_KEY"
 _ENV_PREFIX = "EXPORTSYNC_"
+# A config kept here is the machine's (a system service's): its spool defaults to SYSTEM_STATE_DIR,
+# for the service and for every command run in a shell with that config (`default_state_dir`).
+SYSTEM_CONFIG_DIR = Path("/etc/exportsync")
+SYSTEM_STATE_DIR = (
+    Path("/Library/Application Support/exportsync")
+    if sys.platform == "darwin"
+    else Path("/var/lib/exportsync")  # systemd's StateDirectory=exportsync of a system unit
+)
 _CREDENTIAL_NAME = "api_key"
 _INLINE_CEILING = limits.INLINE_CEILING_BYTES
 _BATCH_CEILING = limits.MAX_BATCH_ENTRIES
@@ -259,7 +272,7 @@ def load_config(
         watch=watch,
         api=api,
         quota=_build_quota(values),
-        state=_build_state(values, environ),
+        state=_build_state(values, environ, config_path),
         log=LogConfig(
             format=cast("LogFormat | None", values.get("log.format")),
             level=cast(str, values.get("log.level", _default(LogConfig, "level"))),
@@ -271,8 +284,10 @@ def load_config(
     )
 
 
-def _build_state(values: Mapping[str, object], environ: Mapping[str, str]) -> StateConfig:
-    directory = _state_dir(values, environ)
+def _build_state(
+    values: Mapping[str, object], environ: Mapping[str, str], config_path: Path | None
+) -> StateConfig:
+    directory = _state_dir(values, environ, config_path)
     keep = cast(
         float, values.get("state.keep_delivered_days", StateConfig(directory).keep_delivered_days)
     )
@@ -655,11 +670,14 @@ def _rank(value: _Value) -> int:
 def _read_key_file(key: str, path: Path, warnings: list[str] | None) -> Secret:
     try:
         text = path.read_text(encoding="utf-8")
-        mode = path.stat().st_mode
+        info = path.stat()
     except (OSError, UnicodeDecodeError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else "unreadable"
         raise ConfigError(key, f"cannot read the API key from {path}: {reason}") from None
-    if warnings is not None and mode & (stat.S_IRGRP | stat.S_IROTH):
+    # Group-readable is fine for a file someone else owns: that is how a system service's account
+    # reads a root-owned key it can reload (docs/deploy.md). Ours, or world-readable, is not.
+    shared = stat.S_IROTH | (stat.S_IRGRP if info.st_uid == os.geteuid() else 0)
+    if warnings is not None and info.st_mode & shared:
         warnings.append(f"{path} (the API key) is readable by group or others; chmod 600 it")
     return _accept_key(key, text.rstrip("\r\n"))
 
@@ -751,12 +769,36 @@ def _build_metrics(values: Mapping[str, object]) -> MetricsConfig:
     return MetricsConfig(host=host, port=int(port_text))
 
 
-def _state_dir(values: Mapping[str, object], environ: Mapping[str, str]) -> Path:
+def _state_dir(
+    values: Mapping[str, object], environ: Mapping[str, str], config_path: Path | None
+) -> Path:
     explicit = values.get("state.dir")
     if explicit is not None:
         return cast(Path, explicit)
-    # systemd's StateDirectory= (system: /var/lib/exportsync) may list several, colon-separated.
+    # systemd's StateDirectory= of a system unit (/var/lib/exportsync), colon-separated if several.
+    # The user unit sets none: systemd 252 would put it under ~/.config, where no shell looks.
     systemd_dirs = environ.get("STATE_DIRECTORY", "")
     if systemd_dirs:
         return Path(systemd_dirs.split(":")[0])
-    return Path(platformdirs.user_state_dir("exportsync", appauthor=False))
+    return default_state_dir(config_path, environ)
+
+
+def default_state_dir(config_path: Path | None, environ: Mapping[str, str]) -> Path:
+    """The spool's folder when the config names none: SYSTEM_STATE_DIR for a config in
+    SYSTEM_CONFIG_DIR, else the user's state folder ($XDG_STATE_HOME/exportsync, by default
+    ~/.local/state/exportsync; macOS: ~/Library/Application Support/exportsync). The same for
+    a service and a shell: it depends on the config and the user's environment only."""
+    if config_path is not None and SYSTEM_CONFIG_DIR in Path(os.path.abspath(config_path)).parents:
+        return SYSTEM_STATE_DIR
+    if sys.platform == "darwin":
+        return Path(platformdirs.user_state_dir("exportsync", appauthor=False))
+    return user_state_home(environ) / "exportsync"
+
+
+def user_state_home(environ: Mapping[str, str]) -> Path:
+    """$XDG_STATE_HOME, or ~/.local/state when it is unset or relative (the XDG spec ignores a
+    relative one)."""
+    named = environ.get("XDG_STATE_HOME", "").strip()
+    if os.path.isabs(named):
+        return Path(named)
+    return Path(environ.get("HOME") or str(Path.home())) / ".local" / "state"

@@ -4,7 +4,8 @@
 loop itself decides nothing; `Deliverer.step()` does one request's worth of work and says how long
 nothing will be due, and the loop sleeps exactly that long (or until the daily prune) unless woken:
 by a new file, by `stop()`, or by `wake()` (`exportsync enqueue`/`retry` in another process send
-the daemon SIGUSR1). An idle daemon does not wake at all.
+the daemon SIGUSR1). An idle daemon does not wake at all. `request_reload()` (SIGHUP) has the loop
+read the config again between two steps (`reload`).
 """
 
 from __future__ import annotations
@@ -17,13 +18,14 @@ from exportsync.client import Api
 from exportsync.clock import Clock, SystemClock, iso_utc
 from exportsync.config import Config
 from exportsync.delivery import Deliverer, retry_delay
-from exportsync.errors import SpoolError, SpoolFull
+from exportsync.errors import ExportsyncError, SpoolError, SpoolFull
 from exportsync.intake import Intake
 from exportsync.logs import get_logger
 from exportsync.matcher import FileMatcher
 from exportsync.metrics import Metrics
 from exportsync.notify import Notifier, watchdog_interval
 from exportsync.quota import QuotaLedger
+from exportsync.reload import Reloader, compare, merged
 from exportsync.spool import Spool
 from exportsync.watcher import StatKey, Watcher, has_close_events, lstat_key
 
@@ -80,8 +82,13 @@ class Daemon:
         clock: Clock | None = None,
         notifier: Notifier | None = None,
         metrics: Metrics | None = None,
+        reloader: Reloader | None = None,
     ) -> None:
         self.config = config
+        self.api = api
+        self._metrics = metrics
+        self._reloader = reloader
+        self._reload = threading.Event()
         self.clock: Clock = clock or SystemClock()
         self.notifier = notifier or Notifier()
         self.root = Path(os.path.abspath(config.watch.dir))
@@ -109,21 +116,7 @@ class Daemon:
             on_spooled=self._wake.set,
             on_detected=metrics.file_detected if metrics is not None else lambda: None,
         )
-        self.deliverer = Deliverer(
-            spool=self.spool,
-            ledger=self.ledger,
-            api=api,
-            clock=self.clock,
-            root=self.root,
-            default_user_id=config.api.user_id,
-            after_upload=config.watch.after_upload,
-            inline_max_bytes=config.api.inline_max_bytes,
-            batch_max_files=config.api.batch_max_files,
-            multipart_threshold_bytes=config.api.multipart_threshold_bytes,
-            pacing=config.quota.pacing,
-            metrics=metrics,
-            intake_busy=self._intake_busy,
-        )
+        self.deliverer = self._build_deliverer(config, api)
         self.watcher = Watcher(
             self.root,
             self.matcher,
@@ -141,6 +134,23 @@ class Daemon:
         self._tick = self.clock.monotonic()
         self._next_prune = self._tick
 
+    def _build_deliverer(self, config: Config, api: Api) -> Deliverer:
+        return Deliverer(
+            spool=self.spool,
+            ledger=self.ledger,
+            api=api,
+            clock=self.clock,
+            root=self.root,
+            default_user_id=config.api.user_id,
+            after_upload=config.watch.after_upload,
+            inline_max_bytes=config.api.inline_max_bytes,
+            batch_max_files=config.api.batch_max_files,
+            multipart_threshold_bytes=config.api.multipart_threshold_bytes,
+            pacing=config.quota.pacing,
+            metrics=self._metrics,
+            intake_busy=self._intake_busy,
+        )
+
     def _open_spool(self) -> tuple[Spool, Path | None]:
         """Open the spool; while its disk is full, wait for room (a growing pause, at most
         `SPOOL_FULL_MAX_WAIT`) instead of exiting: a restart loop would change nothing, and
@@ -157,6 +167,12 @@ class Daemon:
     def stop(self) -> None:
         """Ask the loop to finish: the request in flight completes, nothing new starts."""
         self.stopping.set()
+        self._wake.set()
+
+    def request_reload(self) -> None:
+        """Read the config and key file again before the next step; any thread, or a signal
+        handler (SIGHUP)."""
+        self._reload.set()
         self._wake.set()
 
     def wake(self) -> None:
@@ -223,6 +239,7 @@ class Daemon:
         """Run until `stop()`; always leaves the spool consistent."""
         recovered = self.spool.recover(self.clock.time())
         self._count_crashes()
+        self._note_api_url()
         log.info(
             "daemon_started",
             root=str(self.root),
@@ -286,6 +303,9 @@ class Daemon:
         failures = 0
         while not self.stopping.is_set():
             self._tick = self.clock.monotonic()
+            if self._reload.is_set():
+                self._reload.clear()
+                self.reload()
             try:
                 if self._tick >= self._next_prune:
                     self._next_prune = self._tick + PRUNE_EVERY_SECONDS
@@ -307,6 +327,57 @@ class Daemon:
             # nothing polls: new work sets _wake.
             until_prune = max(0.0, self._next_prune - self.clock.monotonic())
             self._sleep(until_prune if outcome.wait is None else min(outcome.wait, until_prune))
+
+    def reload(self) -> bool:
+        """Apply the config file and key file as they are now (`reload`); on any error keep the
+        running config. Never raises: a bad edit must not end the daemon."""
+        if self._reloader is None:
+            log.error("config_reload_failed", error="no config file to read again", kept="running")
+            return False
+        try:
+            new = self._reloader.load()
+        except ExportsyncError as exc:
+            log.error("config_reload_failed", error=str(exc), kept="running")
+            return False
+        except Exception as exc:  # an unexpected fault reading it: the running config stays
+            log.exception("config_reload_failed", error=repr(exc), kept="running")
+            return False
+        change = compare(self.config, new)
+        config = merged(self.config, new)
+        for warning in new.warnings:
+            log.warning("config_warning", message=warning)
+        if change.touches("api") or change.touches("quota"):
+            api = self._reloader.api_for(config)
+            if change.touches("quota"):
+                self.ledger = build_ledger(config, self.spool, self.clock)
+            old, self.api = self.api, api
+            self.deliverer = self._build_deliverer(config, api)
+            _close(old)
+        if change.touches("log"):
+            self._reloader.relog(config)
+        self.config = config
+        released = 0
+        if change.touches("api.url"):
+            try:
+                released = self._note_api_url()
+            except SpoolError as exc:  # the holds then end by themselves, in at most 300 s
+                log.error("spool_unavailable", error=str(exc))
+        log.info(
+            "config_reloaded",
+            path=str(config.path),
+            changed=list(change.live),
+            restart_needed=list(change.restart_needed),
+            redirect_holds_released=released,
+        )
+        return True
+
+    def _note_api_url(self) -> int:
+        """Items held after a redirect go at the next send once `api.url` changed (at a reload
+        or since the last run)."""
+        released = self.spool.note_api_url(self.config.api.url, now=self.clock.time())
+        if released:
+            log.info("redirect_holds_released", items=released, api_url=self.config.api.url)
+        return released
 
     def _sleep(self, seconds: float) -> None:
         # Through the clock, so a fake clock runs the loop in fake time; a new file, wake() or
@@ -331,3 +402,9 @@ class Daemon:
         thread = threading.Thread(target=beat, name="exportsync-heartbeat", daemon=True)
         thread.start()
         return thread
+
+
+def _close(api: Api) -> None:
+    close = getattr(api, "close", None)
+    if callable(close):
+        close()

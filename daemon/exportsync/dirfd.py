@@ -1,24 +1,95 @@
-"""Directories opened without following a symlink anywhere on the way.
+"""Directories opened without following a symlink anywhere on the way, below a pinned root.
 
-A path is walked from ``/`` one component at a time with O_NOFOLLOW, so a folder swapped for a
-symlink between a check and the open is refused (FileRejected) instead of followed. Reads
-(`files`) open files relative to such descriptors, and moves (`moves`) link, rename and unlink
-relative to them.
+The watch folder is resolved once per process (`pin`): a symlink in the configured path is
+followed then, at start, and never again. Every later open walks that real path from ``/`` one
+component at a time with O_NOFOLLOW, so a folder swapped for a symlink between a check and the
+open is refused instead of followed: the watch folder itself (or a folder above it) as
+`WatchDirReplaced`, a FileNotFoundError, since the folder the daemon watches is no longer there;
+a folder below it as FileRejected. Reads (`files`) open files relative to such descriptors, and
+moves (`moves`) link, rename and unlink relative to them.
 """
 
 from __future__ import annotations
 
 import errno
 import os
+import stat
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from exportsync.errors import FileRejected
 
-__all__ = ["folder", "open_dir", "open_real_dir"]
+__all__ = [
+    "WatchDirReplaced",
+    "folder",
+    "open_dir",
+    "open_pinned",
+    "open_real_dir",
+    "pin",
+    "real_path",
+    "relative_parts",
+    "replaced_reason",
+]
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
+
+_pins: dict[str, str] = {}
+_pins_lock = threading.Lock()
+
+
+class WatchDirReplaced(FileNotFoundError):
+    """The watch folder (or a folder above it) is no longer the directory pinned at start: a
+    symlink or another kind of file now has its name. Treated as a missing folder: nothing is
+    read through it, moved or deleted there."""
+
+    def __init__(self, root: Path, reason: str) -> None:
+        super().__init__(errno.ENOENT, f"{root}: the watch folder was replaced by a {reason}")
+        self.root = root
+        self.reason = reason
+
+
+def pin(root: Path) -> Path:
+    """The real path of the watch folder `root`, resolved at its first use in this process and
+    the same ever after (a symlink replacing it later is not followed)."""
+    key = os.path.abspath(root)
+    with _pins_lock:
+        real = _pins.get(key)
+        if real is None:
+            real = _pins[key] = os.path.realpath(key)
+    return Path(real)
+
+
+def real_path(root: Path, path: Path) -> Path:
+    """`path`, named under the configured `root`, under the pinned folder instead (no I/O): what
+    to lstat when watch.dir was a symlink at start and may point elsewhere since. `path` itself
+    when `root` was no symlink, or `path` is not below it."""
+    real = pin(root)
+    shown = os.path.abspath(root)
+    if str(real) == shown:
+        return path
+    absolute = os.path.abspath(path)
+    if not absolute.startswith(shown + os.sep):
+        return path
+    return real / absolute[len(shown) + 1 :]
+
+
+def replaced_reason(real: str) -> str:
+    """Why the walk down the symlink-free path `real` fails: the first component that is now a
+    symlink ("symlink") or no directory ("not a directory"); "" when none is."""
+    walked = os.sep
+    for name in (p for p in real.split(os.sep) if p):
+        walked = os.path.join(walked, name)
+        try:
+            mode = os.lstat(walked).st_mode
+        except OSError:
+            return ""
+        if stat.S_ISLNK(mode):
+            return "symlink"
+        if not stat.S_ISDIR(mode):
+            return "not a directory"
+    return ""
 
 
 def open_dir(name: str, *, dir_fd: int) -> int:
@@ -46,16 +117,42 @@ def open_real_dir(real: str, extra: tuple[str, ...] = ()) -> int:
     return fd
 
 
-@contextmanager
-def folder(root: Path, directory: Path) -> Iterator[int]:
-    """A descriptor on `directory`, the root or a folder below it (lexically), opened without
-    following any symlink from ``/`` down."""
+def open_pinned(root: Path, parts: tuple[str, ...] = ()) -> int:
+    """A descriptor on the pinned watch folder `root` (then `parts` below it): WatchDirReplaced
+    when the folder itself, or one above it, is now a symlink or no directory; FileRejected when a
+    folder in `parts` is."""
+    real = str(pin(root))
+    try:
+        fd = open_real_dir(real)
+    except FileRejected:
+        raise WatchDirReplaced(root, replaced_reason(real) or "symlink") from None
+    try:
+        for name in parts:
+            inner = open_dir(name, dir_fd=fd)
+            os.close(fd)
+            fd = inner
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def relative_parts(root: Path, directory: Path) -> tuple[str, ...]:
+    """`directory`'s components below `root`, lexically; FileRejected when it is not below."""
     relative = os.path.relpath(os.path.abspath(directory), os.path.abspath(root))
     parts = () if relative == "." else tuple(relative.split(os.sep))
     if ".." in parts:
         raise FileRejected(f"{directory}: outside the watched folder {root}")
+    return parts
+
+
+@contextmanager
+def folder(root: Path, directory: Path) -> Iterator[int]:
+    """A descriptor on `directory`, the root or a folder below it (lexically), opened from the
+    pinned root without following any symlink from ``/`` down."""
+    parts = relative_parts(root, directory)
     try:
-        fd = open_real_dir(os.path.realpath(root), parts)
+        fd = open_pinned(root, parts)
     except FileRejected as exc:
         raise FileRejected(f"{directory}: {exc}") from None
     try:

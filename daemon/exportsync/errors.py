@@ -19,6 +19,7 @@ from __future__ import annotations
 
 __all__ = [
     "DELIVERY_FAILURES",
+    "REDIRECT_MARK",
     "ConfigError",
     "DeliveryError",
     "DeliveryFailure",
@@ -93,6 +94,11 @@ class Forbidden(DeliveryError):
     """The gateway refused the API key (403). Items wait until the key is fixed."""
 
     retryable = True
+
+
+# Words every redirect's reason carries (client.classify), so the spool can find the items held
+# after one and release them when `api.url` changes.
+REDIRECT_MARK = "a redirect to"
 
 
 class Redirected(DeliveryError):

@@ -1,9 +1,12 @@
 """Safe reads of files in the export folder: identity snapshots, verified reads and streams.
 
 Everything opens through `open_regular`, which never follows a symlink, never blocks on a fifo,
-never opens a device or directory, and refuses paths whose real parent directory is outside the
-root. The parent directory is then opened component by component without following a symlink
-(`dirfd`), so a parent swapped for a symlink between the check and the open is refused too.
+never opens a device or directory, refuses a file with more than one hard link (where
+fs.protected_hardlinks is off, anyone who can write the folder could link in any file the daemon
+can read), and refuses paths whose real parent directory is outside the root. The parent
+directory is then opened component by component from the root pinned at start, without
+following a symlink (`dirfd`), so a parent swapped for a symlink between the check and the open
+is refused too, and a watch folder replaced by a symlink reads as missing (`WatchDirReplaced`).
 
 Content identity is the SHA-256 of the bytes actually read, and the bytes sent are the bytes hashed:
 `read_verified` and `open_verified_stream` raise `FileChanged` when the file no longer matches what
@@ -22,7 +25,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Self
 
-from exportsync.dirfd import open_real_dir
+from exportsync.dirfd import WatchDirReplaced, open_pinned, pin, relative_parts
 from exportsync.errors import ExportsyncError, FileRejected
 
 __all__ = [
@@ -92,18 +95,31 @@ def _describe_symlink(root: Path, path: Path) -> str:
     except OSError:
         return f"{path}: symlink (not followed)"
     resolved = os.path.realpath(path)
-    where = "inside" if _within(os.path.realpath(root), resolved) else "outside"
+    where = "inside" if _within(str(pin(root)), resolved) else "outside"
     return f"{path}: symlink to {target!r} ({where} the watched folder; symlinks are not followed)"
 
 
+def _hard_links(path: Path, info: os.stat_result) -> None:
+    if info.st_nlink > 1:
+        raise FileRejected(f"{path}: hard link ({info.st_nlink} names for one file; not read)")
+
+
 def checked_parent(root: Path, path: Path) -> str:
-    """The real parent directory of `path`, checked to be the root or below it."""
+    """The real parent directory of `path`, checked to be the pinned root or below it.
+
+    WatchDirReplaced when the root is no longer the folder pinned at start (now reached through
+    a symlink); FileRejected when `path` is lexically outside it or under a symlinked folder that
+    leads outside.
+    """
     absolute = Path(os.path.abspath(path))
     if absolute.name in ("", ".", ".."):
         raise FileRejected(f"{path}: not a file name")
-    real_root = os.path.realpath(root)
-    real_parent = os.path.realpath(absolute.parent)
-    if not _within(real_root, real_parent):
+    parts = relative_parts(root, absolute.parent)
+    real_root = str(pin(root))
+    if os.path.realpath(real_root) != real_root:
+        raise WatchDirReplaced(root, "symlink")
+    real_parent = os.path.join(real_root, *parts)
+    if not _within(real_root, os.path.realpath(real_parent)):
         raise FileRejected(f"{path}: outside the watched folder {root}")
     return real_parent
 
@@ -111,11 +127,14 @@ def checked_parent(root: Path, path: Path) -> str:
 def open_regular(root: Path, path: Path) -> int:
     """Open `path` read-only and return the fd, or raise FileRejected / FileNotFoundError.
 
-    Refused: symlinks (never followed, whatever they point at), anything but a regular file, and
-    paths whose real parent directory is outside `root` (symlinked parent directories included).
+    Refused: symlinks (never followed, whatever they point at), anything but a regular file, a
+    file with more than one hard link, and paths whose real parent directory is outside `root`
+    (symlinked parent directories included). A watch folder replaced by a symlink since it was
+    pinned raises WatchDirReplaced (a FileNotFoundError: the folder is treated as missing).
     """
     real_parent = checked_parent(root, path)
-    name = Path(os.path.abspath(path)).name
+    absolute = Path(os.path.abspath(path))
+    name = absolute.name
     # lstat first so a device or fifo is refused without ever being opened (opening a device can
     # have side effects); O_NOFOLLOW and fstat below close the race with a swap after the lstat.
     info = os.lstat(os.path.join(real_parent, name))
@@ -123,8 +142,10 @@ def open_regular(root: Path, path: Path) -> int:
         raise FileRejected(_describe_symlink(root, path))
     if not stat.S_ISREG(info.st_mode):
         raise FileRejected(f"{path}: not a regular file ({_kind_name(info.st_mode)})")
-    # Walked without following a symlink: a parent swapped for one after the check is refused.
-    dir_fd = open_real_dir(real_parent)
+    _hard_links(path, info)
+    # Walked from the pinned root without following a symlink: a parent swapped for one after
+    # the check is refused.
+    dir_fd = open_pinned(root, relative_parts(root, absolute.parent))
     try:
         fd = os.open(name, _OPEN_FLAGS, dir_fd=dir_fd)
     except OSError as exc:
@@ -137,6 +158,7 @@ def open_regular(root: Path, path: Path) -> int:
         opened = os.fstat(fd)
         if not stat.S_ISREG(opened.st_mode):
             raise FileRejected(f"{path}: not a regular file ({_kind_name(opened.st_mode)})")
+        _hard_links(path, opened)
     except BaseException:
         os.close(fd)
         raise

@@ -18,6 +18,7 @@ from pathlib import Path
 from exportsync import files
 from exportsync.batches import MAX_FILE_BYTES
 from exportsync.clock import Clock
+from exportsync.dirfd import real_path
 from exportsync.errors import FileRejected, SpoolError
 from exportsync.logs import get_logger
 from exportsync.matcher import FileMatcher, Kind
@@ -124,7 +125,7 @@ class Intake:
         if kind is None:
             return None
         try:
-            st = os.lstat(path)
+            st = os.lstat(real_path(self._root, path))
         except FileNotFoundError:
             log.info("file_vanished", path=str(path))
             return None

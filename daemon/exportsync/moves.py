@@ -73,10 +73,13 @@ def move_to_sent(root: Path, path: Path, *, inode: int | None = None) -> Path:
     return root / SENT_DIR / name
 
 
-def delete_file(root: Path, path: Path) -> None:
-    """Delete a delivered file durably; a file already gone is not an error."""
+def delete_file(root: Path, path: Path, *, inode: int | None = None) -> None:
+    """Delete a delivered file durably; a file already gone is not an error. With `inode`, only
+    that very file is deleted (checked in the same directory descriptor as the unlink)."""
     with folder(root, path.parent) as dir_fd:
         try:
+            if inode is not None:
+                _regular_here(dir_fd, path.name, path, inode, "deleted")
             os.unlink(path.name, dir_fd=dir_fd)
         except FileNotFoundError:
             return

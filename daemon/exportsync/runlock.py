@@ -8,9 +8,13 @@ import signal
 import time
 from pathlib import Path
 
+from exportsync import procinfo
 from exportsync.errors import SpoolError
+from exportsync.logs import get_logger
 
-__all__ = ["WAKE_SIGNAL", "RunLock", "running_pid", "wake_daemon"]
+__all__ = ["WAKE_SIGNAL", "RunLock", "daemon_refusal", "running_pid", "wake_daemon"]
+
+_log = get_logger(__name__)
 
 _NAME = "exportsync.lock"
 # Sent by `exportsync enqueue`/`retry` to the running daemon: look at the spool now. The daemon
@@ -83,13 +87,59 @@ def running_pid(state_dir: Path) -> int | None:
         os.close(fd)
 
 
+def daemon_refusal(state_dir: Path, pid: int) -> str | None:
+    """Why `pid` is not the daemon running on `state_dir` (None when it is): it must be an
+    `exportsync run` of the state folder's owner and, where the kernel tells (Linux), hold the
+    lock itself. The lock file names whatever pid its writer chose."""
+    try:
+        owner = os.stat(state_dir).st_uid
+    except OSError:
+        return "the state folder cannot be looked at"
+    process = procinfo.describe(pid)
+    if process is None:
+        return "no such process"
+    if (process.uid, process.euid) != (owner, owner):
+        return f"runs as uid {process.euid}, not the state folder's owner (uid {owner})"
+    if not procinfo.is_exportsync_run(process.argv):
+        return "not an `exportsync run`"
+    if procinfo.holds_flock(pid, state_dir / _NAME) is False:
+        return "does not hold the run lock"
+    return None
+
+
 def wake_daemon(state_dir: Path) -> bool:
-    """Tell the daemon running on `state_dir` (if any) that the spool changed; True if told."""
+    """Tell the daemon running on `state_dir` (if any) that the spool changed; True if told.
+
+    Only a pid that passes `daemon_refusal` is signalled (a service account able to write the
+    lock file cannot make root signal another process). On Linux the signal goes through a pidfd
+    opened before the checks, so a pid reused after them is never signalled.
+    """
     pid = running_pid(state_dir)
     if pid is None or pid <= 0:
         return False
+    pidfd = _pidfd(pid)
     try:
-        os.kill(pid, WAKE_SIGNAL)
+        refusal = daemon_refusal(state_dir, pid)
+        if refusal is not None:
+            _log.warning("wake_refused", pid=pid, reason=refusal)
+            return False
+        if pidfd is not None:
+            signal.pidfd_send_signal(pidfd, WAKE_SIGNAL)
+        else:
+            os.kill(pid, WAKE_SIGNAL)
     except OSError:
-        return False  # exited meanwhile (or not ours): it reads the spool when it starts
+        return False  # exited meanwhile: it reads the spool when it starts
+    finally:
+        if pidfd is not None:
+            os.close(pidfd)
     return True
+
+
+def _pidfd(pid: int) -> int | None:
+    """A descriptor on the process itself (Linux 5.3+), None where there is none."""
+    if not hasattr(os, "pidfd_open"):
+        return None
+    try:
+        return os.pidfd_open(pid)
+    except OSError:
+        return None  # gone (the checks say so too), or no pidfd support

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from exportsync.config import SYSTEM_STATE_DIR, user_state_home
 from exportsync.durable import atomic_write, fsync_dir
 from exportsync.service_values import (
     ServiceError,
@@ -45,6 +46,7 @@ __all__ = [
     "InstallResult",
     "Manager",
     "ServiceError",
+    "check_paths",
     "check_unit_value",
     "default_executable",
     "default_log_dir",
@@ -129,9 +131,13 @@ def render_launchd(
     check_paths(executable, config_path, None, log_dir)
     label = LAUNCHD_AGENT_LABEL if user_mode else LAUNCHD_DAEMON_LABEL
     log_file = str(log_dir / "exportsync.log")
+    # launchd has no RestartPreventExitStatus=: it restarts every non-zero exit. A config error
+    # (exit 2 elsewhere) exits 0 here, after its log line, so it is not retried every few
+    # seconds; launchd starts it again at the next load or login.
+    arguments = [executable, "run", "--config", str(config_path), "--config-error-exit", "0"]
     document = {
         "Label": label,
-        "ProgramArguments": [executable, "run", "--config", str(config_path)],
+        "ProgramArguments": arguments,
         "RunAtLoad": True,
         # Restart only after a failure; a clean exit (e.g. `launchctl bootout`) stays stopped.
         "KeepAlive": {"SuccessfulExit": False},
@@ -175,6 +181,7 @@ def render_service(
             group=group,
             watch_dir=watch_dir,
             state_dir=state_dir,
+            state_home=user_state_home(os.environ if env is None else env) if user_mode else None,
         )
     return render_launchd(
         executable=executable,
@@ -221,6 +228,10 @@ def install(
     if manager == "launchd":
         # launchd opens the log file but does not create its folder.
         _under(root, log_dir).mkdir(parents=True, exist_ok=True)
+        if not user_mode:
+            # No StateDirectory= in launchd: the spool's folder, made for the daemon's account
+            # (an agent's own folder in ~/Library the daemon creates itself).
+            _own_folder(_under(root, state_dir or SYSTEM_STATE_DIR), user, group)
         plist = service_path(manager, user_mode=user_mode, env=env)
         domain = f"gui/{os.getuid()}" if user_mode else "system"
         return InstallResult(
@@ -281,6 +292,12 @@ def uninstall(
 
 
 # --- helpers ----------------------------------------------------------------------------------
+
+
+def _own_folder(path: Path, user: str | None, group: str | None) -> None:
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if os.geteuid() == 0 and user is not None:
+        shutil.chown(path, user, group)
 
 
 def _under(root: Path | None, path: Path) -> Path:

@@ -51,6 +51,13 @@ def system_account(run_as: str | None, watch_dir: Path) -> tuple[str, str]:
             entry = pwd.getpwnam(run_as) if not run_as.isdigit() else pwd.getpwuid(int(run_as))
         except KeyError:
             raise ServiceError("--run-as", f"no account {run_as!r} on this machine") from None
+        if entry.pw_name == "nobody" or entry.pw_uid == NOBODY_UID:
+            raise ServiceError(
+                "--run-as",
+                "'nobody' is shared by unrelated services (whatever else runs as nobody could "
+                "read the spool and the key); create a dedicated account: "
+                "useradd --system exportsync, give it watch.dir, and pass --run-as exportsync",
+            )
         return run_as, _group_name(entry.pw_gid)
     try:
         info = watch_dir.stat()
@@ -72,6 +79,9 @@ def system_account(run_as: str | None, watch_dir: Path) -> tuple[str, str]:
     except KeyError:  # an owner with no name here: systemd takes the number
         user = str(info.st_uid)
     return user, _group_name(info.st_gid)
+
+
+NOBODY_UID = 65534
 
 
 def readable_by(path: Path, user: str) -> bool:

@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from exportsync.backlog import ENTRY_OVERHEAD_BYTES, Backlog, requests_needed
-from exportsync.errors import SpoolCorrupt, SpoolError, SpoolFull
+from exportsync.errors import REDIRECT_MARK, SpoolCorrupt, SpoolError, SpoolFull
 from exportsync.migrations import migrate
 from exportsync.names import from_stored, stored
 
@@ -836,6 +836,26 @@ class Spool:
     def last_request_at(self) -> float | None:
         rows = self._query("SELECT value FROM meta WHERE key = 'last_request_at'")
         return float(rows[0][0]) if rows else None
+
+    def note_api_url(self, url: str, *, now: float) -> int:
+        """Remember the API address in use. When it differs from the one remembered, items held
+        after a redirect answer (only a new `api.url` cures those) go at the next send; returns
+        how many were released."""
+        with self._tx() as db:
+            row = db.execute("SELECT value FROM meta WHERE key = 'api_url'").fetchone()
+            db.execute(
+                "INSERT INTO meta (key, value) VALUES ('api_url', ?)"
+                " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                (url,),
+            )
+            if row is None or row[0] == url:
+                return 0
+            released = db.execute(
+                "UPDATE items SET next_attempt_at = ?, updated_at = ?"
+                " WHERE state = 'pending' AND next_attempt_at > ? AND last_error LIKE ?",
+                (now, now, now, f"%{REDIRECT_MARK}%"),
+            )
+            return released.rowcount
 
 
 def _still_there(row: sqlite3.Row, current: Callable[[Path], tuple[int, int, int] | None]) -> bool:

@@ -8,8 +8,10 @@ user manager applies without user namespaces (seccomp and no_new_privs).
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
+from exportsync.config import user_state_home
 from exportsync.service_values import account_name, check_paths, quote_word
 
 __all__ = [
@@ -35,8 +37,15 @@ def render_systemd(
     group: str | None = None,
     watch_dir: Path | None = None,
     state_dir: Path | None = None,
+    state_home: Path | None = None,
 ) -> str:
     """The unit text.
+
+    One state folder for the service and the shell: a system unit's spool is systemd's
+    StateDirectory= (/var/lib/exportsync, the default of a config in /etc/exportsync too); a user
+    unit sets no StateDirectory= (systemd 252 puts it under $XDG_CONFIG_HOME, newer ones under
+    $XDG_STATE_HOME) but pins XDG_STATE_HOME to `state_home`, the value of the shell that
+    installed it, so the daemon finds the spool where `exportsync status` looks.
 
     `watch_dir` (and an explicit `state_dir`) become ReadWritePaths=: the daemon moves or deletes
     delivered files, and everything else is read-only under ProtectSystem=strict. Every value is
@@ -77,13 +86,13 @@ def render_systemd(
         f"RestartSec={RESTART_DELAY}",
         "# Exit code 2 is a config error: restarting would only repeat it.",
         f"RestartPreventExitStatus={CONFIG_ERROR_EXIT}",
+        "# `systemctl reload exportsync`: SIGHUP reads the config and the API key file again.",
+        "ExecReload=/bin/kill -HUP $MAINPID",
         "# SIGTERM goes to the daemon alone and starts a graceful drain; whatever is still",
         "# running after TimeoutStopSec is SIGKILLed (the spool makes that safe).",
         "KillMode=mixed",
         f"TimeoutStopSec={STOP_TIMEOUT}",
-        "# Spool and quota ledger; $STATE_DIRECTORY tells the daemon where it is.",
-        "StateDirectory=exportsync",
-        "StateDirectoryMode=0700",
+        *(_user_state(state_home) if user_mode else _SYSTEM_STATE),
         "UMask=0077",
         # Logs: stdout is not a TTY under systemd, so the daemon writes JSON lines to the journal.
         *_SECCOMP_SANDBOX,
@@ -119,6 +128,23 @@ def render_systemd(
         f"WantedBy={'default.target' if user_mode else 'multi-user.target'}",
     ]
     return "\n".join(lines) + "\n"
+
+
+_SYSTEM_STATE = [
+    "# Spool and quota ledger; $STATE_DIRECTORY tells the daemon where it is.",
+    "StateDirectory=exportsync",
+    "StateDirectoryMode=0700",
+]
+
+
+def _user_state(state_home: Path | None) -> list[str]:
+    if state_home is None:
+        state_home = user_state_home(os.environ)
+    return [
+        "# Spool and quota ledger in $XDG_STATE_HOME/exportsync, where commands run in your shell",
+        "# look (no StateDirectory=: systemd 252 would put it under ~/.config instead).",
+        "Environment=" + quote_word(f"XDG_STATE_HOME={state_home}"),
+    ]
 
 
 # Filters the kernel applies to the process itself (seccomp, no_new_privs): they hold in user

@@ -37,16 +37,21 @@ Decisions:
   files whose (size, mtime, inode) differ from what is known: by default what was last reported,
   or, given `changed`, the caller's own comparison (the daemon asks the spool in one query).
 - The folder comes and goes (a drive mounted late or re-mounted, a folder the app clears by
-  deleting it): a missing folder is a state, not an error. The folder is checked (one stat) when an
+  deleting it): a missing folder is a state, not an error. The folder is checked (a walk) when an
   event says it changed: watchdog reports it deleted (its inotify emitter then stops), or a second,
   non-recursive watch on its parent sees an entry of that name created, deleted or renamed. Missing
   → the watch is dropped and `watch_dir_missing` logged once; back, or replaced by another
   directory (a new inode or device) → a new watch is armed (`watch_dir_restored`) and the folder
-  rescanned. Only while the folder is missing or cannot be watched, or its parent cannot be
-  watched, is it also looked at every `health_seconds` (60 s; 2 s without inotify, where the
-  observer polls anyway). Not covered by any event: a file system mounted over the folder or
-  unmounted from under it; a sweep every `sweep_seconds` (10 min) sees its new identity and
-  re-arms the watch, so an idle inotify watcher wakes once in ten minutes.
+  rescanned. The folder is pinned (`dirfd.pin`): a symlink in the configured path is followed
+  once, at start; the watch is on the real path found then, the folder's health is looked at by
+  walking that path without following a symlink, and scans list it through a descriptor opened
+  that way. A folder later replaced by a symlink is missing (`watch_dir_missing`, reason
+  `symlink`): nothing is watched, listed or offered through it. Only while the folder is missing
+  or cannot be watched, or its parent cannot be watched, is it also looked at every
+  `health_seconds` (60 s; 2 s without inotify, where the observer polls anyway). Not covered by
+  any event: a file system mounted over the folder or unmounted from under it; a sweep every
+  `sweep_seconds` (10 min) sees its new identity and re-arms the watch, so an idle inotify
+  watcher wakes once in ten minutes.
 """
 
 from __future__ import annotations
@@ -82,6 +87,8 @@ from watchdog.observers.polling import PollingObserver
 
 from exportsync.clock import Clock, SystemClock
 from exportsync.config import WatchConfig
+from exportsync.dirfd import WatchDirReplaced, open_pinned, pin, real_path, relative_parts
+from exportsync.errors import FileRejected
 from exportsync.logs import get_logger
 from exportsync.matcher import FileMatcher
 
@@ -117,13 +124,20 @@ POLLED_HEALTH_SECONDS = 2.0
 SWEEP_SECONDS = 600.0
 
 
-def _dir_identity(path: Path) -> tuple[int, int] | None:
-    """(device, inode) of the directory at `path` (following a symlinked root), None if absent."""
+def _dir_identity(root: Path) -> tuple[tuple[int, int] | None, str]:
+    """(device, inode) of the pinned folder `root`, reached without following a symlink; or
+    None and why not ("missing", or "symlink" when it was replaced by one)."""
     try:
-        info = os.stat(path)
+        fd = open_pinned(root)
+    except WatchDirReplaced as exc:
+        return None, exc.reason
     except OSError:
-        return None
-    return (info.st_dev, info.st_ino) if stat.S_ISDIR(info.st_mode) else None
+        return None, "missing"
+    try:
+        info = os.fstat(fd)
+    finally:
+        os.close(fd)
+    return (info.st_dev, info.st_ino), ""
 
 
 def has_close_events(use_polling: bool) -> bool:
@@ -132,8 +146,11 @@ def has_close_events(use_polling: bool) -> bool:
     return _LINUX and not use_polling
 
 
-def writer_holds(path: Path) -> bool | None:
+def writer_holds(path: Path, root: Path | None = None) -> bool | None:
     """Whether some process has `path` open for writing: True, False, or None when unknown.
+
+    With `root` the file is opened relative to its folder, walked from the pinned root without
+    following a symlink (a folder swapped for a symlink is never looked into).
 
     Linux only: a read lease is granted only while no one has the file open for writing. The lease
     lives for two system calls; should a writer open the file in between, the kernel breaks it by
@@ -147,10 +164,11 @@ def writer_holds(path: Path) -> bool | None:
     try:
         # lstat first: a device or fifo with a matching name is never opened (opening a device
         # can have side effects); fstat below catches a swap in between.
-        if not stat.S_ISREG(os.lstat(path).st_mode):
+        shown = path if root is None else real_path(root, path)
+        if not stat.S_ISREG(os.lstat(shown).st_mode):
             return None
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
-    except OSError:
+        fd = _open_probe(path, root)
+    except (OSError, FileRejected):
         return None  # gone, a symlink, unreadable: the settler and intake deal with it
     try:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
@@ -163,6 +181,17 @@ def writer_holds(path: Path) -> bool | None:
     finally:
         os.close(fd)  # releases the lease
     return False
+
+
+def _open_probe(path: Path, root: Path | None) -> int:
+    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+    if root is None:
+        return os.open(path, flags)
+    dir_fd = open_pinned(root, relative_parts(root, path.parent))
+    try:
+        return os.open(path.name, flags, dir_fd=dir_fd)
+    finally:
+        os.close(dir_fd)
 
 
 def lstat_key(path: Path) -> StatKey | None:
@@ -343,9 +372,9 @@ class _ParentHandler(FileSystemEventHandler):
         self._watcher = watcher
 
     def on_any_event(self, event: FileSystemEvent) -> None:
-        root = str(self._watcher.root)
+        real = str(self._watcher.real_root)  # the parent watched is the pinned folder's
         named = (os.fsdecode(event.src_path), os.fsdecode(event.dest_path or b""))
-        if root in named:
+        if real in named:
             self._watcher.root_changed()
 
 
@@ -382,6 +411,8 @@ class Watcher:
         changed: Callable[[list[tuple[str, StatKey]]], list[tuple[str, StatKey]]] | None = None,
     ) -> None:
         self.root = Path(os.path.abspath(root))
+        # Resolved once (a symlinked watch.dir is followed now, never again): watched and walked.
+        self.real_root = pin(self.root)
         self.matcher = matcher
         self._on_ready = on_ready
         self._on_overflow = on_overflow
@@ -397,7 +428,8 @@ class Watcher:
             settle_seconds=settle_seconds,
             close_events=has_close_events(use_polling),
             quiet_seconds=close_quiet_seconds,
-            holders=writer_holds,
+            holders=lambda path: writer_holds(path, self.root),
+            stat=self._lstat_key,
         )
         self._lock = threading.Lock()
         self._offering = False  # on_ready is running (the files are being read and recorded)
@@ -432,8 +464,10 @@ class Watcher:
         except BaseException:
             watchdog_log.removeFilter(self._log_filter)
             raise
-        if not armed and _dir_identity(self.root) is None:
-            self._went_missing()
+        if not armed:
+            identity, reason = _dir_identity(self.root)
+            if identity is None:
+                self._went_missing(reason)
         self._arm_parent()
         self._schedule_health(self._clock.monotonic())
         if self._rescan_seconds is not None:
@@ -465,14 +499,14 @@ class Watcher:
     def _arm(self) -> bool:
         """Start a watchdog observer on the folder; False (and nothing running) when it is not
         there to watch."""
-        identity = _dir_identity(self.root)
+        identity, _ = _dir_identity(self.root)
         if identity is None:
             return False
         observer = _make_observer(self._use_polling, self._poll_interval)
         try:
             observer.schedule(
                 _Handler(self),
-                str(self.root),
+                str(self.real_root),
                 recursive=self.matcher.recursive,
                 event_filter=_EVENT_FILTER,
             )
@@ -508,7 +542,7 @@ class Watcher:
         observer = _make_observer(False, self._poll_interval)
         try:
             handler = _ParentHandler(self)
-            parent = str(self.root.parent)
+            parent = str(self.real_root.parent)
             observer.schedule(handler, parent, recursive=False, event_filter=_PARENT_FILTER)
             observer.start()
         except OSError as exc:
@@ -551,11 +585,14 @@ class Watcher:
             return False
         return all(emitter.is_alive() for emitter in observer.emitters)
 
-    def _went_missing(self) -> None:
+    def _went_missing(self, reason: str) -> None:
         if not self._missing:
             self._missing = True
             _log.warning(
-                "watch_dir_missing", root=str(self.root), look_every_seconds=self._health_seconds
+                "watch_dir_missing",
+                root=str(self.root),
+                reason=reason,
+                look_every_seconds=self._health_seconds,
             )
 
     def _check_root(self, now: float) -> None:
@@ -574,16 +611,17 @@ class Watcher:
             self._schedule_health(now)
 
     def _recheck_root(self, now: float) -> None:
-        identity = _dir_identity(self.root)
+        identity, reason = _dir_identity(self.root)
         if identity is not None and identity == self._root_id and self._watch_alive():
             return
         self._disarm()
         if identity is None:
-            self._went_missing()
+            self._went_missing(reason)
             return
         if not self._arm():
-            if _dir_identity(self.root) is None:
-                self._went_missing()
+            identity, reason = _dir_identity(self.root)
+            if identity is None:
+                self._went_missing(reason)
             else:
                 self._rescan(now, quiet=True)  # there, but unwatched: look at it this way
             return
@@ -627,7 +665,7 @@ class Watcher:
     def dispatch(self, event: FileSystemEvent) -> None:
         """Feed one watchdog event (on watchdog's thread; public so tests can script events)."""
         if event.is_directory:
-            if isinstance(event, DirDeletedEvent) and os.fsdecode(event.src_path) == str(self.root):
+            if isinstance(event, DirDeletedEvent) and self._named(event.src_path) == str(self.root):
                 self.root_changed()  # the folder itself went: check it now
             return
         try:
@@ -637,12 +675,12 @@ class Watcher:
 
     def _dispatch(self, event: FileSystemEvent) -> None:
         now = self._clock.monotonic()
-        src = Path(os.fsdecode(event.src_path)) if event.src_path else None
+        src = Path(self._named(event.src_path)) if event.src_path else None
         with self._lock:
             if isinstance(event, FileMovedEvent):
                 if src is not None:
                     self._forget(src)
-                dest = Path(os.fsdecode(event.dest_path)) if event.dest_path else None
+                dest = Path(self._named(event.dest_path)) if event.dest_path else None
                 if dest is not None and self._wanted(dest):
                     self.settler.arrived(dest, now)
             elif src is None:
@@ -679,7 +717,7 @@ class Watcher:
         elif self._next_rescan is not None and now >= self._next_rescan:
             self._rescan(now)
         with self._lock:
-            ready = [(path, lstat_key(path)) for path in self.settler.due(now)]
+            ready = [(path, self._lstat_key(path)) for path in self.settler.due(now)]
         if not ready:
             return []
         paths = [path for path, _ in ready]
@@ -720,12 +758,25 @@ class Watcher:
 
     # -- private ---------------------------------------------------------------------------------
 
+    def _lstat_key(self, path: Path) -> StatKey | None:
+        """`lstat_key` of the file in the pinned folder (named under the configured root)."""
+        return lstat_key(real_path(self.root, path))
+
+    def _named(self, raw: bytes | str) -> str:
+        """An event's path under the configured root: the watch is on the pinned real path,
+        which differs when watch.dir was a symlink at start."""
+        path = os.fsdecode(raw)
+        real, shown = str(self.real_root), str(self.root)
+        if real != shown and (path == real or path.startswith(real + os.sep)):
+            return shown + path[len(real) :]
+        return path
+
     def _wanted(self, path: Path) -> bool:
         if self.matcher.classify(self.root, path) is None:
             return False
         # A directory with a matching name (a folder called "x.csv") is not a file to deliver.
         try:
-            return not stat.S_ISDIR(os.lstat(path).st_mode)
+            return not stat.S_ISDIR(os.lstat(real_path(self.root, path)).st_mode)
         except OSError:
             return True  # gone already: the settler drops it
 
@@ -733,28 +784,46 @@ class Watcher:
         """(path, lstat key) of every matching entry; directories are checked once each, so a
         file's own name is all that is left to match."""
         found: list[tuple[str, StatKey]] = []
-        folders = [str(self.root)]
+        # Each folder is listed through a descriptor walked from the pinned root without
+        # following a symlink: a folder replaced by one is not listed.
+        folders: list[tuple[str, ...]] = [()]
+        root = str(self.root)
         while folders:
+            parts = folders.pop()
             try:
-                listing = os.scandir(folders.pop())
-            except OSError:
-                continue  # vanished or unreadable meanwhile
-            with listing:
-                for entry in listing:
-                    # A symlink to a directory is an entry like any symlink (never descended).
-                    if entry.is_dir(follow_symlinks=False):
-                        if self.matcher.recursive and self.matcher.descend(
-                            self.root, Path(entry.path)
-                        ):
-                            folders.append(entry.path)
-                        continue
-                    if self.matcher.classify_name(entry.name) is None:
-                        continue
-                    try:
-                        info = entry.stat(follow_symlinks=False)
-                    except OSError:
-                        continue
-                    found.append((entry.path, (info.st_size, info.st_mtime_ns, info.st_ino)))
+                fd = open_pinned(self.root, parts)
+            except (OSError, FileRejected):
+                continue  # vanished, unreadable or replaced meanwhile
+            try:
+                found += self._list(fd, parts, os.path.join(root, *parts), folders)
+            finally:
+                os.close(fd)  # scandir listed a duplicate of it
+        return found
+
+    def _list(
+        self, fd: int, parts: tuple[str, ...], shown: str, folders: list[tuple[str, ...]]
+    ) -> list[tuple[str, StatKey]]:
+        """One folder's matching entries; the sub-folders to descend are added to `folders`."""
+        found: list[tuple[str, StatKey]] = []
+        try:
+            listing = os.scandir(fd)
+        except OSError:
+            return found
+        with listing:
+            for entry in listing:
+                path = os.path.join(shown, entry.name)
+                # A symlink to a directory is an entry like any symlink (never descended).
+                if entry.is_dir(follow_symlinks=False):
+                    if self.matcher.recursive and self.matcher.descend(self.root, Path(path)):
+                        folders.append((*parts, entry.name))
+                    continue
+                if self.matcher.classify_name(entry.name) is None:
+                    continue
+                try:
+                    info = entry.stat(follow_symlinks=False)
+                except OSError:
+                    continue
+                found.append((path, (info.st_size, info.st_mtime_ns, info.st_ino)))
         return found
 
     def _forget(self, path: Path) -> None:

@@ -16,8 +16,13 @@ from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from typing import IO, TYPE_CHECKING
 
-import boto3
-from botocore.exceptions import BotoCoreError, ClientError
+try:
+    import boto3
+    from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, NoRegionError
+except ModuleNotFoundError as exc:  # a plain `pip install .` carries no boto3
+    _MISSING: str | None = exc.name or "boto3"
+else:
+    _MISSING = None
 
 from .accounts import AccountError, KeyManager
 
@@ -29,6 +34,15 @@ __all__ = ["main", "parse_args"]
 
 class UsageError(Exception):
     """A missing or ambiguous setting (exit code 2)."""
+
+
+# Any value signs requests to the devstack; on AWS, an IAM user's or role's real credentials.
+_NO_CREDENTIALS = (
+    "no AWS credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or AWS_PROFILE); "
+    "against the devstack any value works, e.g. AWS_ACCESS_KEY_ID=testing "
+    "AWS_SECRET_ACCESS_KEY=testing"
+)
+_NO_REGION = "no AWS region: pass --region or set AWS_REGION (the devstack prints its region)"
 
 
 def parse_args(argv: Sequence[str] | None, environ: Mapping[str, str]) -> argparse.Namespace:
@@ -123,8 +137,20 @@ def main(
     args = parse_args(argv, os.environ if environ is None else environ)
     out = out if out is not None else sys.stdout
     err = err if err is not None else sys.stderr
+    if _MISSING is not None:
+        err.write(
+            f"error: the admin tool needs boto3 ({_MISSING} is not installed): "
+            "pip install 'exportsync[lambda]'\n"
+        )
+        return 2
     try:
         _run(args, out, err)
+    except NoCredentialsError:
+        err.write(f"error: {_NO_CREDENTIALS}\n")
+        return 2
+    except NoRegionError:
+        err.write(f"error: {_NO_REGION}\n")
+        return 2
     except UsageError as exc:
         err.write(f"error: {exc}\n")
         return 2

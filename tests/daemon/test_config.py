@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import tomllib
 from datetime import time
@@ -356,3 +357,21 @@ def test_keep_delivered_days_defaults_to_30_and_is_checked(minimal: Path, tmp_pa
     )
     error = error_for(minimal, env=env, overrides={"state.keep_delivered_days": -1})
     assert error.key == "state.keep_delivered_days"
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to hand the key file to another owner")
+def test_a_key_file_shared_with_the_services_group_is_not_a_warning(tmp_path: Path) -> None:
+    """A system unit that rotates by `systemctl reload` reads /etc/exportsync/api_key through its
+    group (root-owned, 640): that is the point, not a mistake. Readable by others, or a file of
+    our own open to its group, still warns."""
+    key = tmp_path / "api_key"
+    key.write_text("k-shared-with-the-group\n")
+    overrides = {"watch.dir": tmp_path, "api.url": URL, "api.api_key_file": key}
+    os.chown(key, 65534, os.getgid())  # another owner; our group
+    key.chmod(0o640)
+    assert not load_config(None, env={}, overrides=overrides).warnings
+    key.chmod(0o644)
+    assert any("chmod" in w for w in load_config(None, env={}, overrides=overrides).warnings)
+    os.chown(key, os.getuid(), os.getgid())
+    key.chmod(0o640)
+    assert any("chmod" in w for w in load_config(None, env={}, overrides=overrides).warnings)

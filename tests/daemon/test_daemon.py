@@ -529,6 +529,10 @@ def test_an_idle_daemon_never_wakes_and_a_retry_from_another_process_wakes_it(
             timeout=60,
         )
         assert retry.returncode == 0, retry.stderr
+        # This process is no `exportsync run`, so the retry's own signal was refused (§3b); send
+        # the one it sends a real daemon (test_runlock wakes a real `exportsync run` this way).
+        assert "not an `exportsync run`" in retry.stdout + retry.stderr
+        os.kill(os.getpid(), WAKE_SIGNAL)
         assert wait_for(lambda: _sent(api) == (1, 0), 10)
     finally:
         daemon.stop()

@@ -10,8 +10,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from structlog.testing import capture_logs
 
 from exportsync import files, moves
+from exportsync.clock import FakeClock
 from exportsync.errors import ExportsyncError, FileRejected
 from exportsync.files import (
     FileChanged,
@@ -20,7 +22,10 @@ from exportsync.files import (
     read_verified,
     snapshot,
 )
+from exportsync.intake import Intake
+from exportsync.matcher import FileMatcher
 from exportsync.moves import delete_file, move_to_sent
+from exportsync.spool import Spool
 
 
 @pytest.fixture
@@ -467,3 +472,59 @@ def test_a_parent_swapped_for_a_symlink_after_the_check_is_not_followed(
     monkeypatch.setattr(files, "checked_parent", check_then_swap)
     with pytest.raises(FileRejected, match="symlinks are not followed"):
         snapshot(root, sub / "a.csv")
+
+
+# -- hard links (§3b): a file with more than one name is never read ------------------------------
+
+
+def test_a_hard_link_is_refused_without_reading_it(
+    root: Path, tmp_path: Path, opened_paths: list[tuple[str, int]]
+) -> None:
+    """Where fs.protected_hardlinks is off, whoever can write the folder could link in any file
+    the daemon can read (the daemon may run as root): refused from its lstat, never opened."""
+    secret = tmp_path / "secret"
+    secret.write_bytes(b"root's eyes only\n")
+    link = root / "stolen.csv"
+    os.link(secret, link)
+    with pytest.raises(FileRejected, match=r"stolen\.csv: hard link \(2 names"):
+        snapshot(root, link)
+    assert not [p for p, _ in opened_paths if p.endswith("stolen.csv")]
+    with pytest.raises(FileRejected, match="hard link"):
+        read_verified(root, link, _sha(b"root's eyes only\n"), 17)
+
+
+def test_a_hard_link_made_after_the_lstat_is_refused_by_fstat(
+    root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The race: lstat sees a lone file, then a second name appears before the open."""
+    path = root / "a.csv"
+    path.write_bytes(b"x\n")
+    real_lstat = os.lstat
+
+    def lstat_then_link(p: Any, *args: Any, **kwargs: Any) -> os.stat_result:
+        result = real_lstat(p, *args, **kwargs)
+        if os.fsdecode(p).endswith("a.csv"):
+            os.link(path, tmp_path / "second-name")
+        return result
+
+    monkeypatch.setattr(os, "lstat", lstat_then_link)
+    with pytest.raises(FileRejected, match="hard link"):
+        open_regular(root, path)
+
+
+def test_a_hard_link_is_rejected_through_the_intake(root: Path, tmp_path: Path) -> None:
+    """Offered by the watcher, a hard link is recorded failed with `item_rejected`, reason
+    `hard link`; its content is never hashed into the spool."""
+    secret = tmp_path / "shadow"
+    secret.write_bytes(b"root:$6$hash:19000::::::\n")
+    link = root / "shadow.csv"
+    os.link(secret, link)
+    with Spool.open(tmp_path / "state") as spool, capture_logs() as logs:
+        intake = Intake(spool, root=root, matcher=FileMatcher(), clock=FakeClock())
+        result = intake.offer(link)
+        assert result is not None
+        assert result.item.state == "failed"
+        assert result.item.sha256 != _sha(secret.read_bytes())
+    rejected = [e for e in logs if e["event"] == "item_rejected"]
+    assert len(rejected) == 1
+    assert "hard link" in rejected[0]["reason"]

@@ -117,7 +117,7 @@ def test_plist_parses_and_runs_the_daemon() -> None:
     )
     plist = plistlib.loads(text.encode())
     assert plist["Label"] == LAUNCHD_AGENT_LABEL
-    assert plist["ProgramArguments"] == [EXE, "run", "--config", str(CONFIG)]
+    assert plist["ProgramArguments"][:4] == [EXE, "run", "--config", str(CONFIG)]
     assert plist["RunAtLoad"] is True
     assert plist["KeepAlive"] == {"SuccessfulExit": False}
     assert plist["ExitTimeOut"] == 20
@@ -244,9 +244,10 @@ def _body(text: str) -> list[str]:
             "exportsync-user.service",
             {
                 "executable": "/home/alice/.local/bin/exportsync",
-                "config_path": Path("/home/alice/.config/exportsync/config.toml"),
+                "config_path": Path("/home/alice/.config/exportsync/exportsync.toml"),
                 "user_mode": True,
                 "user": None,
+                "state_home": Path("/home/alice/.local/state"),
             },
         ),
     ],
@@ -260,7 +261,7 @@ def test_example_plist_matches_rendering() -> None:
     example = plistlib.loads((REPO / "launchd" / "com.exportsync.agent.plist").read_bytes())
     rendered = render_launchd(
         executable=EXE,
-        config_path=Path("/Users/alice/.config/exportsync/config.toml"),
+        config_path=Path("/Users/alice/Library/Application Support/exportsync/exportsync.toml"),
         user_mode=True,
         log_dir=Path("/Users/alice/Library/Logs/exportsync"),
     )

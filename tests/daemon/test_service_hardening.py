@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from exportsync import config as config_module
 from exportsync.cli import main
 from exportsync.service import ServiceError, readable_by, render_systemd, system_account
 
@@ -134,7 +135,7 @@ def test_a_folder_owned_by_nobody_gives_user_nobody(
     watch.mkdir()
     os.chown(watch, 65534, 65534)
     config = tmp_path / "exportsync.toml"
-    config.write_text(f'[watch]\ndir = "{watch}"\n')
+    config.write_text(f'[watch]\ndir = "{watch}"\n[state]\ndir = "/var/lib/exportsync"\n')
     assert main(["service", "print", "--system", "--config", str(config)]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert f"User={_name(65534)}" in lines
@@ -155,7 +156,7 @@ def test_a_root_owned_folder_needs_run_as(
 
     monkeypatch.setattr(Path, "stat", root_owned)
     config = tmp_path / "exportsync.toml"
-    config.write_text(f'[watch]\ndir = "{watch}"\n')
+    config.write_text(f'[watch]\ndir = "{watch}"\n[state]\ndir = "/var/lib/exportsync"\n')
     argv = ["service", "print", "--system", "--config", str(config)]
     assert main(argv) == 2
     out, err = capsys.readouterr()
@@ -184,10 +185,11 @@ def _name(uid: int) -> str:
 
 
 def test_only_a_named_state_dir_is_made_writable(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Without state.dir the service keeps to StateDirectory=; a guessed path would fail the
-    start under ProtectHome= when it does not exist."""
+    """Without state.dir (a config in /etc/exportsync) the service keeps to StateDirectory=; a
+    guessed path would fail the start under ProtectHome= when it does not exist."""
+    monkeypatch.setattr(config_module, "SYSTEM_CONFIG_DIR", tmp_path)
     config = tmp_path / "exportsync.toml"
     config.write_text(f'[watch]\ndir = "{tmp_path}"\n')
     argv = ["service", "print", "--system", "--run-as", "root", "--config", str(config)]

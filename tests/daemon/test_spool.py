@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from exportsync.errors import SpoolCorrupt, SpoolError
+from exportsync.errors import REDIRECT_MARK, SpoolCorrupt, SpoolError
 from exportsync.spool import Spool
 
 
@@ -376,3 +376,20 @@ def test_pull_back_makes_attempts_beyond_the_horizon_due(tmp_path: Path) -> None
         assert spool.pull_back(100.0 + 3600, now=100.0) == 1
         assert [i.id for i in spool.due(100.0)] == [stranded]
         assert spool.pull_back(100.0 + 3600, now=100.0) == 0
+
+
+def test_a_new_api_url_releases_only_the_holds_a_redirect_caused(tmp_path: Path) -> None:
+    """The spool remembers the api.url in use; a different one lets items held after a redirect
+    go at once, and leaves other waits (a 5xx backoff) alone."""
+    redirected = f"the API answered 308, {REDIRECT_MARK} https://elsewhere/; check api.url"
+    with Spool.open(tmp_path) as spool:
+        held = _record(spool, "/x/a.csv", "aa")
+        backoff = _record(spool, "/x/b.csv", "bb")
+        spool.reschedule(held, at=400.0, error=redirected, now=100.0, count_attempt=False)
+        spool.reschedule(backoff, at=400.0, error="HTTP 503", now=100.0)
+        assert spool.note_api_url("https://old/prod", now=100.0) == 0  # nothing remembered yet
+        assert spool.note_api_url("https://old/prod", now=110.0) == 0  # the same address
+    with Spool.open(tmp_path) as spool:  # remembered across a restart
+        assert spool.note_api_url("https://new/prod", now=120.0) == 1
+        assert [i.id for i in spool.due(120.0)] == [held]
+        assert spool.next_due_at() == 120.0
