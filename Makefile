@@ -6,12 +6,15 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: help venv test lint typecheck cfn-lint pytest demo bench reliability fuzz fleet clean
+.PHONY: help venv quick test lint typecheck cfn-lint pytest soak soak-pytest demo bench bench-pacing reliability fuzz fleet clean
 
 help:
 	@echo "make demo   run devstack + daemon on demo/export (Ctrl-C stops both)"
-	@echo "make test   lint, type-check, cfn-lint and the whole test suite"
+	@echo "make quick  the tests that start no process: the loop to run after each edit"
+	@echo "make test   lint, type-check, cfn-lint and every test but the long runs (CI; a few minutes)"
+	@echo "make soak   the long runs: more chaos seeds, a 1,001-file backlog, make reliability, make fleet"
 	@echo "make bench  throughput and memory benchmarks (bench/)"
+	@echo "make bench-pacing  the pacing policy against the offline optimum (SPOOL=state dir to replay)"
 	@echo "make reliability  kill -9, faults, hostile files, full disk against real daemons"
 	@echo "make fuzz   the Lambda fuzzed on every route, 5,000+ cases"
 	@echo "make fleet  20 daemons with their own keys on one devstack (DAEMONS=20 FAULT_RATE=0.05)"
@@ -33,16 +36,27 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 	MYPYPATH=bench $(BIN)/mypy --explicit-package-bases \
-		tests/conftest.py tests/support tests/daemon tests/devstack tests/e2e tests/wire bench
+		tests/conftest.py tests/test_tiers.py tests/support tests/daemon tests/devstack tests/e2e tests/soak tests/wire bench
 	MYPYPATH=tests/lambda $(BIN)/mypy --explicit-package-bases tests/lambda
 
 cfn-lint: $(STAMP)
 	$(BIN)/cfn-lint lambda/template.yaml
 
+# Tiers are markers tests/conftest.py sets by folder and by what a test starts (README "Development").
+# Each selection is non-empty, so pytest never exits 5 (no tests ran) and fails CI by surprise.
+quick: $(STAMP)
+	$(BIN)/python -m pytest -m quick -q
+
 pytest: $(STAMP)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -m "not soak"
 
 test: lint typecheck cfn-lint pytest
+
+# The long proofs, each printing its figure last: tests/soak, then make reliability and make fleet.
+soak-pytest: $(STAMP)
+	$(BIN)/python -m pytest -m soak
+
+soak: soak-pytest reliability fleet
 
 demo: $(STAMP)
 	$(BIN)/python -m exportsync_devstack.demo
@@ -64,6 +78,12 @@ fuzz: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/run.py
+
+# Only the pacing bench; its last line is the figure. SPOOL=~/.local/state/exportsync replays a
+# real spool's history too.
+SPOOL ?=
+bench-pacing: $(STAMP)
+	$(BIN)/python bench/run.py --only pacing $(if $(SPOOL),--spool $(SPOOL))
 
 # N real daemons on one devstack, isolation and plan checks, the handler's throughput per core.
 DAEMONS ?= 20

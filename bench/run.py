@@ -27,9 +27,10 @@ from bench_economy import run_economy
 from bench_intake import run_intake
 from bench_local import run_local
 from bench_memory import run_memory
+from bench_pacing import pacing_line, run_pacing
 
 Bench = Callable[[Path], dict[str, Any]]
-BENCHES = ("intake", "batching", "day", "memory", "e2e", "economy", "local")
+BENCHES = ("intake", "batching", "day", "pacing", "memory", "e2e", "economy", "local")
 RESULTS = REPO / "bench" / "results" / "latest.json"
 
 
@@ -45,6 +46,13 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
         type=Path,
         default=None,
         help="folder for files and spools (default: the system temp dir; use a real disk)",
+    )
+    parser.add_argument(
+        "--spool",
+        type=Path,
+        default=None,
+        help="pacing: replay this state folder's (or spool file's) history too"
+        " (default: the 14-day mix's own spool)",
     )
     args = parser.parse_args(argv)
     chosen = [name.strip() for name in args.only.split(",") if name.strip()]
@@ -109,6 +117,24 @@ def _summary_day(r: dict[str, Any]) -> list[str]:
             f" requests that day {v['requests_same_day']}, refused {v['refused']},"
             f" hold median {v['median_hold_minutes']} min, max {v['max_hold_minutes']} min"
         )
+    return lines
+
+
+def _summary_pacing(r: dict[str, Any]) -> list[str]:
+    lines = [
+        f"Pacing against the offline optimum ({r['daily_requests']} requests/day, simulated clock;"
+        f" replay: {r['replay_source']})"
+    ]
+    for trace, mine in r["traces"]["learned"].items():
+        today = r["traces"]["today"][trace]
+        lines.append(
+            f"  {trace:<14} median {mine['median_hold_s']:>7.0f} s"
+            f" (today {today['median_hold_s']:.0f}, optimum {mine['optimum_median_hold_s']:.0f}),"
+            f" p95 {mine['p95_hold_s']:>7.0f} s"
+            f" (today {today['p95_hold_s']:.0f}, optimum {mine['optimum_p95_hold_s']:.0f}),"
+            f" same day {mine['same_day']}/{mine['exports']} (today {today['same_day']})"
+        )
+    lines.append(pacing_line(r))
     return lines
 
 
@@ -193,6 +219,7 @@ _SUMMARIES: dict[str, Callable[[dict[str, Any]], list[str]]] = {
     "intake": _summary_intake,
     "batching": _summary_batching,
     "day": _summary_day,
+    "pacing": _summary_pacing,
     "memory": _summary_memory,
     "e2e": _summary_e2e,
     "economy": _summary_economy,
@@ -209,6 +236,7 @@ def main(argv: list[str] | None = None) -> int:
         "intake": lambda s: run_intake(s, quick=args.quick),
         "batching": lambda _s: run_batching(fast, quick=args.quick),
         "day": lambda _s: run_day(fast, quick=args.quick),
+        "pacing": lambda s: run_pacing(fast / "pacing", quick=args.quick, spool=args.spool),
         "memory": lambda s: run_memory(s, quick=args.quick),
         "e2e": lambda s: run_e2e(s, quick=args.quick),
         "economy": lambda s: run_economy(s, quick=args.quick),

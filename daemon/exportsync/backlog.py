@@ -28,6 +28,13 @@ class Backlog:
     requests_needed: int
     oldest_at: float | None  # when the longest-waiting item arrived
     newest_at: float | None  # when the latest one arrived
+    arrived_sum: float | None = None  # the items' arrival instants summed (None: not known)
+
+    def held(self, now: float) -> float:
+        """File-seconds the waiting items have been held so far (0 when not known)."""
+        if self.arrived_sum is None:
+            return 0.0
+        return max(0.0, self.items * now - self.arrived_sum)
 
 
 def requests_needed(

@@ -13,17 +13,18 @@ import signal
 import socket
 import sys
 import threading
+import time
 from collections.abc import Callable, Sequence
-from contextlib import suppress
 from functools import partial
 from pathlib import Path
-from types import FrameType
 from typing import Any
 from urllib.parse import urlsplit
 
-from exportsync import __version__, firstrun, service
+import shtab
+
+from exportsync import __version__, firstrun, sendnow, service
 from exportsync.client import HttpApi
-from exportsync.clock import SystemClock
+from exportsync.clock import SystemClock, iso_utc
 from exportsync.config import (
     SYSTEM_CONFIG_DIR,
     SYSTEM_STATE_DIR,
@@ -31,17 +32,21 @@ from exportsync.config import (
     default_state_dir,
     load_config,
 )
+from exportsync.configpath import ConfigNotFound, find_config
 from exportsync.daemon import Daemon, build_ledger, build_matcher
 from exportsync.errors import ConfigError, ExportsyncError
 from exportsync.intake import Intake
 from exportsync.logs import configure_logging, get_logger
 from exportsync.metrics import MeteredApi, Metrics, MetricsServer, serve_metrics
 from exportsync.names import shown
+from exportsync.probe import probe
 from exportsync.reload import Reloader
-from exportsync.runlock import WAKE_SIGNAL, RunLock, wake_daemon
+from exportsync.runlock import WAKE_SIGNAL, RunLock, running_pid, wake_daemon
+from exportsync.signals import SignalInbox
 from exportsync.spool import RecordResult, Spool
 from exportsync.status import build_status, live_report, read_spool, render_table
 from exportsync.watchview import watch
+from exportsync.words import plural
 
 __all__ = ["main"]
 
@@ -54,7 +59,10 @@ EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
 
 
 def _parser() -> argparse.ArgumentParser:
-    config_help = "config file (TOML); default: $EXPORTSYNC_CONFIG"
+    config_help = (
+        "config file (TOML); default: $EXPORTSYNC_CONFIG, else the user config file that "
+        "'setup' writes, else /etc/exportsync/config.toml"
+    )
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--config", type=Path, default=argparse.SUPPRESS, help=config_help)
 
@@ -64,7 +72,7 @@ def _parser() -> argparse.ArgumentParser:
         "exportsync API, durably and within its usage plan.",
         epilog="Run 'exportsync COMMAND --help' for a command's options.",
     )
-    parser.add_argument("--version", action="version", version=f"exportsync {__version__}")
+    parser.add_argument("-V", "--version", action="version", version=f"exportsync {__version__}")
     parser.add_argument("--config", type=Path, default=None, help=config_help)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -90,22 +98,47 @@ def _parser() -> argparse.ArgumentParser:
         "--watch", action="store_true", help="redraw the report every second until Ctrl-C"
     )
     status.add_argument(
-        "--interval", type=float, default=1.0, metavar="SECONDS", help="--watch's pause"
+        "--interval",
+        type=float,
+        default=1.0,
+        metavar="SECONDS",
+        help="--watch's pause between redraws (default: %(default)s)",
     )
 
-    retry = commands.add_parser("retry", parents=[common], help="send failed items again")
+    retry = commands.add_parser(
+        "retry",
+        parents=[common],
+        help="send failed items again; a pending item in backoff goes at the next send",
+    )
     retry.add_argument("ids", nargs="*", type=int, metavar="ID", help="item ids from 'status'")
     retry.add_argument("--all-failed", action="store_true", help="every failed item")
+
+    dismiss = commands.add_parser(
+        "dismiss", parents=[common], help="take failed items off the failed list (not sent)"
+    )
+    dismiss.add_argument("ids", nargs="*", type=int, metavar="ID", help="item ids from 'status'")
+    dismiss.add_argument("--all", action="store_true", help="every failed item")
+
+    commands.add_parser(
+        "send-now",
+        parents=[common],
+        help="have the running daemon send everything waiting now, the day's reserve included",
+    )
 
     enqueue = commands.add_parser(
         "enqueue", parents=[common], help="spool files now (they must be inside watch.dir)"
     )
     enqueue.add_argument("paths", nargs="+", type=Path, metavar="PATH")
 
-    commands.add_parser(
+    check = commands.add_parser(
         "check",
         parents=[common],
-        help="validate the config, folders and API address without spending a request",
+        help="validate the config, folders and API address (no request spent without --probe)",
+    )
+    check.add_argument(
+        "--probe",
+        action="store_true",
+        help="spend one request to prove the API key and print its user",
     )
 
     setup = commands.add_parser(
@@ -115,7 +148,9 @@ def _parser() -> argparse.ArgumentParser:
         description="Asks for what no flag gives (on a terminal); writes the config to "
         "--config or the platform's config folder, the key to a 0600 file beside it.",
     )
-    setup.add_argument("--api-url", metavar="URL")
+    setup.add_argument(
+        "--api-url", metavar="URL", help="the API's base URL, e.g. https://abc123.execute-api…/prod"
+    )
     key = setup.add_mutually_exclusive_group()
     key.add_argument("--api-key-file", metavar="PATH", help="read the API key from this file")
     key.add_argument("--api-key-stdin", action="store_true", help="read the API key from stdin")
@@ -123,7 +158,14 @@ def _parser() -> argparse.ArgumentParser:
     setup.add_argument("--user-id", metavar="ID", help="filled into sessions without one")
     setup.add_argument("--yes", action="store_true", help="install the user service, no question")
     setup.add_argument("--no-service", action="store_true", help="do not offer the user service")
-    setup.add_argument("--force", action="store_true", help="replace an existing config")
+    setup.add_argument(
+        "--force", action="store_true", help="replace an existing config and its key file"
+    )
+    setup.add_argument(
+        "--probe",
+        action="store_true",
+        help="spend one request to prove the key and check --user-id against the key's user",
+    )
 
     svc = commands.add_parser(
         "service", parents=[common], help="print, install or uninstall the service definition"
@@ -141,6 +183,10 @@ def _parser() -> argparse.ArgumentParser:
         help="the account a --system service runs as (default: the owner of watch.dir; "
         "root only when named)",
     )
+    completion = commands.add_parser(
+        "completion", help="print a shell completion script (bash, zsh or fish)"
+    )
+    completion.add_argument("shell", choices=["bash", "zsh", "fish"])
     return parser
 
 
@@ -149,6 +195,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     handler: Callable[[argparse.Namespace], int] = _COMMANDS[args.command]
     try:
         return handler(args)
+    except ConfigNotFound as exc:
+        print(f"exportsync: {exc.message}", file=sys.stderr)
+        return EXIT_USAGE
     except ConfigError as exc:
         print(f"exportsync: config error: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -164,25 +213,16 @@ def _load(
     require_watch: bool | None = None,
     **overrides: object,
 ) -> Config:
+    # --config, $EXPORTSYNC_CONFIG, the user config file `setup` writes, /etc/exportsync/.
     return load_config(
-        args.config, overrides=overrides, require_api=require_api, require_watch=require_watch
+        find_config(args.config),
+        overrides=overrides,
+        require_api=require_api,
+        require_watch=require_watch,
     )
 
 
 # -- run ------------------------------------------------------------------------------------
-
-
-def _handle_wake_signal() -> list[Daemon]:
-    """Handle WAKE_SIGNAL by waking the daemon put in the returned list. Installed before the
-    lock is taken: once `enqueue`/`retry` can see our pid, their signal must not kill us."""
-    running: list[Daemon] = []
-
-    def on_wake(_signum: int, _frame: FrameType | None) -> None:
-        if running:
-            running[0].wake()
-
-    signal.signal(WAKE_SIGNAL, on_wake)
-    return running
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -205,8 +245,10 @@ def _run(args: argparse.Namespace) -> int:
     configure_logging(config.log.format, config.log.level)
     for warning in config.warnings:
         log.warning("config_warning", message=warning)
-    running = _handle_wake_signal()
-    _handle_other_signals(running)
+    # Before the lock is taken: once `enqueue`/`retry` can see our pid, their signal must not
+    # kill us. What arrives during start-up is acted on once the loop runs.
+    inbox = SignalInbox()
+    inbox.listen(WAKE_SIGNAL, signal.SIGHUP, *IGNORED_SIGNALS)
     lock = RunLock(config.state.dir)
     lock.acquire()
     metrics = Metrics() if config.metrics.host is not None else None
@@ -217,9 +259,9 @@ def _run(args: argparse.Namespace) -> int:
         relog=lambda new: configure_logging(new.log.format, new.log.level),
     )
     daemon = Daemon(config, api=_api_for(config, metrics), metrics=metrics, reloader=reloader)
-    running.append(daemon)  # a wake before this is moot: the loop's first step reads the spool
     endpoint = _serve_metrics(config, metrics) if metrics is not None else None
-    failure = _run_until_stopped(daemon)
+    failure = _run_until_stopped(daemon, inbox)
+    inbox.close()
     if endpoint is not None:
         endpoint.close()
     close = getattr(daemon.api, "close", None)
@@ -252,40 +294,27 @@ def _api_for(config: Config, metrics: Metrics | None) -> HttpApi | MeteredApi:
 IGNORED_SIGNALS = (signal.SIGUSR2, signal.SIGALRM, signal.SIGPIPE)
 
 
-def _handle_other_signals(running: list[Daemon]) -> None:
-    """SIGHUP reloads the config (`Daemon.request_reload`); the IGNORED_SIGNALS are logged and
-    change nothing. Installed with the wake signal, before the lock is taken."""
-
-    def on_hup(signum: int, _frame: FrameType | None) -> None:
-        with suppress(Exception):  # a log line that cannot be written must not end the daemon
-            log.info(
-                "reload_requested",
-                signal=signal.Signals(signum).name,
-                in_flight="unaffected: the config is read again before the next request",
-            )
-        if running:
-            running[0].request_reload()
-
-    def on_other(signum: int, _frame: FrameType | None) -> None:
-        with suppress(Exception):
-            log.warning(
-                "signal_ignored",
-                signal=signal.Signals(signum).name,
-                in_flight="unaffected: the daemon carries on",
-            )
-
-    signal.signal(signal.SIGHUP, on_hup)
-    for signum in IGNORED_SIGNALS:
-        signal.signal(signum, on_other)
+def dispatch_signal(signum: int, daemon: Daemon) -> None:
+    """Act on a signal other than TERM/INT, on the main thread (never inside a handler)."""
+    name = signal.Signals(signum).name
+    if signum == WAKE_SIGNAL:
+        daemon.wake()
+    elif signum == signal.SIGHUP:
+        log.info(
+            "reload_requested",
+            signal=name,
+            in_flight="unaffected: the config is read again before the next request",
+        )
+        daemon.request_reload()
+    else:
+        log.warning("signal_ignored", signal=name, in_flight="unaffected: the daemon carries on")
 
 
-def _run_until_stopped(daemon: Daemon) -> list[BaseException]:
+def _run_until_stopped(daemon: Daemon, inbox: SignalInbox) -> list[BaseException]:
     """Run the loop on a worker thread until it ends or SIGTERM/SIGINT stops it; what it raised.
-    A second signal, or a request that outlasts the drain, exits the process here."""
+    The main thread acts on each signal the inbox records. A second stop signal, or a request
+    that outlasts the drain, exits the process here."""
     failure: list[BaseException] = []
-    # The main thread waits for this without a timeout (no idle wake-ups): set by the loop's end
-    # or by a stop signal (signal handlers still run while it waits).
-    finished = threading.Event()
 
     def work() -> None:
         try:
@@ -293,43 +322,42 @@ def _run_until_stopped(daemon: Daemon) -> list[BaseException]:
         except BaseException as exc:  # reported by the main thread
             failure.append(exc)
         finally:
-            finished.set()
+            inbox.finish()
 
     worker = threading.Thread(target=work, name="exportsync-loop", daemon=True)
-    stop_requested = threading.Event()
-
-    def on_signal(signum: int, _frame: FrameType | None) -> None:
-        name = signal.Signals(signum).name
-        if stop_requested.is_set():
-            with suppress(Exception):
+    inbox.listen(signal.SIGTERM, signal.SIGINT)
+    worker.start()
+    drain_until: float | None = None
+    while not inbox.finished:
+        # No timeout while running (an idle daemon's main thread never wakes); the drain's own.
+        timeout = None if drain_until is None else drain_until - time.monotonic()
+        if timeout is not None and timeout <= 0:
+            log.warning("shutdown_abandoned_request", drain_seconds=DRAIN_SECONDS)
+            sys.stderr.flush()
+            os._exit(EXIT_OK)  # the spool is consistent; the open request is replayed next start
+        for signum in inbox.wait(timeout):
+            if signum not in (signal.SIGTERM, signal.SIGINT):
+                dispatch_signal(signum, daemon)
+            elif drain_until is not None:
                 log.warning(
                     "shutdown_forced",
-                    signal=name,
+                    signal=signal.Signals(signum).name,
                     in_flight="exiting now: items still sending are sent again at the next "
                     "start (the API answers duplicate); nothing else was in flight",
                 )
-            os._exit(EXIT_ERROR)
-        stop_requested.set()
-        finished.set()
-        with suppress(Exception):
-            log.info(
-                "shutdown_requested",
-                signal=name,
-                in_flight=f"draining: the request out may finish (up to {DRAIN_SECONDS:g} s), "
-                "nothing new is sent; waiting items stay in the spool for the next start; "
-                "send the signal again to exit now",
-            )
-        daemon.stop()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
-    worker.start()
-    finished.wait()
-    worker.join(DRAIN_SECONDS)
-    if worker.is_alive():
-        log.warning("shutdown_abandoned_request", drain_seconds=DRAIN_SECONDS)
-        sys.stderr.flush()
-        os._exit(EXIT_OK)  # the spool is consistent; the open request is replayed next start
+                sys.stderr.flush()
+                os._exit(EXIT_ERROR)
+            else:
+                drain_until = time.monotonic() + DRAIN_SECONDS
+                log.info(
+                    "shutdown_requested",
+                    signal=signal.Signals(signum).name,
+                    in_flight=f"draining: the request out may finish (up to {DRAIN_SECONDS:g} s), "
+                    "nothing new is sent; waiting items stay in the spool for the next start; "
+                    "send the signal again to exit now",
+                )
+                daemon.stop()
+    worker.join()
     return failure
 
 
@@ -362,7 +390,13 @@ def _cmd_status(args: argparse.Namespace) -> int:
         if args.json or args.interval <= 0:
             print("exportsync status: --watch takes no --json, and --interval > 0", file=sys.stderr)
             return EXIT_USAGE
-        return watch(partial(live_report, config), sys.stdout, interval=args.interval)
+        try:
+            return watch(partial(live_report, config), sys.stdout, interval=args.interval)
+        except BrokenPipeError:
+            # The reader went away (`| head`): done. Point stdout at /dev/null so the flush at
+            # exit does not raise again.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            return EXIT_OK
     clock = SystemClock()
     # A read-only command: where no daemon has run yet, report an empty spool without creating one.
     exists = Spool.path_in(config.state.dir).exists()
@@ -387,8 +421,15 @@ def _cmd_retry(args: argparse.Namespace) -> int:
         moved = 0
         for item_id in ids:
             item = spool.get(item_id)
+            if item is not None and item.state == "pending":
+                # Waiting out a backoff (a refused key, a 5xx): it goes at the next send.
+                spool.make_due([item_id], now=clock.time())
+                print(f"{item_id}: goes at the next send ({shown(item.path)})")
+                moved += 1
+                continue
             if item is None or item.state != "failed":
-                print(f"{item_id}: not a failed item", file=sys.stderr)
+                what = "no such item" if item is None else f"{item.state}, not failed or pending"
+                print(f"{item_id}: {what}", file=sys.stderr)
                 continue
             if item.refused:
                 # Refused before it was read (a symlink, a fifo): look at the path afresh.
@@ -401,8 +442,104 @@ def _cmd_retry(args: argparse.Namespace) -> int:
             moved += 1
     if moved:
         wake_daemon(config.state.dir)
-    print(f"{moved} item(s) queued again")
+    print(f"{plural(moved, 'item')} queued again")
     return EXIT_OK if moved or not ids else EXIT_ERROR
+
+
+def _cmd_dismiss(args: argparse.Namespace) -> int:
+    if not args.ids and not args.all:
+        print("exportsync dismiss: give item ids or --all", file=sys.stderr)
+        return EXIT_USAGE
+    config = _load(args, require_api=False)
+    with Spool.open(config.state.dir) as spool:
+        ids = spool.failed_ids() if args.all else list(args.ids)
+        dismissed = set(spool.dismiss(ids, now=SystemClock().time()))
+    for item_id in ids:
+        if item_id not in dismissed:
+            print(f"{item_id}: not on the failed list", file=sys.stderr)
+    print(f"{plural(len(dismissed), 'failed item')} dismissed")
+    return EXIT_OK if dismissed or not ids else EXIT_ERROR
+
+
+# How long `send-now` waits to see the daemon take its request.
+SEND_NOW_WAIT_SECONDS = 15.0
+
+
+def _cmd_send_now(args: argparse.Namespace) -> int:
+    config = _load(args, require_api=False)
+    clock = SystemClock()
+    pid = running_pid(config.state.dir)
+    if pid is None or not Spool.path_in(config.state.dir).exists():
+        print(
+            f"exportsync send-now: no daemon is running on {shown(config.state.dir)}; start it "
+            "('exportsync run', or the service) and it sends what waits by its plan",
+            file=sys.stderr,
+        )
+        return EXIT_ERROR
+    with Spool.open(config.state.dir) as spool:
+        ledger = build_ledger(config, spool, clock)
+        view = ledger.view()
+        if not ledger.request_left():
+            resets = ledger.resets_at(clock.time())
+            countdown = _countdown(resets - clock.time())
+            print(
+                f"exportsync send-now: no request left today ({view.used} of {view.limit} "
+                f"used); the quota resets {iso_utc(resets)} (in {countdown})",
+                file=sys.stderr,
+            )
+            return EXIT_ERROR
+        now = clock.time()
+        spool.make_due(None, now=now)
+        backlog = spool.backlog(
+            now,
+            inline_max_bytes=config.api.inline_max_bytes,
+            max_entries=config.api.batch_max_files,
+        )
+        if not backlog.items:
+            print("nothing is waiting to be sent")
+            return EXIT_OK
+        sendnow.request(spool, now)
+        print(_send_cost(backlog.items, backlog.requests_needed, view.used, view.limit))
+    if not wake_daemon(config.state.dir):
+        print("exportsync send-now: the daemon could not be signalled", file=sys.stderr)
+        return EXIT_ERROR
+    return _await_send(config, now)
+
+
+def _send_cost(items: int, requests: int, used: int, limit: int | None) -> str:
+    """`sending 12 items in 1 request (request 5 of 10 today)`."""
+    cost = f"sending {plural(items, 'item')} in {plural(requests, 'request')}"
+    if limit is None:
+        return cost
+    first, last = used + 1, min(limit, used + requests)
+    which = f"request {first}" if first == last else f"requests {first}-{last}"
+    text = f"{cost} ({which} of {limit} today)"
+    if used + requests > limit:
+        text += f"; {plural(used + requests - limit, 'request')} more must wait for the reset"
+    return text
+
+
+def _await_send(config: Config, asked_at: float) -> int:
+    """Until the daemon has acted on the request: a request went since `asked_at`, or the
+    daemon withdrew the note (what waited is settled, e.g. failed locally without a request)."""
+    deadline = time.monotonic() + SEND_NOW_WAIT_SECONDS
+    with Spool.open(config.state.dir) as spool:
+        while time.monotonic() < deadline:
+            last = spool.last_request_at()
+            if (last is not None and last >= asked_at) or sendnow.requested_at(spool) is None:
+                print("the daemon has acted on it; 'exportsync status' shows the outcome")
+                return EXIT_OK
+            time.sleep(0.2)
+    print(
+        "the daemon has not sent it yet (a request in flight, or the rate limit); it goes next: "
+        "'exportsync status' shows when"
+    )
+    return EXIT_OK
+
+
+def _countdown(seconds: float) -> str:
+    minutes = max(0, int(seconds)) // 60
+    return f"{minutes // 60}h{minutes % 60:02d}m"
 
 
 def _cmd_enqueue(args: argparse.Namespace) -> int:
@@ -453,31 +590,71 @@ def _cmd_check(args: argparse.Namespace) -> int:
     config = _load(args, require_api=True)
     problems = 0
 
-    def report(ok: bool, what: str) -> None:
+    def report(ok: bool | None, what: str) -> None:
+        """ok True/False, or None for a warning (counted as no problem)."""
         nonlocal problems
-        problems += 0 if ok else 1
-        print(f"{'ok' if ok else 'FAIL':<4}  {what}")
+        problems += 0 if ok is not False else 1
+        print(f"{({True: 'ok', False: 'FAIL', None: 'warn'})[ok]:<4}  {what}")
 
-    report(True, f"config {config.path or '(defaults and environment)'}")
+    report(True, f"config {config.path}")
     for warning in config.warnings:
-        print(f"{'warn':<4}  {warning}")
+        report(None, warning)
     watch = config.watch.dir
-    report(watch.is_dir() and os.access(watch, os.R_OK | os.X_OK), f"watch.dir {watch} readable")
-    if config.watch.after_upload != "keep":
-        report(
-            os.access(watch, os.W_OK),
-            f"watch.dir writable (after_upload = {config.watch.after_upload})",
-        )
+    # A missing folder is a waiting state for `run` (it delivers what is spooled and watches
+    # for the folder), so it is the one warning above, not a failure too.
+    if watch.exists():
+        report(os.access(watch, os.R_OK | os.X_OK), f"watch.dir {watch} readable")
+        if config.watch.after_upload != "keep":
+            report(
+                os.access(watch, os.W_OK),
+                f"watch.dir writable (after_upload = {config.watch.after_upload})",
+            )
     try:
         with Spool.open(config.state.dir) as spool:
             counts = spool.counts()
-        report(True, f"state.dir {config.state.dir} ({sum(counts.values())} items in the spool)")
+        report(
+            True, f"state.dir {config.state.dir} ({plural(sum(counts.values()), 'item')} spooled)"
+        )
     except ExportsyncError as exc:
         report(False, f"state.dir: {exc}")
-    report(True, "api key present (not shown)")
-    report(*_reachable(config.api.url, config.api.timeout_seconds))
-    print("all checks passed" if not problems else f"{problems} check(s) failed")
+    reachable, where = _reachable(config.api.url, config.api.timeout_seconds)
+    report(reachable, where)
+    if not getattr(args, "probe", False):
+        report(True, "api key present (not shown)")
+        print("note  the API key was not tested; 'exportsync check --probe' spends one request to")
+        print("      prove it and name its user")
+    elif reachable:
+        report(*_probe_key(config))
+    print("all checks passed" if not problems else f"{plural(problems, 'check')} failed")
     return EXIT_OK if not problems else EXIT_ERROR
+
+
+def _probe_key(config: Config) -> tuple[bool | None, str]:
+    """One counted request (recorded in the spool's ledger first) that names the key's user."""
+    assert config.api.api_key is not None  # require_api guarantees it
+    clock = SystemClock()
+    with Spool.open(config.state.dir) as spool:
+        ledger = build_ledger(config, spool, clock)
+        if not ledger.request_left():
+            resets = iso_utc(ledger.resets_at(clock.time()))
+            return False, f"API key not tested: no request left today (resets {resets})"
+        ledger.record_outside_request()
+    http = HttpApi(config.api.url, config.api.api_key.reveal(), timeout=config.api.timeout_seconds)
+    try:
+        result = probe(http)
+    finally:
+        http.close()
+    if result.refused:
+        return False, "API key refused (403): check api.api_key_file, then run check --probe"
+    if result.user is None:
+        return False, f"API key not tested: {result.error}"
+    if config.api.user_id is not None and config.api.user_id != result.user:
+        print(f"ok    key user: {result.user}")
+        return None, (
+            f"api.user_id is {config.api.user_id!r} but the key's user is {result.user!r}: "
+            f"sessions without a user_id would be refused (user_mismatch)"
+        )
+    return True, f"key user: {result.user}"
 
 
 def _reachable(url: str, timeout: float) -> tuple[bool, str]:
@@ -606,6 +783,11 @@ def _cmd_setup(args: argparse.Namespace) -> int:
         print(f"created {answers.watch_dir}")
     args.config = path
     code = _cmd_check(args)
+    if answers.user_id and not args.probe:
+        print(
+            f"note: the key's user was not checked against --user-id {answers.user_id}; "
+            "'exportsync check --probe' (or setup --probe) spends one request to check it"
+        )
     later = f"exportsync service install --user --config {path}"
     if args.no_service:
         return code
@@ -619,6 +801,12 @@ def _cmd_setup(args: argparse.Namespace) -> int:
     return _cmd_service(argparse.Namespace(**(vars(args) | scope)))
 
 
+def _cmd_completion(args: argparse.Namespace) -> int:
+    """The completion script shtab builds from this very parser, so it never drifts."""
+    print(shtab.complete(_parser(), shell=args.shell), end="")
+    return EXIT_OK
+
+
 _COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "run": _cmd_run,
     "status": _cmd_status,
@@ -627,4 +815,7 @@ _COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "check": _cmd_check,
     "service": _cmd_service,
     "setup": _cmd_setup,
+    "dismiss": _cmd_dismiss,
+    "send-now": _cmd_send_now,
+    "completion": _cmd_completion,
 }

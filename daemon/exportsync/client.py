@@ -97,8 +97,11 @@ class Api(Protocol):
         """PUT bytes to a presigned S3 URL (not counted against the usage plan); the ETag."""
         ...
 
-    def complete_multipart(self, url: str, body: bytes) -> None:
-        """POST the completion XML to a presigned CompleteMultipartUpload URL (not counted)."""
+    def complete_multipart(
+        self, url: str, body: bytes, headers: Mapping[str, str] | None = None
+    ) -> None:
+        """POST the completion XML to a presigned CompleteMultipartUpload URL (not counted),
+        with the headers it signs (the parts' composite sha256, the size)."""
         ...
 
 
@@ -107,10 +110,20 @@ def results_of_kind(results: Sequence[dict[str, Any]], kind: str) -> list[dict[s
     return [r for r in results if r.get("kind") == kind]
 
 
-def completion_xml(etags: Sequence[tuple[int, str]]) -> bytes:
-    """The CompleteMultipartUpload body for (part number, ETag) pairs."""
+def completion_xml(
+    etags: Sequence[tuple[int, str]], checksums: Mapping[int, str] | None = None
+) -> bytes:
+    """The CompleteMultipartUpload body for (part number, ETag) pairs, with each part's
+    base64 sha256 where given (an upload created with SHA256 wants every part's)."""
+    checksums = checksums or {}
     parts = "".join(
-        f"<Part><PartNumber>{n}</PartNumber><ETag>{_xml_escape(etag)}</ETag></Part>"
+        f"<Part><PartNumber>{n}</PartNumber><ETag>{_xml_escape(etag)}</ETag>"
+        + (
+            f"<ChecksumSHA256>{_xml_escape(checksums[n])}</ChecksumSHA256>"
+            if n in checksums
+            else ""
+        )
+        + "</Part>"
         for n, etag in sorted(etags)
     )
     return f"<CompleteMultipartUpload>{parts}</CompleteMultipartUpload>".encode()
@@ -220,11 +233,12 @@ class HttpApi:
         response = self._post(routes.BATCH, files=fields)
         return _results(response, request.entries)
 
-    def complete_multipart(self, url: str, body: bytes) -> None:
+    def complete_multipart(
+        self, url: str, body: bytes, headers: Mapping[str, str] | None = None
+    ) -> None:
+        sent = {"Content-Type": "application/xml", **(headers or {})}
         try:
-            response = self._s3.post(
-                url, data=body, headers={"Content-Type": "application/xml"}, timeout=self._timeout
-            )
+            response = self._s3.post(url, data=body, headers=sent, timeout=self._timeout)
         except requests.RequestException as exc:
             raise TransientError(f"completing the upload failed: {type(exc).__name__}") from exc
         # S3 may answer 200 with an <Error> body when completion fails late.

@@ -29,6 +29,7 @@ from urllib.parse import urlsplit
 import platformdirs
 
 from exportsync.batches import DEFAULT_MULTIPART_THRESHOLD
+from exportsync.configpath import ENV_CONFIG
 from exportsync.errors import ConfigError
 from exportsync.logs import register_secret
 from exportsync.matcher import DEFAULT_IGNORE_GLOBS
@@ -55,7 +56,6 @@ __all__ = [
     "user_state_home",
 ]
 
-ENV_CONFIG = "EXPORTSYNC_CONFIG"
 ENV_API_KEY = "EXPORTSYNC_API_KEY"
 _ENV_PREFIX = "EXPORTSYNC_"
 # A config kept here is the machine's (a system service's): its spool defaults to SYSTEM_STATE_DIR,
@@ -204,6 +204,7 @@ _SCHEMA: dict[str, dict[str, str]] = {
         "prompt_requests": "int",
         "reserve_requests": "int",
         "last_call_seconds": "float",
+        "learn_days": "int",
     },
     "state": {"dir": "path", "keep_delivered_days": "float"},
     "log": {"format": "log_format", "level": "log_level"},
@@ -520,15 +521,17 @@ def _build_watch(
         if required:
             raise ConfigError(
                 "watch.dir",
-                "is required: set it under [watch] in the config file "
-                f"(see config/exportsync.example.toml) or in {env_var_for('watch.dir')}",
+                'is required: the export folder, as dir = "..." under [watch] in the config '
+                f"file (or {env_var_for('watch.dir')}); 'exportsync setup' writes a config",
             )
         # Only a placeholder: callers that do not require the watch folder never use it.
         directory = _expand_path("~/Exports", environ, "watch.dir", None)
     elif directory.exists() and not directory.is_dir():
         raise ConfigError("watch.dir", f"{directory} is not a directory")
     elif required and not directory.exists():
-        warnings.append(f"watch.dir {directory} does not exist yet")
+        warnings.append(
+            f"watch.dir {directory} does not exist yet (the daemon waits for it to appear)"
+        )
     settle = cast(
         float, values.get("watch.settle_seconds", _default(WatchConfig, "settle_seconds"))
     )
@@ -744,11 +747,19 @@ def _build_pacing(values: Mapping[str, object]) -> Pacing:
     last_call = cast(float, values.get("quota.last_call_seconds", default.last_call_seconds))
     if not 0 <= last_call <= 43_200:
         raise ConfigError("quota.last_call_seconds", "must be between 0 and 43200 (12 h)")
+    learn = cast(int, values.get("quota.learn_days", default.learn_days))
+    if not 0 <= learn <= 60:
+        raise ConfigError("quota.learn_days", "must be between 0 (do not learn) and 60")
+    # Delivered items are pruned after keep_delivered_days: older days would look empty.
+    keep = cast(float, values.get("state.keep_delivered_days", StateConfig.keep_delivered_days))
+    if keep > 0:
+        learn = min(learn, int(keep))
     return Pacing(
         quiet_seconds=quiet,
         prompt_requests=prompt,
         reserve_requests=reserve,
         last_call_seconds=last_call,
+        learn_days=learn,
     )
 
 

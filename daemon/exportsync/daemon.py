@@ -18,6 +18,7 @@ from exportsync.client import Api
 from exportsync.clock import Clock, SystemClock, iso_utc
 from exportsync.config import Config
 from exportsync.delivery import Deliverer, retry_delay
+from exportsync.dirfd import pin, real_path
 from exportsync.errors import ExportsyncError, SpoolError, SpoolFull
 from exportsync.intake import Intake
 from exportsync.logs import get_logger
@@ -126,6 +127,7 @@ class Daemon:
             # With inotify an overflow or a lost folder is an event; a timed rescan only without.
             rescan_seconds=None if has_close_events(config.watch.use_polling) else 300.0,
             changed=self._changed,
+            on_removed=self._file_removed,
             close_quiet_seconds=(
                 UNLIMITED_CLOSE_QUIET_SECONDS if config.quota.daily_requests == 0 else None
             ),
@@ -133,6 +135,10 @@ class Daemon:
         self._watchdog_every = watchdog_interval()
         self._tick = self.clock.monotonic()
         self._next_prune = self._tick
+        # Look whether failed items' files are gone: at start, and when the watcher sees a file
+        # deleted or moved away (no timer: an idle daemon does not wake).
+        self._sweep_due = threading.Event()
+        self._sweep_due.set()
 
     def _build_deliverer(self, config: Config, api: Api) -> Deliverer:
         return Deliverer(
@@ -284,6 +290,32 @@ class Daemon:
             log.info("spool_pruned", dropped=dropped, keep_delivered_days=days)
         return dropped
 
+    def sweep_failed(self) -> int:
+        """Failed items whose file is gone, or whose path a newer version was since delivered
+        to, leave the failed list; how many did. While the folder itself is missing nothing
+        counts as gone (an unmounted share is not a deleted file)."""
+        real = pin(self.root)
+        # The pinned folder itself (never through a symlink that replaced it since).
+        root_there = not self.watcher.missing and real.is_dir() and not real.is_symlink()
+        superseded = self.spool.dismiss_superseded(
+            now=self.clock.time(),
+            gone=lambda path: root_there and not os.path.lexists(real_path(self.root, path)),
+        )
+        for item in superseded:
+            log.info("failed_superseded", item_id=item.id, path=str(item.path))
+        return len(superseded)
+
+    def _file_removed(self) -> None:
+        """The watcher's thread: a file left the folder; a failed item's may be among them."""
+        self._sweep_due.set()
+        self._wake.set()
+
+    def _maybe_sweep(self) -> None:
+        if self._sweep_due.is_set():
+            self._sweep_due.clear()
+            if self.spool.counts()["failed"]:
+                self.sweep_failed()
+
     def _count_crashes(self) -> None:
         """Items the previous run died on while reading or parsing them (poison pills)."""
         for item in self.spool.count_crashes(now=self.clock.time()):
@@ -310,6 +342,7 @@ class Daemon:
                 if self._tick >= self._next_prune:
                     self._next_prune = self._tick + PRUNE_EVERY_SECONDS
                     self.prune()
+                self._maybe_sweep()
                 outcome = self.deliverer.step()
             except SpoolError as exc:
                 log.error("spool_unavailable", error=str(exc))
@@ -356,18 +389,21 @@ class Daemon:
         if change.touches("log"):
             self._reloader.relog(config)
         self.config = config
-        released = 0
-        if change.touches("api.url"):
-            try:
+        released = key_released = 0
+        try:  # a failure here only leaves the holds to end by themselves, in at most 300 s
+            if change.touches("api.url"):
                 released = self._note_api_url()
-            except SpoolError as exc:  # the holds then end by themselves, in at most 300 s
-                log.error("spool_unavailable", error=str(exc))
+            if change.touches("api.api_key"):
+                key_released = self.spool.release_key_refused(now=self.clock.time())
+        except SpoolError as exc:
+            log.error("spool_unavailable", error=str(exc))
         log.info(
             "config_reloaded",
             path=str(config.path),
             changed=list(change.live),
             restart_needed=list(change.restart_needed),
             redirect_holds_released=released,
+            key_holds_released=key_released,
         )
         return True
 

@@ -23,7 +23,7 @@ from typing import Any, TypeVar, assert_never
 
 import tenacity
 
-from exportsync import files
+from exportsync import files, sendnow
 from exportsync.aftercare import finish_file
 from exportsync.backlog import MAX_ENTRIES_PER_REQUEST, Backlog
 from exportsync.batches import (
@@ -45,6 +45,7 @@ from exportsync.clock import Clock, iso_utc
 from exportsync.config import AfterUpload, ApiConfig, WatchConfig
 from exportsync.errors import (
     DELIVERY_FAILURES,
+    KEY_REFUSED_MARK,
     DeliveryFailure,
     FileRejected,
     Forbidden,
@@ -57,14 +58,15 @@ from exportsync.errors import (
     TransientError,
     Unreachable,
 )
+from exportsync.history import History, read_history
 from exportsync.logs import get_logger
 from exportsync.metrics import Metrics
-from exportsync.multipart import MultipartUpload, Uploads, parse_multipart
+from exportsync.multipart import MultipartUpload, Uploads, parse_multipart, part_digests
 from exportsync.names import wire_name
 from exportsync.pacing import Pacing, Plan, plan
 from exportsync.quota import QuotaLedger
 from exportsync.sessions import ParsedSession, parse_session_file
-from exportsync.spool import Item, Spool
+from exportsync.spool import API_KEY_REFUSED, API_STATE_KEY, API_UNREACHABLE, Item, Spool
 from exportsync_wire import DELIVERED, Kind, PresignFile, Status
 
 __all__ = [
@@ -78,6 +80,8 @@ log = get_logger(__name__)
 _T = TypeVar("_T")
 
 
+# S3's answer to a completion whose If-None-Match: * finds an object at the key.
+_PRECONDITION_FAILED = 412
 # How long a file that changed under us gets to settle before it is read again.
 CHANGED_FILE_DELAY = 2.0
 FORBIDDEN_DELAY = 300.0
@@ -147,7 +151,9 @@ class Deliverer:
         self._cap_items = 0
         self._cap_bytes = 0
         self._unreachable = 0  # consecutive requests that found no connection
+        self._history: tuple[float, History] | None = None  # (period start, its past days)
         self._uploads = Uploads(spool=spool, api=api, root=root, clock=clock)
+        self._api_state = spool.meta_get(API_STATE_KEY)
 
     # -- the step ----------------------------------------------------------------------------
 
@@ -163,7 +169,21 @@ class Deliverer:
         return backlog
 
     def plan(self, now: float) -> Plan:
-        return plan(self.backlog(now), now, self._ledger.view(), self._pacing)
+        view = self._ledger.view()
+        backlog = self.backlog(now)
+        decision = plan(backlog, now, view, self._pacing, self.history(view.period_start))
+        # `exportsync send-now`: the one override of the pacing policy's hold.
+        return sendnow.honour(self._spool, decision, backlog, now)
+
+    def history(self, period_start: float) -> History:
+        """The past days the pacing policy learns from, read once per quota period (past days
+        do not change)."""
+        if self._history is None or self._history[0] != period_start:
+            days = read_history(
+                self._spool, period_start=period_start, days=self._pacing.learn_days
+            )
+            self._history = (period_start, days)
+        return self._history[1]
 
     def step(self) -> StepOutcome:
         """Do at most one counted request's worth of work."""
@@ -228,28 +248,46 @@ class Deliverer:
         if item.size > MAX_FILE_BYTES:
             self._fail(item, f"file is {item.size} bytes, over the 5 TiB S3 takes")
             return
-        begun = self._uploads.begun(item)
-        if begun is not None:
-            # Its URLs expired: fresh ones for the same upload; the parts sent stay sent.
-            ask = PresignFile(
-                _upload_name(item.path),
-                item.content_sha256,
-                item.size,
-                len(begun.parts),
-                begun.upload_id,
-            )
-        else:
-            parts = parts_for(item.size, self._multipart_threshold)
-            ask = PresignFile(_upload_name(item.path), item.content_sha256, item.size, parts)
+        ask = self._guarded(item, self._presign_ask, item)
+        if ask is None:
+            return
         if batch.presigns and batch.urls + urls_for(ask) > MAX_PRESIGNED_URLS:
             return  # the next request asks for it
         batch.items.append(item)
         batch.presigns.append(PresignEntry(item, ask))
 
+    def _presign_ask(self, item: Item) -> PresignFile | None:
+        """The ask for a large file: one PUT, or parts with each part's sha256 (read from the
+        file now; they are signed into the part URLs); None when the file was settled."""
+        name = _upload_name(item.path)
+        begun = self._uploads.begun(item)
+        parts = len(begun.parts) if begun is not None else None
+        if begun is None:
+            parts = parts_for(item.size, self._multipart_threshold)
+            if parts is None:
+                return PresignFile(name, item.content_sha256, item.size)
+        assert parts is not None
+        digests = begun.part_sha256 if begun is not None else ()
+        if not digests:
+            self._spool.hold(item.id, now=self._clock.time())
+            try:
+                digests = part_digests(self._root, item, parts)
+            except (files.FileChanged, FileRejected, OSError) as exc:
+                if not (isinstance(exc, files.FileChanged) and self._recheck_changed(item)):
+                    self._unreadable(item, exc)
+                return None
+        # A begun upload whose URLs expired: fresh ones for it; the parts sent stay sent.
+        upload_id = begun.upload_id if begun is not None else None
+        return PresignFile(name, item.content_sha256, item.size, parts, upload_id, digests)
+
     def _add_file(self, batch: Batch, item: Item, max_bytes: int) -> None:
         data = self._guarded(item, self._read, item)
         if data is None:
             return
+        if not data:
+            # The contract sends a CSV whatever its content; an empty one is often a failed
+            # export, so it goes with a word (once per request it joins).
+            log.warning("empty_file", item_id=item.id, path=str(item.path), action="sent as is")
         wire, encoding = encode_file(data)
         if batch.count and batch.size + len(wire) + ENTRY_OVERHEAD_BYTES > max_bytes:
             return  # the next request takes it
@@ -341,18 +379,21 @@ class Deliverer:
         ids = [i.id for i in batch.items]
         self._spool.mark_sending(ids, now=now)
         used = self._ledger.spend()
-        log.info(
-            "request_sent",
-            route="batch",
-            items=len(ids),
-            entries=batch.count,
-            files=len(batch.files),
-            sessions=len(batch.bodies),
-            presign=len(batch.presigns),
-            item_ids=ids,
-            quota_used=used,
-            quota_limit=self._ledger.limit,
-        )
+        shape = {
+            "route": "batch",
+            "items": len(ids),
+            "entries": batch.count,
+            "files": len(batch.files),
+            "sessions": len(batch.bodies),
+            "presign": len(batch.presigns),
+            "item_ids": ids,
+            "quota_used": used,
+            "quota_limit": self._ledger.limit,
+        }
+        # Counted before it goes; `request_sent` follows only once the gateway saw it (an
+        # answer, or a failure after the connection was made): a refused connection is
+        # refunded and logged as api_unreachable instead.
+        log.info("request_sending", **shape)
         try:
             try:
                 results = self._api.batch(batch.request())
@@ -362,7 +403,9 @@ class Deliverer:
         except DELIVERY_FAILURES as exc:
             if not isinstance(exc, Unreachable):
                 self._unreachable = 0
+                log.info("request_sent", **shape, outcome=type(exc).__name__)
             self._on_error(batch, exc)
+            self._note_api_state(exc)
             return
         except SpoolError:
             raise
@@ -378,8 +421,10 @@ class Deliverer:
                     ids, at=now + retry_delay(1), error=f"internal error: {exc!r}", now=now
                 )
             return
+        log.info("request_sent", **shape, outcome="answered")
         self._cap_items = self._cap_bytes = 0
         self._unreachable = 0
+        self._note_api_state(None)
         # Each item's answer is applied behind the per-item firewall (`_guarded`).
         self._apply_files(batch.files, answers[Kind.FILE])
         self._apply_sessions(batch.session_parts, answers[Kind.SESSION])
@@ -411,12 +456,28 @@ class Deliverer:
                 self._hold(batch, 0.0, reason)  # the ledger parks everything until the reset
             case Forbidden():
                 log.error("api_forbidden", message=reason, retry_in_seconds=FORBIDDEN_DELAY)
-                self._hold(batch, FORBIDDEN_DELAY, reason)
+                self._hold(batch, FORBIDDEN_DELAY, f"{KEY_REFUSED_MARK} ({reason})")
             case Redirected():
                 log.error("api_redirected", message=reason, retry_in_seconds=FORBIDDEN_DELAY)
                 self._hold(batch, FORBIDDEN_DELAY, reason)
             case _:
                 assert_never(exc)
+
+    def _note_api_state(self, exc: DeliveryFailure | None) -> None:
+        """What the API's last answer says about the key and the network, for `status`'s
+        headline (another process): written only when it changes."""
+        state = (
+            API_KEY_REFUSED
+            if isinstance(exc, Forbidden)
+            else API_UNREACHABLE
+            if isinstance(exc, Unreachable)
+            else None
+        )
+        if state is None and exc is not None:
+            return  # a throttle or a 5xx says nothing new about the key or the network
+        if state != self._api_state:
+            self._spool.meta_set(API_STATE_KEY, state)
+            self._api_state = state
 
     def _fail_all(self, batch: Batch, reason: str) -> None:
         for item in batch.items:
@@ -522,18 +583,23 @@ class Deliverer:
         self, entries: Sequence[PresignEntry], results: Sequence[dict[str, Any]]
     ) -> None:
         for entry, result in zip(entries, results, strict=True):
-            self._guarded(entry.item, self._apply_presigned, entry.item, result)
+            self._guarded(entry.item, self._apply_presigned, entry.item, entry.ask, result)
 
-    def _apply_presigned(self, item: Item, result: dict[str, Any]) -> None:
+    def _apply_presigned(self, item: Item, ask: PresignFile, result: dict[str, Any]) -> None:
         status = result.get("status")
         key = _str_or_none(result.get("key"))
-        if status == Status.DUPLICATE:
+        if status == Status.REJECTED and ask.upload_id is not None:
+            # The API will not resume it (begun by an older version, or its record is gone):
+            # the item begins a new upload with its next request.
+            self._uploads.drop(item.id)
+            self._retry_later(item, f"the API refused to resume the upload: {_error(result)}")
+        elif status == Status.DUPLICATE:
             self._delivered(item, key)
         elif status == Status.UPLOAD and isinstance(result.get("url"), str):
             headers = result.get("headers")
             self._put(item, result["url"], headers if isinstance(headers, dict) else {}, key)
         elif status == Status.MULTIPART:
-            upload = parse_multipart(result, item, now=self._clock.time())
+            upload = parse_multipart(result, item, ask.part_sha256 or (), now=self._clock.time())
             if upload is None:
                 self._retry_later(item, "the API answered a multipart upload without its URLs")
                 return
@@ -560,7 +626,11 @@ class Deliverer:
             self._retry_later(item, str(exc))
         except PermanentError as exc:
             self._uploads.drop(item.id)
-            if not self._recheck_changed(item):
+            if exc.status == _PRECONDITION_FAILED:
+                # The key holds an object already (another upload of the same file completed
+                # first): the next ask learns whether it is this file's.
+                self._retry_later(item, str(exc))
+            elif not self._recheck_changed(item):
                 self._fail(item, str(exc))
         else:
             self._delivered(item, upload.key)
@@ -599,7 +669,9 @@ class Deliverer:
     def _delivered(self, item: Item, key: str | None) -> None:
         self._uploads.drop(item.id)
         now = self._clock.time()
-        self._spool.mark_delivered(item.id, now=now, remote_key=key)
+        superseded = self._spool.mark_delivered(item.id, now=now, remote_key=key)
+        if superseded:
+            log.info("failed_superseded", path=str(item.path), by_item_id=item.id, items=superseded)
         if self._metrics is not None:
             self._metrics.delivered(item, now)
         log.info("item_delivered", item_id=item.id, path=str(item.path), kind=item.kind, key=key)

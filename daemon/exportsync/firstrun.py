@@ -17,8 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
-import platformdirs
-
+from exportsync.configpath import USER_CONFIG_NAME, user_config_path
 from exportsync.durable import atomic_write
 from exportsync.errors import ConfigError
 
@@ -30,12 +29,13 @@ __all__ = [
     "as_overrides",
     "default_config_path",
     "gather",
+    "key_file_for",
     "read_key",
     "render_config",
     "write_setup",
 ]
 
-CONFIG_NAME = "exportsync.toml"
+CONFIG_NAME = USER_CONFIG_NAME
 KEY_NAME = "api_key"
 
 
@@ -75,8 +75,9 @@ class Prompter:
 
 
 def default_config_path() -> Path:
-    """Where a person's config lives on this platform (~/.config/exportsync/ on Linux)."""
-    return Path(platformdirs.user_config_dir("exportsync", appauthor=False)) / CONFIG_NAME
+    """Where a person's config lives on this platform (~/.config/exportsync/ on Linux): the
+    third place every command looks (configpath.find_config)."""
+    return user_config_path()
 
 
 def gather(
@@ -118,7 +119,8 @@ def as_overrides(answers: SetupAnswers) -> dict[str, object]:
 def render_config(answers: SetupAnswers, key_file: Path) -> str:
     """The TOML text: every value a JSON string, which TOML reads as the same basic string."""
     lines = [
-        "# Written by `exportsync setup`; every key: config/exportsync.example.toml.",
+        "# Written by `exportsync setup`. Every key is described in exportsync's README",
+        "# (section Configuration); `exportsync check` validates this file.",
         "[watch]",
         f"dir = {json.dumps(str(answers.watch_dir))}",
         "",
@@ -138,12 +140,35 @@ def write_setup(answers: SetupAnswers, config_path: Path, *, force: bool) -> Pat
         raise ConfigError("--watch-dir", "a path with '$' would be read as a variable")
     if config_path.exists() and not force:
         raise ConfigError("config", f"{config_path} exists; pass --force to replace it")
-    key_file = config_path.parent / KEY_NAME
+    key_file = key_file_for(config_path)
+    if not force and _holds_another_key(key_file, answers.api_key):
+        raise ConfigError(
+            "--api-key-file",
+            f"{key_file} already holds a different API key; pass --force to replace it",
+        )
     config_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     # Readable by the owner alone from the first byte.
     atomic_write(key_file, answers.api_key + "\n", mode=0o600)
     atomic_write(config_path, render_config(answers, key_file), mode=0o600)
     return key_file
+
+
+def key_file_for(config_path: Path) -> Path:
+    """The key file beside a config, one per config: `api_key` for the default name (what the
+    docs and units name), `<name>.api_key` for any other, so `setup --config a.toml` and
+    `setup --config b.toml` in one folder never share (or overwrite) a key."""
+    if config_path.name == CONFIG_NAME:
+        return config_path.parent / KEY_NAME
+    return config_path.parent / f"{config_path.stem}.{KEY_NAME}"
+
+
+def _holds_another_key(key_file: Path, key: str) -> bool:
+    try:
+        return key_file.read_text(encoding="utf-8").strip() != key
+    except FileNotFoundError:
+        return False
+    except (OSError, UnicodeDecodeError):
+        return True  # unreadable: not ours to replace without --force
 
 
 def read_key(path: str | None, stdin: TextIO | None = None) -> str | None:

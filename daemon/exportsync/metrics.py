@@ -135,8 +135,12 @@ class MeteredApi:
             "presigned_put", size, lambda: self._api.put_presigned(url, headers, body)
         )
 
-    def complete_multipart(self, url: str, body: bytes) -> None:
-        self._count("multipart_complete", 0, lambda: self._api.complete_multipart(url, body))
+    def complete_multipart(
+        self, url: str, body: bytes, headers: Mapping[str, str] | None = None
+    ) -> None:
+        self._count(
+            "multipart_complete", 0, lambda: self._api.complete_multipart(url, body, headers)
+        )
 
     def close(self) -> None:
         close = getattr(self._api, "close", None)

@@ -169,6 +169,44 @@ def _v6_scale(db: sqlite3.Connection) -> None:
         db.execute(statement)
 
 
+def _v7_dismissed(db: sqlite3.Connection) -> None:
+    """Failed items a person dismissed (`exportsync dismiss`), or that a newer delivered
+    version or the file's removal superseded, leave the failed list but keep their row (a scan
+    must still know the file, or it would be spooled and sent again). The per-state counts count
+    such a row as 'dismissed', so `counts.failed` drops."""
+    new = (
+        "CASE WHEN NEW.state = 'failed' AND NEW.dismissed_at IS NOT NULL"
+        " THEN 'dismissed' ELSE NEW.state END"
+    )
+    old = new.replace("NEW.", "OLD.")
+    triggers = (
+        ("items_count_insert", "AFTER INSERT ON items", f"n = n + 1 WHERE state = {new}"),
+        ("items_count_delete", "AFTER DELETE ON items", f"n = n - 1 WHERE state = {old}"),
+    )
+    for statement in (
+        "ALTER TABLE items ADD COLUMN dismissed_at REAL",
+        "INSERT INTO item_counts (state, n) VALUES ('dismissed', 0)",
+        "DROP TRIGGER items_count_insert",
+        "DROP TRIGGER items_count_delete",
+        "DROP TRIGGER items_count_update",
+        *(
+            f"CREATE TRIGGER {name} {when} BEGIN UPDATE item_counts SET {change}; END"  # noqa: S608 -- constants above
+            for name, when, change in triggers
+        ),
+        "CREATE TRIGGER items_count_update AFTER UPDATE OF state, dismissed_at ON items"  # noqa: S608 -- constants above
+        " WHEN " + old + " != " + new + " BEGIN"
+        " UPDATE item_counts SET n = n - 1 WHERE state = " + old + ";"
+        " UPDATE item_counts SET n = n + 1 WHERE state = " + new + "; END",
+    ):
+        db.execute(statement)
+
+
+def _v8_arrivals_index(db: sqlite3.Connection) -> None:
+    """Items by the instant they were spooled: the pacing policy reads the last two weeks'
+    arrivals (`Spool.arrivals`) without scanning a large spool."""
+    db.execute("CREATE INDEX IF NOT EXISTS items_created ON items (created_at)")
+
+
 Migration = Callable[[sqlite3.Connection], None]
 
 # MIGRATIONS[n] upgrades schema version n to n + 1. Append only.
@@ -179,6 +217,8 @@ MIGRATIONS: tuple[Migration, ...] = (
     _v4_poison_pill,
     _v5_multipart_uploads,
     _v6_scale,
+    _v7_dismissed,
+    _v8_arrivals_index,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

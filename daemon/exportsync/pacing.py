@@ -17,18 +17,27 @@ With a daily limit every request is precious:
   still find one;
 * at the last call everything waiting goes, the reserve included; exports after it spend what is
   left, one request each, until the reset.
+
+Once the spool knows enough past days of today's kind (`exportsync.history`), the prompt
+requests and the even spread give way to what those days say (`_learned`): keep the requests the
+rest of the day likely needs and spend the others at once; with none to spare, send when a run of
+exports is likely over or what waits has been held longer than a request is worth. The quiet
+window, a full request, the reserve and the last call stay as they are.
 """
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Literal
 
 from exportsync.backlog import Backlog
+from exportsync.history import History, Outlook, weekend
 
 __all__ = [
     "MAX_QUIET_SECONDS",
     "RESERVE_SHARE",
+    "WORTH_FACTOR",
     "Pacing",
     "Plan",
     "QuotaView",
@@ -40,9 +49,24 @@ __all__ = [
 MAX_QUIET_SECONDS = 30.0
 # The reserve is at most 1/RESERVE_SHARE of the day's requests (2 of 10, none of 4).
 RESERVE_SHARE = 5
+# Learned pacing: with nothing to spare, what waits goes once it has been held this many times
+# what a request saves the rest of a past day (file-seconds). 1 sends too soon on busy days
+# (the day's last exports then wait for the last call), more holds quiet ones too long
+# (bench/bench_pacing.py's traces over seeds 1-5).
+WORTH_FACTOR = 2.0
 
 Reason = Literal[
-    "idle", "now", "quiet", "prompt", "full", "paced", "reserve", "last_call", "day_used"
+    "idle",
+    "now",
+    "quiet",
+    "prompt",
+    "full",
+    "paced",
+    "learned",
+    "reserve",
+    "last_call",
+    "day_used",
+    "send_now",  # a person ran `exportsync send-now` (sendnow.honour), never this policy
 ]
 
 
@@ -54,6 +78,8 @@ class Pacing:
     prompt_requests: int = 4
     reserve_requests: int = 2
     last_call_seconds: float = 1800.0
+    # Past days the policy learns from (0: it does not learn, and paces as with no history).
+    learn_days: int = 14
 
 
 @dataclass(frozen=True)
@@ -76,13 +102,24 @@ class Plan:
     reason: Reason
     left: int | None  # requests left today (None: no daily limit)
     reserve: int  # of those, kept for late exports
+    # What the past days said, in words, when the policy learned from them (`status` shows it).
+    why: str | None = None
 
     def wait(self, now: float) -> float | None:
         return None if self.send_at is None else max(0.0, self.send_at - now)
 
 
-def plan(backlog: Backlog, now: float, quota: QuotaView, pacing: Pacing) -> Plan:
-    """When the next request for `backlog` may go (the rate limit is the ledger's business)."""
+def plan(
+    backlog: Backlog,
+    now: float,
+    quota: QuotaView,
+    pacing: Pacing,
+    history: History | None = None,
+) -> Plan:
+    """When the next request for `backlog` may go (the rate limit is the ledger's business).
+
+    `history`: the past days' exports (`exportsync.history`); without enough of them the policy
+    paces as it always has."""
     if backlog.items == 0:
         left = None if quota.limit is None else max(0, quota.limit - quota.used)
         return Plan(None, "idle", left, 0)
@@ -103,6 +140,15 @@ def plan(backlog: Backlog, now: float, quota: QuotaView, pacing: Pacing) -> Plan
         return Plan(max(now, last_call, quiet_end), "reserve", left, reserve)
     if backlog.requests_needed > 1:
         return Plan(now, "full", left, reserve)
+    outlook = None
+    if history is not None and pacing.learn_days > 0:
+        outlook = history.outlook(
+            now - quota.period_start, weekend_today=weekend(quota.period_start)
+        )
+    if outlook is not None:
+        return _learned(
+            backlog, outlook, now, quota, kept=kept, quiet_end=quiet_end, last_call=last_call
+        )
     if quota.used < pacing.prompt_requests:
         return Plan(max(now, quiet_end), "prompt" if quiet_end <= now else "quiet", left, reserve)
     anchor = max(quota.period_start, quota.last_request_at or quota.period_start)
@@ -112,7 +158,63 @@ def plan(backlog: Backlog, now: float, quota: QuotaView, pacing: Pacing) -> Plan
     return Plan(max(paced, quiet_end), "paced", left, reserve)
 
 
-def plan_backlog(backlog: Backlog, now: float, quota: QuotaView, pacing: Pacing) -> float | None:
+def _learned(
+    backlog: Backlog,
+    outlook: Outlook,
+    now: float,
+    quota: QuotaView,
+    *,
+    kept: int,
+    quiet_end: float,
+    last_call: float,
+) -> Plan:
+    """Keep what the rest of the day likely needs (never less than the reserve) and spend the
+    rest at once. With nothing to spare, a request goes after a pause that, on past days, came
+    seldom enough to afford one at each (the run of exports is likely over); or once what waits
+    has been held (in file-seconds) twice what a request saves the rest of a past day, on
+    average; or once the past days say enough is left."""
+    assert quota.limit is not None
+    left = quota.limit - quota.used
+    keep = max(kept, outlook.likely)
+    start = quota.period_start
+    words = _outlook_words(outlook, now)
+    if left - 1 >= keep:
+        why = f"{words}; keeping {_n(keep, 'request')} of {left}"
+        return Plan(
+            max(now, quiet_end), "learned" if quiet_end <= now else "quiet", left, kept, why
+        )
+    spendable = left - kept
+    free = outlook.settles_at(left - 1)
+    free_at = last_call if free is None else start + free
+    pause = outlook.telling_pause(spendable, last_call - start)
+    paused_at = (backlog.newest_at if backlog.newest_at is not None else now) + pause
+    worth = WORTH_FACTOR * outlook.request_worth(spendable, last_call - start)
+    held = backlog.held(now)
+    paid_at = now if held >= worth else now + (worth - held) / max(1, backlog.items)
+    send_at = max(now, quiet_end, min(free_at, paused_at, paid_at, last_call))
+    why = f"{words}; {_n(left, 'request')} left for them"
+    return Plan(send_at, "learned", left, kept, why)
+
+
+def _outlook_words(outlook: Outlook, now: float) -> str:
+    clock = time.strftime("%H:%M", time.gmtime(now))
+    text = f"usually {_n(outlook.usual, 'more export')} after {clock}Z"
+    if outlook.likely != outlook.usual:
+        text += f" ({outlook.likely} on a busy {outlook.kind})"
+    return text
+
+
+def _n(count: int, noun: str) -> str:
+    return f"{count} {noun}" + ("" if count == 1 else "s")
+
+
+def plan_backlog(
+    backlog: Backlog,
+    now: float,
+    quota: QuotaView,
+    pacing: Pacing,
+    history: History | None = None,
+) -> float | None:
     """When the whole backlog will have gone, by the same policy; None if it all goes now.
 
     Assumes nothing new arrives; each request is taken to carry a full share of the backlog.
@@ -128,14 +230,15 @@ def plan_backlog(backlog: Backlog, now: float, quota: QuotaView, pacing: Pacing)
             requests_needed=backlog.requests_needed - sent,
             oldest_at=backlog.oldest_at,
             newest_at=backlog.newest_at,
+            arrived_sum=backlog.arrived_sum,
         )
-        decision = plan(rest, at, view, pacing)
+        decision = plan(rest, at, view, pacing, history)
         assert decision.send_at is not None
         at = decision.send_at
         if at >= view.resets_at:
             view = QuotaView(view.limit, 0, view.resets_at, view.resets_at + 86_400.0, None)
             at = max(at, view.period_start)
-            decision = plan(rest, at, view, pacing)
+            decision = plan(rest, at, view, pacing, history)
             assert decision.send_at is not None
             at = decision.send_at
         view = QuotaView(view.limit, view.used + 1, view.period_start, view.resets_at, at)

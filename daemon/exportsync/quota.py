@@ -116,6 +116,17 @@ class QuotaLedger:
             last_request_at=self._spool.last_request_at(),
         )
 
+    def request_left(self) -> bool:
+        """Whether today's usage plan has a request left (always, without a daily limit)."""
+        view = self.view()
+        return view.limit is None or view.used < view.limit
+
+    def record_outside_request(self) -> int:
+        """Count a request another process sends on this key (`check --probe`) in the day's
+        ledger, before it goes; the period's new count."""
+        now = self._clock.time()
+        return self._spool.quota_spend(self.period_start(now), at=now)
+
     def wait_time(self) -> float:
         """Seconds until a request may be sent; 0 means now."""
         now = self._clock.time()

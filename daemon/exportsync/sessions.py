@@ -78,6 +78,9 @@ def parse_session_file(data: bytes, *, default_user_id: str | None) -> list[Pars
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise FileRejected(f"session file is not UTF-8: {exc.reason} at byte {exc.start}") from exc
+    if not text.strip():
+        # json's own words for this, "line 1 column 1", send people looking for a typo.
+        raise FileRejected("session file is empty: it must hold one JSON object or a list of them")
     try:
         doc = json.loads(text, parse_float=_decimal, parse_int=_integer, parse_constant=_non_finite)
     except json.JSONDecodeError as exc:

@@ -33,12 +33,16 @@ from pathlib import Path
 from typing import Any, Literal
 
 from exportsync.backlog import ENTRY_OVERHEAD_BYTES, Backlog, requests_needed
-from exportsync.errors import REDIRECT_MARK, SpoolCorrupt, SpoolError, SpoolFull
+from exportsync.errors import KEY_REFUSED_MARK, REDIRECT_MARK, SpoolCorrupt, SpoolError, SpoolFull
 from exportsync.migrations import migrate
 from exportsync.names import from_stored, stored
 
 __all__ = [
+    "API_KEY_REFUSED",
+    "API_STATE_KEY",
+    "API_UNREACHABLE",
     "MAX_CRASHES",
+    "SEND_NOW_KEY",
     "STATES",
     "Item",
     "NewVersion",
@@ -65,8 +69,18 @@ _COMPANIONS = ("-wal", "-shm", "-journal")
 _COLUMNS = (
     "id, path, kind, size, mtime_ns, sha256, refused, vanished, state, attempts, next_attempt_at,"
     " last_error, "
-    "parts_done, part_errors, remote_key, created_at, updated_at, delivered_at, crashes, inode"
+    "parts_done, part_errors, remote_key, created_at, updated_at, delivered_at, crashes, inode,"
+    " dismissed_at"
 )
+# A failed item still on the failed list (not dismissed, not superseded).
+_LISTED_FAILED = "state = 'failed' AND dismissed_at IS NULL"
+
+# Meta notes one process leaves for another: what the API's last answer said about the key or
+# the network (absent: nothing wrong), and a pending `exportsync send-now` (its time).
+API_STATE_KEY = "api_state"
+API_KEY_REFUSED = "key_refused"
+API_UNREACHABLE = "unreachable"
+SEND_NOW_KEY = "send_now_requested_at"
 
 # An item the daemon died on this many times in a row is failed at the next start, never read again.
 MAX_CRASHES = 2
@@ -99,6 +113,8 @@ class Item:
     # Runs in a row that died while this item was being read and parsed (poison-pill quarantine).
     crashes: int = 0
     inode: int = 0  # 0: recorded before inodes were (schema 6)
+    # Failed, then dismissed or superseded: off the failed list, the row kept (schema 7).
+    dismissed_at: float | None = None
 
     @classmethod
     def _from_row(cls, row: sqlite3.Row) -> Item:
@@ -124,6 +140,7 @@ class Item:
             delivered_at=row["delivered_at"],
             crashes=row["crashes"],
             inode=row["inode"],
+            dismissed_at=row["dismissed_at"],
         )
 
     @property
@@ -337,7 +354,8 @@ class Spool:
             requeued = (
                 db.execute(
                     "UPDATE items SET state = 'pending', attempts = 0, next_attempt_at = 0,"
-                    " last_error = NULL, parts_done = 0, part_errors = NULL, updated_at = ?"
+                    " last_error = NULL, parts_done = 0, part_errors = NULL, updated_at = ?,"
+                    " dismissed_at = NULL"
                     " WHERE path = ? AND sha256 = ? AND +state = 'failed' AND vanished = 1",
                     (now, path, v.sha256),
                 ).rowcount
@@ -409,6 +427,11 @@ class Spool:
         if state is None:
             rows = self._query(
                 f"SELECT {_COLUMNS} FROM items ORDER BY id LIMIT ?",  # noqa: S608 -- fixed column list
+                (limit,),
+            )
+        elif state == "failed":  # the failed list: dismissed and superseded items are off it
+            rows = self._query(
+                f"SELECT {_COLUMNS} FROM items WHERE {_LISTED_FAILED} ORDER BY id LIMIT ?",  # noqa: S608 -- fixed text
                 (limit,),
             )
         else:
@@ -525,13 +548,20 @@ class Spool:
                 [(now, i) for i in ids],
             )
 
-    def mark_delivered(self, item_id: int, *, now: float, remote_key: str | None = None) -> None:
+    def mark_delivered(self, item_id: int, *, now: float, remote_key: str | None = None) -> int:
+        """Delivered; older failed versions of its path leave the failed list (superseded).
+        Returns how many did."""
         with self._tx() as db:
             db.execute(
                 "UPDATE items SET state = 'delivered', delivered_at = ?, updated_at = ?,"
                 " remote_key = COALESCE(?, remote_key), last_error = NULL WHERE id = ?",
                 (now, now, remote_key, item_id),
             )
+            return db.execute(
+                "UPDATE items SET dismissed_at = ? WHERE path = (SELECT path FROM items"  # noqa: S608 -- fixed text
+                f" WHERE id = ?) AND id < ? AND {_LISTED_FAILED}",
+                (now, item_id, item_id),
+            ).rowcount
 
     def mark_failed(self, item_id: int, reason: str, *, now: float, vanished: bool = False) -> None:
         """Failed with `reason`. A `vanished` file is marked so, and `known()` no longer matches
@@ -620,8 +650,8 @@ class Spool:
             for item_id in ids:
                 cursor = db.execute(
                     "UPDATE items SET state = 'pending', next_attempt_at = 0, attempts = 0,"
-                    " parts_done = 0, part_errors = NULL, crashes = 0, updated_at = ?"
-                    " WHERE id = ? AND state = 'failed' AND refused = 0",
+                    " parts_done = 0, part_errors = NULL, crashes = 0, updated_at = ?,"
+                    " dismissed_at = NULL WHERE id = ? AND state = 'failed' AND refused = 0",
                     (now, item_id),
                 )
                 if cursor.rowcount:
@@ -634,14 +664,96 @@ class Spool:
             db.execute("DELETE FROM items WHERE id = ?", (item_id,))
 
     def failed_ids(self) -> list[int]:
-        rows = self._query("SELECT id FROM items WHERE state = 'failed' ORDER BY id")
+        """The ids on the failed list (dismissed and superseded items are not)."""
+        rows = self._query(f"SELECT id FROM items WHERE {_LISTED_FAILED} ORDER BY id")  # noqa: S608 -- fixed text
         return [int(r[0]) for r in rows]
+
+    def dismiss(self, ids: Iterable[int], *, now: float) -> list[int]:
+        """Failed items off the failed list, their rows kept (so a scan does not spool the same
+        file again); the ids actually dismissed."""
+        dismissed: list[int] = []
+        with self._tx() as db:
+            for item_id in ids:
+                cursor = db.execute(
+                    f"UPDATE items SET dismissed_at = ? WHERE id = ? AND {_LISTED_FAILED}",  # noqa: S608 -- fixed text
+                    (now, item_id),
+                )
+                if cursor.rowcount:
+                    dismissed.append(item_id)
+        return dismissed
+
+    def dismiss_superseded(self, *, now: float, gone: Callable[[Path], bool]) -> list[Item]:
+        """Failed items whose path a newer version was since delivered to, or whose file is
+        `gone`, leave the failed list; the items that did."""
+        rows = self._query(
+            f"SELECT {_COLUMNS} FROM items AS f WHERE {_LISTED_FAILED} ORDER BY id LIMIT 1000"  # noqa: S608 -- fixed text
+        )
+        newer = {
+            int(r[0])
+            for r in self._query(
+                "SELECT f.id FROM items AS f JOIN items AS d ON d.path = f.path AND d.id > f.id"
+                " AND d.state = 'delivered' WHERE f.state = 'failed' AND f.dismissed_at IS NULL"
+            )
+        }
+        superseded = [
+            Item._from_row(r) for r in rows if r["id"] in newer or gone(from_stored(r["path"]))
+        ]
+        if superseded:
+            self.dismiss([item.id for item in superseded], now=now)
+        return superseded
+
+    def make_due(self, ids: Iterable[int] | None, *, now: float) -> list[int]:
+        """Pending items waiting out a backoff go at the next send (None: every pending item);
+        the ids of those that were waiting."""
+        with self._tx() as db:
+            if ids is None:
+                rows = db.execute(
+                    "SELECT id FROM items WHERE state = 'pending' AND next_attempt_at > ?", (now,)
+                ).fetchall()
+                ids = [int(r[0]) for r in rows]
+            moved = []
+            for item_id in ids:
+                cursor = db.execute(
+                    "UPDATE items SET next_attempt_at = ?, updated_at = ?"
+                    " WHERE id = ? AND state = 'pending' AND next_attempt_at > ?",
+                    (now, now, item_id, now),
+                )
+                if cursor.rowcount:
+                    moved.append(item_id)
+        return moved
+
+    # -- notes for other processes: a send-now request, the API's last answer -----------------
+
+    def meta_set(self, key: str, value: str | None) -> None:
+        """Set (None: remove) one note in the spool's meta table; keys are this module's."""
+        with self._tx() as db:
+            if value is None:
+                db.execute("DELETE FROM meta WHERE key = ?", (key,))
+            else:
+                db.execute(
+                    "INSERT INTO meta (key, value) VALUES (?, ?)"
+                    " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                    (key, value),
+                )
+
+    def meta_get(self, key: str) -> str | None:
+        rows = self._query("SELECT value FROM meta WHERE key = ?", (key,))
+        return str(rows[0][0]) if rows else None
+
+    def meta_clear_if(self, key: str, value: str) -> bool:
+        """Remove the note only while it still holds `value` (a newer one is kept)."""
+        with self._tx() as db:
+            return (
+                db.execute("DELETE FROM meta WHERE key = ? AND value = ?", (key, value)).rowcount
+                == 1
+            )
 
     def counts(self) -> dict[State, int]:
         """Items per state, from the counts the triggers keep (no scan of the items)."""
         counts: dict[State, int] = dict.fromkeys(STATES, 0)
         for row in self._query("SELECT state, n FROM item_counts"):
-            counts[row[0]] = int(row[1])
+            if row[0] in counts:  # 'dismissed' is counted apart, off the four states
+                counts[row[0]] = int(row[1])
         return counts
 
     def backlog(self, now: float, *, inline_max_bytes: int, max_entries: int) -> Backlog:
@@ -650,11 +762,11 @@ class Spool:
             "SELECT COUNT(*), COALESCE(SUM(size), 0),"
             " COALESCE(SUM(CASE WHEN kind = 'session' OR size <= ? THEN size ELSE 0 END), 0),"
             " COALESCE(SUM(CASE WHEN kind = 'session' OR size <= ? THEN 1 ELSE 0 END), 0),"
-            " MIN(created_at), MAX(created_at)"
+            " MIN(created_at), MAX(created_at), SUM(created_at)"
             " FROM items WHERE state = 'pending' AND next_attempt_at <= ?",
             (inline_max_bytes, inline_max_bytes, now),
         )
-        count, total, inline, inline_count, oldest, newest = rows[0]
+        count, total, inline, inline_count, oldest, newest, arrived = rows[0]
         return Backlog(
             items=int(count),
             bytes=int(total),
@@ -666,7 +778,23 @@ class Spool:
             ),
             oldest_at=oldest,
             newest_at=newest,
+            arrived_sum=arrived,
         )
+
+    def arrivals(self, since: float, until: float) -> list[float]:
+        """When items were spooled in [since, until), oldest first: the arrival history the
+        pacing policy learns from. Whatever became of them (delivered, failed, refused)."""
+        rows = self._query(
+            "SELECT created_at FROM items WHERE created_at >= ? AND created_at < ?"
+            " ORDER BY created_at",
+            (since, until),
+        )
+        return [float(r[0]) for r in rows]
+
+    def first_arrival(self) -> float | None:
+        """When the oldest item still in the spool was spooled (None: the spool is empty)."""
+        value = self._query("SELECT MIN(created_at) FROM items")[0][0]
+        return float(value) if value is not None else None
 
     # -- multipart uploads in progress -------------------------------------------------------
 
@@ -850,12 +978,23 @@ class Spool:
             )
             if row is None or row[0] == url:
                 return 0
-            released = db.execute(
-                "UPDATE items SET next_attempt_at = ?, updated_at = ?"
-                " WHERE state = 'pending' AND next_attempt_at > ? AND last_error LIKE ?",
-                (now, now, now, f"%{REDIRECT_MARK}%"),
-            )
-            return released.rowcount
+            return _release_holds(db, REDIRECT_MARK, now)
+
+    def release_key_refused(self, *, now: float) -> int:
+        """Items held after the API refused the key go at the next send (the key was changed);
+        returns how many."""
+        with self._tx() as db:
+            return _release_holds(db, KEY_REFUSED_MARK, now)
+
+
+def _release_holds(db: sqlite3.Connection, mark: str, now: float) -> int:
+    """Pending items waiting out a hold whose reason carries `mark` are due now."""
+    released = db.execute(
+        "UPDATE items SET next_attempt_at = ?, updated_at = ?"
+        " WHERE state = 'pending' AND next_attempt_at > ? AND last_error LIKE ?",
+        (now, now, now, f"%{mark}%"),
+    )
+    return released.rowcount
 
 
 def _still_there(row: sqlite3.Row, current: Callable[[Path], tuple[int, int, int] | None]) -> bool:

@@ -409,8 +409,11 @@ class Watcher:
         health_seconds: float = HEALTH_SECONDS,
         sweep_seconds: float = SWEEP_SECONDS,
         changed: Callable[[list[tuple[str, StatKey]]], list[tuple[str, StatKey]]] | None = None,
+        on_removed: Callable[[], None] | None = None,
     ) -> None:
         self.root = Path(os.path.abspath(root))
+        # A file was deleted or moved away (the daemon looks whether a failed item's file went).
+        self._on_removed = on_removed
         # Resolved once (a symlinked watch.dir is followed now, never again): watched and walked.
         self.real_root = pin(self.root)
         self.matcher = matcher
@@ -676,6 +679,8 @@ class Watcher:
     def _dispatch(self, event: FileSystemEvent) -> None:
         now = self._clock.monotonic()
         src = Path(self._named(event.src_path)) if event.src_path else None
+        if self._on_removed is not None and isinstance(event, FileMovedEvent | FileDeletedEvent):
+            self._on_removed()
         with self._lock:
             if isinstance(event, FileMovedEvent):
                 if src is not None:

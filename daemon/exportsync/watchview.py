@@ -12,6 +12,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
+from exportsync.words import plural
+
 __all__ = ["frame_lines", "plain_line", "watch"]
 
 _HOME_CLEAR = "\x1b[H\x1b[J"
@@ -60,9 +62,14 @@ def frame_lines(report: dict[str, Any], now: float) -> list[str]:
     counts, quota, daemon = report["counts"], report["quota"], report["daemon"]
     running = f"running (pid {daemon['pid']})" if daemon["running"] else "NOT RUNNING"
     limit = quota["limit"] if quota["limit"] is not None else "unlimited"
+    head = report.get("headline") or {}
     lines = [
         f"exportsync {report['version']} — daemon {running} — {_clock(now)}",
-        f"  watching  {report['watch_dir']}",
+    ]
+    if head:
+        lines.append(f"  {str(head['state']).upper().replace('_', ' ')}: {head['text']}")
+    lines += [
+        f"  watching  {report['watch_dir'] or '(watch.dir is not set in the config)'}",
         "",
         "  pending {pending:>6}   sending {sending:>4}   delivered {delivered:>7}   "
         "failed {failed:>5}".format(**counts),
@@ -74,9 +81,10 @@ def frame_lines(report: dict[str, Any], now: float) -> list[str]:
         lines.append(f"  plan      {report['plan']}")
     in_flight = report.get("in_flight") or []
     if in_flight:
-        lines.append(f"  sending   {len(in_flight)} item(s): {_names(in_flight)}")
-    elif report.get("next_attempt_at"):
-        lines.append(f"  next try  in {_until(report['next_attempt_at'], now)}")
+        lines.append(f"  sending   {plural(len(in_flight), 'item')}: {_names(in_flight)}")
+    elif head.get("next_send_at"):
+        # The headline's instant, the one `status` and the plan show too.
+        lines.append(f"  next send in {_until(head['next_send_at'], now)}")
     recent = report.get("recent") or []
     if recent:
         lines += ["", "  last events:"]
@@ -94,10 +102,12 @@ def plain_line(report: dict[str, Any], now: float) -> str:
     limit = q["limit"] if q["limit"] is not None else "unlimited"
     backlog = report.get("backlog")
     eta = f" backlog_eta={backlog.get('eta') or 'now'}" if isinstance(backlog, dict) else ""
+    head = report.get("headline") or {}
+    state = f" state={head['state']} next_send={head.get('next_send_at') or '-'}" if head else ""
     return (
         f"{_clock(now)} pending={c['pending']} sending={c['sending']} "
         f"delivered={c['delivered']} failed={c['failed']} quota={q['used']}/{limit} "
-        f"resets_in={_until(q['resets_at'], now)}{eta}"
+        f"resets_in={_until(q['resets_at'], now)}{eta}{state}"
     )
 
 
@@ -107,8 +117,8 @@ def _backlog(backlog: object, now: float) -> str:
     eta = backlog.get("eta")
     when = "deliverable now" if not eta else f"delivered in about {_until(eta, now)}"
     return (
-        f"{backlog.get('items', 0)} item(s), {_size(backlog.get('bytes', 0))}, "
-        f"{backlog.get('requests_needed', 0)} request(s); {when}"
+        f"{plural(int(backlog.get('items', 0)), 'item')}, {_size(backlog.get('bytes', 0))}, "
+        f"{plural(int(backlog.get('requests_needed', 0)), 'request')}; {when}"
     )
 
 

@@ -5,7 +5,10 @@ the Lambda hands out names this front; the Lambda itself knows nothing of it. A 
 is refused the way S3 refuses it (signature, expiry, signed headers, Content-Length, the
 ``x-amz-checksum-sha256`` of the body; XML error bodies) before moto sees a byte; every other
 request must carry a valid SigV4 header signature (``sigv4.check_signed``: S3, DynamoDB and API
-Gateway calls alike), else it is refused 403, and is then relayed unchanged.
+Gateway calls alike), else it is refused 403, and is then relayed unchanged. The steps of a
+multipart upload are checked as S3 checks them too (``s3_multipart``), and a completed upload is
+handed to ``on_completed`` (the devstack's stand-in for the bucket's Object Created event)
+before the completion is answered.
 
 moto itself listens on a Unix socket in a private folder (``upstream`` ``unix:///path``), so this
 front is the only way in for another local process, and it takes signed requests only.
@@ -19,7 +22,7 @@ import threading
 from collections import Counter
 from collections.abc import Callable, Mapping
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 from .s3_checks import (
     INCOMPLETE_BODY,
@@ -30,6 +33,7 @@ from .s3_checks import (
     check_presigned,
     is_presigned,
 )
+from .s3_multipart import MultipartLedger
 from .serving import BackgroundServer, QuietHandler, TrackingHTTPServer
 from .sigv4 import check_signed
 
@@ -67,8 +71,11 @@ class S3Front(TrackingHTTPServer):
         upstream: str,
         secrets: Mapping[str, str],
         now: Callable[[], float],
+        on_completed: Callable[[str], object] | None = None,
     ) -> None:
         parts = urlsplit(upstream)
+        self.multipart = MultipartLedger()
+        self.on_completed = on_completed  # called with the object key of a completed upload
         self.upstream = (parts.hostname or "127.0.0.1", parts.port or 80)
         self.upstream_socket = parts.path if parts.scheme == "unix" else None
         self.secrets = dict(secrets)
@@ -77,6 +84,13 @@ class S3Front(TrackingHTTPServer):
         self._refused: Counter[str] = Counter()
         self._counts_lock = threading.Lock()
         super().__init__(address, _FrontHandler)
+
+    def connect_upstream(self) -> http.client.HTTPConnection:
+        """A connection to moto: its private Unix socket, or host:port."""
+        if self.upstream_socket is not None:
+            return _UnixConnection(self.upstream_socket, _UPSTREAM_TIMEOUT)
+        host, port = self.upstream
+        return http.client.HTTPConnection(host, port, timeout=_UPSTREAM_TIMEOUT)
 
     def count(self, name: str, refusal: S3Refusal | None = None) -> None:
         with self._counts_lock:
@@ -148,25 +162,38 @@ class _FrontHandler(QuietHandler):
         if body is None:
             self._refuse(MISSING_LENGTH)
             return
-        refusal = (
-            check_body(request, body)
-            if presigned
-            else check_signed(request, body, self.server.secrets)
-        )
+        if presigned:
+            refusal = check_body(request, body)
+        else:
+            refusal = check_signed(request, body, self.server.secrets)
+        if refusal is None:
+            refusal = self.server.multipart.check(request, body, self._upstream_has)
         if refusal is not None:
             self._refuse(refusal)
             return
         self._relay(body)
 
+    def _upstream_has(self, path: str) -> bool:
+        """Whether upstream holds an object at ``/bucket/key`` (for ``If-None-Match: *``)."""
+        upstream = self.server.connect_upstream()
+        try:
+            upstream.request("HEAD", quote(path))
+            return upstream.getresponse().status == 200
+        finally:
+            upstream.close()
+
+    def _completed(
+        self, body: bytes, status: int, reply: tuple[tuple[str, str], ...], answer: bytes
+    ) -> None:
+        """Learn from upstream's answer; a completed upload goes to ``on_completed`` now, as
+        the bucket's event would, before the client hears the answer."""
+        path = self.server.multipart.observe(self._request(), body, status, dict(reply), answer)
+        if path is not None and self.server.on_completed is not None:
+            self.server.on_completed(path.split("/", 2)[2])
+
     def _relay(self, body: bytes) -> None:
         headers = {k: v for k, v in self.headers.items() if k.lower() not in _HOP_BY_HOP}
-        host, port = self.server.upstream
-        path = self.server.upstream_socket
-        upstream = (
-            _UnixConnection(path, _UPSTREAM_TIMEOUT)
-            if path is not None
-            else http.client.HTTPConnection(host, port, timeout=_UPSTREAM_TIMEOUT)
-        )
+        upstream = self.server.connect_upstream()
         try:
             upstream.request(self.command, self.path, body=body, headers=headers)
             response = upstream.getresponse()
@@ -178,6 +205,7 @@ class _FrontHandler(QuietHandler):
         finally:
             upstream.close()
         self.server.count("relayed")
+        self._completed(body, response.status, reply, answer)
         self.send_bytes(response.status, reply, answer)
 
     do_GET = _serve  # noqa: N815 -- http.server's dispatch name
@@ -194,9 +222,12 @@ def serve_s3_front(
     now: Callable[[], float],
     host: str = "127.0.0.1",
     port: int = 0,
+    *,
+    on_completed: Callable[[str], object] | None = None,
 ) -> BackgroundServer:
     """Start the front on host:port (0 picks a free port), relaying to `upstream`; caller stops it.
 
     `secrets` maps access key ids to secret keys (the devstack's dummy credentials).
     """
-    return BackgroundServer(S3Front((host, port), upstream, secrets, now), "devstack-s3").start()
+    front = S3Front((host, port), upstream, secrets, now, on_completed)
+    return BackgroundServer(front, "devstack-s3").start()

@@ -61,6 +61,13 @@ class DevstackOptions:
         return f"DevstackOptions(host={self.host!r}, port={self.port}, state_dir={self.state_dir})"
 
 
+def verify_completed_upload(key: str) -> object:
+    """The verifier function, as the bucket's Object Created event would run it on AWS."""
+    verify = importlib.import_module("exportsync_api.verify")
+    app = importlib.import_module("exportsync_api.app")
+    return verify.verify_completed(app.default_dependencies().objects, key)
+
+
 def load_lambda_handler() -> Handler:
     """Import the real function; call only after the EXPORTSYNC_* and AWS_* env is in place."""
     module = importlib.import_module("exportsync_api.app")
@@ -108,6 +115,7 @@ class Devstack:
             upstream,
             {os.environ["AWS_ACCESS_KEY_ID"]: os.environ["AWS_SECRET_ACCESS_KEY"]},
             self._clock.time,
+            on_completed=verify_completed_upload,
         )
         s3_server = BackgroundServer(s3_front, "devstack-s3").start()
         self._servers.append(s3_server)

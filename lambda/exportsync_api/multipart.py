@@ -9,10 +9,10 @@ credentials and a long filename is about 2.3 KB.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 from exportsync_wire import Status, limits
+from exportsync_wire.parts import PartPlan, checksum_b64, plan_parts
 
 from .budget import Budget
 
@@ -37,52 +37,45 @@ MAX_PARTS_PER_FILE = limits.PARTS_PER_FILE
 MAX_PRESIGNED_URLS = limits.PRESIGNED_URLS
 
 
-@dataclass(frozen=True)
-class PartPlan:
-    part_size: int
-    count: int
-
-    @property
-    def urls(self) -> int:
-        """URLs its answer carries: one per part, and the completion."""
-        return self.count + 1
-
-    def lengths(self, size: int) -> list[int]:
-        """Each part's length: ``part_size`` but the last, which holds the rest."""
-        if self.count == 1:
-            return [size]
-        return [self.part_size] * (self.count - 1) + [size - self.part_size * (self.count - 1)]
-
-
-def plan_parts(size: int, asked: int | None) -> PartPlan:
-    """Pure: the part size for a file of ``size`` bytes, as close to ``asked`` parts as S3's
-    part limits and our per-file cap allow (64 MiB parts when nothing is asked)."""
-    if size == 0:
-        return PartPlan(0, 1)
-    fewest = -(-size // MAX_PART_BYTES)
-    most = max(1, min(MAX_PARTS_PER_FILE, size // MIN_PART_BYTES))
-    wanted = asked if asked is not None else -(-size // DEFAULT_PART_BYTES)
-    count = max(fewest, min(wanted, most))
-    part_size = -(-size // count)
-    return PartPlan(part_size, -(-size // part_size))
-
-
 def url_budget() -> Budget:
     """How many URLs one request may presign in all."""
     return Budget(MAX_PRESIGNED_URLS)
 
 
 def multipart_answer(
-    upload_id: str, plan: PartPlan, part_urls: list[str], lengths: list[int], complete_url: str
+    upload_id: str,
+    plan: PartPlan,
+    part_urls: list[str],
+    part_sha256: tuple[str, ...],
+    complete: tuple[str, str, int],
 ) -> dict[str, Any]:
-    """The fields of a ``"status": "multipart"`` answer."""
+    """The fields of a ``"status": "multipart"`` answer; ``complete`` is the completion's URL,
+    composite sha256 (base64) and the object's size, the headers its URL signs."""
+    size = complete[2]
+    lengths = plan.lengths(size)
+    parts = zip(part_urls, lengths, part_sha256, strict=True)
     return {
         "status": Status.MULTIPART,
         "upload_id": upload_id,
         "part_size": plan.part_size,
         "parts": [
-            {"number": number, "url": url, "headers": {"Content-Length": str(length)}}
-            for number, (url, length) in enumerate(zip(part_urls, lengths, strict=True), 1)
+            {
+                "number": number,
+                "url": url,
+                "headers": {
+                    "Content-Length": str(length),
+                    "x-amz-checksum-sha256": checksum_b64(digest),
+                },
+            }
+            for number, (url, length, digest) in enumerate(parts, 1)
         ],
-        "complete": {"url": complete_url, "method": "POST"},
+        "complete": {
+            "url": complete[0],
+            "method": "POST",
+            "headers": {
+                "x-amz-checksum-sha256": complete[1],
+                "x-amz-mp-object-size": str(size),
+                "If-None-Match": "*",
+            },
+        },
     }

@@ -12,12 +12,14 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from exportsync_wire import ErrorCode, PresignFile, Status, limits
+from exportsync_wire.parts import composite_sha256
 
 from .budget import Budget
 from .errors import bad_request
 from .keys import object_key, owner
 from .multipart import PartPlan, multipart_answer, plan_parts, url_budget
 from .pool import UNHURRIED, Entry, Pool
+from .resume import RecordState, UploadRecord, stored_answer
 from .stores import ObjectStore, checksum_b64
 
 __all__ = [
@@ -85,7 +87,15 @@ def check_file(where: str, entry: object) -> PresignFile | str:
         return f"{where}.parts must be an integer from 1 to {_S3_MAX_PARTS}"
     if upload_id is not None and (not isinstance(upload_id, str) or not 0 < len(upload_id) < 1024):
         return f"{where}.upload_id must be a non-empty string"
-    return PresignFile(filename, sha256.lower(), size, parts, upload_id)
+    digests = entry.get("part_sha256")
+    if digests is not None and (
+        not isinstance(digests, list)
+        or not 1 <= len(digests) <= _S3_MAX_PARTS
+        or not all(isinstance(d, str) and _SHA256.fullmatch(d) for d in digests)
+    ):
+        return f"{where}.part_sha256 must be a list of 1 to {_S3_MAX_PARTS} sha256 (64 hex digits)"
+    part_sha256 = tuple(d.lower() for d in digests) if digests is not None else None
+    return PresignFile(filename, sha256.lower(), size, parts, upload_id, part_sha256)
 
 
 def presign_user(user: str | None, request_user: str | None) -> str:
@@ -106,7 +116,9 @@ def presign_entry(
     multipart upload (``urls`` bounds how many URLs the request's answer may hold)."""
     key = object_key(user, file.sha256, file.filename)
     fields = {"filename": file.filename, "key": key}
-    plan = plan_parts(file.size, file.parts) if file.multipart else None
+    plan = _plan(file)
+    if isinstance(plan, str):
+        return Entry({**fields, "status": Status.REJECTED, "error": plan})
     if urls is not None and not urls.take(plan.urls if plan is not None else 1):
         error = "request_full: this request holds too many presigned URLs; send it again"
         return Entry({**fields, "status": Status.RETRY, "error": error})
@@ -117,11 +129,34 @@ def presign_entry(
     return Entry(fields, parts, f"object:{key}")
 
 
+def _plan(file: PresignFile) -> PartPlan | str | None:
+    """The parts to presign (None: one PUT), or why the entry is rejected. A multipart ask
+    without ``part_sha256`` (an older client) gets one PUT when the file fits one: every
+    presigned PUT carries its checksum."""
+    if not file.multipart:
+        return None
+    if file.part_sha256 is None:
+        if file.size <= limits.PUT_BYTES:
+            return None
+        return (
+            "part_sha256_required: a multipart upload needs each part's sha256 in part_sha256"
+            " (update the client)"
+        )
+    plan = plan_parts(file.size, file.parts)
+    if len(file.part_sha256) != plan.count:
+        return (
+            f"invalid_body: part_sha256 must hold {plan.count} digests"
+            f" (parts of {plan.part_size} bytes)"
+        )
+    return plan
+
+
 def _single(
     file: PresignFile, key: str, store: ObjectStore, expires_in: int, now: Callable[[], datetime]
 ) -> dict[str, Any]:
-    if store.exists(key):
-        return {"status": Status.DUPLICATE}
+    stored = stored_answer(store, key)
+    if stored is not None:
+        return stored
     # The expiry is computed before signing, so it is never later than the URL's own.
     expires_at = now() + timedelta(seconds=expires_in)
     url = store.presign_put(key, file.sha256, file.size, expires_in)
@@ -146,20 +181,54 @@ def _multipart(
     expires_in: int,
     now: Callable[[], datetime],
 ) -> dict[str, Any]:
-    if store.exists(key):
-        return {"status": Status.DUPLICATE}
+    assert file.part_sha256 is not None  # _plan saw to it
+    record = UploadRecord.from_json(store.load_record(key))
+    if file.upload_id is not None:
+        refusal = _resume_refusal(file, plan, record)
+        if refusal is not None:
+            return {"status": Status.REJECTED, "error": refusal}
+    stored = stored_answer(store, key)
+    if stored is not None:
+        return stored
     expires_at = now() + timedelta(seconds=expires_in)
-    upload_id = file.upload_id or store.start_multipart(key)
-    lengths = plan.lengths(file.size)
+    if file.upload_id is not None and record is not None:
+        upload_id = record.upload_id
+    else:
+        upload_id = store.start_multipart(key)
+        # Written before any URL is handed out: no upload of ours completes unrecorded.
+        record = UploadRecord(upload_id, file.size, plan.part_size, file.part_sha256)
+        store.save_record(key, record.to_json())
     urls = [
-        store.presign_part(key, upload_id, number, length, expires_in)
-        for number, length in enumerate(lengths, 1)
+        store.presign_part(key, upload_id, number, length, digest, expires_in=expires_in)
+        for number, (length, digest) in enumerate(
+            zip(plan.lengths(file.size), file.part_sha256, strict=True), 1
+        )
     ]
-    complete = store.presign_complete(key, upload_id, expires_in)
-    return {
-        **multipart_answer(upload_id, plan, urls, lengths, complete),
-        "expires_at": iso_utc(expires_at),
-    }
+    composite = composite_sha256(file.part_sha256)
+    complete = store.presign_complete(key, upload_id, composite, file.size, expires_in)
+    answer = multipart_answer(
+        upload_id, plan, urls, file.part_sha256, (complete, composite, file.size)
+    )
+    return {**answer, "expires_at": iso_utc(expires_at)}
+
+
+def _resume_refusal(file: PresignFile, plan: PartPlan, record: UploadRecord | None) -> str | None:
+    """Why ``file.upload_id`` may not be resumed by this ask (its key names the user, the
+    sha256 and the file), or None."""
+    if record is None or record.upload_id != file.upload_id:
+        return "unknown_upload: this upload_id was not begun for this user, file and sha256"
+    if record.state == RecordState.REJECTED:
+        return (
+            "content_mismatch: the completed upload's bytes were not the sha256 its key names;"
+            " the object was deleted"
+        )
+    if (record.size, record.part_size, record.part_sha256) != (
+        file.size,
+        plan.part_size,
+        file.part_sha256,
+    ):
+        return "upload_mismatch: the upload was begun with another size or other parts"
+    return None
 
 
 def iso_utc(moment: datetime) -> str:

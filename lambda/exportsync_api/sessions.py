@@ -188,7 +188,8 @@ def _key_error(user_id: object, timestamp: object, expected_user: str | None) ->
     except ValueError:
         return "invalid_timestamp: timestamp is not ISO-8601"
     if expected_user is not None and user_id != expected_user:
-        return "user_mismatch: user_id is not the API key's user"
+        # Naming the key's user lets a client see at once that its key is someone else's.
+        return f"user_mismatch: user_id {user_id!r} is not the API key's user {expected_user!r}"
     return None
 
 

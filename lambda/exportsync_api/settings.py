@@ -7,7 +7,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-__all__ = ["ConfigError", "Settings", "load_settings"]
+__all__ = ["MAX_PRESIGN_SECONDS", "ConfigError", "Settings", "load_settings"]
+
+# A presigned URL outlives the key that asked for it: a revoked key's URLs work this long at
+# most (CONTRACT §3b).
+MAX_PRESIGN_SECONDS = 900
 
 
 class ConfigError(RuntimeError):
@@ -19,7 +23,7 @@ class Settings:
     bucket: str
     table: str
     key_users: Mapping[str, str] = field(default_factory=dict)
-    presign_seconds: int = 900
+    presign_seconds: int = MAX_PRESIGN_SECONDS
     # Concurrent S3/DynamoDB writes per request (and the boto3 connection pool's size).
     workers: int = 16
     # No write of a request starts later than this after the request began (the rest answer
@@ -47,9 +51,12 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         bucket=bucket,
         table=table,
         key_users=_key_users(environ.get("EXPORTSYNC_KEY_USERS", "")),
-        # SigV4 presigned URLs are valid for at most 7 days.
         presign_seconds=_bounded(
-            environ, "EXPORTSYNC_PRESIGN_SECONDS", Settings.presign_seconds, (1, 604800), int
+            environ,
+            "EXPORTSYNC_PRESIGN_SECONDS",
+            Settings.presign_seconds,
+            (1, MAX_PRESIGN_SECONDS),
+            int,
         ),
         workers=_bounded(environ, "EXPORTSYNC_WORKERS", Settings.workers, (1, 64), int),
         write_seconds=_bounded(

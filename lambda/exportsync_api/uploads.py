@@ -15,6 +15,7 @@ from .form import FilePart, Form
 from .inflate import MAX_INFLATED_BYTES, InflateError, inflate_budget, inflate_gzip
 from .keys import object_key, owner
 from .pool import UNHURRIED, Entry, Pool
+from .resume import VERIFYING, stored_answer
 from .stores import ObjectStore
 
 __all__ = [
@@ -165,7 +166,11 @@ def file_entry(
     key = plan.key
 
     def write() -> dict[str, Any]:
-        return {"status": store.put_if_absent(key, plan.data, plan.sha256)}
+        outcome = store.put_if_absent(key, plan.data, plan.sha256)
+        if outcome == Status.DUPLICATE:
+            # What is there may be a multipart object not yet verified against its sha256.
+            return stored_answer(store, key) or {"status": Status.RETRY, "error": VERIFYING}
+        return {"status": outcome}
 
     fields = plan.result(Status.STORED)
     del fields["status"]

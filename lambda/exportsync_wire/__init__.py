@@ -8,7 +8,7 @@ top-level package.
 
 from __future__ import annotations
 
-from . import limits, routes
+from . import limits, parts, routes
 from .batch import GZIP, Kind
 from .codes import ErrorCode
 from .shapes import (
@@ -46,5 +46,6 @@ __all__ = [
     "Status",
     "UploadResultJson",
     "limits",
+    "parts",
     "routes",
 ]

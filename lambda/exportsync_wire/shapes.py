@@ -33,6 +33,10 @@ class PresignFile:
     size: int
     parts: int | None = None  # asks for a multipart upload in about this many parts
     upload_id: str | None = None  # an unfinished multipart upload to presign again
+    # Each part's sha256 (hex), as `parts.plan_parts(size, parts)` cuts the file: signed into
+    # its part URL, so S3 stores only these bytes. A multipart ask without them is answered
+    # with one PUT when the file fits one (an older client), else rejected.
+    part_sha256: tuple[str, ...] | None = None
 
     @property
     def multipart(self) -> bool:
@@ -45,6 +49,8 @@ class PresignFile:
             out["parts"] = self.parts
         if self.upload_id is not None:
             out["upload_id"] = self.upload_id
+        if self.part_sha256 is not None:
+            out["part_sha256"] = list(self.part_sha256)
         return out
 
 
@@ -54,6 +60,7 @@ class PresignFileJson(TypedDict):
     size: int  # up to limits.OBJECT_BYTES; above limits.PUT_BYTES the answer is multipart
     parts: NotRequired[int]  # 1..10,000: a multipart upload in about this many parts
     upload_id: NotRequired[str]  # fresh URLs for this unfinished multipart upload
+    part_sha256: NotRequired[list[str]]  # each part's sha256 (hex), in part order
 
 
 class PresignRequestJson(TypedDict):
@@ -89,12 +96,13 @@ class SessionResultJson(TypedDict):
 class PartJson(TypedDict):
     number: int  # 1-based
     url: str  # PUT this part's bytes here with exactly ``headers``; keep the answer's ETag
-    headers: dict[str, str]  # Content-Length (signed)
+    headers: dict[str, str]  # Content-Length and x-amz-checksum-sha256 (both signed)
 
 
 class CompleteJson(TypedDict):
-    url: str  # POST the CompleteMultipartUpload XML (part numbers and ETags) here
+    url: str  # POST the CompleteMultipartUpload XML (part numbers, ETags, ChecksumSHA256) here
     method: str  # "POST"
+    headers: NotRequired[dict[str, str]]  # signed: the parts' composite sha256, the size
 
 
 class PresignResultJson(TypedDict):

@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 import os
 import pwd
+import signal
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,8 +16,10 @@ from typing import Any
 
 import pytest
 
+from exportsync import procinfo
 from exportsync.cli import main
-from exportsync.spool import Spool
+from exportsync.runlock import WAKE_SIGNAL, RunLock
+from exportsync.spool import SEND_NOW_KEY, Spool
 
 KEY = "cli-test-key-SECRET-7f3a9c"
 
@@ -50,7 +54,9 @@ def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Env:
         ):
             monkeypatch.delenv(name)
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "home" / ".config"))
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "home" / ".local" / "state"))
+    monkeypatch.setattr("exportsync.configpath.SYSTEM_CONFIG", tmp_path / "etc" / "config.toml")
     watch = tmp_path / "exports"
     watch.mkdir()
     return Env(tmp_path, watch, tmp_path / "state")
@@ -69,7 +75,7 @@ def status_json(capsys: pytest.CaptureFixture[str], config: Path) -> dict[str, A
     return doc
 
 
-# -- status ---------------------------------------------------------------------------------------
+# -- status ----------------------------------------------------------------------------------------
 
 
 def test_status_json_on_a_fresh_state_dir(env: Env, capsys: pytest.CaptureFixture[str]) -> None:
@@ -108,7 +114,7 @@ def test_config_may_come_from_the_environment_or_before_the_command(
     assert json.loads(out)["state_dir"] == str(env.state)
 
 
-# -- config errors: exit 2, the key named ---------------------------------------------------------
+# -- config errors: exit 2, the key named ----------------------------------------------------------
 
 
 def test_an_unknown_key_exits_2_naming_it(env: Env, capsys: pytest.CaptureFixture[str]) -> None:
@@ -143,7 +149,7 @@ def test_a_missing_config_file_exits_2(env: Env, capsys: pytest.CaptureFixture[s
     assert "config" in err
 
 
-# -- enqueue --------------------------------------------------------------------------------------
+# -- enqueue ---------------------------------------------------------------------------------------
 
 
 def test_enqueue_a_file_inside_watch_dir(env: Env, capsys: pytest.CaptureFixture[str]) -> None:
@@ -195,7 +201,7 @@ def test_enqueue_needs_watch_dir(env: Env, capsys: pytest.CaptureFixture[str]) -
     assert "watch.dir" in err
 
 
-# -- retry ----------------------------------------------------------------------------------------
+# -- retry -----------------------------------------------------------------------------------------
 
 
 def test_retry_all_failed_puts_them_back_to_pending(
@@ -220,7 +226,7 @@ def test_retry_all_failed_puts_them_back_to_pending(
 
     code, out, _ = run(capsys, "retry", "--all-failed", "--config", str(config))
     assert code == 0
-    assert "1 item(s) queued again" in out
+    assert "1 item queued again" in out
     doc = status_json(capsys, config)
     assert (doc["counts"]["pending"], doc["counts"]["failed"]) == (1, 0)
     assert doc["pending"][0]["attempts"] == 0
@@ -230,10 +236,10 @@ def test_retry_by_id_and_of_a_non_failed_item(env: Env, capsys: pytest.CaptureFi
     config = env.config()
     (env.watch / "a.csv").write_text("x")
     run(capsys, "enqueue", "--config", str(config), str(env.watch / "a.csv"))
-    code, _, err = run(capsys, "retry", "1", "--config", str(config))
-    assert code == 1  # pending, not failed
-    assert "1: not a failed item" in err
-    code, _, err = run(capsys, "retry", "99", "--config", str(config))
+    code, out, _ = run(capsys, "retry", "1", "--config", str(config))
+    assert code == 0  # pending: it goes at the next send
+    assert "1: goes at the next send" in out
+    code, _, _err = run(capsys, "retry", "99", "--config", str(config))
     assert code == 1
     with Spool.open(env.state) as spool:
         spool.mark_failed(1, "x", now=1.0)
@@ -281,7 +287,7 @@ def test_retry_re_examines_a_rejected_symlink(env: Env, capsys: pytest.CaptureFi
     assert doc["pending"][0]["path"] == str(link)
 
 
-# -- check ----------------------------------------------------------------------------------------
+# -- check -----------------------------------------------------------------------------------------
 
 
 @dataclass
@@ -343,14 +349,17 @@ def test_check_fails_when_nothing_listens(env: Env, capsys: pytest.CaptureFixtur
     assert f"FAIL  api.url 127.0.0.1:{port} unreachable" in out
 
 
-def test_check_fails_when_watch_dir_is_missing(
+def test_a_missing_watch_dir_is_one_warning_as_run_treats_it(
     env: Env, capsys: pytest.CaptureFixture[str], listener: Listener
 ) -> None:
     env.watch.rmdir()
     config = env.config(url=f"http://127.0.0.1:{listener.port}/prod")
     code, out, _ = run(capsys, "check", "--config", str(config))
-    assert code == 1
-    assert "FAIL  watch.dir" in out
+    assert code == 0, out  # `run` waits for the folder to appear: a waiting state, not a fault
+    assert [line for line in out.splitlines() if "watch.dir" in line] == [
+        f"warn  watch.dir {env.watch} does not exist yet (the daemon waits for it to appear)"
+    ]
+    assert "FAIL" not in out
 
 
 def test_check_needs_an_api_key(env: Env, capsys: pytest.CaptureFixture[str]) -> None:
@@ -363,7 +372,7 @@ def test_check_needs_an_api_key(env: Env, capsys: pytest.CaptureFixture[str]) ->
     assert "api.api_key" in err
 
 
-# -- service --------------------------------------------------------------------------------------
+# -- service ---------------------------------------------------------------------------------------
 
 
 def test_service_print_user_renders_a_unit(env: Env, capsys: pytest.CaptureFixture[str]) -> None:
@@ -390,7 +399,7 @@ def test_service_needs_a_scope_and_a_config_file(
     assert "config" in err
 
 
-# -- help and usage -------------------------------------------------------------------------------
+# -- help and usage --------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -424,7 +433,7 @@ def test_usage_errors_exit_2(argv: list[str], capsys: pytest.CaptureFixture[str]
     assert info.value.code == 2
 
 
-# -- the key never shows --------------------------------------------------------------------------
+# -- the key never shows ---------------------------------------------------------------------------
 
 
 def test_no_command_prints_the_api_key(
@@ -449,3 +458,240 @@ def test_no_command_prints_the_api_key(
     assert "api key present (not shown)" in combined
     assert "ExecStart=" in combined
     assert KEY not in combined
+
+
+# -- where the config is found (CONTRACT §3a) ------------------------------------------------------
+
+
+def _user_config(env: Env) -> Path:
+    path = env.tmp / "home" / ".config" / "exportsync" / "exportsync.toml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(env.config().read_text())
+    return path
+
+
+def test_every_command_finds_the_user_config_that_setup_writes(
+    env: Env, capsys: pytest.CaptureFixture[str], listener: Listener
+) -> None:
+    path = _user_config(env)
+    path.write_text(path.read_text().replace("127.0.0.1:9", f"127.0.0.1:{listener.port}"))
+    code, out, err = run(capsys, "status", "--json")
+    assert code == 0, err
+    doc = json.loads(out)
+    assert (doc["config"], doc["state_dir"]) == (str(path), str(env.state))
+    code, out, _ = run(capsys, "check")
+    assert code == 0, out
+    assert f"ok    config {path}" in out
+
+
+def test_the_environment_comes_before_the_user_config_and_etc_comes_last(
+    env: Env,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    system = env.tmp / "etc" / "config.toml"
+    system.parent.mkdir()
+    system.write_text(f'[watch]\ndir = "{env.watch}"\n[state]\ndir = "{env.tmp / "etc-state"}"\n')
+    assert json.loads(run(capsys, "status", "--json")[1])["config"] == str(system)
+    user = _user_config(env)
+    assert json.loads(run(capsys, "status", "--json")[1])["config"] == str(user)
+    named = env.tmp / "named.toml"
+    named.write_text(system.read_text())
+    monkeypatch.setenv("EXPORTSYNC_CONFIG", str(named))
+    assert json.loads(run(capsys, "status", "--json")[1])["config"] == str(named)
+
+
+@pytest.mark.parametrize("command", ["status", "run", "check", "retry --all-failed", "send-now"])
+def test_no_config_anywhere_exits_2_listing_the_paths_and_naming_setup(
+    env: Env, capsys: pytest.CaptureFixture[str], command: str
+) -> None:
+    code, out, err = run(capsys, *command.split())
+    assert code == 2
+    assert out == ""  # never a report of built-in defaults
+    assert str(env.tmp / "home" / ".config" / "exportsync" / "exportsync.toml") in err
+    assert str(env.tmp / "etc" / "config.toml") in err
+    assert "exportsync setup" in err
+
+
+def test_status_shows_no_default_folder_as_if_it_were_configured(
+    env: Env, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = env.config(f'[state]\ndir = "{env.state}"\n')
+    assert status_json(capsys, config)["watch_dir"] is None
+    _code, out, _ = run(capsys, "status", "--config", str(config))
+    assert "watch.dir is not set" in out
+    assert "Exports" not in out
+
+
+# -- dismiss, retry of a waiting item --------------------------------------------------------------
+
+
+def _failed_items(env: Env, capsys: pytest.CaptureFixture[str], config: Path, n: int) -> None:
+    for i in range(n):
+        (env.watch / f"f{i}.csv").write_text(str(i))
+        run(capsys, "enqueue", "--config", str(config), str(env.watch / f"f{i}.csv"))
+    with Spool.open(env.state) as spool:
+        for item_id in range(1, n + 1):
+            spool.mark_failed(item_id, "refused by the API: bad_csv", now=1.0)
+
+
+def test_dismiss_takes_failed_items_off_the_list(
+    env: Env, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = env.config()
+    _failed_items(env, capsys, config, 3)
+    code, out, _ = run(capsys, "dismiss", "2", "--config", str(config))
+    assert (code, out) == (0, "1 failed item dismissed\n")
+    doc = status_json(capsys, config)
+    assert doc["counts"]["failed"] == 2
+    assert [f["id"] for f in doc["failed"]] == [1, 3]
+    code, _, err = run(capsys, "dismiss", "2", "--config", str(config))
+    assert code == 1
+    assert "2: not on the failed list" in err
+    code, out, _ = run(capsys, "dismiss", "--all", "--config", str(config))
+    assert (code, out) == (0, "2 failed items dismissed\n")
+    doc = status_json(capsys, config)
+    assert (doc["counts"]["failed"], doc["failed"]) == (0, [])
+    assert run(capsys, "dismiss", "--config", str(config))[0] == 2
+
+
+def test_retry_takes_a_pending_item_out_of_its_backoff(
+    env: Env, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = env.config()
+    (env.watch / "a.csv").write_text("x")
+    run(capsys, "enqueue", "--config", str(config), str(env.watch / "a.csv"))
+    later = time.time() + 300
+    with Spool.open(env.state) as spool:
+        spool.reschedule(1, at=later, error="Forbidden", now=time.time())
+    code, out, _ = run(capsys, "retry", "1", "--config", str(config))
+    assert code == 0
+    assert "1: goes at the next send" in out
+    with Spool.open(env.state) as spool:
+        item = spool.get(1)
+        assert item is not None
+        assert item.state == "pending"
+        assert item.next_attempt_at <= time.time()
+
+
+# -- send-now --------------------------------------------------------------------------------------
+
+
+def test_send_now_without_a_running_daemon_exits_1_saying_so(
+    env: Env, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _, err = run(capsys, "send-now", "--config", str(env.config()))
+    assert code == 1
+    assert "no daemon is running" in err
+
+
+@pytest.fixture
+def lock_held(env: Env, monkeypatch: pytest.MonkeyPatch) -> Iterator[list[int]]:
+    """This process holds the run lock as a daemon would, and counts the wake signals."""
+    woken: list[int] = []
+    previous = signal.signal(WAKE_SIGNAL, lambda signum, _frame: woken.append(signum))
+    monkeypatch.setattr("exportsync.cli.SEND_NOW_WAIT_SECONDS", 0.2)
+    # This test process stands in for `exportsync run`: wakes go only to such a process.
+    env.state.mkdir(parents=True, exist_ok=True)
+    owner = os.stat(env.state).st_uid
+    argv = ("/usr/bin/python3", "/usr/bin/exportsync", "run")
+    monkeypatch.setattr(procinfo, "describe", lambda pid: procinfo.ProcessInfo(owner, owner, argv))
+    lock = RunLock(env.state)
+    lock.acquire()
+    yield woken
+    lock.release()
+    signal.signal(WAKE_SIGNAL, previous)
+
+
+def test_send_now_prints_the_cost_records_the_request_and_wakes_the_daemon(
+    env: Env, capsys: pytest.CaptureFixture[str], lock_held: list[int]
+) -> None:
+    config = env.config()
+    for name in ("a.csv", "b.csv"):
+        (env.watch / name).write_text(name)
+        run(capsys, "enqueue", "--config", str(config), str(env.watch / name))
+    with Spool.open(env.state) as spool:
+        spool.quota_spend(spool_period_start(), at=time.time() - 60)
+        spool.reschedule(2, at=time.time() + 300, error="HTTP 503", now=time.time())
+    lock_held.clear()
+    code, out, _ = run(capsys, "send-now", "--config", str(config))
+    assert code == 0
+    assert out.splitlines()[0] == "sending 2 items in 1 request (request 2 of 10 today)"
+    assert lock_held == [WAKE_SIGNAL]
+    with Spool.open(env.state) as spool:
+        assert spool.meta_get(SEND_NOW_KEY) is not None
+        assert len(spool.due(time.time())) == 2  # the item in backoff goes too
+
+
+def test_send_now_with_no_request_left_exits_1_with_the_reset(
+    env: Env, capsys: pytest.CaptureFixture[str], lock_held: list[int]
+) -> None:
+    config = env.config()
+    (env.watch / "a.csv").write_text("a")
+    run(capsys, "enqueue", "--config", str(config), str(env.watch / "a.csv"))
+    with Spool.open(env.state) as spool:
+        spool.quota_raise_to(spool_period_start(), 10)
+    code, _, err = run(capsys, "send-now", "--config", str(config))
+    assert code == 1
+    assert "no request left today (10 of 10 used)" in err
+    assert "T00:00:00Z" in err
+
+
+def spool_period_start() -> float:
+    now = time.time()
+    return now - now % 86400
+
+
+# -- check, version, completion --------------------------------------------------------------------
+
+
+def test_check_without_probe_says_it_did_not_test_the_key(
+    env: Env, capsys: pytest.CaptureFixture[str], listener: Listener
+) -> None:
+    config = env.config(url=f"http://127.0.0.1:{listener.port}/prod")
+    code, out, _ = run(capsys, "check", "--config", str(config))
+    assert code == 0
+    assert "the API key was not tested" in out
+    assert "check --probe" in out
+
+
+def test_version_has_a_short_flag(capsys: pytest.CaptureFixture[str]) -> None:
+    for flag in ("-V", "--version"):
+        with pytest.raises(SystemExit) as exited:
+            main([flag])
+        assert exited.value.code == 0
+        assert capsys.readouterr().out.startswith("exportsync ")
+
+
+@pytest.mark.parametrize("shell", ["bash", "zsh", "fish"])
+def test_completion_is_generated_from_the_parser(
+    shell: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, _ = run(capsys, "completion", shell)
+    assert code == 0
+    for word in ("send-now", "dismiss", "probe", "all-failed"):
+        assert word in out
+
+
+def test_config_errors_point_to_nothing_the_installed_package_lacks(
+    env: Env, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The wheel carries no config/exportsync.example.toml: no message sends people there."""
+    config = env.config(f'[state]\ndir = "{env.state}"\n')
+    code, _, err = run(capsys, "run", "--config", str(config))
+    assert code == 2
+    assert "watch.dir" in err
+    assert "exportsync setup" in err
+    assert "example.toml" not in err
+
+
+def test_help_names_every_option_and_shows_the_interval_default(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit):
+        main(["setup", "--help"])
+    setup_help = capsys.readouterr().out
+    assert "--api-url URL the API's base URL" in " ".join(setup_help.split())
+    with pytest.raises(SystemExit):
+        main(["status", "--help"])
+    assert "(default: 1.0)" in capsys.readouterr().out

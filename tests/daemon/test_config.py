@@ -375,3 +375,19 @@ def test_a_key_file_shared_with_the_services_group_is_not_a_warning(tmp_path: Pa
     os.chown(key, os.getuid(), os.getgid())
     key.chmod(0o640)
     assert any("chmod" in w for w in load_config(None, env={}, overrides=overrides).warnings)
+
+
+def test_learn_days_defaults_to_14_is_checked_and_never_outlives_the_spools_rows(
+    minimal: Path, tmp_path: Path
+) -> None:
+    env = {"HOME": str(tmp_path)}
+    assert load_config(minimal, env=env).quota.pacing.learn_days == 14
+    off = load_config(minimal, env={**env, "EXPORTSYNC_QUOTA_LEARN_DAYS": "0"})
+    assert off.quota.pacing.learn_days == 0
+    # Delivered rows pruned after 7 days: older days would look empty, so only 7 are learned.
+    short = load_config(minimal, env={**env, "EXPORTSYNC_STATE_KEEP_DELIVERED_DAYS": "7"})
+    assert short.quota.pacing.learn_days == 7
+    forever = load_config(minimal, env={**env, "EXPORTSYNC_STATE_KEEP_DELIVERED_DAYS": "0"})
+    assert forever.quota.pacing.learn_days == 14
+    error = error_for(minimal, env=env, overrides={"quota.learn_days": -1})
+    assert error.key == "quota.learn_days"

@@ -19,19 +19,18 @@ import pytest
 from structlog.testing import capture_logs
 
 from exportsync import files
-from exportsync.cli import _handle_wake_signal
+from exportsync.cli import dispatch_signal
 from exportsync.clock import Clock, FakeClock, SystemClock
 from exportsync.daemon import PRUNE_EVERY_SECONDS, Daemon
 from exportsync.delivery import StepOutcome
 from exportsync.errors import SpoolError
 from exportsync.notify import Notifier
 from exportsync.runlock import WAKE_SIGNAL, RunLock
+from exportsync.signals import SignalInbox
 from exportsync.spool import Spool
 from support.devstack import wait_for
 from support.fake_api import FakeApi
 from support.inprocess import fast_config
-
-pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
@@ -510,8 +509,8 @@ def test_an_idle_daemon_never_wakes_and_a_retry_from_another_process_wakes_it(
     previous = signal.getsignal(WAKE_SIGNAL)
     lock = RunLock(tmp_path / "state")
     lock.acquire()  # as `exportsync run` does: the pid `retry` signals is this process's
-    running = _handle_wake_signal()
-    running.append(daemon)
+    inbox = SignalInbox()
+    inbox.listen(WAKE_SIGNAL)
     runner = threading.Thread(target=daemon.run)
     runner.start()
     try:
@@ -533,12 +532,16 @@ def test_an_idle_daemon_never_wakes_and_a_retry_from_another_process_wakes_it(
         # the one it sends a real daemon (test_runlock wakes a real `exportsync run` this way).
         assert "not an `exportsync run`" in retry.stdout + retry.stderr
         os.kill(os.getpid(), WAKE_SIGNAL)
+        # The main thread of `exportsync run` acts on what its inbox recorded; so does this one.
+        for signum in inbox.wait(10):
+            dispatch_signal(signum, daemon)
         assert wait_for(lambda: _sent(api) == (1, 0), 10)
     finally:
         daemon.stop()
         runner.join(10)
         lock.release()
         signal.signal(WAKE_SIGNAL, previous)
+        inbox.close()
     assert not runner.is_alive()
 
 

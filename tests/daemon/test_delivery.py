@@ -598,6 +598,80 @@ def test_a_large_file_goes_up_in_parts_and_resumes_after_a_restart(tmp_path: Pat
     rig.spool.close()
 
 
+def _rewrite_in_place(path: Path, offset: int, data: bytes) -> None:
+    """Other bytes at `offset`, same size, the modification time put back (size and mtime
+    alone cannot tell)."""
+    before = path.stat()
+    with path.open("r+b") as f:
+        f.seek(offset)
+        f.write(data)
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+
+
+def test_multipart_asks_carry_part_digests_and_the_completion_their_checksums(
+    tmp_path: Path,
+) -> None:
+    rig = _rig(tmp_path, multipart_threshold_bytes=8 * 1024**2)
+    data = os.urandom(40 * 1024**2 + 5)
+    rig.drop("huge.csv", data)
+    rig.run()
+    ((ask,),) = [c.presign for c in rig.api.calls]
+    size = -(-len(data) // 3)
+    assert ask.part_sha256 == tuple(
+        hashlib.sha256(data[n * size : (n + 1) * size]).hexdigest() for n in range(3)
+    )
+    ((_url, xml),) = rig.api.completions
+    assert xml.count(b"<ChecksumSHA256>") == 3
+    assert rig.api.completion_headers == [{"x-amz-mp-object-size": str(len(data))}]
+    assert rig.states() == {"huge.csv": "delivered"}
+    rig.spool.close()
+
+
+def test_a_part_rewritten_in_place_with_its_mtime_restored_is_never_completed(
+    tmp_path: Path,
+) -> None:
+    """The storage here takes any bytes: the daemon's own hashing keeps the upload open."""
+    rig = _rig(tmp_path, multipart_threshold_bytes=8 * 1024**2)
+    data = os.urandom(40 * 1024**2 + 5)
+    path = rig.drop("huge.csv", data)
+    # While part 1 goes, the writer changes part 3's bytes and puts the mtime back.
+    rig.api.during_put = lambda: _rewrite_in_place(path, 30 * 1024**2, b"changed")
+    with capture_logs() as logs:
+        rig.clock.advance(rig.ledger.wait_time())
+        assert rig.deliverer.step().requested
+    assert rig.api.completions == []
+    assert "upload_completed" not in [e["event"] for e in logs]
+    (item,) = rig.spool.items()
+    assert item.state == "pending"  # requeued as the file it now is
+    assert item.content_sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
+    rig.run()
+    ((url, _xml),) = rig.api.completions
+    assert url.endswith(item.content_sha256)  # only the new content completes, under its key
+    rig.spool.close()
+
+
+def test_a_resumed_upload_is_not_completed_when_a_sent_part_changed_on_disk(
+    tmp_path: Path,
+) -> None:
+    rig = _rig(tmp_path, multipart_threshold_bytes=8 * 1024**2)
+    data = os.urandom(40 * 1024**2 + 5)
+    path = rig.drop("huge.csv", data)
+    rig.api.put_errors = [None, None, TransientError("storage answered 503", status=503)]
+    rig.clock.advance(rig.ledger.wait_time())
+    assert rig.deliverer.step().requested
+    assert len(rig.api.puts) == 2
+    _rewrite_in_place(path, 100, b"changed")  # inside part 1, which S3 holds already
+    rig.spool.recover(rig.clock.time())
+    fresh = _rig_on(rig, multipart_threshold_bytes=8 * 1024**2)
+    fresh.clock.advance(60)
+    fresh.deliverer.step()
+    old_sha = hashlib.sha256(data).hexdigest()
+    assert not [u for u, _b in rig.api.completions if u.endswith(old_sha)]
+    (item,) = rig.spool.items()
+    assert item.content_sha256 != old_sha
+    rig.spool.close()
+
+
 def test_an_after_upload_step_that_fails_costs_no_extra_request(tmp_path: Path) -> None:
     """`sent` is a symlink (never followed): the files stay, and the batch costs one request."""
     rig = _rig(tmp_path, after_upload="move")

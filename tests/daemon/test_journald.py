@@ -68,7 +68,6 @@ def test_no_prefix_off_the_journal(tmp_path: Path) -> None:
     assert json.loads(path.read_text())["event"] == "w"
 
 
-@pytest.mark.integration
 def test_the_daemon_prefixes_every_line_under_journald(tmp_path: Path) -> None:
     """A real `exportsync run` whose stdout is what JOURNAL_STREAM names: a failed file is <4>."""
     watch = tmp_path / "export"

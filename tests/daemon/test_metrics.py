@@ -51,7 +51,6 @@ def running(tmp_path: Path) -> Iterator[tuple[Daemon, MetricsServer, Path]]:
         endpoint.close()
 
 
-@pytest.mark.integration
 def test_a_scrape_counts_a_delivered_and_a_failed_file(
     running: tuple[Daemon, MetricsServer, Path],
 ) -> None:

@@ -220,7 +220,7 @@ def test_a_v2_spool_gains_the_multipart_progress_tables(v1_spool: Path) -> None:
         assert spool.upload_get(1) is None  # the item's upload goes with it
     db = sqlite3.connect(v1_spool, isolation_level=None)
     try:
-        assert schema_version(db) == SCHEMA_VERSION == 6
+        assert schema_version(db) == SCHEMA_VERSION == 8
     finally:
         db.close()
 

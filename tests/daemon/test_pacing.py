@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from exportsync.backlog import Backlog
+from exportsync.history import History
 from exportsync.pacing import MAX_QUIET_SECONDS, Pacing, QuotaView, plan, plan_backlog
 
 DAY = 86_400.0
@@ -108,3 +109,107 @@ def test_a_small_plan_keeps_no_reserve_it_cannot_spare() -> None:
     # 4 a day: a fifth of it is no request, so the third export of the day goes promptly too.
     decision = plan(_backlog(arrived=NOON), NOON + 5, _day(2, limit=4, last=NOON - 60), POLICY)
     assert (decision.reason, decision.reserve) == ("prompt", 0)
+
+
+# -- learning from past days --------------------------------------------------------------------
+
+HOUR = 3600.0
+
+
+def _past(*exports_at: float, days: int = 10, files: int = 2) -> History:
+    """`days` past weekdays alike, with an export (of `files` files) at each offset."""
+    day = tuple((at, files) for at in exports_at)
+    return History((day,) * days, (False,) * days)
+
+
+def _held(items: int, arrived: float, now: float) -> Backlog:
+    """A backlog whose items all arrived at `arrived` (so held items x (now - arrived))."""
+    return Backlog(items, 100 * items, 1, arrived, arrived, items * arrived)
+
+
+# MIDNIGHT (2027-01-15) is a Friday: a weekday.
+QUIET_AFTERNOONS = _past(9 * HOUR, 10 * HOUR, 11 * HOUR)
+BUSY_AFTERNOONS = _past(*(13 * HOUR + n * 900 for n in range(20)))
+
+
+def test_with_quiet_afternoons_the_fifth_export_goes_at_once() -> None:
+    # Four requests spent this morning; the past days had nothing after noon.
+    decision = plan(
+        _backlog(arrived=NOON), NOON + 5, _day(4, last=NOON - 600), POLICY, QUIET_AFTERNOONS
+    )
+    assert (decision.send_at, decision.reason) == (NOON + 5, "learned")
+    assert decision.why == "usually 0 more exports after 12:00Z; keeping 2 requests of 6"
+    # Today's policy paces it for hours.
+    today = plan(_backlog(arrived=NOON), NOON + 5, _day(4, last=NOON - 600), POLICY)
+    assert today.reason == "paced"
+    assert today.send_at is not None
+    assert today.send_at > NOON + 3600
+
+
+def test_the_quiet_window_still_holds_an_export_being_written() -> None:
+    decision = plan(
+        _backlog(arrived=NOON, newest=NOON + 1), NOON + 1, _day(4), POLICY, QUIET_AFTERNOONS
+    )
+    assert (decision.send_at, decision.reason) == (NOON + 3, "quiet")
+
+
+def test_no_history_or_learning_off_paces_as_before() -> None:
+    for used, last in ((0, None), (4, NOON - 600), (8, NOON - 1)):
+        expected = plan(_backlog(arrived=NOON), NOON + 5, _day(used, last=last), POLICY)
+        empty = plan(
+            _backlog(arrived=NOON), NOON + 5, _day(used, last=last), POLICY, History((), ())
+        )
+        off = plan(
+            _backlog(arrived=NOON),
+            NOON + 5,
+            _day(used, last=last),
+            Pacing(learn_days=0),
+            QUIET_AFTERNOONS,
+        )
+        assert empty == expected == off
+
+
+def test_the_reserve_and_the_last_call_stay() -> None:
+    # Nothing more ever comes, yet the reserve is only spent at the last call.
+    decision = plan(_backlog(arrived=NOON), NOON, _day(8, last=NOON - 1), POLICY, QUIET_AFTERNOONS)
+    assert (decision.reason, decision.send_at) == ("reserve", MIDNIGHT + DAY - 1800)
+    at = MIDNIGHT + DAY - 1800
+    late = plan(_backlog(arrived=at - 60), at, _day(9, last=at - 120), POLICY, BUSY_AFTERNOONS)
+    assert (late.reason, late.send_at) == ("last_call", at)
+
+
+def test_with_nothing_to_spare_a_request_goes_after_a_telling_pause() -> None:
+    # Past afternoons: an export every 15 min from 13:00. With 4 requests to spend, a pause of
+    # 15 min comes far more than 4 times: pauses that long say the run of exports is over.
+    view = _day(4, last=NOON - 60)
+    decision = plan(_held(2, NOON, NOON), NOON + 5, view, POLICY, BUSY_AFTERNOONS)
+    assert decision.reason == "learned"
+    assert decision.send_at == NOON + 900
+    assert decision.why == "usually 20 more exports after 12:00Z; 6 requests left for them"
+    # An export arriving meanwhile starts the pause again.
+    again = plan(
+        Backlog(4, 400, 1, NOON, NOON + 600, 2 * NOON + 2 * (NOON + 600)),
+        NOON + 605,
+        view,
+        POLICY,
+        BUSY_AFTERNOONS,
+    )
+    assert again.send_at == NOON + 1500
+    # A full request never waits.
+    full = plan(_backlog(2000, arrived=NOON, requests=2), NOON, view, POLICY, BUSY_AFTERNOONS)
+    assert full.reason == "full"
+
+
+def test_the_more_that_waits_the_sooner_it_goes() -> None:
+    # Past afternoons: an export every 2 h from 13:00; 2 requests to spend. A pause of 2 h is
+    # the telling one, but files held twice what a request saves go sooner.
+    sparse = _past(*(13 * HOUR + n * 2 * HOUR for n in range(5)))
+    view = _day(6, last=NOON - 60)
+    one = plan(_held(2, NOON, NOON), NOON + 5, view, POLICY, sparse)
+    many = plan(_held(20, NOON, NOON), NOON + 5, view, POLICY, sparse)
+    assert one.send_at == NOON + 2 * HOUR
+    assert many.send_at is not None
+    assert NOON + 5 < many.send_at < one.send_at
+    # Once they have waited that long, the request goes.
+    later = plan(_held(20, NOON, many.send_at), many.send_at, view, POLICY, sparse)
+    assert later.send_at == many.send_at

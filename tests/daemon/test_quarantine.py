@@ -15,12 +15,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from exportsync.spool import MAX_CRASHES, Spool
 from support.devstack import wait_for
-
-pytestmark = pytest.mark.integration
 
 _REPO = Path(__file__).resolve().parents[2]
 _DIED = 70

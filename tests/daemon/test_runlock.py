@@ -101,7 +101,6 @@ def test_a_status_reading_the_lock_does_not_stop_a_daemon_starting(
         assert running_pid(tmp_path) == os.getpid()
 
 
-@pytest.mark.integration
 def test_another_process_holding_the_lock_is_named(tmp_path: Path) -> None:
     code = (
         "import sys; from pathlib import Path; from exportsync.runlock import RunLock\n"

@@ -160,3 +160,45 @@ def test_questions_on_a_terminal() -> None:
             Prompter(interactive=True, ask=lambda _: ""),
             api_url=None, api_key=KEY, watch_dir=None, user_id=None,
         )  # fmt: skip
+
+
+def test_two_configs_in_one_folder_keep_a_key_file_each(
+    home: Path, tmp_path: Path, api_port: int, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = tmp_path / "cfg"
+    other = tmp_path / "other-key"
+    other.write_text("sk-second-key-0000\n")
+    assert (
+        main([*flags(tmp_path, api_port, "--no-service"), "--config", str(folder / "a.toml")]) == 0
+    )
+    second = [*flags(tmp_path, api_port, "--no-service"), "--config", str(folder / "b.toml")]
+    second[second.index("--api-key-file") + 1] = str(other)
+    assert main(second) == 0
+    a = load_config(folder / "a.toml", env={}).api.api_key
+    b = load_config(folder / "b.toml", env={}).api.api_key
+    assert a is not None
+    assert b is not None
+    assert (a.reveal(), b.reveal()) == (KEY, "sk-second-key-0000")  # neither replaced the other
+    assert {p.name for p in folder.iterdir()} == {"a.toml", "a.api_key", "b.toml", "b.api_key"}
+
+
+def test_setup_never_replaces_a_different_key_without_force(
+    home: Path, tmp_path: Path, api_port: int, capsys: pytest.CaptureFixture[str]
+) -> None:
+    key = home / ".config" / "exportsync" / "api_key"
+    key.parent.mkdir(parents=True)
+    key.write_text("sk-someone-elses-key\n")
+    assert main(flags(tmp_path, api_port, "--no-service")) == 2
+    assert "already holds a different API key" in capsys.readouterr().err
+    assert key.read_text() == "sk-someone-elses-key\n"
+    assert main(flags(tmp_path, api_port, "--no-service", "--force")) == 0
+    assert key.read_text().strip() == KEY
+
+
+def test_setup_says_the_keys_user_was_not_checked(
+    home: Path, tmp_path: Path, api_port: int, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(flags(tmp_path, api_port, "--no-service")) == 0
+    out = capsys.readouterr().out
+    assert "the key's user was not checked against --user-id alice" in out
+    assert "exportsync check --probe" in out

@@ -7,6 +7,7 @@ import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -14,8 +15,9 @@ from exportsync.clock import FakeClock, iso_utc
 from exportsync.config import Config, load_config
 from exportsync.daemon import build_ledger
 from exportsync.runlock import RunLock
-from exportsync.spool import Spool
+from exportsync.spool import API_KEY_REFUSED, API_STATE_KEY, API_UNREACHABLE, Spool
 from exportsync.status import build_status, render_table
+from exportsync.watchview import _until, frame_lines
 
 KEY = "status-test-key-SECRET-42"
 NOW = dt.datetime(2025, 3, 4, 15, 30, tzinfo=dt.UTC).timestamp()
@@ -248,3 +250,128 @@ def test_a_missing_watch_folder_is_shown(config: Config, spool: Spool, clock: Fa
     report = status_of(config, spool, clock)
     assert report["watch_dir_missing"] is True
     assert "MISSING" in render_table(report)
+
+
+# -- the headline: one state, what to do, and the one next_send_at --------------------------------
+
+
+def _pending(spool: Spool, config: Config, name: str = "a.csv", at: float = NOW - 60) -> int:
+    item = spool.record(config.watch.dir / name, "csv", size=1, mtime_ns=1, sha256=name * 8, now=at)
+    return item.item.id
+
+
+def _past_the_prompt_requests(spool: Spool) -> None:
+    """Five requests spent today, the last 10 minutes ago: a lone file now is paced for hours."""
+    spool.quota_raise_to(NOW - NOW % 86400, 4)
+    spool.quota_spend(NOW - NOW % 86400, at=NOW - 600)
+
+
+def test_the_headline_names_each_blocking_state(
+    config: Config, spool: Spool, clock: FakeClock
+) -> None:
+    def head() -> dict[str, Any]:
+        report = status_of(config, spool, clock)
+        value = report["headline"]
+        assert isinstance(value, dict)
+        return value
+
+    assert head()["state"] == "ok"
+    assert head()["next_send_at"] is None
+    failed = _pending(spool, config, "f.csv")
+    spool.mark_failed(failed, "refused by the API: bad_csv", now=NOW)
+    assert head()["state"] == "failing"
+    assert "exportsync dismiss" in head()["text"]
+    spool.dismiss([failed], now=NOW)
+    _past_the_prompt_requests(spool)
+    _pending(spool, config)
+    held = head()
+    assert held["state"] == "held"
+    assert "exportsync send-now" in held["text"]
+    assert held["next_send_at"] > iso_utc(NOW + 3600)
+    assert held["next_send_at"][11:16] + "Z" in held["text"]
+    spool.quota_mark_exhausted(NOW - NOW % 86400)
+    exhausted = head()
+    assert exhausted["state"] == "quota_exhausted"
+    assert "2025-03-05T00:00:00Z (in 8h30m)" in exhausted["text"]
+    assert exhausted["next_send_at"] == "2025-03-05T00:01:00Z"  # the reset, plus its grace
+    spool.meta_set(API_STATE_KEY, API_UNREACHABLE)
+    assert head()["state"] == "unreachable"
+    config.watch.dir.rmdir()
+    assert head()["state"] == "folder_missing"
+    spool.meta_set(API_STATE_KEY, API_KEY_REFUSED)
+    refused = head()
+    assert refused["state"] == "key_refused"
+    assert "api.api_key" in refused["text"]
+    assert "check --probe" in refused["text"]
+
+
+def test_status_the_plan_and_watch_agree_on_the_next_send(
+    config: Config, spool: Spool, clock: FakeClock
+) -> None:
+    """An item in backoff and a paced plan: one instant, wherever it is shown (the plan once
+    said 'next send 07:10Z' beside 'next try 03:05:27Z')."""
+    _past_the_prompt_requests(spool)
+    item = _pending(spool, config)
+    spool.reschedule(item, at=NOW + 90, error="HTTP 503", now=NOW)
+    report = status_of(config, spool, clock)
+    head = report["headline"]
+    assert isinstance(head, dict)
+    at = head["next_send_at"]
+    assert report["next_attempt_at"] == at
+    assert f"next send {at[11:16]}Z" in str(report["plan"])
+    table = render_table(report)
+    assert f"next send  {at}" in table
+    assert "next try" not in table
+    frame = "\n".join(frame_lines(report, NOW))
+    assert f"next send in {_until(at, NOW)}" in frame
+
+
+def test_watch_counts_down_to_the_reset_when_the_quota_is_used_up(
+    config: Config, spool: Spool, clock: FakeClock
+) -> None:
+    _pending(spool, config)
+    spool.quota_raise_to(NOW - NOW % 86400, 10)
+    report = status_of(config, spool, clock)
+    frame = "\n".join(frame_lines(report, NOW))
+    assert "0m00s" not in frame
+    assert "next send in 8h31m" in frame
+    assert "QUOTA EXHAUSTED" in frame
+
+
+def test_items_waiting_out_a_backoff_are_held_with_the_reason_and_the_way_out(
+    config: Config, spool: Spool, clock: FakeClock
+) -> None:
+    item = _pending(spool, config)
+    spool.reschedule(item, at=NOW + 600, error="HTTP 503", now=NOW)
+    head = status_of(config, spool, clock)["headline"]
+    assert isinstance(head, dict)
+    assert head["state"] == "held"
+    assert head["next_send_at"] == iso_utc(NOW + 600)
+    assert "tried again after an error" in head["text"]
+    assert "exportsync send-now" in head["text"]
+
+
+def test_the_plan_says_what_the_past_days_taught_it(
+    config: Config, spool: Spool, clock: FakeClock
+) -> None:
+    root = config.watch.dir
+    day = 86_400.0
+    today = NOW - NOW % day
+    # Ten past days (2025-02-22 .. 03-03), each with two exports in the morning and one at 16:00.
+    for back in range(1, 11):
+        begin = today - back * day
+        for n, at in enumerate((9 * 3600, 10 * 3600, 16 * 3600)):
+            name = f"d{back}-{n}.csv"
+            spool.record(root / name, "csv", size=10, mtime_ns=1, sha256=name, now=begin + at)
+            spool.mark_delivered(spool.items("pending", limit=1)[0].id, now=begin + at + 5)
+    spool.record(root / "now.csv", "csv", size=10, mtime_ns=1, sha256="now", now=NOW - 60)
+    ledger = build_ledger(config, spool, clock)
+    for _ in range(5):  # past the prompt requests: today's policy would hold it for hours
+        clock.advance(2.0)
+        ledger.spend()
+        ledger.answered()
+    report = build_status(config, spool, ledger, clock)
+    assert report["plan"] == (
+        "usually 1 more export after 15:30Z; keeping 2 requests of 5; sending 1 file now"
+    )
+    assert report["backlog"] == {"items": 1, "bytes": 10, "requests_needed": 1, "eta": None}

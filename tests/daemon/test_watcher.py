@@ -650,7 +650,6 @@ def _pause(seconds: float) -> None:
     threading.Event().wait(seconds)
 
 
-@pytest.mark.integration
 @linux_only
 def test_slow_writer_with_one_handle_is_reported_only_complete(
     folder: Path, watch: WatchFactory
@@ -668,7 +667,6 @@ def test_slow_writer_with_one_handle_is_reported_only_complete(
     assert calls == [3000]
 
 
-@pytest.mark.integration
 @linux_only
 def test_open_append_close_repeatedly_reports_only_closed_versions(
     folder: Path, watch: WatchFactory
@@ -694,7 +692,6 @@ class FrozenClock(FakeClock):
         return stop.wait(min(seconds, 0.2))
 
 
-@pytest.mark.integration
 @linux_only
 def test_a_closed_file_is_reported_without_a_quiet_period(
     folder: Path, watch: WatchFactory
@@ -707,7 +704,6 @@ def test_a_closed_file_is_reported_without_a_quiet_period(
     assert ready.wait_for(path) == [(path, 5)]
 
 
-@pytest.mark.integration
 @linux_only
 def test_a_close_while_another_writer_holds_the_file_waits_for_that_writer(
     folder: Path, watch: WatchFactory
@@ -726,7 +722,6 @@ def test_a_close_while_another_writer_holds_the_file_waits_for_that_writer(
     assert ready.wait_for(path)[-1] == (path, 6)
 
 
-@pytest.mark.integration
 @linux_only
 def test_rename_into_place_and_move_in_from_another_dir(
     folder: Path, tmp_path: Path, watch: WatchFactory
@@ -745,7 +740,6 @@ def test_rename_into_place_and_move_in_from_another_dir(
     assert names == {"renamed.csv", "moved.csv"}
 
 
-@pytest.mark.integration
 @linux_only
 def test_unicode_spaces_and_zero_bytes(folder: Path, watch: WatchFactory) -> None:
     _, ready = watch()
@@ -756,7 +750,6 @@ def test_unicode_spaces_and_zero_bytes(folder: Path, watch: WatchFactory) -> Non
     assert snapshot(folder, path).size == 0
 
 
-@pytest.mark.integration
 @linux_only
 def test_ignored_temp_files_are_never_reported(folder: Path, watch: WatchFactory) -> None:
     _, ready = watch()
@@ -774,7 +767,6 @@ class _Opens(FileSystemEventHandler):
         self.opened.put(os.path.basename(os.fsdecode(event.src_path)))
 
 
-@pytest.mark.integration
 @linux_only
 def test_symlink_out_of_the_folder_is_reported_and_rejected_never_read(
     folder: Path, tmp_path: Path, watch: WatchFactory
@@ -809,7 +801,6 @@ def test_symlink_out_of_the_folder_is_reported_and_rejected_never_read(
         spy.join()
 
 
-@pytest.mark.integration
 @linux_only
 def test_fifo_does_not_hang_anything(folder: Path, watch: WatchFactory) -> None:
     _, ready = watch()
@@ -820,7 +811,6 @@ def test_fifo_does_not_hang_anything(folder: Path, watch: WatchFactory) -> None:
         snapshot(folder, fifo)
 
 
-@pytest.mark.integration
 @linux_only
 def test_file_deleted_before_it_settles_is_not_reported(folder: Path, watch: WatchFactory) -> None:
     _, ready = watch()
@@ -833,7 +823,6 @@ def test_file_deleted_before_it_settles_is_not_reported(folder: Path, watch: Wat
     assert [p.name for p, _ in ready.drain()] == ["zz-sentinel.csv"]
 
 
-@pytest.mark.integration
 @linux_only
 def test_watchdog_overflow_warning_triggers_a_rescan(folder: Path, watch: WatchFactory) -> None:
     """watchdog only logs IN_Q_OVERFLOW; the Watcher hears that log record and rescans."""
@@ -850,7 +839,6 @@ def test_watchdog_overflow_warning_triggers_a_rescan(folder: Path, watch: WatchF
     assert ready.wait_for(missed)[-1] == (missed, 1)
 
 
-@pytest.mark.integration
 @linux_only
 # watchdog's inotify thread warns when `mkdir -p` races its recursive watch registration (the same
 # directory is added twice); harmless, but under filterwarnings=error it would kill that thread.
@@ -871,7 +859,6 @@ def test_recursive_watch_sees_new_subfolders_but_not_sent(
     ]
 
 
-@pytest.mark.integration
 def test_polling_observer_settles_on_size_and_mtime(folder: Path, watch: WatchFactory) -> None:
     watcher, ready = watch(use_polling=True, poll_interval=0.1, settle_seconds=0.3)
     assert not watcher.settler.close_events
@@ -880,7 +867,6 @@ def test_polling_observer_settles_on_size_and_mtime(folder: Path, watch: WatchFa
     assert ready.wait_for(path)[-1] == (path, 8)
 
 
-@pytest.mark.integration
 def test_a_folder_missing_at_start_is_waited_for_then_watched(tmp_path: Path) -> None:
     before = threading.active_count()
     folder = tmp_path / "not-yet"
@@ -903,7 +889,6 @@ def test_a_folder_missing_at_start_is_waited_for_then_watched(tmp_path: Path) ->
     assert _until(lambda: threading.active_count() == before)
 
 
-@pytest.mark.integration
 def test_a_folder_deleted_and_recreated_is_watched_again(folder: Path) -> None:
     ready = Ready()
     watcher = Watcher(folder, FileMatcher(), ready, settle_seconds=0.4, health_seconds=0.1)
@@ -925,7 +910,6 @@ def test_a_folder_deleted_and_recreated_is_watched_again(folder: Path) -> None:
     assert [e["event"] for e in logs].count("watch_dir_missing") == 1
 
 
-@pytest.mark.integration
 def test_a_folder_swapped_for_another_between_checks_is_watched_again(folder: Path) -> None:
     """Gone and back before the next check (or a watch the kernel dropped): a new inode."""
     ready = Ready()
@@ -942,7 +926,6 @@ def test_a_folder_swapped_for_another_between_checks_is_watched_again(folder: Pa
         watcher.stop()
 
 
-@pytest.mark.integration
 def test_the_folder_going_and_coming_back_is_seen_through_events_alone(tmp_path: Path) -> None:
     """No timed check while the folder is watched: its deletion comes from its own watch, its
     return from the watch on its parent (the fallback poll is an hour away here)."""
@@ -972,7 +955,6 @@ def test_the_folder_going_and_coming_back_is_seen_through_events_alone(tmp_path:
         watcher.stop()
 
 
-@pytest.mark.integration
 @pytest.mark.skipif(
     not sys.platform.startswith("linux") or os.geteuid() != 0,
     reason="mounting a tmpfs over the folder needs Linux and root",
@@ -1037,7 +1019,6 @@ class _NoWatch:
         pass
 
 
-@pytest.mark.integration
 def test_a_folder_that_cannot_be_watched_is_rescanned_instead(
     folder: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -1055,7 +1036,6 @@ def test_a_folder_that_cannot_be_watched_is_rescanned_instead(
     assert [e["event"] for e in logs].count("watch_failed") == 1
 
 
-@pytest.mark.integration
 def test_a_step_that_raises_does_not_end_the_watcher(
     folder: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -52,7 +52,7 @@ def test_a_frame_shows_counts_quota_countdown_flight_and_events() -> None:
     assert "pending      3" in text
     assert "failed     2" in text
     assert "4 of 10 used today, resets in 16h00m" in text
-    assert "sending   1 item(s): walk.csv" in text
+    assert "sending   1 item: walk.csv" in text  # "1 item", never "1 item(s)"
     assert "failed     /srv/exports/bad.session.json  (NaN is not a valid JSON number)" in text
     assert "backlog   —" in text  # no estimate in this report
 
@@ -65,7 +65,7 @@ def test_the_backlog_estimate_is_shown_when_the_report_has_one() -> None:
         "eta": "2027-01-15T09:30:00Z",
     }
     text = "\n".join(frame_lines(report(backlog=backlog), NOW))
-    assert "250 item(s), 3.5 MB, 3 request(s); delivered in about 1h30m" in text
+    assert "250 items, 3.5 MB, 3 requests; delivered in about 1h30m" in text
     assert "backlog_eta=2027-01-15T09:30:00Z" in plain_line(report(backlog=backlog), NOW)
 
 
@@ -148,3 +148,36 @@ def test_watch_refuses_json(tmp_path: Path) -> None:
     config = tmp_path / "c.toml"
     config.write_text(f'[watch]\ndir = "{tmp_path}"\n[state]\ndir = "{tmp_path / "s"}"\n')
     assert main(["status", "--watch", "--json", "--config", str(config)]) == 2
+
+
+def test_status_watch_into_a_pipe_that_closes_ends_quietly(tmp_path: Path) -> None:
+    """`exportsync status --watch | head -1`: the reader goes away; exit 0, no traceback."""
+    watch_dir = tmp_path / "exports"
+    watch_dir.mkdir()
+    config = tmp_path / "exportsync.toml"
+    config.write_text(f'[watch]\ndir = "{watch_dir}"\n[state]\ndir = "{tmp_path / "state"}"\n')
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EXPORTSYNC_")}
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "exportsync",
+            "status",
+            "--watch",
+            "--interval",
+            "0.05",
+            "--config",
+            str(config),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+    )
+    assert process.stdout is not None
+    assert process.stderr is not None
+    first = process.stdout.readline()
+    process.stdout.close()  # as `head -1` does after its line
+    assert b"pending=0" in first
+    assert process.wait(timeout=30) == 0
+    assert process.stderr.read() == b""
+    process.stderr.close()

@@ -66,7 +66,6 @@ def test_parse_args_rejects_bad_values(argv: list[str]) -> None:
     assert exit_info.value.code == 2
 
 
-@pytest.mark.integration
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
 def test_prints_one_ready_line_and_stops_cleanly_on_a_signal(tmp_path: Path, signum: int) -> None:
     with start_devstack(tmp_path) as info:
@@ -86,7 +85,6 @@ def test_prints_one_ready_line_and_stops_cleanly_on_a_signal(tmp_path: Path, sig
     assert info.api_key not in stderr
 
 
-@pytest.mark.integration
 def test_ready_line_has_exactly_the_contract_fields(tmp_path: Path) -> None:
     with start_devstack(tmp_path, "--user-id", "alice") as info:
         fields = {name for name in vars(info) if name not in ("process", "stderr_path", "users")}
@@ -95,7 +93,6 @@ def test_ready_line_has_exactly_the_contract_fields(tmp_path: Path) -> None:
         assert info.user_id == "alice"
 
 
-@pytest.mark.integration
 def test_default_usage_plan_over_the_real_handler(devstack: DevstackInfo) -> None:
     """No key -> 403; then two requests at once -> one of them is 429.
 
@@ -119,7 +116,6 @@ def test_default_usage_plan_over_the_real_handler(devstack: DevstackInfo) -> Non
     assert (counts["forbidden"], counts["accepted"], counts["throttled"]) == (1, 1, 1)
 
 
-@pytest.mark.integration
 def test_upload_and_session_land_in_moto_through_the_real_lambda(tmp_path: Path) -> None:
     csv = b"a,b\r\n1,2\r\n\x00binary-ok\r\n"
     digest = hashlib.sha256(csv).hexdigest()
@@ -142,7 +138,6 @@ def test_upload_and_session_land_in_moto_through_the_real_lambda(tmp_path: Path)
         assert usage(info)["by_route"]["POST /upload"]["accepted"] == 2
 
 
-@pytest.mark.integration
 def test_state_dir_keeps_the_api_key_and_the_days_quota(tmp_path: Path) -> None:
     args = ("--state-dir", str(tmp_path / "state"), "--quota", "1", "--rate", "0")
     with start_devstack(tmp_path, *args) as first:
@@ -168,7 +163,6 @@ def _outcomes(tmp_path: Path) -> list[str]:
     return outcomes
 
 
-@pytest.mark.integration
 def test_fault_rate_and_seed_reproduce_the_same_failures(tmp_path: Path) -> None:
     first = _outcomes(tmp_path / "a")
     assert first == _outcomes(tmp_path / "b")

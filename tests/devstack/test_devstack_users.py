@@ -7,12 +7,9 @@ from pathlib import Path
 from typing import Any
 
 import boto3
-import pytest
 import requests
 
 from support.devstack import DevstackInfo, dynamo_items, s3_objects, start_devstack, usage, wait_for
-
-pytestmark = pytest.mark.integration
 
 
 def _post(info: DevstackInfo, key: str, path: str, **kw: Any) -> requests.Response:

@@ -16,8 +16,6 @@ from structlog.testing import capture_logs
 from exportsync_devstack.faults import Fault, FaultInjector
 from support.gateway import API_KEY, KEYS, LiveGateway, gateway_factory
 
-pytestmark = pytest.mark.integration
-
 StartGateway = Callable[..., LiveGateway]
 _MB = 1024 * 1024
 

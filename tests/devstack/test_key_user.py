@@ -5,22 +5,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator
 
-import pytest
 import requests
 
-from support.devstack import DevstackInfo, dynamo_items, s3_objects, start_devstack
-
-pytestmark = pytest.mark.integration
+from support.devstack import DevstackInfo, dynamo_items, s3_objects
 
 OTHER = "mallory"
-
-
-@pytest.fixture(scope="module")
-def open_devstack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevstackInfo]:
-    with start_devstack(tmp_path_factory.mktemp("devstack"), "--rate", "0", "--quota", "0") as info:
-        yield info
 
 
 def _post(info: DevstackInfo, route: str, **kwargs: object) -> list[dict[str, object]]:

@@ -6,7 +6,6 @@ import base64
 import hashlib
 import socket
 import xml.etree.ElementTree as ET
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
@@ -18,18 +17,9 @@ from botocore.config import Config
 
 from exportsync_devstack.clock import FakeClock
 from exportsync_devstack.s3_front import serve_s3_front
-from support.devstack import DevstackInfo, s3_objects, start_devstack, usage
-
-pytestmark = pytest.mark.integration
+from support.devstack import DevstackInfo, s3_objects, usage
 
 DATA = b"date,steps\n" + b"2026-02-10,8123\n" * 2000
-
-
-@pytest.fixture(scope="module")
-def open_devstack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevstackInfo]:
-    """One devstack for the module, without a usage plan: these tests are about S3, not quota."""
-    with start_devstack(tmp_path_factory.mktemp("devstack"), "--rate", "0", "--quota", "0") as info:
-        yield info
 
 
 def _presign(info: DevstackInfo, data: bytes, name: str) -> dict[str, Any]:

@@ -9,12 +9,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import pytest
 import requests
 
 from support.devstack import DevstackInfo, command_env, start_devstack, wait_for
-
-pytestmark = pytest.mark.integration
 
 
 def _admin(info: DevstackInfo, *args: str) -> tuple[list[dict[str, Any]], str]:

@@ -13,9 +13,8 @@ from typing import Any
 import pytest
 import requests
 
+from exportsync_wire.parts import checksum_b64, plan_parts
 from support.devstack import DevstackInfo, dynamo_items, s3_objects, start_devstack, usage
-
-pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
@@ -81,16 +80,23 @@ def test_batch_of_files_and_sessions_lands_everything(stack: DevstackInfo) -> No
     assert usage(stack)["by_route"]["POST /batch"]["accepted"] >= 1
 
 
-def _complete_xml(etags: list[str]) -> bytes:
+def _digests(data: bytes, parts: int) -> list[str]:
+    plan = plan_parts(len(data), parts)
+    return [_sha(data[n * plan.part_size : (n + 1) * plan.part_size]) for n in range(plan.count)]
+
+
+def _complete_xml(etags: list[str], digests: list[str]) -> bytes:
     parts = "".join(
-        f"<Part><PartNumber>{n}</PartNumber><ETag>{etag}</ETag></Part>"
-        for n, etag in enumerate(etags, 1)
+        f"<Part><PartNumber>{n}</PartNumber><ETag>{etag}</ETag>"
+        f"<ChecksumSHA256>{checksum_b64(digest)}</ChecksumSHA256></Part>"
+        for n, (etag, digest) in enumerate(zip(etags, digests, strict=True), 1)
     )
     return f"<CompleteMultipartUpload>{parts}</CompleteMultipartUpload>".encode()
 
 
 def _upload_in_parts(answer: dict[str, Any], data: bytes) -> None:
-    """PUT each part to its presigned URL, then POST the completion with the parts' ETags."""
+    """PUT each part to its presigned URL, then POST the completion with the parts' ETags and
+    checksums, and the headers its URL signs."""
     etags, offset = [], 0
     for part in answer["parts"]:
         length = int(part["headers"]["Content-Length"])
@@ -101,7 +107,9 @@ def _upload_in_parts(answer: dict[str, Any], data: bytes) -> None:
         etags.append(put.headers["ETag"])
         offset += length
     assert offset == len(data)
-    done = requests.post(answer["complete"]["url"], data=_complete_xml(etags), timeout=60)
+    body = _complete_xml(etags, _digests(data, len(answer["parts"])))
+    complete = answer["complete"]
+    done = requests.post(complete["url"], data=body, headers=complete["headers"], timeout=60)
     assert done.status_code == 200
 
 
@@ -123,7 +131,13 @@ def test_one_batch_carries_every_kind_and_each_bad_entry_fails_alone(stack: Devs
     presign = {
         "files": [
             {"filename": "small.csv", "sha256": _sha(small), "size": len(small)},
-            {"filename": "huge.csv", "sha256": _sha(huge), "size": len(huge), "parts": 2},
+            {
+                "filename": "huge.csv",
+                "sha256": _sha(huge),
+                "size": len(huge),
+                "parts": 2,
+                "part_sha256": _digests(huge, 2),
+            },
         ]
     }
     sessions = [_session(stack, 5000, v=0.1), _session(stack, 5001, v=float("nan"))]

@@ -8,11 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 from support.devstack import wait_for
-
-pytestmark = pytest.mark.integration
 
 _REPO = Path(__file__).resolve().parents[2]
 

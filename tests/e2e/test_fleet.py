@@ -11,8 +11,6 @@ import pytest
 
 from exportsync_devstack.fleet import FleetOptions, run_fleet
 
-pytestmark = pytest.mark.integration
-
 
 @pytest.mark.timeout(180)
 def test_three_daemons_stay_apart_within_their_plans_and_lose_nothing(tmp_path: Path) -> None:

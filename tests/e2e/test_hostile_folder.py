@@ -17,16 +17,12 @@ from contextlib import redirect_stdout
 from io import StringIO
 from pathlib import Path
 
-import pytest
-
 from exportsync.batches import MAX_FILE_BYTES
 from exportsync.cli import main
 from exportsync.spool import Item
 from support.corpus import Maker, fifo, sparse, symlink, unix_socket, write
 from support.daemon import run_daemon, spool_items, write_config
 from support.devstack import DevstackInfo, dynamo_items, s3_objects, start_devstack, wait_for
-
-pytestmark = pytest.mark.integration
 
 TS = "2026-11-25T10:00:{:02d}Z"
 

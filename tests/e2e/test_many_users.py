@@ -14,13 +14,10 @@ import json
 from contextlib import ExitStack
 from pathlib import Path
 
-import pytest
 import requests
 
 from support.daemon import run_daemon, settled, spool_items, write_config
 from support.devstack import DevstackInfo, dynamo_items, s3_objects, start_devstack, usage, wait_for
-
-pytestmark = pytest.mark.integration
 
 FORGED_AT = "2026-11-27T03:03:03Z"
 

@@ -6,13 +6,9 @@ import json
 import re
 from pathlib import Path
 
-import pytest
-
 from support.daemon import run_daemon, settled, write_config
 from support.devstack import DevstackInfo, wait_for
 from support.scrape import scrape, series
-
-pytestmark = pytest.mark.integration
 
 CSV = b"when,steps\n2026-11-25,9000\n"
 

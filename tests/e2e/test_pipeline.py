@@ -23,8 +23,6 @@ from exportsync.cli import DRAIN_SECONDS, main
 from support.daemon import DaemonProcess, run_daemon, settled, spool_items, write_config
 from support.devstack import DevstackInfo, dynamo_items, s3_objects, start_devstack, usage, wait_for
 
-pytestmark = pytest.mark.integration
-
 # Only a bound against hanging: exits are judged by their exit code and the daemon's events.
 EXIT_DEADLINE = 40.0
 
@@ -229,7 +227,7 @@ def test_kill_9_mid_delivery_under_faults_loses_and_duplicates_nothing(tmp_path:
             for i, session in enumerate(sessions):
                 text = json.dumps({**session, "value": str(session["value"])})
                 (export / f"s{i:02d}.session.json").write_text(text)
-            assert wait_for(lambda: daemon.saw("request_sent", 3), 30), daemon.output()
+            assert wait_for(lambda: daemon.saw("request_sending", 3), 30), daemon.output()
             daemon.kill()
         with run_daemon(config) as again:
             again.wait_ready()
@@ -276,7 +274,7 @@ def test_sigterm_during_a_hung_request_abandons_it_and_exits_zero_within_10_s(
         config = _hung_request(tmp_path, info)
         with run_daemon(config) as daemon:
             daemon.wait_ready()
-            assert wait_for(lambda: daemon.saw("request_sent"), 30), daemon.output()
+            assert wait_for(lambda: daemon.saw("request_sending"), 30), daemon.output()
             daemon.process.send_signal(signal.SIGTERM)
             # The answer would take 60 s: exiting 0 at all means the drain gave up on it,
             # and the event says so (the drain's length is the code's DRAIN_SECONDS).
@@ -296,7 +294,7 @@ def test_a_second_sigterm_exits_at_once(tmp_path: Path) -> None:
         config = _hung_request(tmp_path, info)
         with run_daemon(config) as daemon:
             daemon.wait_ready()
-            assert wait_for(lambda: daemon.saw("request_sent"), 30), daemon.output()
+            assert wait_for(lambda: daemon.saw("request_sending"), 30), daemon.output()
             daemon.process.send_signal(signal.SIGTERM)
             assert wait_for(lambda: daemon.saw("shutdown_requested"), EXIT_DEADLINE)
             daemon.process.send_signal(signal.SIGTERM)

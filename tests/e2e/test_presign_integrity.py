@@ -7,7 +7,7 @@ as a subprocess without a usage plan, so nothing here waits on the 1 request/s b
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import IO
 
@@ -20,10 +20,8 @@ from exportsync.delivery import Deliverer
 from exportsync.intake import Intake
 from exportsync.matcher import FileMatcher
 from exportsync.spool import Spool
-from support.devstack import DevstackInfo, s3_objects, start_devstack, usage
+from support.devstack import DevstackInfo, s3_objects, usage
 from support.ledger import plan_ledger
-
-pytestmark = pytest.mark.integration
 
 Tamper = Callable[[bytes], bytes]
 
@@ -42,12 +40,6 @@ class TamperingApi(HttpApi):
         data = b"".join(iter(body))  # the daemon's stream, read to its end (so it verifies)
         tamper, self.tamper = self.tamper, None
         super().put_presigned(url, headers, [tamper(data)])
-
-
-@pytest.fixture(scope="module")
-def open_devstack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevstackInfo]:
-    with start_devstack(tmp_path_factory.mktemp("devstack"), "--rate", "0", "--quota", "0") as info:
-        yield info
 
 
 def _flip(data: bytes) -> bytes:

@@ -33,8 +33,6 @@ from exportsync.spool import Item
 from support.daemon import DaemonProcess, run_daemon, spool_items, write_config
 from support.devstack import DevstackInfo, s3_objects, start_devstack, wait_for
 
-pytestmark = pytest.mark.integration
-
 DELIVERY_DEADLINE = 60.0
 # A writer that pauses before its first byte pauses longer than the folder's settle time, so a
 # file that merely appeared (created, still empty, held open) would be taken if the daemon did not

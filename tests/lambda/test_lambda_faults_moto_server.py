@@ -16,8 +16,6 @@ from lambda_support import BUCKET, REGION, TABLE, json_part, multipart_body
 
 from exportsync_api import app, sessions
 
-pytestmark = pytest.mark.integration
-
 _FAULTS = {b"THROTTLE-ME": DYNAMO_THROTTLE, b"SLOW-DOWN-ME": S3_SLOW_DOWN, b"DROP-ME": DROP}
 
 

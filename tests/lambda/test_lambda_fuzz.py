@@ -184,9 +184,9 @@ class FlakyObjects(MemoryObjectStore):
         self._maybe_fail()
         return super().put_if_absent(key, data, sha256_hex)
 
-    def exists(self, key: str) -> bool:
-        self._maybe_fail()
-        return super().exists(key)
+    def stored_etag(self, key: str) -> str | None:
+        self._maybe_fail()  # the listing behind every "is it there?"
+        return super().stored_etag(key)
 
     def start_multipart(self, key: str) -> str:
         self._maybe_fail()

@@ -525,9 +525,9 @@ class _FlakyObjects(MemoryObjectStore):
         self._maybe_fail()
         return super().put_if_absent(key, data, sha256_hex)
 
-    def exists(self, key: str) -> bool:
-        self._maybe_fail()
-        return super().exists(key)
+    def stored_etag(self, key: str) -> str | None:
+        self._maybe_fail()  # the listing behind every "is it there?"
+        return super().stored_etag(key)
 
     def presign_put(self, key: str, sha256_hex: str, size: int, expires_in: int) -> str:
         self._maybe_fail()

@@ -22,9 +22,9 @@ from apigw_events import body_of, rest_event
 from lambda_support import BUCKET
 
 from exportsync_api import app
+from exportsync_api.verify import verify_completed
 from exportsync_devstack.s3_front import serve_s3_front
-
-pytestmark = pytest.mark.integration
+from exportsync_wire.parts import checksum_b64, plan_parts
 
 
 @pytest.fixture(scope="module")
@@ -108,11 +108,13 @@ def _code(xml: bytes) -> str | None:
     return ET.fromstring(xml).findtext("Code")  # noqa: S314 -- the devstack front's own XML
 
 
-def complete_xml(etags: list[str]) -> bytes:
-    """The CompleteMultipartUpload body: each part's number and the ETag its PUT answered."""
+def complete_xml(etags: list[str], digests: list[str]) -> bytes:
+    """The CompleteMultipartUpload body: each part's number, the ETag its PUT answered and its
+    checksum (the upload was created with SHA256: S3 wants every part's)."""
     parts = "".join(
-        f"<Part><PartNumber>{n}</PartNumber><ETag>{etag}</ETag></Part>"
-        for n, etag in enumerate(etags, 1)
+        f"<Part><PartNumber>{n}</PartNumber><ETag>{etag}</ETag>"
+        f"<ChecksumSHA256>{checksum_b64(digest)}</ChecksumSHA256></Part>"
+        for n, (etag, digest) in enumerate(zip(etags, digests, strict=True), 1)
     )
     return f"<CompleteMultipartUpload>{parts}</CompleteMultipartUpload>".encode()
 
@@ -120,7 +122,13 @@ def complete_xml(etags: list[str]) -> bytes:
 def test_multipart_upload_completes_through_its_presigned_urls(strict: Any) -> None:
     data = bytes(range(256)) * (12 * 1024 * 4) + b"the tail"  # 12 MiB and a bit: two parts
     sha = hashlib.sha256(data).hexdigest()
-    request = {"files": [{"filename": "huge.csv", "sha256": sha, "size": len(data), "parts": 2}]}
+    plan = plan_parts(len(data), 2)
+    digests = [
+        hashlib.sha256(data[n * plan.part_size : (n + 1) * plan.part_size]).hexdigest()
+        for n in range(plan.count)
+    ]
+    entry = {"filename": "huge.csv", "sha256": sha, "size": len(data), "parts": 2}
+    request = {"files": [{**entry, "part_sha256": digests}]}
     response = app.lambda_handler(rest_event("/presign", json.dumps(request)), None)
     [answer] = body_of(response)["results"]
     assert answer["status"] == "multipart"
@@ -130,20 +138,26 @@ def test_multipart_upload_completes_through_its_presigned_urls(strict: Any) -> N
         length = int(part["headers"]["Content-Length"])
         chunk = data[offset : offset + length]
         offset += length
-        # The length is signed: the strict front, like S3, refuses another length.
+        # Length and checksum are signed: the strict front, like S3, refuses other bytes.
         signed = parse_qs(urlsplit(part["url"]).query)["X-Amz-SignedHeaders"][0].split(";")
-        assert "content-length" in signed
+        assert {"content-length", "x-amz-checksum-sha256"} <= set(signed)
         put = requests.put(part["url"], data=chunk, headers=part["headers"], timeout=30)
         assert put.status_code == 200
         etags.append(put.headers["ETag"])
     assert offset == len(data)
     complete = answer["complete"]
-    done = requests.post(complete["url"], data=complete_xml(etags), timeout=30)
-    assert (complete["method"], done.status_code) == ("POST", 200)
+    body = complete_xml(etags, digests)
+    done = requests.post(complete["url"], data=body, headers=complete["headers"], timeout=30)
+    assert (complete["method"], done.status_code) == ("POST", 200), done.content
     stored = strict.get_object(Bucket=BUCKET, Key=answer["key"])["Body"].read()
     assert stored == data
 
-    [again] = body_of(app.lambda_handler(rest_event("/presign", json.dumps(request)), None))[
-        "results"
-    ]
-    assert again == {"filename": "huge.csv", "key": answer["key"], "status": "duplicate"}
+    def ask() -> dict[str, Any]:
+        response = app.lambda_handler(rest_event("/presign", json.dumps(request)), None)
+        result: dict[str, Any] = body_of(response)["results"][0]
+        return result
+
+    # Not a duplicate until the verifier has hashed it (this front runs none on completion).
+    assert ask()["status"] == "retry"
+    assert verify_completed(app.default_dependencies().objects, answer["key"]) == "stored"
+    assert ask() == {"filename": "huge.csv", "key": answer["key"], "status": "duplicate"}

@@ -20,6 +20,8 @@ from exportsync_api.multipart import (
     plan_parts,
 )
 from exportsync_api.presign import check_file
+from exportsync_api.verify import verify_completed
+from exportsync_wire.parts import checksum_b64, composite_sha256
 
 _MIB = 1024 * 1024
 _GIB = 1024 * _MIB
@@ -64,7 +66,13 @@ def _presign(deps: Dependencies, *files: dict[str, object]) -> list[dict[str, ob
 
 def _ask(name: str, size: int, **extra: object) -> dict[str, object]:
     sha = hashlib.sha256(name.encode()).hexdigest()
-    return {"filename": name, "sha256": sha, "size": size, **extra}
+    ask: dict[str, object] = {"filename": name, "sha256": sha, "size": size, **extra}
+    if size > 5 * _GIB or "parts" in extra:
+        # Each part's sha256, as the client would send them (any digests do for the fakes).
+        asked = extra.get("parts")
+        count = plan_parts(size, asked if isinstance(asked, int) else None).count
+        ask["part_sha256"] = [hashlib.sha256(b"%d" % n).hexdigest() for n in range(count)]
+    return ask
 
 
 def test_large_or_asked_files_get_a_whole_presigned_multipart_upload(
@@ -84,13 +92,22 @@ def test_large_or_asked_files_get_a_whole_presigned_multipart_upload(
             "number": n,
             "url": f"https://bucket.example/{asked['key']}?uploadId={asked['upload_id']}"
             f"&partNumber={n}",
-            "headers": {"Content-Length": str(6 * _MIB)},
+            "headers": {
+                "Content-Length": str(6 * _MIB),
+                "x-amz-checksum-sha256": checksum_b64(hashlib.sha256(b"%d" % (n - 1)).hexdigest()),
+            },
         }
         for n in (1, 2)
     ]
+    digests = [hashlib.sha256(b"%d" % n).hexdigest() for n in range(2)]
     assert asked["complete"] == {
         "url": f"https://bucket.example/{asked['key']}?uploadId={asked['upload_id']}",
         "method": "POST",
+        "headers": {
+            "x-amz-checksum-sha256": composite_sha256(digests),
+            "x-amz-mp-object-size": str(12 * _MIB),
+            "If-None-Match": "*",
+        },
     }
     assert huge["status"] == "multipart"
     assert isinstance(huge["parts"], list)
@@ -98,16 +115,20 @@ def test_large_or_asked_files_get_a_whole_presigned_multipart_upload(
 
 
 def test_resuming_an_upload_presigns_its_parts_again(memory_deps: Dependencies) -> None:
-    [again] = _presign(memory_deps, _ask("a.csv", 12 * _MIB, parts=2, upload_id="u-77"))
-    assert again["upload_id"] == "u-77"
+    [first] = _presign(memory_deps, _ask("a.csv", 12 * _MIB, parts=2))
+    [again] = _presign(memory_deps, _ask("a.csv", 12 * _MIB, parts=2, upload_id=first["upload_id"]))
+    assert again["upload_id"] == first["upload_id"]
     assert isinstance(memory_deps.objects, MemoryObjectStore)
-    assert memory_deps.objects.uploads == []  # no new upload was started
+    assert len(memory_deps.objects.uploads) == 1  # no new upload was started
 
 
 def test_a_stored_file_is_a_duplicate_even_when_asked_in_parts(memory_deps: Dependencies) -> None:
     [first] = _presign(memory_deps, _ask("d.csv", 12 * _MIB, parts=2))
     assert isinstance(memory_deps.objects, MemoryObjectStore)
-    memory_deps.objects.objects[str(first["key"])] = b"..."
+    memory_deps.objects.objects[str(first["key"])] = b"d.csv"  # the bytes its sha256 names
+    [verifying] = _presign(memory_deps, _ask("d.csv", 12 * _MIB, parts=2))
+    assert verifying["status"] == "retry"  # a completed upload is not a duplicate unverified
+    assert verify_completed(memory_deps.objects, str(first["key"])) == "stored"
     [second] = _presign(memory_deps, _ask("d.csv", 12 * _MIB, parts=2))
     assert second == {"filename": "d.csv", "key": first["key"], "status": "duplicate"}
 

@@ -11,9 +11,10 @@ import datetime as dt
 import json
 import random
 import statistics
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from exportsync.client import BatchRequest
 from exportsync.clock import FakeClock
@@ -27,7 +28,7 @@ from exportsync.spool import Spool
 from support.fake_api import FakeApi
 from support.ledger import plan_ledger
 
-__all__ = ["DayResult", "GatedApi", "simulate_day"]
+__all__ = ["DayResult", "GatedApi", "TraceResult", "simulate_day", "simulate_trace"]
 
 # A UTC midnight (2027-01-15): the simulated day.
 DAY_START = 1_800_000_000.0 - (1_800_000_000.0 % DAY)
@@ -136,6 +137,105 @@ def simulate_day(
             refused=api.refused,
             entries_per_request=[c.request.entries for c in api.calls],
             holds=[i.delivered_at - i.created_at for i in items if i.delivered_at is not None],
+        )
+    finally:
+        spool.close()
+
+
+@dataclass
+class TraceResult:
+    """The measured days of a trace: each export's hold (spooled to delivered, in arrival
+    order), how many went the day they arrived, and what the gateway refused."""
+
+    holds: list[float]
+    days: list[list[float]]  # the measured days' export instants, as written
+    same_day: int
+    refused: int
+    requests_per_day: list[int]
+    spool_arrivals: list[float]  # every arrival the spool recorded, for replaying it
+
+
+def simulate_trace(
+    workdir: Path,
+    days: Sequence[Sequence[float]],
+    *,
+    start: float,
+    measure_from: int,
+    daily: int = 10,
+    pacing: Pacing | None = None,
+) -> TraceResult:
+    """Consecutive quota days (UTC, from `start`) of exports, each a CSV and its session written
+    at its instant. The days before `measure_from` are history: recorded in the spool at their
+    instants, as the daemon would have spooled them. The days from `measure_from` on go through
+    the real intake, spool, ledger, pacing and delivery step against an API that enforces the
+    plan, and are measured; the policy learns from the spool as the daemon does."""
+    root = workdir / "export"
+    root.mkdir(parents=True)
+    clock = FakeClock(start)
+    # SQLite in memory: the same schema and queries, without an fsync per history file.
+    spool = Spool.in_memory()
+    api = GatedApi(clock=clock, daily=daily)
+    ledger = plan_ledger(spool, clock, daily_requests=daily)
+    deliverer = Deliverer(
+        spool=spool,
+        ledger=ledger,
+        api=api,
+        clock=clock,
+        root=root,
+        default_user_id="alice",
+        pacing=pacing or Pacing(),
+    )
+    intake = Intake(spool, root=root, matcher=FileMatcher(), clock=clock)
+    written: list[tuple[int, str, float]] = []  # (day, csv name, instant)
+    try:
+        for day, instants in enumerate(days[:measure_from]):
+            # The history is what the spool recorded: each export spooled at its instant and
+            # delivered (the days before are not measured, and sending them adds nothing).
+            for n, at in enumerate(instants):
+                stem = f"d{day:03d}-e{n:03d}"
+                for name in (f"{stem}.csv", f"{stem}.session.json"):
+                    kind: Literal["csv", "session"] = "csv" if name.endswith(".csv") else "session"
+                    item = spool.record(
+                        root / name, kind, size=10, mtime_ns=1, sha256=name, now=at
+                    ).item
+                    spool.mark_delivered(item.id, now=at + 2.0)
+        clock.advance(max(0.0, start + measure_from * DAY - clock.time()))
+        for day, instants in enumerate(days):
+            if day < measure_from:
+                continue
+            for n, at in enumerate(instants):
+                _run_until(deliverer, clock, at)
+                name = f"d{day:03d}-e{n:03d}"
+                csv = root / f"{name}.csv"
+                csv.write_text(f"id,value\n{day},{n}\n")
+                session = root / f"{name}.session.json"
+                stamp = dt.datetime.fromtimestamp(at, dt.UTC).isoformat().replace("+00:00", "Z")
+                session.write_text(json.dumps({"timestamp": stamp, "export": name}))
+                intake.offer(csv)
+                intake.offer(session)
+                written.append((day, f"{name}.csv", at))
+        _run_until(deliverer, clock, start + (len(days) + 1) * DAY)
+        every = 2 * sum(len(d) for d in days) + 10
+        items = {i.path.name: i for i in spool.items(limit=every)}
+        holds: list[float] = []
+        same_day = 0
+        for day, name, _at in written:
+            if day < measure_from:
+                continue
+            item = items[name]
+            assert item.delivered_at is not None, f"{name} was never delivered"
+            holds.append(item.delivered_at - item.created_at)
+            same_day += item.delivered_at < start + (day + 1) * DAY
+        per_day = [0] * (len(days) + 1)
+        for sent in api.sent_at:
+            per_day[min(len(days), int((sent - start) // DAY))] += 1
+        return TraceResult(
+            holds=holds,
+            days=[list(d) for d in days[measure_from:]],
+            same_day=same_day,
+            refused=api.refused,
+            requests_per_day=per_day[measure_from : len(days)],
+            spool_arrivals=spool.arrivals(0.0, float("inf")),
         )
     finally:
         spool.close()

@@ -10,6 +10,7 @@ from typing import IO, Any
 
 from exportsync.client import BatchFile, BatchRequest, PresignFile
 from exportsync.errors import DeliveryError
+from exportsync_wire.parts import plan_parts
 
 __all__ = ["Call", "FakeApi", "checksum_b64"]
 
@@ -60,6 +61,7 @@ class FakeApi:
     puts: list[tuple[str, dict[str, str], bytes]] = field(default_factory=list)
     put_errors: list[DeliveryError | None] = field(default_factory=list)  # None: that PUT works
     completions: list[tuple[str, bytes]] = field(default_factory=list)
+    completion_headers: list[dict[str, str]] = field(default_factory=list)
     stored: set[str] = field(default_factory=set)
     part_size: int = 16 * 1024**2
     # Called once, halfway through the next presigned PUT's body (like S3, nothing is checked).
@@ -107,7 +109,9 @@ class FakeApi:
                 "method": "PUT",
                 "headers": {"x-amz-checksum-sha256": checksum_b64(p.sha256)},
             }
-        part_size = max(1, -(-p.size // p.parts))
+        plan = plan_parts(p.size, p.parts)
+        part_size = plan.part_size
+        digests = p.part_sha256 or ("",) * plan.count
         return {
             "kind": "presign",
             "filename": p.filename,
@@ -116,10 +120,18 @@ class FakeApi:
             "upload_id": f"up-{p.sha256[:8]}",
             "part_size": part_size,
             "parts": [
-                {"number": n, "url": f"http://127.0.0.1:1/part/{p.sha256}/{n}", "headers": {}}
-                for n in range(1, p.parts + 1)
+                {
+                    "number": n,
+                    "url": f"http://127.0.0.1:1/part/{p.sha256}/{n}",
+                    "headers": {"x-amz-checksum-sha256": digest},
+                }
+                for n, digest in enumerate(digests, 1)
             ],
-            "complete": {"url": f"http://127.0.0.1:1/complete/{p.sha256}", "method": "POST"},
+            "complete": {
+                "url": f"http://127.0.0.1:1/complete/{p.sha256}",
+                "method": "POST",
+                "headers": {"x-amz-mp-object-size": str(p.size)},
+            },
         }
 
     def put_presigned(
@@ -142,8 +154,11 @@ class FakeApi:
         self.puts.append((url, dict(headers), data))
         return '"' + hashlib.md5(data).hexdigest() + '"'  # noqa: S324 -- S3's ETag is an MD5
 
-    def complete_multipart(self, url: str, body: bytes) -> None:
+    def complete_multipart(
+        self, url: str, body: bytes, headers: Mapping[str, str] | None = None
+    ) -> None:
         self.completions.append((url, body))
+        self.completion_headers.append(dict(headers or {}))
 
     @property
     def routes(self) -> list[str]:

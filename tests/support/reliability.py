@@ -135,7 +135,7 @@ def _fill(path: Path) -> Path:
 # -- killing at a chosen moment ---------------------------------------------------------------
 
 
-_AIMS = ("request_sent", "upload_started", "file_detected", "random")
+_AIMS = ("request_sending", "upload_started", "file_detected", "random")
 
 
 def _count(daemon: DaemonProcess, event: str) -> int:
