@@ -264,12 +264,11 @@ def test_a_running_daemon_neither_delivers_nor_deletes_through_a_swapped_folder(
         assert wait_for(lambda: not (export / "before.csv").exists(), 30), daemon.output()
 
         _swap(export, victim)
+        # The watch sees the folder leave; whether the symlink is already there when it looks
+        # ("symlink") or not yet ("missing") depends on timing. Either way nothing is read there.
         assert wait_for(
             lambda: (
-                any(
-                    e.get("event") == "watch_dir_missing" and e.get("reason") == "symlink"
-                    for e in daemon.events()
-                )
+                any(e.get("event") == "watch_dir_missing" for e in daemon.events())
                 or "a.csv" in _by_name(daemon.state_dir)
             ),
             30,
