@@ -63,14 +63,18 @@ demo: $(STAMP)
 
 # The Lambda fuzzed with hypothesis on every route (at least 5,000 cases); prints its tally last.
 # `make test` runs the same tests with 60 cases each.
-# Then whole requests: identities, headers, paths, methods, sequences, and a few hundred on moto.
+# Then whole requests: identities, headers, paths, methods, sequences, and a few hundred on moto;
+# last the worst request of every route through the devstack, its peak memory and CPU time.
 fuzz: $(STAMP)
 	EXPORTSYNC_FUZZ_EXAMPLES=1100 EXPORTSYNC_FUZZ_REPORT=.fuzz-report \
 		$(BIN)/python -m pytest tests/lambda/test_lambda_fuzz.py -q
 	EXPORTSYNC_FUZZ=full EXPORTSYNC_FUZZ_REQUESTS_REPORT=.fuzz-cases \
 		$(BIN)/python -m pytest tests/lambda/test_lambda_fuzz_requests.py -q
+	EXPORTSYNC_BOUNDED_REPORT=.fuzz-bounded \
+		$(BIN)/python -m pytest tests/e2e/test_bounded_work.py -q
 	@echo "lambda fuzz, whole requests: $$(cat .fuzz-cases) cases, none 5xx or outside the prefix"
 	@cat .fuzz-report
+	@head -1 .fuzz-bounded
 
 bench: $(STAMP)
 	$(BIN)/python bench/run.py
@@ -101,4 +105,4 @@ reliability: $(STAMP)
 	PYTHONPATH=tests timeout 900 $(BIN)/python -m support.reliability $(RELIABILITY_FLAGS)
 
 clean:
-	rm -rf $(VENV) demo .mypy_cache .ruff_cache .pytest_cache .hypothesis .fuzz-report .fuzz-cases
+	rm -rf $(VENV) demo .mypy_cache .ruff_cache .pytest_cache .hypothesis .fuzz-report .fuzz-cases .fuzz-bounded

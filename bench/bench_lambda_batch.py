@@ -12,6 +12,7 @@ same request written one item at a time, same run, two ways:
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import sys
@@ -76,11 +77,13 @@ class _SlowSessions:
 
 
 def _time_latency(workers: int, entries: int) -> float:
-    sessions: list[object] = [
-        {
-            "user_id": "alice",
-            "timestamp": f"2026-07-01T{n // 3600:02d}:{n // 60 % 60:02d}:{n % 60:02d}Z",
-        }
+    sessions = [
+        json.dumps(
+            {
+                "user_id": "alice",
+                "timestamp": f"2026-07-01T{n // 3600:02d}:{n // 60 % 60:02d}:{n % 60:02d}Z",
+            }
+        ).encode()
         for n in range(entries)
     ]
     start = time.perf_counter()

@@ -1,4 +1,7 @@
-"""The admin port: GET /usage reports the gateway's counters; it is never counted or throttled."""
+"""The admin port: GET /usage reports the gateway's counters; it is never counted or throttled.
+
+GET /memory reports the process's resident memory and its peak (``memory.memory_report``);
+POST /memory/reset starts the peak afresh, so a test can measure what one request cost."""
 
 from __future__ import annotations
 
@@ -7,6 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .gateway import Gateway
+from .memory import memory_report, reset_peak
 from .serving import BackgroundServer, QuietHandler, TrackingHTTPServer
 
 __all__ = ["serve_admin"]
@@ -33,13 +37,29 @@ class _AdminServer(TrackingHTTPServer):
 class _AdminHandler(QuietHandler):
     server: _AdminServer
 
-    def do_GET(self) -> None:  # noqa: N802 -- http.server's dispatch name
+    def _path(self) -> str:
+        return self.path.split("?", 1)[0].rstrip("/")
+
+    def _json(self, status: int, value: object) -> None:
         headers = (("Content-Type", "application/json"),)
-        if self.path.split("?", 1)[0].rstrip("/") == "/usage":
-            body = json.dumps(self.server.usage()).encode("utf-8")
-            self.send_bytes(200, headers, body)
+        self.send_bytes(status, headers, json.dumps(value).encode("utf-8"))
+
+    def do_GET(self) -> None:  # noqa: N802 -- http.server's dispatch name
+        if self._path() == "/usage":
+            self._json(200, self.server.usage())
+        elif self._path() == "/memory":
+            self._json(200, memory_report())
         else:
-            self.send_bytes(404, headers, json.dumps({"message": "Not Found"}).encode("utf-8"))
+            self._json(404, {"message": "Not Found"})
+
+    def do_POST(self) -> None:  # noqa: N802 -- http.server's dispatch name
+        length = self.headers.get("Content-Length", "0")
+        if length.isdigit() and len(length) < 9:
+            self.rfile.read(int(length))
+        if self._path() == "/memory/reset":
+            self._json(200, {"reset": reset_peak(), **memory_report()})
+        else:
+            self._json(404, {"message": "Not Found"})
 
 
 def serve_admin(

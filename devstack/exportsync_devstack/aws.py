@@ -23,16 +23,20 @@ def use_dummy_credentials(region: str, endpoint: str | None = None) -> None:
 
 
 class MotoServer:
-    """moto's server mode on `host`, a free port when `port` is 0.
+    """moto's server mode on `host`, a free port when `port` is 0, or on the Unix socket
+    `socket_path` (then only a process that may enter its folder can reach it).
 
     The same pieces moto.server.ThreadedMotoServer wires (its werkzeug app and request handler),
     run with a short poll interval: ThreadedMotoServer polls every 0.5 s, which made every
     devstack stop, and so every e2e test, half a second slower.
     """
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
-        self._host = host
+    def __init__(
+        self, host: str = "127.0.0.1", port: int = 0, socket_path: str | None = None
+    ) -> None:
+        self._host = f"unix://{socket_path}" if socket_path is not None else host
         self._port = port
+        self._socket_path = socket_path
         self._server: Any = None
         self._thread: threading.Thread | None = None
 
@@ -57,6 +61,8 @@ class MotoServer:
 
     @property
     def url(self) -> str:
+        if self._socket_path is not None:
+            return f"unix://{self._socket_path}"
         host, port = self._server.server_address[:2]
         return f"http://{host}:{port}"
 

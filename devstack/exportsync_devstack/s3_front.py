@@ -3,16 +3,21 @@
 The devstack points its Lambda's S3 client here (``AWS_ENDPOINT_URL_S3``), so every presigned URL
 the Lambda hands out names this front; the Lambda itself knows nothing of it. A presigned request
 is refused the way S3 refuses it (signature, expiry, signed headers, Content-Length, the
-``x-amz-checksum-sha256`` of the body; XML error bodies) before moto sees a byte; everything else
-(the Lambda's own header-signed calls) is relayed unchanged. The steps of a multipart upload are
-checked as S3 checks them too (``s3_multipart``), and a completed upload is handed to
-``on_completed`` (the devstack's stand-in for the bucket's Object Created event) before the
-completion is answered.
+``x-amz-checksum-sha256`` of the body; XML error bodies) before moto sees a byte; every other
+request must carry a valid SigV4 header signature (``sigv4.check_signed``: S3, DynamoDB and API
+Gateway calls alike), else it is refused 403, and is then relayed unchanged. The steps of a
+multipart upload are checked as S3 checks them too (``s3_multipart``), and a completed upload is
+handed to ``on_completed`` (the devstack's stand-in for the bucket's Object Created event)
+before the completion is answered.
+
+moto itself listens on a Unix socket in a private folder (``upstream`` ``unix:///path``), so this
+front is the only way in for another local process, and it takes signed requests only.
 """
 
 from __future__ import annotations
 
 import http.client
+import socket
 import threading
 from collections import Counter
 from collections.abc import Callable, Mapping
@@ -30,6 +35,7 @@ from .s3_checks import (
 )
 from .s3_multipart import MultipartLedger
 from .serving import BackgroundServer, QuietHandler, TrackingHTTPServer
+from .sigv4 import check_signed
 
 __all__ = ["UPSTREAM_DOWN", "S3Front", "serve_s3_front"]
 
@@ -39,6 +45,21 @@ _HOP_BY_HOP = frozenset(
 )
 _UPSTREAM_TIMEOUT = 60.0
 UPSTREAM_DOWN = S3Refusal(503, "ServiceUnavailable", "Please reduce your request rate.")
+_MAX_LENGTH_DIGITS = 15
+
+
+class _UnixConnection(http.client.HTTPConnection):
+    """HTTP over a Unix socket (moto's, in the devstack's private folder)."""
+
+    def __init__(self, path: str, timeout: float) -> None:
+        super().__init__("localhost", timeout=timeout)
+        self._path = path
+
+    def connect(self) -> None:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(self.timeout)
+        sock.connect(self._path)
+        self.sock = sock
 
 
 class S3Front(TrackingHTTPServer):
@@ -56,12 +77,20 @@ class S3Front(TrackingHTTPServer):
         self.multipart = MultipartLedger()
         self.on_completed = on_completed  # called with the object key of a completed upload
         self.upstream = (parts.hostname or "127.0.0.1", parts.port or 80)
+        self.upstream_socket = parts.path if parts.scheme == "unix" else None
         self.secrets = dict(secrets)
         self.now = now
         self._counts: Counter[str] = Counter()
         self._refused: Counter[str] = Counter()
         self._counts_lock = threading.Lock()
         super().__init__(address, _FrontHandler)
+
+    def connect_upstream(self) -> http.client.HTTPConnection:
+        """A connection to moto: its private Unix socket, or host:port."""
+        if self.upstream_socket is not None:
+            return _UnixConnection(self.upstream_socket, _UPSTREAM_TIMEOUT)
+        host, port = self.upstream
+        return http.client.HTTPConnection(host, port, timeout=_UPSTREAM_TIMEOUT)
 
     def count(self, name: str, refusal: S3Refusal | None = None) -> None:
         with self._counts_lock:
@@ -104,7 +133,7 @@ class _FrontHandler(QuietHandler):
         length = self.headers.get("Content-Length")
         if length is None:
             return None if self.headers.get("Transfer-Encoding") else b""
-        if not length.isdigit():
+        if not length.isdigit() or len(length) > _MAX_LENGTH_DIGITS:
             return None
         chunks: list[bytes] = []
         remaining = int(length)
@@ -135,10 +164,10 @@ class _FrontHandler(QuietHandler):
             return
         if presigned:
             refusal = check_body(request, body)
-            if refusal is not None:
-                self._refuse(refusal)
-                return
-        refusal = self.server.multipart.check(request, body, self._upstream_has)
+        else:
+            refusal = check_signed(request, body, self.server.secrets)
+        if refusal is None:
+            refusal = self.server.multipart.check(request, body, self._upstream_has)
         if refusal is not None:
             self._refuse(refusal)
             return
@@ -146,8 +175,7 @@ class _FrontHandler(QuietHandler):
 
     def _upstream_has(self, path: str) -> bool:
         """Whether upstream holds an object at ``/bucket/key`` (for ``If-None-Match: *``)."""
-        host, port = self.server.upstream
-        upstream = http.client.HTTPConnection(host, port, timeout=_UPSTREAM_TIMEOUT)
+        upstream = self.server.connect_upstream()
         try:
             upstream.request("HEAD", quote(path))
             return upstream.getresponse().status == 200
@@ -165,8 +193,7 @@ class _FrontHandler(QuietHandler):
 
     def _relay(self, body: bytes) -> None:
         headers = {k: v for k, v in self.headers.items() if k.lower() not in _HOP_BY_HOP}
-        host, port = self.server.upstream
-        upstream = http.client.HTTPConnection(host, port, timeout=_UPSTREAM_TIMEOUT)
+        upstream = self.server.connect_upstream()
         try:
             upstream.request(self.command, self.path, body=body, headers=headers)
             response = upstream.getresponse()
@@ -186,6 +213,7 @@ class _FrontHandler(QuietHandler):
     do_PUT = _serve  # noqa: N815 -- http.server's dispatch name
     do_POST = _serve  # noqa: N815 -- http.server's dispatch name
     do_DELETE = _serve  # noqa: N815 -- http.server's dispatch name
+    do_PATCH = _serve  # noqa: N815 -- http.server's dispatch name (API Gateway's updates)
 
 
 def serve_s3_front(

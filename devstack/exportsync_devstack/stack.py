@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import importlib
 import os
+import shutil
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -82,6 +84,7 @@ class Devstack:
         self._handler = handler
         self._clock = clock if clock is not None else SystemClock()
         self._moto: MotoServer | None = None
+        self._private: str | None = None
         self._servers: list[BackgroundServer] = []
         self.gateway: Gateway | None = None
         self.usage_plan_id = ""
@@ -101,8 +104,22 @@ class Devstack:
 
     def start(self) -> dict[str, Any]:
         opts = self.options
-        self._moto = MotoServer(opts.host)
-        endpoint = self._moto.start()
+        # moto checks no signature: it listens on a socket in a folder only this user may
+        # enter, behind the front, which takes SigV4-signed (or presigned) requests only.
+        self._private = tempfile.mkdtemp(prefix="exportsync-devstack-")
+        self._moto = MotoServer(socket_path=os.path.join(self._private, "moto.sock"))
+        upstream = self._moto.start()
+        use_dummy_credentials(opts.region)
+        s3_front = S3Front(
+            (opts.host, 0),
+            upstream,
+            {os.environ["AWS_ACCESS_KEY_ID"]: os.environ["AWS_SECRET_ACCESS_KEY"]},
+            self._clock.time,
+            on_completed=verify_completed_upload,
+        )
+        s3_server = BackgroundServer(s3_front, "devstack-s3").start()
+        self._servers.append(s3_server)
+        endpoint = s3_server.url
         use_dummy_credentials(opts.region, endpoint)
         create_resources(AwsResources(endpoint, opts.region, opts.bucket, opts.table))
         import boto3  # noqa: PLC0415 -- keep `import exportsync_devstack` light
@@ -118,17 +135,8 @@ class Devstack:
             first_key=opts.api_key,
             state_dir=opts.state_dir,
         )
-        # The Lambda's S3 client goes through the strict front, so its presigned URLs name it.
-        s3_front = S3Front(
-            (opts.host, 0),
-            endpoint,
-            {os.environ["AWS_ACCESS_KEY_ID"]: os.environ["AWS_SECRET_ACCESS_KEY"]},
-            self._clock.time,
-            on_completed=verify_completed_upload,
-        )
-        s3_server = BackgroundServer(s3_front, "devstack-s3").start()
-        self._servers.append(s3_server)
-        os.environ["AWS_ENDPOINT_URL_S3"] = s3_server.url
+        # Every client goes through the strict front, so the Lambda's presigned URLs name it.
+        os.environ["AWS_ENDPOINT_URL_S3"] = endpoint
         os.environ["EXPORTSYNC_BUCKET"] = opts.bucket
         os.environ["EXPORTSYNC_TABLE"] = opts.table
         os.environ["EXPORTSYNC_USERS_TABLE"] = opts.users_table
@@ -182,3 +190,6 @@ class Devstack:
         if self._moto is not None:
             self._moto.stop()
             self._moto = None
+        if self._private is not None:
+            shutil.rmtree(self._private, ignore_errors=True)
+            self._private = None

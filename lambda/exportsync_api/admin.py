@@ -36,10 +36,11 @@ class UsageError(Exception):
     """A missing or ambiguous setting (exit code 2)."""
 
 
-# Any value signs requests to the devstack; on AWS, an IAM user's or role's real credentials.
+# The devstack takes requests signed with its dummy keys only; on AWS, an IAM user's or role's
+# real credentials.
 _NO_CREDENTIALS = (
     "no AWS credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or AWS_PROFILE); "
-    "against the devstack any value works, e.g. AWS_ACCESS_KEY_ID=testing "
+    "against the devstack its dummy keys, AWS_ACCESS_KEY_ID=testing "
     "AWS_SECRET_ACCESS_KEY=testing"
 )
 _NO_REGION = "no AWS region: pass --region or set AWS_REGION (the devstack prints its region)"

@@ -34,8 +34,14 @@ from .errors import ApiError
 from .form import parse_form
 from .pool import Pool
 from .presign import parse_presign, presign_files
-from .registry import CachedUserDirectory, DynamoUserDirectory, UserDirectory, resolve_user
-from .sessions import parse_sessions, store_sessions
+from .registry import (
+    CachedUserDirectory,
+    DynamoUserDirectory,
+    UserDirectory,
+    no_identity,
+    resolve_user,
+)
+from .sessions import session_texts, store_sessions
 from .settings import Settings, load_settings
 from .stores import DynamoSessionStore, ObjectStore, S3ObjectStore, SessionStore
 from .uploads import upload_form
@@ -166,8 +172,13 @@ def _register(resolver: ApiGatewayResolver) -> None:
         return write_pool(deps().settings, resolver.lambda_context)
 
     def user() -> str | None:
-        # A revoked key raises the 403 ApiError here, before any body is read.
-        return resolve_user(events.api_key_id(raw()), deps().settings.key_users, deps().users)
+        # No identity or a revoked key raises the 403 ApiError here, before any body is read:
+        # without a key (an HTTP API, a route without a usage plan) the body could name anyone.
+        key_id = events.api_key_id(raw())
+        settings = deps().settings
+        if key_id is None and not settings.allow_anonymous:
+            raise no_identity()
+        return resolve_user(key_id, settings.key_users, deps().users)
 
     @resolver.post(routes.UPLOAD)
     def upload() -> Any:
@@ -180,8 +191,9 @@ def _register(resolver: ApiGatewayResolver) -> None:
     @resolver.post(routes.SESSION)
     def session() -> Any:
         key_user = user()
-        sessions = parse_sessions(events.raw_body(raw()))
-        result = store_sessions(sessions, key_user, deps().sessions, pool())
+        # Sized before parsed: an oversized session or request never becomes Python objects.
+        texts = session_texts(events.raw_body(raw()))
+        result = store_sessions(texts.items, key_user, deps().sessions, pool())
         _log_results("session_done", result)
         return _response(200, result)
 

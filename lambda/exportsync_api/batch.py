@@ -20,13 +20,13 @@ from exportsync_wire import ErrorCode, Kind, Status, limits
 from exportsync_wire.batch import MANIFEST_PART
 
 from .budget import Budget
-from .errors import ApiError, bad_request, unprocessable
+from .errors import bad_request, unprocessable
 from .form import FilePart, Form, JsonPart
 from .inflate import inflate_budget
 from .multipart import url_budget
 from .pool import Entry, Pool
 from .presign import check_file, presign_entry
-from .sessions import load_json, session_entry
+from .sessions import session_values, split_part, text_entry
 from .stores import ObjectStore, SessionStore
 from .uploads import file_entry, form_user, parse_manifest
 
@@ -44,17 +44,22 @@ class BatchStores:
 
 def batch_form(form: Form, key_user: str | None, stores: BatchStores) -> dict[str, Any]:
     """Run the whole route on a parsed form."""
-    parts = [(part, _read(part)) for part in form.ordered]
+    too_many = bad_request(
+        ErrorCode.TOO_MANY_ENTRIES,
+        f"a request holds at most {limits.MAX_BATCH_ENTRIES} entries",
+    )
+    try:
+        parts = [(part, _read(part)) for part in form.ordered]
+    except OverflowError:
+        raise too_many from None
     if sum(len(items) for _, items in parts) > limits.MAX_BATCH_ENTRIES:
-        raise bad_request(
-            ErrorCode.TOO_MANY_ENTRIES,
-            f"a request holds at most {limits.MAX_BATCH_ENTRIES} entries",
-        )
+        raise too_many
     manifest = iter(parse_manifest(form.fields.get(MANIFEST_PART), len(form.files)))
     # The files' owner: the key's user, else the user_id part (400 only if a file needs one).
     owner = functools.cache(lambda: form_user(form, key_user))
     budget = inflate_budget()
     urls = url_budget()
+    values = session_values()
     kinds: list[Kind] = []
     entries: list[Entry] = []
     for part, items in parts:
@@ -64,7 +69,7 @@ def batch_form(form: Form, key_user: str | None, stores: BatchStores) -> dict[st
                 entries.append(file_entry(part, next(manifest), owner(), stores.objects, budget))
             elif part.name == Kind.SESSION:
                 kinds.append(Kind.SESSION)
-                entries.append(_session_entry(item, key_user, stores))
+                entries.append(_session_entry(item, key_user, stores, values))
             else:
                 kinds.append(Kind.PRESIGN)
                 entries.append(_presign_entry(item, owner, stores, urls))
@@ -98,11 +103,8 @@ def _read(part: FilePart | JsonPart) -> list[object]:
     if isinstance(part, FilePart):
         return [part]
     if part.name == Kind.SESSION:
-        try:
-            value = load_json(part.data)
-        except ApiError as exc:
-            return [_Unreadable(f"{exc.code}: session part: {exc.message}")]
-        return value if isinstance(value, list) and value else [value]
+        # Split unparsed: each session is sized before it is parsed (sessions.text_entry).
+        return list(split_part(part.data))
     try:
         value = json.loads(part.data.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError, ValueError):
@@ -113,12 +115,11 @@ def _read(part: FilePart | JsonPart) -> list[object]:
     return [_Ask(f"files[{index}]", raw) for index, raw in enumerate(files)]
 
 
-def _session_entry(item: object, key_user: str | None, stores: BatchStores) -> Entry:
-    if isinstance(item, _Unreadable):
-        return Entry(
-            {"user_id": None, "timestamp": None, "status": Status.REJECTED, "error": item.error}
-        )
-    return session_entry(item, key_user, stores.sessions)
+def _session_entry(
+    item: object, key_user: str | None, stores: BatchStores, values: Budget
+) -> Entry:
+    assert isinstance(item, bytes)  # _read gives a session part's texts only
+    return text_entry(item, key_user, stores.sessions, values)
 
 
 def _presign_entry(

@@ -8,6 +8,7 @@ Neither ever turns the request into a 5xx.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -45,33 +46,46 @@ _REFUSED_CODES = frozenset(
         "InvalidPart",
     }
 )
-_MAX_MESSAGE = 300
+# An AWS error code is a fixed word (``AccessDenied``); anything else in its place is not shown.
+_AWS_CODE = re.compile(r"[A-Za-z][A-Za-z0-9.]{0,63}")
+_MAX_DETAIL = 1000
 
 
 @dataclass(frozen=True)
 class EntryFault:
+    """``error`` is what the client sees: ``"<our code>: <our message>"``; ``detail`` (AWS's
+    own message, which may name the account and role) is for the function's log only."""
+
     status: Literal[Status.RETRY, Status.REJECTED]
     error: str
+    detail: str = ""
 
 
 def classify(exc: BaseException) -> EntryFault:
-    """The per-entry answer for ``exc``; ``error`` is ``code: message`` (never the API key:
-    boto3's text names buckets, tables and keys only)."""
+    """The per-entry answer for ``exc``: our words and AWS's error code, never AWS's message."""
     if isinstance(exc, aws_errors.ClientError):
         code, message, http_status = _client_error(exc)
+        shown = code if _AWS_CODE.fullmatch(code) else "UnknownError"
+        detail = message[:_MAX_DETAIL]
         if code in _REFUSED_CODES:
-            return EntryFault(Status.REJECTED, _short(f"store_refused: {code}: {message}"))
+            error = f"store_refused: {shown}: the store refused this entry's content"
+            return EntryFault(Status.REJECTED, error, detail)
         if code in _THROTTLE_CODES:
-            return EntryFault(Status.RETRY, _short(f"throttled: {code}: {message}"))
+            error = f"throttled: {shown}: the store is busy; send it again later"
+            return EntryFault(Status.RETRY, error, detail)
         if http_status >= 500:
-            return EntryFault(Status.RETRY, _short(f"store_unavailable: {code}: {message}"))
+            error = f"store_unavailable: {shown}: the store failed; send it again later"
+            return EntryFault(Status.RETRY, error, detail)
         # AccessDenied, NoSuchBucket, ResourceNotFoundException: the deployment's fault,
         # not the entry's; it goes through once the server is fixed.
-        return EntryFault(Status.RETRY, _short(f"server_error: {code}: {message}"))
+        error = f"server_error: {shown}: the server cannot store this now; send it again later"
+        return EntryFault(Status.RETRY, error, detail)
     # EndpointConnectionError, ConnectTimeoutError, ReadTimeoutError, ConnectionClosedError...
     if isinstance(exc, (aws_errors.ConnectionError, aws_errors.HTTPClientError)):
-        return EntryFault(Status.RETRY, _short(f"store_unreachable: {type(exc).__name__}"))
-    return EntryFault(Status.RETRY, _short(f"server_error: {type(exc).__name__}"))
+        error = f"store_unreachable: {type(exc).__name__}: the store did not answer"
+        return EntryFault(Status.RETRY, error, str(exc)[:_MAX_DETAIL])
+    error = f"server_error: {type(exc).__name__}: an unexpected fault; send it again later"
+    return EntryFault(Status.RETRY, error, str(exc)[:_MAX_DETAIL])
 
 
 def _client_error(exc: aws_errors.ClientError) -> tuple[str, str, int]:
@@ -84,7 +98,3 @@ def _client_error(exc: aws_errors.ClientError) -> tuple[str, str, int]:
         str(error.get("Message", "")),
         status if isinstance(status, int) else 0,
     )
-
-
-def _short(text: str) -> str:
-    return text if len(text) <= _MAX_MESSAGE else text[: _MAX_MESSAGE - 1] + "…"

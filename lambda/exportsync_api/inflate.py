@@ -55,6 +55,7 @@ def inflate_gzip(data: bytes, limit: int) -> bytes:
         raise InflateError(f"not a valid gzip stream ({exc})") from None
     if in_member or not members:
         raise InflateError("truncated gzip stream")
+    # bytes() of a bytearray copies; the copy is brief, and the inflated size is capped.
     return bytes(out)
 
 

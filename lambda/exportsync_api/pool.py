@@ -81,7 +81,14 @@ class Pool:
             return {**entry.fields, **entry.work()}
         except Exception as exc:  # one entry's fault, whatever it is, stays with that entry
             fault = classify(exc)
-            logger.warning("entry_fault", error_type=type(exc).__name__, status=fault.status)
+            # AWS's message (it may name the account and role) goes here, never to the answer.
+            logger.warning(
+                "entry_fault",
+                error_type=type(exc).__name__,
+                status=fault.status,
+                error=fault.error,
+                detail=fault.detail,
+            )
             return {**entry.fields, "status": fault.status, "error": fault.error}
 
 

@@ -30,6 +30,7 @@ __all__ = [
     "KeyUser",
     "UserDirectory",
     "key_revoked",
+    "no_identity",
     "resolve_user",
 ]
 
@@ -108,6 +109,12 @@ class CachedUserDirectory:
 
 def key_revoked() -> ApiError:
     return ApiError(403, ErrorCode.KEY_REVOKED, "this API key's user is revoked; ask for a new key")
+
+
+def no_identity() -> ApiError:
+    return ApiError(
+        403, ErrorCode.NO_IDENTITY, "the request carries no API key identity; send x-api-key"
+    )
 
 
 def resolve_user(

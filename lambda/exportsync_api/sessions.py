@@ -15,7 +15,9 @@ from boto3.dynamodb.types import TypeSerializer
 
 from exportsync_wire import ErrorCode, Status, limits
 
-from .errors import bad_request
+from .budget import Budget
+from .errors import ApiError, bad_request
+from .jsonscan import ScanError, Texts, split_list, split_sessions, value_count
 from .pool import UNHURRIED, Entry, Pool
 from .stores import HASH_ATTRIBUTE, SessionStore
 
@@ -31,7 +33,11 @@ __all__ = [
     "load_json",
     "parse_sessions",
     "session_entry",
+    "session_texts",
+    "session_values",
+    "split_part",
     "store_sessions",
+    "text_entry",
     "validate_session",
 ]
 
@@ -75,22 +81,58 @@ class Rejected:
     error: str
 
 
-def parse_sessions(body: bytes) -> list[object]:
-    """One session object or ``{"sessions": [...]}`` (1..1000); numbers become Decimal."""
-    value = load_json(body)
-    if not isinstance(value, dict):
-        raise bad_request(
-            ErrorCode.INVALID_BODY, "body must be a session object or {'sessions': [...]}"
-        )
-    if "sessions" not in value:
-        return [value]
-    sessions = value["sessions"]
-    if not isinstance(sessions, list) or not 1 <= len(sessions) <= limits.MAX_ROUTE_ENTRIES:
+def session_texts(body: bytes) -> Texts:
+    """A /session body's sessions as unparsed texts: one session object, or each element of
+    ``{"sessions": [...]}`` (1..1000). 400 for a malformed outer structure or too many
+    sessions, 413 for a lone session over ``limits.SESSION_TEXT_BYTES``; nothing is parsed."""
+    try:
+        texts = split_sessions(body, limits.MAX_ROUTE_ENTRIES)
+    except ScanError:
+        raise bad_request(ErrorCode.INVALID_JSON, "body is not valid UTF-8 JSON") from None
+    except (TypeError, OverflowError):
+        texts = Texts([], listed=True)
+    if texts.listed and not 1 <= len(texts.items) <= limits.MAX_ROUTE_ENTRIES:
         raise bad_request(
             ErrorCode.INVALID_BODY,
             f"'sessions' must be a list of 1 to {limits.MAX_ROUTE_ENTRIES}",
         )
-    return sessions
+    if not texts.listed and len(body) > limits.SESSION_TEXT_BYTES:
+        raise ApiError(
+            413,
+            ErrorCode.TOO_LARGE,
+            f"a session is at most {limits.SESSION_TEXT_BYTES} bytes of JSON",
+        )
+    # A lone session is parsed here too (at most SESSION_TEXT_BYTES): JSON that is not an
+    # object fails the request, as it always did.
+    if not texts.listed and not isinstance(load_json(body), dict):
+        raise bad_request(
+            ErrorCode.INVALID_BODY, "body must be a session object or {'sessions': [...]}"
+        )
+    return texts
+
+
+def parse_sessions(body: bytes) -> list[object]:
+    """One session object or ``{"sessions": [...]}`` (1..1000), parsed; numbers become Decimal."""
+    return [load_json(text) for text in session_texts(body).items]
+
+
+def split_part(data: bytes) -> list[bytes]:
+    """A /batch ``session`` part's sessions as unparsed texts: each element of a JSON list, or
+    the part itself (a malformed list is one entry, rejected when it is parsed). Raises
+    ``OverflowError`` past ``limits.MAX_BATCH_ENTRIES`` elements."""
+    text = data.strip()
+    if text[:1] != b"[":
+        return [data]
+    try:
+        items = split_list(text, limits.MAX_BATCH_ENTRIES)
+    except ScanError:
+        return [data]
+    return items or [data]
+
+
+def session_values() -> Budget:
+    """The JSON values one request's sessions may hold in all (``limits.SESSION_VALUES``)."""
+    return Budget(limits.SESSION_VALUES)
 
 
 def load_json(body: bytes) -> object:
@@ -216,14 +258,7 @@ def session_entry(raw: object, expected_user: str | None, store: SessionStore) -
     """One session's answer: a rejection now, or its write to run on the pool."""
     checked = validate_session(raw, expected_user)
     if isinstance(checked, Rejected):
-        return Entry(
-            {
-                "user_id": checked.user_id if isinstance(checked.user_id, str) else None,
-                "timestamp": checked.timestamp if isinstance(checked.timestamp, str) else None,
-                "status": Status.REJECTED,
-                "error": checked.error,
-            }
-        )
+        return _rejected(checked.user_id, checked.timestamp, checked.error)
 
     def write() -> dict[str, Any]:
         return {"status": store.put_unless_same(checked.item, checked.content_hash)}
@@ -232,12 +267,43 @@ def session_entry(raw: object, expected_user: str | None, store: SessionStore) -
     return Entry({"user_id": checked.user_id, "timestamp": checked.timestamp}, write, lane)
 
 
+def text_entry(
+    text: bytes, expected_user: str | None, store: SessionStore, values: Budget
+) -> Entry:
+    """One unparsed session's answer: refused unparsed when over the size limit, "retry" when
+    the request's value budget is spent, else parsed and checked as :func:`session_entry`."""
+    if len(text) > limits.SESSION_TEXT_BYTES:
+        error = f"too_large: a session is at most {limits.SESSION_TEXT_BYTES} bytes of JSON"
+        return _rejected(None, None, error)
+    # A session alone always fits: the budget bounds a request, never refuses a session for good.
+    if not values.take(min(value_count(text), limits.SESSION_VALUES)):
+        error = "request_full: this request holds too many session values; send it again"
+        return Entry({"user_id": None, "timestamp": None, "status": Status.RETRY, "error": error})
+    try:
+        raw = load_json(text)
+    except ApiError as exc:
+        return _rejected(None, None, f"{exc.code}: {exc.message}")
+    return session_entry(raw, expected_user, store)
+
+
+def _rejected(user_id: object, timestamp: object, error: str) -> Entry:
+    return Entry(
+        {
+            "user_id": user_id if isinstance(user_id, str) else None,
+            "timestamp": timestamp if isinstance(timestamp, str) else None,
+            "status": Status.REJECTED,
+            "error": error,
+        }
+    )
+
+
 def store_sessions(
-    sessions: list[object],
+    sessions: list[bytes],
     expected_user: str | None,
     store: SessionStore,
     pool: Pool = UNHURRIED,
 ) -> dict[str, Any]:
-    """Validate and store each session; valid items are stored whatever happens to others."""
-    entries = [session_entry(raw, expected_user, store) for raw in sessions]
+    """Check and store each session text; valid items are stored whatever happens to others."""
+    values = session_values()
+    entries = [text_entry(text, expected_user, store, values) for text in sessions]
     return {"results": pool.run(entries)}

@@ -31,6 +31,9 @@ class Settings:
     write_seconds: int = 18
     users_table: str | None = None  # the user registry; None: key ids stand for their users
     users_cache_seconds: float = 60.0
+    # Requests without an API key identity may name their user (the devstack's anonymous mode
+    # only): otherwise they are refused with 403 no_identity.
+    allow_anonymous: bool = False
 
 
 _N = TypeVar("_N", int, float)
@@ -67,7 +70,16 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
             (0.0, 3600.0),
             float,
         ),
+        allow_anonymous=_flag(environ, "EXPORTSYNC_ALLOW_ANONYMOUS"),
     )
+
+
+def _flag(environ: Mapping[str, str], name: str) -> bool:
+    """``1`` is on; unset, empty or ``0`` is off; anything else is a mistake worth a refusal."""
+    raw = environ.get(name, "").strip()
+    if raw not in ("", "0", "1"):
+        raise ConfigError(f"{name} must be 0 or 1")
+    return raw == "1"
 
 
 def _key_users(raw: str) -> dict[str, str]:

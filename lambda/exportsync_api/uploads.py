@@ -70,7 +70,7 @@ def parse_manifest(text: str | None, file_count: int) -> list[ManifestEntry]:
         return [ManifestEntry() for _ in range(file_count)]
     try:
         value = json.loads(text)
-    except (json.JSONDecodeError, RecursionError):
+    except (RecursionError, ValueError):  # ValueError: JSONDecodeError, an int over 4,300 digits
         raise bad_request(ErrorCode.INVALID_MANIFEST, "manifest is not valid JSON") from None
     if not isinstance(value, list):
         raise bad_request(ErrorCode.INVALID_MANIFEST, "manifest must be a JSON list")

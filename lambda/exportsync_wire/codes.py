@@ -17,7 +17,9 @@ class ErrorCode(StrEnum):
     UNSUPPORTED_MEDIA_TYPE = "unsupported_media_type"  # 415
     NOT_FOUND = "not_found"  # 404: no such route
     METHOD_NOT_ALLOWED = "method_not_allowed"  # 405: a route takes POST only
+    NO_IDENTITY = "no_identity"  # 403: no API key identity reached the function (fails closed)
     KEY_REVOKED = "key_revoked"  # 403: the API key's user is revoked (the user registry says so)
+    TOO_LARGE = "too_large"  # 413: a lone /session body over limits.SESSION_TEXT_BYTES
     TOO_MANY_ENTRIES = "too_many_entries"  # 400: a /batch request over MAX_BATCH_ENTRIES
     NO_FILES = "no_files"  # 422: an upload without a file part
     NO_ENTRIES = "no_entries"  # 422: a /batch request without a file, session or presign part

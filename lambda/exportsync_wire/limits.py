@@ -22,6 +22,8 @@ __all__ = [
     "PART_MIN_BYTES",
     "PRESIGNED_URLS",
     "PUT_BYTES",
+    "SESSION_TEXT_BYTES",
+    "SESSION_VALUES",
 ]
 
 _MIB = 1024 * 1024
@@ -47,7 +49,9 @@ PRESIGNED_URLS: Final = 2048
 DEFAULT_PART_BYTES: Final = 64 * _MIB
 
 # A gzip file part inflates to at most this, and so do all of one request's gzip parts together.
-INFLATED_BYTES: Final = 256 * _MIB
+# The function keeps an inflated part whole until it is stored (S3 needs its length and
+# digest): 32 MiB keeps a request's worst gzip within 256 MiB of the function's memory.
+INFLATED_BYTES: Final = 32 * _MIB
 
 # DynamoDB's item size and nesting limits, which every session must meet.
 ITEM_BYTES: Final = 400 * 1024
@@ -55,6 +59,13 @@ ITEM_DEPTH: Final = 32
 # What the function accepts: our size estimate and DynamoDB's own count differ near the limit
 # (moto refuses above 405,000 bytes, AWS a little above 409,600), so refuse early, alone.
 ITEM_CHECKED_BYTES: Final = ITEM_BYTES - 10 * 1024
+# A session's JSON text (one /session body, one element of a list) over this is refused before it
+# is parsed: no item over ITEM_BYTES needs more text than this (the daemon sends it compact).
+SESSION_TEXT_BYTES: Final = ITEM_BYTES
+# JSON values (numbers, strings, lists, objects) the sessions of one request may hold in all; the
+# sessions past it answer "retry". Each value costs the function about 300 bytes and 10 us while
+# it is checked and written, so this keeps a request within 256 MiB and a few seconds.
+SESSION_VALUES: Final = 100_000
 
 # API Gateway's REST payload quota ("10 MB"): a larger body is answered 413 by the gateway.
 GATEWAY_BODY_BYTES: Final = 10 * 1024 * 1024

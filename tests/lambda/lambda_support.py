@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ __all__ = [
     "TABLE",
     "Moto",
     "Part",
+    "anonymous",
     "create_resources",
     "json_part",
     "multipart_body",
@@ -46,6 +48,12 @@ def create_resources(s3: Any, dynamodb: Any) -> None:
         ],
         BillingMode="PAY_PER_REQUEST",
     )
+
+
+def anonymous(deps: Dependencies) -> Dependencies:
+    """``deps`` with EXPORTSYNC_ALLOW_ANONYMOUS=1: a request without a key may name its user."""
+    settings = dataclasses.replace(deps.settings, allow_anonymous=True)
+    return dataclasses.replace(deps, settings=settings)
 
 
 @dataclass

@@ -12,7 +12,7 @@ import json
 import requests
 from apigw_events import body_of, rest_event
 from fakes import MemoryObjectStore, MemorySessionStore
-from lambda_support import json_part, multipart_body
+from lambda_support import anonymous, json_part, multipart_body
 
 from exportsync_api.app import Dependencies, handle
 
@@ -48,10 +48,11 @@ def test_presign_body_user_id_cannot_override_the_keys_user(memory_deps: Depende
 
 
 def test_presign_without_identity_uses_the_body_user(memory_deps: Dependencies) -> None:
-    """The counterpart: with no key identity (no usage plan) the body's user_id is the user."""
+    """The counterpart: with no key identity and the anonymous mode on (the devstack's, never
+    the SAM default) the body's user_id is the user."""
     request = {"files": [{"filename": "big.csv", "sha256": SHA, "size": len(DATA)}]}
     event = rest_event("/presign", json.dumps(request | {"user_id": OTHER}), api_key_id=None)
-    (result,) = body_of(handle(event, None, memory_deps))["results"]
+    (result,) = body_of(handle(event, None, anonymous(memory_deps)))["results"]
     assert result["key"] == f"uploads/{OTHER}/{SHA}/big.csv"
 
 

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from apigw_events import body_of, http_event, rest_event
 from fakes import MemorySessionStore
-from lambda_support import BUCKET, TABLE, Moto, json_part, multipart_body
+from lambda_support import BUCKET, TABLE, Moto, anonymous, json_part, multipart_body
 
 from exportsync_api.app import Dependencies, handle
 from exportsync_api.stores import PutOutcome
@@ -137,10 +137,10 @@ def test_empty_batch_is_422_and_files_without_an_owner_are_400(memory_deps: Depe
     # An HTTP API event has no key identity: a file needs a user_id part, a session does not.
     body, content_type = multipart_body([("file", ("a.csv", b"a", "text/csv"))])
     event = http_event("/batch", body, content_type=content_type, binary=True)
-    assert handle(event, None, memory_deps)["statusCode"] == 400
+    assert handle(event, None, anonymous(memory_deps))["statusCode"] == 400
     body, content_type = multipart_body([json_part("session", _session(5))])
     event = http_event("/batch", body, content_type=content_type, binary=True)
-    response = handle(event, None, memory_deps)
+    response = handle(event, None, anonymous(memory_deps))
     assert response["statusCode"] == 200
     assert body_of(response)["results"][0]["status"] == "stored"
 

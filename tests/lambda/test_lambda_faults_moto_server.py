@@ -39,11 +39,12 @@ def _stored_timestamps(moto_endpoint: str) -> list[str]:
 def test_dynamodb_validation_exception_rejects_that_item_only(
     live: Any, moto_endpoint: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # Lift our own size check so the store itself refuses the 420 KB item.
+    # Lift our own size check so the store itself refuses the 406 KB item (moto refuses items
+    # over 405,000 bytes; the text stays under limits.SESSION_TEXT_BYTES, so it is parsed).
     monkeypatch.setattr(sessions, "ITEM_SIZE_CHECKED", 10 * 1024 * 1024)
     batch = [
         {"user_id": "alice", "timestamp": "2026-05-01T10:00:00Z", "v": 1},
-        {"user_id": "alice", "timestamp": "2026-05-01T10:01:00Z", "blob": "x" * 420_000},
+        {"user_id": "alice", "timestamp": "2026-05-01T10:01:00Z", "blob": "x" * 406_000},
         {"user_id": "alice", "timestamp": "2026-05-01T10:02:00Z", "v": 3},
     ]
     response = app.lambda_handler(rest_event("/session", json.dumps({"sessions": batch})))

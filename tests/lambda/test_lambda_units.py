@@ -12,14 +12,20 @@ from exportsync_api.errors import ApiError
 from exportsync_api.form import MAX_PARTS, parse_form
 from exportsync_api.keys import InvalidKeyPart, object_key, safe_user
 from exportsync_api.presign import parse_presign
-from exportsync_api.sessions import Rejected, ValidSession, parse_sessions, validate_session
+from exportsync_api.sessions import (
+    Rejected,
+    ValidSession,
+    load_json,
+    parse_sessions,
+    validate_session,
+)
 from exportsync_api.settings import ConfigError, load_settings
 
 _TS = "2026-02-17T10:00:00+00:00"
 
 
 def _session(**fields: object) -> object:
-    return parse_sessions(json.dumps({"user_id": "alice", "timestamp": _TS, **fields}).encode())[0]
+    return load_json(json.dumps({"user_id": "alice", "timestamp": _TS, **fields}).encode())
 
 
 def test_numbers_parse_as_exact_decimals() -> None:
