@@ -28,7 +28,7 @@ from exportsync.notify import Notifier, watchdog_interval
 from exportsync.quota import QuotaLedger
 from exportsync.reload import Reloader, compare, merged
 from exportsync.spool import Spool
-from exportsync.watcher import StatKey, Watcher, has_close_events, lstat_key
+from exportsync.watcher import RESCAN_SECONDS, StatKey, Watcher, has_close_events, lstat_key
 
 __all__ = ["Daemon", "build_ledger", "build_matcher"]
 
@@ -119,13 +119,11 @@ class Daemon:
         )
         self.deliverer = self._build_deliverer(config, api)
         self.watcher = Watcher(
-            self.root,
+            config.watch,
             self.matcher,
             self._offer,
-            settle_seconds=config.watch.settle_seconds,
-            use_polling=config.watch.use_polling,
             # With inotify an overflow or a lost folder is an event; a timed rescan only without.
-            rescan_seconds=None if has_close_events(config.watch.use_polling) else 300.0,
+            rescan_seconds=None if has_close_events(config.watch.use_polling) else RESCAN_SECONDS,
             changed=self._changed,
             on_removed=self._file_removed,
             close_quiet_seconds=(
