@@ -387,18 +387,21 @@ class Daemon:
         if change.touches("log"):
             self._reloader.relog(config)
         self.config = config
-        released = 0
-        if change.touches("api.url"):
-            try:
+        released = key_released = 0
+        try:  # a failure here only leaves the holds to end by themselves, in at most 300 s
+            if change.touches("api.url"):
                 released = self._note_api_url()
-            except SpoolError as exc:  # the holds then end by themselves, in at most 300 s
-                log.error("spool_unavailable", error=str(exc))
+            if change.touches("api.api_key"):
+                key_released = self.spool.release_key_refused(now=self.clock.time())
+        except SpoolError as exc:
+            log.error("spool_unavailable", error=str(exc))
         log.info(
             "config_reloaded",
             path=str(config.path),
             changed=list(change.live),
             restart_needed=list(change.restart_needed),
             redirect_holds_released=released,
+            key_holds_released=key_released,
         )
         return True
 

@@ -45,6 +45,7 @@ from exportsync.clock import Clock, iso_utc
 from exportsync.config import AfterUpload, ApiConfig, WatchConfig
 from exportsync.errors import (
     DELIVERY_FAILURES,
+    KEY_REFUSED_MARK,
     DeliveryFailure,
     FileRejected,
     Forbidden,
@@ -455,7 +456,7 @@ class Deliverer:
                 self._hold(batch, 0.0, reason)  # the ledger parks everything until the reset
             case Forbidden():
                 log.error("api_forbidden", message=reason, retry_in_seconds=FORBIDDEN_DELAY)
-                self._hold(batch, FORBIDDEN_DELAY, reason)
+                self._hold(batch, FORBIDDEN_DELAY, f"{KEY_REFUSED_MARK} ({reason})")
             case Redirected():
                 log.error("api_redirected", message=reason, retry_in_seconds=FORBIDDEN_DELAY)
                 self._hold(batch, FORBIDDEN_DELAY, reason)

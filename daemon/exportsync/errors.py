@@ -19,6 +19,7 @@ from __future__ import annotations
 
 __all__ = [
     "DELIVERY_FAILURES",
+    "KEY_REFUSED_MARK",
     "REDIRECT_MARK",
     "ConfigError",
     "DeliveryError",
@@ -95,6 +96,10 @@ class Forbidden(DeliveryError):
 
     retryable = True
 
+
+# Words every 403's reason carries (delivery holds the items with it), so the spool can find the
+# items held after one and release them when the API key changes.
+KEY_REFUSED_MARK = "the API refused the key"
 
 # Words every redirect's reason carries (client.classify), so the spool can find the items held
 # after one and release them when `api.url` changes.

@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from exportsync.backlog import ENTRY_OVERHEAD_BYTES, Backlog, requests_needed
-from exportsync.errors import REDIRECT_MARK, SpoolCorrupt, SpoolError, SpoolFull
+from exportsync.errors import KEY_REFUSED_MARK, REDIRECT_MARK, SpoolCorrupt, SpoolError, SpoolFull
 from exportsync.migrations import migrate
 from exportsync.names import from_stored, stored
 
@@ -978,12 +978,23 @@ class Spool:
             )
             if row is None or row[0] == url:
                 return 0
-            released = db.execute(
-                "UPDATE items SET next_attempt_at = ?, updated_at = ?"
-                " WHERE state = 'pending' AND next_attempt_at > ? AND last_error LIKE ?",
-                (now, now, now, f"%{REDIRECT_MARK}%"),
-            )
-            return released.rowcount
+            return _release_holds(db, REDIRECT_MARK, now)
+
+    def release_key_refused(self, *, now: float) -> int:
+        """Items held after the API refused the key go at the next send (the key was changed);
+        returns how many."""
+        with self._tx() as db:
+            return _release_holds(db, KEY_REFUSED_MARK, now)
+
+
+def _release_holds(db: sqlite3.Connection, mark: str, now: float) -> int:
+    """Pending items waiting out a hold whose reason carries `mark` are due now."""
+    released = db.execute(
+        "UPDATE items SET next_attempt_at = ?, updated_at = ?"
+        " WHERE state = 'pending' AND next_attempt_at > ? AND last_error LIKE ?",
+        (now, now, now, f"%{mark}%"),
+    )
+    return released.rowcount
 
 
 def _still_there(row: sqlite3.Row, current: Callable[[Path], tuple[int, int, int] | None]) -> bool:

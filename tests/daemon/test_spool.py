@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from exportsync.errors import REDIRECT_MARK, SpoolCorrupt, SpoolError
+from exportsync.errors import KEY_REFUSED_MARK, REDIRECT_MARK, SpoolCorrupt, SpoolError
 from exportsync.spool import Spool
 
 
@@ -393,6 +393,17 @@ def test_a_new_api_url_releases_only_the_holds_a_redirect_caused(tmp_path: Path)
         assert spool.note_api_url("https://new/prod", now=120.0) == 1
         assert [i.id for i in spool.due(120.0)] == [held]
         assert spool.next_due_at() == 120.0
+
+
+def test_a_changed_key_releases_only_the_holds_a_refused_key_caused(tmp_path: Path) -> None:
+    with Spool.open(tmp_path) as spool:
+        held = _record(spool, "/x/a.csv", "aa")
+        backoff = _record(spool, "/x/b.csv", "bb")
+        refused = f"{KEY_REFUSED_MARK} (Forbidden)"
+        spool.reschedule(held, at=400.0, error=refused, now=100.0, count_attempt=False)
+        spool.reschedule(backoff, at=400.0, error="HTTP 503", now=100.0)
+        assert spool.release_key_refused(now=120.0) == 1
+        assert [i.id for i in spool.due(120.0)] == [held]
 
 
 def test_arrivals_are_when_items_were_spooled_whatever_became_of_them(tmp_path: Path) -> None:

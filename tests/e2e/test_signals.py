@@ -138,6 +138,26 @@ def test_a_stop_signal_right_behind_a_wake_still_stops_the_daemon(
             assert daemon.saw("shutdown_requested")
 
 
+def test_a_new_key_at_sighup_sends_what_a_refused_key_held(
+    devstack: DevstackInfo, tmp_path: Path
+) -> None:
+    """Rotating a wrong key (admin `rotate`, new key file, reload): what waited after the 403
+    goes at once, not after the rest of its 5-minute hold."""
+    config = write_config(tmp_path, devstack)
+    (tmp_path / "api_key").write_text("a-key-the-gateway-never-issued\n")
+    with run_daemon(config) as daemon:
+        daemon.wait_ready()
+        (tmp_path / "export" / "a.csv").write_text("a\n1\n")
+        assert wait_for(lambda: daemon.saw("api_forbidden"), DEADLINE), daemon.output()
+        (tmp_path / "api_key").write_text(devstack.api_key + "\n")
+        daemon.process.send_signal(signal.SIGHUP)
+        assert wait_for(lambda: settled(daemon.state_dir, 1), DEADLINE), daemon.output()
+        (reloaded,) = _events(daemon, "config_reloaded")
+        assert reloaded["key_holds_released"] == 1
+        assert devstack.api_key not in daemon.output()
+        assert daemon.terminate() == 0
+
+
 class _Redirect(BaseHTTPRequestHandler):
     """A front that answers every request with a redirect (an old address, a captive proxy)."""
 
