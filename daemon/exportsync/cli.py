@@ -35,10 +35,10 @@ from exportsync.config import (
 from exportsync.configpath import ConfigNotFound, find_config
 from exportsync.daemon import Daemon, build_ledger, build_matcher
 from exportsync.errors import ConfigError, ExportsyncError
+from exportsync.fs.names import shown
 from exportsync.intake import Intake
 from exportsync.logs import configure_logging, get_logger
 from exportsync.metrics import MeteredApi, Metrics, MetricsServer, serve_metrics
-from exportsync.names import shown
 from exportsync.probe import probe
 from exportsync.reload import Reloader
 from exportsync.runlock import WAKE_SIGNAL, RunLock, running_pid, wake_daemon

@@ -18,8 +18,8 @@ from exportsync.client import Api
 from exportsync.clock import Clock, SystemClock, iso_utc
 from exportsync.config import Config
 from exportsync.delivery import Deliverer, retry_delay
-from exportsync.dirfd import pin, real_path
 from exportsync.errors import ExportsyncError, SpoolError, SpoolFull
+from exportsync.fs.dirfd import pin, real_path
 from exportsync.intake import Intake
 from exportsync.logs import get_logger
 from exportsync.matcher import FileMatcher

@@ -45,7 +45,7 @@ from watchdog.observers import Observer
 from watchdog.observers.api import BaseObserver
 from watchdog.observers.polling import PollingObserver
 
-from exportsync.dirfd import WatchDirReplaced, open_pinned, pin
+from exportsync.fs.dirfd import WatchDirReplaced, open_pinned, pin
 from exportsync.logs import get_logger
 
 __all__ = [

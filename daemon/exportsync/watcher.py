@@ -68,8 +68,8 @@ from watchdog.events import (
 
 from exportsync.clock import Clock, SystemClock
 from exportsync.config import WatchConfig
-from exportsync.dirfd import open_pinned, real_path, relative_parts
 from exportsync.errors import FileRejected
+from exportsync.fs.dirfd import open_pinned, real_path, relative_parts
 from exportsync.logs import get_logger
 from exportsync.matcher import FileMatcher
 from exportsync.rootwatch import RootPace, RootWatch, has_close_events

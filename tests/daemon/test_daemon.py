@@ -18,12 +18,12 @@ from typing import Any
 import pytest
 from structlog.testing import capture_logs
 
-from exportsync import files
 from exportsync.cli import dispatch_signal
 from exportsync.clock import Clock, FakeClock, SystemClock
 from exportsync.daemon import PRUNE_EVERY_SECONDS, Daemon
 from exportsync.delivery import StepOutcome
 from exportsync.errors import SpoolError
+from exportsync.fs import files
 from exportsync.notify import Notifier
 from exportsync.runlock import WAKE_SIGNAL, RunLock
 from exportsync.signals import SignalInbox

@@ -19,10 +19,10 @@ from typing import Any
 import pytest
 from structlog.testing import capture_logs
 
-from exportsync import aftercare, dirfd, files, moves
 from exportsync.clock import FakeClock
 from exportsync.config import AfterUpload, WatchConfig
-from exportsync.dirfd import WatchDirReplaced
+from exportsync.fs import aftercare, dirfd, files, moves
+from exportsync.fs.dirfd import WatchDirReplaced
 from exportsync.intake import Intake
 from exportsync.matcher import FileMatcher
 from exportsync.rootwatch import RootPace

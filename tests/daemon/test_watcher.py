@@ -31,7 +31,7 @@ from watchdog.observers import Observer
 from exportsync.clock import FakeClock
 from exportsync.config import WatchConfig
 from exportsync.errors import FileRejected
-from exportsync.files import snapshot
+from exportsync.fs.files import snapshot
 from exportsync.matcher import FileMatcher
 from exportsync.rootwatch import RootPace
 from exportsync.watcher import RETRY_RESCAN_SECONDS, Settler, StatKey, Watcher, writer_holds

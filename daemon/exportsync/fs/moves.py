@@ -15,8 +15,8 @@ import secrets
 import stat
 from pathlib import Path
 
-from exportsync.dirfd import folder, open_dir
 from exportsync.errors import FileRejected
+from exportsync.fs.dirfd import folder, open_dir
 from exportsync.matcher import PRIVATE_PREFIX, SENT_DIR
 
 __all__ = ["delete_file", "move_to_sent", "restore", "set_aside"]
