@@ -39,7 +39,7 @@ log = get_logger(__name__)
 STALL_SECONDS = 900.0
 # Without a daily limit a file goes the moment its writer closes it, after this short pause (a
 # writer that reopens to append within it is still caught). A version sent too early costs only
-# one more cheap request for the next one; with a daily limit the watcher's default (0.5 s) and
+# one more cheap request for the next one; with a daily limit the watcher's CLOSE_QUIET_SECONDS and
 # the pacing quiet window hold instead.
 UNLIMITED_CLOSE_QUIET_SECONDS = 0.02
 # While the state dir's disk is full at start, the spool is tried again at most this seldom.

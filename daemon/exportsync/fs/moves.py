@@ -111,8 +111,8 @@ def restore(root: Path, moved: Path, original: Path) -> Path:
 
 
 def _private_name(name: str) -> str:
-    """A private name for `name` that still fits in NAME_MAX (255 bytes): a long name's tail is
-    cut (as bytes; the kernel takes any, and the name is never matched or shown)."""
+    """A private name for `name` that still fits in NAME_MAX (`_NAME_MAX` bytes): a long name's
+    tail is cut (as bytes; the kernel takes any, and the name is never matched or shown)."""
     prefix = os.fsencode(f"{PRIVATE_PREFIX}{secrets.token_hex(6)}-")
     return os.fsdecode(prefix + os.fsencode(name)[: _NAME_MAX - len(prefix)])
 

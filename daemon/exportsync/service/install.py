@@ -123,7 +123,8 @@ def render_launchd(
     user: str | None = None,
     group: str | None = None,
 ) -> str:
-    """The plist text: run at load, restart after a failure, SIGTERM then SIGKILL after 20 s.
+    """The plist text: run at load, restart after a failure, SIGTERM, then SIGKILL after
+    STOP_TIMEOUT.
 
     A LaunchDaemon (system) runs as `user`/`group` (UserName/GroupName), as a systemd system
     unit does; an agent runs as the logged-in user.
