@@ -39,6 +39,7 @@ from typing import Any
 
 from bench_common import REPO, filesystem_of, ratio
 from exportsync.clock import SystemClock
+from exportsync.config import WatchConfig
 from exportsync.intake import Intake
 from exportsync.matcher import FileMatcher
 from exportsync.spool import NewVersion, Spool
@@ -128,7 +129,7 @@ def _watched(folder: Path, state: Path) -> Iterator[tuple[SpooledClock, Spool]]:
     intake = Intake(
         spool, root=folder, matcher=FileMatcher(), clock=SystemClock(), on_spooled=spooled
     )
-    watcher = Watcher(folder, FileMatcher(), intake.offer_many, rescan_seconds=None)
+    watcher = Watcher(WatchConfig(folder), FileMatcher(), intake.offer_many, rescan_seconds=None)
     watcher.start()
     try:
         yield spooled, spool

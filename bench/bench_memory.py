@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from bench_common import REPO, ratio
-from exportsync import files
+from exportsync.fs import files
 
 __all__ = ["run_memory"]
 

@@ -17,7 +17,7 @@ import sys
 import tracemalloc
 from pathlib import Path
 
-from exportsync import files
+from exportsync.fs import files
 
 
 def _peak_rss_bytes() -> int:

@@ -13,7 +13,7 @@ from exportsync_wire import limits
 
 __all__ = ["ENTRY_OVERHEAD_BYTES", "MAX_ENTRIES_PER_REQUEST", "Backlog", "requests_needed"]
 
-# One POST /batch carries up to 1,000 entries (files, sessions, presign asks).
+# One POST /batch carries up to this many entries (files, sessions, presign asks).
 MAX_ENTRIES_PER_REQUEST = limits.MAX_BATCH_ENTRIES
 # Part headers and the manifest line: what one more file adds to a request beyond its bytes.
 ENTRY_OVERHEAD_BYTES = 400

@@ -18,14 +18,14 @@ from exportsync.client import Api
 from exportsync.clock import Clock, SystemClock, iso_utc
 from exportsync.config import Config
 from exportsync.delivery import Deliverer, retry_delay
-from exportsync.dirfd import pin, real_path
 from exportsync.errors import ExportsyncError, SpoolCorrupt, SpoolError, SpoolFull
+from exportsync.fs.dirfd import pin, real_path
 from exportsync.logs import get_logger
 from exportsync.metrics import Metrics
 from exportsync.notify import Notifier, watchdog_interval
 from exportsync.reload import Reloader, compare, merged
 from exportsync.spool import Spool
-from exportsync.watcher import StatKey, Watcher, has_close_events, lstat_key
+from exportsync.watcher import RESCAN_SECONDS, StatKey, Watcher, has_close_events, lstat_key
 from exportsync.wiring import build_intake, build_ledger, build_matcher
 
 __all__ = ["Daemon"]
@@ -37,7 +37,7 @@ log = get_logger(__name__)
 STALL_SECONDS = 900.0
 # Without a daily limit a file goes the moment its writer closes it, after this short pause (a
 # writer that reopens to append within it is still caught). A version sent too early costs only
-# one more cheap request for the next one; with a daily limit the watcher's default (0.5 s) and
+# one more cheap request for the next one; with a daily limit the watcher's CLOSE_QUIET_SECONDS and
 # the pacing quiet window hold instead.
 UNLIMITED_CLOSE_QUIET_SECONDS = 0.02
 # While the state dir's disk is full at start, the spool is tried again at most this seldom.
@@ -95,13 +95,11 @@ class Daemon:
         )
         self.deliverer = self._build_deliverer(config, api)
         self.watcher = Watcher(
-            self.root,
+            config.watch,
             self.matcher,
             self._offer,
-            settle_seconds=config.watch.settle_seconds,
-            use_polling=config.watch.use_polling,
             # With inotify an overflow or a lost folder is an event; a timed rescan only without.
-            rescan_seconds=None if has_close_events(config.watch.use_polling) else 300.0,
+            rescan_seconds=None if has_close_events(config.watch.use_polling) else RESCAN_SECONDS,
             changed=self._changed,
             on_removed=self._file_removed,
             close_quiet_seconds=(

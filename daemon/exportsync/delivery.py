@@ -23,8 +23,7 @@ from typing import Any, TypeVar, assert_never
 
 import tenacity
 
-from exportsync import files, sendnow
-from exportsync.aftercare import finish_file
+from exportsync import sendnow
 from exportsync.backlog import MAX_ENTRIES_PER_REQUEST, Backlog
 from exportsync.batches import (
     ENTRY_OVERHEAD_BYTES,
@@ -59,11 +58,13 @@ from exportsync.errors import (
     TransientError,
     Unreachable,
 )
+from exportsync.fs import files
+from exportsync.fs.aftercare import finish_file
+from exportsync.fs.names import wire_name
 from exportsync.history import History, read_history
 from exportsync.logs import get_logger
 from exportsync.metrics import Metrics
 from exportsync.multipart import MultipartUpload, Uploads, parse_multipart, part_digests
-from exportsync.names import wire_name
 from exportsync.pacing import Pacing, Plan, plan
 from exportsync.quota import QuotaLedger
 from exportsync.sessions import ParsedSession, parse_session_file

@@ -2,18 +2,26 @@
 
 ExportsyncError
 ├── ConfigError            a config key is missing or wrong (exit code 2)
+│   └── ConfigNotFound     no config file anywhere a command looks (configpath)
 ├── SpoolError             the state directory or spool database cannot be used
-│   └── SpoolCorrupt       the spool file is not a database, or a damaged one
+│   ├── SpoolCorrupt       the spool file is not a database, or a damaged one
+│   └── SpoolFull          the state directory's disk is full: `run` waits for room
 ├── FileRejected           a file can never be delivered as it is (symlink, too big, bad JSON)
+├── FileChanged            a file is not (or no longer) what was spooled: retried (fs.files)
 └── DeliveryError          a request did not deliver its batch
     ├── Throttled          429 "Too Many Requests": retry after a jittered pause
     ├── QuotaExhausted     429 "Limit Exceeded": nothing more until the quota resets
     ├── Forbidden          403: the API key is missing or wrong; retry once it is fixed
     ├── Redirected         3xx: api.url points at a redirect, which is never followed
     ├── TransientError     5xx, timeout, dropped connection: retry with backoff
+    │   ├── Unreachable    the request never left this machine: not counted against the quota
     │   └── ProtocolError  an answer the contract does not name (a status like "ok"): retry
     ├── PermanentError     any other 4xx: the server refused the content; never retried
     └── RequestTooLarge    413: the request body was over the gateway's limit; send less
+
+Outside the tree: `fs.dirfd.WatchDirReplaced` is a FileNotFoundError (a folder swapped for a
+symlink is a missing folder), `service.ServiceError` a ValueError (a service file that cannot be
+rendered as asked). tests/daemon/test_errors.py holds this drawing to the code.
 """
 
 from __future__ import annotations

@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import TextIO
 
 from exportsync.configpath import USER_CONFIG_NAME, user_config_path
-from exportsync.durable import atomic_write
 from exportsync.errors import ConfigError
+from exportsync.fs.durable import atomic_write
 
 __all__ = [
     "CONFIG_NAME",

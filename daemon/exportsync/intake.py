@@ -15,11 +15,11 @@ import stat
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from exportsync import files
 from exportsync.batches import MAX_FILE_BYTES
 from exportsync.clock import Clock
-from exportsync.dirfd import real_path
 from exportsync.errors import FileRejected, SpoolError
+from exportsync.fs import files
+from exportsync.fs.dirfd import real_path
 from exportsync.logs import get_logger
 from exportsync.matcher import FileMatcher, Kind
 from exportsync.spool import NewVersion, RecordResult, Spool

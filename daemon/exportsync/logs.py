@@ -22,8 +22,8 @@ import structlog
 from structlog.tracebacks import ExceptionDictTransformer
 from structlog.typing import EventDict, FilteringBoundLogger, Processor, WrappedLogger
 
+from exportsync.fs.names import printable
 from exportsync.journald import is_journal_stream, journal_log_stream, with_priority_prefix
-from exportsync.names import printable
 
 __all__ = [
     "REDACTED",

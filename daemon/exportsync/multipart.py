@@ -23,10 +23,10 @@ from typing import Any
 
 import structlog
 
-from exportsync import files
 from exportsync.client import Api, completion_xml
 from exportsync.clock import Clock
 from exportsync.errors import TransientError
+from exportsync.fs import files
 from exportsync.spool import Item, Spool
 from exportsync_wire.parts import checksum_b64, plan_parts
 

@@ -158,8 +158,8 @@ def _check_keys(user_id: object, timestamp: object) -> str | None:
 def encode_json(value: Any) -> bytes:
     """Compact UTF-8 JSON with `Decimal` written exactly as parsed.
 
-    Strings are written as UTF-8, not \\u-escaped, so the size checked against the 400 KB limit is
-    the size DynamoDB counts (escaping would make non-Latin text up to 3x larger). A lone
+    Strings are written as UTF-8, not \\u-escaped, so the size checked against MAX_SESSION_BYTES
+    is the size DynamoDB counts (escaping would make non-Latin text up to 3x larger). A lone
     surrogate cannot be UTF-8: UnicodeEncodeError.
     """
     return _encode(value).encode("utf-8")

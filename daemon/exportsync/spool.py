@@ -33,10 +33,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 from exportsync.backlog import ENTRY_OVERHEAD_BYTES, Backlog, requests_needed
-from exportsync.durable import fsync_dir
 from exportsync.errors import KEY_REFUSED_MARK, REDIRECT_MARK, SpoolCorrupt, SpoolError, SpoolFull
+from exportsync.fs.durable import fsync_dir
+from exportsync.fs.names import from_stored, stored
 from exportsync.migrations import migrate
-from exportsync.names import from_stored, stored
 
 __all__ = [
     "API_KEY_REFUSED",

@@ -15,9 +15,9 @@ from exportsync import __version__, sendnow
 from exportsync.backlog import Backlog
 from exportsync.clock import Clock, SystemClock, iso_utc
 from exportsync.config import Config
+from exportsync.fs.names import shown
 from exportsync.history import read_history
 from exportsync.metrics import SpoolReading
-from exportsync.names import shown
 from exportsync.pacing import Plan, plan, plan_backlog
 from exportsync.quota import RESET_GRACE_SECONDS, QuotaLedger
 from exportsync.runlock import running_pid

@@ -4,7 +4,8 @@ Two layers:
 - `Settler` is pure readiness logic: feed it events with (monotonic) timestamps, ask which paths are
   ready at time t. No threads, no watchdog; tests drive it with plain numbers.
 - `Watcher` adapts watchdog to it and runs a small timer thread (waiting through the injected Clock)
-  that calls `on_ready(paths)` with the paths ready at that moment.
+  that calls `on_ready(paths)` with the paths ready at that moment. The folder's own presence
+  (missing, back, replaced, pinned against a symlink swap) is `rootwatch.RootWatch`'s job.
 
 Readiness:
 - With close events (Linux inotify): a file is ready as soon as it was closed after writing, or
@@ -13,13 +14,13 @@ Readiness:
   file open for writing, so the probe opens the file read-only, tries the lease and closes it again
   at once (see `writer_holds`). A file still held after a close waits for the next close. Where no
   lease can be taken (a file owned by another user, a filesystem without leases) a close counts as
-  before: ready after a short quiet period (min(settle, 0.5 s)) with no later event for it. While a
-  write is seen without a matching close the file is never ready (a slow writer holding one
-  handle), except after `open_write_timeout` of complete silence (a truncate(2) has no close). A
-  file that only appeared (created, no write yet) needs `settle_seconds` of stillness, and then no
-  writer holding it (an output opened long before its first byte arrives). Each close
-  may report the file again: a writer that opens and writes again makes a new version, which the
-  spool records in place of the pending one.
+  before: ready after a short quiet period (`CLOSE_QUIET_SECONDS`, or `settle_seconds` when
+  shorter) with no later event for it. While a write is seen without a matching close the file is
+  never ready (a slow writer holding one handle), except after `OPEN_WRITE_TIMEOUT` of complete
+  silence (a truncate(2) has no close). A file that only appeared (created, no write yet) needs
+  `settle_seconds` of stillness, and then no writer holding it (an output opened long before its
+  first byte arrives). Each close may report the file again: a writer that opens and writes again
+  makes a new version, which the spool records in place of the pending one.
 - Without close events (PollingObserver, macOS FSEvents): size and mtime unchanged for
   `settle_seconds`.
 - A path that vanished before it was ready is dropped silently.
@@ -36,22 +37,9 @@ Decisions:
   (polling, FSEvents) it also rescans every `rescan_seconds` as a safety net. Rescans report only
   files whose (size, mtime, inode) differ from what is known: by default what was last reported,
   or, given `changed`, the caller's own comparison (the daemon asks the spool in one query).
-- The folder comes and goes (a drive mounted late or re-mounted, a folder the app clears by
-  deleting it): a missing folder is a state, not an error. The folder is checked (a walk) when an
-  event says it changed: watchdog reports it deleted (its inotify emitter then stops), or a second,
-  non-recursive watch on its parent sees an entry of that name created, deleted or renamed. Missing
-  → the watch is dropped and `watch_dir_missing` logged once; back, or replaced by another
-  directory (a new inode or device) → a new watch is armed (`watch_dir_restored`) and the folder
-  rescanned. The folder is pinned (`dirfd.pin`): a symlink in the configured path is followed
-  once, at start; the watch is on the real path found then, the folder's health is looked at by
-  walking that path without following a symlink, and scans list it through a descriptor opened
-  that way. A folder later replaced by a symlink is missing (`watch_dir_missing`, reason
-  `symlink`): nothing is watched, listed or offered through it. Only while the folder is missing
-  or cannot be watched, or its parent cannot be watched, is it also looked at every
-  `health_seconds` (60 s; 2 s without inotify, where the observer polls anyway). Not covered by
-  any event: a file system mounted over the folder or unmounted from under it; a sweep every
-  `sweep_seconds` (10 min) sees its new identity and re-arms the watch, so an idle inotify
-  watcher wakes once in ten minutes.
+- Scans list the folder through descriptors walked from the pinned root without following a
+  symlink (`dirfd.open_pinned`): a folder replaced by a symlink is never listed or offered through.
+  When the `RootWatch` finds the folder back or replaced, the watcher rescans it.
 """
 
 from __future__ import annotations
@@ -70,29 +58,26 @@ from types import TracebackType
 from typing import Self
 
 from watchdog.events import (
-    DirCreatedEvent,
-    DirDeletedEvent,
-    DirMovedEvent,
     FileClosedEvent,
     FileCreatedEvent,
     FileDeletedEvent,
     FileModifiedEvent,
     FileMovedEvent,
     FileSystemEvent,
-    FileSystemEventHandler,
 )
-from watchdog.observers import Observer
-from watchdog.observers.api import BaseObserver
-from watchdog.observers.polling import PollingObserver
 
 from exportsync.clock import Clock, SystemClock
 from exportsync.config import WatchConfig
-from exportsync.dirfd import WatchDirReplaced, open_pinned, pin, real_path, relative_parts
 from exportsync.errors import FileRejected
+from exportsync.fs.dirfd import open_pinned, real_path, relative_parts
 from exportsync.logs import get_logger
 from exportsync.matcher import FileMatcher
+from exportsync.rootwatch import RootPace, RootWatch, has_close_events
 
 __all__ = [
+    "CLOSE_QUIET_SECONDS",
+    "OPEN_WRITE_TIMEOUT",
+    "RESCAN_SECONDS",
     "RETRY_RESCAN_SECONDS",
     "Settler",
     "StatKey",
@@ -113,37 +98,13 @@ _WATCHDOG_INOTIFY_LOGGER = "watchdog.observers.inotify_c"
 _MAX_IDLE_WAIT = 3600.0
 # How soon a path that could not be recorded is looked at again (a full disk may clear any time).
 RETRY_RESCAN_SECONDS = 5.0
-# How often the folder is looked for while it is missing or cannot be watched (events cover the
-# rest; this is only the fallback).
-HEALTH_SECONDS = 60.0
-# Without inotify (polling, FSEvents) no event tells of the folder's return and the observer polls
-# anyway: the folder is looked at this often, as before.
-POLLED_HEALTH_SECONDS = 2.0
-# Even while events cover the folder it is looked at (one stat) this seldom: a file system mounted
-# over it or unmounted from under it sends no event, and its new identity re-arms the watch.
-SWEEP_SECONDS = 600.0
-
-
-def _dir_identity(root: Path) -> tuple[tuple[int, int] | None, str]:
-    """(device, inode) of the pinned folder `root`, reached without following a symlink; or
-    None and why not ("missing", or "symlink" when it was replaced by one)."""
-    try:
-        fd = open_pinned(root)
-    except WatchDirReplaced as exc:
-        return None, exc.reason
-    except OSError:
-        return None, "missing"
-    try:
-        info = os.fstat(fd)
-    finally:
-        os.close(fd)
-    return (info.st_dev, info.st_ino), ""
-
-
-def has_close_events(use_polling: bool) -> bool:
-    """Only inotify reports close-after-write (and queue overflows); polling and FSEvents settle
-    on stillness."""
-    return _LINUX and not use_polling
+# The longest a close is waited for after a write with no event since (a truncate(2) has no close).
+OPEN_WRITE_TIMEOUT = 60.0
+# Where no lease tells whether a writer holds a closed file, the quiet after its close (or
+# `settle_seconds`, when shorter).
+CLOSE_QUIET_SECONDS = 0.5
+# The safety-net rescan's default period (the daemon uses it only without inotify).
+RESCAN_SECONDS = 300.0
 
 
 def writer_holds(path: Path, root: Path | None = None) -> bool | None:
@@ -222,13 +183,15 @@ class Settler:
         settle_seconds: float,
         close_events: bool,
         quiet_seconds: float | None = None,
-        open_write_timeout: float = 60.0,
+        open_write_timeout: float = OPEN_WRITE_TIMEOUT,
         stat: Callable[[Path], StatKey | None] = lstat_key,
         holders: Callable[[Path], bool | None] = lambda _path: None,
     ) -> None:
         self.settle_seconds = settle_seconds
         self.close_events = close_events
-        self.quiet_seconds = min(settle_seconds, 0.5) if quiet_seconds is None else quiet_seconds
+        self.quiet_seconds = (
+            min(settle_seconds, CLOSE_QUIET_SECONDS) if quiet_seconds is None else quiet_seconds
+        )
         self.open_write_timeout = open_write_timeout
         self._stat = stat
         self._holders = holders
@@ -335,59 +298,14 @@ class _OverflowFilter(logging.Filter):
         return True
 
 
-def _make_observer(use_polling: bool, poll_interval: float) -> BaseObserver:
-    if use_polling:
-        return PollingObserver(timeout=poll_interval)
-    if _LINUX:
-        from watchdog.observers.inotify import InotifyObserver  # noqa: PLC0415 - Linux-only module
-
-        # Full events: a file moved in from outside arrives as FileMovedEvent("", dest) instead of
-        # a created event, so it counts as complete at once.
-        return InotifyObserver(generate_full_events=True)
-    return Observer()
-
-
-_EVENT_FILTER: list[type[FileSystemEvent]] = [
-    DirDeletedEvent,  # only the watched folder's own deletion matters (see dispatch)
-    FileCreatedEvent,
-    FileModifiedEvent,
-    FileClosedEvent,
-    FileMovedEvent,
-    FileDeletedEvent,
-]
-
-
-class _Handler(FileSystemEventHandler):
-    def __init__(self, watcher: Watcher) -> None:
-        self._watcher = watcher
-
-    def on_any_event(self, event: FileSystemEvent) -> None:
-        self._watcher.dispatch(event)
-
-
-class _ParentHandler(FileSystemEventHandler):
-    """On the folder's parent: only entries named like the folder matter."""
-
-    def __init__(self, watcher: Watcher) -> None:
-        self._watcher = watcher
-
-    def on_any_event(self, event: FileSystemEvent) -> None:
-        real = str(self._watcher.real_root)  # the parent watched is the pinned folder's
-        named = (os.fsdecode(event.src_path), os.fsdecode(event.dest_path or b""))
-        if real in named:
-            self._watcher.root_changed()
-
-
-_PARENT_FILTER: list[type[FileSystemEvent]] = [DirCreatedEvent, DirDeletedEvent, DirMovedEvent]
-
-
 class Watcher:
-    """Watches `root` and calls `on_ready(paths)` with the matching files that became ready.
+    """Watches `config.dir` and calls `on_ready(paths)` with the matching files that became ready.
 
     `on_ready` runs on the watcher's timer thread with every file ready at that moment (so a burst
     arrives in batches the spool records in one transaction each), possibly more than once for the
     same file (once per close), never once per write. Exceptions from it are logged and do not stop
-    the watcher; the batch is offered again by the next rescan.
+    the watcher; the batch is offered again by the next rescan. The folder's own health (missing,
+    back, replaced, pinned against a symlink swap) is its `RootWatch`'s job.
 
     Tests with a FakeClock should not `start()` (its instant `wait` would spin the timer thread):
     feed `dispatch(event)`, advance the clock and call `run_pending()`, the loop's one step.
@@ -395,48 +313,47 @@ class Watcher:
 
     def __init__(
         self,
-        root: Path,
+        config: WatchConfig,
         matcher: FileMatcher,
         on_ready: Callable[[list[Path]], object],
         *,
-        settle_seconds: float = WatchConfig.settle_seconds,
-        use_polling: bool = WatchConfig.use_polling,
         clock: Clock | None = None,
-        on_overflow: Callable[[], None] | None = None,
-        poll_interval: float = 1.0,
-        rescan_seconds: float | None = 300.0,
+        rescan_seconds: float | None = RESCAN_SECONDS,
         close_quiet_seconds: float | None = None,
-        health_seconds: float = HEALTH_SECONDS,
-        sweep_seconds: float = SWEEP_SECONDS,
+        pace: RootPace = RootPace(),  # noqa: B008 - frozen: one shared default is safe
+        on_overflow: Callable[[], None] | None = None,
         changed: Callable[[list[tuple[str, StatKey]]], list[tuple[str, StatKey]]] | None = None,
         on_removed: Callable[[], None] | None = None,
     ) -> None:
-        self.root = Path(os.path.abspath(root))
-        # A file was deleted or moved away (the daemon looks whether a failed item's file went).
-        self._on_removed = on_removed
-        # Resolved once (a symlinked watch.dir is followed now, never again): watched and walked.
-        self.real_root = pin(self.root)
         self.matcher = matcher
+        self._wake = threading.Event()
+        self.root_watch = RootWatch(
+            config.dir,
+            recursive=matcher.recursive,
+            use_polling=config.use_polling,
+            on_event=self.dispatch,
+            wake=self._wake.set,
+            pace=pace,
+        )
+        self.root = self.root_watch.root
+        self.real_root = self.root_watch.real_root
         self._on_ready = on_ready
         self._on_overflow = on_overflow
+        # A file was deleted or moved away (the daemon looks whether a failed item's file went).
+        self._on_removed = on_removed
+        self._changed = changed
         self._clock: Clock = clock or SystemClock()
         self._rescan_seconds = rescan_seconds
-        self._use_polling = use_polling
-        self._poll_interval = poll_interval
-        self._observer: BaseObserver | None = None  # made in start(): inotify's starts a thread
-        self._parent_observer: BaseObserver | None = None
-        self._changed = changed
         # Only inotify reports close-after-write; polling and FSEvents settle on stillness.
         self.settler = Settler(
-            settle_seconds=settle_seconds,
-            close_events=has_close_events(use_polling),
+            settle_seconds=config.settle_seconds,
+            close_events=has_close_events(config.use_polling),
             quiet_seconds=close_quiet_seconds,
             holders=lambda path: writer_holds(path, self.root),
             stat=self._lstat_key,
         )
         self._lock = threading.Lock()
         self._offering = False  # on_ready is running (the files are being read and recorded)
-        self._wake = threading.Event()
         self._stopping = threading.Event()
         self._overflowed = threading.Event()
         # str keys: a Path per file of a 100,000-file folder would double what this holds.
@@ -444,13 +361,6 @@ class Watcher:
         self._next_rescan: float | None = None
         self._thread: threading.Thread | None = None
         self._log_filter = _OverflowFilter(self.notify_overflow)
-        self._health_seconds = health_seconds
-        self._sweep_seconds = max(health_seconds, sweep_seconds)
-        self._next_health: float | None = None  # set once started
-        self._root_id: tuple[int, int] | None = None
-        self._root_event = threading.Event()  # watchdog saw the folder itself go
-        self._missing = False
-        self._unwatched = False  # the folder is there but could not be watched
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -463,16 +373,10 @@ class Watcher:
             watchdog_log.setLevel(logging.WARNING)  # the filter only sees records that are emitted
         watchdog_log.addFilter(self._log_filter)
         try:
-            armed = self._arm()
+            self.root_watch.start(self._clock.monotonic())
         except BaseException:
             watchdog_log.removeFilter(self._log_filter)
             raise
-        if not armed:
-            identity, reason = _dir_identity(self.root)
-            if identity is None:
-                self._went_missing(reason)
-        self._arm_parent()
-        self._schedule_health(self._clock.monotonic())
         if self._rescan_seconds is not None:
             self._next_rescan = self._clock.monotonic() + self._rescan_seconds
         self._thread = threading.Thread(target=self._run, name="exportsync-watcher", daemon=True)
@@ -482,157 +386,17 @@ class Watcher:
     @property
     def missing(self) -> bool:
         """True while the watched folder does not exist (the watch waits for it)."""
-        return self._missing
+        return self.root_watch.missing
 
     def stop(self) -> None:
-        """Stop watching and join both threads. Pending, not yet ready files are dropped."""
+        """Stop watching and join the threads. Pending, not yet ready files are dropped."""
         self._stopping.set()
         self._wake.set()
         logging.getLogger(_WATCHDOG_INOTIFY_LOGGER).removeFilter(self._log_filter)
         if self._thread is not None:
             self._thread.join()
-        self._disarm()
-        parent, self._parent_observer = self._parent_observer, None
-        if parent is not None:
-            parent.stop()
-            if parent.is_alive():
-                parent.join()
+        self.root_watch.stop()
         _log.info("watch_stopped", root=str(self.root))
-
-    def _arm(self) -> bool:
-        """Start a watchdog observer on the folder; False (and nothing running) when it is not
-        there to watch."""
-        identity, _ = _dir_identity(self.root)
-        if identity is None:
-            return False
-        observer = _make_observer(self._use_polling, self._poll_interval)
-        try:
-            observer.schedule(
-                _Handler(self),
-                str(self.real_root),
-                recursive=self.matcher.recursive,
-                event_filter=_EVENT_FILTER,
-            )
-            observer.start()
-        except (FileNotFoundError, NotADirectoryError):
-            observer.stop()  # gone between the stat and the watch: release inotify's thread
-            return False
-        except OSError as exc:
-            # No watch to be had (inotify's watch or instance limit, permissions): the health
-            # check rescans the folder at its pace meanwhile and tries again.
-            observer.stop()
-            if not self._unwatched:
-                self._unwatched = True
-                _log.error(
-                    "watch_failed",
-                    root=str(self.root),
-                    error=exc.strerror or str(exc),
-                    rescan_every_seconds=self._health_seconds,
-                )
-            return False
-        except BaseException:
-            observer.stop()
-            raise
-        self._observer, self._root_id = observer, identity
-        self._unwatched = False
-        return True
-
-    def _arm_parent(self) -> None:
-        """Watch the folder's parent for the folder's own creation, deletion or renaming (a
-        polling observer would poll: then the fallback poll does it)."""
-        if not has_close_events(self._use_polling):
-            return
-        observer = _make_observer(False, self._poll_interval)
-        try:
-            handler = _ParentHandler(self)
-            parent = str(self.real_root.parent)
-            observer.schedule(handler, parent, recursive=False, event_filter=_PARENT_FILTER)
-            observer.start()
-        except OSError as exc:
-            observer.stop()
-            _log.warning("watch_parent_failed", root=str(self.root), error=exc.strerror or str(exc))
-            return
-        self._parent_observer = observer
-
-    def _parent_alive(self) -> bool:
-        observer = self._parent_observer
-        return (
-            observer is not None
-            and observer.is_alive()
-            and all(emitter.is_alive() for emitter in observer.emitters)
-        )
-
-    def _schedule_health(self, now: float) -> None:
-        """Only a rare sweep while events cover the folder; the slow poll while they do not."""
-        covered = self._watch_alive() and self._parent_alive()
-        pace = self._health_seconds
-        if not has_close_events(self._use_polling):
-            pace = min(pace, POLLED_HEALTH_SECONDS)
-        self._next_health = now + (self._sweep_seconds if covered else pace)
-
-    def root_changed(self) -> None:
-        """The folder itself may have gone, come back or been replaced: check it now."""
-        self._root_event.set()
-        self._wake.set()
-
-    def _disarm(self) -> None:
-        observer, self._observer = self._observer, None
-        if observer is not None:
-            observer.stop()
-            if observer.is_alive():
-                observer.join()
-
-    def _watch_alive(self) -> bool:
-        observer = self._observer
-        if observer is None or not observer.is_alive():
-            return False
-        return all(emitter.is_alive() for emitter in observer.emitters)
-
-    def _went_missing(self, reason: str) -> None:
-        if not self._missing:
-            self._missing = True
-            _log.warning(
-                "watch_dir_missing",
-                root=str(self.root),
-                reason=reason,
-                look_every_seconds=self._health_seconds,
-            )
-
-    def _check_root(self, now: float) -> None:
-        """The folder's own health (on the timer thread): re-arm the watch when it came back or
-        was replaced; drop it while the folder is missing."""
-        due = self._next_health is not None and now >= self._next_health
-        if not (due or self._root_event.is_set()):
-            return
-        self._root_event.clear()
-        try:
-            self._recheck_root(now)
-        finally:
-            if not self._parent_alive() and self._parent_observer is not None:
-                self._parent_observer.stop()  # its parent went too: the fallback poll looks
-                self._parent_observer = None
-            self._schedule_health(now)
-
-    def _recheck_root(self, now: float) -> None:
-        identity, reason = _dir_identity(self.root)
-        if identity is not None and identity == self._root_id and self._watch_alive():
-            return
-        self._disarm()
-        if identity is None:
-            self._went_missing(reason)
-            return
-        if not self._arm():
-            identity, reason = _dir_identity(self.root)
-            if identity is None:
-                self._went_missing(reason)
-            else:
-                self._rescan(now, quiet=True)  # there, but unwatched: look at it this way
-            return
-        _log.info("watch_dir_restored", root=str(self.root), was_missing=self._missing)
-        self._missing = False
-        if self._parent_observer is None:
-            self._arm_parent()
-        self._rescan(now)
 
     def __enter__(self) -> Self:
         self.start()
@@ -668,9 +432,7 @@ class Watcher:
     def dispatch(self, event: FileSystemEvent) -> None:
         """Feed one watchdog event (on watchdog's thread; public so tests can script events)."""
         if event.is_directory:
-            if isinstance(event, DirDeletedEvent) and self._named(event.src_path) == str(self.root):
-                self.root_changed()  # the folder itself went: check it now
-            return
+            return  # the folder's own deletion reached its RootWatch instead
         try:
             self._dispatch(event)
         except Exception:  # an exception would end watchdog's dispatch thread
@@ -712,7 +474,9 @@ class Watcher:
     def run_pending(self) -> list[Path]:
         """One step: rescan if due, pass the ready paths to on_ready in one call; returns them."""
         now = self._clock.monotonic()
-        self._check_root(now)
+        recheck = self.root_watch.check(now)
+        if recheck is not None:
+            self._rescan(now, quiet=recheck == "unwatched")
         if self._overflowed.is_set():
             self._overflowed.clear()
             _log.warning("watch_overflow_rescan", root=str(self.root))
@@ -876,7 +640,11 @@ class Watcher:
     def _timeout(self) -> float:
         now = self._clock.monotonic()
         with self._lock:
-            deadlines = [self.settler.next_deadline(), self._next_rescan, self._next_health]
+            deadlines = [
+                self.settler.next_deadline(),
+                self._next_rescan,
+                self.root_watch.next_check,
+            ]
         upcoming = [d for d in deadlines if d is not None]
         return max(0.0, min(upcoming) - now) if upcoming else _MAX_IDLE_WAIT
 
@@ -887,7 +655,7 @@ class Watcher:
                 self.run_pending()
             except Exception:  # the timer thread must outlive any one bad step
                 _log.exception("watch_step_failed", root=str(self.root))
-                self._clock.wait(self._health_seconds, self._stopping)
+                self._clock.wait(self.root_watch.pace.health_seconds, self._stopping)
                 continue
             if self._stopping.is_set():
                 break

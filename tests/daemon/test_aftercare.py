@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 from structlog.testing import capture_logs
 
-from exportsync import files
-from exportsync.aftercare import finish_file
+from exportsync.fs import files
+from exportsync.fs.aftercare import finish_file
 from exportsync.spool import Item, Spool
 
 DATA = b"id,value\n1,2\n"

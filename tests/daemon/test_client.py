@@ -22,7 +22,6 @@ from typing import Any
 import multipart
 import pytest
 
-from exportsync import files
 from exportsync.client import (
     BatchFile,
     BatchRequest,
@@ -42,6 +41,7 @@ from exportsync.errors import (
     TransientError,
     Unreachable,
 )
+from exportsync.fs import files
 from exportsync.sessions import encode_json
 
 API_KEY = "k3y-SECRET-do-not-print-0123456789"

@@ -18,13 +18,14 @@ from typing import Any
 import pytest
 from structlog.testing import capture_logs
 
-from exportsync import files
 from exportsync.cli import dispatch_signal
 from exportsync.clock import Clock, FakeClock, SystemClock
 from exportsync.daemon import PRUNE_EVERY_SECONDS, Daemon
 from exportsync.delivery import StepOutcome
 from exportsync.errors import SpoolError
+from exportsync.fs import files
 from exportsync.notify import Notifier
+from exportsync.rootwatch import SWEEP_SECONDS
 from exportsync.runlock import WAKE_SIGNAL, RunLock
 from exportsync.signals import SignalInbox
 from exportsync.spool import Spool
@@ -519,7 +520,7 @@ def test_an_idle_daemon_never_wakes_and_a_retry_from_another_process_wakes_it(
         assert wait_for(lambda: bool(clock.waits), 10)
         assert clock.waits[-1] == pytest.approx(PRUNE_EVERY_SECONDS, abs=60)
         assert all(wait > PRUNE_EVERY_SECONDS - 60 for wait in clock.waits), clock.waits
-        assert daemon.watcher._timeout() > 590  # its only wake: the folder sweep (10 min)
+        assert daemon.watcher._timeout() > SWEEP_SECONDS - 10  # its only wake: the folder sweep
         retry = subprocess.run(
             [sys.executable, "-m", "exportsync", "retry", "--all-failed", "--config", str(config)],
             capture_output=True,

@@ -17,7 +17,7 @@ from unittest import mock
 import pytest
 from structlog.testing import capture_logs
 
-from exportsync import delivery, moves
+from exportsync import delivery
 from exportsync.client import BatchRequest
 from exportsync.clock import FakeClock
 from exportsync.delivery import LONGEST_DELAY, Deliverer, retry_delay
@@ -31,6 +31,7 @@ from exportsync.errors import (
     TransientError,
     Unreachable,
 )
+from exportsync.fs import moves
 from exportsync.intake import Intake
 from exportsync.matcher import FileMatcher
 from exportsync.pacing import MAX_QUIET_SECONDS, Pacing

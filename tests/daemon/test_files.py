@@ -12,19 +12,19 @@ from typing import Any
 import pytest
 from structlog.testing import capture_logs
 
-from exportsync import files, moves
 from exportsync.clock import FakeClock
 from exportsync.errors import ExportsyncError, FileRejected
-from exportsync.files import (
+from exportsync.fs import files, moves
+from exportsync.fs.files import (
     FileChanged,
     open_regular,
     open_verified_stream,
     read_verified,
     snapshot,
 )
+from exportsync.fs.moves import delete_file, move_to_sent
 from exportsync.intake import Intake
 from exportsync.matcher import FileMatcher
-from exportsync.moves import delete_file, move_to_sent
 from exportsync.spool import Spool
 
 

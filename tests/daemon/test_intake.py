@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from exportsync import files
 from exportsync.batches import MAX_FILE_BYTES
 from exportsync.clock import FakeClock
+from exportsync.fs import files
 from exportsync.intake import MAX_SESSION_FILE_BYTES, Intake
 from exportsync.matcher import FileMatcher
 from exportsync.spool import Spool

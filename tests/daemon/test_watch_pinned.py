@@ -19,12 +19,13 @@ from typing import Any
 import pytest
 from structlog.testing import capture_logs
 
-from exportsync import aftercare, dirfd, files, moves
 from exportsync.clock import FakeClock
-from exportsync.config import AfterUpload
-from exportsync.dirfd import WatchDirReplaced
+from exportsync.config import AfterUpload, WatchConfig
+from exportsync.fs import aftercare, dirfd, files, moves
+from exportsync.fs.dirfd import WatchDirReplaced
 from exportsync.intake import Intake
 from exportsync.matcher import FileMatcher
+from exportsync.rootwatch import RootPace
 from exportsync.spool import Item, NewVersion, Spool
 from exportsync.watcher import Watcher
 from support.daemon import run_daemon, spool_items, write_config
@@ -204,7 +205,12 @@ def test_the_watcher_treats_a_folder_swapped_for_a_symlink_as_missing(
 ) -> None:
     export, victim = layout
     ready = _Ready()
-    watcher = Watcher(export, FileMatcher(), ready, settle_seconds=0.3, health_seconds=0.1)
+    watcher = Watcher(
+        WatchConfig(export, settle_seconds=0.3),
+        FileMatcher(),
+        ready,
+        pace=RootPace(health_seconds=0.1),
+    )
     with capture_logs() as logs:
         watcher.start()
         try:
@@ -349,7 +355,12 @@ def test_a_watch_dir_that_is_a_symlink_at_start_is_watched_at_its_target(tmp_pat
     alias.symlink_to(disk, target_is_directory=True)
     (disk / "old.csv").write_text("old\n")
     ready = _Ready()
-    watcher = Watcher(alias, FileMatcher(), ready, settle_seconds=0.3, health_seconds=0.1)
+    watcher = Watcher(
+        WatchConfig(alias, settle_seconds=0.3),
+        FileMatcher(),
+        ready,
+        pace=RootPace(health_seconds=0.1),
+    )
     watcher.start()
     try:
         assert watcher.scan() == [alias / "old.csv"]

@@ -29,9 +29,11 @@ from watchdog.events import (
 from watchdog.observers import Observer
 
 from exportsync.clock import FakeClock
+from exportsync.config import WatchConfig
 from exportsync.errors import FileRejected
-from exportsync.files import snapshot
+from exportsync.fs.files import snapshot
 from exportsync.matcher import FileMatcher
+from exportsync.rootwatch import RootPace
 from exportsync.watcher import RETRY_RESCAN_SECONDS, Settler, StatKey, Watcher, writer_holds
 
 linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="needs inotify")
@@ -295,10 +297,9 @@ def scripted(
     clock = FakeClock()
     seen = Recorder()
     watcher = Watcher(
-        folder,
+        WatchConfig(folder, settle_seconds=2.0),
         matcher or FileMatcher(),
         seen,
-        settle_seconds=2.0,
         clock=clock,
         rescan_seconds=rescan_seconds,
     )
@@ -390,7 +391,9 @@ def test_a_failing_on_ready_is_logged_and_the_watcher_goes_on(folder: Path) -> N
         if len(seen) == 1:
             raise RuntimeError("spool full")
 
-    watcher = Watcher(folder, FileMatcher(), on_ready, clock=clock, rescan_seconds=None)
+    watcher = Watcher(
+        WatchConfig(folder), FileMatcher(), on_ready, clock=clock, rescan_seconds=None
+    )
     for name in ("a.csv", "b.csv"):
         (folder / name).write_text("x")
         watcher.dispatch(FileCreatedEvent(str(folder / name)))
@@ -429,7 +432,7 @@ def test_a_path_on_ready_refused_is_offered_again_by_the_next_rescan(folder: Pat
         if len(attempts) == 1:
             raise OSError("disk full")
 
-    watcher = Watcher(folder, FileMatcher(), on_ready, clock=clock, rescan_seconds=60)
+    watcher = Watcher(WatchConfig(folder), FileMatcher(), on_ready, clock=clock, rescan_seconds=60)
     watcher._next_rescan = clock.monotonic() + 60  # as start() would
     path = folder / "a.csv"
     path.write_text("x")
@@ -484,7 +487,7 @@ def test_a_batch_on_ready_could_not_take_is_offered_again_within_seconds(folder:
         if len(attempts) == 1:
             raise OSError("disk full")
 
-    watcher = Watcher(folder, FileMatcher(), on_ready, clock=clock, rescan_seconds=300)
+    watcher = Watcher(WatchConfig(folder), FileMatcher(), on_ready, clock=clock, rescan_seconds=300)
     watcher._next_rescan = clock.monotonic() + 300
     path = folder / "a.csv"
     path.write_text("x")
@@ -536,7 +539,7 @@ def test_overflow_rescans_and_reports_what_events_missed(folder: Path) -> None:
     clock = FakeClock()
     seen = Recorder()
     watcher = Watcher(
-        folder,
+        WatchConfig(folder),
         FileMatcher(),
         seen,
         clock=clock,
@@ -628,8 +631,15 @@ def watch(folder: Path) -> Iterator[WatchFactory]:
         ready = Ready()
         matcher = kwargs.pop("matcher", FileMatcher())
         assert isinstance(matcher, FileMatcher)
-        options: dict[str, object] = {"settle_seconds": 0.4, "rescan_seconds": None, **kwargs}
-        watcher = Watcher(folder, matcher, ready, **options)  # type: ignore[arg-type]
+        config = WatchConfig(
+            folder,
+            settle_seconds=float(kwargs.pop("settle_seconds", 0.4)),  # type: ignore[arg-type]
+            use_polling=bool(kwargs.pop("use_polling", False)),
+        )
+        if "poll_interval" in kwargs:
+            kwargs["pace"] = RootPace(poll_interval=float(kwargs.pop("poll_interval")))  # type: ignore[arg-type]
+        options: dict[str, object] = {"rescan_seconds": None, **kwargs}
+        watcher = Watcher(config, matcher, ready, **options)  # type: ignore[arg-type]
         watcher.start()
         started.append(watcher)
         return watcher, ready
@@ -871,7 +881,12 @@ def test_a_folder_missing_at_start_is_waited_for_then_watched(tmp_path: Path) ->
     before = threading.active_count()
     folder = tmp_path / "not-yet"
     ready = Ready()
-    watcher = Watcher(folder, FileMatcher(), ready, settle_seconds=0.4, health_seconds=0.1)
+    watcher = Watcher(
+        WatchConfig(folder, settle_seconds=0.4),
+        FileMatcher(),
+        ready,
+        pace=RootPace(health_seconds=0.1),
+    )
     with capture_logs() as logs:
         watcher.start()
         try:
@@ -891,7 +906,12 @@ def test_a_folder_missing_at_start_is_waited_for_then_watched(tmp_path: Path) ->
 
 def test_a_folder_deleted_and_recreated_is_watched_again(folder: Path) -> None:
     ready = Ready()
-    watcher = Watcher(folder, FileMatcher(), ready, settle_seconds=0.4, health_seconds=0.1)
+    watcher = Watcher(
+        WatchConfig(folder, settle_seconds=0.4),
+        FileMatcher(),
+        ready,
+        pace=RootPace(health_seconds=0.1),
+    )
     with capture_logs() as logs:
         watcher.start()
         try:
@@ -913,7 +933,12 @@ def test_a_folder_deleted_and_recreated_is_watched_again(folder: Path) -> None:
 def test_a_folder_swapped_for_another_between_checks_is_watched_again(folder: Path) -> None:
     """Gone and back before the next check (or a watch the kernel dropped): a new inode."""
     ready = Ready()
-    watcher = Watcher(folder, FileMatcher(), ready, settle_seconds=0.4, health_seconds=0.1)
+    watcher = Watcher(
+        WatchConfig(folder, settle_seconds=0.4),
+        FileMatcher(),
+        ready,
+        pace=RootPace(health_seconds=0.1),
+    )
     watcher.start()
     try:
         other = folder.with_name("other")
@@ -933,7 +958,11 @@ def test_the_folder_going_and_coming_back_is_seen_through_events_alone(tmp_path:
     folder.mkdir()
     ready = Ready()
     watcher = Watcher(
-        folder, FileMatcher(), ready, settle_seconds=0.2, health_seconds=3600, rescan_seconds=None
+        WatchConfig(folder, settle_seconds=0.2),
+        FileMatcher(),
+        ready,
+        rescan_seconds=None,
+        pace=RootPace(health_seconds=3600),
     )
     watcher.start()
     try:
@@ -966,13 +995,11 @@ def test_a_file_system_mounted_over_the_folder_is_found_by_the_sweep(tmp_path: P
     folder.mkdir()
     ready = Ready()
     watcher = Watcher(
-        folder,
+        WatchConfig(folder, settle_seconds=0.2),
         FileMatcher(),
         ready,
-        settle_seconds=0.2,
-        health_seconds=0.1,
-        sweep_seconds=0.3,
         rescan_seconds=None,
+        pace=RootPace(health_seconds=0.1, sweep_seconds=0.3),
     )
     mounted = subprocess.run(
         ["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(folder)],
@@ -1022,9 +1049,14 @@ class _NoWatch:
 def test_a_folder_that_cannot_be_watched_is_rescanned_instead(
     folder: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("exportsync.watcher._make_observer", lambda *args: _NoWatch())
+    monkeypatch.setattr("exportsync.rootwatch._make_observer", lambda *args: _NoWatch())
     ready = Ready()
-    watcher = Watcher(folder, FileMatcher(), ready, settle_seconds=0.2, health_seconds=0.1)
+    watcher = Watcher(
+        WatchConfig(folder, settle_seconds=0.2),
+        FileMatcher(),
+        ready,
+        pace=RootPace(health_seconds=0.1),
+    )
     with capture_logs() as logs:
         watcher.start()
         try:
@@ -1040,7 +1072,12 @@ def test_a_step_that_raises_does_not_end_the_watcher(
     folder: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     ready = Ready()
-    watcher = Watcher(folder, FileMatcher(), ready, settle_seconds=0.2, health_seconds=0.1)
+    watcher = Watcher(
+        WatchConfig(folder, settle_seconds=0.2),
+        FileMatcher(),
+        ready,
+        pace=RootPace(health_seconds=0.1),
+    )
     real = watcher.settler.due
     calls: list[float] = []
 
@@ -1080,10 +1117,9 @@ def test_busy_while_a_file_settles_or_is_being_offered(folder: Path) -> None:
     during: list[bool] = []
     clock = FakeClock()
     watcher = Watcher(
-        folder,
+        WatchConfig(folder, settle_seconds=2.0),
         FileMatcher(),
         lambda _paths: during.append(watcher.busy()),
-        settle_seconds=2.0,
         clock=clock,
         rescan_seconds=None,
     )

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from exportsync.cli.common import EXIT_ERROR, EXIT_OK, EXIT_USAGE, describe, load
 from exportsync.clock import SystemClock
-from exportsync.names import shown
+from exportsync.fs.names import shown
 from exportsync.runlock import wake_daemon
 from exportsync.spool import Spool
 from exportsync.wiring import build_intake

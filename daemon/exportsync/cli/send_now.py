@@ -10,7 +10,7 @@ from exportsync import sendnow
 from exportsync.cli.common import EXIT_ERROR, EXIT_OK, countdown, load
 from exportsync.clock import SystemClock, iso_utc
 from exportsync.config import Config
-from exportsync.names import shown
+from exportsync.fs.names import shown
 from exportsync.runlock import running_pid, wake_daemon
 from exportsync.spool import Spool
 from exportsync.wiring import build_ledger

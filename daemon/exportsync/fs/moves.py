@@ -15,8 +15,8 @@ import secrets
 import stat
 from pathlib import Path
 
-from exportsync.dirfd import folder, open_dir
 from exportsync.errors import FileRejected
+from exportsync.fs.dirfd import folder, open_dir
 from exportsync.matcher import PRIVATE_PREFIX, SENT_DIR
 
 __all__ = ["delete_file", "move_to_sent", "restore", "set_aside"]
@@ -111,8 +111,8 @@ def restore(root: Path, moved: Path, original: Path) -> Path:
 
 
 def _private_name(name: str) -> str:
-    """A private name for `name` that still fits in NAME_MAX (255 bytes): a long name's tail is
-    cut (as bytes; the kernel takes any, and the name is never matched or shown)."""
+    """A private name for `name` that still fits in NAME_MAX (`_NAME_MAX` bytes): a long name's
+    tail is cut (as bytes; the kernel takes any, and the name is never matched or shown)."""
     prefix = os.fsencode(f"{PRIVATE_PREFIX}{secrets.token_hex(6)}-")
     return os.fsdecode(prefix + os.fsencode(name)[: _NAME_MAX - len(prefix)])
 

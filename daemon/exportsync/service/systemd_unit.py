@@ -1,7 +1,7 @@
 """The systemd unit: `Type=notify` with the watchdog, and a sandbox as tight as Python and
 inotify allow.
 
-A system unit runs as a named account (never root by default, see `service_values`) with no
+A system unit runs as a named account (never root by default, see `values`) with no
 capabilities; `systemd-analyze security` rates it about 1.2. A user unit keeps to the options a
 user manager applies without user namespaces (seccomp and no_new_privs).
 """
@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 
 from exportsync.config import user_state_home
-from exportsync.service_values import account_name, check_paths, quote_word
+from exportsync.service.values import account_name, check_paths, quote_word
 
 __all__ = [
     "CONFIG_ERROR_EXIT",

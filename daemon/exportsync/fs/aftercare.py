@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from exportsync import files, moves
 from exportsync.config import AfterUpload
 from exportsync.errors import FileRejected
+from exportsync.fs import files, moves
 from exportsync.logs import get_logger
 from exportsync.spool import Item
 

@@ -1,6 +1,6 @@
 """Service files for this machine: a systemd unit (system or user) or a launchd plist.
 
-The systemd unit is rendered by `systemd_unit`, the values in it checked by `service_values` (both
+The systemd unit is rendered by `systemd_unit`, the values in it checked by `values` (both
 re-exported here). Rendering is pure; `install`/`uninstall` write or remove the file atomically and
 return the commands the operator runs next (this module never runs systemctl or launchctl itself).
 `root` prefixes every path written, for tests and packaging (like DESTDIR).
@@ -22,20 +22,20 @@ from pathlib import Path
 from typing import Literal
 
 from exportsync.config import SYSTEM_STATE_DIR, user_state_home
-from exportsync.durable import atomic_write, fsync_dir
-from exportsync.service_values import (
+from exportsync.fs.durable import atomic_write, fsync_dir
+from exportsync.service.systemd_unit import (
+    RESTART_DELAY,
+    STOP_TIMEOUT,
+    SYSTEMD_CREDENTIAL_SOURCE,
+    render_systemd,
+)
+from exportsync.service.values import (
     ServiceError,
     account_name,
     check_paths,
     check_unit_value,
     readable_by,
     system_account,
-)
-from exportsync.systemd_unit import (
-    RESTART_DELAY,
-    STOP_TIMEOUT,
-    SYSTEMD_CREDENTIAL_SOURCE,
-    render_systemd,
 )
 
 __all__ = [
@@ -123,7 +123,8 @@ def render_launchd(
     user: str | None = None,
     group: str | None = None,
 ) -> str:
-    """The plist text: run at load, restart after a failure, SIGTERM then SIGKILL after 20 s.
+    """The plist text: run at load, restart after a failure, SIGTERM, then SIGKILL after
+    STOP_TIMEOUT.
 
     A LaunchDaemon (system) runs as `user`/`group` (UserName/GroupName), as a systemd system
     unit does; an agent runs as the logged-in user.

@@ -25,8 +25,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Self
 
-from exportsync.dirfd import WatchDirReplaced, open_pinned, pin, relative_parts
 from exportsync.errors import ExportsyncError, FileRejected
+from exportsync.fs.dirfd import WatchDirReplaced, open_pinned, pin, relative_parts
 
 __all__ = [
     "CHUNK_SIZE",
