@@ -87,6 +87,8 @@ def test_nothing_below_the_command_line_imports_it() -> None:
                 "exportsync.answers",
             },
         ),
+        # The spool's stores sit below everything that uses them.
+        ("exportsync.spool", {"exportsync.delivery", "exportsync.intake", "exportsync.client"}),
         # The parts of the delivery step below it never reach back up to the step.
         ("exportsync.batcher", {"exportsync.delivery", "exportsync.sender"}),
         ("exportsync.outcomes", {"exportsync.delivery", "exportsync.batcher", "exportsync.sender"}),
