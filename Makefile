@@ -36,7 +36,7 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 	MYPYPATH=bench $(BIN)/mypy --explicit-package-bases \
-		tests/conftest.py tests/test_tiers.py tests/support tests/daemon tests/devstack tests/e2e tests/soak tests/wire bench
+		tests/conftest.py tests/test_tiers.py tests/test_packaging.py tests/support tests/daemon tests/devstack tests/e2e tests/soak tests/wire bench
 	MYPYPATH=tests/lambda $(BIN)/mypy --explicit-package-bases tests/lambda
 
 cfn-lint: $(STAMP)
