@@ -54,8 +54,6 @@ def test_daemon_limits_are_the_wire_limits() -> None:
     assert exportsync.batches.MAX_PRESIGNED_URLS == limits.PRESIGNED_URLS
     assert exportsync.batches.MAX_INFLATED_BYTES == limits.INFLATED_BYTES
     assert exportsync.batches.MIN_PART_BYTES >= limits.PART_MIN_BYTES
-    assert exportsync.sessions.MAX_SESSION_BYTES == limits.ITEM_BYTES
-    assert exportsync.sessions.MAX_DEPTH == limits.ITEM_DEPTH
     assert exportsync.config.ApiConfig.batch_max_files == limits.MAX_BATCH_ENTRIES
     assert exportsync.config.ApiConfig.inline_max_bytes == limits.INLINE_BODY_BYTES
     assert exportsync_devstack.gateway.MAX_BODY_BYTES == limits.GATEWAY_BODY_BYTES
