@@ -24,12 +24,9 @@ from typing import Any, TypeVar, assert_never
 import tenacity
 
 from exportsync import sendnow
-from exportsync.backlog import MAX_ENTRIES_PER_REQUEST, Backlog
+from exportsync.backlog import Backlog
 from exportsync.batches import (
     ENTRY_OVERHEAD_BYTES,
-    MAX_FILE_BYTES,
-    MAX_INFLATED_BYTES,
-    MAX_PRESIGNED_URLS,
     Batch,
     FileEntry,
     PresignEntry,
@@ -70,6 +67,10 @@ from exportsync.quota import QuotaLedger
 from exportsync.sessions import ParsedSession, parse_session_file
 from exportsync.spool import API_KEY_REFUSED, API_STATE_KEY, API_UNREACHABLE, Item, Spool
 from exportsync_wire import DELIVERED, Kind, PresignFile, Status
+from exportsync_wire.limits import INFLATED_BYTES as MAX_INFLATED_BYTES
+from exportsync_wire.limits import MAX_BATCH_ENTRIES as MAX_ENTRIES_PER_REQUEST
+from exportsync_wire.limits import OBJECT_BYTES as MAX_FILE_BYTES
+from exportsync_wire.limits import PRESIGNED_URLS as MAX_PRESIGNED_URLS
 
 __all__ = [
     "Deliverer",

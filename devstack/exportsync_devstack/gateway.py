@@ -43,17 +43,12 @@ from .faults import Fault, FaultInjector
 from .plans import PlanLedger
 
 __all__ = [
-    "MAX_BODY_BYTES",
-    "MAX_EVENT_BYTES",
     "Gateway",
     "GatewayReply",
     "Handler",
 ]
 
 Handler = Callable[[dict[str, Any], Any], Any]
-
-MAX_BODY_BYTES = limits.GATEWAY_BODY_BYTES
-MAX_EVENT_BYTES = limits.LAMBDA_EVENT_BYTES
 
 _log = structlog.get_logger(__name__)
 
@@ -103,8 +98,8 @@ class Gateway:
         clock: Clock | None = None,
         stage: str = "devstack",
         slow_seconds: float = 3.0,
-        max_body: int = MAX_BODY_BYTES,
-        max_event: int = MAX_EVENT_BYTES,
+        max_body: int = limits.GATEWAY_BODY_BYTES,
+        max_event: int = limits.LAMBDA_EVENT_BYTES,
     ) -> None:
         self._handler = handler
         self._keys = keys
