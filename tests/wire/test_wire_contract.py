@@ -21,7 +21,15 @@ import exportsync.client
 import exportsync_api.form
 import exportsync_api.presign
 import exportsync_wire
-from exportsync_wire import DELIVERED, Status, limits, routes
+from exportsync.errors import (
+    DeliveryError,
+    Forbidden,
+    QuotaExhausted,
+    RequestTooLarge,
+    Throttled,
+    TransientError,
+)
+from exportsync_wire import DELIVERED, Status, gateway, limits, routes
 
 ROOT = Path(__file__).resolve().parents[2]
 # Every source root that speaks the wire format, except the package that defines it.
@@ -126,3 +134,28 @@ def test_no_wire_fact_is_written_out_again(path: Path) -> None:
             assert value not in sizes, f"wire limit {value} at line {node.lineno}"
         elif isinstance(node, ast.Constant) and type(node.value) is int:
             assert node.value not in sizes, f"wire limit {node.value} at line {node.lineno}"
+
+
+@pytest.mark.parametrize(
+    ("answer", "expected"),
+    [
+        (gateway.FORBIDDEN, Forbidden),
+        (gateway.NO_ROUTE, Forbidden),
+        (gateway.TOO_MANY_REQUESTS, Throttled),
+        (gateway.LIMIT_EXCEEDED, QuotaExhausted),
+        (gateway.REQUEST_TOO_LONG, RequestTooLarge),
+        (gateway.INVOKE_FAILED, TransientError),
+        (gateway.BAD_GATEWAY, TransientError),
+        (gateway.UNAVAILABLE, TransientError),
+        (gateway.TIMED_OUT, TransientError),
+    ],
+    ids=lambda v: getattr(v, "message", getattr(v, "__name__", "")),
+)
+def test_the_daemon_reads_each_gateway_answer_the_devstack_gives(
+    answer: gateway.GatewayError, expected: type[DeliveryError]
+) -> None:
+    error = exportsync.client.classify(
+        answer.status, json.dumps({"message": answer.message}).encode()
+    )
+    assert type(error) is expected
+    assert str(error) == answer.message
