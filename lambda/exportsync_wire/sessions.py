@@ -32,6 +32,15 @@ __all__ = [
 # may set it, and every stored item carries it.
 HASH_ATTRIBUTE: Final = "exportsync_content_sha256"
 HASH_BYTES: Final = 64
+# DynamoDB's numbers: 38 significant digits and a bounded exponent. The context boto3 serializes
+# with (boto3.dynamodb.types.DYNAMODB_CONTEXT), so what the function's store refuses is refused
+# here first, with its reason.
+_NUMBERS: Final = decimal.Context(
+    Emin=-128,
+    Emax=126,
+    prec=38,
+    traps=[decimal.Clamped, decimal.Overflow, decimal.Inexact, decimal.Rounded, decimal.Underflow],
+)
 
 
 @dataclass(frozen=True)
@@ -72,7 +81,7 @@ def key_error(user_id: object, timestamp: object) -> str | None:
 
 def content_error(session: Mapping[str, object]) -> str | None:
     """Why a session's attributes cannot be stored: the reserved attribute, an empty name, a
-    lone surrogate, NaN or Infinity, an unparsable number, or nesting past DynamoDB's limit."""
+    lone surrogate, NaN or Infinity, a number DynamoDB cannot hold, or nesting past its limit."""
     if HASH_ATTRIBUTE in session:
         return f"reserved_attribute: {HASH_ATTRIBUTE} is set by the server"
     return _walk(session, 0)
@@ -81,16 +90,6 @@ def content_error(session: Mapping[str, object]) -> str | None:
 def _walk(value: object, depth: int) -> str | None:
     if depth > limits.ITEM_DEPTH:
         return f"too_deep: nesting is deeper than {limits.ITEM_DEPTH} levels"
-    if isinstance(value, Unrepresentable):
-        return "number_out_of_range: a number is beyond any exact decimal"
-    if isinstance(value, Decimal):
-        return None if value.is_finite() else "not_finite: NaN and Infinity are not allowed"
-    if isinstance(value, str):
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            return "invalid_string: lone surrogate in a string"
-        return None
     if isinstance(value, dict):
         for name, inner in value.items():
             if not name:
@@ -98,12 +97,37 @@ def _walk(value: object, depth: int) -> str | None:
             error = _walk(name, depth) or _walk(inner, depth + 1)
             if error:
                 return error
+        return None
     if isinstance(value, list):
         for inner in value:
             error = _walk(inner, depth + 1)
             if error:
                 return error
+        return None
+    return _scalar_error(value)
+
+
+def _scalar_error(value: object) -> str | None:
+    if isinstance(value, Unrepresentable):
+        return "number_out_of_range: a number is beyond any exact decimal"
+    if isinstance(value, Decimal) and not value.is_finite():
+        return "not_finite: NaN and Infinity are not allowed"
+    if isinstance(value, Decimal | int) and not isinstance(value, bool):
+        return None if _storable(value) else "number_out_of_range: DynamoDB cannot hold a number"
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return "invalid_string: lone surrogate in a string"
     return None
+
+
+def _storable(number: Decimal | int) -> bool:
+    try:
+        _NUMBERS.create_decimal(number)
+    except decimal.DecimalException:
+        return False
+    return True
 
 
 def size_error(session: Mapping[str, object]) -> str | None:

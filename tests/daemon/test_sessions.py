@@ -48,11 +48,11 @@ def test_point_one_is_sent_byte_for_byte() -> None:
     [
         ("0.1", Decimal("0.1")),
         ("1.10", Decimal("1.10")),  # trailing zero kept: the Decimal keeps its exponent
-        ("1e400", Decimal("1e400")),  # beyond a float: no overflow to inf
-        ("-1e-400", Decimal("-1e-400")),  # beyond a float: no underflow to 0
+        ("1e126", Decimal("1e126")),  # beyond a float: no overflow to inf
+        ("-1e-165", Decimal("-1e-165")),  # beyond a float: no underflow to 0
         ("-0.0", Decimal("-0.0")),
         ("-0", 0),
-        ("123456789012345678901234567890123456789", 123456789012345678901234567890123456789),
+        ("12345678901234567890123456789012345678", 12345678901234567890123456789012345678),
         ("0.30000000000000000000000000001", Decimal("0.30000000000000000000000000001")),
     ],
 )
@@ -60,6 +60,15 @@ def test_numbers_keep_their_exact_value(literal: str, expected: object) -> None:
     value = decoded(one(f'{{"user_id":"u","timestamp":"{TS}","n":{literal}}}'))["n"]
     assert value == expected
     assert str(value) == str(expected)  # same digits and exponent, not just an equal value
+
+
+@pytest.mark.parametrize(
+    "literal", ["1e127", "-1e-166", "123456789012345678901234567890123456789", "0.1" + "1" * 38]
+)
+def test_a_number_dynamodb_cannot_hold_refuses_its_session(literal: str) -> None:
+    entry = one(f'{{"user_id":"u","timestamp":"{TS}","n":{literal}}}')
+    assert entry.body is None
+    assert entry.error == "number_out_of_range: DynamoDB cannot hold a number"
 
 
 def test_the_sign_of_negative_zero_decimal_survives() -> None:
@@ -327,8 +336,11 @@ def test_a_parsed_session_body_holds_the_same_values(extra: object) -> None:
     session = {"user_id": "u", "timestamp": TS, "extra": extra}
     entry = one(encode_json(session), default_user_id=None)
     if entry.error is not None:
-        # Only what the server refuses too: nesting past its limit, an empty attribute name.
-        assert entry.error.startswith(("too_deep:", "invalid_attribute_name:"))
+        # Only what the server refuses too: nesting past its limit, an empty attribute name, a
+        # number DynamoDB cannot hold.
+        assert entry.error.startswith(
+            ("too_deep:", "invalid_attribute_name:", "number_out_of_range:")
+        )
         return
     assert json.loads(body_of(entry), parse_float=Decimal) == session
 

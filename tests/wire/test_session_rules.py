@@ -6,10 +6,12 @@ from __future__ import annotations
 import json
 
 import pytest
+from boto3.dynamodb.types import DYNAMODB_CONTEXT
 
 from exportsync.sessions import parse_session_file
 from exportsync_api.sessions import Rejected, load_json, validate_session
 from exportsync_wire import limits
+from exportsync_wire import sessions as wire_sessions
 from exportsync_wire.sessions import HASH_ATTRIBUTE
 
 TS = "2024-05-01T12:00:00+00:00"
@@ -45,6 +47,9 @@ REFUSED = {
     "over the checked item size": _padded(limits.ITEM_CHECKED_BYTES + 1),
     "over the size with multi-byte text": _session(pad="é" * (limits.ITEM_CHECKED_BYTES // 2)),
     "NaN": _session(v=float("nan")),
+    "a number past DynamoDB's exponent": _session().replace(b"}", b', "v": 1e400}'),
+    "a number finer than DynamoDB's": _session().replace(b"}", b', "v": -1e-400}'),
+    "a 39-digit integer": _session(v=10**38 + 1),
 }
 
 
@@ -59,3 +64,15 @@ def test_a_session_at_the_checked_size_goes() -> None:
     text = _padded(limits.ITEM_CHECKED_BYTES)
     assert _server_reason(text) is None
     assert _daemon_reason(text) is None
+
+
+def test_numbers_are_held_to_the_context_boto3_stores_them_with() -> None:
+    ours = wire_sessions._NUMBERS
+    assert (ours.prec, ours.Emin, ours.Emax) == (
+        DYNAMODB_CONTEXT.prec,
+        DYNAMODB_CONTEXT.Emin,
+        DYNAMODB_CONTEXT.Emax,
+    )
+    assert {t for t, on in ours.traps.items() if on} == {
+        t for t, on in DYNAMODB_CONTEXT.traps.items() if on
+    }
