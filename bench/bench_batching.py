@@ -23,6 +23,7 @@ from typing import Any, Literal
 
 from bench_common import ratio, setup_paths
 from exportsync.clock import FakeClock
+from exportsync.config import WatchConfig
 from exportsync.delivery import Deliverer
 from exportsync.intake import Intake
 from exportsync.matcher import FileMatcher
@@ -33,6 +34,7 @@ setup_paths()
 
 from support.fake_api import FakeApi  # noqa: E402 -- tests/ is on sys.path only after setup_paths()
 from support.ledger import plan_ledger  # noqa: E402 -- tests/ is on sys.path only after setup_paths()
+from support.settings import api_settings  # noqa: E402 -- tests/ is on sys.path only after setup_paths()
 
 __all__ = ["csv_bytes", "make_backlog", "run_batching"]
 
@@ -91,9 +93,8 @@ def _deliver(scratch: Path, export: Path, variant: Variant) -> dict[str, Any]:
             ledger=ledger,
             api=api,
             clock=clock,
-            root=export,
-            default_user_id="bench",
-            batch_max_files=VARIANTS[variant],
+            watch=WatchConfig(export),
+            settings=api_settings("bench", batch_max_files=VARIANTS[variant]),
         )
         sent_at: list[float] = []
         for path in sorted(export.iterdir()):

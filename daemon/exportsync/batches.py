@@ -1,6 +1,6 @@
 """A batch: what one `POST /batch` carries, and the limits that shape it.
 
-Pure data and arithmetic, no I/O: `delivery.py` decides which items go in, this module says what
+Pure data and arithmetic, no I/O: `batcher.py` decides which items go in, this module says what
 fits. One request holds up to 1,000 entries (inline files, sessions and presign asks together).
 Its body must pass the gateway (10 MB) and reach the Lambda (6 MB event, binary bodies
 base64-encoded), so the bytes on the wire stay under `inline_max_bytes` (4 MB by default):

@@ -12,17 +12,19 @@ from __future__ import annotations
 
 import os
 import threading
+from dataclasses import replace
 from pathlib import Path
 
 from exportsync.client import Api
 from exportsync.clock import Clock, SystemClock, iso_utc
 from exportsync.config import Config
-from exportsync.delivery import Deliverer, retry_delay
+from exportsync.delivery import Deliverer
 from exportsync.errors import ExportsyncError, SpoolCorrupt, SpoolError, SpoolFull
 from exportsync.fs.dirfd import pin, real_path
 from exportsync.logs import get_logger
 from exportsync.metrics import Metrics
 from exportsync.notify import Notifier, watchdog_interval
+from exportsync.outcomes import retry_delay
 from exportsync.reload import Reloader, compare, merged
 from exportsync.spool import Spool
 from exportsync.watcher import RESCAN_SECONDS, StatKey, Watcher, has_close_events, lstat_key
@@ -121,12 +123,9 @@ class Daemon:
             ledger=self.ledger,
             api=api,
             clock=self.clock,
-            root=self.root,
-            default_user_id=config.api.user_id,
-            after_upload=config.watch.after_upload,
-            inline_max_bytes=config.api.inline_max_bytes,
-            batch_max_files=config.api.batch_max_files,
-            multipart_threshold_bytes=config.api.multipart_threshold_bytes,
+            # The folder as the daemon pinned it at start (a reload does not move it).
+            watch=replace(config.watch, dir=self.root),
+            settings=config.api,
             pacing=config.quota.pacing,
             metrics=self._metrics,
             intake_busy=self._intake_busy,

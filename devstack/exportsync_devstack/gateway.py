@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -41,6 +42,7 @@ from .events import (
     parse_proxy_response,
 )
 from .faults import Fault, FaultInjector
+from .memory import count_handler_cpu
 from .plans import PlanLedger
 
 __all__ = [
@@ -228,7 +230,11 @@ class Gateway:
             return _gateway_error(gateway.INVOKE_FAILED, rid)
         try:
             with self._invoke_lock:
-                result = self._handler(event, None)
+                started = time.thread_time()
+                try:
+                    result = self._handler(event, None)
+                finally:
+                    count_handler_cpu(time.thread_time() - started)
             response = parse_proxy_response(result)
         except MalformedProxyResponse as exc:
             _log.error("lambda_bad_response", error=str(exc), rid=rid)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import datetime as dt
 import gzip
 import hashlib
@@ -17,10 +18,11 @@ from unittest import mock
 import pytest
 from structlog.testing import capture_logs
 
-from exportsync import delivery
+from exportsync import sender
 from exportsync.client import BatchRequest
 from exportsync.clock import FakeClock
-from exportsync.delivery import LONGEST_DELAY, Deliverer, retry_delay
+from exportsync.config import ApiConfig, WatchConfig
+from exportsync.delivery import LONGEST_DELAY, Deliverer
 from exportsync.errors import (
     Forbidden,
     PermanentError,
@@ -34,12 +36,15 @@ from exportsync.errors import (
 from exportsync.fs import moves
 from exportsync.intake import Intake
 from exportsync.matcher import FileMatcher
+from exportsync.outcomes import retry_delay
 from exportsync.pacing import MAX_QUIET_SECONDS, Pacing
 from exportsync.quota import DAY, QuotaLedger
 from exportsync.sessions import parse_session_file
 from exportsync.spool import Spool
+from exportsync_wire import limits
 from support.fake_api import Call, FakeApi
 from support.ledger import plan_ledger
+from support.settings import api_settings
 
 START = 1_800_000_000.0 - (1_800_000_000.0 % DAY) + 3600  # 01:00 UTC
 
@@ -90,9 +95,7 @@ def _rig(tmp_path: Path, **options: object) -> Rig:
         ledger=ledger,
         api=api,
         clock=clock,
-        root=root,
-        default_user_id="alice",
-        **options,  # type: ignore[arg-type]
+        **_configs(root, options),  # type: ignore[arg-type]
     )
     intake = Intake(spool, root=root, matcher=FileMatcher(), clock=clock)
     return Rig(root, spool, clock, api, ledger, deliverer, intake)
@@ -115,11 +118,22 @@ def _rig_on(old: Rig, **options: object) -> Rig:
         ledger=ledger,
         api=old.api,
         clock=old.clock,
-        root=old.root,
-        default_user_id="alice",
-        **options,  # type: ignore[arg-type]
+        **_configs(old.root, options),  # type: ignore[arg-type]
     )
     return Rig(old.root, old.spool, old.clock, old.api, ledger, deliverer, old.intake)
+
+
+def _configs(root: Path, options: dict[str, object]) -> dict[str, object]:
+    """The Deliverer's keyword arguments: `[api]` keys (inline_max_bytes...) go into its
+    ApiConfig, `after_upload` into its WatchConfig, the rest (pacing...) as they are."""
+    api_keys = {f.name for f in dataclasses.fields(ApiConfig)}
+    api = {k: options.pop(k) for k in list(options) if k in api_keys}
+    watch = {k: options.pop(k) for k in ("after_upload",) if k in options}
+    return {
+        "watch": WatchConfig(root, **watch),  # type: ignore[arg-type]
+        "settings": api_settings(**api),  # type: ignore[arg-type]
+        **options,
+    }
 
 
 @pytest.fixture
@@ -185,6 +199,17 @@ def test_a_list_with_one_invalid_session_delivers_the_rest_and_says_which(rig: R
     assert item.last_error is not None
     assert "session 1" in item.last_error
     assert "ISO-8601" in item.last_error
+
+
+def test_a_file_of_only_invalid_sessions_fails_without_spending_a_request(rig: Rig) -> None:
+    """Nothing in the batch is valid: the local verdicts are recorded, no request goes."""
+    rig.drop("bad.session.json", json.dumps([{"timestamp": "yesterday"}, {"n": 1}]))
+    assert rig.run() == 0
+    (item,) = rig.spool.items()
+    assert item.state == "failed"
+    assert "session 0" in (item.last_error or "")
+    assert "session 1" in (item.last_error or "")
+    assert rig.api.calls == []
 
 
 def test_server_rejection_of_one_session_fails_that_file_only(rig: Rig) -> None:
@@ -805,7 +830,7 @@ def test_presign_asks_stop_at_the_apis_url_budget(tmp_path: Path) -> None:
     rig = _rig(tmp_path, inline_max_bytes=10)
     for i in range(3):
         rig.drop(f"big{i}.csv", b"x" * 100 + bytes([i]))
-    with mock.patch("exportsync.delivery.MAX_PRESIGNED_URLS", 2):
+    with mock.patch.object(limits, "PRESIGNED_URLS", 2):
         rig.run()
     assert [len(c.presign) for c in rig.api.calls] == [2, 1]
     rig.spool.close()
@@ -834,7 +859,7 @@ def test_an_exception_parsing_one_file_fails_that_file_alone(
             raise ZeroDivisionError("a bug in the parser")
         return real(data, **kwargs)
 
-    monkeypatch.setattr("exportsync.delivery.parse_session_file", parse)
+    monkeypatch.setattr("exportsync.batcher.parse_session_file", parse)
     rig.drop("a.session.json", _session("2026-11-25T10:00:00Z", x="poison"))
     rig.drop("b.session.json", _session("2026-11-25T10:00:01Z"))
     with capture_logs() as logs:
@@ -880,7 +905,7 @@ def test_a_request_that_raises_for_one_file_narrows_down_to_it_and_fails_it(rig:
     assert rig.states() == {"a.csv": "failed", "b.csv": "delivered", "c.csv": "delivered"}
     [failed] = rig.spool.items("failed")
     assert (failed.last_error or "").startswith("UnicodeEncodeError: ")
-    assert failed.attempts == delivery.INTERNAL_ERROR_ATTEMPTS
+    assert failed.attempts == sender.INTERNAL_ERROR_ATTEMPTS
 
 
 def test_a_rewrite_before_delivery_supersedes_the_spooled_version(rig: Rig) -> None:

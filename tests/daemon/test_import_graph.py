@@ -77,7 +77,21 @@ def test_nothing_below_the_command_line_imports_it() -> None:
         # The config reads its defaults from its own fields and exportsync_wire.limits.
         ("exportsync.config", {"exportsync.batches", "exportsync.client", "requests"}),
         # `status` reads the spool; it needs none of the running daemon.
-        ("exportsync.status", {"exportsync.daemon", "exportsync.watcher", "exportsync.delivery"}),
+        (
+            "exportsync.status",
+            {
+                "exportsync.daemon",
+                "exportsync.watcher",
+                "exportsync.delivery",
+                "exportsync.sender",
+                "exportsync.answers",
+            },
+        ),
+        # The spool's stores sit below everything that uses them.
+        ("exportsync.spool", {"exportsync.delivery", "exportsync.intake", "exportsync.client"}),
+        # The parts of the delivery step below it never reach back up to the step.
+        ("exportsync.batcher", {"exportsync.delivery", "exportsync.sender"}),
+        ("exportsync.outcomes", {"exportsync.delivery", "exportsync.batcher", "exportsync.sender"}),
         ("exportsync.wiring", {"exportsync.daemon"}),
         # `run` carries no other command's imports.
         ("exportsync.cli.run", {"shtab", "exportsync.firstrun", "exportsync.service"}),

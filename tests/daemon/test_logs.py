@@ -175,7 +175,20 @@ def test_capture_logs_sees_events_and_bound_fields() -> None:
 
 @pytest.mark.parametrize(
     "module",
-    ["fs.aftercare", "cli.run", "daemon", "delivery", "intake", "notify", "rootwatch", "watcher"],
+    [
+        "fs.aftercare",
+        "cli.run",
+        "daemon",
+        "delivery",
+        "batcher",
+        "sender",
+        "answers",
+        "outcomes",
+        "intake",
+        "notify",
+        "rootwatch",
+        "watcher",
+    ],
 )
 def test_every_module_logger_names_its_module(module: str) -> None:
     """A JSON line says which module wrote it, whichever way the module made its logger."""

@@ -13,6 +13,7 @@ import pytest
 from structlog.testing import capture_logs
 
 from exportsync.clock import FakeClock
+from exportsync.config import WatchConfig
 from exportsync.delivery import Deliverer
 from exportsync.errors import SpoolError, TransientError
 from exportsync.intake import Intake
@@ -22,6 +23,7 @@ from exportsync.quota import DAY
 from support.fake_api import Call, FakeApi
 from support.flaky_spool import DISK_FULL, FlakySpool
 from support.ledger import plan_ledger
+from support.settings import api_settings
 
 START = 1_800_000_000.0 - (1_800_000_000.0 % DAY) + 3600  # 01:00 UTC
 
@@ -73,8 +75,8 @@ def rig(tmp_path: Path) -> Iterator[Rig]:
         ledger=plan_ledger(spool, clock, daily_requests=100),
         api=api,
         clock=clock,
-        root=root,
-        default_user_id="alice",
+        watch=WatchConfig(root),
+        settings=api_settings(),
         pacing=Pacing(quiet_seconds=0.0, prompt_requests=1000),
     )
     intake = Intake(spool, root=root, matcher=FileMatcher(), clock=clock)

@@ -30,16 +30,18 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
 from exportsync.clock import FakeClock
-from exportsync.config import ApiConfig
-from exportsync.delivery import Deliverer, retry_delay
+from exportsync.config import ApiConfig, WatchConfig
+from exportsync.delivery import Deliverer
 from exportsync.errors import SpoolError, TransientError
 from exportsync.intake import Intake
 from exportsync.matcher import FileMatcher
+from exportsync.outcomes import retry_delay
 from exportsync.pacing import Pacing
 from exportsync.quota import DAY
 from support.fake_api import Call, FakeApi
 from support.flaky_spool import FlakySpool
 from support.ledger import plan_ledger
+from support.settings import api_settings
 
 EXAMPLES = int(os.environ.get("EXPORTSYNC_STUCK_EXAMPLES", "25"))
 TIMEOUT = ApiConfig.timeout_seconds
@@ -93,9 +95,8 @@ class NeverStuck(RuleBasedStateMachine):
             ledger=plan_ledger(self.spool, self.clock, daily_requests=0),
             api=self.api,
             clock=self.clock,
-            root=self.root,
-            default_user_id="alice",
-            batch_max_files=BATCH_ENTRIES,
+            watch=WatchConfig(self.root),
+            settings=api_settings(batch_max_files=BATCH_ENTRIES),
             pacing=Pacing(quiet_seconds=0.0, prompt_requests=1000),
         )
         self.intake = Intake(self.spool, root=self.root, matcher=FileMatcher(), clock=self.clock)

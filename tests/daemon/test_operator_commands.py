@@ -18,7 +18,7 @@ from structlog.testing import capture_logs
 from exportsync import sendnow
 from exportsync.client import BatchRequest
 from exportsync.clock import FakeClock
-from exportsync.config import load_config
+from exportsync.config import WatchConfig, load_config
 from exportsync.daemon import Daemon
 from exportsync.delivery import Deliverer
 from exportsync.errors import FileRejected, Forbidden, Unreachable
@@ -32,6 +32,7 @@ from exportsync.sessions import parse_session_file
 from exportsync.spool import API_KEY_REFUSED, API_STATE_KEY, API_UNREACHABLE, SEND_NOW_KEY, Spool
 from support.fake_api import FakeApi
 from support.ledger import plan_ledger
+from support.settings import api_settings
 
 START = 1_800_000_000.0 - (1_800_000_000.0 % DAY) + 3 * 3600  # 03:00 UTC
 
@@ -64,8 +65,8 @@ def _rig(tmp_path: Path, pacing: Pacing) -> Rig:
         ledger=ledger,
         api=api,
         clock=clock,
-        root=root,
-        default_user_id="alice",
+        watch=WatchConfig(root),
+        settings=api_settings(),
         pacing=pacing,
     )
     return Rig(

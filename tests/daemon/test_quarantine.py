@@ -22,13 +22,13 @@ _REPO = Path(__file__).resolve().parents[2]
 _DIED = 70
 _WRAPPER = f"""
 import os, sys
-from exportsync import delivery
-real = delivery.parse_session_file
+from exportsync import batcher
+real = batcher.parse_session_file
 def parse(data, **kwargs):
     if b"POISON" in data:
         os._exit({_DIED})
     return real(data, **kwargs)
-delivery.parse_session_file = parse
+batcher.parse_session_file = parse
 from exportsync.cli import main
 sys.exit(main(sys.argv[1:]))
 """

@@ -21,6 +21,7 @@ import requests
 
 from exportsync.client import HttpApi
 from exportsync.clock import FakeClock
+from exportsync.config import WatchConfig
 from exportsync.delivery import Deliverer
 from exportsync.intake import Intake
 from exportsync.matcher import FileMatcher
@@ -28,6 +29,7 @@ from exportsync.spool import Spool
 from exportsync_wire.parts import checksum_b64, plan_parts
 from support.devstack import DevstackInfo, s3_objects, start_devstack
 from support.ledger import plan_ledger
+from support.settings import api_settings
 
 pytestmark = pytest.mark.integration
 
@@ -254,10 +256,8 @@ def test_the_daemon_never_completes_a_file_rewritten_in_place_with_its_mtime_res
             ledger=plan_ledger(spool, clock, daily_requests=0),
             api=api,
             clock=clock,
-            root=root,
-            default_user_id=None,
-            inline_max_bytes=1000,
-            multipart_threshold_bytes=8 * _MIB,
+            watch=WatchConfig(root),
+            settings=api_settings(None, inline_max_bytes=1000, multipart_threshold_bytes=8 * _MIB),
         )
         assert Intake(spool, root=root, matcher=FileMatcher(), clock=clock).offer(path) is not None
         api.path = path

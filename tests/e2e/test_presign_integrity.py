@@ -16,12 +16,14 @@ from structlog.testing import capture_logs
 
 from exportsync.client import HttpApi
 from exportsync.clock import FakeClock
+from exportsync.config import WatchConfig
 from exportsync.delivery import Deliverer
 from exportsync.intake import Intake
 from exportsync.matcher import FileMatcher
 from exportsync.spool import Spool
 from support.devstack import DevstackInfo, s3_objects, usage
 from support.ledger import plan_ledger
+from support.settings import api_settings
 
 Tamper = Callable[[bytes], bytes]
 
@@ -69,9 +71,8 @@ def test_a_refused_presigned_body_is_retried_and_never_delivered(
             ledger=plan_ledger(spool, clock, daily_requests=0),
             api=api,
             clock=clock,
-            root=root,
-            default_user_id=None,
-            inline_max_bytes=1000,
+            watch=WatchConfig(root),
+            settings=api_settings(None, inline_max_bytes=1000),
         )
         path = root / f"{tmp_path.name[-20:]}.csv"
         data = b"".join(b"2026-02-10,%d\n" % i for i in range(2000))  # unique per test

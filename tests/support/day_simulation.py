@@ -18,6 +18,7 @@ from typing import Any, Literal
 
 from exportsync.client import BatchRequest
 from exportsync.clock import FakeClock
+from exportsync.config import WatchConfig
 from exportsync.delivery import Deliverer
 from exportsync.errors import QuotaExhausted, Throttled
 from exportsync.intake import Intake
@@ -27,6 +28,7 @@ from exportsync.quota import DAY
 from exportsync.spool import Spool
 from support.fake_api import FakeApi
 from support.ledger import plan_ledger
+from support.settings import api_settings
 
 __all__ = ["DayResult", "GatedApi", "TraceResult", "simulate_day", "simulate_trace"]
 
@@ -102,8 +104,8 @@ def simulate_day(
         ledger=ledger,
         api=api,
         clock=clock,
-        root=root,
-        default_user_id="alice",
+        watch=WatchConfig(root),
+        settings=api_settings(),
         pacing=pacing or Pacing(),
     )
     intake = Intake(spool, root=root, matcher=FileMatcher(), clock=clock)
@@ -181,8 +183,8 @@ def simulate_trace(
         ledger=ledger,
         api=api,
         clock=clock,
-        root=root,
-        default_user_id="alice",
+        watch=WatchConfig(root),
+        settings=api_settings(),
         pacing=pacing or Pacing(),
     )
     intake = Intake(spool, root=root, matcher=FileMatcher(), clock=clock)
