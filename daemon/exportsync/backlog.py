@@ -9,12 +9,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from exportsync_wire import limits
-
-__all__ = ["ENTRY_OVERHEAD_BYTES", "MAX_ENTRIES_PER_REQUEST", "Backlog", "requests_needed"]
+__all__ = ["ENTRY_OVERHEAD_BYTES", "Backlog", "requests_needed"]
 
 # One POST /batch carries up to this many entries (files, sessions, presign asks).
-MAX_ENTRIES_PER_REQUEST = limits.MAX_BATCH_ENTRIES
 # Part headers and the manifest line: what one more file adds to a request beyond its bytes.
 ENTRY_OVERHEAD_BYTES = 400
 

@@ -11,12 +11,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from exportsync.backlog import MAX_ENTRIES_PER_REQUEST
 from exportsync.batches import (
     ENTRY_OVERHEAD_BYTES,
-    MAX_FILE_BYTES,
-    MAX_INFLATED_BYTES,
-    MAX_PRESIGNED_URLS,
     Batch,
     FileEntry,
     PresignEntry,
@@ -37,7 +33,7 @@ from exportsync.multipart import Uploads, part_digests
 from exportsync.outcomes import Outcomes
 from exportsync.sessions import parse_session_file
 from exportsync.spool import Item, Spool
-from exportsync_wire import PresignFile
+from exportsync_wire import PresignFile, limits
 
 __all__ = ["BatchBuilder", "BatchCap"]
 
@@ -81,7 +77,7 @@ class BatchBuilder:
         self._root = watch.dir
         self._user_id = settings.user_id
         self.inline_max = settings.inline_max_bytes
-        self.max_entries = max(1, min(settings.batch_max_files, MAX_ENTRIES_PER_REQUEST))
+        self.max_entries = max(1, min(settings.batch_max_files, limits.MAX_BATCH_ENTRIES))
         self._multipart_threshold = settings.multipart_threshold_bytes
         self._uploads = uploads
         self._outcomes = outcomes
@@ -131,13 +127,13 @@ class BatchBuilder:
         return SessionPart(item, chosen, start + len(chosen), len(parsed))
 
     def _add_presign(self, batch: Batch, item: Item) -> None:
-        if item.size > MAX_FILE_BYTES:
+        if item.size > limits.OBJECT_BYTES:
             self._outcomes.fail(item, f"file is {item.size} bytes, over the 5 TiB S3 takes")
             return
         ask = self._outcomes.guarded(item, self._presign_ask, item)
         if ask is None:
             return
-        if batch.presigns and batch.urls + urls_for(ask) > MAX_PRESIGNED_URLS:
+        if batch.presigns and batch.urls + urls_for(ask) > limits.PRESIGNED_URLS:
             return  # the next request asks for it
         batch.items.append(item)
         batch.presigns.append(PresignEntry(item, ask))
@@ -178,7 +174,7 @@ class BatchBuilder:
         wire, encoding = encode_file(data)
         if batch.count and batch.size + len(wire) + ENTRY_OVERHEAD_BYTES > max_bytes:
             return  # the next request takes it
-        if encoding is not None and batch.inflated + len(data) > MAX_INFLATED_BYTES:
+        if encoding is not None and batch.inflated + len(data) > limits.INFLATED_BYTES:
             return
         batch.items.append(item)
         batch.files.append(

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
-from exportsync.backlog import ENTRY_OVERHEAD_BYTES, MAX_ENTRIES_PER_REQUEST
+from exportsync.backlog import ENTRY_OVERHEAD_BYTES
 from exportsync.client import BatchFile, BatchRequest
 from exportsync.sessions import ParsedSession
 from exportsync.spool import Item
@@ -27,12 +27,6 @@ __all__ = [
     "COMPRESS_MAX_RATIO",
     "COMPRESS_MIN_BYTES",
     "ENTRY_OVERHEAD_BYTES",
-    "MAX_ENTRIES_PER_REQUEST",
-    "MAX_FILE_BYTES",
-    "MAX_INFLATED_BYTES",
-    "MAX_MULTIPART_PARTS",
-    "MAX_PRESIGNED_URLS",
-    "MAX_PUT_BYTES",
     "MIN_PART_BYTES",
     "Batch",
     "FileEntry",
@@ -44,16 +38,8 @@ __all__ = [
     "urls_for",
 ]
 
-MAX_PUT_BYTES = limits.PUT_BYTES
-MAX_FILE_BYTES = limits.OBJECT_BYTES
-# Parts per file and presigned URLs per answer (a PUT is one URL, a multipart upload its parts
-# and its completion) the API presigns at most.
-MAX_MULTIPART_PARTS = limits.PARTS_PER_FILE
-MAX_PRESIGNED_URLS = limits.PRESIGNED_URLS
 # Fewer, larger parts than S3's 5 MiB minimum: fewer PUTs, the same flat memory (parts stream).
 MIN_PART_BYTES = 16 * 1024**2
-# What the API inflates of one request's gzip parts at most.
-MAX_INFLATED_BYTES = limits.INFLATED_BYTES
 # Small files gain little from gzip and cost a little CPU; a file that shrinks by less than a
 # tenth is sent as it is (already compressed data, random bytes).
 COMPRESS_MIN_BYTES = 4096
@@ -74,11 +60,11 @@ def encode_file(data: bytes) -> tuple[bytes, Literal["gzip"] | None]:
 def parts_for(size: int, threshold: int) -> int | None:
     """Parts to ask for: None for one PUT (at or under `threshold` and S3's 5 GiB), else N.
 
-    Parts are at least `MIN_PART_BYTES`, and at most `MAX_MULTIPART_PARTS` of them.
+    Parts are at least `MIN_PART_BYTES`, and at most `limits.PARTS_PER_FILE` of them.
     """
-    if size <= threshold and size <= MAX_PUT_BYTES:
+    if size <= threshold and size <= limits.PUT_BYTES:
         return None
-    part = max(MIN_PART_BYTES, math.ceil(size / MAX_MULTIPART_PARTS))
+    part = max(MIN_PART_BYTES, math.ceil(size / limits.PARTS_PER_FILE))
     return max(1, math.ceil(size / part))
 
 

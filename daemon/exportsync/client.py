@@ -35,7 +35,15 @@ from exportsync.errors import (
     TransientError,
     Unreachable,
 )
-from exportsync_wire import GZIP, Kind, ManifestEntryJson, PresignFile, PresignRequestJson, routes
+from exportsync_wire import (
+    GZIP,
+    Kind,
+    ManifestEntryJson,
+    PresignFile,
+    PresignRequestJson,
+    gateway,
+    routes,
+)
 from exportsync_wire.batch import MANIFEST_PART, USER_PART
 
 __all__ = [
@@ -146,9 +154,9 @@ def classify(status: int, body: bytes, location: str | None = None) -> DeliveryE
             status=status,
         )
     message = _message(body) or f"HTTP {status}"
-    if status == 429:
-        # The gateway tells the two 429s apart only by their message.
-        if "limit exceeded" in message.lower():
+    if status == gateway.LIMIT_EXCEEDED.status:
+        # The gateway tells its two 429s apart only by their message.
+        if gateway.LIMIT_EXCEEDED.message.lower() in message.lower():
             return QuotaExhausted(message, status=status)
         return Throttled(message, status=status)
     if status == 403:

@@ -15,7 +15,6 @@ import stat
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from exportsync.batches import MAX_FILE_BYTES
 from exportsync.clock import Clock
 from exportsync.errors import FileRejected, SpoolError
 from exportsync.fs import files
@@ -23,6 +22,7 @@ from exportsync.fs.dirfd import real_path
 from exportsync.logs import get_logger
 from exportsync.matcher import FileMatcher, Kind
 from exportsync.spool import NewVersion, RecordResult, Spool
+from exportsync_wire import limits
 
 __all__ = ["MAX_SESSION_FILE_BYTES", "Intake"]
 
@@ -140,7 +140,7 @@ class Intake:
         log.info("file_detected", path=str(path), kind=kind, size=st.st_size)
         self._on_detected()
         # Over the limit: refused from its size alone, without reading (a sparse 6 GiB file).
-        limit = MAX_SESSION_FILE_BYTES if kind == "session" else MAX_FILE_BYTES
+        limit = MAX_SESSION_FILE_BYTES if kind == "session" else limits.OBJECT_BYTES
         try:
             snap = files.snapshot(self._root, path, max_bytes=limit)
         except FileNotFoundError:

@@ -3,13 +3,13 @@
 A session file holds one JSON object or a list of them. Numbers are parsed as `Decimal` and written
 back digit for digit, so ``0.1`` reaches DynamoDB as ``Decimal('0.1')`` and never passes through a
 binary float. A file that is not JSON at all is refused as a whole; a session that is malformed
-on its own (NaN or Infinity, no timestamp, wrong types, too big, too deep) is refused alone and
-the rest of the file still goes.
+on its own (NaN or Infinity, no timestamp, wrong types, too big, too deep) is refused alone, with
+the reason the server would give (both ask ``exportsync_wire.sessions``), and the rest of the file
+still goes.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -18,20 +18,10 @@ from typing import Any
 
 from exportsync.errors import FileRejected
 from exportsync_wire import limits
+from exportsync_wire import sessions as wire_sessions
+from exportsync_wire.sessions import Unrepresentable, parse_number
 
-__all__ = [
-    "MAX_DEPTH",
-    "MAX_SESSION_BYTES",
-    "ParsedSession",
-    "encode_json",
-    "parse_session_file",
-]
-
-# DynamoDB's item limit; the server enforces it too, this spares a request.
-MAX_SESSION_BYTES = limits.ITEM_BYTES
-# DynamoDB's nesting limit (the Lambda checks the same). It also keeps the recursive encoder far
-# from Python's recursion limit, which a hostile file could otherwise reach.
-MAX_DEPTH = limits.ITEM_DEPTH
+__all__ = ["ParsedSession", "encode_json", "parse_session_file"]
 
 
 @dataclass(frozen=True)
@@ -45,31 +35,11 @@ class ParsedSession:
     timestamp: str | None
 
 
-class _Unusable:
-    """Stands in for a number that cannot be sent (NaN, Infinity, an exponent or a length that
-    Decimal or int cannot hold) while parsing, so only the session holding it is refused."""
-
-    def __init__(self, reason: str) -> None:
-        self.reason = reason
-
-
-def _non_finite(name: str) -> Any:
-    return _Unusable(f"{name} is not a valid JSON number (DynamoDB cannot store it)")
-
-
-def _decimal(literal: str) -> Any:
-    try:
-        return Decimal(literal)
-    except (ArithmeticError, ValueError):  # decimal.InvalidOperation: exponent beyond its range
-        return _Unusable(f"number {literal} is beyond what a Decimal can hold")
-
-
-def _integer(literal: str) -> Any:
+def _integer(literal: str) -> int | Unrepresentable:
     try:
         return int(literal)
     except ValueError:  # longer than sys.get_int_max_str_digits()
-        digits = len(literal.lstrip("-"))
-        return _Unusable(f"integer of {digits} digits is too long to be a number")
+        return Unrepresentable(literal)
 
 
 def parse_session_file(data: bytes, *, default_user_id: str | None) -> list[ParsedSession]:
@@ -82,7 +52,9 @@ def parse_session_file(data: bytes, *, default_user_id: str | None) -> list[Pars
         # json's own words for this, "line 1 column 1", send people looking for a typo.
         raise FileRejected("session file is empty: it must hold one JSON object or a list of them")
     try:
-        doc = json.loads(text, parse_float=_decimal, parse_int=_integer, parse_constant=_non_finite)
+        doc = json.loads(
+            text, parse_float=parse_number, parse_int=_integer, parse_constant=parse_number
+        )
     except json.JSONDecodeError as exc:
         raise FileRejected(
             f"invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}"
@@ -101,6 +73,7 @@ def parse_session_file(data: bytes, *, default_user_id: str | None) -> list[Pars
 
 
 def _parse_one(index: int, entry: Any, default_user_id: str | None) -> ParsedSession:
+    """The server's checks (``exportsync_wire.sessions``), asked before a request is spent."""
     if not isinstance(entry, dict):
         return ParsedSession(index, None, "a session must be a JSON object", None, None)
     session = dict(entry)
@@ -110,56 +83,36 @@ def _parse_one(index: int, entry: Any, default_user_id: str | None) -> ParsedSes
     timestamp = session.get("timestamp")
     shown_user = user_id if isinstance(user_id, str) else None
     shown_ts = timestamp if isinstance(timestamp, str) else None
-    error = _check_keys(user_id, timestamp) or _check_value(session, 0)
+    error = (
+        _local_user_error(user_id)
+        or wire_sessions.key_error(user_id, timestamp)
+        or wire_sessions.content_error(session)
+    )
     if error is None:
-        try:
-            body = encode_json(session)
-        except UnicodeEncodeError:
-            return ParsedSession(
-                index, None, "a string holds a lone surrogate (not UTF-8)", shown_user, shown_ts
-            )
-        if len(body) > MAX_SESSION_BYTES:
-            error = f"session is {len(body)} bytes, over DynamoDB's {MAX_SESSION_BYTES}-byte limit"
+        body = encode_json(session)  # content_error refused lone surrogates: it is UTF-8
+        if len(body) > limits.SESSION_TEXT_BYTES:
+            error = f"too_large: a session is at most {limits.SESSION_TEXT_BYTES} bytes of JSON"
         else:
+            error = wire_sessions.size_error(session)
+        if error is None:
             return ParsedSession(index, body, None, shown_user, shown_ts)
     return ParsedSession(index, None, error, shown_user, shown_ts)
 
 
-def _check_value(value: object, depth: int) -> str | None:
-    """An unusable number anywhere, or nesting past DynamoDB's limit (its fields are at depth 1)."""
-    if isinstance(value, _Unusable):
-        return value.reason
-    if depth > MAX_DEPTH:
-        return f"nested deeper than {MAX_DEPTH} levels (DynamoDB's limit)"
-    children = (
-        value.values() if isinstance(value, dict) else value if isinstance(value, list) else ()
-    )
-    for child in children:
-        error = _check_value(child, depth + 1)
-        if error:
-            return error
-    return None
-
-
-def _check_keys(user_id: object, timestamp: object) -> str | None:
+def _local_user_error(user_id: object) -> str | None:
+    """What the daemon refuses beyond the server: no user at all, or a blank one (a typo)."""
     if user_id is None:
         return "missing user_id (and api.user_id is not set)"
-    if not isinstance(user_id, str) or not user_id.strip():
-        return "user_id must be a non-empty string"
-    if not isinstance(timestamp, str):
-        return "timestamp must be an ISO-8601 string"
-    try:
-        dt.datetime.fromisoformat(timestamp)
-    except ValueError:
-        return f"timestamp {timestamp!r} is not ISO-8601"
+    if isinstance(user_id, str) and user_id and not user_id.strip():
+        return "invalid_user_id: user_id is blank"
     return None
 
 
 def encode_json(value: Any) -> bytes:
     """Compact UTF-8 JSON with `Decimal` written exactly as parsed.
 
-    Strings are written as UTF-8, not \\u-escaped, so the size checked against MAX_SESSION_BYTES
-    is the size DynamoDB counts (escaping would make non-Latin text up to 3x larger). A lone
+    Strings are written as UTF-8, not \\u-escaped, so the size checked is the size the server
+    counts (escaping would make non-Latin text up to 3x larger). A lone
     surrogate cannot be UTF-8: UnicodeEncodeError.
     """
     return _encode(value).encode("utf-8")

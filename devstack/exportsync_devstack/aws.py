@@ -7,6 +7,8 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
+from exportsync_wire import table
+
 __all__ = ["AwsResources", "MotoServer", "create_resources", "use_dummy_credentials"]
 
 
@@ -83,7 +85,7 @@ class AwsResources:
 
 
 def create_resources(resources: AwsResources) -> None:
-    """Create the bucket and the sessions table (user_id HASH, timestamp RANGE)."""
+    """Create the bucket and the sessions table (its keys: exportsync_wire.table)."""
     import boto3  # noqa: PLC0415 -- keep `import exportsync_devstack` light
 
     session = boto3.session.Session(
@@ -102,13 +104,7 @@ def create_resources(resources: AwsResources) -> None:
     dynamodb = session.client("dynamodb", endpoint_url=resources.endpoint)
     dynamodb.create_table(
         TableName=resources.table,
-        KeySchema=[
-            {"AttributeName": "user_id", "KeyType": "HASH"},
-            {"AttributeName": "timestamp", "KeyType": "RANGE"},
-        ],
-        AttributeDefinitions=[
-            {"AttributeName": "user_id", "AttributeType": "S"},
-            {"AttributeName": "timestamp", "AttributeType": "S"},
-        ],
+        KeySchema=table.KEY_SCHEMA,
+        AttributeDefinitions=table.ATTRIBUTE_DEFINITIONS,
         BillingMode="PAY_PER_REQUEST",
     )

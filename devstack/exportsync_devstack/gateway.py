@@ -27,7 +27,8 @@ from typing import Any
 
 import structlog
 
-from exportsync_wire import limits
+from exportsync_wire import gateway, limits
+from exportsync_wire.gateway import GatewayError
 
 from .apikeys import GatewayKey, KeyDirectory
 from .clock import Clock, SystemClock
@@ -45,17 +46,12 @@ from .memory import count_handler_cpu
 from .plans import PlanLedger
 
 __all__ = [
-    "MAX_BODY_BYTES",
-    "MAX_EVENT_BYTES",
     "Gateway",
     "GatewayReply",
     "Handler",
 ]
 
 Handler = Callable[[dict[str, Any], Any], Any]
-
-MAX_BODY_BYTES = limits.GATEWAY_BODY_BYTES
-MAX_EVENT_BYTES = limits.LAMBDA_EVENT_BYTES
 
 _log = structlog.get_logger(__name__)
 
@@ -71,23 +67,23 @@ class GatewayReply:
     delay: float = 0.0
 
 
-def _gateway_error(status: int, message: str, error_type: str, request_id: str) -> GatewayReply:
+def _gateway_error(error: GatewayError, request_id: str) -> GatewayReply:
     return GatewayReply(
-        status,
+        error.status,
         (
             ("Content-Type", "application/json"),
             ("x-amzn-RequestId", request_id),
-            ("x-amzn-ErrorType", error_type),
+            ("x-amzn-ErrorType", error.error_type),
         ),
-        json.dumps({"message": message}).encode("utf-8"),
+        json.dumps({"message": error.message}).encode("utf-8"),
     )
 
 
-_FAULT_REPLIES: dict[Fault, tuple[int, str, str]] = {
-    Fault.BAD_GATEWAY: (502, "Internal server error", "InternalServerErrorException"),
-    Fault.BAD_GATEWAY_AFTER: (502, "Internal server error", "InternalServerErrorException"),
-    Fault.UNAVAILABLE: (503, "Service Unavailable", "ServiceUnavailableException"),
-    Fault.TIMEOUT_AFTER: (504, "Endpoint request timed out", "IntegrationTimeout"),
+_FAULT_REPLIES: dict[Fault, GatewayError] = {
+    Fault.BAD_GATEWAY: gateway.BAD_GATEWAY,
+    Fault.BAD_GATEWAY_AFTER: gateway.BAD_GATEWAY,
+    Fault.UNAVAILABLE: gateway.UNAVAILABLE,
+    Fault.TIMEOUT_AFTER: gateway.TIMED_OUT,
 }
 
 
@@ -105,8 +101,8 @@ class Gateway:
         clock: Clock | None = None,
         stage: str = "devstack",
         slow_seconds: float = 3.0,
-        max_body: int = MAX_BODY_BYTES,
-        max_event: int = MAX_EVENT_BYTES,
+        max_body: int = limits.GATEWAY_BODY_BYTES,
+        max_event: int = limits.LAMBDA_EVENT_BYTES,
     ) -> None:
         self._handler = handler
         self._keys = keys
@@ -151,7 +147,7 @@ class Gateway:
     def reject_too_large(self, method: str, raw_path: str) -> GatewayReply:
         """413 for a body over the limit; the HTTP layer calls it before reading the body."""
         rid = str(uuid.uuid4())
-        reply = _gateway_error(413, "Request Too Long", "RequestTooLarge", rid)
+        reply = _gateway_error(gateway.REQUEST_TOO_LONG, rid)
         return self._finish(self.route_of(method, raw_path), "too_large", reply, rid)
 
     def usage(self) -> dict[str, Any]:
@@ -183,22 +179,20 @@ class Gateway:
         path = self._split_stage(raw_path)
         if path is None:
             # What execute-api answers for a path outside any deployed stage/resource.
-            reply = _gateway_error(
-                403, "Missing Authentication Token", "MissingAuthenticationToken", rid
-            )
+            reply = _gateway_error(gateway.NO_ROUTE, rid)
             return self._finish(route, "forbidden", reply, rid)
         request = IncomingRequest(method, path, query, tuple(headers), body, source_ip)
         key = self._keys.find(request.header("x-api-key") or "")
         if key is None or not key.enabled:
             # A disabled key is refused like an unknown one, as API Gateway does.
-            reply = _gateway_error(403, "Forbidden", "ForbiddenException", rid)
+            reply = _gateway_error(gateway.FORBIDDEN, rid)
             return self._finish(route, "forbidden", reply, rid, key.user if key else None)
         admission = self._plans.admit(key, arrived)
         if admission == "throttled":
-            reply = _gateway_error(429, "Too Many Requests", "TooManyRequestsException", rid)
+            reply = _gateway_error(gateway.TOO_MANY_REQUESTS, rid)
             return self._finish(route, "throttled", reply, rid, key.user)
         if admission == "quota_exceeded":
-            reply = _gateway_error(429, "Limit Exceeded", "LimitExceededException", rid)
+            reply = _gateway_error(gateway.LIMIT_EXCEEDED, rid)
             return self._finish(route, "quota_exceeded", reply, rid, key.user)
         self.counters.record(route, "accepted", key.user)
         reply = self._accepted(route, request, rid, key)
@@ -224,8 +218,7 @@ class Gateway:
     def _fault_reply(self, fault: Fault, rid: str) -> GatewayReply:
         if fault in (Fault.DROP, Fault.DROP_AFTER):
             return GatewayReply(0, drop=True)
-        status, message, error_type = _FAULT_REPLIES[fault]
-        return _gateway_error(status, message, error_type, rid)
+        return _gateway_error(_FAULT_REPLIES[fault], rid)
 
     def _invoke(self, request: IncomingRequest, rid: str, key: GatewayKey) -> GatewayReply:
         identity = ApiIdentity(api_key_id=key.key_id, api_key=key.value)
@@ -234,7 +227,7 @@ class Gateway:
         )
         if event_size(event) > self._max_event:
             _log.warning("lambda_payload_too_large", size=event_size(event), rid=rid)
-            return _gateway_error(500, "Internal server error", "InternalServerErrorException", rid)
+            return _gateway_error(gateway.INVOKE_FAILED, rid)
         try:
             with self._invoke_lock:
                 started = time.thread_time()
@@ -245,13 +238,13 @@ class Gateway:
             response = parse_proxy_response(result)
         except MalformedProxyResponse as exc:
             _log.error("lambda_bad_response", error=str(exc), rid=rid)
-            return _gateway_error(502, "Internal server error", "InternalServerErrorException", rid)
+            return _gateway_error(gateway.BAD_GATEWAY, rid)
         except Exception as exc:  # any function error is a 502, as in AWS
             _log.error("lambda_error", error_type=type(exc).__name__, rid=rid)
-            return _gateway_error(502, "Internal server error", "InternalServerErrorException", rid)
+            return _gateway_error(gateway.BAD_GATEWAY, rid)
         if len(response.body) > self._max_event:
             _log.error("lambda_response_too_large", size=len(response.body), rid=rid)
-            return _gateway_error(502, "Internal server error", "InternalServerErrorException", rid)
+            return _gateway_error(gateway.BAD_GATEWAY, rid)
         headers = list(response.headers)
         names = {key.lower() for key, _ in headers}
         if "content-type" not in names:

@@ -9,10 +9,9 @@ from exportsync_wire import limits
 
 from .budget import Budget
 
-__all__ = ["MAX_INFLATED_BYTES", "InflateError", "inflate_budget", "inflate_gzip"]
+__all__ = ["InflateError", "inflate_budget", "inflate_gzip"]
 
 # Inflated bytes one request may hold in memory at once (the function has 1024 MB).
-MAX_INFLATED_BYTES = limits.INFLATED_BYTES
 _WBITS_GZIP = 16 + zlib.MAX_WBITS  # gzip header and trailer (CRC-32, length) checked by zlib
 _STEP = 64 * 1024  # compressed bytes fed per step
 
@@ -61,4 +60,4 @@ def inflate_gzip(data: bytes, limit: int) -> bytes:
 
 def inflate_budget() -> Budget:
     """What one request may inflate in all."""
-    return Budget(MAX_INFLATED_BYTES)
+    return Budget(limits.INFLATED_BYTES)

@@ -1,8 +1,8 @@
 """Multipart uploads, presigned whole: how a file is cut into parts, and the answer that carries
 every part URL and the completion URL, so the upload costs the one counted request.
 
-Our caps (S3 allows 10,000 parts): at most ``MAX_PARTS_PER_FILE`` parts per file and
-``MAX_PRESIGNED_URLS`` presigned URLs per request (a PUT is one, a multipart upload its parts and
+Our caps (S3 allows 10,000 parts): at most ``limits.PARTS_PER_FILE`` parts per file and
+``limits.PRESIGNED_URLS`` presigned URLs per request (a PUT is one, a multipart upload its parts and
 its completion) keep the answer under Lambda's 6 MB response limit: a URL signed with session
 credentials and a long filename is about 2.3 KB.
 """
@@ -17,29 +17,16 @@ from exportsync_wire.parts import PartPlan, checksum_b64, plan_parts
 from .budget import Budget
 
 __all__ = [
-    "DEFAULT_PART_BYTES",
-    "MAX_OBJECT_BYTES",
-    "MAX_PARTS_PER_FILE",
-    "MAX_PART_BYTES",
-    "MAX_PRESIGNED_URLS",
-    "MIN_PART_BYTES",
     "PartPlan",
     "multipart_answer",
     "plan_parts",
     "url_budget",
 ]
 
-MIN_PART_BYTES = limits.PART_MIN_BYTES  # S3: every part but the last
-MAX_PART_BYTES = limits.PART_MAX_BYTES  # S3: one part
-MAX_OBJECT_BYTES = limits.OBJECT_BYTES  # S3: one object, 5 TiB
-DEFAULT_PART_BYTES = limits.DEFAULT_PART_BYTES  # when the client does not ask for a count
-MAX_PARTS_PER_FILE = limits.PARTS_PER_FILE
-MAX_PRESIGNED_URLS = limits.PRESIGNED_URLS
-
 
 def url_budget() -> Budget:
     """How many URLs one request may presign in all."""
-    return Budget(MAX_PRESIGNED_URLS)
+    return Budget(limits.PRESIGNED_URLS)
 
 
 def multipart_answer(

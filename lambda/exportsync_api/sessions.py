@@ -7,29 +7,27 @@ import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
-from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from boto3.dynamodb.types import TypeSerializer
 
 from exportsync_wire import ErrorCode, Status, limits
+from exportsync_wire import sessions as wire_sessions
+from exportsync_wire.sessions import Unrepresentable, parse_number
 
 from .budget import Budget
 from .errors import ApiError, bad_request
 from .jsonscan import ScanError, Texts, split_list, split_sessions, value_count
 from .pool import UNHURRIED, Entry, Pool
-from .stores import HASH_ATTRIBUTE, SessionStore
+from .stores import SessionStore
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.type_defs import AttributeValueTypeDef
 
 __all__ = [
-    "ITEM_SIZE_CHECKED",
     "Rejected",
     "Unrepresentable",
     "ValidSession",
-    "item_size",
     "load_json",
     "parse_sessions",
     "session_entry",
@@ -41,29 +39,7 @@ __all__ = [
     "validate_session",
 ]
 
-# An item near DynamoDB's limit fails here, alone, with a clear reason, rather than as a
-# ValidationException from the store (read at call time, so a test may lift it).
-ITEM_SIZE_CHECKED = limits.ITEM_CHECKED_BYTES
-_MAX_PARTITION_KEY_BYTES = 2048
-_MAX_SORT_KEY_BYTES = 1024
 _SERIALIZER = TypeSerializer()
-
-
-@dataclass(frozen=True)
-class Unrepresentable:
-    """A JSON number no Decimal can hold (``1e9999999999999999999``): rejected per item."""
-
-    text: str
-
-    def __str__(self) -> str:
-        return self.text
-
-
-def _number(text: str) -> Decimal | Unrepresentable:
-    try:
-        return Decimal(text)
-    except decimal.DecimalException:
-        return Unrepresentable(text)
 
 
 @dataclass(frozen=True)
@@ -143,7 +119,10 @@ def load_json(body: bytes) -> object:
     """
     try:
         return json.loads(
-            body.decode("utf-8"), parse_float=_number, parse_int=_number, parse_constant=_number
+            body.decode("utf-8"),
+            parse_float=parse_number,
+            parse_int=parse_number,
+            parse_constant=parse_number,
         )
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
         raise bad_request(ErrorCode.INVALID_JSON, "body is not valid UTF-8 JSON") from None
@@ -154,10 +133,14 @@ def validate_session(raw: object, expected_user: str | None) -> ValidSession | R
     if not isinstance(raw, dict):
         return Rejected(None, None, "invalid_session: a session must be a JSON object")
     user_id, timestamp = raw.get("user_id"), raw.get("timestamp")
-    error = _key_error(user_id, timestamp, expected_user) or _content_error(raw)
+    error = (
+        wire_sessions.key_error(user_id, timestamp)
+        or _identity_error(user_id, expected_user)
+        or wire_sessions.content_error(raw)
+    )
     if error:
         return Rejected(user_id, timestamp, error)
-    # Both checked by _key_error; the asserts narrow the types.
+    # Both checked by key_error; the asserts narrow the types.
     assert isinstance(user_id, str)
     assert isinstance(timestamp, str)
     try:
@@ -166,92 +149,22 @@ def validate_session(raw: object, expected_user: str | None) -> ValidSession | R
         return Rejected(user_id, timestamp, "number_out_of_range: DynamoDB cannot hold a number")
     except TypeError as exc:
         return Rejected(user_id, timestamp, f"unsupported_value: {exc}")
-    content_hash = _content_hash(raw)
-    # The stored item carries the hash attribute too.
-    size = item_size(item) + len(HASH_ATTRIBUTE) + len(content_hash)
-    if size > ITEM_SIZE_CHECKED:
-        return Rejected(user_id, timestamp, f"too_large: item is over {ITEM_SIZE_CHECKED} bytes")
-    return ValidSession(user_id, timestamp, item, content_hash)
+    too_large = wire_sessions.size_error(raw)
+    if too_large:
+        return Rejected(user_id, timestamp, too_large)
+    return ValidSession(user_id, timestamp, item, _content_hash(raw))
 
 
-def _key_error(user_id: object, timestamp: object, expected_user: str | None) -> str | None:
-    if not isinstance(user_id, str) or not user_id:
-        return "invalid_user_id: user_id must be a non-empty string"
-    if len(user_id.encode("utf-8", "surrogatepass")) > _MAX_PARTITION_KEY_BYTES:
-        return "invalid_user_id: user_id is too long"
-    if not isinstance(timestamp, str) or not timestamp:
-        return "invalid_timestamp: timestamp must be an ISO-8601 string"
-    if len(timestamp.encode("utf-8", "surrogatepass")) > _MAX_SORT_KEY_BYTES:
-        return "invalid_timestamp: timestamp is too long"
-    try:
-        datetime.fromisoformat(timestamp)
-    except ValueError:
-        return "invalid_timestamp: timestamp is not ISO-8601"
+def _identity_error(user_id: object, expected_user: str | None) -> str | None:
     if expected_user is not None and user_id != expected_user:
         # Naming the key's user lets a client see at once that its key is someone else's.
         return f"user_mismatch: user_id {user_id!r} is not the API key's user {expected_user!r}"
     return None
 
 
-def _content_error(raw: Mapping[str, object]) -> str | None:
-    if HASH_ATTRIBUTE in raw:
-        return f"reserved_attribute: {HASH_ATTRIBUTE} is set by the server"
-    return _walk(raw, 0)
-
-
-def _walk(value: object, depth: int) -> str | None:
-    if depth > limits.ITEM_DEPTH:
-        return "too_deep: nesting is deeper than 32 levels"
-    if isinstance(value, Unrepresentable):
-        return "number_out_of_range: a number is beyond any exact decimal"
-    if isinstance(value, Decimal):
-        return None if value.is_finite() else "not_finite: NaN and Infinity are not allowed"
-    if isinstance(value, str):
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            return "invalid_string: lone surrogate in a string"
-        return None
-    if isinstance(value, dict):
-        for name, inner in value.items():
-            if not name:
-                return "invalid_attribute_name: attribute names cannot be empty"
-            error = _walk(name, depth) or _walk(inner, depth + 1)
-            if error:
-                return error
-    if isinstance(value, list):
-        for inner in value:
-            error = _walk(inner, depth + 1)
-            if error:
-                return error
-    return None
-
-
 def _content_hash(raw: Mapping[str, object]) -> str:
     canonical = json.dumps(raw, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
-
-
-def item_size(item: Mapping[str, Any]) -> int:
-    """DynamoDB's item size rules (names + values), close enough to enforce the 400 KB cap."""
-    return sum(len(name.encode("utf-8")) + _value_size(value) for name, value in item.items())
-
-
-def _value_size(value: Mapping[str, Any]) -> int:
-    (kind, inner), *_ = value.items()
-    if kind == "S":
-        return len(str(inner).encode("utf-8"))
-    if kind == "N":
-        mantissa = str(inner).upper().partition("E")[0]
-        digits = len(mantissa.lstrip("-").replace(".", "").strip("0")) or 1
-        return (digits + 1) // 2 + 1
-    if kind == "B":
-        return len(inner)
-    if kind == "M":
-        return 3 + sum(1 + len(k.encode("utf-8")) + _value_size(v) for k, v in inner.items())
-    if kind == "L":
-        return 3 + sum(1 + _value_size(v) for v in inner)
-    return 1  # BOOL, NULL
 
 
 def session_entry(raw: object, expected_user: str | None, store: SessionStore) -> Entry:

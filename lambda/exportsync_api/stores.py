@@ -14,6 +14,7 @@ from botocore.exceptions import ClientError
 
 from exportsync_wire import Status
 from exportsync_wire.parts import checksum_b64
+from exportsync_wire.sessions import HASH_ATTRIBUTE
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -21,7 +22,6 @@ if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
 __all__ = [
-    "HASH_ATTRIBUTE",
     "DynamoSessionStore",
     "ObjectStore",
     "PutOutcome",
@@ -32,8 +32,6 @@ __all__ = [
 ]
 
 PutOutcome = Literal[Status.STORED, Status.DUPLICATE]
-# Attribute holding the sha256 of a session's canonical content (for "duplicate" answers).
-HASH_ATTRIBUTE = "exportsync_content_sha256"
 
 
 class ObjectStore(Protocol):

@@ -7,12 +7,12 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from exportsync_wire import GZIP, ErrorCode, Status
+from exportsync_wire import GZIP, ErrorCode, Status, limits
 
 from .budget import Budget
 from .errors import bad_request, unprocessable
 from .form import FilePart, Form
-from .inflate import MAX_INFLATED_BYTES, InflateError, inflate_budget, inflate_gzip
+from .inflate import InflateError, inflate_budget, inflate_gzip
 from .keys import object_key, owner
 from .pool import UNHURRIED, Entry, Pool
 from .resume import VERIFYING, stored_answer
@@ -140,9 +140,9 @@ def _decoded(part: FilePart, entry: ManifestEntry, budget: Budget | None) -> byt
         return _Undecodable(f"unsupported_encoding: {entry.encoding!r} (use gzip)")
     if entry.size is None:
         return _Undecodable("missing_size: a gzip part needs its inflated size in the manifest")
-    if entry.size > MAX_INFLATED_BYTES:
+    if entry.size > limits.INFLATED_BYTES:
         return _Undecodable(
-            f"too_large: a gzip part inflates to at most {MAX_INFLATED_BYTES} bytes; presign it"
+            f"too_large: a gzip part inflates to at most {limits.INFLATED_BYTES} bytes; presign it"
         )
     if budget is not None and not budget.take(entry.size):
         return _Undecodable("request_full: this request inflates too much; send it again", True)

@@ -1,4 +1,5 @@
-"""exportsync's wire contract: route paths, limits, statuses, error codes and JSON shapes.
+"""exportsync's wire contract: route paths, limits, statuses, error codes, JSON shapes, the
+gateway's own error answers and what makes a session storable.
 
 Imported by the daemon and by the Lambda, so both sides obey one definition (docs/api.md describes
 the API in prose). It imports nothing but the standard library, and it lives beside the function's
@@ -8,7 +9,7 @@ top-level package.
 
 from __future__ import annotations
 
-from . import limits, parts, routes
+from . import gateway, limits, parts, routes, sessions
 from .batch import GZIP, Kind
 from .codes import ErrorCode
 from .shapes import (
@@ -45,7 +46,9 @@ __all__ = [
     "SessionResultJson",
     "Status",
     "UploadResultJson",
+    "gateway",
     "limits",
     "parts",
     "routes",
+    "sessions",
 ]

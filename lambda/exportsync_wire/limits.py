@@ -17,6 +17,7 @@ __all__ = [
     "MAX_BATCH_ENTRIES",
     "MAX_ROUTE_ENTRIES",
     "OBJECT_BYTES",
+    "PARTITION_KEY_BYTES",
     "PARTS_PER_FILE",
     "PART_MAX_BYTES",
     "PART_MIN_BYTES",
@@ -24,6 +25,7 @@ __all__ = [
     "PUT_BYTES",
     "SESSION_TEXT_BYTES",
     "SESSION_VALUES",
+    "SORT_KEY_BYTES",
 ]
 
 _MIB = 1024 * 1024
@@ -56,6 +58,9 @@ INFLATED_BYTES: Final = 32 * _MIB
 # DynamoDB's item size and nesting limits, which every session must meet.
 ITEM_BYTES: Final = 400 * 1024
 ITEM_DEPTH: Final = 32
+# DynamoDB's key limits: a session's user_id (partition key) and timestamp (sort key), UTF-8.
+PARTITION_KEY_BYTES: Final = 2048
+SORT_KEY_BYTES: Final = 1024
 # What the function accepts: our size estimate and DynamoDB's own count differ near the limit
 # (moto refuses above 405,000 bytes, AWS a little above 409,600), so refuse early, alone.
 ITEM_CHECKED_BYTES: Final = ITEM_BYTES - 10 * 1024

@@ -41,6 +41,7 @@ from exportsync.pacing import MAX_QUIET_SECONDS, Pacing
 from exportsync.quota import DAY, QuotaLedger
 from exportsync.sessions import parse_session_file
 from exportsync.spool import Spool
+from exportsync_wire import limits
 from support.fake_api import Call, FakeApi
 from support.ledger import plan_ledger
 from support.settings import api_settings
@@ -160,10 +161,10 @@ def test_files_and_sessions_travel_in_one_request(rig: Rig) -> None:
 
 
 def test_session_numbers_are_sent_exactly_and_user_id_is_filled_in(rig: Rig) -> None:
-    rig.drop("a.session.json", '{"timestamp": "2026-11-25T10:00:00Z", "score": 0.1, "n": 1e400}')
+    rig.drop("a.session.json", '{"timestamp": "2026-11-25T10:00:00Z", "score": 0.1, "n": 1e125}')
     rig.run()
     (body,) = rig.api.calls[0].sessions
-    assert body == b'{"timestamp":"2026-11-25T10:00:00Z","score":0.1,"n":1E+400,"user_id":"alice"}'
+    assert body == b'{"timestamp":"2026-11-25T10:00:00Z","score":0.1,"n":1E+125,"user_id":"alice"}'
 
 
 def test_a_broken_session_fails_alone_without_spending_a_request(rig: Rig) -> None:
@@ -829,7 +830,7 @@ def test_presign_asks_stop_at_the_apis_url_budget(tmp_path: Path) -> None:
     rig = _rig(tmp_path, inline_max_bytes=10)
     for i in range(3):
         rig.drop(f"big{i}.csv", b"x" * 100 + bytes([i]))
-    with mock.patch("exportsync.batcher.MAX_PRESIGNED_URLS", 2):
+    with mock.patch.object(limits, "PRESIGNED_URLS", 2):
         rig.run()
     assert [len(c.presign) for c in rig.api.calls] == [2, 1]
     rig.spool.close()

@@ -10,12 +10,12 @@ from typing import Any
 
 import pytest
 
-from exportsync.batches import MAX_FILE_BYTES
 from exportsync.clock import FakeClock
 from exportsync.fs import files
 from exportsync.intake import MAX_SESSION_FILE_BYTES, Intake
 from exportsync.matcher import FileMatcher
 from exportsync.spool import Spool
+from exportsync_wire import limits
 
 
 @pytest.fixture
@@ -262,7 +262,7 @@ def test_a_csv_over_what_one_put_takes_is_refused_without_being_read(
     root.mkdir()
     huge = root / "sparse.csv"
     with huge.open("wb") as handle:
-        handle.truncate(MAX_FILE_BYTES + 1)  # sparse: no disk used
+        handle.truncate(limits.OBJECT_BYTES + 1)  # sparse: no disk used
     read: list[int] = []
     real_read = os.read
 

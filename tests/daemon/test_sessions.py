@@ -11,13 +11,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from exportsync.errors import FileRejected
-from exportsync.sessions import (
-    MAX_DEPTH,
-    MAX_SESSION_BYTES,
-    ParsedSession,
-    encode_json,
-    parse_session_file,
-)
+from exportsync.sessions import ParsedSession, encode_json, parse_session_file
+from exportsync_wire import limits
+from exportsync_wire.sessions import HASH_ATTRIBUTE
 
 TS = "2024-05-01T12:00:00+00:00"
 
@@ -52,11 +48,11 @@ def test_point_one_is_sent_byte_for_byte() -> None:
     [
         ("0.1", Decimal("0.1")),
         ("1.10", Decimal("1.10")),  # trailing zero kept: the Decimal keeps its exponent
-        ("1e400", Decimal("1e400")),  # beyond a float: no overflow to inf
-        ("-1e-400", Decimal("-1e-400")),  # beyond a float: no underflow to 0
+        ("1e126", Decimal("1e126")),  # beyond a float: no overflow to inf
+        ("-1e-165", Decimal("-1e-165")),  # beyond a float: no underflow to 0
         ("-0.0", Decimal("-0.0")),
         ("-0", 0),
-        ("123456789012345678901234567890123456789", 123456789012345678901234567890123456789),
+        ("12345678901234567890123456789012345678", 12345678901234567890123456789012345678),
         ("0.30000000000000000000000000001", Decimal("0.30000000000000000000000000001")),
     ],
 )
@@ -64,6 +60,15 @@ def test_numbers_keep_their_exact_value(literal: str, expected: object) -> None:
     value = decoded(one(f'{{"user_id":"u","timestamp":"{TS}","n":{literal}}}'))["n"]
     assert value == expected
     assert str(value) == str(expected)  # same digits and exponent, not just an equal value
+
+
+@pytest.mark.parametrize(
+    "literal", ["1e127", "-1e-166", "123456789012345678901234567890123456789", "0.1" + "1" * 38]
+)
+def test_a_number_dynamodb_cannot_hold_refuses_its_session(literal: str) -> None:
+    entry = one(f'{{"user_id":"u","timestamp":"{TS}","n":{literal}}}')
+    assert entry.body is None
+    assert entry.error == "number_out_of_range: DynamoDB cannot hold a number"
 
 
 def test_the_sign_of_negative_zero_decimal_survives() -> None:
@@ -92,7 +97,7 @@ def test_a_non_ascii_session_under_400kb_in_utf8_is_not_refused() -> None:
     # ~300 KB of UTF-8; \\u-escaped it would be ~600 KB and wrongly over the limit.
     text = "日" * 100_000
     entry = one(json.dumps({"user_id": "u", "timestamp": TS, "note": text}, ensure_ascii=False))
-    assert len(body_of(entry)) < MAX_SESSION_BYTES
+    assert len(body_of(entry)) < limits.ITEM_CHECKED_BYTES
 
 
 def test_escaped_input_is_decoded_before_it_is_sent() -> None:
@@ -169,8 +174,8 @@ def test_nesting_beyond_dynamodb_limit_refuses_that_session_only() -> None:
         return "[" * (levels - 1) + "1" + "]" * (levels - 1)
 
     data = (
-        f'[{{"user_id":"u","timestamp":"{TS}","a":{nested(MAX_DEPTH)}}},'
-        f'{{"user_id":"u","timestamp":"{TS}","a":{nested(MAX_DEPTH + 1)}}},'
+        f'[{{"user_id":"u","timestamp":"{TS}","a":{nested(limits.ITEM_DEPTH)}}},'
+        f'{{"user_id":"u","timestamp":"{TS}","a":{nested(limits.ITEM_DEPTH + 1)}}},'
         f'{{"user_id":"u","timestamp":"{TS}","a":{nested(600)}}}]'
     )
     ok, too_deep, far_too_deep = parse_session_file(data.encode(), default_user_id=None)
@@ -178,7 +183,7 @@ def test_nesting_beyond_dynamodb_limit_refuses_that_session_only() -> None:
     for entry in (too_deep, far_too_deep):
         assert entry.body is None
         assert entry.error is not None
-        assert "nested deeper" in entry.error
+        assert "too_deep" in entry.error
 
 
 # -- per-session checks -------------------------------------------------------------------------
@@ -255,19 +260,28 @@ def test_iso_timestamps_are_accepted(timestamp: str) -> None:
     assert entry.error is None
 
 
-def test_a_session_over_400kb_is_an_error_and_just_under_is_not() -> None:
-    head = {"user_id": "u", "timestamp": TS, "pad": ""}
-    overhead = len(encode_json(head))
-    fits = dict(head, pad="x" * (MAX_SESSION_BYTES - overhead))
-    over = dict(head, pad="x" * (MAX_SESSION_BYTES - overhead + 1))
+def test_a_session_over_the_servers_item_count_is_an_error_and_at_it_is_not() -> None:
+    # The server counts names and values, plus the content hash it adds (64 hex digits).
+    fixed = len("user_id") + 1 + len("timestamp") + len(TS) + len("pad") + len(HASH_ATTRIBUTE) + 64
+    head = {"user_id": "u", "timestamp": TS}
+    fits = dict(head, pad="x" * (limits.ITEM_CHECKED_BYTES - fixed))
+    over = dict(head, pad="x" * (limits.ITEM_CHECKED_BYTES - fixed + 1))
     data = json.dumps([fits, over]).encode()
     ok, big = parse_session_file(data, default_user_id=None)
     assert ok.body is not None
-    assert len(ok.body) == MAX_SESSION_BYTES
     assert big.body is None
-    assert big.error is not None
-    assert "bytes" in big.error
+    assert big.error == f"too_large: item is over {limits.ITEM_CHECKED_BYTES} bytes"
     assert big.user_id == "u"
+
+
+def test_a_session_text_over_the_servers_limit_is_an_error() -> None:
+    # Many small numbers: little for DynamoDB to count, much JSON text to send.
+    session = {"user_id": "u", "timestamp": TS, "v": [0] * (limits.SESSION_TEXT_BYTES // 2)}
+    [entry] = parse_session_file(json.dumps(session).encode(), default_user_id=None)
+    assert entry.body is None
+    assert (
+        entry.error == f"too_large: a session is at most {limits.SESSION_TEXT_BYTES} bytes of JSON"
+    )
 
 
 # -- property: the encoder is exact -------------------------------------------------------------
@@ -322,7 +336,11 @@ def test_a_parsed_session_body_holds_the_same_values(extra: object) -> None:
     session = {"user_id": "u", "timestamp": TS, "extra": extra}
     entry = one(encode_json(session), default_user_id=None)
     if entry.error is not None:
-        assert "nested deeper" in entry.error
+        # Only what the server refuses too: nesting past its limit, an empty attribute name, a
+        # number DynamoDB cannot hold.
+        assert entry.error.startswith(
+            ("too_deep:", "invalid_attribute_name:", "number_out_of_range:")
+        )
         return
     assert json.loads(body_of(entry), parse_float=Decimal) == session
 
@@ -339,10 +357,10 @@ def test_encode_json_refuses_what_json_cannot_hold() -> None:
 @pytest.mark.parametrize(
     ("literal", "said"),
     [
-        ("1e9999999999999999999", "number 1e9999999999999999999"),
-        ("1e-9999999999999999999", "number 1e-9999999999999999999"),
-        ("-2.5E+99999999999999999999", "number -2.5E+99999999999999999999"),
-        ("1" + "0" * 5000, "integer of 5001 digits"),
+        ("1e9999999999999999999", "number_out_of_range"),
+        ("1e-9999999999999999999", "number_out_of_range"),
+        ("-2.5E+99999999999999999999", "number_out_of_range"),
+        ("1" + "0" * 5000, "number_out_of_range"),
     ],
 )
 def test_a_number_decimal_cannot_hold_refuses_only_its_session(literal: str, said: str) -> None:

@@ -17,9 +17,9 @@ from contextlib import redirect_stdout
 from io import StringIO
 from pathlib import Path
 
-from exportsync.batches import MAX_FILE_BYTES
 from exportsync.cli import main
 from exportsync.spool import Item
+from exportsync_wire import limits
 from support.corpus import Maker, fifo, sparse, symlink, unix_socket, write
 from support.daemon import run_daemon, spool_items, write_config
 from support.devstack import DevstackInfo, dynamo_items, s3_objects, start_devstack, wait_for
@@ -67,7 +67,7 @@ def _bad(tag: str, outside: Path) -> dict[str, Maker]:
         f"dirlink-{tag}.csv": symlink(str(outside)),
         f"dangling-{tag}.csv": symlink("/nonexistent/x.csv"),
         # Over S3's 5 TiB for one object (a 6 GiB file is no longer bad: it goes up in parts).
-        f"sparse-over-5tib-{tag}.csv": sparse(MAX_FILE_BYTES + 1),
+        f"sparse-over-5tib-{tag}.csv": sparse(limits.OBJECT_BYTES + 1),
         f"sparse-{tag}.session.json": sparse(64 * 1024**2),
         f"empty-{tag}.session.json": write(b""),
         f"truncated-{tag}.session.json": write(_session(o + 4)[:-7]),

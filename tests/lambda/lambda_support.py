@@ -11,6 +11,7 @@ from typing import Any
 import requests
 
 from exportsync_api.app import Dependencies
+from exportsync_wire import table
 
 __all__ = [
     "BUCKET",
@@ -38,14 +39,8 @@ def create_resources(s3: Any, dynamodb: Any) -> None:
     s3.create_bucket(Bucket=BUCKET)
     dynamodb.create_table(
         TableName=TABLE,
-        KeySchema=[
-            {"AttributeName": "user_id", "KeyType": "HASH"},
-            {"AttributeName": "timestamp", "KeyType": "RANGE"},
-        ],
-        AttributeDefinitions=[
-            {"AttributeName": "user_id", "AttributeType": "S"},
-            {"AttributeName": "timestamp", "AttributeType": "S"},
-        ],
+        KeySchema=table.KEY_SCHEMA,
+        AttributeDefinitions=table.ATTRIBUTE_DEFINITIONS,
         BillingMode="PAY_PER_REQUEST",
     )
 

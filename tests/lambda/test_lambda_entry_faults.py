@@ -18,8 +18,9 @@ from fakes import MemoryObjectStore, MemorySessionStore
 from exportsync_api.app import Dependencies, handle, write_pool
 from exportsync_api.faults import classify
 from exportsync_api.pool import LATE, Entry, Pool
-from exportsync_api.sessions import ITEM_SIZE_CHECKED, Rejected, parse_sessions, validate_session
+from exportsync_api.sessions import Rejected, parse_sessions, validate_session
 from exportsync_api.stores import PutOutcome
+from exportsync_wire import limits
 
 _TS = "2026-05-01T10:00:00Z"
 
@@ -88,7 +89,7 @@ def test_a_398_kb_item_is_refused_before_the_store_sees_it() -> None:
     checked = validate_session(raw, None)
     assert isinstance(checked, Rejected)
     assert checked.error.startswith("too_large:")
-    just_under = "x" * (ITEM_SIZE_CHECKED - 1024)
+    just_under = "x" * (limits.ITEM_CHECKED_BYTES - 1024)
     raw = parse_sessions(
         json.dumps({"user_id": "alice", "timestamp": _TS, "blob": just_under}).encode()
     )[0]

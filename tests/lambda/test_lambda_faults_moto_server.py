@@ -14,7 +14,8 @@ from apigw_events import body_of, rest_event
 from flaky_proxy import DROP, DYNAMO_THROTTLE, S3_SLOW_DOWN, flaky_proxy
 from lambda_support import BUCKET, REGION, TABLE, json_part, multipart_body
 
-from exportsync_api import app, sessions
+from exportsync_api import app
+from exportsync_wire import limits
 
 _FAULTS = {b"THROTTLE-ME": DYNAMO_THROTTLE, b"SLOW-DOWN-ME": S3_SLOW_DOWN, b"DROP-ME": DROP}
 
@@ -41,7 +42,7 @@ def test_dynamodb_validation_exception_rejects_that_item_only(
 ) -> None:
     # Lift our own size check so the store itself refuses the 406 KB item (moto refuses items
     # over 405,000 bytes; the text stays under limits.SESSION_TEXT_BYTES, so it is parsed).
-    monkeypatch.setattr(sessions, "ITEM_SIZE_CHECKED", 10 * 1024 * 1024)
+    monkeypatch.setattr(limits, "ITEM_CHECKED_BYTES", 10 * 1024 * 1024)
     batch = [
         {"user_id": "alice", "timestamp": "2026-05-01T10:00:00Z", "v": 1},
         {"user_id": "alice", "timestamp": "2026-05-01T10:01:00Z", "blob": "x" * 406_000},

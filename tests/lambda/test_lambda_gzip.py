@@ -18,8 +18,9 @@ from exportsync_api.app import handle
 from exportsync_api.budget import Budget
 from exportsync_api.errors import ApiError
 from exportsync_api.form import FilePart
-from exportsync_api.inflate import MAX_INFLATED_BYTES, InflateError, inflate_gzip
+from exportsync_api.inflate import InflateError, inflate_gzip
 from exportsync_api.uploads import ManifestEntry, parse_manifest, plan_upload
+from exportsync_wire import limits
 
 _MIB = 1024 * 1024
 
@@ -80,7 +81,7 @@ def test_gzip_part_needs_a_size_and_a_known_encoding() -> None:
     brotli = plan_upload(part, ManifestEntry(size=4, encoding="br"), "alice")
     assert brotli.error is not None
     assert brotli.error.startswith("unsupported_encoding:")
-    huge = plan_upload(part, ManifestEntry(size=MAX_INFLATED_BYTES + 1, encoding="gzip"), "a")
+    huge = plan_upload(part, ManifestEntry(size=limits.INFLATED_BYTES + 1, encoding="gzip"), "a")
     assert huge.error is not None
     assert huge.error.startswith("too_large:")
 

@@ -11,16 +11,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from exportsync_api.app import Dependencies, handle
-from exportsync_api.multipart import (
-    MAX_OBJECT_BYTES,
-    MAX_PART_BYTES,
-    MAX_PARTS_PER_FILE,
-    MAX_PRESIGNED_URLS,
-    MIN_PART_BYTES,
-    plan_parts,
-)
+from exportsync_api.multipart import plan_parts
 from exportsync_api.presign import check_file
 from exportsync_api.verify import verify_completed
+from exportsync_wire import limits
 from exportsync_wire.parts import checksum_b64, composite_sha256
 
 _MIB = 1024 * 1024
@@ -31,26 +25,26 @@ def test_part_plans_follow_the_ask_within_s3_limits() -> None:
     assert plan_parts(300 * _MIB, 3).part_size == 100 * _MIB
     assert plan_parts(100 * _MIB, 1000) == plan_parts(100 * _MIB, 20)  # 5 MiB parts at least
     assert plan_parts(6 * _GIB, None).part_size == 64 * _MIB  # the server's choice
-    five_tib = plan_parts(MAX_OBJECT_BYTES, 10_000)
-    assert (five_tib.part_size, five_tib.count) == (MAX_PART_BYTES, MAX_PARTS_PER_FILE)
+    five_tib = plan_parts(limits.OBJECT_BYTES, 10_000)
+    assert (five_tib.part_size, five_tib.count) == (limits.PART_MAX_BYTES, limits.PARTS_PER_FILE)
     assert plan_parts(0, 4).lengths(0) == [0]
     assert plan_parts(3, 4).lengths(3) == [3]
 
 
-@given(st.integers(1, MAX_OBJECT_BYTES), st.none() | st.integers(1, 10_000))
+@given(st.integers(1, limits.OBJECT_BYTES), st.none() | st.integers(1, 10_000))
 def test_parts_cover_the_file_within_s3_part_limits(size: int, asked: int | None) -> None:
     plan = plan_parts(size, asked)
     lengths = plan.lengths(size)
     assert sum(lengths) == size
-    assert len(lengths) == plan.count <= MAX_PARTS_PER_FILE
-    assert all(MIN_PART_BYTES <= n <= MAX_PART_BYTES for n in lengths[:-1])
-    assert 0 < lengths[-1] <= MAX_PART_BYTES
+    assert len(lengths) == plan.count <= limits.PARTS_PER_FILE
+    assert all(limits.PART_MIN_BYTES <= n <= limits.PART_MAX_BYTES for n in lengths[:-1])
+    assert 0 < lengths[-1] <= limits.PART_MAX_BYTES
 
 
 def test_presign_entries_check_parts_and_size() -> None:
     sha = "a" * 64
     assert isinstance(check_file("f", {"filename": "x", "sha256": sha, "size": 1, "parts": 0}), str)
-    too_big = {"filename": "x", "sha256": sha, "size": MAX_OBJECT_BYTES + 1}
+    too_big = {"filename": "x", "sha256": sha, "size": limits.OBJECT_BYTES + 1}
     assert isinstance(check_file("f", too_big), str)
     checked = check_file("f", {"filename": "x", "sha256": sha, "size": 6 * _GIB})
     assert not isinstance(checked, str)
@@ -136,8 +130,8 @@ def test_a_stored_file_is_a_duplicate_even_when_asked_in_parts(memory_deps: Depe
 def test_urls_past_the_request_cap_answer_retry(memory_deps: Dependencies) -> None:
     # A 5 TiB file's answer holds 1,025 URLs (its parts and the completion): a second one does
     # not fit under the request's cap, a single PUT after it still does.
-    big = [_ask(f"f{i}.csv", MAX_OBJECT_BYTES) for i in range(2)]
-    assert MAX_PRESIGNED_URLS < 2 * (MAX_PARTS_PER_FILE + 1)
+    big = [_ask(f"f{i}.csv", limits.OBJECT_BYTES) for i in range(2)]
+    assert limits.PRESIGNED_URLS < 2 * (limits.PARTS_PER_FILE + 1)
     results = _presign(memory_deps, big[0], big[1], _ask("small.csv", 1))
     assert [r["status"] for r in results] == ["multipart", "retry", "upload"]
     assert str(results[1]["error"]).startswith("request_full:")

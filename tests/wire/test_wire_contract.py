@@ -18,13 +18,18 @@ import pytest
 
 import exportsync.batches
 import exportsync.client
-import exportsync.config
-import exportsync.sessions
 import exportsync_api.form
 import exportsync_api.presign
-import exportsync_devstack.gateway
 import exportsync_wire
-from exportsync_wire import DELIVERED, Status, limits, routes
+from exportsync.errors import (
+    DeliveryError,
+    Forbidden,
+    QuotaExhausted,
+    RequestTooLarge,
+    Throttled,
+    TransientError,
+)
+from exportsync_wire import DELIVERED, Status, gateway, limits, routes
 
 ROOT = Path(__file__).resolve().parents[2]
 # Every source root that speaks the wire format, except the package that defines it.
@@ -46,20 +51,9 @@ def test_both_sides_build_the_same_presign_entry() -> None:
     assert parsed.to_json() == json.loads(body)["files"][0]
 
 
-def test_daemon_limits_are_the_wire_limits() -> None:
-    assert exportsync.batches.MAX_ENTRIES_PER_REQUEST == limits.MAX_BATCH_ENTRIES
-    assert exportsync.batches.MAX_PUT_BYTES == limits.PUT_BYTES
-    assert exportsync.batches.MAX_FILE_BYTES == limits.OBJECT_BYTES
-    assert exportsync.batches.MAX_MULTIPART_PARTS == limits.PARTS_PER_FILE
-    assert exportsync.batches.MAX_PRESIGNED_URLS == limits.PRESIGNED_URLS
-    assert exportsync.batches.MAX_INFLATED_BYTES == limits.INFLATED_BYTES
+def test_the_daemons_parts_are_parts_s3_takes() -> None:
+    """The daemon picks larger parts than S3's minimum (a choice of its own, not a wire limit)."""
     assert exportsync.batches.MIN_PART_BYTES >= limits.PART_MIN_BYTES
-    assert exportsync.sessions.MAX_SESSION_BYTES == limits.ITEM_BYTES
-    assert exportsync.sessions.MAX_DEPTH == limits.ITEM_DEPTH
-    assert exportsync.config.ApiConfig.batch_max_files == limits.MAX_BATCH_ENTRIES
-    assert exportsync.config.ApiConfig.inline_max_bytes == limits.INLINE_BODY_BYTES
-    assert exportsync_devstack.gateway.MAX_BODY_BYTES == limits.GATEWAY_BODY_BYTES
-    assert exportsync_devstack.gateway.MAX_EVENT_BYTES == limits.LAMBDA_EVENT_BYTES
 
 
 def test_the_function_takes_a_full_batch() -> None:
@@ -140,3 +134,28 @@ def test_no_wire_fact_is_written_out_again(path: Path) -> None:
             assert value not in sizes, f"wire limit {value} at line {node.lineno}"
         elif isinstance(node, ast.Constant) and type(node.value) is int:
             assert node.value not in sizes, f"wire limit {node.value} at line {node.lineno}"
+
+
+@pytest.mark.parametrize(
+    ("answer", "expected"),
+    [
+        (gateway.FORBIDDEN, Forbidden),
+        (gateway.NO_ROUTE, Forbidden),
+        (gateway.TOO_MANY_REQUESTS, Throttled),
+        (gateway.LIMIT_EXCEEDED, QuotaExhausted),
+        (gateway.REQUEST_TOO_LONG, RequestTooLarge),
+        (gateway.INVOKE_FAILED, TransientError),
+        (gateway.BAD_GATEWAY, TransientError),
+        (gateway.UNAVAILABLE, TransientError),
+        (gateway.TIMED_OUT, TransientError),
+    ],
+    ids=lambda v: getattr(v, "message", getattr(v, "__name__", "")),
+)
+def test_the_daemon_reads_each_gateway_answer_the_devstack_gives(
+    answer: gateway.GatewayError, expected: type[DeliveryError]
+) -> None:
+    error = exportsync.client.classify(
+        answer.status, json.dumps({"message": answer.message}).encode()
+    )
+    assert type(error) is expected
+    assert str(error) == answer.message
