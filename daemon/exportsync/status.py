@@ -16,7 +16,7 @@ from exportsync.backlog import Backlog
 from exportsync.clock import Clock, SystemClock, iso_utc
 from exportsync.config import Config
 from exportsync.fs.names import shown
-from exportsync.history import read_history
+from exportsync.history import History, read_history
 from exportsync.metrics import SpoolReading
 from exportsync.pacing import Plan, plan, plan_backlog
 from exportsync.quota import RESET_GRACE_SECONDS, QuotaLedger
@@ -52,15 +52,19 @@ class NextSend:
     backoff: bool = False  # nothing is due now: the next send waits for a retry's backoff
 
 
-def next_send(config: Config, spool: Spool, ledger: QuotaLedger, now: float) -> NextSend:
-    """The one `next_send_at` that `status`, `status --watch` and the plan text show."""
+def next_send(
+    config: Config, spool: Spool, ledger: QuotaLedger, now: float, history: History | None = None
+) -> NextSend:
+    """The one `next_send_at` that `status`, `status --watch` and the plan text show; `history`
+    is read from the spool when the caller has not read it already."""
     limits = {
         "inline_max_bytes": config.api.inline_max_bytes,
         "max_entries": config.api.batch_max_files,
     }
     view = ledger.view()
     pacing = config.quota.pacing
-    history = read_history(spool, period_start=view.period_start, days=pacing.learn_days)
+    if history is None:
+        history = read_history(spool, period_start=view.period_start, days=pacing.learn_days)
     at = now
     backoff = False
     backlog = spool.backlog(now, **limits)
@@ -94,9 +98,10 @@ def build_status(config: Config, spool: Spool, ledger: QuotaLedger, clock: Clock
         max_entries=config.api.batch_max_files,
     )
     view = ledger.view()
-    coming = next_send(config, spool, ledger, now)
     pacing = config.quota.pacing
+    # Read once: the next send and the backlog's ETA plan from the same past days.
     history = read_history(spool, period_start=view.period_start, days=pacing.learn_days)
+    coming = next_send(config, spool, ledger, now, history)
     eta = plan_backlog(backlog, now, view, pacing, history)
     if coming.at is not None and coming.at > now:
         eta = max(eta or coming.at, coming.at)
