@@ -180,8 +180,11 @@ def test_dismiss_and_superseded_failures_bring_failed_to_0(
 
 
 def test_check_probe_names_the_keys_user_and_a_refused_key(
-    devstack: DevstackInfo, tmp_path: Path
+    open_devstack: DevstackInfo, tmp_path: Path
 ) -> None:
+    """Three probes of one key from two spools: a devstack without a per-second limit, since
+    the second spool's ledger cannot know the first one's request of a moment ago."""
+    devstack = open_devstack
     config = write_config(tmp_path, devstack)
     plain = cli("check", "--config", str(config))
     assert plain.returncode == 0, plain.stdout
