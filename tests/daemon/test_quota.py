@@ -266,10 +266,9 @@ def test_a_probe_waits_out_the_resets_grace_window_and_not_a_used_day(spool: Spo
 
 def test_the_slot_is_checked_and_taken_in_one_transaction(spool: Spool) -> None:
     spool.quota_spend(MIDNIGHT, at=MIDNIGHT + 100.0)
-    assert spool.quota_spend_spaced(MIDNIGHT, at=MIDNIGHT + 100.5, gap=1.25) == (
-        None,
-        pytest.approx(0.75),
-    )
+    used, wait = spool.quota_spend_spaced(MIDNIGHT, at=MIDNIGHT + 100.5, gap=1.25)
+    assert used is None
+    assert wait == pytest.approx(0.75)
     assert spool.quota_period(MIDNIGHT) == (1, False)  # refused: nothing counted
     assert spool.quota_spend_spaced(MIDNIGHT, at=MIDNIGHT + 101.25, gap=1.25) == (2, 0.0)
     # A wall clock set back an hour waits one gap at most.
