@@ -13,6 +13,10 @@ from . import gateway, limits, parts, routes, sessions
 from .batch import GZIP, Kind
 from .codes import ErrorCode
 from .shapes import (
+    BatchFileResultJson,
+    BatchPresignResultJson,
+    BatchResultJson,
+    BatchSessionResultJson,
     CompleteJson,
     ErrorBody,
     ErrorDetail,
@@ -31,6 +35,10 @@ from .status import DELIVERED, Status
 __all__ = [
     "DELIVERED",
     "GZIP",
+    "BatchFileResultJson",
+    "BatchPresignResultJson",
+    "BatchResultJson",
+    "BatchSessionResultJson",
     "CompleteJson",
     "ErrorBody",
     "ErrorCode",
