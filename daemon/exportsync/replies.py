@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 from exportsync.errors import ProtocolError, TransientError
 from exportsync_wire import (
@@ -27,6 +28,8 @@ from exportsync_wire import (
 )
 
 __all__ = ["Answered", "Raw", "by_kind"]
+
+_Result = TypeVar("_Result", UploadResultJson, SessionResultJson, PresignResultJson)
 
 # One result object of the answer, as parsed from its JSON and nothing more.
 Raw = Mapping[str, object]
@@ -70,32 +73,27 @@ def _file(raw: Raw) -> UploadResultJson:
         "key": _text(raw.get("key")),
         "sha256": _text(raw.get("sha256")) or "",
         "size": _whole(raw.get("size")) or 0,
-        "status": Status(str(raw["status"])),
+        "status": _status(raw),
     }
-    if (error := _error(raw)) is not None:
-        out["error"] = error
-    return out
+    return _with_error(out, raw)
 
 
 def _session(raw: Raw) -> SessionResultJson:
     out: SessionResultJson = {
         "user_id": _text(raw.get("user_id")),
         "timestamp": _text(raw.get("timestamp")),
-        "status": Status(str(raw["status"])),
+        "status": _status(raw),
     }
-    if (error := _error(raw)) is not None:
-        out["error"] = error
-    return out
+    return _with_error(out, raw)
 
 
 def _presign(raw: Raw) -> PresignResultJson:
     out: PresignResultJson = {
         "filename": _text(raw.get("filename")),
         "key": _text(raw.get("key")),
-        "status": Status(str(raw["status"])),
+        "status": _status(raw),
     }
-    if (error := _error(raw)) is not None:
-        out["error"] = error
+    _with_error(out, raw)
     if (url := _text(raw.get("url"))) is not None:
         out["url"] = url
     if raw.get("method") == "PUT":
@@ -139,9 +137,15 @@ def _complete(value: object) -> CompleteJson | None:
     return complete
 
 
-def _error(raw: Raw) -> str | None:
-    error = raw.get("error")
-    return str(error) if error else None
+def _status(raw: Raw) -> Status:
+    return Status(str(raw["status"]))  # by_kind let no other status through
+
+
+def _with_error(out: _Result, raw: Raw) -> _Result:
+    """`out` with the answer's error, when it gives one."""
+    if error := raw.get("error"):
+        out["error"] = str(error)
+    return out
 
 
 def _text(value: object) -> str | None:

@@ -79,11 +79,11 @@ def batch_form(
         for item in items:
             if isinstance(part, FilePart):
                 file = file_entry(part, next(manifest), owner(), stores.objects, budget)
-                entries.append(file.map(_file_kind))
+                entries.append(file.tagged(_file_kind))
             elif part.name == Kind.SESSION:
-                entries.append(_session_entry(item, key_user, stores, values).map(_session_kind))
+                entries.append(_session_entry(item, key_user, stores, values).tagged(_session_kind))
             else:
-                entries.append(_presign_entry(item, owner, stores, urls).map(_presign_kind))
+                entries.append(_presign_entry(item, owner, stores, urls).tagged(_presign_kind))
     if not entries:
         raise unprocessable(
             ErrorCode.NO_ENTRIES, "the request has no file, session or presign entry"

@@ -45,15 +45,8 @@ Result = TypeVar(
     BatchSessionResultJson,
     BatchPresignResultJson,
 )
-_Other = TypeVar(
-    "_Other",
-    UploadResultJson,
-    SessionResultJson,
-    PresignResultJson,
-    BatchFileResultJson,
-    BatchSessionResultJson,
-    BatchPresignResultJson,
-)
+# What /batch makes of an entry: its answer tagged with its kind.
+_Tagged = TypeVar("_Tagged", BatchFileResultJson, BatchSessionResultJson, BatchPresignResultJson)
 _Job = TypeVar("_Job", bound="_Laned")
 _Answer = TypeVar("_Answer")
 
@@ -97,12 +90,10 @@ class Entry(Generic[Result]):
             )
             return {**self.fields, "status": fault.status, "error": fault.error}
 
-    def map(self, change: Callable[[Result], _Other]) -> Entry[_Other]:
-        """The same entry answering `change` of what it answers (/batch adds the kind)."""
+    def tagged(self, tag: Callable[[Result], _Tagged]) -> Entry[_Tagged]:
+        """The same entry answering what it answers with its /batch ``kind`` (`tag` adds it)."""
         work = self.work
-        return Entry(
-            change(self.fields), None if work is None else lambda: change(work()), self.lane
-        )
+        return Entry(tag(self.fields), None if work is None else lambda: tag(work()), self.lane)
 
 
 BatchEntry = (
