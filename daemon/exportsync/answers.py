@@ -8,7 +8,6 @@ bytes go straight to S3. Those PUTs do not count against the usage plan.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 from exportsync.batches import FileEntry, PresignEntry, SessionPart
 from exportsync.client import Api
@@ -21,7 +20,14 @@ from exportsync.multipart import MultipartUpload, Uploads, parse_multipart
 from exportsync.outcomes import Outcomes
 from exportsync.sessions import ParsedSession
 from exportsync.spool import Item, Spool
-from exportsync_wire import DELIVERED, PresignFile, Status
+from exportsync_wire import (
+    DELIVERED,
+    PresignFile,
+    PresignResultJson,
+    SessionResultJson,
+    Status,
+    UploadResultJson,
+)
 
 __all__ = ["Answers"]
 
@@ -51,21 +57,23 @@ class Answers:
         self._uploads = uploads
         self._outcomes = outcomes
 
-    def apply_files(self, entries: Sequence[FileEntry], results: Sequence[dict[str, Any]]) -> None:
+    def apply_files(
+        self, entries: Sequence[FileEntry], results: Sequence[UploadResultJson]
+    ) -> None:
         for entry, result in zip(entries, results, strict=True):
             self._outcomes.guarded(entry.item, self._apply_file, entry.item, result)
 
-    def _apply_file(self, item: Item, result: dict[str, Any]) -> None:
-        status = result.get("status")
+    def _apply_file(self, item: Item, result: UploadResultJson) -> None:
+        status = result["status"]
         if status in DELIVERED:
-            self._outcomes.delivered(item, _str_or_none(result.get("key")))
+            self._outcomes.delivered(item, result["key"])
         elif status == Status.RETRY:
             self._outcomes.retry_later(item, f"the API asked for a retry: {_error(result)}")
         else:
             self._outcomes.fail(item, f"refused by the API: {_error(result)}")
 
     def apply_sessions(
-        self, parts: Sequence[SessionPart], results: Sequence[dict[str, Any]]
+        self, parts: Sequence[SessionPart], results: Sequence[SessionResultJson]
     ) -> None:
         """The sessions' answers; with no results, the local verdicts of sessions that were
         invalid before any request."""
@@ -78,7 +86,7 @@ class Answers:
             self._outcomes.guarded(part.item, self._apply_session_part, part, mine, now)
 
     def _apply_session_part(
-        self, part: SessionPart, results: Sequence[dict[str, Any]], now: float
+        self, part: SessionPart, results: Sequence[SessionResultJson], now: float
     ) -> None:
         answers = iter(results)
         errors = list(part.item.part_errors)
@@ -88,7 +96,7 @@ class Answers:
                 errors.append(_session_error(entry, entry.error or "invalid"))
                 continue
             result = next(answers)
-            status = result.get("status")
+            status = result["status"]
             if status == Status.RETRY:
                 retry = _error(result)
             elif status not in DELIVERED:
@@ -107,14 +115,14 @@ class Answers:
             self._outcomes.delivered(part.item, None)
 
     def apply_presign(
-        self, entries: Sequence[PresignEntry], results: Sequence[dict[str, Any]]
+        self, entries: Sequence[PresignEntry], results: Sequence[PresignResultJson]
     ) -> None:
         for entry, result in zip(entries, results, strict=True):
             self._outcomes.guarded(entry.item, self._apply_presigned, entry.item, entry.ask, result)
 
-    def _apply_presigned(self, item: Item, ask: PresignFile, result: dict[str, Any]) -> None:
-        status = result.get("status")
-        key = _str_or_none(result.get("key"))
+    def _apply_presigned(self, item: Item, ask: PresignFile, result: PresignResultJson) -> None:
+        status = result["status"]
+        key = result["key"]
         if status == Status.REJECTED and ask.upload_id is not None:
             # The API will not resume it (begun by an older version, or its record is gone):
             # the item begins a new upload with its next request.
@@ -124,9 +132,8 @@ class Answers:
             )
         elif status == Status.DUPLICATE:
             self._outcomes.delivered(item, key)
-        elif status == Status.UPLOAD and isinstance(result.get("url"), str):
-            headers = result.get("headers")
-            self._put(item, result["url"], headers if isinstance(headers, dict) else {}, key)
+        elif status == Status.UPLOAD and "url" in result:
+            self._put(item, result["url"], result.get("headers", {}), key)
         elif status == Status.MULTIPART:
             upload = parse_multipart(result, item, ask.part_sha256 or (), now=self._clock.time())
             if upload is None:
@@ -202,9 +209,5 @@ def _session_error(entry: ParsedSession, error: str) -> str:
     return f"session {entry.index}{who}: {error}"
 
 
-def _error(result: dict[str, Any]) -> str:
-    return str(result.get("error") or result.get("status") or "rejected")
-
-
-def _str_or_none(value: object) -> str | None:
-    return value if isinstance(value, str) else None
+def _error(result: UploadResultJson | SessionResultJson | PresignResultJson) -> str:
+    return result.get("error") or str(result["status"])

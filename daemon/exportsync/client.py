@@ -54,7 +54,6 @@ __all__ = [
     "PresignFile",
     "classify",
     "completion_xml",
-    "results_of_kind",
 ]
 
 
@@ -95,8 +94,9 @@ class BatchRequest:
 class Api(Protocol):
     """The exportsync API as the delivery step sees it. Only `batch` counts against the quota."""
 
-    def batch(self, request: BatchRequest) -> list[dict[str, Any]]:
-        """POST /batch; one result per entry, each with its `kind`."""
+    def batch(self, request: BatchRequest) -> list[dict[str, object]]:
+        """POST /batch; one JSON object per entry, each with its `kind`, as the API sent them
+        (`replies.by_kind` narrows them)."""
         ...
 
     def put_presigned(
@@ -111,11 +111,6 @@ class Api(Protocol):
         """POST the completion XML to a presigned CompleteMultipartUpload URL (not counted),
         with the headers it signs (the parts' composite sha256, the size)."""
         ...
-
-
-def results_of_kind(results: Sequence[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
-    """The results of one kind of entry, in request order."""
-    return [r for r in results if r.get("kind") == kind]
 
 
 def completion_xml(
@@ -223,7 +218,7 @@ class HttpApi:
         self._session.close()
         self._s3.close()
 
-    def batch(self, request: BatchRequest) -> list[dict[str, Any]]:
+    def batch(self, request: BatchRequest) -> list[dict[str, object]]:
         fields: list[tuple[str, tuple[str | None, bytes, str]]] = []
         if request.files:
             manifest = json.dumps([f.manifest_entry() for f in request.files]).encode()
@@ -345,7 +340,7 @@ def _reason(exc: requests.ConnectionError) -> str:
     return type(reason).__name__ if reason is not None else type(exc).__name__
 
 
-def _results(response: requests.Response, expected: int) -> list[dict[str, Any]]:
+def _results(response: requests.Response, expected: int) -> list[dict[str, object]]:
     try:
         doc = response.json()
     except ValueError as exc:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sized
 from dataclasses import dataclass
-from typing import IO, Any, TypeVar
+from typing import IO, TypeVar
 from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
@@ -122,7 +122,7 @@ class MeteredApi:
         self._api = api
         self._metrics = metrics
 
-    def batch(self, request: BatchRequest) -> list[dict[str, Any]]:
+    def batch(self, request: BatchRequest) -> list[dict[str, object]]:
         size = sum(len(f.data) for f in request.files) + sum(len(b) for b in request.sessions)
         return self._count(_label(routes.BATCH), size, lambda: self._api.batch(request))
 

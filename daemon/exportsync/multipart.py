@@ -28,6 +28,7 @@ from exportsync.clock import Clock
 from exportsync.errors import TransientError
 from exportsync.fs import files
 from exportsync.spool import Item, Spool
+from exportsync_wire import PresignResultJson
 from exportsync_wire.parts import checksum_b64, plan_parts
 
 __all__ = [
@@ -109,32 +110,29 @@ class MultipartUpload:
 
 
 def parse_multipart(
-    result: Mapping[str, Any], item: Item, part_sha256: tuple[str, ...], *, now: float
+    result: PresignResultJson, item: Item, part_sha256: tuple[str, ...], *, now: float
 ) -> MultipartUpload | None:
     """The upload a `multipart` presign result describes for parts of these digests; None when
     it is incomplete or cut otherwise than the digests were."""
-    try:
-        parts = tuple(
-            Part(int(p["number"]), str(p["url"]), dict(p.get("headers") or {}))
-            for p in result["parts"]
-        )
-        complete = result["complete"]
-        part_size = int(result["part_size"])
-        upload = MultipartUpload(
-            item_id=item.id,
-            sha256=item.content_sha256,
-            key=result.get("key") if isinstance(result.get("key"), str) else None,
-            upload_id=str(result["upload_id"]),
-            part_size=part_size,
-            parts=parts,
-            complete_url=str(complete["url"]),
-            expires_at=_expiry(result.get("expires_at"), now),
-            etags={},
-            part_sha256=part_sha256,
-            complete_headers=dict(complete.get("headers") or {}),
-        )
-    except (KeyError, TypeError, ValueError, AttributeError):
+    complete = result.get("complete")
+    upload_id = result.get("upload_id")
+    part_size = result.get("part_size")
+    if complete is None or upload_id is None or part_size is None or "parts" not in result:
         return None
+    parts = tuple(Part(p["number"], p["url"], p["headers"]) for p in result["parts"])
+    upload = MultipartUpload(
+        item_id=item.id,
+        sha256=item.content_sha256,
+        key=result["key"],
+        upload_id=upload_id,
+        part_size=part_size,
+        parts=parts,
+        complete_url=complete["url"],
+        expires_at=_expiry(result.get("expires_at"), now),
+        etags={},
+        part_sha256=part_sha256,
+        complete_headers=complete.get("headers", {}),
+    )
     covered = sum(min(part_size, item.size - (p.number - 1) * part_size) for p in parts)
     if part_size <= 0 or not parts or covered != item.size or len(parts) != len(part_sha256):
         return None
@@ -192,14 +190,12 @@ class _Tee:
             yield chunk
 
 
-def _expiry(value: object, now: float) -> float:
-    if isinstance(value, str):
+def _expiry(value: str | None, now: float) -> float:
+    if value is not None:
         try:
             return dt.datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
         except ValueError:
             pass
-    if isinstance(value, int | float):
-        return float(value)
     return now + _DEFAULT_LIFETIME
 
 

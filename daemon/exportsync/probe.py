@@ -12,9 +12,10 @@ import hashlib
 from dataclasses import dataclass
 from urllib.parse import unquote
 
-from exportsync.client import Api, BatchRequest, results_of_kind
+from exportsync.client import Api, BatchRequest
 from exportsync.errors import DeliveryError, Forbidden
-from exportsync_wire import Kind, PresignFile
+from exportsync.replies import by_kind
+from exportsync_wire import PresignFile
 
 __all__ = ["PROBE_NAME", "ProbeResult", "key_user_of", "probe"]
 
@@ -43,13 +44,12 @@ def probe(api: Api) -> ProbeResult:
     """One counted request; what it says about the key."""
     try:
         results = api.batch(BatchRequest(presign=[PresignFile(PROBE_NAME, _EMPTY_SHA256, 0)]))
+        [answer] = by_kind(results, files=0, sessions=0, presign=1).presign
     except Forbidden:
         return ProbeResult(refused=True)
     except DeliveryError as exc:
         return ProbeResult(error=str(exc))
-    answers = results_of_kind(results, Kind.PRESIGN)
-    key = answers[0].get("key") if answers else None
-    user = key_user_of(key) if isinstance(key, str) else None
+    user = key_user_of(answer["key"]) if answer["key"] is not None else None
     if user is None:
         return ProbeResult(error="the answer named no object key to read the key's user from")
     return ProbeResult(user=user)

@@ -18,6 +18,7 @@ A ``429 Limit Exceeded`` from the gateway marks the period exhausted whatever ou
 from __future__ import annotations
 
 import datetime as dt
+import threading
 from dataclasses import dataclass
 
 from exportsync.clock import Clock
@@ -70,10 +71,7 @@ class QuotaLedger:
         # The bucket starts empty, and a request made by a previous run is honoured too.
         self._tokens = 0.0
         self._stamp = clock.monotonic()
-        last = spool.last_request_at()
-        # Capped at one interval from now: a wall clock set back must not stall the daemon.
-        now = clock.time()
-        self._not_before = min(last, now) + self._interval if last is not None else 0.0
+        self._own_last: float | None = None  # when this ledger's last request was counted
         self._paused_until = 0.0
         self._last_period: float | None = None
         self._in_flight = False
@@ -121,11 +119,39 @@ class QuotaLedger:
         view = self.view()
         return view.limit is None or view.used < view.limit
 
-    def record_outside_request(self) -> int:
+    def spend_outside(self, stop: threading.Event | None = None) -> int | None:
         """Count a request another process sends on this key (`check --probe`) in the day's
-        ledger, before it goes; the period's new count."""
-        now = self._clock.time()
-        return self._spool.quota_spend(self.period_start(now), at=now)
+        ledger, before it goes, once the day and the per-second slot let it go: the period's
+        new count, or None when the day has no request left (or `stop` was set).
+
+        It waits as the daemon's own requests wait: out of the reset's grace window, and one
+        interval after the spool's last request (the daemon's, or another probe's). The slot
+        is taken in one spool transaction; the waits hold no lock.
+        """
+        stop = stop or threading.Event()
+        while not stop.is_set():
+            now = self._clock.time()
+            if self._day_over(now):
+                return None
+            wait = self._daily_wait(now)
+            if wait <= _EPSILON:
+                used, wait = self._spool.quota_spend_spaced(
+                    self.period_start(now), at=now, gap=self._interval
+                )
+                if used is not None:
+                    return used
+            self._clock.wait(wait, stop)
+        return None
+
+    def outside_answered(self) -> None:
+        """The request `spend_outside` counted has its answer (or failed): the next request on
+        the key is spaced from now, as the daemon's bucket refills from an answer."""
+        self._spool.quota_answered(self._clock.time())
+
+    def _day_over(self, now: float) -> bool:
+        """The day's requests are used up, or the gateway said so."""
+        used, exhausted = self._period(self.period_start(now), now)
+        return exhausted or (self._limit is not None and used >= self._limit)
 
     def wait_time(self) -> float:
         """Seconds until a request may be sent; 0 means now."""
@@ -172,10 +198,19 @@ class QuotaLedger:
 
     def _rate_wait(self, now: float) -> float:
         self._refill()
-        wait = max(0.0, self._not_before - now, self._paused_until - self._clock.monotonic())
+        wait = max(0.0, self._outside_wait(now), self._paused_until - self._clock.monotonic())
         if self._tokens < 1.0:
             wait = max(wait, (1.0 - self._tokens) * self._interval)
         return wait
+
+    def _outside_wait(self, now: float) -> float:
+        """One interval after the spool's last request when another process sent it (a previous
+        run, `check --probe`): this bucket never saw it. Capped at one interval from now: a wall
+        clock set back must not stall the daemon."""
+        last = self._spool.last_request_at()
+        if last is None or last == self._own_last:
+            return 0.0
+        return min(self._interval, last + self._interval - now)
 
     def spend(self) -> int:
         """Record one request about to be sent (durably, before it goes); the period's new count.
@@ -187,6 +222,7 @@ class QuotaLedger:
         now = self._clock.time()
         self._last_period = self.period_start(now)
         used = self._spool.quota_spend(self._last_period, at=now)
+        self._own_last = now
         self._refill()
         self._tokens -= 1.0
         self._in_flight = True

@@ -9,13 +9,12 @@ for minutes, and a refused connection is refunded and retried after a growing pa
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
-from typing import Any, assert_never
+from typing import assert_never
 
 from exportsync.answers import Answers
 from exportsync.batcher import BatchCap
 from exportsync.batches import Batch
-from exportsync.client import Api, results_of_kind
+from exportsync.client import Api
 from exportsync.clock import Clock, iso_utc
 from exportsync.errors import (
     DELIVERY_FAILURES,
@@ -35,8 +34,8 @@ from exportsync.errors import (
 from exportsync.logs import get_logger
 from exportsync.outcomes import Outcomes, retry_delay
 from exportsync.quota import QuotaLedger
+from exportsync.replies import by_kind
 from exportsync.spool import API_KEY_REFUSED, API_STATE_KEY, API_UNREACHABLE, Item, Spool
-from exportsync_wire import Kind, Status
 
 __all__ = ["FORBIDDEN_DELAY", "INTERNAL_ERROR_ATTEMPTS", "UNREACHABLE_MAX_DELAY", "Sender"]
 
@@ -100,7 +99,14 @@ class Sender:
                 results = self._api.batch(batch.request())
             finally:
                 self._ledger.answered()
-            answers = _by_kind(results, batch)
+            # A count that does not match, or a status the contract does not name, is retried
+            # like a 5xx before any answer is applied.
+            answers = by_kind(
+                results,
+                files=len(batch.files),
+                sessions=len(batch.bodies),
+                presign=len(batch.presigns),
+            )
         except DELIVERY_FAILURES as exc:
             if not isinstance(exc, Unreachable):
                 self._unreachable = 0
@@ -127,9 +133,9 @@ class Sender:
         self._unreachable = 0
         self._note_api_state(None)
         # Each item's answer is applied behind the per-item firewall (`Outcomes.guarded`).
-        self._answers.apply_files(batch.files, answers[Kind.FILE])
-        self._answers.apply_sessions(batch.session_parts, answers[Kind.SESSION])
-        self._answers.apply_presign(batch.presigns, answers[Kind.PRESIGN])
+        self._answers.apply_files(batch.files, answers.files)
+        self._answers.apply_sessions(batch.session_parts, answers.sessions)
+        self._answers.apply_presign(batch.presigns, answers.presign)
 
     def _on_error(self, batch: Batch, exc: DeliveryFailure) -> None:
         """What follows a failed request. Only transient errors count against the items."""
@@ -222,27 +228,3 @@ class Sender:
             self._outcomes.fail(current, f"{type(exc).__name__}: {exc}")
         else:
             self._outcomes.retry_later(current, f"internal error: {type(exc).__name__}: {exc}")
-
-
-def _by_kind(results: Sequence[dict[str, Any]], batch: Batch) -> dict[Kind, list[dict[str, Any]]]:
-    """The answers per kind of entry, in request order; a count that does not match is a
-    malformed answer, retried like a 5xx."""
-    answers = {kind: results_of_kind(results, kind) for kind in Kind}
-    expected = {
-        Kind.FILE: len(batch.files),
-        Kind.SESSION: len(batch.bodies),
-        Kind.PRESIGN: len(batch.presigns),
-    }
-    if any(len(answers[k]) != n for k, n in expected.items()):
-        raise TransientError(
-            f"the API answered {len(results)} results that do not match the request"
-        )
-    unknown = sorted({repr(r.get("status")) for r in results} - _NAMED_STATUSES)
-    if unknown:
-        # Before any answer is applied: the whole request is in doubt (CONTRACT §3a).
-        raise ProtocolError(f"the API answered a status the contract does not name: {unknown[0]}")
-    return answers
-
-
-# `repr` of every status the contract names, so a non-string status is unknown too.
-_NAMED_STATUSES = frozenset(repr(str(s)) for s in Status)

@@ -14,9 +14,21 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
 
-from exportsync_wire import ErrorCode, Kind, Status, limits
+from exportsync_wire import (
+    BatchFileResultJson,
+    BatchPresignResultJson,
+    BatchResultJson,
+    BatchSessionResultJson,
+    ErrorCode,
+    Kind,
+    PresignResultJson,
+    ResultsJson,
+    SessionResultJson,
+    Status,
+    UploadResultJson,
+    limits,
+)
 from exportsync_wire.batch import MANIFEST_PART
 
 from .budget import Budget
@@ -24,7 +36,7 @@ from .errors import bad_request, unprocessable
 from .form import FilePart, Form, JsonPart
 from .inflate import inflate_budget
 from .multipart import url_budget
-from .pool import Entry, Pool
+from .pool import BatchEntry, Entry, Pool
 from .presign import check_file, presign_entry
 from .sessions import session_values, split_part, text_entry
 from .stores import ObjectStore, SessionStore
@@ -42,7 +54,9 @@ class BatchStores:
     now: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
 
 
-def batch_form(form: Form, key_user: str | None, stores: BatchStores) -> dict[str, Any]:
+def batch_form(
+    form: Form, key_user: str | None, stores: BatchStores
+) -> ResultsJson[BatchResultJson]:
     """Run the whole route on a parsed form."""
     too_many = bad_request(
         ErrorCode.TOO_MANY_ENTRIES,
@@ -60,27 +74,33 @@ def batch_form(form: Form, key_user: str | None, stores: BatchStores) -> dict[st
     budget = inflate_budget()
     urls = url_budget()
     values = session_values()
-    kinds: list[Kind] = []
-    entries: list[Entry] = []
+    entries: list[BatchEntry] = []
     for part, items in parts:
         for item in items:
             if isinstance(part, FilePart):
-                kinds.append(Kind.FILE)
-                entries.append(file_entry(part, next(manifest), owner(), stores.objects, budget))
+                file = file_entry(part, next(manifest), owner(), stores.objects, budget)
+                entries.append(file.tagged(_file_kind))
             elif part.name == Kind.SESSION:
-                kinds.append(Kind.SESSION)
-                entries.append(_session_entry(item, key_user, stores, values))
+                entries.append(_session_entry(item, key_user, stores, values).tagged(_session_kind))
             else:
-                kinds.append(Kind.PRESIGN)
-                entries.append(_presign_entry(item, owner, stores, urls))
+                entries.append(_presign_entry(item, owner, stores, urls).tagged(_presign_kind))
     if not entries:
         raise unprocessable(
             ErrorCode.NO_ENTRIES, "the request has no file, session or presign entry"
         )
-    results = stores.pool.run(entries)
-    return {
-        "results": [{"kind": kind, **result} for kind, result in zip(kinds, results, strict=True)]
-    }
+    return {"results": stores.pool.run_batch(entries)}
+
+
+def _file_kind(result: UploadResultJson) -> BatchFileResultJson:
+    return {"kind": Kind.FILE, **result}
+
+
+def _session_kind(result: SessionResultJson) -> BatchSessionResultJson:
+    return {"kind": Kind.SESSION, **result}
+
+
+def _presign_kind(result: PresignResultJson) -> BatchPresignResultJson:
+    return {"kind": Kind.PRESIGN, **result}
 
 
 @dataclass(frozen=True)
@@ -117,14 +137,14 @@ def _read(part: FilePart | JsonPart) -> list[object]:
 
 def _session_entry(
     item: object, key_user: str | None, stores: BatchStores, values: Budget
-) -> Entry:
+) -> Entry[SessionResultJson]:
     assert isinstance(item, bytes)  # _read gives a session part's texts only
     return text_entry(item, key_user, stores.sessions, values)
 
 
 def _presign_entry(
     item: object, owner: Callable[[], str], stores: BatchStores, urls: Budget
-) -> Entry:
+) -> Entry[PresignResultJson]:
     if not isinstance(item, _Ask):
         error = item.error if isinstance(item, _Unreadable) else "invalid_body: not an entry"
         return _rejected_presign(None, error)
@@ -143,5 +163,5 @@ def _presign_entry(
     )
 
 
-def _rejected_presign(filename: str | None, error: str) -> Entry:
+def _rejected_presign(filename: str | None, error: str) -> Entry[PresignResultJson]:
     return Entry({"filename": filename, "key": None, "status": Status.REJECTED, "error": error})

@@ -9,9 +9,7 @@ credentials and a long filename is about 2.3 KB.
 
 from __future__ import annotations
 
-from typing import Any
-
-from exportsync_wire import Status, limits
+from exportsync_wire import PresignResultJson, Status, limits
 from exportsync_wire.parts import PartPlan, checksum_b64, plan_parts
 
 from .budget import Budget
@@ -30,18 +28,21 @@ def url_budget() -> Budget:
 
 
 def multipart_answer(
+    fields: PresignResultJson,
     upload_id: str,
     plan: PartPlan,
+    *,
     part_urls: list[str],
     part_sha256: tuple[str, ...],
     complete: tuple[str, str, int],
-) -> dict[str, Any]:
-    """The fields of a ``"status": "multipart"`` answer; ``complete`` is the completion's URL,
-    composite sha256 (base64) and the object's size, the headers its URL signs."""
+) -> PresignResultJson:
+    """The ``"status": "multipart"`` answer to the entry of ``fields``; ``complete`` is the
+    completion's URL, composite sha256 (base64) and the object's size, the headers its URL signs."""
     size = complete[2]
     lengths = plan.lengths(size)
     parts = zip(part_urls, lengths, part_sha256, strict=True)
     return {
+        **fields,
         "status": Status.MULTIPART,
         "upload_id": upload_id,
         "part_size": plan.part_size,

@@ -10,37 +10,95 @@ store makes the function answer in time instead of timing out after some entries
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Generic, Protocol, TypeVar
 
 from aws_lambda_powertools import Logger
 
-from exportsync_wire import Status
+from exportsync_wire import (
+    BatchFileResultJson,
+    BatchPresignResultJson,
+    BatchResultJson,
+    BatchSessionResultJson,
+    PresignResultJson,
+    SessionResultJson,
+    Status,
+    UploadResultJson,
+)
 
 from .faults import classify
 
-__all__ = ["DEFAULT_WORKERS", "LATE", "UNHURRIED", "Entry", "Pool"]
+__all__ = ["DEFAULT_WORKERS", "LATE", "UNHURRIED", "BatchEntry", "Entry", "Pool", "Result"]
 
 DEFAULT_WORKERS = 16
 LATE = "deadline: the function ran short of time before this entry; send it again"
 
-Work = Callable[[], Mapping[str, Any]]
+# The answer an entry gives: its route's result (exportsync_wire.shapes), in /batch with its kind.
+Result = TypeVar(
+    "Result",
+    UploadResultJson,
+    SessionResultJson,
+    PresignResultJson,
+    BatchFileResultJson,
+    BatchSessionResultJson,
+    BatchPresignResultJson,
+)
+# What /batch makes of an entry: its answer tagged with its kind.
+_Tagged = TypeVar("_Tagged", BatchFileResultJson, BatchSessionResultJson, BatchPresignResultJson)
+_Job = TypeVar("_Job", bound="_Laned")
+_Answer = TypeVar("_Answer")
 
 logger = Logger(service="exportsync-api", child=True)
 
 
-@dataclass(frozen=True)
-class Entry:
-    """One entry's answer: ``fields`` alone when it is decided already (a rejection), else
-    ``fields`` plus what ``work`` (the store write) adds, usually ``status``."""
+class _Laned(Protocol):
+    @property
+    def lane(self) -> str | None: ...
 
-    fields: Mapping[str, Any]
-    work: Work | None = field(default=None, compare=False)
+
+@dataclass(frozen=True)
+class Entry(Generic[Result]):
+    """One entry's answer: ``fields`` when it is decided already (a rejection), else what
+    ``work`` (the store write) answers. Until its write answers, an entry's status is
+    ``retry``: ``fields`` then says what it answers, with why, when the write cannot run."""
+
+    fields: Result
+    work: Callable[[], Result] | None = field(default=None, compare=False)
     # Entries writing the same item or object share a lane and run one after another, in
     # request order: the last version of a session wins, as it did before writes overlapped.
     lane: str | None = None
+
+    def answer(self, late: bool) -> Result:
+        """Run the work (unless `late`); its own fault becomes its answer."""
+        if self.work is None:
+            return self.fields
+        if late:
+            return {**self.fields, "status": Status.RETRY, "error": LATE}
+        try:
+            return self.work()
+        except Exception as exc:  # one entry's fault, whatever it is, stays with that entry
+            fault = classify(exc)
+            # AWS's message (it may name the account and role) goes here, never to the answer.
+            logger.warning(
+                "entry_fault",
+                error_type=type(exc).__name__,
+                status=fault.status,
+                error=fault.error,
+                detail=fault.detail,
+            )
+            return {**self.fields, "status": fault.status, "error": fault.error}
+
+    def tagged(self, tag: Callable[[Result], _Tagged]) -> Entry[_Tagged]:
+        """The same entry answering what it answers with its /batch ``kind`` (`tag` adds it)."""
+        work = self.work
+        return Entry(tag(self.fields), None if work is None else lambda: tag(work()), self.lane)
+
+
+BatchEntry = (
+    Entry[BatchFileResultJson] | Entry[BatchSessionResultJson] | Entry[BatchPresignResultJson]
+)
 
 
 @dataclass(frozen=True)
@@ -52,44 +110,36 @@ class Pool:
     deadline: float | None = None
     clock: Callable[[], float] = field(default=time.monotonic, compare=False)
 
-    def run(self, entries: Sequence[Entry]) -> list[dict[str, Any]]:
+    def run(self, entries: Sequence[Entry[Result]]) -> list[Result]:
         """Every entry's answer, in the order given."""
+        return self._schedule(entries, lambda entry: entry.answer(self._late()))
+
+    def run_batch(self, entries: Sequence[BatchEntry]) -> list[BatchResultJson]:
+        """Every entry's answer, of whichever kind, in the order given."""
+        return self._schedule(entries, lambda entry: entry.answer(self._late()))
+
+    def _late(self) -> bool:
+        return self.deadline is not None and self.clock() >= self.deadline
+
+    def _schedule(
+        self, entries: Sequence[_Job], answer: Callable[[_Job], _Answer]
+    ) -> list[_Answer]:
         lanes: dict[object, list[int]] = {}
         for index, entry in enumerate(entries):
             lanes.setdefault(entry.lane if entry.lane is not None else index, []).append(index)
-        answers: list[dict[str, Any]] = [{} for _ in entries]
+        answers: dict[int, _Answer] = {}
 
         def run_lane(indexes: list[int]) -> None:
             for index in indexes:
-                answers[index] = self.answer(entries[index])
+                answers[index] = answer(entries[index])
 
         if len(lanes) <= 1 or self.workers <= 1:
             for indexes in lanes.values():
                 run_lane(indexes)
-            return answers
-        with ThreadPoolExecutor(max_workers=min(self.workers, len(lanes))) as pool:
-            list(pool.map(run_lane, lanes.values()))  # list(): re-raises nothing, answers do
-        return answers
-
-    def answer(self, entry: Entry) -> dict[str, Any]:
-        """Run one entry's work; its own fault becomes its answer."""
-        if entry.work is None:
-            return dict(entry.fields)
-        if self.deadline is not None and self.clock() >= self.deadline:
-            return {**entry.fields, "status": Status.RETRY, "error": LATE}
-        try:
-            return {**entry.fields, **entry.work()}
-        except Exception as exc:  # one entry's fault, whatever it is, stays with that entry
-            fault = classify(exc)
-            # AWS's message (it may name the account and role) goes here, never to the answer.
-            logger.warning(
-                "entry_fault",
-                error_type=type(exc).__name__,
-                status=fault.status,
-                error=fault.error,
-                detail=fault.detail,
-            )
-            return {**entry.fields, "status": fault.status, "error": fault.error}
+        else:
+            with ThreadPoolExecutor(max_workers=min(self.workers, len(lanes))) as pool:
+                list(pool.map(run_lane, lanes.values()))  # list(): re-raises nothing, answers do
+        return [answers[index] for index in range(len(entries))]
 
 
 # The default pool: no deadline (tests and callers that set none).

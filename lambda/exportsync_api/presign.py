@@ -9,9 +9,8 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
-from exportsync_wire import ErrorCode, PresignFile, Status, limits
+from exportsync_wire import ErrorCode, PresignFile, PresignResultJson, ResultsJson, Status, limits
 from exportsync_wire.parts import composite_sha256
 
 from .budget import Budget
@@ -111,11 +110,11 @@ def presign_entry(
     *,
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
     urls: Budget | None = None,
-) -> Entry:
+) -> Entry[PresignResultJson]:
     """One file's answer: "duplicate" when its key exists, else a presigned PUT, or a presigned
     multipart upload (``urls`` bounds how many URLs the request's answer may hold)."""
     key = object_key(user, file.sha256, file.filename)
-    fields = {"filename": file.filename, "key": key}
+    fields: PresignResultJson = {"filename": file.filename, "key": key, "status": Status.RETRY}
     plan = _plan(file)
     if isinstance(plan, str):
         return Entry({**fields, "status": Status.REJECTED, "error": plan})
@@ -123,9 +122,9 @@ def presign_entry(
         error = "request_full: this request holds too many presigned URLs; send it again"
         return Entry({**fields, "status": Status.RETRY, "error": error})
     if plan is None:
-        single = functools.partial(_single, file, key, store, expires_in, now)
+        single = functools.partial(_single, fields, file, store, expires_in, now)
         return Entry(fields, single, f"object:{key}")
-    parts = functools.partial(_multipart, file, key, plan, store, expires_in=expires_in, now=now)
+    parts = functools.partial(_multipart, fields, file, plan, store, expires_in=expires_in, now=now)
     return Entry(fields, parts, f"object:{key}")
 
 
@@ -152,15 +151,21 @@ def _plan(file: PresignFile) -> PartPlan | str | None:
 
 
 def _single(
-    file: PresignFile, key: str, store: ObjectStore, expires_in: int, now: Callable[[], datetime]
-) -> dict[str, Any]:
+    fields: PresignResultJson,
+    file: PresignFile,
+    store: ObjectStore,
+    expires_in: int,
+    now: Callable[[], datetime],
+) -> PresignResultJson:
+    key = _key(fields)
     stored = stored_answer(store, key)
     if stored is not None:
-        return stored
+        return {**fields, **stored}
     # The expiry is computed before signing, so it is never later than the URL's own.
     expires_at = now() + timedelta(seconds=expires_in)
     url = store.presign_put(key, file.sha256, file.size, expires_in)
     return {
+        **fields,
         "status": Status.UPLOAD,
         "url": url,
         "method": "PUT",
@@ -173,23 +178,24 @@ def _single(
 
 
 def _multipart(
+    fields: PresignResultJson,
     file: PresignFile,
-    key: str,
     plan: PartPlan,
     store: ObjectStore,
     *,
     expires_in: int,
     now: Callable[[], datetime],
-) -> dict[str, Any]:
+) -> PresignResultJson:
     assert file.part_sha256 is not None  # _plan saw to it
+    key = _key(fields)
     record = UploadRecord.from_json(store.load_record(key))
     if file.upload_id is not None:
         refusal = _resume_refusal(file, plan, record)
         if refusal is not None:
-            return {"status": Status.REJECTED, "error": refusal}
+            return {**fields, "status": Status.REJECTED, "error": refusal}
     stored = stored_answer(store, key)
     if stored is not None:
-        return stored
+        return {**fields, **stored}
     expires_at = now() + timedelta(seconds=expires_in)
     if file.upload_id is not None and record is not None:
         upload_id = record.upload_id
@@ -207,9 +213,20 @@ def _multipart(
     composite = composite_sha256(file.part_sha256)
     complete = store.presign_complete(key, upload_id, composite, file.size, expires_in)
     answer = multipart_answer(
-        upload_id, plan, urls, file.part_sha256, (complete, composite, file.size)
+        fields,
+        upload_id,
+        plan,
+        part_urls=urls,
+        part_sha256=file.part_sha256,
+        complete=(complete, composite, file.size),
     )
     return {**answer, "expires_at": iso_utc(expires_at)}
+
+
+def _key(fields: PresignResultJson) -> str:
+    key = fields["key"]
+    assert key is not None  # presign_entry names the key of every entry it sends to work
+    return key
 
 
 def _resume_refusal(file: PresignFile, plan: PartPlan, record: UploadRecord | None) -> str | None:
@@ -243,7 +260,7 @@ def presign_files(
     *,
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
     pool: Pool = UNHURRIED,
-) -> dict[str, Any]:
+) -> ResultsJson[PresignResultJson]:
     """One result per file, in order (the existence checks run on the pool)."""
     owner = presign_user(user, request.user_id)
     budget = url_budget()

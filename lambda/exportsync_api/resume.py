@@ -14,17 +14,34 @@ import re
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, replace
 from enum import StrEnum
-from typing import Any
+from typing import Any, Final, NotRequired, TypedDict
 
 from exportsync_wire import Status
 
 from .stores import ObjectStore
 
-__all__ = ["VERIFYING", "RecordState", "UploadRecord", "stored_answer"]
+__all__ = [
+    "VERIFYING",
+    "VERIFYING_ANSWER",
+    "RecordState",
+    "StoredAnswer",
+    "UploadRecord",
+    "stored_answer",
+]
 
 # S3's ETag of an object assembled from parts: the parts' MD5s' MD5, then "-" and their count.
 _MULTIPART_ETAG = re.compile(r"-\d+\"?$")
 VERIFYING = "verifying: the uploaded object is being checked against its sha256; send it again"
+
+
+class StoredAnswer(TypedDict):
+    """What an entry answers for an object already there: its status and why."""
+
+    status: Status
+    error: NotRequired[str]
+
+
+VERIFYING_ANSWER: Final[StoredAnswer] = {"status": Status.RETRY, "error": VERIFYING}
 
 
 class RecordState(StrEnum):
@@ -67,7 +84,7 @@ class UploadRecord:
         return replace(self, state=state)
 
 
-def stored_answer(store: ObjectStore, key: str) -> dict[str, Any] | None:
+def stored_answer(store: ObjectStore, key: str) -> StoredAnswer | None:
     """What an ask for ``key`` is answered when the object is there (None: absent):
     ``duplicate`` only once its bytes are known to be the key's sha256 (a single PUT's, checked
     by S3; a multipart object's, hashed by the verifier), ``retry`` while it is verified."""
@@ -77,5 +94,5 @@ def stored_answer(store: ObjectStore, key: str) -> dict[str, Any] | None:
     if _MULTIPART_ETAG.search(etag):
         record = UploadRecord.from_json(store.load_record(key))
         if record is not None and record.state == RecordState.OPEN:
-            return {"status": Status.RETRY, "error": VERIFYING}
+            return VERIFYING_ANSWER
     return {"status": Status.DUPLICATE}

@@ -7,11 +7,11 @@ import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from boto3.dynamodb.types import TypeSerializer
 
-from exportsync_wire import ErrorCode, Status, limits
+from exportsync_wire import ErrorCode, ResultsJson, SessionResultJson, Status, limits
 from exportsync_wire import sessions as wire_sessions
 from exportsync_wire.sessions import Unrepresentable, parse_number
 
@@ -167,22 +167,29 @@ def _content_hash(raw: Mapping[str, object]) -> str:
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
-def session_entry(raw: object, expected_user: str | None, store: SessionStore) -> Entry:
+def session_entry(
+    raw: object, expected_user: str | None, store: SessionStore
+) -> Entry[SessionResultJson]:
     """One session's answer: a rejection now, or its write to run on the pool."""
     checked = validate_session(raw, expected_user)
     if isinstance(checked, Rejected):
         return _rejected(checked.user_id, checked.timestamp, checked.error)
 
-    def write() -> dict[str, Any]:
-        return {"status": store.put_unless_same(checked.item, checked.content_hash)}
+    fields: SessionResultJson = {
+        "user_id": checked.user_id,
+        "timestamp": checked.timestamp,
+        "status": Status.RETRY,  # until the write answers
+    }
 
-    lane = f"item:{checked.user_id}\0{checked.timestamp}"
-    return Entry({"user_id": checked.user_id, "timestamp": checked.timestamp}, write, lane)
+    def write() -> SessionResultJson:
+        return {**fields, "status": store.put_unless_same(checked.item, checked.content_hash)}
+
+    return Entry(fields, write, f"item:{checked.user_id}\0{checked.timestamp}")
 
 
 def text_entry(
     text: bytes, expected_user: str | None, store: SessionStore, values: Budget
-) -> Entry:
+) -> Entry[SessionResultJson]:
     """One unparsed session's answer: refused unparsed when over the size limit, "retry" when
     the request's value budget is spent, else parsed and checked as :func:`session_entry`."""
     if len(text) > limits.SESSION_TEXT_BYTES:
@@ -199,7 +206,7 @@ def text_entry(
     return session_entry(raw, expected_user, store)
 
 
-def _rejected(user_id: object, timestamp: object, error: str) -> Entry:
+def _rejected(user_id: object, timestamp: object, error: str) -> Entry[SessionResultJson]:
     return Entry(
         {
             "user_id": user_id if isinstance(user_id, str) else None,
@@ -215,7 +222,7 @@ def store_sessions(
     expected_user: str | None,
     store: SessionStore,
     pool: Pool = UNHURRIED,
-) -> dict[str, Any]:
+) -> ResultsJson[SessionResultJson]:
     """Check and store each session text; valid items are stored whatever happens to others."""
     values = session_values()
     entries = [text_entry(text, expected_user, store, values) for text in sessions]

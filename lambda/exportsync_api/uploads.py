@@ -5,9 +5,8 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
-from typing import Any
 
-from exportsync_wire import GZIP, ErrorCode, Status, limits
+from exportsync_wire import GZIP, ErrorCode, ResultsJson, Status, UploadResultJson, limits
 
 from .budget import Budget
 from .errors import bad_request, unprocessable
@@ -15,7 +14,7 @@ from .form import FilePart, Form
 from .inflate import InflateError, inflate_budget, inflate_gzip
 from .keys import object_key, owner
 from .pool import UNHURRIED, Entry, Pool
-from .resume import VERIFYING, stored_answer
+from .resume import VERIFYING_ANSWER, stored_answer
 from .stores import ObjectStore
 
 __all__ = [
@@ -51,8 +50,8 @@ class PlannedUpload:
     # A refusal of this request, not of the file: send it again in another one.
     retry: bool = False
 
-    def result(self, status: str) -> dict[str, Any]:
-        out: dict[str, Any] = {
+    def result(self, status: Status) -> UploadResultJson:
+        out: UploadResultJson = {
             "filename": self.filename,
             "key": self.key,
             "sha256": self.sha256,
@@ -158,22 +157,21 @@ def file_entry(
     user: str,
     store: ObjectStore,
     budget: Budget | None = None,
-) -> Entry:
+) -> Entry[UploadResultJson]:
     """One file part's answer: a rejection now, or its S3 write to run on the pool."""
     plan = plan_upload(part, entry, user, budget)
     if plan.error is not None or plan.key is None:
         return Entry(plan.result(Status.RETRY if plan.retry else Status.REJECTED))
     key = plan.key
+    fields = plan.result(Status.RETRY)  # until the write answers
 
-    def write() -> dict[str, Any]:
+    def write() -> UploadResultJson:
         outcome = store.put_if_absent(key, plan.data, plan.sha256)
         if outcome == Status.DUPLICATE:
             # What is there may be a multipart object not yet verified against its sha256.
-            return stored_answer(store, key) or {"status": Status.RETRY, "error": VERIFYING}
-        return {"status": outcome}
+            return {**fields, **(stored_answer(store, key) or VERIFYING_ANSWER)}
+        return {**fields, "status": outcome}
 
-    fields = plan.result(Status.STORED)
-    del fields["status"]
     return Entry(fields, write, f"object:{key}")
 
 
@@ -184,7 +182,7 @@ def form_user(form: Form, user: str | None) -> str:
 
 def upload_form(
     form: Form, user: str | None, store: ObjectStore, pool: Pool = UNHURRIED
-) -> dict[str, Any]:
+) -> ResultsJson[UploadResultJson]:
     """Run the whole route on a parsed form; 422 (with the results) when nothing was valid."""
     user = form_user(form, user)
     if not form.files:

@@ -9,46 +9,22 @@ top-level package.
 
 from __future__ import annotations
 
-from . import gateway, limits, parts, routes, sessions
+from . import gateway, limits, parts, routes, sessions, shapes
 from .batch import GZIP, Kind
 from .codes import ErrorCode
-from .shapes import (
-    CompleteJson,
-    ErrorBody,
-    ErrorDetail,
-    ManifestEntryJson,
-    PartJson,
-    PresignFile,
-    PresignFileJson,
-    PresignRequestJson,
-    PresignResultJson,
-    ResultsJson,
-    SessionResultJson,
-    UploadResultJson,
-)
+from .shapes import *  # noqa: F403 -- the JSON shapes are the wire's too; shapes.__all__ names them
 from .status import DELIVERED, Status
 
 __all__ = [
     "DELIVERED",
     "GZIP",
-    "CompleteJson",
-    "ErrorBody",
     "ErrorCode",
-    "ErrorDetail",
     "Kind",
-    "ManifestEntryJson",
-    "PartJson",
-    "PresignFile",
-    "PresignFileJson",
-    "PresignRequestJson",
-    "PresignResultJson",
-    "ResultsJson",
-    "SessionResultJson",
     "Status",
-    "UploadResultJson",
     "gateway",
     "limits",
     "parts",
     "routes",
     "sessions",
 ]
+__all__ += shapes.__all__

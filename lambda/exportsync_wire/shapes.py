@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import NotRequired, TypedDict
+from typing import Generic, Literal, NotRequired, TypedDict, TypeVar
 
 from . import limits
+from .batch import Kind
 from .status import Status
 
 __all__ = [
+    "BatchFileResultJson",
+    "BatchPresignResultJson",
+    "BatchResultJson",
+    "BatchSessionResultJson",
     "CompleteJson",
     "ErrorBody",
     "ErrorDetail",
@@ -101,7 +106,7 @@ class PartJson(TypedDict):
 
 class CompleteJson(TypedDict):
     url: str  # POST the CompleteMultipartUpload XML (part numbers, ETags, ChecksumSHA256) here
-    method: str  # "POST"
+    method: Literal["POST"]
     headers: NotRequired[dict[str, str]]  # signed: the parts' composite sha256, the size
 
 
@@ -111,7 +116,7 @@ class PresignResultJson(TypedDict):
     status: Status
     error: NotRequired[str]  # "rejected" or "retry"
     url: NotRequired[str]  # "upload"
-    method: NotRequired[str]  # "PUT"
+    method: NotRequired[Literal["PUT"]]
     headers: NotRequired[dict[str, str]]
     expires_at: NotRequired[str]  # ISO-8601, UTC, "Z"
     upload_id: NotRequired[str]  # "multipart"
@@ -120,10 +125,28 @@ class PresignResultJson(TypedDict):
     complete: NotRequired[CompleteJson]
 
 
-class ResultsJson(TypedDict):
+class BatchFileResultJson(UploadResultJson):
+    kind: Literal[Kind.FILE]
+
+
+class BatchSessionResultJson(SessionResultJson):
+    kind: Literal[Kind.SESSION]
+
+
+class BatchPresignResultJson(PresignResultJson):
+    kind: Literal[Kind.PRESIGN]
+
+
+# One result of ``POST /batch``: its own route's answer, tagged with the ``kind`` of its entry.
+BatchResultJson = BatchFileResultJson | BatchSessionResultJson | BatchPresignResultJson
+
+_Result = TypeVar("_Result")
+
+
+class ResultsJson(TypedDict, Generic[_Result]):
     """Every route's 200 answer: one result per entry, in request order."""
 
-    results: list[dict[str, object]]
+    results: list[_Result]
 
 
 class ErrorDetail(TypedDict):

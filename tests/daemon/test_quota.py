@@ -223,3 +223,72 @@ def test_the_next_interval_runs_from_the_answer_not_from_the_token(spool: Spool)
     assert ledger.wait_time() == pytest.approx(1.25)
     clock.advance(1.25)
     assert ledger.wait_time() == 0
+
+
+# -- requests another process sends on the key (`check --probe`) -----------------------------------
+
+
+def test_a_probe_waits_for_the_slot_after_the_daemons_last_request(spool: Spool) -> None:
+    clock = FakeClock(MIDNIGHT + 3600)
+    daemon = _ledger(spool, clock)
+    [sent] = _drain(daemon, clock, 1)
+    clock.advance(0.3)
+    probe = _ledger(spool, clock)
+    assert probe.spend_outside() == 2
+    assert clock.waits == [pytest.approx(1.25 - 0.3)]
+    assert spool.last_request_at() == pytest.approx(sent + 1.25)
+
+
+def test_two_probes_back_to_back_go_one_interval_after_the_first_ones_answer(
+    spool: Spool,
+) -> None:
+    clock = FakeClock(MIDNIGHT + 3600)
+    first, second = _ledger(spool, clock), _ledger(spool, clock)
+    assert first.spend_outside() == 1
+    assert clock.waits == []  # nothing sent before: the first goes at once
+    clock.advance(0.2)  # its answer
+    first.outside_answered()
+    answered = clock.time()
+    assert second.spend_outside() == 2
+    assert spool.last_request_at() == pytest.approx(answered + 1.25)
+    assert clock.time() - answered >= 1.0  # the gateway's interval, from the first's arrival
+
+
+def test_a_probe_waits_out_the_resets_grace_window_and_not_a_used_day(spool: Spool) -> None:
+    clock = FakeClock(MIDNIGHT + DAY - 10)  # ten seconds before the reset
+    assert _ledger(spool, clock, daily=1).spend_outside() == 1
+    assert clock.time() == pytest.approx(MIDNIGHT + DAY + RESET_GRACE_SECONDS)
+    used = _ledger(spool, clock, daily=1)
+    clock.advance(5)
+    assert used.spend_outside() is None  # the day's one request is spent: no wait, no count
+    assert spool.quota_period(MIDNIGHT + DAY) == (1, False)
+
+
+def test_the_slot_is_checked_and_taken_in_one_transaction(spool: Spool) -> None:
+    spool.quota_spend(MIDNIGHT, at=MIDNIGHT + 100.0)
+    used, wait = spool.quota_spend_spaced(MIDNIGHT, at=MIDNIGHT + 100.5, gap=1.25)
+    assert used is None
+    assert wait == pytest.approx(0.75)
+    assert spool.quota_period(MIDNIGHT) == (1, False)  # refused: nothing counted
+    assert spool.quota_spend_spaced(MIDNIGHT, at=MIDNIGHT + 101.25, gap=1.25) == (2, 0.0)
+    # A wall clock set back an hour waits one gap at most.
+    assert spool.quota_spend_spaced(MIDNIGHT, at=MIDNIGHT + 101.25 - 3600, gap=1.25) == (
+        None,
+        1.25,
+    )
+
+
+def test_the_running_daemon_waits_one_interval_after_a_probes_request(spool: Spool) -> None:
+    clock = FakeClock(MIDNIGHT + 3600)
+    daemon = _ledger(spool, clock, burst=5, daily=0)
+    clock.advance(60)  # its bucket is full
+    assert daemon.wait_time() == 0
+    probe = _ledger(spool, clock, daily=0)
+    assert probe.spend_outside() == 1
+    clock.advance(0.2)
+    probe.outside_answered()
+    assert daemon.wait_time() == pytest.approx(1.25)
+    clock.advance(1.25)
+    daemon.spend()
+    daemon.answered()
+    assert daemon.wait_time() == 0  # its own request: the burst is still its own

@@ -14,8 +14,13 @@ from typing import Any
 
 import pytest
 
+from exportsync.cli.check import run_checks
+from exportsync.cli.common import load
+from exportsync.clock import SystemClock
+from exportsync.spool import Spool
+from exportsync.wiring import build_ledger
 from support.daemon import run_daemon, write_config
-from support.devstack import DevstackInfo, command_env, start_devstack, wait_for
+from support.devstack import DevstackInfo, command_env, start_devstack, usage, wait_for
 from support.scrape import scrape, series
 
 pytestmark = pytest.mark.integration
@@ -202,6 +207,23 @@ def test_check_probe_names_the_keys_user_and_a_refused_key(
     assert refused.returncode == 1
     assert "API key refused" in refused.stdout
     assert "not-the-key" not in refused.stdout + refused.stderr
+
+
+def test_two_probes_back_to_back_wait_for_the_per_second_slot(
+    devstack: DevstackInfo, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`check --probe` twice at once from one spool, against the usage plan's 1 request/s: the
+    second waits for the ledger's slot, so the gateway throttles neither."""
+    config = load(write_config(tmp_path, devstack), require_api=True)
+    assert run_checks(config, probe=True) == 0, capsys.readouterr().out
+    assert run_checks(config, probe=True) == 0, capsys.readouterr().out
+    assert capsys.readouterr().out.count(f"key user: {devstack.user_id}") == 2
+    # The devstack's bucket (rate 1, burst 1) takes a token per request at its arrival: two
+    # accepted and none throttled is the gateway seeing them at least a second apart.
+    counted = usage(devstack)["by_key"][devstack.user_id]
+    assert (counted["accepted"], counted["throttled"]) == (2, 0)
+    with Spool.open(config.state.dir) as spool:
+        assert build_ledger(config, spool, SystemClock()).snapshot().used == 2
 
 
 # -- the headline names each blocking state --------------------------------------------------------

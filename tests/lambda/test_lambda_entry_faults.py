@@ -20,7 +20,7 @@ from exportsync_api.faults import classify
 from exportsync_api.pool import LATE, Entry, Pool
 from exportsync_api.sessions import Rejected, parse_sessions, validate_session
 from exportsync_api.stores import PutOutcome
-from exportsync_wire import limits
+from exportsync_wire import SessionResultJson, Status, limits
 
 _TS = "2026-05-01T10:00:00Z"
 
@@ -200,16 +200,16 @@ def test_entries_not_started_by_the_deadline_answer_retry_untried() -> None:
     clock = _FakeClock()
     written: list[int] = []
 
-    def write(n: int) -> Callable[[], dict[str, Any]]:
-        def run() -> dict[str, Any]:
+    def write(n: int) -> Callable[[], SessionResultJson]:
+        def run() -> SessionResultJson:
             written.append(n)
             clock.now += 1.0  # each write takes a second
-            return {"status": "stored"}
+            return {**_pending(str(n)), "status": Status.STORED}
 
         return run
 
     pool = Pool(workers=1, deadline=2.5, clock=clock)
-    results = pool.run([Entry({"n": n}, write(n)) for n in range(5)])
+    results = pool.run([Entry(_pending(str(n)), write(n)) for n in range(5)])
     assert [r["status"] for r in results] == ["stored"] * 3 + ["retry"] * 2
     assert results[3]["error"] == LATE
     assert written == [0, 1, 2]
@@ -241,20 +241,21 @@ def test_writes_to_one_item_keep_request_order_while_others_overlap() -> None:
     c_started = threading.Event()
     order: list[str] = []
 
-    def a() -> dict[str, Any]:
+    def a() -> SessionResultJson:
         assert c_started.wait(10), "C never ran beside A"
         order.append("A done")
-        return {"status": "stored"}
+        return {**_pending("x"), "status": Status.STORED}
 
-    def b() -> dict[str, Any]:
+    def b() -> SessionResultJson:
         order.append("B start")
-        return {"status": "stored"}
+        return {**_pending("x"), "status": Status.STORED}
 
-    def c() -> dict[str, Any]:
+    def c() -> SessionResultJson:
         c_started.set()
-        return {"status": "stored"}
+        return {**_pending("y"), "status": Status.STORED}
 
-    entries = [Entry({}, a, "item:x"), Entry({}, b, "item:x"), Entry({}, c, "item:y")]
+    x, y = _pending("x"), _pending("y")
+    entries = [Entry(x, a, "item:x"), Entry(x, b, "item:x"), Entry(y, c, "item:y")]
     results = Pool(workers=2).run(entries)
     assert [r["status"] for r in results] == ["stored"] * 3
     assert order == ["A done", "B start"]
@@ -270,3 +271,7 @@ def test_a_session_sent_twice_in_one_request_ends_as_its_last_version(
     assert isinstance(memory_deps.sessions, MemorySessionStore)
     [(item, _hash)] = memory_deps.sessions.items.values()
     assert item["v"] == {"N": "2"}
+
+
+def _pending(user_id: str) -> SessionResultJson:
+    return {"user_id": user_id, "timestamp": _TS, "status": Status.RETRY}

@@ -20,7 +20,7 @@ from exportsync_api.faults import classify
 from exportsync_api.jsonscan import ScanError, split_sessions
 from exportsync_api.pool import Entry, Pool
 from exportsync_api.settings import ConfigError, load_settings
-from exportsync_wire import limits
+from exportsync_wire import PresignResultJson, Status, limits
 
 TEMPLATE = Path(__file__).resolve().parents[2] / "lambda" / "template.yaml"
 DATA = b"date,steps\n2026-02-10,8123\n"
@@ -236,10 +236,11 @@ def test_an_entry_error_names_our_code_and_words_only() -> None:
 
 
 def test_awss_message_goes_to_the_log_only(caplog: pytest.LogCaptureFixture) -> None:
-    def write() -> dict[str, object]:
+    def write() -> PresignResultJson:
         raise _denied()
 
-    (answer,) = Pool(workers=1).run([Entry({"key": "k"}, write)])
+    pending: PresignResultJson = {"filename": "f", "key": "k", "status": Status.RETRY}
+    (answer,) = Pool(workers=1).run([Entry(pending, write)])
     assert answer["status"] == "retry"
     assert "123456789012" not in json.dumps(answer)
     details = [

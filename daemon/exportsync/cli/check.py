@@ -68,18 +68,22 @@ def run_checks(config: Config, *, probe: bool) -> int:
 
 
 def _probe_key(config: Config) -> tuple[bool | None, str]:
-    """One counted request (recorded in the spool's ledger first) that names the key's user."""
+    """One counted request (recorded in the spool's ledger first, in its per-second slot) that
+    names the key's user."""
     assert config.api.api_key is not None  # require_api guarantees it
     clock = SystemClock()
-    with Spool.open(config.state.dir) as spool:
-        ledger = build_ledger(config, spool, clock)
-        if not ledger.request_left():
-            resets = iso_utc(ledger.resets_at(clock.time()))
-            return False, f"API key not tested: no request left today (resets {resets})"
-        ledger.record_outside_request()
+    # Built before the slot is taken, so the request follows its count at once.
     http = build_http(config, user_id=False)
     try:
-        result = ask_whose_key(http)
+        with Spool.open(config.state.dir) as spool:
+            ledger = build_ledger(config, spool, clock)
+            if ledger.spend_outside() is None:
+                resets = iso_utc(ledger.resets_at(clock.time()))
+                return False, f"API key not tested: no request left today (resets {resets})"
+            try:
+                result = ask_whose_key(http)
+            finally:
+                ledger.outside_answered()
     finally:
         http.close()
     if result.refused:

@@ -3,6 +3,8 @@ restarts together with the items it was spent on."""
 
 from __future__ import annotations
 
+import sqlite3
+
 from exportsync.spool.connection import Connection
 
 __all__ = ["QuotaStore"]
@@ -37,20 +39,34 @@ class QuotaStore(Connection):
     def quota_spend(self, period_start: float, *, at: float) -> int:
         """Count one request in the period and remember when it was sent; the new count."""
         with self._tx() as db:
+            return _spend(db, period_start, at)
+
+    def quota_spend_spaced(
+        self, period_start: float, *, at: float, gap: float
+    ) -> tuple[int | None, float]:
+        """Count one request as `quota_spend` does, unless the spool's last request was less
+        than `gap` seconds before `at`: then count nothing. ``(new count, 0.0)``, or ``(None,
+        seconds to wait)``. Checked and counted in one transaction, so processes sharing the
+        spool (two `check --probe` at once) go `gap` apart; the caller waits without the lock.
+        """
+        with self._tx() as db:
+            row = db.execute("SELECT value FROM meta WHERE key = 'last_request_at'").fetchone()
+            if row is not None:
+                # At most one gap: a wall clock set back must not hold the request for long.
+                wait = min(gap, float(row[0]) + gap - at)
+                if wait > 0:
+                    return None, wait
+            return _spend(db, period_start, at), 0.0
+
+    def quota_answered(self, at: float) -> None:
+        """The request counted last was answered at `at`: the next one is spaced from here, as
+        the gateway counted it on arrival, somewhere before its answer."""
+        with self._tx() as db:
             db.execute(
-                "INSERT INTO quota_periods (period_start, used) VALUES (?, 1)"
-                " ON CONFLICT (period_start) DO UPDATE SET used = used + 1",
-                (period_start,),
+                "UPDATE meta SET value = ? WHERE key = 'last_request_at'"
+                " AND CAST(value AS REAL) < ?",
+                (repr(at), at),
             )
-            db.execute(
-                "INSERT INTO meta (key, value) VALUES ('last_request_at', ?)"
-                " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                (repr(at),),
-            )
-            row = db.execute(
-                "SELECT used FROM quota_periods WHERE period_start = ?", (period_start,)
-            ).fetchone()
-            return int(row[0])
 
     def quota_refund(self, period_start: float) -> None:
         """Take back one request that provably never reached the gateway."""
@@ -80,3 +96,20 @@ class QuotaStore(Connection):
     def last_request_at(self) -> float | None:
         rows = self._query("SELECT value FROM meta WHERE key = 'last_request_at'")
         return float(rows[0][0]) if rows else None
+
+
+def _spend(db: sqlite3.Connection, period_start: float, at: float) -> int:
+    db.execute(
+        "INSERT INTO quota_periods (period_start, used) VALUES (?, 1)"
+        " ON CONFLICT (period_start) DO UPDATE SET used = used + 1",
+        (period_start,),
+    )
+    db.execute(
+        "INSERT INTO meta (key, value) VALUES ('last_request_at', ?)"
+        " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        (repr(at),),
+    )
+    row = db.execute(
+        "SELECT used FROM quota_periods WHERE period_start = ?", (period_start,)
+    ).fetchone()
+    return int(row[0])
