@@ -1,5 +1,5 @@
 """The tiers tests/conftest.py gives: one per test, a process seen through helpers, and a quick
-test that starts a process anyway stopped."""
+test that starts a process anyway stopped; and property tests without a per-example deadline."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 from support.daemon import run_daemon
 from support.devstack import start_devstack, wait_for
@@ -75,3 +76,10 @@ def test_a_quick_test_that_starts_a_process_anyway_is_stopped() -> None:
     hidden = importlib.import_module("sub" + "process")  # what the classifier cannot see
     with pytest.raises(AssertionError, match="classified quick but starts"):
         hidden.run(["true"], check=True)
+
+
+def test_property_tests_have_no_per_example_deadline() -> None:
+    """A busy machine is no bug: hypothesis's 200 ms default failed a quick test under load."""
+    current = settings.default
+    assert current is not None
+    assert current.deadline is None

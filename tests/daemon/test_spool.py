@@ -55,6 +55,16 @@ def test_database_is_wal_with_full_sync(tmp_path: Path) -> None:
     assert (tmp_path / "spool.sqlite3").stat().st_mode & 0o077 == 0
 
 
+def test_the_quarantines_unsynced_commits_leave_the_spool_at_full_sync(tmp_path: Path) -> None:
+    """The in-hand marks skip one fsync each; every commit after them is fsynced again."""
+    with Spool.open(tmp_path) as spool:
+        item_id = _record(spool, "/x/a.csv", "aa")
+        spool.hold(item_id, now=1.0)
+        assert spool.durability() == ("wal", 2)  # 2 is FULL
+        spool.release_hold()
+        assert spool.durability() == ("wal", 2)
+
+
 def test_items_left_sending_by_a_crash_return_to_pending(tmp_path: Path) -> None:
     spool = Spool.open(tmp_path)
     a = _record(spool, "/x/a.csv", "aa")
