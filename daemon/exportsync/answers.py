@@ -52,13 +52,18 @@ class Answers:
         self._outcomes = outcomes
 
     def apply_files(self, entries: Sequence[FileEntry], results: Sequence[dict[str, Any]]) -> None:
+        """Each file's answer; the delivered ones are recorded together (one transaction)."""
+        delivered: list[tuple[Item, str | None]] = []
         for entry, result in zip(entries, results, strict=True):
-            self._outcomes.guarded(entry.item, self._apply_file, entry.item, result)
+            self._outcomes.guarded(entry.item, self._apply_file, entry.item, result, delivered)
+        self._outcomes.delivered_many(delivered)
 
-    def _apply_file(self, item: Item, result: dict[str, Any]) -> None:
+    def _apply_file(
+        self, item: Item, result: dict[str, Any], delivered: list[tuple[Item, str | None]]
+    ) -> None:
         status = result.get("status")
         if status in DELIVERED:
-            self._outcomes.delivered(item, _str_or_none(result.get("key")))
+            delivered.append((item, _str_or_none(result.get("key"))))
         elif status == Status.RETRY:
             self._outcomes.retry_later(item, f"the API asked for a retry: {_error(result)}")
         else:
