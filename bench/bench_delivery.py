@@ -56,6 +56,13 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def _rss_bytes(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
 def _delivered(spool_path: Path) -> int:
     try:
         with sqlite3.connect(f"file:{spool_path}?mode=ro", uri=True, timeout=1.0) as db:
@@ -150,6 +157,7 @@ def run_delivery(scratch: Path, files: int = 5000, spy_dir: Path | None = None) 
                 time.sleep(_POLL)
             done = time.perf_counter()
             cpu1 = _cpu_seconds(daemon.process.pid), _cpu_seconds(info.process.pid)
+            rss = _rss_bytes(daemon.process.pid)
             for spy in spies:
                 spy.send_signal(2)  # SIGINT: py-spy writes its file and exits
                 spy.wait(60)
@@ -170,6 +178,7 @@ def run_delivery(scratch: Path, files: int = 5000, spy_dir: Path | None = None) 
         "devstack_share_of_wall": ratio(devstack_cpu, wall),
         "handler_entries_per_s": round(files / devstack_cpu, 1) if devstack_cpu else None,
         "http_wait_s": round(http_wait, 2),
+        "daemon_rss_after_bytes": rss,
     }
     if spy_dir is not None:
         for name in ("daemon", "devstack"):

@@ -11,7 +11,6 @@ own limits live in ``exportsync_wire.limits``; the values here are the daemon's 
 
 from __future__ import annotations
 
-import gzip
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -50,6 +49,8 @@ def encode_file(data: bytes) -> tuple[bytes, Literal["gzip"] | None]:
     """The bytes to send for a CSV and their encoding: gzip when it pays, else as they are."""
     if len(data) < COMPRESS_MIN_BYTES:
         return data, None
+    import gzip  # noqa: PLC0415 -- at the first file worth compressing, not at start
+
     # mtime=0: the same file always compresses to the same bytes.
     packed = gzip.compress(data, compresslevel=6, mtime=0)
     if len(packed) < COMPRESS_MAX_RATIO * len(data):

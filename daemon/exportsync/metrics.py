@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sized
 from dataclasses import dataclass
-from typing import IO, TYPE_CHECKING, Any, TypeVar
+from typing import IO, TYPE_CHECKING, Any, TypeAlias, TypeVar
 
 from exportsync.errors import (
     DeliveryError,
@@ -26,7 +26,6 @@ from exportsync.errors import (
     Throttled,
     Unreachable,
 )
-from exportsync.quietserver import QuietServer
 from exportsync.spool import Item, State
 from exportsync_wire import routes
 
@@ -34,6 +33,7 @@ if TYPE_CHECKING:
     from prometheus_client.metrics_core import Metric
 
     from exportsync.client import Api, BatchRequest
+    from exportsync.quietserver import QuietServer
 
 __all__ = [
     "DELIVERY_BUCKETS",
@@ -208,15 +208,17 @@ class SpoolCollector:
 
 
 # The running /metrics endpoint: `address` is where it really listens (port 0 resolved),
-# `close()` stops it.
-MetricsServer = QuietServer
+# `close()` stops it. (A name for annotations: the server module is loaded with metrics on.)
+MetricsServer: TypeAlias = "QuietServer"
 
 
 def serve_metrics(
     metrics: Metrics, read: Callable[[], SpoolReading], host: str, port: int
-) -> MetricsServer:
+) -> QuietServer:
     """Serve Prometheus text on host:port (every path answers with the metrics)."""
     from prometheus_client import make_wsgi_app  # noqa: PLC0415 -- see Metrics
+
+    from exportsync.quietserver import QuietServer  # noqa: PLC0415 -- with metrics on only
 
     metrics.registry.register(SpoolCollector(read))
     return QuietServer(make_wsgi_app(metrics.registry), host, port)

@@ -10,8 +10,6 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar, assert_never
 
-import tenacity
-
 from exportsync.clock import Clock
 from exportsync.config import WatchConfig
 from exportsync.errors import FileRejected, SpoolError
@@ -31,14 +29,16 @@ _T = TypeVar("_T")
 # How long a file that changed under us gets to settle before it is read again.
 CHANGED_FILE_DELAY = 2.0
 
-_BACKOFF = tenacity.wait_exponential(multiplier=2, max=1800) + tenacity.wait_random(0, 2)
-
 
 def retry_delay(attempt: int) -> float:
     """Seconds before retry `attempt`: 2, 4, 8 ... capped at 30 min, plus up to 2 s of jitter."""
+    # tenacity at the first retry, not at start: a daemon that never retries never loads it.
+    import tenacity  # noqa: PLC0415
+
+    backoff = tenacity.wait_exponential(multiplier=2, max=1800) + tenacity.wait_random(0, 2)
     state = tenacity.RetryCallState(tenacity.Retrying(), fn=None, args=(), kwargs={})
     state.attempt_number = max(1, attempt)
-    return float(_BACKOFF(state))
+    return float(backoff(state))
 
 
 class Outcomes:
