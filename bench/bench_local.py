@@ -365,7 +365,8 @@ def _big_spool(scratch: Path, rows: int, rounds: int) -> dict[str, Any]:
     dropped = 0
     with Spool.open(state) as spool:
         started = time.perf_counter()
-        cutoff, cursor = time.time() - 30 * 86400, 0
+        cutoff = time.time() - 30 * 86400
+        cursor: int | None = 0
         while cursor is not None:
             begun, begun_cpu = time.perf_counter(), time.thread_time()
             count, cursor = spool.prune_chunk(cutoff, current=lambda _p: None, after=cursor)
