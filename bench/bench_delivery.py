@@ -12,7 +12,9 @@ Where the wall time goes, from /proc (no tracer attached, so nothing is slowed):
 * ``devstack_cpu_s`` the same for the devstack (gateway emulator, the Lambda handler in-process,
   moto's S3 and DynamoDB server);
 * ``http_wait_s``    the summed time between each ``request_sending`` and its ``request_sent`` in
-  the daemon's log (the request on the wire and the handler's work);
+  the daemon's log (the request on the wire and the handler's work); ``between_requests_s`` the
+  summed time from each answer to the next request (applying the answer, building the next
+  request), ``first_write_to_first_request_s`` the time before the first (intake and build);
 * ``entries_per_s``  delivered files per second of the whole run, and ``handler_entries_per_s``
   the same per second the devstack was busy on CPU (what the handler side alone allows).
 
@@ -89,6 +91,19 @@ def _http_wait(events: list[dict[str, Any]]) -> tuple[float, int]:
     return total, count
 
 
+def _gaps(events: list[dict[str, Any]]) -> float:
+    """Summed seconds from each request_sent to the next request_sending: the daemon applying
+    one answer and building the next request (its own rate limit included)."""
+    total, answered = 0.0, None
+    for event in events:
+        if event.get("event") == "request_sent":
+            answered = _stamp(event)
+        elif event.get("event") == "request_sending" and answered is not None:
+            total += _stamp(event) - answered
+            answered = None
+    return total
+
+
 def _spy(pid: int, out: Path) -> subprocess.Popen[bytes] | None:
     spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
     if not Path(spy).exists():
@@ -146,7 +161,7 @@ def run_delivery(scratch: Path, files: int = 5000, spy_dir: Path | None = None) 
                         spies.append(spy)
                 time.sleep(1.0)  # py-spy attaches
             cpu0 = _cpu_seconds(daemon.process.pid), _cpu_seconds(info.process.pid)
-            started = time.perf_counter()
+            started, started_at = time.perf_counter(), time.time()
             for i in range(files):
                 (export / f"t{i:05d}.csv").write_bytes(f"id,value\n{i},{i * 7}\n".encode())
             written = time.perf_counter()
@@ -165,6 +180,7 @@ def run_delivery(scratch: Path, files: int = 5000, spy_dir: Path | None = None) 
     wall = done - started
     daemon_cpu, devstack_cpu = cpu1[0] - cpu0[0], cpu1[1] - cpu0[1]
     http_wait, requests = _http_wait(events)
+    first_request = min(_stamp(e) for e in events if e.get("event") == "request_sending")
     result: dict[str, Any] = {
         "files": files,
         "requests": requests,
@@ -178,6 +194,8 @@ def run_delivery(scratch: Path, files: int = 5000, spy_dir: Path | None = None) 
         "devstack_share_of_wall": ratio(devstack_cpu, wall),
         "handler_entries_per_s": round(files / devstack_cpu, 1) if devstack_cpu else None,
         "http_wait_s": round(http_wait, 2),
+        "first_write_to_first_request_s": round(first_request - started_at, 2),
+        "between_requests_s": round(_gaps(events), 2),
         "daemon_rss_after_bytes": rss,
     }
     if spy_dir is not None:
