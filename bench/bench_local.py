@@ -12,7 +12,9 @@ Every figure is set against a baseline of the same run:
   its NOTIFY_SOCKET, minus the same over an empty folder (process start), against a bare
   scandir+stat walk of the folder in this process.
 * ``spool``    `exportsync status --json` over a spool of R delivered rows against the same over
-  an empty spool; the spool's size on disk before and after pruning them all.
+  an empty spool; the spool's size on disk before and after pruning them all, and the longest
+  single piece of that pass (a chunk of rows in one transaction, or a slice of freed pages given
+  back): what a delivery step can wait for while the daemon prunes.
 * ``idle``     CPU ticks (utime + stime, all threads) of an idle `exportsync run` over S seconds,
   and its RSS against a bare `python -c` sleeping beside it.
 """
@@ -355,9 +357,28 @@ def _big_spool(scratch: Path, rows: int, rounds: int) -> dict[str, Any]:
         db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     full_s = _status_seconds(config, rounds)
     before = _spool_bytes(state)
+    # The pass as the daemon's loop runs it: one chunk (or one slice of freed pages) per turn,
+    # each timed; the longest is the most a delivery step can wait for it (on a loaded machine
+    # the wall time includes the CPU taken by others,
+    pieces: list[float] = []
+    cpu: list[float] = []  # so the same pieces in this thread's CPU time too)
+    dropped = 0
     with Spool.open(state) as spool:
         started = time.perf_counter()
-        dropped = spool.prune_delivered(time.time() - 30 * 86400, current=lambda _p: None)
+        cutoff = time.time() - 30 * 86400
+        cursor: int | None = 0
+        while cursor is not None:
+            begun, begun_cpu = time.perf_counter(), time.thread_time()
+            count, cursor = spool.prune_chunk(cutoff, current=lambda _p: None, after=cursor)
+            pieces.append(time.perf_counter() - begun)
+            cpu.append(time.thread_time() - begun_cpu)
+            dropped += count
+        reclaimed = False
+        while not reclaimed:
+            begun, begun_cpu = time.perf_counter(), time.thread_time()
+            reclaimed = spool.reclaim()
+            pieces.append(time.perf_counter() - begun)
+            cpu.append(time.thread_time() - begun_cpu)
         prune_s = time.perf_counter() - started
     after = _spool_bytes(state)
     return {
@@ -367,6 +388,12 @@ def _big_spool(scratch: Path, rows: int, rounds: int) -> dict[str, Any]:
         "status_full_vs_empty": ratio(full_s, empty_s),
         "pruned": dropped,
         "prune_s": round(prune_s, 2),
+        "prune_pieces": len(pieces),
+        "prune_longest_piece_ms": round(max(pieces) * 1000, 1),
+        "prune_median_piece_ms": round(statistics.median(pieces) * 1000, 1),
+        "prune_p99_piece_ms": round(_percentile(pieces, 99) * 1000, 1),
+        "prune_pieces_over_50ms": sum(p > 0.05 for p in pieces),
+        "prune_longest_piece_cpu_ms": round(max(cpu) * 1000, 1),
         "bytes_before_prune": before,
         "bytes_after_prune": after,
         "size_after_vs_before": ratio(after, before),

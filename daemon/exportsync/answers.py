@@ -60,13 +60,18 @@ class Answers:
     def apply_files(
         self, entries: Sequence[FileEntry], results: Sequence[UploadResultJson]
     ) -> None:
+        """Each file's answer; the delivered ones are recorded together (one transaction)."""
+        delivered: list[tuple[Item, str | None]] = []
         for entry, result in zip(entries, results, strict=True):
-            self._outcomes.guarded(entry.item, self._apply_file, entry.item, result)
+            self._outcomes.guarded(entry.item, self._apply_file, entry.item, result, delivered)
+        self._outcomes.delivered_many(delivered)
 
-    def _apply_file(self, item: Item, result: UploadResultJson) -> None:
+    def _apply_file(
+        self, item: Item, result: UploadResultJson, delivered: list[tuple[Item, str | None]]
+    ) -> None:
         status = result["status"]
         if status in DELIVERED:
-            self._outcomes.delivered(item, result["key"])
+            delivered.append((item, result["key"]))
         elif status == Status.RETRY:
             self._outcomes.retry_later(item, f"the API asked for a retry: {_error(result)}")
         else:

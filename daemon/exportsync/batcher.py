@@ -107,8 +107,7 @@ class BatchBuilder:
         )
         if part is None or not part.parsed:
             return  # settled locally, or its next session does not fit beside the others
-        batch.items.append(item)
-        batch.session_parts.append(part)
+        batch.add_session_part(part)
 
     def _session_part(
         self, item: Item, room: int, body_room: int, *, first: bool
@@ -135,8 +134,7 @@ class BatchBuilder:
             return
         if batch.presigns and batch.urls + urls_for(ask) > limits.PRESIGNED_URLS:
             return  # the next request asks for it
-        batch.items.append(item)
-        batch.presigns.append(PresignEntry(item, ask))
+        batch.add_presign(PresignEntry(item, ask))
 
     def _presign_ask(self, item: Item) -> PresignFile | None:
         """The ask for a large file: one PUT, or parts with each part's sha256 (read from the
@@ -176,8 +174,7 @@ class BatchBuilder:
             return  # the next request takes it
         if encoding is not None and batch.inflated + len(data) > limits.INFLATED_BYTES:
             return
-        batch.items.append(item)
-        batch.files.append(
+        batch.add_file(
             FileEntry(
                 item,
                 BatchFile(wire_name(item.path), wire, item.content_sha256, len(data), encoding),

@@ -11,7 +11,6 @@ own limits live in ``exportsync_wire.limits``; the values here are the daemon's 
 
 from __future__ import annotations
 
-import gzip
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -50,6 +49,8 @@ def encode_file(data: bytes) -> tuple[bytes, Literal["gzip"] | None]:
     """The bytes to send for a CSV and their encoding: gzip when it pays, else as they are."""
     if len(data) < COMPRESS_MIN_BYTES:
         return data, None
+    import gzip  # noqa: PLC0415 -- at the first file worth compressing, not at start
+
     # mtime=0: the same file always compresses to the same bytes.
     packed = gzip.compress(data, compresslevel=6, mtime=0)
     if len(packed) < COMPRESS_MAX_RATIO * len(data):
@@ -95,12 +96,41 @@ class PresignEntry:
 
 @dataclass
 class Batch:
-    """One request under construction: its items, and the entries each one contributes."""
+    """One request under construction: its items, and the entries each one contributes.
+
+    Entries go in through `add_file`, `add_session_part` and `add_presign`, which keep the
+    totals the builder asks about after every entry (a sum over the entries each time would make
+    a 1,000-entry batch cost a million additions)."""
 
     items: list[Item] = field(default_factory=list)
     files: list[FileEntry] = field(default_factory=list)
     session_parts: list[SessionPart] = field(default_factory=list)
     presigns: list[PresignEntry] = field(default_factory=list)
+    _inline: int = 0  # bytes of the inline files as sent
+    _sessions: int = 0  # session bodies, and their bytes with a comma apiece
+    _session_bytes: int = 0
+    _urls: int = 0
+    _inflated: int = 0
+
+    def add_file(self, entry: FileEntry) -> None:
+        self.items.append(entry.item)
+        self.files.append(entry)
+        self._inline += len(entry.file.data)
+        if entry.file.encoding is not None:
+            self._inflated += entry.file.size
+
+    def add_session_part(self, part: SessionPart) -> None:
+        self.items.append(part.item)
+        self.session_parts.append(part)
+        for p in part.parsed:
+            if p.body is not None:
+                self._sessions += 1
+                self._session_bytes += len(p.body) + 1  # one JSON list: a comma apiece
+
+    def add_presign(self, entry: PresignEntry) -> None:
+        self.items.append(entry.item)
+        self.presigns.append(entry)
+        self._urls += urls_for(entry.ask)
 
     @property
     def bodies(self) -> list[bytes]:
@@ -109,24 +139,23 @@ class Batch:
     @property
     def count(self) -> int:
         """Entries this request carries (files, sessions, presign asks)."""
-        return len(self.files) + len(self.bodies) + len(self.presigns)
+        return len(self.files) + self._sessions + len(self.presigns)
 
     @property
     def size(self) -> int:
         """Body bytes as the gateway counts them, near enough (part headers included)."""
-        inline = sum(len(f.file.data) for f in self.files)
-        sessions = sum(len(b) + 1 for b in self.bodies)  # one JSON list: a comma apiece
-        return inline + sessions + ENTRY_OVERHEAD_BYTES * (len(self.files) + len(self.presigns))
+        entries = len(self.files) + len(self.presigns)
+        return self._inline + self._session_bytes + ENTRY_OVERHEAD_BYTES * entries
 
     @property
     def urls(self) -> int:
         """Presigned URLs the answer will carry."""
-        return sum(urls_for(p.ask) for p in self.presigns)
+        return self._urls
 
     @property
     def inflated(self) -> int:
         """Bytes the API inflates from this request's gzip parts."""
-        return sum(f.file.size for f in self.files if f.file.encoding is not None)
+        return self._inflated
 
     def request(self) -> BatchRequest:
         return BatchRequest(

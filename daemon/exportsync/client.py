@@ -4,7 +4,8 @@ multipart completions (which the usage plan does not count).
 The API itself is described in docs/api.md; its paths, limits, part names and statuses come from
 ``exportsync_wire``.
 
-`Api` is the boundary the delivery step talks to; `HttpApi` is the real one (requests). Every
+`Api` is the boundary the delivery step talks to; `HttpApi` is the real one (requests, imported
+with the first request: an idle daemon with nothing to send never loads it). Every
 failure comes out as a `DeliveryError` subclass that says whether and how to retry; `classify` is
 the pure function that turns a gateway or Lambda answer into one.
 """
@@ -16,11 +17,8 @@ import re
 import ssl
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import IO, Any, Literal, Protocol
+from typing import IO, TYPE_CHECKING, Any, Literal, Protocol
 from urllib.parse import urlsplit
-
-import requests
-import urllib3
 
 from exportsync import __version__
 from exportsync.errors import (
@@ -45,6 +43,9 @@ from exportsync_wire import (
     routes,
 )
 from exportsync_wire.batch import MANIFEST_PART, USER_PART
+
+if TYPE_CHECKING:
+    import requests
 
 __all__ = [
     "Api",
@@ -204,19 +205,40 @@ class HttpApi:
         self._base = base_url.rstrip("/")
         self._timeout = timeout
         self._user_id = user_id
-        self._session = session or requests.Session()
-        self._session.headers["x-api-key"] = api_key
-        self._session.headers["User-Agent"] = f"exportsync/{__version__}"
-        # Presigned PUTs go to S3 with their own signature: never with the API key.
-        self._s3 = requests.Session()
-        self._s3.headers["User-Agent"] = f"exportsync/{__version__}"
+        self._api_key = api_key
+        # Made at the first request (requests is a large import an idle daemon does without).
+        self._given = session
+        self._sessions: tuple[requests.Session, requests.Session] | None = None
 
     def __repr__(self) -> str:
         return f"HttpApi({self._base!r})"
 
+    def _http(self) -> tuple[requests.Session, requests.Session]:
+        """The API's session (with the key) and S3's (presigned PUTs carry their own signature:
+        never the API key)."""
+        if self._sessions is None:
+            import requests  # noqa: PLC0415 -- at first use, see the module's docstring
+
+            api = self._given or requests.Session()
+            api.headers["x-api-key"] = self._api_key
+            api.headers["User-Agent"] = f"exportsync/{__version__}"
+            s3 = requests.Session()
+            s3.headers["User-Agent"] = f"exportsync/{__version__}"
+            self._sessions = (api, s3)
+        return self._sessions
+
+    @property
+    def _session(self) -> requests.Session:
+        return self._http()[0]
+
+    @property
+    def _s3(self) -> requests.Session:
+        return self._http()[1]
+
     def close(self) -> None:
-        self._session.close()
-        self._s3.close()
+        if self._sessions is not None:
+            for session in self._sessions:
+                session.close()
 
     def batch(self, request: BatchRequest) -> list[dict[str, object]]:
         fields: list[tuple[str, tuple[str | None, bytes, str]]] = []
@@ -239,6 +261,8 @@ class HttpApi:
     def complete_multipart(
         self, url: str, body: bytes, headers: Mapping[str, str] | None = None
     ) -> None:
+        import requests  # noqa: PLC0415 -- loaded by _http() already
+
         sent = {"Content-Type": "application/xml", **(headers or {})}
         try:
             response = self._s3.post(url, data=body, headers=sent, timeout=self._timeout)
@@ -251,6 +275,8 @@ class HttpApi:
     def put_presigned(
         self, url: str, headers: Mapping[str, str], body: IO[bytes] | Iterable[bytes]
     ) -> str | None:
+        import requests  # noqa: PLC0415 -- loaded by _http() already
+
         # requests would take a list or tuple for form fields, not for chunks of the body.
         data = b"".join(body) if isinstance(body, list | tuple) else body
         try:
@@ -264,6 +290,8 @@ class HttpApi:
         return response.headers.get("ETag")
 
     def _post(self, route: str, **kwargs: Any) -> requests.Response:
+        import requests  # noqa: PLC0415 -- loaded by _http() already
+
         try:
             # Never follow a redirect: requests would send x-api-key along to any host.
             response = self._session.post(
@@ -325,6 +353,9 @@ def _never_connected(exc: requests.ConnectionError) -> bool:
     Any other TLS error may come after the request was sent (a bad record while the answer is
     read); the gateway may have counted that request, so it must not be given back.
     """
+    import requests  # noqa: PLC0415 -- loaded by _http() already
+    import urllib3  # noqa: PLC0415
+
     cause = exc.args[0] if exc.args else None
     reason = getattr(cause, "reason", cause)
     if isinstance(exc, requests.exceptions.SSLError):

@@ -5,7 +5,8 @@ loop itself decides nothing; `Deliverer.step()` does one request's worth of work
 nothing will be due, and the loop sleeps exactly that long (or until the daily prune) unless woken:
 by a new file, by `stop()`, or by `wake()` (`exportsync enqueue`/`retry` in another process send
 the daemon SIGUSR1). An idle daemon does not wake at all. `request_reload()` (SIGHUP) has the loop
-read the config again between two steps (`reload`).
+read the config again between two steps (`reload`). A pruning pass (`pruning`) goes one bounded
+chunk per turn, a delivery step between two chunks.
 """
 
 from __future__ import annotations
@@ -25,12 +26,13 @@ from exportsync.logs import get_logger
 from exportsync.metrics import Metrics
 from exportsync.notify import Notifier, watchdog_interval
 from exportsync.outcomes import retry_delay
+from exportsync.pruning import PRUNE_EVERY_SECONDS, Pruner
 from exportsync.reload import Reloader, compare, merged
 from exportsync.spool import Spool
 from exportsync.watcher import RESCAN_SECONDS, StatKey, Watcher, has_close_events, lstat_key
 from exportsync.wiring import build_intake, build_ledger, build_matcher
 
-__all__ = ["Daemon"]
+__all__ = ["PRUNE_EVERY_SECONDS", "Daemon"]
 
 log = get_logger(__name__)
 
@@ -46,8 +48,6 @@ UNLIMITED_CLOSE_QUIET_SECONDS = 0.02
 SPOOL_FULL_MAX_WAIT = 30.0
 # Files the start-up scan records per transaction.
 SCAN_BATCH = 1000
-# Old delivered items are pruned at start and then this often.
-PRUNE_EVERY_SECONDS = 86400.0
 
 
 class Daemon:
@@ -110,7 +110,12 @@ class Daemon:
         )
         self._watchdog_every = watchdog_interval()
         self._tick = self.clock.monotonic()
-        self._next_prune = self._tick
+        self.pruner = Pruner(
+            lambda: self.spool,
+            self.clock,
+            keep_days=lambda: self.config.state.keep_delivered_days,
+            current=lstat_key,
+        )
         # Look whether failed items' files are gone: at start, and when the watcher sees a file
         # deleted or moved away (no timer: an idle daemon does not wake).
         self._sweep_due = threading.Event()
@@ -255,14 +260,9 @@ class Daemon:
             log.info("daemon_stopped")
 
     def prune(self) -> int:
-        """Drop delivered items older than `state.keep_delivered_days`; the number dropped."""
-        days = self.config.state.keep_delivered_days
-        if days <= 0:
-            return 0
-        dropped = self.spool.prune_delivered(self.clock.time() - days * 86400, current=lstat_key)
-        if dropped:
-            log.info("spool_pruned", dropped=dropped, keep_delivered_days=days)
-        return dropped
+        """A whole pruning pass now: delivered items older than `state.keep_delivered_days`
+        dropped; the number dropped. (The loop spreads its passes out, `Pruner.step`.)"""
+        return self.pruner.run_pass()
 
     def sweep_failed(self) -> int:
         """Failed items whose file is gone, or whose path a newer version was since delivered
@@ -314,9 +314,8 @@ class Daemon:
                 self.reload()
             try:
                 self._check_spool()
-                if self._tick >= self._next_prune:
-                    self._next_prune = self._tick + PRUNE_EVERY_SECONDS
-                    self.prune()
+                if self.pruner.due(self._tick):
+                    self.pruner.step()  # one chunk; the delivery step below runs before the next
                 self._maybe_sweep()
                 outcome = self.deliverer.step()
             except SpoolCorrupt as exc:
@@ -333,11 +332,11 @@ class Daemon:
                 self._sleep(retry_delay(failures))
                 continue
             failures = 0
-            if outcome.wait == 0:
+            if outcome.wait == 0 or self.pruner.busy:
                 continue
             # Until the next thing due (a retry, the pacing plan's next send) or the daily prune;
             # nothing polls: new work sets _wake.
-            until_prune = max(0.0, self._next_prune - self.clock.monotonic())
+            until_prune = max(0.0, self.pruner.next_at - self.clock.monotonic())
             self._sleep(until_prune if outcome.wait is None else min(outcome.wait, until_prune))
 
     def _check_spool(self) -> None:

@@ -5,21 +5,18 @@ the spool at each scrape, through its own connection, as `exportsync status` doe
 the latency histogram live in `Metrics`, fed by `MeteredApi` (every request and its outcome, the
 bytes sent), the daemon's intake (files detected) and the delivery step (a delivered item).
 Counters start at zero with each process, as Prometheus expects.
+
+prometheus_client is imported only once metrics are on (`Metrics()`): a daemon without
+`metrics.listen` never loads it. The endpoint is a `QuietServer`, whose thread sleeps until a
+scraper connects.
 """
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sized
 from dataclasses import dataclass
-from typing import IO, TypeVar
-from wsgiref.simple_server import WSGIServer
+from typing import IO, TYPE_CHECKING, TypeAlias, TypeVar
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
-from prometheus_client.metrics_core import GaugeMetricFamily, Metric
-from prometheus_client.registry import Collector
-
-from exportsync.client import Api, BatchRequest
 from exportsync.errors import (
     DeliveryError,
     Forbidden,
@@ -31,6 +28,12 @@ from exportsync.errors import (
 )
 from exportsync.spool import Item, State
 from exportsync_wire import routes
+
+if TYPE_CHECKING:
+    from prometheus_client.metrics_core import Metric
+
+    from exportsync.client import Api, BatchRequest
+    from exportsync.quietserver import QuietServer
 
 __all__ = [
     "DELIVERY_BUCKETS",
@@ -54,6 +57,9 @@ class Metrics:
     """The process's counters and histogram, in a registry of their own."""
 
     def __init__(self) -> None:
+        # Here, not at the top: a daemon without metrics never loads prometheus_client.
+        from prometheus_client import CollectorRegistry, Counter, Histogram  # noqa: PLC0415
+
         self.registry = CollectorRegistry()
         self.requests = Counter(
             "exportsync_requests",
@@ -167,13 +173,16 @@ class SpoolReading:
     resets_at: float | None
 
 
-class SpoolCollector(Collector):
-    """Gauges straight from the spool: nothing to keep in step with the delivery code."""
+class SpoolCollector:
+    """Gauges straight from the spool: nothing to keep in step with the delivery code. (A
+    registry takes any object with `collect()`.)"""
 
     def __init__(self, read: Callable[[], SpoolReading]) -> None:
         self._read = read
 
     def collect(self) -> Iterator[Metric]:
+        from prometheus_client.metrics_core import GaugeMetricFamily  # noqa: PLC0415 -- see Metrics
+
         reading = self._read()
         items = GaugeMetricFamily(
             "exportsync_items", "Items in the spool, by state.", labels=["state"]
@@ -198,28 +207,18 @@ class SpoolCollector(Collector):
             )
 
 
-@dataclass
-class MetricsServer:
-    """The running /metrics endpoint; `address` is where it really listens (port 0 resolved)."""
-
-    server: WSGIServer
-    thread: threading.Thread
-
-    @property
-    def address(self) -> tuple[str, int]:
-        host, port = self.server.server_address[:2]
-        return str(host), int(port)
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join(5)
+# The running /metrics endpoint: `address` is where it really listens (port 0 resolved),
+# `close()` stops it. (A name for annotations: the server module is loaded with metrics on.)
+MetricsServer: TypeAlias = "QuietServer"
 
 
 def serve_metrics(
     metrics: Metrics, read: Callable[[], SpoolReading], host: str, port: int
-) -> MetricsServer:
+) -> QuietServer:
     """Serve Prometheus text on host:port (every path answers with the metrics)."""
+    from prometheus_client import make_wsgi_app  # noqa: PLC0415 -- see Metrics
+
+    from exportsync.quietserver import QuietServer  # noqa: PLC0415 -- with metrics on only
+
     metrics.registry.register(SpoolCollector(read))
-    server, thread = start_http_server(port, addr=host, registry=metrics.registry)
-    return MetricsServer(server, thread)
+    return QuietServer(make_wsgi_app(metrics.registry), host, port)

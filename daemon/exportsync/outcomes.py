@@ -10,8 +10,6 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar, assert_never
 
-import tenacity
-
 from exportsync.clock import Clock
 from exportsync.config import WatchConfig
 from exportsync.errors import FileRejected, SpoolError
@@ -31,14 +29,16 @@ _T = TypeVar("_T")
 # How long a file that changed under us gets to settle before it is read again.
 CHANGED_FILE_DELAY = 2.0
 
-_BACKOFF = tenacity.wait_exponential(multiplier=2, max=1800) + tenacity.wait_random(0, 2)
-
 
 def retry_delay(attempt: int) -> float:
     """Seconds before retry `attempt`: 2, 4, 8 ... capped at 30 min, plus up to 2 s of jitter."""
+    # tenacity at the first retry, not at start: a daemon that never retries never loads it.
+    import tenacity  # noqa: PLC0415
+
+    backoff = tenacity.wait_exponential(multiplier=2, max=1800) + tenacity.wait_random(0, 2)
     state = tenacity.RetryCallState(tenacity.Retrying(), fn=None, args=(), kwargs={})
     state.attempt_number = max(1, attempt)
-    return float(_BACKOFF(state))
+    return float(backoff(state))
 
 
 class Outcomes:
@@ -61,11 +61,35 @@ class Outcomes:
         self._metrics = metrics
 
     def delivered(self, item: Item, key: str | None) -> None:
-        self._uploads.drop(item.id)
+        self.delivered_many([(item, key)])
+
+    def delivered_many(self, delivered: Sequence[tuple[Item, str | None]]) -> None:
+        """Items of one answer delivered (with their object keys): recorded in one transaction
+        (their multipart progress dropped in it), then each one logged, counted and given its
+        aftercare, which only ever follows the commit (a file is moved or deleted only once its
+        delivery is on disk). Should recording them together raise (a bug, not the spool), each
+        is recorded alone behind the per-item firewall, so one item's fault stays its own."""
+        if not delivered:
+            return
         now = self._clock.time()
-        superseded = self._spool.mark_delivered(item.id, now=now, remote_key=key)
-        if superseded:
-            log.info("failed_superseded", path=str(item.path), by_item_id=item.id, items=superseded)
+        try:
+            superseded = self._spool.mark_delivered_many(
+                [(item.id, key) for item, key in delivered], now=now
+            )
+        except SpoolError:
+            raise
+        except Exception:  # rolled back: nothing was recorded; one at a time finds the culprit
+            if len(delivered) == 1:
+                raise
+            for item, key in delivered:
+                self.guarded(item, self.delivered, item, key)
+            return
+        for (item, key), dismissed in zip(delivered, superseded, strict=True):
+            self.guarded(item, self._after_delivered, item, key, dismissed, now)
+
+    def _after_delivered(self, item: Item, key: str | None, dismissed: int, now: float) -> None:
+        if dismissed:
+            log.info("failed_superseded", path=str(item.path), by_item_id=item.id, items=dismissed)
         if self._metrics is not None:
             self._metrics.delivered(item, now)
         log.info("item_delivered", item_id=item.id, path=str(item.path), kind=item.kind, key=key)

@@ -28,7 +28,7 @@ from exportsync.notify import Notifier
 from exportsync.rootwatch import SWEEP_SECONDS
 from exportsync.runlock import WAKE_SIGNAL, RunLock
 from exportsync.signals import SignalInbox
-from exportsync.spool import Spool
+from exportsync.spool import PRUNE_CHUNK, NewVersion, Spool
 from support.devstack import wait_for
 from support.fake_api import FakeApi
 from support.inprocess import fast_config
@@ -430,6 +430,40 @@ def test_the_daemon_prunes_old_delivered_items_at_start(
     finally:
         daemon.stop()
         runner.join(10)
+
+
+def test_a_delivery_step_runs_between_two_chunks_of_a_prune(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Pruning a large spool never holds the delivery loop for the whole pass: the loop prunes
+    one chunk (at most PRUNE_CHUNK rows, one transaction) per turn, and a delivery step runs
+    before the next chunk."""
+    clock = FakeClock()
+    daemon = _daemon(tmp_path, FakeApi(), clock)
+    long_ago = clock.time() - 40 * 86400
+    results = daemon.spool.record_many(
+        [
+            NewVersion(tmp_path / "export" / f"gone-{i:05d}.csv", "csv", 1, 1, f"{i:064x}", 1)
+            for i in range(3 * PRUNE_CHUNK)
+        ],
+        now=long_ago,
+    )
+    daemon.spool.mark_delivered_many([(r.item.id, None) for r in results], now=long_ago)
+    seen: list[int] = []  # delivered rows left, as each delivery step found them
+
+    def step() -> StepOutcome:
+        seen.append(daemon.spool.counts()["delivered"])
+        if not daemon.pruner.busy:
+            daemon.stop()
+        return StepOutcome(False, None)
+
+    monkeypatch.setattr(daemon.deliverer, "step", step)
+    try:
+        daemon._loop()
+    finally:
+        daemon.spool.close()
+    # One chunk gone before each step: never the whole pass before the first.
+    assert seen[:3] == [2 * PRUNE_CHUNK, PRUNE_CHUNK, 0]
 
 
 def test_an_overflow_rescan_hashes_only_what_the_spool_does_not_know(

@@ -876,14 +876,15 @@ def test_an_exception_recording_one_result_settles_that_item_alone(
     a = rig.drop("a.csv", "1\n")
     rig.drop("b.csv", "2\n")
     [poison] = [i.id for i in rig.spool.items() if i.path == a]
-    real = rig.spool.mark_delivered
+    real = rig.spool.mark_delivered_many
 
-    def mark_delivered(item_id: int, **kwargs: Any) -> None:
-        if item_id == poison:
+    def mark_delivered_many(delivered: list[tuple[int, str | None]], **kwargs: Any) -> list[int]:
+        if poison in [item_id for item_id, _ in delivered]:
             raise KeyError("a bug while recording")
-        real(item_id, **kwargs)
+        return real(delivered, **kwargs)
 
-    monkeypatch.setattr(rig.spool, "mark_delivered", mark_delivered)
+    # The answer's items are recorded together; the fault of one is then found alone.
+    monkeypatch.setattr(rig.spool, "mark_delivered_many", mark_delivered_many)
     assert rig.run() == 1
     assert rig.states() == {"a.csv": "failed", "b.csv": "delivered"}
     assert rig.spool.get(poison).last_error == "KeyError: 'a bug while recording'"  # type: ignore[union-attr]
@@ -984,3 +985,19 @@ def test_a_busy_intake_holds_a_backlog_back_at_most_the_quiet_cap(tmp_path: Path
     rig.drop("a.csv", "1\n")
     assert rig.run() == 1
     assert rig.clock.time() - START == pytest.approx(MAX_QUIET_SECONDS)
+
+
+def test_the_fsyncs_of_a_request_do_not_grow_with_the_files_it_carries(tmp_path: Path) -> None:
+    """The delivered items of one answer are recorded in one transaction (one fsync), whether
+    the request carried 2 files or 40."""
+    synced: dict[int, int] = {}
+    for files in (2, 40):
+        (tmp_path / str(files)).mkdir()
+        rig = _rig(tmp_path / str(files))
+        for i in range(files):
+            rig.drop(f"f{i:02d}.csv", f"{files},{i}\n")
+        before = rig.spool.synced_commits
+        assert rig.run() == 1
+        assert set(rig.states().values()) == {"delivered"}
+        synced[files] = rig.spool.synced_commits - before
+    assert synced[40] == synced[2]

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import ast
 import functools
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -100,3 +103,51 @@ def test_nothing_below_the_command_line_imports_it() -> None:
 )
 def test_a_module_does_not_reach(module: str, never: set[str]) -> None:
     assert _reaches(module) & never == set()
+
+
+# Loaded at first use only: an idle daemon with metrics off never needs them (README
+# "Performance", idle RSS).
+_LAZY = ("requests", "urllib3", "prometheus_client", "tenacity", "gzip", "wsgiref")
+
+_IDLE_DAEMON = """
+import sys, threading
+from exportsync.cli.run import command  # what `exportsync run` imports
+from exportsync.config import load_config
+from exportsync.daemon import Daemon
+from exportsync.wiring import build_api
+
+config = load_config(None, env={}, overrides={
+    "watch.dir": sys.argv[1], "state.dir": sys.argv[2], "api.api_key": "k-not-used",
+    "api.url": "http://127.0.0.1:9/unused", "api.user_id": "alice",
+})
+daemon = Daemon(config, api=build_api(config))
+ready = threading.Event()
+daemon.notifier.ready = lambda status=None: ready.set() or True
+runner = threading.Thread(target=daemon.run)
+runner.start()
+assert ready.wait(60), "never ready"
+loaded = sorted(m for m in %r if m in sys.modules)
+daemon.stop()
+runner.join(60)
+print("loaded:", *loaded)
+"""
+
+
+def test_an_idle_daemon_without_metrics_loads_no_http_metrics_or_retry_library(
+    tmp_path: Path,
+) -> None:
+    """The real `HttpApi` and the whole daemon, started over an empty folder with metrics off:
+    requests, prometheus_client, tenacity and gzip stay unloaded until something needs them."""
+    (tmp_path / "export").mkdir()
+    script = _IDLE_DAEMON % (_LAZY,)
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(tmp_path / "export"), str(tmp_path / "state")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": str(PACKAGE.parents[1] / "lambda")},
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    [line] = [line for line in done.stdout.splitlines() if line.startswith("loaded:")]
+    assert line.split()[1:] == []

@@ -136,3 +136,37 @@ def test_the_grafana_dashboard_asks_only_for_served_metrics() -> None:
     titles = " ".join(p["title"].lower() for p in dashboard["panels"])
     for topic in ("backlog", "quota", "latency", "failed"):
         assert topic in titles
+
+
+def _switches(tid: int) -> int:
+    """Times the thread gave up the CPU of its own accord (each wake-up from a wait is one)."""
+    for line in Path(f"/proc/self/task/{tid}/status").read_text().splitlines():
+        if line.startswith("voluntary_ctxt_switches:"):
+            return int(line.split()[1])
+    raise AssertionError("no voluntary_ctxt_switches")
+
+
+def _asleep(tid: int) -> bool:
+    stat = Path(f"/proc/self/task/{tid}/stat").read_text()
+    return stat.rsplit(")", 1)[1].split()[0] == "S"
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="reads /proc")
+def test_the_endpoint_does_not_wake_while_nobody_scrapes(tmp_path: Path) -> None:
+    """The server thread sleeps in one wait without a deadline: over an interval in which a
+    polling server (prometheus_client's serve_forever looks every 0.5 s) wakes at least twice,
+    it does not wake at all; a scrape wakes it and is answered; close() ends it."""
+    config = fast_config(tmp_path)
+    endpoint = serve_metrics(Metrics(), lambda: read_spool(config), "127.0.0.1", 0)
+    try:
+        tid = endpoint.thread.native_id
+        assert tid is not None
+        assert wait_for(lambda: _asleep(tid), deadline=10.0)
+        before = _switches(tid)
+        threading.Event().wait(1.2)  # the interval observed, not a wait for something to happen
+        assert _switches(tid) == before
+        assert "exportsync_items" in {name for name, _ in scrape_endpoint(endpoint)}
+        assert _switches(tid) > before
+    finally:
+        endpoint.close()
+    assert not endpoint.thread.is_alive()

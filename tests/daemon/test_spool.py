@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from exportsync.errors import KEY_REFUSED_MARK, REDIRECT_MARK, SpoolCorrupt, SpoolError
-from exportsync.spool import Spool
+from exportsync.spool import NewVersion, Spool
 
 
 def _record(spool: Spool, path: str, sha: str, *, size: int = 3, now: float = 100.0) -> int:
@@ -339,6 +339,38 @@ def test_prune_drops_old_delivered_rows_but_keeps_what_dedupe_needs(tmp_path: Pa
         assert spool.get(recent) is not None
         assert spool.get(pending) is not None
         assert spool.counts()["delivered"] == 2
+
+
+def _old_delivered(spool: Spool, count: int, *, at: float) -> None:
+    """`count` delivered rows, delivered at `at`, written in two transactions."""
+    results = spool.record_many(
+        [
+            NewVersion(Path(f"/x/old-{i:05d}.csv"), "csv", 1, 1, f"{i:064x}", 1)
+            for i in range(count)
+        ],
+        now=at,
+    )
+    spool.mark_delivered_many([(r.item.id, None) for r in results], now=at)
+
+
+def test_prune_goes_a_bounded_chunk_per_transaction(tmp_path: Path) -> None:
+    """Each call deletes at most `limit` rows in exactly one transaction and says where the
+    next one starts, so the lock is never held for a whole large pass."""
+    with Spool.open(tmp_path) as spool:
+        _old_delivered(spool, 2500, at=10.0)
+        sizes: list[int] = []
+        after: int | None = 0
+        while after is not None:
+            commits = spool.commits
+            dropped, after = spool.prune_chunk(
+                100.0, current=lambda _p: None, after=after, limit=1000
+            )
+            assert spool.commits - commits == (1 if dropped else 0)
+            sizes.append(dropped)
+        assert sizes == [1000, 1000, 500]
+        assert spool.counts()["delivered"] == 0
+        while not spool.reclaim(pages=8):  # the freed pages go back a slice at a time
+            pass
 
 
 def test_pruning_gives_the_space_back_to_the_disk(tmp_path: Path) -> None:

@@ -29,6 +29,8 @@ from pathlib import Path
 from exportsync.errors import SpoolCorrupt
 from exportsync.spool.connection import MEMORY, set_aside
 from exportsync.spool.items import (
+    PRUNE_CHUNK,
+    RECLAIM_PAGES,
     STATES,
     Item,
     ItemStore,
@@ -54,6 +56,8 @@ __all__ = [
     "API_STATE_KEY",
     "API_UNREACHABLE",
     "MAX_CRASHES",
+    "PRUNE_CHUNK",
+    "RECLAIM_PAGES",
     "SEND_NOW_KEY",
     "STATES",
     "Item",

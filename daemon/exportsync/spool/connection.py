@@ -25,6 +25,8 @@ __all__ = ["MEMORY", "Connection", "set_aside"]
 MEMORY = ":memory:"
 _CORRUPT = (sqlite3.SQLITE_NOTADB, sqlite3.SQLITE_CORRUPT)
 _NO_ROOM = (errno.ENOSPC, errno.EDQUOT)
+# `Connection._in_hand` before this connection knows which item is marked in hand (quarantine).
+_UNKNOWN = -1
 # SQLite's companions of the database file; they belong to it and move with it.
 _COMPANIONS = ("-wal", "-shm", "-journal")
 
@@ -36,12 +38,16 @@ class Connection:
     def __init__(self, path: Path) -> None:
         self.path = path
         self.commits = 0
-        """Transactions this connection committed (each one fsync): group commit shows here."""
+        """Transactions this connection committed: group commit shows here."""
+        self.synced_commits = 0
+        """Those of them committed with an fsync (all but `_tx(sync=False)`'s)."""
         self._lock = threading.RLock()
         self._db, self._identity = _connect(path)
+        self._in_hand: int | None = _UNKNOWN  # the item marked in hand (`QuarantineStore`)
 
     def _reconnect(self) -> None:
         self._db, self._identity = _connect(self.path)
+        self._in_hand = _UNKNOWN
 
     def lost(self) -> str | None:
         """Why the files at `path` are no longer the database this connection works on, or None.
@@ -155,6 +161,7 @@ class Connection:
                     self._rollback()
                     raise _spool_error("cannot commit to the spool", exc) from exc
                 self.commits += 1
+                self.synced_commits += sync
             finally:
                 if not sync:
                     self._db.execute("PRAGMA synchronous=FULL")

@@ -22,6 +22,8 @@ from exportsync.spool.connection import Connection
 __all__ = [
     "COLUMNS",
     "LISTED_FAILED",
+    "PRUNE_CHUNK",
+    "RECLAIM_PAGES",
     "STATES",
     "Item",
     "ItemStore",
@@ -37,8 +39,12 @@ STATES: tuple[State, ...] = ("pending", "sending", "delivered", "failed")
 VersionKey = tuple[bytes, int, int, int]
 """(path as stored, size, mtime_ns, inode) of a spooled version: what a scan compares with."""
 
-# Rows pruned per transaction: bounds the WAL and how long the delivery loop waits for the lock.
-_PRUNE_CHUNK = 20_000
+# Ids looked at per pruning transaction: bounds the WAL and how long the delivery loop (and the
+# intake) wait for the lock (bench/bench_local.py `spool` times the longest piece).
+PRUNE_CHUNK = 250
+# Pages given back to the disk per step after a prune (1 MiB of 4 KiB pages).
+RECLAIM_PAGES = 256
+_AUTO_VACUUM_INCREMENTAL = 2
 
 # A failed item still on the failed list (not dismissed, not superseded).
 LISTED_FAILED = "state = 'failed' AND dismissed_at IS NULL"
@@ -333,40 +339,75 @@ class ItemStore(Connection):
     def prune_delivered(
         self, before: float, *, current: Callable[[Path], tuple[int, int, int] | None]
     ) -> int:
-        """Drop delivered items delivered before `before`; the number dropped.
+        """Drop delivered items delivered before `before`; the number dropped. The whole pass
+        at once (`prune_chunk` and `reclaim` are its steps, which the daemon spreads out)."""
+        dropped = 0
+        after: int | None = 0
+        while after is not None:
+            count, after = self.prune_chunk(before, current=current, after=after)
+            dropped += count
+        if dropped:
+            while not self.reclaim():
+                pass
+        return dropped
+
+    def prune_chunk(
+        self,
+        before: float,
+        *,
+        current: Callable[[Path], tuple[int, int, int] | None],
+        after: int = 0,
+        limit: int = PRUNE_CHUNK,
+    ) -> tuple[int, int | None]:
+        """Drop the items delivered before `before` among the ids in (`after`, `after` +
+        `limit`], in one short transaction: ``(dropped, where the next chunk starts)``, None
+        once no id lies beyond. A window of ids, not of matching rows: each chunk reads at
+        most `limit` rows by the table's own key, however few of them are prunable.
 
         Kept: a row whose file is still in the folder as it was delivered (`current(path)` gives
         the file's (size, mtime_ns, inode), None when it is gone), since that row is what keeps
-        a scan from hashing and sending the file again.
+        a scan from hashing and sending the file again. The files are looked at between the
+        read and the write, with the spool's lock let go.
         """
+        top = after + limit
+        # "+state" here and below: walk the ids, never the state index (which visits every
+        # delivered row of the spool for each chunk).
+        rows = self._query(
+            "SELECT id, path, size, mtime_ns, inode FROM items WHERE id > ? AND id <= ?"
+            " AND +state = 'delivered' AND delivered_at < ?",
+            (after, top, before),
+        )
         dropped = 0
-        after = 0
-        while True:  # a chunk at a time by id: bounded memory, and the lock is let go between
-            rows = self._query(
-                "SELECT id, path, size, mtime_ns, inode FROM items WHERE id > ?"
-                " AND state = 'delivered' AND delivered_at < ? ORDER BY id LIMIT ?",
-                (after, before, _PRUNE_CHUNK),
-            )
-            if not rows:
-                break
-            after = int(rows[-1][0])
+        if rows:
             kept = [int(r[0]) for r in rows if _still_there(r, current)]
-            with self._tx() as db:
-                # One statement over the chunk's id range (the same rows the SELECT saw, unless
-                # a newer delivery came in, which `delivered_at` leaves out).
-                dropped += db.execute(
-                    "DELETE FROM items WHERE id BETWEEN ? AND ? AND state = 'delivered'"
+            # Without an fsync of its own: a prune that a power cut undoes only brings old
+            # history back (pruned again next time); the next synced commit carries it to disk.
+            with self._tx(sync=False) as db:
+                # The same rows the SELECT saw, unless a newer delivery came in, which
+                # `delivered_at` leaves out.
+                dropped = db.execute(
+                    "DELETE FROM items WHERE id > ? AND id <= ? AND +state = 'delivered'"
                     " AND delivered_at < ? AND id NOT IN (SELECT value FROM json_each(?))",
-                    (int(rows[0][0]), after, before, json.dumps(kept)),
+                    (after, top, before, json.dumps(kept)),
                 ).rowcount
-        if dropped:
-            with self._lock:
-                # Give the freed pages back (a spool made before incremental vacuum only reuses
-                # them) and shrink the WAL the deletes grew. executescript steps the pragma to
-                # its end; execute() frees a single page.
-                self._db.executescript("PRAGMA incremental_vacuum;")
+        beyond = self._query("SELECT 1 FROM items WHERE id > ? LIMIT 1", (top,))
+        return dropped, (top if beyond else None)
+
+    def reclaim(self, pages: int = RECLAIM_PAGES) -> bool:
+        """Give up to `pages` freed pages back to the disk (a spool made before incremental
+        vacuum only reuses them) and shrink the WAL; True once none is left to give back."""
+        with self._lock:
+            try:
+                # executescript steps the pragma to its end; execute() frees a single page.
+                self._db.executescript(f"PRAGMA incremental_vacuum({int(pages)});")
+                left = int(self._db.execute("PRAGMA freelist_count").fetchone()[0])
+                auto = int(self._db.execute("PRAGMA auto_vacuum").fetchone()[0])
+                if left and auto == _AUTO_VACUUM_INCREMENTAL:
+                    return False
                 self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
-        return dropped
+            except sqlite3.Error as exc:
+                raise SpoolError(f"spool vacuum failed: {exc}") from exc
+        return True
 
 
 def _still_there(row: sqlite3.Row, current: Callable[[Path], tuple[int, int, int] | None]) -> bool:

@@ -66,17 +66,31 @@ class StateStore(Connection):
     def mark_delivered(self, item_id: int, *, now: float, remote_key: str | None = None) -> int:
         """Delivered; older failed versions of its path leave the failed list (superseded).
         Returns how many did."""
+        return self.mark_delivered_many([(item_id, remote_key)], now=now)[0]
+
+    def mark_delivered_many(
+        self, delivered: Sequence[tuple[int, str | None]], *, now: float
+    ) -> list[int]:
+        """`mark_delivered` for the (item id, remote key) pairs of one answer, in one
+        transaction (one fsync for the whole request), their multipart progress dropped with
+        them; how many each one superseded."""
+        superseded: list[int] = []
         with self._tx() as db:
-            db.execute(
-                "UPDATE items SET state = 'delivered', delivered_at = ?, updated_at = ?,"
-                " remote_key = COALESCE(?, remote_key), last_error = NULL WHERE id = ?",
-                (now, now, remote_key, item_id),
-            )
-            return db.execute(
-                "UPDATE items SET dismissed_at = ? WHERE path = (SELECT path FROM items"  # noqa: S608 -- fixed text
-                f" WHERE id = ?) AND id < ? AND {LISTED_FAILED}",
-                (now, item_id, item_id),
-            ).rowcount
+            for item_id, remote_key in delivered:
+                db.execute(
+                    "UPDATE items SET state = 'delivered', delivered_at = ?, updated_at = ?,"
+                    " remote_key = COALESCE(?, remote_key), last_error = NULL WHERE id = ?",
+                    (now, now, remote_key, item_id),
+                )
+                db.execute("DELETE FROM uploads WHERE item_id = ?", (item_id,))
+                superseded.append(
+                    db.execute(
+                        "UPDATE items SET dismissed_at = ? WHERE path = (SELECT path FROM items"  # noqa: S608 -- fixed text
+                        f" WHERE id = ?) AND id < ? AND {LISTED_FAILED}",
+                        (now, item_id, item_id),
+                    ).rowcount
+                )
+        return superseded
 
     def mark_failed(self, item_id: int, reason: str, *, now: float, vanished: bool = False) -> None:
         """Failed with `reason`. A `vanished` file is marked so, and `known()` no longer matches
