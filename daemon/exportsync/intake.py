@@ -18,7 +18,7 @@ from pathlib import Path
 from exportsync.clock import Clock
 from exportsync.errors import FileRejected, SpoolError
 from exportsync.fs import files
-from exportsync.fs.dirfd import real_path
+from exportsync.fs.dirfd import held, real_path
 from exportsync.logs import get_logger
 from exportsync.matcher import FileMatcher, Kind
 from exportsync.spool import NewVersion, RecordResult, Spool
@@ -67,16 +67,19 @@ class Intake:
         self, paths: Sequence[Path], *, force: bool = False
     ) -> list[RecordResult | None]:
         """`offer` for several files: each is hashed, then all are recorded in one transaction
-        (one fsync). Nothing is said about them (log, wake-up) before that commit."""
+        (one fsync). Nothing is said about them (log, wake-up) before that commit. The files are
+        read below one walk to the pinned folder (`dirfd.held`), not a walk from / per file."""
         results: list[RecordResult | None] = []
         fresh: list[tuple[int, NewVersion]] = []
-        for path in paths:
-            prepared = self._prepare_safely(Path(os.path.abspath(path)), force=force)
-            if isinstance(prepared, NewVersion):
-                fresh.append((len(results), prepared))
-                results.append(None)
-            else:
-                results.append(prepared)
+        # One walk from / to the pinned folder for the batch, not one per file (`dirfd.held`).
+        with held(self._root):
+            for path in paths:
+                prepared = self._prepare_safely(Path(os.path.abspath(path)), force=force)
+                if isinstance(prepared, NewVersion):
+                    fresh.append((len(results), prepared))
+                    results.append(None)
+                else:
+                    results.append(prepared)
         if not fresh:
             return results
         recorded = self._spool.record_many([v for _, v in fresh], now=self._clock.time())
