@@ -420,7 +420,8 @@ def test_a_running_daemon_neither_delivers_nor_deletes_through_a_swapped_folder(
     assert b"before,swap" in stored
     assert b"after,swap" in stored
     events = [e for e in daemon.events() if e.get("event") == "watch_dir_missing"]
-    assert [e.get("reason") for e in events] == ["symlink"]
+    # Once; "missing" when the daemon looked between the rename and the symlink (see above).
+    assert [e.get("reason") for e in events] in (["symlink"], ["missing"])
 
 
 def test_pins_are_per_configured_path(tmp_path: Path) -> None:
