@@ -53,6 +53,7 @@ __all__ = ["run_live"]
 _DEADLINE = 180.0
 _SPOOLED = b'"item_spooled"'
 _DELIVERED = b'"item_delivered"'
+_READ_BYTES = 1 << 16
 
 
 @dataclass(frozen=True)
@@ -87,14 +88,22 @@ class StampedLines:
         self._thread.start()
 
     def _run(self) -> None:
-        for line in iter(self._stream.readline, b""):
+        # Whatever the pipe holds, in one read: each line of it is stamped with that instant. A
+        # line at a time would hand the GIL over per line and fall behind a burst (the daemon
+        # would then block on its own stdout).
+        fd = self._stream.fileno()
+        partial = b""
+        while chunk := os.read(fd, _READ_BYTES):
             stamp = time.monotonic()
+            *complete, partial = (partial + chunk).split(b"\n")
             with self._cond:
-                self.lines.append((stamp, line))
-                for marker in self._markers:
-                    if marker in line:
-                        self.counts[marker] += 1
-                        self._cond.notify_all()
+                for line in complete:
+                    self.lines.append((stamp, line))
+                    for marker in self._markers:
+                        if marker in line:
+                            self.counts[marker] += 1
+                if complete:
+                    self._cond.notify_all()
 
     def wait_count(self, marker: bytes, count: int, timeout: float = _DEADLINE) -> bool:
         with self._cond:
@@ -147,8 +156,8 @@ class CloseBaseline:
             assert self._process.stderr is not None
             assert self._process.stdout is not None
             # Without -q it says so on stderr once the watch is in place.
-            for line in iter(self._process.stderr.readline, b""):
-                if b"Watches established" in line:
+            for said in iter(self._process.stderr.readline, b""):
+                if b"Watches established" in said:
                     break
             self._lines = StampedLines(self._process.stdout)
         else:
