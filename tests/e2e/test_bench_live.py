@@ -44,6 +44,8 @@ def test_the_live_bench_runs_quick_and_reports_every_figure(tmp_path: Path) -> N
     assert lat["files"] == 20
     assert lat["baseline_missed"] == 0
     assert 0 < lat["spooled_p50_ms"] <= lat["spooled_p99_ms"]
+    assert 0 < lat["commit_p50_ms"] <= lat["commit_p99_ms"]
+    assert lat["slowest_split_ms"]
     assert burst["missed"] == 0
     assert burst["walk_files"] >= burst["files"] == 100
     assert burst["requests"] >= 1
