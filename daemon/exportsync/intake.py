@@ -181,7 +181,9 @@ class Intake:
     def _read(self, path: Path, *, seen: _Seen) -> NewVersion | RecordResult | None:
         """Hash one file: the version to record, a rejection already recorded, or None."""
         kind = seen.kind
-        log.info("file_detected", path=str(path), kind=kind, size=seen.st.st_size)
+        # Debug: at info each file would cost two lines (this and `item_spooled`, which says it
+        # all once the file is recorded); a burst spent a fifth of the intake's time on them.
+        log.debug("file_detected", path=str(path), kind=kind, size=seen.st.st_size)
         self._on_detected()
         # Over the limit: refused from its size alone, without reading (a sparse 6 GiB file).
         limit = MAX_SESSION_FILE_BYTES if kind == "session" else limits.OBJECT_BYTES

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from structlog.testing import capture_logs
 
 from exportsync.clock import FakeClock
 from exportsync.fs import files
@@ -349,3 +350,16 @@ def test_a_batch_asks_the_spool_once_which_versions_it_has(
     assert asked == [20]
     assert results[0] is None
     assert all(r is not None and r.created for r in results[1:])
+
+
+def test_a_spooled_file_is_one_info_line(root: Path, spool: Spool) -> None:
+    """Per file at info only `item_spooled` (after the commit): `file_detected` is debug, or a
+    burst would spend a fifth of the intake's time on two lines per file."""
+    path = root / "a.csv"
+    path.write_bytes(b"id\n1\n")
+    intake = Intake(spool, root=root, matcher=FileMatcher(), clock=FakeClock())
+    with capture_logs() as logs:
+        intake.offer(path)
+    said = [(e["event"], e["log_level"]) for e in logs]
+    assert ("file_detected", "debug") in said
+    assert [event for event, level in said if level != "debug"] == ["item_spooled"]
