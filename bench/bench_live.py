@@ -529,12 +529,15 @@ def run_live(scratch: Path, *, quick: bool) -> dict[str, Any]:
         baseline = CloseBaseline(folder)
         try:
             with _daemon(config) as daemon:
+                time.sleep(sizes.idle_s)  # settled after start, before any file
+                ready_rss = _rss_bytes(daemon.process.pid)
                 latency = _latency(daemon, folder, baseline, sizes, scratch)
                 burst = _burst(daemon, folder, baseline, sizes)
                 idle = _idle(daemon, sizes.idle_s)
         finally:
             baseline.close()
         handler = _handler_rate(info, sizes.handler_entries)
+    idle["ready_rss_bytes"] = ready_rss
     burst["delivered_vs_handler"] = ratio(burst["delivered_files_per_s"], handler["entries_per_s"])
     return {
         "baseline_tool": baseline.tool,
@@ -570,7 +573,9 @@ def summary_lines(r: dict[str, Any], mb: Callable[[float], str]) -> list[str]:
         f" {'n/a' if share is None else f'{share * 100:.0f}%'}"
         f" ({burst['delivery_window_s']:.2f} s, {burst['in_requests_s']:.2f} s inside requests;"
         f" daemon CPU {burst['daemon_cpu_s']:.2f} s)",
-        f"  idle RSS {mb(idle['rss_bytes'])} = {idle['rss_vs_bare_python']:.2f} x a bare python"
+        f"  idle RSS {mb(idle['rss_bytes'])} after the deliveries"
+        f" ({mb(idle['ready_rss_bytes'])} at start, before any file)"
+        f" = {idle['rss_vs_bare_python']:.2f} x a bare python"
         f" ({mb(idle['bare_python_rss_bytes'])})",
         f"  live: p50 {lat['spooled_p50_ms']:.2f} ms p99 {lat['spooled_p99_ms']:.2f} ms"
         f" (goal 3/15); burst {burst['last_close_to_spooled_s']:.3f} s, {burst['missed']} missed"

@@ -54,3 +54,4 @@ def test_the_live_bench_runs_quick_and_reports_every_figure(tmp_path: Path) -> N
     assert handler["entries"] == 20
     assert handler["entries_per_s"] > 0
     assert idle["rss_bytes"] > idle["bare_python_rss_bytes"] > 0
+    assert idle["ready_rss_bytes"] > idle["bare_python_rss_bytes"]
