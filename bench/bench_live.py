@@ -9,8 +9,8 @@ not installed) stamps the same closes, through a pipe and a reader thread of its
 * ``latency``   N files written 50 ms apart: close -> the daemon's `item_spooled` line (logged
   after the commit) against close -> inotifywait's line for that file, and against a bare
   one-row SQLite commit (WAL, synchronous=FULL) on the same disk meanwhile: the fsync's floor.
-  p50 and p99; the three slowest files split by the daemon's clock (close -> `file_detected`,
-  `file_detected` -> `item_spooled`).
+  p50 and p99; for the three slowest files also close -> `item_spooled` by the daemon's own
+  timestamp (the rest is the pipe and the reader).
 * ``burst``     N files written as fast as Python can: last close -> the last `item_spooled`,
   files never spooled (missed), against inotifywait's last line and a bare scandir+stat walk of
   the folder. Then the same files' delivery: files/s from the first close to the last
@@ -305,21 +305,18 @@ def _latency(
     seen = baseline.seen()
     subject = [spooled[n] - t for n, t in closes.items()]
     bare = [seen[n] - t for n, t in closes.items() if n in seen]
-    # Where the time goes, by the daemon's own clock: the close to `file_detected` (inotify,
-    # watchdog's thread, the watcher's wake-up) and `file_detected` to `item_spooled` (the
-    # read, the hash, the commit). The slowest files are the ones the p99 is made of.
-    detected_at, spooled_at = (
-        _logged_at(events, "file_detected"),
-        _logged_at(events, "item_spooled"),
-    )
+    # The slowest files, by the daemon's own clock too: close -> the `item_spooled` line's
+    # timestamp, beside close -> its arrival here (a gap between them is the pipe and this
+    # reader, not the daemon).
+    spooled_at = _logged_at(events, "item_spooled")
     slowest = sorted(closes, key=lambda n: spooled[n] - closes[n])[-3:]
     split = {
         n: [
-            round((detected_at[n] - walls[n]) * 1000, 2),
-            round((spooled_at[n] - detected_at[n]) * 1000, 2),
+            round((spooled_at[n] - walls[n]) * 1000, 2),
+            round((spooled[n] - closes[n]) * 1000, 2),
         ]
         for n in slowest
-        if n in detected_at and n in spooled_at
+        if n in spooled_at
     }
     ms = {
         "spooled_p50_ms": statistics.median(subject) * 1000,
@@ -334,7 +331,7 @@ def _latency(
         "gap_ms": sizes.latency_gap_s * 1000,
         **{k: round(v, 3) for k, v in ms.items()},
         "baseline_missed": len(closes) - len(bare),
-        # The three slowest: [close -> file_detected, file_detected -> item_spooled] in ms.
+        # The three slowest: [close -> item_spooled by the daemon's clock, -> its arrival] in ms.
         "slowest_split_ms": split,
     }
 
