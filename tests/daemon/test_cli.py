@@ -153,6 +153,8 @@ def test_run_hands_the_gil_over_within_a_millisecond(
 
     intervals: list[float] = []
     monkeypatch.setattr(run_module, "_run_until_stopped", lambda _daemon, _inbox: [])
+    # The logs would go to the stdout capsys captures, and outlive this test.
+    monkeypatch.setattr(run_module, "configure_logging", lambda *_args, **_kwargs: None)
     monkeypatch.setattr(sys, "setswitchinterval", intervals.append)
     code, _, err = run(capsys, "run", "--config", str(env.config()))
     assert code == 0, err
