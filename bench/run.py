@@ -25,12 +25,13 @@ from bench_day import run_day
 from bench_e2e import run_e2e
 from bench_economy import run_economy
 from bench_intake import run_intake
+from bench_live import run_live, summary_lines
 from bench_local import run_local
 from bench_memory import run_memory
 from bench_pacing import pacing_line, run_pacing
 
 Bench = Callable[[Path], dict[str, Any]]
-BENCHES = ("intake", "batching", "day", "pacing", "memory", "e2e", "economy", "local")
+BENCHES = ("intake", "batching", "day", "pacing", "memory", "e2e", "economy", "local", "live")
 RESULTS = REPO / "bench" / "results" / "latest.json"
 
 
@@ -224,6 +225,7 @@ _SUMMARIES: dict[str, Callable[[dict[str, Any]], list[str]]] = {
     "e2e": _summary_e2e,
     "economy": _summary_economy,
     "local": _summary_local,
+    "live": lambda r: summary_lines(r, _mb),
 }
 
 
@@ -241,6 +243,7 @@ def main(argv: list[str] | None = None) -> int:
         "e2e": lambda s: run_e2e(s, quick=args.quick),
         "economy": lambda s: run_economy(s, quick=args.quick),
         "local": lambda s: run_local(s, quick=args.quick),
+        "live": lambda s: run_live(s, quick=args.quick),
     }
     started = time.perf_counter()
     results: dict[str, Any] = {}

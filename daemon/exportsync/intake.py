@@ -13,12 +13,15 @@ from __future__ import annotations
 import os
 import stat
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
+from typing import TypeVar
 
 from exportsync.clock import Clock
 from exportsync.errors import FileRejected, SpoolError
 from exportsync.fs import files
-from exportsync.fs.dirfd import real_path
+from exportsync.fs.dirfd import held, real_path
 from exportsync.logs import get_logger
 from exportsync.matcher import FileMatcher, Kind
 from exportsync.spool import NewVersion, RecordResult, Spool
@@ -28,8 +31,18 @@ __all__ = ["MAX_SESSION_FILE_BYTES", "Intake"]
 
 log = get_logger(__name__)
 
+_T = TypeVar("_T")
+
 # A session file is parsed in memory; anything this large is not a session summary.
 MAX_SESSION_FILE_BYTES = 32 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class _Seen:
+    """A file the daemon delivers, looked at (lstat) but not read yet."""
+
+    kind: Kind
+    st: os.stat_result
 
 
 class Intake:
@@ -67,16 +80,34 @@ class Intake:
         self, paths: Sequence[Path], *, force: bool = False
     ) -> list[RecordResult | None]:
         """`offer` for several files: each is hashed, then all are recorded in one transaction
-        (one fsync). Nothing is said about them (log, wake-up) before that commit."""
-        results: list[RecordResult | None] = []
+        (one fsync). Nothing is said about them (log, wake-up) before that commit.
+
+        Per batch, not per file: one walk from / to the pinned folder (`dirfd.held`), below which
+        each file is read, and one look into the spool for the versions already spooled
+        (`known_many`): the delivery thread holds the spool's lock for its own transactions, and
+        a burst waited for it once per file."""
+        absolute = [Path(os.path.abspath(path)) for path in paths]
+        results: list[RecordResult | None] = [None] * len(absolute)
         fresh: list[tuple[int, NewVersion]] = []
-        for path in paths:
-            prepared = self._prepare_safely(Path(os.path.abspath(path)), force=force)
-            if isinstance(prepared, NewVersion):
-                fresh.append((len(results), prepared))
-                results.append(None)
-            else:
-                results.append(prepared)
+        with held(self._root):
+            looked = [self._guarded(path, self._look) for path in absolute]
+            candidates = [
+                (index, path, seen)
+                for index, (path, seen) in enumerate(zip(absolute, looked, strict=True))
+                if isinstance(seen, _Seen)
+            ]
+            known = self._known([(path, seen) for _, path, seen in candidates], force=force)
+            for (index, path, seen), skip in zip(candidates, known, strict=True):
+                if skip:
+                    continue  # this exact version is already spooled: no need to hash it again
+                prepared = self._guarded(path, partial(self._read, seen=seen))
+                if isinstance(prepared, NewVersion):
+                    fresh.append((index, prepared))
+                else:
+                    results[index] = prepared
+            for index, outcome in enumerate(looked):
+                if not isinstance(outcome, _Seen):
+                    results[index] = outcome
         if not fresh:
             return results
         recorded = self._spool.record_many([v for _, v in fresh], now=self._clock.time())
@@ -105,12 +136,14 @@ class Intake:
             self._on_spooled()
         return results
 
-    def _prepare_safely(self, path: Path, *, force: bool) -> NewVersion | RecordResult | None:
-        """`_prepare` behind the per-item firewall: a file that raises fails alone (recorded as
+    def _guarded(
+        self, path: Path, step: Callable[[Path], _T | RecordResult | None]
+    ) -> _T | RecordResult | None:
+        """`step` behind the per-item firewall: a file that raises fails alone (recorded as
         refused with the error), and the rest of the batch goes on. A spool error is no file's
         fault: it is raised, and the whole batch is offered again."""
         try:
-            return self._prepare(path, force=force)
+            return step(path)
         except SpoolError:
             raise
         except Exception as exc:
@@ -119,8 +152,8 @@ class Intake:
             kind = self.classify(path)
             return None if kind is None else self.reject(path, kind, reason)
 
-    def _prepare(self, path: Path, *, force: bool) -> NewVersion | RecordResult | None:
-        """Hash one file: the version to record, a rejection already recorded, or None."""
+    def _look(self, path: Path) -> _Seen | RecordResult | None:
+        """A file the daemon delivers, with its lstat; a rejection already recorded, or None."""
         kind = self._matcher.classify(self._root, path)
         if kind is None:
             return None
@@ -131,13 +164,26 @@ class Intake:
             return None
         except OSError as exc:
             return self.reject(path, kind, f"cannot stat the file: {exc.strerror or exc}")
-        if (
-            not force
-            and stat.S_ISREG(st.st_mode)
-            and self._spool.known(path, st.st_size, st.st_mtime_ns, st.st_ino)
-        ):
-            return None  # this exact version is already spooled: no need to hash it again
-        log.info("file_detected", path=str(path), kind=kind, size=st.st_size)
+        return _Seen(kind, st)
+
+    def _known(self, seen: list[tuple[Path, _Seen]], *, force: bool) -> list[bool]:
+        """Whether each regular file's (path, size, mtime, inode) is already spooled."""
+        if force or not seen:
+            return [False] * len(seen)
+        regular = [(p, s.st) for p, s in seen if stat.S_ISREG(s.st.st_mode)]
+        answers = iter(
+            self._spool.known_many(
+                [(p, st.st_size, st.st_mtime_ns, st.st_ino) for p, st in regular]
+            )
+        )
+        return [next(answers) if stat.S_ISREG(s.st.st_mode) else False for _, s in seen]
+
+    def _read(self, path: Path, *, seen: _Seen) -> NewVersion | RecordResult | None:
+        """Hash one file: the version to record, a rejection already recorded, or None."""
+        kind = seen.kind
+        # Debug: at info each file would cost two lines (this and `item_spooled`, which says it
+        # all once the file is recorded); a burst spent a fifth of the intake's time on them.
+        log.debug("file_detected", path=str(path), kind=kind, size=seen.st.st_size)
         self._on_detected()
         # Over the limit: refused from its size alone, without reading (a sparse 6 GiB file).
         limit = MAX_SESSION_FILE_BYTES if kind == "session" else limits.OBJECT_BYTES

@@ -69,7 +69,7 @@ from watchdog.events import (
 from exportsync.clock import Clock, SystemClock
 from exportsync.config import WatchConfig
 from exportsync.errors import FileRejected
-from exportsync.fs.dirfd import open_pinned, real_path, relative_parts
+from exportsync.fs.dirfd import open_below, open_pinned, real_path, relative_parts
 from exportsync.logs import get_logger
 from exportsync.matcher import FileMatcher
 from exportsync.rootwatch import RootPace, RootWatch, has_close_events
@@ -79,6 +79,7 @@ __all__ = [
     "OPEN_WRITE_TIMEOUT",
     "RESCAN_SECONDS",
     "RETRY_RESCAN_SECONDS",
+    "ProbeAnchor",
     "Settler",
     "StatKey",
     "Watcher",
@@ -107,11 +108,51 @@ CLOSE_QUIET_SECONDS = 0.5
 RESCAN_SECONDS = 300.0
 
 
-def writer_holds(path: Path, root: Path | None = None) -> bool | None:
+class ProbeAnchor:
+    """One descriptor on the pinned folder for the lease probes on watchdog's thread: a walk from
+    ``/`` per life of the watch instead of one per close event.
+
+    A probe reads nothing (it asks whether a writer holds the file) and opens the file relative to
+    this descriptor, so a folder swapped for a symlink meanwhile is never looked through; the
+    watcher drops it when its RootWatch finds the folder gone, back or replaced, and the next probe
+    walks again. The intake reads the file below a walk of its own (`dirfd.held`).
+    """
+
+    def __init__(self, root: Path) -> None:
+        self._root = root
+        self._fd: int | None = None
+        self._lock = threading.Lock()  # drop() on the watcher's thread never closes it mid-open
+
+    def open(self, path: Path, flags: int) -> int:
+        """`path` opened with `flags` below the pinned folder; FileRejected for a symlinked
+        folder on the way, WatchDirReplaced for a folder replaced before the first probe."""
+        parts = relative_parts(self._root, path.parent)
+        with self._lock:
+            if self._fd is None:
+                self._fd = open_pinned(self._root)
+            if not parts:
+                return os.open(path.name, flags, dir_fd=self._fd)
+            dir_fd = open_below(self._fd, parts)
+        try:
+            return os.open(path.name, flags, dir_fd=dir_fd)
+        finally:
+            os.close(dir_fd)
+
+    def drop(self) -> None:
+        with self._lock:
+            if self._fd is not None:
+                os.close(self._fd)
+                self._fd = None
+
+
+def writer_holds(
+    path: Path, root: Path | None = None, *, anchor: ProbeAnchor | None = None
+) -> bool | None:
     """Whether some process has `path` open for writing: True, False, or None when unknown.
 
     With `root` the file is opened relative to its folder, walked from the pinned root without
-    following a symlink (a folder swapped for a symlink is never looked into).
+    following a symlink (a folder swapped for a symlink is never looked into); with `anchor` too,
+    relative to the anchor's descriptor on that folder, walked once.
 
     Linux only: a read lease is granted only while no one has the file open for writing. The lease
     lives for two system calls; should a writer open the file in between, the kernel breaks it by
@@ -128,7 +169,7 @@ def writer_holds(path: Path, root: Path | None = None) -> bool | None:
         shown = path if root is None else real_path(root, path)
         if not stat.S_ISREG(os.lstat(shown).st_mode):
             return None
-        fd = _open_probe(path, root)
+        fd = _open_probe(path, root) if anchor is None else anchor.open(path, _PROBE_FLAGS)
     except (OSError, FileRejected):
         return None  # gone, a symlink, unreadable: the settler and intake deal with it
     try:
@@ -144,13 +185,15 @@ def writer_holds(path: Path, root: Path | None = None) -> bool | None:
     return False
 
 
+_PROBE_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+
+
 def _open_probe(path: Path, root: Path | None) -> int:
-    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
     if root is None:
-        return os.open(path, flags)
+        return os.open(path, _PROBE_FLAGS)
     dir_fd = open_pinned(root, relative_parts(root, path.parent))
     try:
-        return os.open(path.name, flags, dir_fd=dir_fd)
+        return os.open(path.name, _PROBE_FLAGS, dir_fd=dir_fd)
     finally:
         os.close(dir_fd)
 
@@ -337,6 +380,7 @@ class Watcher:
         )
         self.root = self.root_watch.root
         self.real_root = self.root_watch.real_root
+        self._anchor = ProbeAnchor(self.root)
         self._on_ready = on_ready
         self._on_overflow = on_overflow
         # A file was deleted or moved away (the daemon looks whether a failed item's file went).
@@ -349,7 +393,7 @@ class Watcher:
             settle_seconds=config.settle_seconds,
             close_events=has_close_events(config.use_polling),
             quiet_seconds=close_quiet_seconds,
-            holders=lambda path: writer_holds(path, self.root),
+            holders=lambda path: writer_holds(path, self.root, anchor=self._anchor),
             stat=self._lstat_key,
         )
         self._lock = threading.Lock()
@@ -396,6 +440,7 @@ class Watcher:
         if self._thread is not None:
             self._thread.join()
         self.root_watch.stop()
+        self._anchor.drop()
         _log.info("watch_stopped", root=str(self.root))
 
     def __enter__(self) -> Self:
@@ -475,6 +520,8 @@ class Watcher:
         """One step: rescan if due, pass the ready paths to on_ready in one call; returns them."""
         now = self._clock.monotonic()
         recheck = self.root_watch.check(now)
+        if recheck is not None or self.root_watch.missing:
+            self._anchor.drop()  # the folder went, came back or was replaced: walk again
         if recheck is not None:
             self._rescan(now, quiet=recheck == "unwatched")
         if self._overflowed.is_set():

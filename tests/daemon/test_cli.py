@@ -7,6 +7,7 @@ import os
 import pwd
 import signal
 import socket
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -141,6 +142,24 @@ def test_run_without_watch_dir_exits_2_naming_it(
     assert code == 2
     assert "watch.dir" in err
     assert not (env.state / "exportsync.lock").exists()  # nothing started
+
+
+def test_run_hands_the_gil_over_within_a_millisecond(
+    env: Env, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The intake gives the GIL up at each system call; at Python's default 5 ms it waited that
+    long to get it back each time the delivery thread was busy building a request."""
+    from exportsync.cli import run as run_module  # noqa: PLC0415 -- the module, not the command
+
+    intervals: list[float] = []
+    monkeypatch.setattr(run_module, "_run_until_stopped", lambda _daemon, _inbox: [])
+    # The logs would go to the stdout capsys captures, and outlive this test.
+    monkeypatch.setattr(run_module, "configure_logging", lambda *_args, **_kwargs: None)
+    monkeypatch.setattr(sys, "setswitchinterval", intervals.append)
+    code, _, err = run(capsys, "run", "--config", str(env.config()))
+    assert code == 0, err
+    assert intervals == [run_module.GIL_SWITCH_SECONDS]
+    assert run_module.GIL_SWITCH_SECONDS <= 0.001
 
 
 def test_a_missing_config_file_exits_2(env: Env, capsys: pytest.CaptureFixture[str]) -> None:

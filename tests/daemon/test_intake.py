@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from structlog.testing import capture_logs
 
 from exportsync.clock import FakeClock
 from exportsync.fs import files
@@ -321,3 +322,44 @@ def test_the_scan_key_includes_the_inode(intake: Intake, spool: Spool, root: Pat
     assert first.item.inode == info.st_ino
     assert (os.fsencode(path), info.st_size, info.st_mtime_ns, info.st_ino) in spool.versions()
     assert not spool.known(path, info.st_size, info.st_mtime_ns, info.st_ino + 1)
+
+
+def test_a_batch_asks_the_spool_once_which_versions_it_has(
+    root: Path, spool: Spool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The delivery thread holds the spool's lock for its transactions: a burst of files waited
+    for it once per file before hashing. Now once per batch."""
+    paths = [root / f"f{n}.csv" for n in range(20)]
+    for path in paths:
+        path.write_bytes(b"id\n1\n")
+    intake = Intake(spool, root=root, matcher=FileMatcher(), clock=FakeClock())
+    intake.offer(paths[0])  # a version already spooled is not hashed again
+    asked: list[int] = []
+    real_known_many = spool.known_many
+
+    def once(versions: Any) -> list[bool]:
+        asked.append(len(versions))
+        return real_known_many(versions)
+
+    def per_file(*_args: Any, **_kwargs: Any) -> bool:
+        raise AssertionError("asked per file")
+
+    monkeypatch.setattr(spool, "known_many", once)
+    monkeypatch.setattr(spool, "known", per_file)
+    results = intake.offer_many(paths)
+    assert asked == [20]
+    assert results[0] is None
+    assert all(r is not None and r.created for r in results[1:])
+
+
+def test_a_spooled_file_is_one_info_line(root: Path, spool: Spool) -> None:
+    """Per file at info only `item_spooled` (after the commit): `file_detected` is debug, or a
+    burst would spend a fifth of the intake's time on two lines per file."""
+    path = root / "a.csv"
+    path.write_bytes(b"id\n1\n")
+    intake = Intake(spool, root=root, matcher=FileMatcher(), clock=FakeClock())
+    with capture_logs() as logs:
+        intake.offer(path)
+    said = [(e["event"], e["log_level"]) for e in logs]
+    assert ("file_detected", "debug") in said
+    assert [event for event, level in said if level != "debug"] == ["item_spooled"]

@@ -462,3 +462,26 @@ def test_arrivals_are_when_items_were_spooled_whatever_became_of_them(tmp_path: 
         # The backlog knows how long its items have waited, in sum.
         backlog = spool.backlog(1000.0, inline_max_bytes=1000, max_entries=10)
         assert backlog.held(400.0) == 100.0
+
+
+def test_known_many_answers_as_known_does_for_each_version(tmp_path: Path) -> None:
+    """The intake asks once per batch; each answer is the one `known` gives, over more paths than
+    one query binds (inode 0, from before inodes were kept, matches any inode)."""
+    with Spool.open(tmp_path) as spool:
+        spool.record(Path("/x/a.csv"), "csv", size=3, mtime_ns=1, sha256="aa", now=1.0, inode=7)
+        spool.record(Path("/x/old.csv"), "csv", size=3, mtime_ns=1, sha256="bb", now=1.0)
+        gone = _record(spool, "/x/gone.csv", "cc")
+        spool.mark_failed(gone, "deleted", now=2.0, vanished=True)
+        asked: list[tuple[Path, int, int, int | None]] = [
+            (Path("/x/a.csv"), 3, 1, 7),
+            (Path("/x/a.csv"), 3, 1, 8),
+            (Path("/x/a.csv"), 3, 1, None),
+            (Path("/x/a.csv"), 4, 1, 7),
+            (Path("/x/a.csv"), 3, 2, 7),
+            (Path("/x/old.csv"), 3, 1, 99),
+            (Path("/x/gone.csv"), 3, 1, 0),
+            *[(Path(f"/x/new-{n}.csv"), 3, 1, n) for n in range(1200)],
+        ]
+        expected = [spool.known(p, size, mtime, inode) for p, size, mtime, inode in asked]
+        assert expected[:7] == [True, False, True, False, False, True, False]
+        assert spool.known_many(asked) == expected

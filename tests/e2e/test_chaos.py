@@ -343,7 +343,7 @@ def test_a_file_deleted_before_delivery_then_exported_again_is_delivered(tmp_pat
             assert not daemon.saw("request_sending"), "the delete came after the quiet window"
             assert wait_for(lambda: daemon.saw("item_failed"), 30), daemon.output()
             report.write_bytes(data)  # exported again, same bytes
-            assert wait_for(lambda: daemon.saw("file_detected", 2), 10), daemon.output()
+            assert wait_for(lambda: daemon.saw("item_spooled", 2), 10), daemon.output()
             delivered = wait_for(
                 lambda: any(i.state == "delivered" for i in spool_items(daemon.state_dir)), 30
             )

@@ -433,6 +433,9 @@ def _config(base: Path, info: DevstackInfo, reset: dt.time, url: str) -> Path:
             "timeout_seconds": TIMEOUT_SECONDS,
             "inline_max_bytes": INLINE_MAX,
         },
+        # Debug: the kill aimed between a file's detection and its record waits for
+        # `file_detected`, a debug line.
+        log={"level": "debug"},
         watch={"settle_seconds": 0.5},
     )
     # Through the relay, which can hold an answer or rename its statuses.

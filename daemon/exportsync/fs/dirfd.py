@@ -7,6 +7,11 @@ open is refused instead of followed: the watch folder itself (or a folder above 
 `WatchDirReplaced`, a FileNotFoundError, since the folder the daemon watches is no longer there;
 a folder below it as FileRejected. Reads (`files`) open files relative to such descriptors, and
 moves (`moves`) link, rename and unlink relative to them.
+
+A batch of files (the intake's `offer_many`) walks once: inside `held(root)` the thread keeps the
+descriptor of one walk from ``/`` and opens below it, instead of walking again per file. The
+promise is the same (no symlink is followed: the held descriptor is the pinned folder itself,
+whatever its name points at meanwhile); a swap during the batch is seen by the next batch's walk.
 """
 
 from __future__ import annotations
@@ -24,6 +29,9 @@ from exportsync.errors import FileRejected
 __all__ = [
     "WatchDirReplaced",
     "folder",
+    "held",
+    "held_fd",
+    "open_below",
     "open_dir",
     "open_pinned",
     "open_real_dir",
@@ -37,6 +45,9 @@ _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | getattr(os, "O_CLOEX
 
 _pins: dict[str, str] = {}
 _pins_lock = threading.Lock()
+# Per thread: the pinned folder's descriptor held by `held` (by the folder's shown path), and how
+# many `held` scopes of that folder are open.
+_local = threading.local()
 
 
 class WatchDirReplaced(FileNotFoundError):
@@ -61,18 +72,28 @@ def pin(root: Path) -> Path:
     return Path(real)
 
 
+def _pinned_pair(root: Path) -> tuple[str, str]:
+    """(shown, real) for `root`: the configured path made absolute and the pinned one. Read
+    without the lock once pinned (a dict lookup is atomic): this runs per file event."""
+    key = os.fspath(root)
+    real = _pins.get(key)
+    if real is not None and os.path.isabs(key):
+        return key, real
+    shown = os.path.abspath(key)
+    return shown, str(pin(Path(shown)))
+
+
 def real_path(root: Path, path: Path) -> Path:
     """`path`, named under the configured `root`, under the pinned folder instead (no I/O): what
     to lstat when watch.dir was a symlink at start and may point elsewhere since. `path` itself
     when `root` was no symlink, or `path` is not below it."""
-    real = pin(root)
-    shown = os.path.abspath(root)
-    if str(real) == shown:
+    shown, real = _pinned_pair(root)
+    if real == shown:
         return path
     absolute = os.path.abspath(path)
     if not absolute.startswith(shown + os.sep):
         return path
-    return real / absolute[len(shown) + 1 :]
+    return Path(real, absolute[len(shown) + 1 :])
 
 
 def replaced_reason(real: str) -> str:
@@ -117,15 +138,65 @@ def open_real_dir(real: str, extra: tuple[str, ...] = ()) -> int:
     return fd
 
 
+def _walk_pinned(root: Path) -> int:
+    real = str(pin(root))
+    try:
+        return open_real_dir(real)
+    except FileRejected:
+        raise WatchDirReplaced(root, replaced_reason(real) or "symlink") from None
+
+
+def held_fd(root: Path) -> int | None:
+    """The descriptor `held(root)` keeps on this thread; None outside such a scope (or when the
+    folder could not be walked at its start). The caller must not close it."""
+    fds: dict[str, int | None] = getattr(_local, "fds", {})
+    return fds.get(os.path.abspath(root))
+
+
+@contextmanager
+def held(root: Path) -> Iterator[int | None]:
+    """Within, `open_pinned(root, ...)` on this thread opens below one descriptor on the pinned
+    folder, walked from ``/`` once at the start, instead of walking from ``/`` per call. Nested
+    scopes share it. A folder missing or replaced at the start holds nothing: each call then
+    walks and fails as it would outside."""
+    key = os.path.abspath(root)
+    fds: dict[str, int | None] = _local.__dict__.setdefault("fds", {})
+    depth: dict[str, int] = _local.__dict__.setdefault("depth", {})
+    if depth.get(key, 0) == 0:
+        try:
+            fds[key] = _walk_pinned(Path(key))
+        except OSError:
+            fds[key] = None
+    depth[key] = depth.get(key, 0) + 1
+    try:
+        yield fds[key]
+    finally:
+        depth[key] -= 1
+        if depth[key] == 0:
+            fd = fds.pop(key)
+            del depth[key]
+            if fd is not None:
+                os.close(fd)
+
+
 def open_pinned(root: Path, parts: tuple[str, ...] = ()) -> int:
     """A descriptor on the pinned watch folder `root` (then `parts` below it): WatchDirReplaced
     when the folder itself, or one above it, is now a symlink or no directory; FileRejected when a
-    folder in `parts` is."""
-    real = str(pin(root))
+    folder in `parts` is. Inside `held(root)` it starts from the held descriptor."""
+    anchor = held_fd(root)
+    if anchor is not None:
+        return open_below(anchor, parts)
+    fd = _walk_pinned(root)
     try:
-        fd = open_real_dir(real)
-    except FileRejected:
-        raise WatchDirReplaced(root, replaced_reason(real) or "symlink") from None
+        return open_below(fd, parts)
+    finally:
+        os.close(fd)
+
+
+def open_below(dir_fd: int, parts: tuple[str, ...]) -> int:
+    """A new descriptor on `parts` below the directory `dir_fd` (`dir_fd` itself, duplicated, for
+    no parts), each opened without following a symlink (FileRejected when one is)."""
+    fd = os.dup(dir_fd)
     try:
         for name in parts:
             inner = open_dir(name, dir_fd=fd)

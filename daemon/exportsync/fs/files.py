@@ -26,7 +26,7 @@ from types import TracebackType
 from typing import Self
 
 from exportsync.errors import ExportsyncError, FileRejected
-from exportsync.fs.dirfd import WatchDirReplaced, open_pinned, pin, relative_parts
+from exportsync.fs.dirfd import WatchDirReplaced, held_fd, open_pinned, pin, relative_parts
 
 __all__ = [
     "CHUNK_SIZE",
@@ -132,12 +132,20 @@ def open_regular(root: Path, path: Path) -> int:
     (symlinked parent directories included). A watch folder replaced by a symlink since it was
     pinned raises WatchDirReplaced (a FileNotFoundError: the folder is treated as missing).
     """
-    real_parent = checked_parent(root, path)
     absolute = Path(os.path.abspath(path))
     name = absolute.name
+    parts = relative_parts(root, absolute.parent)
+    # Inside `held`, a file in the pinned folder itself is looked at and opened relative to the
+    # held descriptor: its walk from / was the check (a symlink anywhere on the way was refused).
+    anchor = None if parts else held_fd(root)
+    if anchor is None:
+        info = os.lstat(os.path.join(checked_parent(root, path), name))
+    elif name in ("", ".", ".."):
+        raise FileRejected(f"{path}: not a file name")
+    else:
+        info = os.lstat(name, dir_fd=anchor)
     # lstat first so a device or fifo is refused without ever being opened (opening a device can
     # have side effects); O_NOFOLLOW and fstat below close the race with a swap after the lstat.
-    info = os.lstat(os.path.join(real_parent, name))
     if stat.S_ISLNK(info.st_mode):
         raise FileRejected(_describe_symlink(root, path))
     if not stat.S_ISREG(info.st_mode):
@@ -145,7 +153,7 @@ def open_regular(root: Path, path: Path) -> int:
     _hard_links(path, info)
     # Walked from the pinned root without following a symlink: a parent swapped for one after
     # the check is refused.
-    dir_fd = open_pinned(root, relative_parts(root, absolute.parent))
+    dir_fd = open_pinned(root, parts) if anchor is None else anchor
     try:
         fd = os.open(name, _OPEN_FLAGS, dir_fd=dir_fd)
     except OSError as exc:
@@ -153,7 +161,8 @@ def open_regular(root: Path, path: Path) -> int:
             raise FileRejected(f"{path}: symlink (not followed)") from None
         raise
     finally:
-        os.close(dir_fd)
+        if dir_fd != anchor:
+            os.close(dir_fd)
     try:
         opened = os.fstat(fd)
         if not stat.S_ISREG(opened.st_mode):

@@ -37,6 +37,8 @@ State = Literal["pending", "sending", "delivered", "failed"]
 STATES: tuple[State, ...] = ("pending", "sending", "delivered", "failed")
 
 VersionKey = tuple[bytes, int, int, int]
+# Paths per `known_many` query: under SQLite's default limit of bound parameters.
+_IN_CHUNK = 500
 """(path as stored, size, mtime_ns, inode) of a spooled version: what a scan compares with."""
 
 # Ids looked at per pruning transaction: bounds the WAL and how long the delivery loop (and the
@@ -224,6 +226,31 @@ class ItemStore(Connection):
             (stored(path), size, mtime_ns, inode, inode),
         )
         return bool(rows)
+
+    def known_many(self, versions: Sequence[tuple[Path, int, int, int | None]]) -> list[bool]:
+        """`known` for each (path, size, mtime_ns, inode), in one query per `_IN_CHUNK` paths:
+        a batch of the intake takes the spool's lock once, not once per file (the delivery
+        thread holds it for its own transactions meanwhile)."""
+        found: set[tuple[bytes, int, int]] = set()
+        inodes: dict[tuple[bytes, int, int], set[int]] = {}
+        names = sorted({stored(path) for path, *_ in versions})
+        for start in range(0, len(names), _IN_CHUNK):
+            chunk = names[start : start + _IN_CHUNK]
+            rows = self._query(
+                "SELECT path, size, mtime_ns, inode FROM items WHERE vanished = 0"  # noqa: S608 -- placeholders only
+                f" AND path IN ({', '.join('?' * len(chunk))})",
+                chunk,
+            )
+            for row in rows:
+                key = (bytes(row[0]), int(row[1]), int(row[2]))
+                found.add(key)
+                inodes.setdefault(key, set()).add(int(row[3] or 0))
+        out = []
+        for path, size, mtime_ns, inode in versions:
+            key = (stored(path), size, mtime_ns)
+            seen = inodes.get(key, set())
+            out.append(key in found and (inode is None or 0 in seen or inode in seen))
+        return out
 
     def versions(self) -> set[VersionKey]:
         """Every spooled (path, size, mtime_ns, inode), in one query: what a scan compares with.
