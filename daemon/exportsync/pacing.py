@@ -25,7 +25,8 @@ its n-th export, n being today's count so far); what waits goes at the first ins
 on those samples on average, holding it saves less than the request costs the rest of the day.
 The quiet window, a full request and the last call stay; the reserve stays whole while past
 days had exports still to come, and shrinks to the one request of the last call once they say
-nothing more comes.
+nothing more comes; where past days had exports after the last call, it keeps one for each
+likely then besides.
 """
 
 from __future__ import annotations
@@ -187,14 +188,17 @@ def _learned(
     not save more than the request costs the rest of the day.
 
     One request always stays for the last call (the past days' leftovers go there, and a day
-    unlike them still finds it); the whole reserve stays while past days had exports after the
-    last call. Everything else is spent as the past days say it pays."""
+    unlike them still finds it); the whole reserve while past days had exports still to come;
+    and where they had exports after the last call, one more for each export likely then.
+    Everything else is spent as the past days say it pays."""
     assert quota.limit is not None
     left = quota.limit - quota.used
     start = quota.period_start
     end = last_call - start
     late = outlook.likely_at(end)
-    keep = min(left, kept if late > 0 or outlook.likely > 0 else min(kept, 1))
+    # The last call's request and one for each export likely after it; else the reserve while
+    # past days had more to come today, then the last call's request alone.
+    keep = min(left, max(kept, 1 + late) if late else kept if outlook.likely else min(kept, 1))
     budget = left - keep
     words = _outlook_words(outlook, now)
     why = f"{words}; {_n(left, 'request')} left, {keep} kept for the last call"

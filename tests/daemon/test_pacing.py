@@ -235,3 +235,17 @@ def test_a_request_is_not_spent_on_a_run_that_the_rest_of_the_day_needs() -> Non
     # A full request never waits.
     full = plan(_backlog(2000, arrived=first, requests=2), first, view, POLICY, TWO_RUNS)
     assert full.reason == "full"
+
+
+def test_past_exports_after_the_last_call_keep_a_request_each() -> None:
+    # Past days: a morning export, then three after the last call (23:30): the last call's
+    # request and one for each of them stay, more than the reserve of 2.
+    late = _past(9 * HOUR, 23.6 * HOUR, 23.7 * HOUR, 23.8 * HOUR)
+    first = MIDNIGHT + 9 * HOUR
+    held = plan(_held(2, first, first), first + 5, _day(6), POLICY, late, today=[first])
+    assert (held.reason, held.reserve, held.send_at) == ("reserve", 4, MIDNIGHT + DAY - 1800)
+    assert held.why == (
+        "usually 3 more exports after 09:00Z; 4 requests left, 4 kept for the last call"
+    )
+    spare = plan(_held(2, first, first), first + 5, _day(5), POLICY, late, today=[first])
+    assert (spare.reason, spare.reserve, spare.send_at) == ("learned", 4, first + 5)
