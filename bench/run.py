@@ -129,9 +129,11 @@ def _summary_pacing(r: dict[str, Any]) -> list[str]:
         today = r["traces"]["today"][trace]
         lines.append(
             f"  {trace:<14} median {mine['median_hold_s']:>7.0f} s"
-            f" (today {today['median_hold_s']:.0f}, optimum {mine['optimum_median_hold_s']:.0f}),"
+            f" (today {today['median_hold_s']:.0f}, optimum {mine['optimum_median_hold_s']:.0f},"
+            f" opt9 {mine['optimum_9_median_hold_s']:.0f}),"
             f" p95 {mine['p95_hold_s']:>7.0f} s"
-            f" (today {today['p95_hold_s']:.0f}, optimum {mine['optimum_p95_hold_s']:.0f}),"
+            f" (today {today['p95_hold_s']:.0f}, optimum {mine['optimum_p95_hold_s']:.0f},"
+            f" opt9 {mine['optimum_9_p95_hold_s']:.0f}),"
             f" same day {mine['same_day']}/{mine['exports']} (today {today['same_day']})"
         )
     lines.append(pacing_line(r))
