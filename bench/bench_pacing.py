@@ -19,17 +19,27 @@ The line: `median hold Ax optimum` (A: the largest per-trace median ratio), `p95
 per-trace p95 ratio), `worst trace Cx` (the largest per-trace total-hold ratio), refused, and
 exports delivered the day they arrived.
 
-Nothing is timed: holds are simulated seconds.
+Holds are simulated seconds. One thing is timed (`plan_cost`): what one decision of the learned
+policy costs in wall-clock ms, against 14 past weekdays of 10, 40 and 100 exports each, when a
+new export makes the samples new (`new_export`: each sample's table computed afresh) and when
+nothing new arrived since the last decision (`again`: tables cached), beside the fixed policy's
+decision on the same backlog (`today`, the baseline). `status` and every delivery step plan once.
 """
 
 from __future__ import annotations
 
+import random
 import sqlite3
+import statistics
+import time
 from pathlib import Path
 from typing import Any
 
 from bench_common import setup_paths
-from exportsync.pacing import Pacing
+from exportsync import scenarios
+from exportsync.backlog import Backlog
+from exportsync.history import History
+from exportsync.pacing import Pacing, QuotaView, plan
 from exportsync.spool import Spool
 
 setup_paths()
@@ -42,7 +52,7 @@ from support.pacing_optimum import (  # noqa: E402
 )
 from support.pacing_traces import TRACES, Trace, from_arrivals  # noqa: E402
 
-__all__ = ["pacing_line", "run_pacing", "score_days"]
+__all__ = ["pacing_line", "plan_cost", "run_pacing", "score_days"]
 
 DAILY = 10
 POLICIES = {"learned": Pacing(), "today": Pacing(learn_days=0)}
@@ -158,10 +168,49 @@ def run_pacing(scratch: Path, *, quick: bool, spool: Path | None = None) -> dict
             del r["arrivals"]
     return {
         "daily_requests": DAILY,
+        "plan_cost": plan_cost(20 if quick else 60),
         "replay_source": replay.name,
         "traces": results,
         "summary": {name: _summary(by_trace) for name, by_trace in results.items()},
     }
+
+
+def plan_cost(decisions: int = 60) -> dict[str, dict[str, float]]:
+    """Wall-clock ms per decision (median and max over `decisions` random moments of a working
+    day), by how many exports each of 14 past weekdays held."""
+    hour = 3600.0
+    midnight = 1_800_000_000.0 - 1_800_000_000.0 % 86_400.0  # a Friday
+    out: dict[str, dict[str, float]] = {}
+    for per_day in (10, 40, 100):
+        rng = random.Random(per_day)  # noqa: S311 -- seeded bench data
+        days = tuple(
+            tuple(sorted((rng.uniform(7 * hour, 16 * hour), 2) for _ in range(per_day)))
+            for _ in range(14)
+        )
+        history = History(days, (False,) * 14)
+        runs: dict[str, list[float]] = {"new_export": [], "again": [], "today": []}
+        for _ in range(decisions):
+            now = midnight + rng.uniform(8 * hour, 15 * hour)
+            today = sorted(
+                midnight + rng.uniform(7 * hour, now - midnight - 10)
+                for _ in range(rng.randint(1, per_day))
+            )
+            backlog = Backlog(2, 200, 1, now - 10, now - 10, 2 * (now - 10))
+            quota = QuotaView(10, rng.randint(0, 7), midnight, midnight + 86_400.0, now - 100)
+            scenarios.clear_cache()
+            for name, pacing, hist in (
+                ("new_export", Pacing(), history),
+                ("again", Pacing(), history),
+                ("today", Pacing(learn_days=0), None),
+            ):
+                began = time.perf_counter()
+                plan(backlog, now, quota, pacing, hist, today=today)
+                runs[name].append((time.perf_counter() - began) * 1000)
+        out[f"{per_day}_exports_a_day"] = {
+            **{f"{k}_median_ms": round(statistics.median(v), 2) for k, v in runs.items()},
+            **{f"{k}_max_ms": round(max(v), 2) for k, v in runs.items()},
+        }
+    return out
 
 
 def _read_arrivals(path: Path) -> list[float]:

@@ -24,7 +24,7 @@ import functools
 import math
 from collections.abc import Sequence
 
-__all__ = ["send_offset"]
+__all__ = ["MOST_EXPORTS", "clear_cache", "send_offset"]
 
 Day = tuple[tuple[float, int], ...]  # (offset into the day, files) per export, sorted
 
@@ -46,22 +46,32 @@ def _table(day: Day, end: float, budget: int) -> tuple[tuple[float, ...], ...]:
         weight[i + 1] = weight[i] + w
         moment[i + 1] = moment[i] + w * o
 
-    def group(i: int, j: int, when: float) -> float:  # exports i..j-1 sent at `when`
-        return (weight[j] - weight[i]) * when - (moment[j] - moment[i])
-
-    least = [[0.0] * (budget + 1) for _ in range(n + 1)]
+    least: list[list[float]] = [[0.0] * (budget + 1) for _ in range(n + 1)]
     for i in range(n - 1, -1, -1):
-        least[i][0] = group(i, n, end)
-        for m in range(1, budget + 1):
-            sent = min(group(i, j + 1, at[j]) + least[j + 1][m - 1] for j in range(i, n))
-            least[i][m] = min(least[i][0], sent)
+        # m = 0: all of them at the end; more sends never cost more.
+        row = [(weight[n] - weight[i]) * end - (moment[n] - moment[i])] * (budget + 1)
+        for j in range(i, n):
+            # Exports i..j sent at export j's instant, the rest with one send fewer.
+            sent = (weight[j + 1] - weight[i]) * at[j] - (moment[j + 1] - moment[i])
+            after = least[j + 1]
+            for m in range(1, budget + 1):
+                cost = sent + after[m - 1]
+                row[m] = min(row[m], cost)
+        least[i] = row
     return tuple(tuple(row) for row in least)
+
+
+def clear_cache() -> None:
+    """Forget every past day's table (the bench times a decision that computes them afresh)."""
+    _table.cache_clear()
+    _coarse.cache_clear()
 
 
 def _offsets(day: Day, end: float) -> list[float]:
     return [o for o, _ in day if o < end]
 
 
+@functools.lru_cache(maxsize=512)
 def _coarse(day: Day, end: float) -> Day:
     """The day's exports before `end`, at most MOST_EXPORTS of them: while there are more, the
     two closest merge into one at the later instant (their files wait for it)."""

@@ -16,7 +16,7 @@ from exportsync.history import (
     read_history,
     weighted_exports,
 )
-from exportsync.scenarios import _table
+from exportsync.scenarios import MOST_EXPORTS, _coarse, _table
 from exportsync.spool import Spool
 from support.pacing_optimum import optimal_schedule
 
@@ -136,3 +136,15 @@ def test_the_spool_supplies_its_arrivals() -> None:
     with Spool.in_memory() as spool:
         assert spool.first_arrival() is None
         assert read_history(spool, period_start=MONDAY, days=14).days == ()
+
+
+def test_a_busy_past_day_is_planned_over_its_closest_exports_merged() -> None:
+    day = tuple((float(n * 60 + (n % 3) * 20), 2) for n in range(100))
+    coarse = _coarse(day, 1e9)
+    assert len(coarse) == MOST_EXPORTS
+    # Every file is still there, each group at the instant of its latest export.
+    assert sum(w for _, w in coarse) == 200
+    assert coarse[-1][0] == day[-1][0]
+    assert set(o for o, _ in coarse) <= set(o for o, _ in day)
+    # Exports after the end are not planned for; a small day is left as it is.
+    assert _coarse(day[:10], day[5][0]) == day[:5]
