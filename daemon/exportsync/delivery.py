@@ -121,13 +121,16 @@ class Deliverer:
     def plan(self, now: float) -> Plan:
         view = self._ledger.view()
         backlog = self.backlog(now)
+        history = self.history(view.period_start)
+        # Today's exports matter only to a learned plan: no query for them otherwise.
+        learns = view.limit is not None and backlog.items > 0 and bool(history.days)
         decision = plan(
             backlog,
             now,
             view,
             self._pacing,
-            self.history(view.period_start),
-            today=self.today(view.period_start),
+            history,
+            today=self.today(view.period_start) if learns else (),
         )
         # `exportsync send-now`: the one override of the pacing policy's hold.
         return sendnow.honour(self._spool, decision, backlog, now)
