@@ -43,6 +43,8 @@ from exportsync.schema import Range, as_float, as_int, setting
 
 __all__ = [
     "MAX_QUIET_SECONDS",
+    "OVERDUE_FACTOR",
+    "OVERDUE_SECONDS",
     "RESERVE_SHARE",
     "Pacing",
     "Plan",
@@ -55,6 +57,11 @@ __all__ = [
 MAX_QUIET_SECONDS = 30.0
 # The reserve is at most 1/RESERVE_SHARE of the day's requests (2 of 10, none of 4).
 RESERVE_SHARE = 5
+# Learned pacing: a past day stops telling today once its next export is overdue by
+# OVERDUE_FACTOR times its gap after today's latest export, plus OVERDUE_SECONDS (so a burst's
+# random gaps do not drop the days it went on; bench/bench_pacing.py's traces over seeds 1-5).
+OVERDUE_FACTOR = 3.0
+OVERDUE_SECONDS = 300.0
 
 Reason = Literal[
     "idle",
@@ -211,7 +218,7 @@ def _learned(
         return Plan(now, "full", left, keep, why)
     at = max(now, quiet_end)
     offset = send_offset(
-        _scenarios(outlook, backlog, start, today),
+        _scenarios(outlook, backlog, start, today, at - start),
         now=at - start,
         files=backlog.items,
         budget=budget,
@@ -224,12 +231,13 @@ def _learned(
 
 
 def _scenarios(
-    outlook: Outlook, backlog: Backlog, start: float, today: Sequence[float]
+    outlook: Outlook, backlog: Backlog, start: float, today: Sequence[float], at: float
 ) -> list[Day]:
-    """The rest of today as each past day saw it. Today has brought n exports so far; on a
-    past day, what came after its n-th export, moved so that export is today's latest (a run
-    of work goes on as it went there); a past day with fewer than n says nothing more comes.
-    Without today's exports: what came after this time of day."""
+    """The rest of today, from offset `at`, as each past day saw it. Today has brought n
+    exports so far; on a past day, what came after its n-th export, moved so that export is
+    today's latest (a run of work goes on as it went there); a past day with fewer than n says
+    nothing more comes. A past day whose next export would be overdue by now (OVERDUE_*) is
+    left out. Without today's exports: what came after this time of day."""
     latest = (backlog.newest_at if backlog.newest_at is not None else start) - start
     if not today:
         return [tuple(e for e in day if e[0] > latest) for day in outlook.chosen]
@@ -241,7 +249,13 @@ def _scenarios(
             continue
         anchor = day[n - 1][0]
         found.append(tuple((latest + o - anchor, w) for o, w in day[n:]))
-    return found
+    # A past day whose next export should long have come no longer tells today (unless none
+    # is left that does).
+    waited = at - latest
+    still = [
+        d for d in found if not d or OVERDUE_FACTOR * (d[0][0] - latest) + OVERDUE_SECONDS >= waited
+    ]
+    return still or found
 
 
 def _outlook_words(outlook: Outlook, now: float) -> str:

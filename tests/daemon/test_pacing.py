@@ -195,6 +195,7 @@ def test_the_last_request_waits_for_the_last_call_and_the_reserve_for_a_quiet_re
 
 # Past days: two runs of five exports a minute apart, at 09:00 and at 15:00.
 TWO_RUNS = _past(*(9 * HOUR + n * 60 for n in range(5)), *(15 * HOUR + n * 60 for n in range(5)))
+AFTERNOON = tuple((15 * HOUR + n * 60, 2) for n in range(5))
 
 
 def test_a_run_of_exports_is_held_while_the_past_days_say_it_goes_on() -> None:
@@ -249,3 +250,20 @@ def test_past_exports_after_the_last_call_keep_a_request_each() -> None:
     )
     spare = plan(_held(2, first, first), first + 5, _day(5), POLICY, late, today=[first])
     assert (spare.reason, spare.reserve, spare.send_at) == ("learned", 4, first + 5)
+
+
+def test_a_past_day_whose_next_export_is_long_overdue_stops_telling_today() -> None:
+    # Half the past days went on with a run of 20 exports a minute apart; half had the
+    # morning's one export alone. Both had a run at 15:00.
+    runs = tuple((9 * HOUR + n * 60, 2) for n in range(20)) + AFTERNOON
+    alone = ((9 * HOUR, 2), *AFTERNOON)
+    history = History((runs, alone) * 5, (False,) * 10)
+    view = _day(6, last=MIDNIGHT + 3600)
+    first = MIDNIGHT + 9.5 * HOUR
+    held = plan(_held(2, first, first), first + 5, view, POLICY, history, today=[first])
+    assert held.send_at == first + 60
+    # Ten minutes on, nothing came, though those runs would still be going: the days they
+    # went on say nothing of today. It goes.
+    later = first + 600
+    sent = plan(_held(2, first, later), later, view, POLICY, history, today=[first])
+    assert (sent.reason, sent.send_at) == ("learned", later)
