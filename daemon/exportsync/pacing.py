@@ -21,8 +21,9 @@ With a daily limit every request is precious:
 Once the spool knows enough past days of today's kind (`exportsync.history`), the prompt
 requests and the even spread give way to a plan against those days (`_learned`,
 `exportsync.scenarios`): each past day is a sample of what still comes today (what came after
-its n-th export, n being today's count so far); what waits goes at the first instant at which,
-on those samples on average, holding it saves less than the request costs the rest of the day.
+its n-th export, n being today's count so far; left out once its next export is long overdue);
+what waits goes at the first instant at which, on those samples on average, holding it saves
+less than the request costs the rest of the day.
 The quiet window, a full request and the last call stay; the reserve stays whole while past
 days had exports still to come, and shrinks to the one request of the last call once they say
 nothing more comes; where past days had exports after the last call, it keeps one for each
