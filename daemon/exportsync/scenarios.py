@@ -1,17 +1,18 @@
 """When to send what waits, planned against the past days as samples of the rest of today.
 
-Each past day of today's kind (`exportsync.history`) is one scenario of what still comes after
-this time of day. For each, the best schedule of its remaining exports is known exactly (a DP
-over its export instants, leftovers going at the last call). Sending what waits now costs the
-scenarios one request; holding it costs its files the time until a scenario's next send. The
-policy sends at the first instant (now, or just after one of the scenarios' exports) at which
-sending costs the scenarios no more, on average, than holding on:
+Each past day of today's kind (`exportsync.history`), as the pacing policy lines it up with
+today, is one scenario of what still comes. For each, the best schedule of its remaining exports
+is known exactly (a DP over its export instants, leftovers going at the last call). Sending what
+waits now costs a scenario one request; holding it costs its files the time they wait. A
+candidate instant tau is now or one of the scenarios' next exports; it costs a scenario whose
+next export comes after tau what waits held until tau and sent alone, plus the least hold of
+its rest with one request fewer; and a scenario whose next export comes by tau what waits kept
+for that export and planned with its rest (known from then on). The policy sends at the
+instant of least mean cost (ties: the earliest); it looks again when anything arrives.
 
-    mean over days of  least(rest of day, budget - 1)
-        <=  mean over days of  least(what waits + rest of day, budget, not sent now)
-
-Cheap enough for every delivery step: each day's table of least totals over every suffix and
-budget is computed once per (day, last call, budget) and cached; a decision then reads it.
+Cheap enough for every delivery step: each scenario's table of least totals over every suffix
+and budget is computed once per (scenario, last call) and cached, over at most MOST_EXPORTS
+exports; a decision then reads it.
 
 Pure functions of offsets into the quota day; the pacing policy (`exportsync.pacing`) gives it
 what waits, the requests it may spend before the last call, and the last call.
@@ -119,7 +120,10 @@ def send_offset(
     least mean cost wins (ties: the earliest); it is now or one of the days' next exports."""
     if not days or now >= end:
         return now
-    costs = [_costs(d, now=now, files=files, end=end, budget=budget, limit=limit) for d in days]
+    costs = [
+        _costs(_coarse(d, end), now=now, files=files, end=end, budget=budget, limit=limit)
+        for d in days
+    ]
     best, best_at = math.inf, now
     for at in sorted({now, *(c[0] for c in costs if c[0] < end)}):
         total = math.fsum(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from exportsync.scenarios import send_offset
+from exportsync.scenarios import MOST_EXPORTS, _coarse, _table, clear_cache, send_offset
 
 HOUR = 3600.0
 END = 23.5 * HOUR  # the last call
@@ -41,3 +41,14 @@ def test_the_more_that_waits_the_less_it_waits() -> None:
     many = send_offset(days, now=NOW, files=5000, budget=2, end=END, limit=10)
     assert few == NOW + 60
     assert many == NOW
+
+
+def test_a_busy_past_day_is_planned_over_its_closest_exports_merged() -> None:
+    clear_cache()
+    busy = tuple((NOW + 60 + n * 30.0, 2) for n in range(200))
+    send_offset([busy], now=NOW, files=2, budget=3, end=END, limit=10)
+    # The DP ran over the merged day (MOST_EXPORTS exports), not the 200.
+    assert _coarse.cache_info().misses == 1
+    assert _table.cache_info().misses == 1
+    assert len(_table(_coarse(busy, END), END, 10)) == MOST_EXPORTS + 1
+    assert _table.cache_info().hits == 1
