@@ -130,10 +130,19 @@ def _summary_pacing(r: dict[str, Any]) -> list[str]:
         today = r["traces"]["today"][trace]
         lines.append(
             f"  {trace:<14} median {mine['median_hold_s']:>7.0f} s"
-            f" (today {today['median_hold_s']:.0f}, optimum {mine['optimum_median_hold_s']:.0f}),"
+            f" (today {today['median_hold_s']:.0f}, optimum {mine['optimum_median_hold_s']:.0f},"
+            f" opt9 {mine['optimum_9_median_hold_s']:.0f}),"
             f" p95 {mine['p95_hold_s']:>7.0f} s"
-            f" (today {today['p95_hold_s']:.0f}, optimum {mine['optimum_p95_hold_s']:.0f}),"
+            f" (today {today['p95_hold_s']:.0f}, optimum {mine['optimum_p95_hold_s']:.0f},"
+            f" opt9 {mine['optimum_9_p95_hold_s']:.0f}),"
             f" same day {mine['same_day']}/{mine['exports']} (today {today['same_day']})"
+        )
+    for size, c in r["plan_cost"].items():
+        lines.append(
+            f"  one decision, 14 past days of {size.split('_')[0]} exports:"
+            f" {c['new_export_median_ms']:.2f} ms median (max {c['new_export_max_ms']:.1f})"
+            f" after a new export, {c['again_median_ms']:.2f} ms (max {c['again_max_ms']:.1f})"
+            f" again; the fixed policy {c['today_median_ms']:.3f} ms"
         )
     lines.append(pacing_line(r))
     return lines

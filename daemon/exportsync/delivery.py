@@ -28,7 +28,7 @@ from exportsync.batcher import BatchBuilder
 from exportsync.client import Api
 from exportsync.clock import Clock
 from exportsync.config import ApiConfig, WatchConfig
-from exportsync.history import History, read_history
+from exportsync.history import History, exports_today, read_history
 from exportsync.logs import get_logger
 from exportsync.metrics import Metrics
 from exportsync.multipart import Uploads
@@ -121,7 +121,17 @@ class Deliverer:
     def plan(self, now: float) -> Plan:
         view = self._ledger.view()
         backlog = self.backlog(now)
-        decision = plan(backlog, now, view, self._pacing, self.history(view.period_start))
+        history = self.history(view.period_start)
+        # Today's exports matter only to a learned plan: no query for them otherwise.
+        learns = view.limit is not None and backlog.items > 0 and bool(history.days)
+        decision = plan(
+            backlog,
+            now,
+            view,
+            self._pacing,
+            history,
+            today=self.today(view.period_start) if learns else (),
+        )
         # `exportsync send-now`: the one override of the pacing policy's hold.
         return sendnow.honour(self._spool, decision, backlog, now)
 
@@ -134,6 +144,12 @@ class Deliverer:
             )
             self._history = (period_start, days)
         return self._history[1]
+
+    def today(self, period_start: float) -> list[float]:
+        """Today's exports so far, which the learned policy lines up with the past days'."""
+        if self._pacing.learn_days <= 0:
+            return []
+        return exports_today(self._spool, period_start=period_start)
 
     def step(self) -> StepOutcome:
         """Do at most one counted request's worth of work."""

@@ -13,8 +13,6 @@ predicted from at least `MIN_DAYS` past days of its own kind, or not at all.
 from __future__ import annotations
 
 import bisect
-import functools
-import itertools
 import math
 import time
 from collections.abc import Sequence
@@ -30,6 +28,7 @@ __all__ = [
     "Outlook",
     "build_history",
     "exports_of",
+    "exports_today",
     "read_history",
     "weighted_exports",
 ]
@@ -103,35 +102,6 @@ class Outlook:
                 lo = mid + 1
         return later[lo] if lo < len(later) else None
 
-    def request_worth(self, spendable: int, last_call: float) -> float:
-        """What one of `spendable` requests saves the rest of the day, in file-seconds of hold:
-        over the past days, the mean of (least total hold of that day's remaining exports with
-        one request fewer) - (with all of them), each day's leftovers going at the last call
-        (`last_call`, an offset). Spending a request on what waits now pays once the files
-        waiting have been held that long in sum."""
-        if spendable <= 0:
-            return float("inf")
-        worths = []
-        for day in self.chosen:
-            rest = tuple((o, w) for o, w in day if self.offset < o < last_call)
-            totals = _least_totals(rest, spendable, last_call)
-            worths.append(totals[spendable - 1] - totals[spendable])
-        return sum(worths) / len(worths)
-
-    def telling_pause(self, spendable: int, last_call: float) -> float:
-        """How long a pause after an export says its run is over: on LIKELY_QUANTILE of the past
-        days, fewer than `spendable` pauses that long came between their remaining exports
-        (before `last_call`). A request at each such pause goes when the best schedule would
-        (before a long pause) and leaves enough for the rest of such a day."""
-        if spendable <= 0:
-            return float("inf")
-        found = []
-        for day in self.chosen:
-            rest = [self.offset] + [o for o, _ in day if self.offset < o < last_call]
-            pauses = sorted((b - a for a, b in itertools.pairwise(rest)), reverse=True)
-            found.append(pauses[spendable - 1] if len(pauses) >= spendable else 0.0)
-        return _quantile(found, LIKELY_QUANTILE)
-
 
 @dataclass(frozen=True)
 class History:
@@ -183,38 +153,6 @@ def build_history(
     return History(tuple(chosen), tuple(kinds))
 
 
-@functools.lru_cache(maxsize=4096)
-def _least_totals(day: Day, sends: int, end: float) -> tuple[float, ...]:
-    """The least total hold (files x seconds) of `day`'s exports with m = 0..sends requests,
-    whatever is left going at `end`: a DP over the arrival instants (sending at an arrival is
-    never worse than between two)."""
-    n = len(day)
-    at = [o for o, _ in day]
-    weight = [0] * (n + 1)
-    moment = [0.0] * (n + 1)  # prefix sums of files and of files x offset
-    for i, (o, w) in enumerate(day):
-        weight[i + 1] = weight[i] + w
-        moment[i + 1] = moment[i] + w * o
-
-    def group(i: int, j: int, when: float) -> float:  # exports i..j-1 sent at `when`
-        return (weight[j] - weight[i]) * when - (moment[j] - moment[i])
-
-    inf = float("inf")
-    # best[j]: least hold of exports 0..j-1 with the sends so far, the last at export j-1.
-    best = [0.0] + [inf] * n
-    totals = [group(0, n, end)]
-    for _ in range(sends):
-        nxt = [inf] * (n + 1)
-        for j in range(1, n + 1):
-            nxt[j] = min(
-                (best[i] + group(i, j, at[j - 1]) for i in range(j) if best[i] < inf),
-                default=inf,
-            )
-        best = [min(a, b) for a, b in zip(best, nxt, strict=True)]
-        totals.append(min(best[j] + group(j, n, end) for j in range(n + 1)))
-    return tuple(totals)
-
-
 class ArrivalSource(Protocol):
     """What the spool offers (`Spool.arrivals`, `Spool.first_arrival`)."""
 
@@ -232,6 +170,11 @@ def read_history(source: ArrivalSource, *, period_start: float, days: int) -> Hi
     return build_history(
         arrivals, period_start=period_start, covered_since=source.first_arrival(), days=days
     )
+
+
+def exports_today(source: ArrivalSource, *, period_start: float) -> list[float]:
+    """The instants today's exports began (the current quota period's, so far)."""
+    return exports_of(source.arrivals(period_start, math.inf))
 
 
 def _quantile(values: Sequence[float], q: float) -> float:

@@ -19,26 +19,34 @@ With a daily limit every request is precious:
   left, one request each, until the reset.
 
 Once the spool knows enough past days of today's kind (`exportsync.history`), the prompt
-requests and the even spread give way to what those days say (`_learned`): keep the requests the
-rest of the day likely needs and spend the others at once; with none to spare, send when a run of
-exports is likely over or what waits has been held longer than a request is worth. The quiet
-window, a full request, the reserve and the last call stay as they are.
+requests and the even spread give way to a plan against those days (`_learned`,
+`exportsync.scenarios`): each past day is a sample of what still comes today (what came after
+its n-th export, n being today's count so far; left out once its next export is long overdue);
+what waits goes at the first instant at which, on those samples on average, holding it saves
+less than the request costs the rest of the day.
+The quiet window, a full request and the last call stay; the reserve stays whole while past
+days had exports still to come, and shrinks to the one request of the last call once they say
+nothing more comes; where past days had exports after the last call, it keeps one for each
+likely then besides.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
 from exportsync.backlog import Backlog
-from exportsync.history import History, Outlook, weekend
+from exportsync.history import Day, History, Outlook, weekend
+from exportsync.scenarios import send_offset
 from exportsync.schema import Range, as_float, as_int, setting
 
 __all__ = [
     "MAX_QUIET_SECONDS",
+    "OVERDUE_FACTOR",
+    "OVERDUE_SECONDS",
     "RESERVE_SHARE",
-    "WORTH_FACTOR",
     "Pacing",
     "Plan",
     "QuotaView",
@@ -50,11 +58,11 @@ __all__ = [
 MAX_QUIET_SECONDS = 30.0
 # The reserve is at most 1/RESERVE_SHARE of the day's requests (2 of 10, none of 4).
 RESERVE_SHARE = 5
-# Learned pacing: with nothing to spare, what waits goes once it has been held this many times
-# what a request saves the rest of a past day (file-seconds). 1 sends too soon on busy days
-# (the day's last exports then wait for the last call), more holds quiet ones too long
-# (bench/bench_pacing.py's traces over seeds 1-5).
-WORTH_FACTOR = 2.0
+# Learned pacing: a past day stops telling today once its next export is overdue by
+# OVERDUE_FACTOR times its gap after today's latest export, plus OVERDUE_SECONDS (so a burst's
+# random gaps do not drop the days it went on; bench/bench_pacing.py's traces over seeds 1-5).
+OVERDUE_FACTOR = 3.0
+OVERDUE_SECONDS = 300.0
 
 Reason = Literal[
     "idle",
@@ -120,6 +128,8 @@ def plan(
     quota: QuotaView,
     pacing: Pacing,
     history: History | None = None,
+    *,
+    today: Sequence[float] = (),
 ) -> Plan:
     """When the next request for `backlog` may go (the rate limit is the ledger's business).
 
@@ -138,13 +148,8 @@ def plan(
         return Plan(max(now, quota.resets_at), "day_used", 0, 0)
     quiet_end = _quiet_end(backlog, pacing)
     last_call = quota.resets_at - pacing.last_call_seconds
-    spendable = left - kept
     if now >= last_call:
         return Plan(max(now, quiet_end), "last_call", left, 0)
-    if spendable <= 0:
-        return Plan(max(now, last_call, quiet_end), "reserve", left, reserve)
-    if backlog.requests_needed > 1:
-        return Plan(now, "full", left, reserve)
     outlook = None
     if history is not None and pacing.learn_days > 0:
         outlook = history.outlook(
@@ -152,8 +157,20 @@ def plan(
         )
     if outlook is not None:
         return _learned(
-            backlog, outlook, now, quota, kept=kept, quiet_end=quiet_end, last_call=last_call
+            backlog,
+            outlook,
+            now,
+            quota,
+            kept=kept,
+            quiet_end=quiet_end,
+            last_call=last_call,
+            today=today,
         )
+    spendable = left - kept
+    if spendable <= 0:
+        return Plan(max(now, last_call, quiet_end), "reserve", left, reserve)
+    if backlog.requests_needed > 1:
+        return Plan(now, "full", left, reserve)
     if quota.used < pacing.prompt_requests:
         return Plan(max(now, quiet_end), "prompt" if quiet_end <= now else "quiet", left, reserve)
     anchor = max(quota.period_start, quota.last_request_at or quota.period_start)
@@ -172,33 +189,74 @@ def _learned(
     kept: int,
     quiet_end: float,
     last_call: float,
+    today: Sequence[float],
 ) -> Plan:
-    """Keep what the rest of the day likely needs (never less than the reserve) and spend the
-    rest at once. With nothing to spare, a request goes after a pause that, on past days, came
-    seldom enough to afford one at each (the run of exports is likely over); or once what waits
-    has been held (in file-seconds) twice what a request saves the rest of a past day, on
-    average; or once the past days say enough is left."""
+    """Plan against the past days as samples of the rest of today (`exportsync.scenarios`):
+    send what waits at the first instant at which, on those days on average, holding it would
+    not save more than the request costs the rest of the day.
+
+    One request always stays for the last call (the past days' leftovers go there, and a day
+    unlike them still finds it); the whole reserve while past days had exports still to come;
+    and where they had exports after the last call, one more for each export likely then.
+    Everything else is spent as the past days say it pays."""
     assert quota.limit is not None
     left = quota.limit - quota.used
-    keep = max(kept, outlook.likely)
     start = quota.period_start
+    end = last_call - start
+    late = outlook.likely_at(end)
+    # The last call's request and one for each export likely after it; else the reserve while
+    # past days had more to come today, then the last call's request alone.
+    keep = min(left, max(kept, 1 + late) if late else kept if outlook.likely else min(kept, 1))
+    budget = left - keep
     words = _outlook_words(outlook, now)
-    if left - 1 >= keep:
-        why = f"{words}; keeping {_n(keep, 'request')} of {left}"
-        return Plan(
-            max(now, quiet_end), "learned" if quiet_end <= now else "quiet", left, kept, why
-        )
-    spendable = left - kept
-    free = outlook.settles_at(left - 1)
-    free_at = last_call if free is None else start + free
-    pause = outlook.telling_pause(spendable, last_call - start)
-    paused_at = (backlog.newest_at if backlog.newest_at is not None else now) + pause
-    worth = WORTH_FACTOR * outlook.request_worth(spendable, last_call - start)
-    held = backlog.held(now)
-    paid_at = now if held >= worth else now + (worth - held) / max(1, backlog.items)
-    send_at = max(now, quiet_end, min(free_at, paused_at, paid_at, last_call))
-    why = f"{words}; {_n(left, 'request')} left for them"
-    return Plan(send_at, "learned", left, kept, why)
+    why = f"{words}; {_n(left, 'request')} left, {keep} kept for the last call"
+    if budget <= 0:
+        # The reserve shrinks to one request once the past days say nothing more comes.
+        free = outlook.settles_at(0) if late == 0 and left > 1 else None
+        until = last_call if free is None else min(last_call, start + free)
+        return Plan(max(now, until, quiet_end), "reserve", left, keep, why)
+    if backlog.requests_needed > 1:
+        return Plan(now, "full", left, keep, why)
+    at = max(now, quiet_end)
+    offset = send_offset(
+        _scenarios(outlook, backlog, start, today, at - start),
+        now=at - start,
+        files=backlog.items,
+        budget=budget,
+        end=end,
+        limit=quota.limit,
+    )
+    send_at = max(at, start + offset)
+    reason: Reason = "quiet" if send_at == quiet_end > now else "learned"
+    return Plan(send_at, reason, left, keep, why)
+
+
+def _scenarios(
+    outlook: Outlook, backlog: Backlog, start: float, today: Sequence[float], at: float
+) -> list[Day]:
+    """The rest of today, from offset `at`, as each past day saw it. Today has brought n
+    exports so far; on a past day, what came after its n-th export, moved so that export is
+    today's latest (a run of work goes on as it went there); a past day with fewer than n says
+    nothing more comes. A past day whose next export would be overdue by now (OVERDUE_*) is
+    left out. Without today's exports: what came after this time of day."""
+    latest = (backlog.newest_at if backlog.newest_at is not None else start) - start
+    if not today:
+        return [tuple(e for e in day if e[0] > latest) for day in outlook.chosen]
+    n = len(today)
+    found: list[Day] = []
+    for day in outlook.chosen:
+        if len(day) < n:
+            found.append(())
+            continue
+        anchor = day[n - 1][0]
+        found.append(tuple((latest + o - anchor, w) for o, w in day[n:]))
+    # A past day whose next export should long have come no longer tells today (unless none
+    # is left that does).
+    waited = at - latest
+    still = [
+        d for d in found if not d or OVERDUE_FACTOR * (d[0][0] - latest) + OVERDUE_SECONDS >= waited
+    ]
+    return still or found
 
 
 def _outlook_words(outlook: Outlook, now: float) -> str:
@@ -219,6 +277,8 @@ def plan_backlog(
     quota: QuotaView,
     pacing: Pacing,
     history: History | None = None,
+    *,
+    today: Sequence[float] = (),
 ) -> float | None:
     """When the whole backlog will have gone, by the same policy; None if it all goes now.
 
@@ -237,10 +297,11 @@ def plan_backlog(
             newest_at=backlog.newest_at,
             arrived_sum=backlog.arrived_sum,
         )
-        decision = plan(rest, at, view, pacing, history)
+        decision = plan(rest, at, view, pacing, history, today=today)
         assert decision.send_at is not None
         at = decision.send_at
         if at >= view.resets_at:
+            today = ()
             view = QuotaView(view.limit, 0, view.resets_at, view.resets_at + 86_400.0, None)
             at = max(at, view.period_start)
             decision = plan(rest, at, view, pacing, history)

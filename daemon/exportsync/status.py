@@ -16,7 +16,7 @@ from exportsync.backlog import Backlog
 from exportsync.clock import Clock, SystemClock, iso_utc
 from exportsync.config import Config
 from exportsync.fs.names import shown
-from exportsync.history import History, read_history
+from exportsync.history import History, exports_today, read_history
 from exportsync.metrics import SpoolReading
 from exportsync.pacing import Plan, plan, plan_backlog
 from exportsync.quota import RESET_GRACE_SECONDS, QuotaLedger
@@ -65,17 +65,18 @@ def next_send(
     pacing = config.quota.pacing
     if history is None:
         history = read_history(spool, period_start=view.period_start, days=pacing.learn_days)
+    today = exports_today(spool, period_start=view.period_start) if pacing.learn_days > 0 else []
     at = now
     backoff = False
     backlog = spool.backlog(now, **limits)
     if not backlog.items:
         due = spool.next_due_at()
         if due is None:
-            return NextSend(None, plan(backlog, now, view, pacing, history))
+            return NextSend(None, plan(backlog, now, view, pacing, history, today=today))
         at = max(now, due)
         backlog = spool.backlog(at, **limits)
         backoff = True
-    decision = plan(backlog, at, view, pacing, history)
+    decision = plan(backlog, at, view, pacing, history, today=today)
     if sendnow.applies(sendnow.requested_at(spool), decision, backlog):
         decision = replace(decision, send_at=at, reason="send_now", reserve=0)
     send_at = decision.send_at if decision.send_at is not None else at
@@ -102,7 +103,8 @@ def build_status(config: Config, spool: Spool, ledger: QuotaLedger, clock: Clock
     # Read once: the next send and the backlog's ETA plan from the same past days.
     history = read_history(spool, period_start=view.period_start, days=pacing.learn_days)
     coming = next_send(config, spool, ledger, now, history)
-    eta = plan_backlog(backlog, now, view, pacing, history)
+    today = exports_today(spool, period_start=view.period_start) if pacing.learn_days > 0 else []
+    eta = plan_backlog(backlog, now, view, pacing, history, today=today)
     if coming.at is not None and coming.at > now:
         eta = max(eta or coming.at, coming.at)
     counts = spool.counts()

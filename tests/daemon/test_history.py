@@ -1,5 +1,5 @@
 """What the past days say about the rest of today: exports grouped from arrivals, whole days
-only, weekdays apart from weekends, and what a request is worth to the rest of a day."""
+only, weekdays apart from weekends, and the least holds a past day allows (the scenarios' DP)."""
 
 from __future__ import annotations
 
@@ -11,12 +11,12 @@ import pytest
 from exportsync.history import (
     MIN_DAYS,
     History,
-    _least_totals,
     build_history,
     exports_of,
     read_history,
     weighted_exports,
 )
+from exportsync.scenarios import MOST_EXPORTS, _coarse, _table
 from exportsync.spool import Spool
 from support.pacing_optimum import optimal_schedule
 
@@ -111,26 +111,12 @@ def test_a_day_is_told_only_by_past_days_of_its_kind() -> None:
     assert (outlook.kind, outlook.days, outlook.likely) == ("weekend day", MIN_DAYS, 1)
 
 
-def test_a_request_is_worth_nothing_when_there_are_enough() -> None:
-    days = tuple(((14 * HOUR, 2), (15 * HOUR, 2)) for _ in range(5))
-    outlook = History(days, (False,) * 5).outlook(12 * HOUR, weekend_today=False)
-    assert outlook is not None
-    last_call = DAY - 1800
-    assert outlook.request_worth(3, last_call) == 0.0
-    # With one request for two exports, one of them waits an hour (2 files): 7200 file-seconds.
-    assert outlook.request_worth(2, last_call) == pytest.approx(2 * HOUR)
-    # With none, both wait for the last call.
-    worth_one = outlook.request_worth(1, last_call)
-    waits = 2 * (last_call - 15 * HOUR) + 2 * (last_call - 14 * HOUR)
-    assert worth_one == pytest.approx(waits - 2 * HOUR)
-
-
 @pytest.mark.parametrize("seed", range(5))
-def test_least_totals_match_brute_force(seed: int) -> None:
+def test_the_least_totals_of_a_past_day_match_brute_force(seed: int) -> None:
     rng = random.Random(seed)  # noqa: S311 -- seeded test data
     end = 100.0
     day = tuple(sorted((float(rng.randrange(0, 90)), rng.randint(1, 3)) for _ in range(6)))
-    totals = _least_totals(day, 4, end)
+    totals = [row for row in _table(day, end, 4)[0]]
     for m in range(5):
         best = float("inf")
         for sends in itertools.combinations(range(len(day)), m):
@@ -143,7 +129,7 @@ def test_least_totals_match_brute_force(seed: int) -> None:
     # With one file per export and a request for each, the yardstick agrees.
     single = tuple((o, 1) for o, _ in day)
     arrivals = [o for o, _ in single]
-    assert _least_totals(single, 3, 1e9)[3] <= optimal_schedule(arrivals, 3).total + 1e-6
+    assert _table(single, 1e9, 3)[0][3] <= optimal_schedule(arrivals, 3).total + 1e-6
 
 
 def test_the_spool_supplies_its_arrivals() -> None:
@@ -152,18 +138,13 @@ def test_the_spool_supplies_its_arrivals() -> None:
         assert read_history(spool, period_start=MONDAY, days=14).days == ()
 
 
-def test_a_telling_pause_is_one_that_comes_seldom_enough_to_afford() -> None:
-    # Each past afternoon: two runs of exports a minute apart, at 13:00 and 16:00.
-    day = tuple((13 * HOUR + n * 60, 2) for n in range(5)) + tuple(
-        (16 * HOUR + n * 60, 2) for n in range(5)
-    )
-    outlook = History((day,) * 5, (False,) * 5).outlook(12 * HOUR, weekend_today=False)
-    assert outlook is not None
-    last_call = DAY - 1800
-    # Pauses from noon: 1 h, then 3 h - 4 min between the runs, then eight of a minute.
-    assert outlook.telling_pause(1, last_call) == 3 * HOUR - 4 * 60
-    assert outlook.telling_pause(2, last_call) == HOUR
-    assert outlook.telling_pause(3, last_call) == 60
-    # More requests than pauses: no pause needs waiting for.
-    assert outlook.telling_pause(11, last_call) == 0.0
-    assert outlook.telling_pause(0, last_call) == float("inf")
+def test_a_busy_past_day_is_planned_over_its_closest_exports_merged() -> None:
+    day = tuple((float(n * 60 + (n % 3) * 20), 2) for n in range(100))
+    coarse = _coarse(day, 1e9)
+    assert len(coarse) == MOST_EXPORTS
+    # Every file is still there, each group at the instant of its latest export.
+    assert sum(w for _, w in coarse) == 200
+    assert coarse[-1][0] == day[-1][0]
+    assert set(o for o, _ in coarse) <= set(o for o, _ in day)
+    # Exports after the end are not planned for; a small day is left as it is.
+    assert _coarse(day[:10], day[5][0]) == day[:5]

@@ -134,11 +134,19 @@ BUSY_AFTERNOONS = _past(*(13 * HOUR + n * 900 for n in range(20)))
 
 def test_with_quiet_afternoons_the_fifth_export_goes_at_once() -> None:
     # Four requests spent this morning; the past days had nothing after noon.
+    morning = [MIDNIGHT + 9 * HOUR, MIDNIGHT + 10 * HOUR, MIDNIGHT + 11 * HOUR, NOON - 600, NOON]
     decision = plan(
-        _backlog(arrived=NOON), NOON + 5, _day(4, last=NOON - 600), POLICY, QUIET_AFTERNOONS
+        _backlog(arrived=NOON),
+        NOON + 5,
+        _day(4, last=NOON - 600),
+        POLICY,
+        QUIET_AFTERNOONS,
+        today=morning,
     )
     assert (decision.send_at, decision.reason) == (NOON + 5, "learned")
-    assert decision.why == "usually 0 more exports after 12:00Z; keeping 2 requests of 6"
+    assert decision.why == (
+        "usually 0 more exports after 12:00Z; 6 requests left, 1 kept for the last call"
+    )
     # Today's policy paces it for hours.
     today = plan(_backlog(arrived=NOON), NOON + 5, _day(4, last=NOON - 600), POLICY)
     assert today.reason == "paced"
@@ -169,47 +177,93 @@ def test_no_history_or_learning_off_paces_as_before() -> None:
         assert empty == expected == off
 
 
-def test_the_reserve_and_the_last_call_stay() -> None:
-    # Nothing more ever comes, yet the reserve is only spent at the last call.
-    decision = plan(_backlog(arrived=NOON), NOON, _day(8, last=NOON - 1), POLICY, QUIET_AFTERNOONS)
-    assert (decision.reason, decision.send_at) == ("reserve", MIDNIGHT + DAY - 1800)
+def test_the_last_request_waits_for_the_last_call_and_the_reserve_for_a_quiet_rest() -> None:
+    # Nothing more ever comes after noon: the reserve goes, all but the last call's request.
+    decision = plan(
+        _backlog(arrived=NOON), NOON + 5, _day(8, last=NOON - 1), POLICY, QUIET_AFTERNOONS
+    )
+    assert (decision.reason, decision.send_at, decision.reserve) == ("learned", NOON + 5, 1)
+    last = plan(_backlog(arrived=NOON), NOON, _day(9, last=NOON - 1), POLICY, QUIET_AFTERNOONS)
+    assert (last.reason, last.send_at) == ("reserve", MIDNIGHT + DAY - 1800)
+    # Past afternoons busy until 17:45: the whole reserve stays until they are over.
+    busy = plan(_backlog(arrived=NOON), NOON, _day(8, last=NOON - 1), POLICY, BUSY_AFTERNOONS)
+    assert (busy.reason, busy.send_at, busy.reserve) == ("reserve", MIDNIGHT + 17.75 * HOUR, 2)
     at = MIDNIGHT + DAY - 1800
     late = plan(_backlog(arrived=at - 60), at, _day(9, last=at - 120), POLICY, BUSY_AFTERNOONS)
     assert (late.reason, late.send_at) == ("last_call", at)
 
 
-def test_with_nothing_to_spare_a_request_goes_after_a_telling_pause() -> None:
-    # Past afternoons: an export every 15 min from 13:00. With 4 requests to spend, a pause of
-    # 15 min comes far more than 4 times: pauses that long say the run of exports is over.
-    view = _day(4, last=NOON - 60)
-    decision = plan(_held(2, NOON, NOON), NOON + 5, view, POLICY, BUSY_AFTERNOONS)
+# Past days: two runs of five exports a minute apart, at 09:00 and at 15:00.
+TWO_RUNS = _past(*(9 * HOUR + n * 60 for n in range(5)), *(15 * HOUR + n * 60 for n in range(5)))
+AFTERNOON = tuple((15 * HOUR + n * 60, 2) for n in range(5))
+
+
+def test_a_run_of_exports_is_held_while_the_past_days_say_it_goes_on() -> None:
+    # Two requests to spend (4 left, the reserve kept): one per run is what the past days need.
+    view = _day(6, last=MIDNIGHT + 3600)
+    first = MIDNIGHT + 9.5 * HOUR  # today's run came later than usual: it is lined up by count
+    decision = plan(_held(2, first, first), first + 5, view, POLICY, TWO_RUNS, today=[first])
+    # Held: the next export is likely a minute away; look again then.
     assert decision.reason == "learned"
-    assert decision.send_at == NOON + 900
-    assert decision.why == "usually 20 more exports after 12:00Z; 6 requests left for them"
-    # An export arriving meanwhile starts the pause again.
-    again = plan(
-        Backlog(4, 400, 1, NOON, NOON + 600, 2 * NOON + 2 * (NOON + 600)),
-        NOON + 605,
-        view,
-        POLICY,
-        BUSY_AFTERNOONS,
+    assert decision.send_at == first + 60
+    assert decision.why == (
+        "usually 5 more exports after 09:30Z; 4 requests left, 2 kept for the last call"
     )
-    assert again.send_at == NOON + 1500
+    # The run's fifth export: on the past days nothing more came for hours. It goes now.
+    run = [first + n * 60 for n in range(5)]
+    fifth = run[-1]
+    backlog = Backlog(10, 1000, 1, first, fifth, 2 * sum(run))
+    end = plan(backlog, fifth + 5, view, POLICY, TWO_RUNS, today=run)
+    assert (end.reason, end.send_at) == ("learned", fifth + 5)
+    # Without today's count it plans on the time of day alone, which says little mid-run.
+    blind = plan(_held(2, first, first), first + 5, view, POLICY, TWO_RUNS)
+    assert blind.send_at != decision.send_at
+
+
+def test_a_request_is_not_spent_on_a_run_that_the_rest_of_the_day_needs() -> None:
+    # One request left to spend and the afternoon run still to come: the morning run's first
+    # export waits for the rest of its run rather than leave the afternoon to the last call.
+    view = _day(7, last=MIDNIGHT + 3600)
+    first = MIDNIGHT + 9 * HOUR
+    held = plan(_held(2, first, first), first + 5, view, POLICY, TWO_RUNS, today=[first])
+    assert held.send_at is not None
+    assert held.send_at > first + 5
+    # With a request for each export to come it goes at once.
+    plenty = plan(
+        _held(2, first, first), first + 5, _day(0, limit=20), POLICY, TWO_RUNS, today=[first]
+    )
+    assert (plenty.reason, plenty.send_at) == ("learned", first + 5)
     # A full request never waits.
-    full = plan(_backlog(2000, arrived=NOON, requests=2), NOON, view, POLICY, BUSY_AFTERNOONS)
+    full = plan(_backlog(2000, arrived=first, requests=2), first, view, POLICY, TWO_RUNS)
     assert full.reason == "full"
 
 
-def test_the_more_that_waits_the_sooner_it_goes() -> None:
-    # Past afternoons: an export every 2 h from 13:00; 2 requests to spend. A pause of 2 h is
-    # the telling one, but files held twice what a request saves go sooner.
-    sparse = _past(*(13 * HOUR + n * 2 * HOUR for n in range(5)))
-    view = _day(6, last=NOON - 60)
-    one = plan(_held(2, NOON, NOON), NOON + 5, view, POLICY, sparse)
-    many = plan(_held(20, NOON, NOON), NOON + 5, view, POLICY, sparse)
-    assert one.send_at == NOON + 2 * HOUR
-    assert many.send_at is not None
-    assert NOON + 5 < many.send_at < one.send_at
-    # Once they have waited that long, the request goes.
-    later = plan(_held(20, NOON, many.send_at), many.send_at, view, POLICY, sparse)
-    assert later.send_at == many.send_at
+def test_past_exports_after_the_last_call_keep_a_request_each() -> None:
+    # Past days: a morning export, then three after the last call (23:30): the last call's
+    # request and one for each of them stay, more than the reserve of 2.
+    late = _past(9 * HOUR, 23.6 * HOUR, 23.7 * HOUR, 23.8 * HOUR)
+    first = MIDNIGHT + 9 * HOUR
+    held = plan(_held(2, first, first), first + 5, _day(6), POLICY, late, today=[first])
+    assert (held.reason, held.reserve, held.send_at) == ("reserve", 4, MIDNIGHT + DAY - 1800)
+    assert held.why == (
+        "usually 3 more exports after 09:00Z; 4 requests left, 4 kept for the last call"
+    )
+    spare = plan(_held(2, first, first), first + 5, _day(5), POLICY, late, today=[first])
+    assert (spare.reason, spare.reserve, spare.send_at) == ("learned", 4, first + 5)
+
+
+def test_a_past_day_whose_next_export_is_long_overdue_stops_telling_today() -> None:
+    # Half the past days went on with a run of 20 exports a minute apart; half had the
+    # morning's one export alone. Both had a run at 15:00.
+    runs = tuple((9 * HOUR + n * 60, 2) for n in range(20)) + AFTERNOON
+    alone = ((9 * HOUR, 2), *AFTERNOON)
+    history = History((runs, alone) * 5, (False,) * 10)
+    view = _day(6, last=MIDNIGHT + 3600)
+    first = MIDNIGHT + 9.5 * HOUR
+    held = plan(_held(2, first, first), first + 5, view, POLICY, history, today=[first])
+    assert held.send_at == first + 60
+    # Ten minutes on, nothing came, though those runs would still be going: the days they
+    # went on say nothing of today. It goes.
+    later = first + 600
+    sent = plan(_held(2, first, later), later, view, POLICY, history, today=[first])
+    assert (sent.reason, sent.send_at) == ("learned", later)

@@ -372,6 +372,7 @@ def test_the_plan_says_what_the_past_days_taught_it(
         ledger.answered()
     report = build_status(config, spool, ledger, clock)
     assert report["plan"] == (
-        "usually 1 more export after 15:30Z; keeping 2 requests of 5; sending 1 file now"
+        "usually 1 more export after 15:30Z; 5 requests left, 2 kept for the last call;"
+        " sending 1 file now"
     )
     assert report["backlog"] == {"items": 1, "bytes": 10, "requests_needed": 1, "eta": None}
