@@ -10,6 +10,11 @@ hand:
   (tests/support/tiers.py).
 - `quick`: everything else (`make quick`). A quick test that starts a subprocess anyway fails
   with a message: the classifier missed it, which is a bug to fix here.
+
+`make test` spreads the modules over pytest-xdist workers (`--dist loadfile`): a module's tests run
+on one worker, one after another, so a module's fixture (the booted systemd container, a moto
+server) is built once and its tests never race each other; a session fixture (`open_devstack`) is
+built once per worker. The integration tier is handed out first (see the sort below).
 """
 
 from __future__ import annotations
@@ -86,10 +91,18 @@ def tier_of(item: pytest.Item, seen: dict[int, bool]) -> str:
     return "quick"
 
 
+_RUN_ORDER = {"integration": 0, "quick": 1, "soak": 2}
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     seen: dict[int, bool] = {}
+    tiers: dict[str, str] = {}
     for item in items:
-        item.add_marker(tier_of(item, seen))
+        tiers[item.nodeid] = tier = tier_of(item, seen)
+        item.add_marker(tier)
+    # The slow tier first (a stable sort): the workers start on the long tests, and the short
+    # ones fill in around them instead of one long test running alone at the end.
+    items.sort(key=lambda item: _RUN_ORDER[tiers[item.nodeid]])
 
 
 class _QuickStartedAProcess(AssertionError):

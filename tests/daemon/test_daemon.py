@@ -12,6 +12,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Iterator
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ from structlog.testing import capture_logs
 
 from exportsync.cli import dispatch_signal
 from exportsync.clock import Clock, FakeClock, SystemClock
+from exportsync.config import WatchConfig
 from exportsync.daemon import PRUNE_EVERY_SECONDS, Daemon
 from exportsync.delivery import StepOutcome
 from exportsync.errors import SpoolError
@@ -228,7 +230,10 @@ def test_the_first_request_carries_the_whole_backlog(tmp_path: Path) -> None:
 def test_without_a_daily_limit_a_closed_file_is_taken_at_once(
     tmp_path: Path, daily: int, pause: float
 ) -> None:
-    daemon = _daemon(tmp_path, FakeApi(), None, **{"quota.daily_requests": daily})
+    # The default settle period (longer than the close quiet), not fast_config's short one.
+    default = next(f.default for f in fields(WatchConfig) if f.name == "settle_seconds")
+    settle = {"watch.settle_seconds": default}
+    daemon = _daemon(tmp_path, FakeApi(), None, **{"quota.daily_requests": daily, **settle})
     try:
         assert daemon.watcher.settler.quiet_seconds == pause
     finally:

@@ -12,7 +12,9 @@ import pytest
 from exportsync_devstack.fleet import FleetOptions, run_fleet
 
 
-@pytest.mark.timeout(180)
+# Deadlines against a hang, not a speed claim: under `make test`'s parallel workers on a busy
+# 2-core runner, the spools' last "delivered" can lag the last object by more than 22 s (90 / 4).
+@pytest.mark.timeout(300)
 def test_three_daemons_stay_apart_within_their_plans_and_lose_nothing(tmp_path: Path) -> None:
     out = io.StringIO()
     options = FleetOptions(
@@ -21,7 +23,7 @@ def test_three_daemons_stay_apart_within_their_plans_and_lose_nothing(tmp_path: 
         exports=2,
         seed=7,
         fault_rate=0.1,
-        deadline=90.0,
+        deadline=180.0,
         measure_requests=10,
     )
     report = run_fleet(options, out)

@@ -58,7 +58,10 @@ def _stored(deps: Dependencies) -> tuple[list[str], list[object]]:
 # --- No identity, no write -------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("path", "body", "content_type"), _route_bodies())
+# Ids by route: a multipart boundary is random; pytest-xdist's workers must collect one set.
+@pytest.mark.parametrize(
+    ("path", "body", "content_type"), [pytest.param(*r, id=r[0]) for r in _route_bodies()]
+)
 @pytest.mark.parametrize("payload", ["rest-without-key", "http-api-v2"])
 def test_no_identity_is_403_no_identity_on_every_route(
     memory_deps: Dependencies, path: str, body: bytes, content_type: str, payload: str

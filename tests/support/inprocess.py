@@ -10,8 +10,9 @@ __all__ = ["fast_config"]
 
 
 def fast_config(tmp_path: Path, **extra: object) -> Config:
-    """watch.dir `tmp_path/export` (created), state in `tmp_path/state`, a quick quota; `extra`
-    adds or overrides dotted keys."""
+    """watch.dir `tmp_path/export` (created), state in `tmp_path/state`, a quick quota and a short
+    settle period (a file the start-up scan finds waits for it on the real clock); `extra` adds or
+    overrides dotted keys."""
     export = tmp_path / "export"
     export.mkdir(exist_ok=True)
     return load_config(
@@ -23,6 +24,7 @@ def fast_config(tmp_path: Path, **extra: object) -> Config:
             "api.api_key": "k-not-used-here",
             "api.user_id": "alice",
             "state.dir": str(tmp_path / "state"),
+            "watch.settle_seconds": 0.1,
             "quota.requests_per_second": 50.0,
             "quota.burst": 5,
             "quota.margin_seconds": 0.0,
