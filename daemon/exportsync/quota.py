@@ -205,12 +205,16 @@ class QuotaLedger:
 
     def _outside_wait(self, now: float) -> float:
         """One interval after the spool's last request when another process sent it (a previous
-        run, `check --probe`): this bucket never saw it. Capped at one interval from now: a wall
-        clock set back must not stall the daemon."""
+        run, `check --probe`): this bucket never saw it. One stamped later than now (the wall
+        clock was set back since) is brought back to now, so it holds one interval, not until
+        the clock catches up."""
         last = self._spool.last_request_at()
         if last is None or last == self._own_last:
             return 0.0
-        return min(self._interval, last + self._interval - now)
+        if last > now:
+            self._spool.quota_bring_back(now)
+            return self._interval
+        return last + self._interval - now
 
     def spend(self) -> int:
         """Record one request about to be sent (durably, before it goes); the period's new count.

@@ -292,3 +292,28 @@ def test_the_running_daemon_waits_one_interval_after_a_probes_request(spool: Spo
     daemon.spend()
     daemon.answered()
     assert daemon.wait_time() == 0  # its own request: the burst is still its own
+
+
+def test_a_request_stamped_after_a_clock_set_back_holds_the_daemon_one_interval_only(
+    spool: Spool,
+) -> None:
+    # A probe (or an earlier run) counted a request with the wall clock an hour ahead; the clock
+    # was then set back. The running daemon waits one interval from seeing it, then sends.
+    clock = FakeClock(MIDNIGHT + 3600)
+    daemon = _ledger(spool, clock, daily=0)
+    clock.advance(60)
+    spool.quota_spend(MIDNIGHT, at=clock.time() + 3600)
+    waited = 0.0
+    while (wait := daemon.wait_time()) > 0 and waited < 60:
+        clock.advance(wait)
+        waited += wait
+    assert waited == pytest.approx(1.25)
+    daemon.spend()
+
+
+def test_a_probe_after_a_clock_set_back_waits_one_interval_then_goes(spool: Spool) -> None:
+    clock = FakeClock(MIDNIGHT + 3600)
+    spool.quota_spend(MIDNIGHT, at=clock.time() + 3600)  # stamped before the clock went back
+    started = clock.monotonic()
+    assert _ledger(spool, clock, daily=0).spend_outside() == 2
+    assert clock.monotonic() - started == pytest.approx(1.25)

@@ -52,11 +52,26 @@ class QuotaStore(Connection):
         with self._tx() as db:
             row = db.execute("SELECT value FROM meta WHERE key = 'last_request_at'").fetchone()
             if row is not None:
-                # At most one gap: a wall clock set back must not hold the request for long.
-                wait = min(gap, float(row[0]) + gap - at)
+                last = float(row[0])
+                if last > at:
+                    # Stamped before the wall clock was set back: the request was at most now,
+                    # so it is now, and the next goes one gap from here (not hours later).
+                    _stamp(db, at)
+                    return None, gap
+                wait = last + gap - at
                 if wait > 0:
                     return None, wait
             return _spend(db, period_start, at), 0.0
+
+    def quota_bring_back(self, now: float) -> None:
+        """A last request stamped later than `now` (the wall clock was set back since) is taken
+        to have gone `now`: spacing from it then ends one interval from here."""
+        with self._tx() as db:
+            db.execute(
+                "UPDATE meta SET value = ? WHERE key = 'last_request_at'"
+                " AND CAST(value AS REAL) > ?",
+                (repr(now), now),
+            )
 
     def quota_answered(self, at: float) -> None:
         """The request counted last was answered at `at`: the next one is spaced from here, as
@@ -104,12 +119,16 @@ def _spend(db: sqlite3.Connection, period_start: float, at: float) -> int:
         " ON CONFLICT (period_start) DO UPDATE SET used = used + 1",
         (period_start,),
     )
+    _stamp(db, at)
+    row = db.execute(
+        "SELECT used FROM quota_periods WHERE period_start = ?", (period_start,)
+    ).fetchone()
+    return int(row[0])
+
+
+def _stamp(db: sqlite3.Connection, at: float) -> None:
     db.execute(
         "INSERT INTO meta (key, value) VALUES ('last_request_at', ?)"
         " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
         (repr(at),),
     )
-    row = db.execute(
-        "SELECT used FROM quota_periods WHERE period_start = ?", (period_start,)
-    ).fetchone()
-    return int(row[0])
