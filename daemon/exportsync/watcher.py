@@ -104,6 +104,11 @@ OPEN_WRITE_TIMEOUT = 60.0
 # Where no lease tells whether a writer holds a closed file, the quiet after its close (or
 # `settle_seconds`, when shorter).
 CLOSE_QUIET_SECONDS = 0.5
+# The kernel queues a file's IN_CLOSE_WRITE before it drops that handle's write access, so a
+# lease probe right behind the event can still see the closing writer: a file found held at its
+# close is asked again this much later before the wait for another close begins (up to
+# OPEN_WRITE_TIMEOUT; a 5,000-file burst once left a file waiting that long).
+CLOSE_RECHECK_SECONDS = 0.05
 # The safety-net rescan's default period (the daemon uses it only without inotify).
 RESCAN_SECONDS = 300.0
 
@@ -271,8 +276,10 @@ class Settler:
             held = self._holders(path)
             if held is None:  # no way to ask: a short quiet period instead
                 self._event(path, now, quiet=self.quiet_seconds, writing=False)
-            else:  # ready now, or once the handle still open is closed too
-                self._event(path, now, quiet=0.0, writing=held)
+            elif held:  # maybe the closing handle itself: ask again before awaiting a close
+                self._event(path, now, quiet=CLOSE_RECHECK_SECONDS, writing=False)
+            else:
+                self._event(path, now, quiet=0.0, writing=False)
         else:
             self._event(path, now, quiet=self.settle_seconds, writing=False)
 

@@ -34,7 +34,14 @@ from exportsync.errors import FileRejected
 from exportsync.fs.files import snapshot
 from exportsync.matcher import FileMatcher
 from exportsync.rootwatch import RootPace
-from exportsync.watcher import RETRY_RESCAN_SECONDS, Settler, StatKey, Watcher, writer_holds
+from exportsync.watcher import (
+    CLOSE_RECHECK_SECONDS,
+    RETRY_RESCAN_SECONDS,
+    Settler,
+    StatKey,
+    Watcher,
+    writer_holds,
+)
 
 linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="needs inotify")
 
@@ -114,7 +121,24 @@ def test_a_close_while_another_handle_writes_waits_for_the_last_close(fs: FakeSt
     holders.held[A] = False
     settler.closed(A, 31.0)
     assert settler.due(31.0) == [A]
-    assert holders.asked == [A, A]
+    assert holders.asked == [A, A, A]  # at the close, once more just after it, at the next close
+
+
+def test_a_writer_seen_at_its_own_close_is_asked_again_at_once_not_after_the_timeout(
+    fs: FakeStat,
+) -> None:
+    """The kernel queues IN_CLOSE_WRITE before the closing handle gives up its write access: a
+    probe in between sees a writer that is already gone. The file is asked again shortly after,
+    not left until the open-write timeout (60 s)."""
+    holders = FakeHolders(default=False)
+    settler = probing_settler(fs, holders)
+    fs.write(A, 10, 1)
+    holders.held[A] = True  # the closing handle, still counted as a writer
+    settler.closed(A, 0.0)
+    assert settler.due(0.0) == []
+    holders.held[A] = False  # its write access dropped microseconds later
+    assert settler.next_deadline() == pytest.approx(CLOSE_RECHECK_SECONDS)
+    assert settler.due(CLOSE_RECHECK_SECONDS) == [A]
 
 
 def test_each_close_after_a_write_reports_the_file_again(fs: FakeStat) -> None:
