@@ -17,9 +17,11 @@ from typing import Any, TextIO
 __all__ = [
     "REPO",
     "Timing",
+    "cpu_seconds",
     "filesystem_of",
     "quiet_daemon_logs",
     "ratio",
+    "rss_bytes",
     "setup_paths",
     "time_rounds",
 ]
@@ -110,3 +112,17 @@ def filesystem_of(path: Path) -> str:
         if inside and len(mount_point) > len(best):
             best, fs_type = mount_point, fields[2]
     return fs_type
+
+
+def rss_bytes(pid: int) -> int:
+    """A process's resident set (VmRSS) in bytes, from /proc; 0 once it has ended."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of a whole process (all its threads), in seconds, from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")

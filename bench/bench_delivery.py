@@ -29,7 +29,6 @@ import argparse
 import collections
 import datetime as dt
 import json
-import os
 import shutil
 import sqlite3
 import subprocess
@@ -39,7 +38,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench_common import ratio, setup_paths
+from bench_common import cpu_seconds, ratio, rss_bytes, setup_paths
 
 setup_paths()
 
@@ -50,19 +49,6 @@ __all__ = ["run_delivery"]
 
 _DEADLINE = 600.0
 _POLL = 0.05
-
-
-def _cpu_seconds(pid: int) -> float:
-    """utime + stime of a whole process (all its threads), in seconds."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def _rss_bytes(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) * 1024
-    return 0
 
 
 def _delivered(spool_path: Path) -> int:
@@ -160,7 +146,7 @@ def run_delivery(scratch: Path, files: int = 5000, spy_dir: Path | None = None) 
                     if spy is not None:
                         spies.append(spy)
                 time.sleep(1.0)  # py-spy attaches
-            cpu0 = _cpu_seconds(daemon.process.pid), _cpu_seconds(info.process.pid)
+            cpu0 = cpu_seconds(daemon.process.pid), cpu_seconds(info.process.pid)
             started, started_at = time.perf_counter(), time.time()
             for i in range(files):
                 (export / f"t{i:05d}.csv").write_bytes(f"id,value\n{i},{i * 7}\n".encode())
@@ -171,8 +157,8 @@ def run_delivery(scratch: Path, files: int = 5000, spy_dir: Path | None = None) 
                     raise RuntimeError(f"delivered {_delivered(spool_path)} of {files}")
                 time.sleep(_POLL)
             done = time.perf_counter()
-            cpu1 = _cpu_seconds(daemon.process.pid), _cpu_seconds(info.process.pid)
-            rss = _rss_bytes(daemon.process.pid)
+            cpu1 = cpu_seconds(daemon.process.pid), cpu_seconds(info.process.pid)
+            rss = rss_bytes(daemon.process.pid)
             for spy in spies:
                 spy.send_signal(2)  # SIGINT: py-spy writes its file and exits
                 spy.wait(60)

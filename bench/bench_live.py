@@ -47,8 +47,8 @@ from typing import IO, Any
 
 import requests
 
-from bench_common import ratio, setup_paths
-from bench_local import InotifyBaseline
+from bench_common import cpu_seconds, ratio, rss_bytes, setup_paths
+from bench_local import InotifyBaseline, bare_walk
 
 setup_paths()
 
@@ -338,15 +338,6 @@ def _latency(
     }
 
 
-def _walk(folder: Path) -> int:
-    count = 0
-    with os.scandir(folder) as entries:
-        for entry in entries:
-            entry.stat(follow_symlinks=False)
-            count += 1
-    return count
-
-
 def _request_windows(events: list[tuple[float, dict[str, Any]]]) -> list[tuple[float, float, int]]:
     """(request_sending, request_sent, entries) per request, paired in order."""
     sending = [
@@ -356,18 +347,13 @@ def _request_windows(events: list[tuple[float, dict[str, Any]]]) -> list[tuple[f
     return [(a, b, n) for (a, n), b in zip(sending, sent, strict=False)]
 
 
-def _cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def _burst(
     daemon: LiveDaemon, folder: Path, baseline: CloseBaseline, sizes: Sizes
 ) -> dict[str, Any]:
     n = sizes.burst_files
     spooled_before = daemon.log.counts[_SPOOLED]
     delivered_before = daemon.log.counts[_DELIVERED]
-    cpu_before = _cpu_seconds(daemon.process.pid)
+    cpu_before = cpu_seconds(daemon.process.pid)
     names = [f"burst{i:05d}.csv" for i in range(n)]
     first = time.monotonic()
     last = first
@@ -375,12 +361,12 @@ def _burst(
         last = _write(folder / name, i)
     daemon.log.wait_count(_SPOOLED, spooled_before + n)
     walk_started = time.perf_counter()
-    walked = _walk(folder)
+    walked = bare_walk(folder)
     walk_s = time.perf_counter() - walk_started
     recorded = daemon.log.counts[_SPOOLED] - spooled_before  # a missed file is never delivered
     if not daemon.log.wait_count(_DELIVERED, delivered_before + recorded):
         raise RuntimeError(f"burst: not every spooled file was delivered:\n{daemon.log.tail()}")
-    cpu = _cpu_seconds(daemon.process.pid) - cpu_before
+    cpu = cpu_seconds(daemon.process.pid) - cpu_before
     events = daemon.log.events()
     spooled = _by_name(events, "item_spooled")
     delivered = _by_name(events, "item_delivered")
@@ -491,18 +477,11 @@ def _handler_rate(info: DevstackInfo, entries: int) -> dict[str, Any]:
     }
 
 
-def _rss_bytes(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) * 1024
-    return 0
-
-
 def _idle(daemon: LiveDaemon, seconds: float) -> dict[str, Any]:
     bare = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(3600)"])
     try:
         time.sleep(seconds)  # the daemon settles after the last delivery; the bare one starts
-        rss, bare_rss = _rss_bytes(daemon.process.pid), _rss_bytes(bare.pid)
+        rss, bare_rss = rss_bytes(daemon.process.pid), rss_bytes(bare.pid)
     finally:
         bare.terminate()
         bare.wait(10)
@@ -532,7 +511,7 @@ def run_live(scratch: Path, *, quick: bool) -> dict[str, Any]:
         try:
             with _daemon(config) as daemon:
                 time.sleep(sizes.idle_s)  # settled after start, before any file
-                ready_rss = _rss_bytes(daemon.process.pid)
+                ready_rss = rss_bytes(daemon.process.pid)
                 latency = _latency(daemon, folder, baseline, sizes, scratch)
                 burst = _burst(daemon, folder, baseline, sizes)
                 idle = _idle(daemon, sizes.idle_s)

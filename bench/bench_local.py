@@ -39,7 +39,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from bench_common import REPO, filesystem_of, ratio
+from bench_common import REPO, filesystem_of, ratio, rss_bytes
 from exportsync.clock import SystemClock
 from exportsync.config import WatchConfig
 from exportsync.intake import Intake
@@ -247,7 +247,8 @@ def _daemon(config: Path) -> Iterator[tuple[subprocess.Popen[bytes], float]]:
             process.wait(30)
 
 
-def _walk(folder: Path) -> int:
+def bare_walk(folder: Path) -> int:
+    """A bare scandir + lstat of every entry: the baseline for a walk of the folder."""
     count = 0
     with os.scandir(folder) as entries:
         for entry in entries:
@@ -286,7 +287,7 @@ def _ready(scratch: Path, files: int, rounds: int) -> dict[str, Any]:
             with _daemon(config) as (_, seconds):
                 times[name].append(seconds)
         started = time.perf_counter()
-        _walk(full)
+        bare_walk(full)
         times["walk"].append(time.perf_counter() - started)
     med = {k: statistics.median(v) for k, v in times.items()}
     scan = med["full"] - med["empty"]
@@ -414,13 +415,6 @@ def _thread_ticks(pid: int) -> dict[str, int]:
     return out
 
 
-def _rss_bytes(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) * 1024
-    return 0
-
-
 def _idle(scratch: Path, seconds: float) -> dict[str, Any]:
     base = scratch / "idle"
     folder = _delivered_folder(base, 100)  # delivered: nothing left to do
@@ -433,7 +427,7 @@ def _idle(scratch: Path, seconds: float) -> dict[str, Any]:
             after = _thread_ticks(process.pid)
             by_thread = {n: t - before.get(n, 0) for n, t in after.items() if t > before.get(n, 0)}
             ticks = sum(by_thread.values())
-            rss, bare_rss = _rss_bytes(process.pid), _rss_bytes(bare.pid)
+            rss, bare_rss = rss_bytes(process.pid), rss_bytes(bare.pid)
     finally:
         bare.kill()
         bare.wait()
