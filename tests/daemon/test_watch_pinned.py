@@ -52,6 +52,19 @@ def layout(tmp_path: Path) -> tuple[Path, Path]:
     return export, victim
 
 
+def _count_walks(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The folders walked from ``/`` from here on, one entry per walk."""
+    walks: list[str] = []
+    real_walk = dirfd.open_real_dir
+
+    def counting(real: str) -> int:
+        walks.append(real)
+        return real_walk(real)
+
+    monkeypatch.setattr(dirfd, "open_real_dir", counting)
+    return walks
+
+
 def _swap(export: Path, victim: Path) -> None:
     """mv export export.old; ln -s ../victim export"""
     export.rename(export.with_name("export.old"))
@@ -130,14 +143,7 @@ def test_a_batch_walks_to_the_pinned_folder_once_not_once_per_file(
     export, _ = layout
     for n in range(20):
         (export / f"f{n}.csv").write_bytes(f"id\n{n}\n".encode())
-    walks: list[str] = []
-    real_walk = dirfd.open_real_dir
-
-    def counting(real: str, extra: tuple[str, ...] = ()) -> int:
-        walks.append(real)
-        return real_walk(real, extra)
-
-    monkeypatch.setattr(dirfd, "open_real_dir", counting)
+    walks = _count_walks(monkeypatch)
     with Spool.in_memory() as spool:
         intake = Intake(spool, root=export, matcher=FileMatcher(), clock=FakeClock())
         results = intake.offer_many(sorted(export.iterdir()))
@@ -205,14 +211,7 @@ def test_the_lease_probes_walk_to_the_pinned_folder_once_not_once_per_close(
     paths = [export / f"f{n}.csv" for n in range(20)]
     for path in paths:
         path.write_bytes(b"id\n1\n")
-    walks: list[str] = []
-    real_walk = dirfd.open_real_dir
-
-    def counting(real: str, extra: tuple[str, ...] = ()) -> int:
-        walks.append(real)
-        return real_walk(real, extra)
-
-    monkeypatch.setattr(dirfd, "open_real_dir", counting)
+    walks = _count_walks(monkeypatch)
     ready = _Ready()
     watcher = Watcher(WatchConfig(export), FileMatcher(), ready, clock=FakeClock())
     try:

@@ -124,18 +124,13 @@ def open_dir(name: str, *, dir_fd: int) -> int:
         raise
 
 
-def open_real_dir(real: str, extra: tuple[str, ...] = ()) -> int:
-    """A descriptor on the symlink-free absolute path `real` (then `extra` below it)."""
-    fd = os.open("/", _DIR_FLAGS)
+def open_real_dir(real: str) -> int:
+    """A descriptor on the symlink-free absolute path `real`, walked from ``/``."""
+    top = os.open("/", _DIR_FLAGS)
     try:
-        for name in [*(p for p in real.split(os.sep) if p), *extra]:
-            inner = open_dir(name, dir_fd=fd)
-            os.close(fd)
-            fd = inner
-    except BaseException:
-        os.close(fd)
-        raise
-    return fd
+        return open_below(top, tuple(p for p in real.split(os.sep) if p))
+    finally:
+        os.close(top)
 
 
 def _walk_pinned(root: Path) -> int:
