@@ -618,7 +618,8 @@ def test_with_the_callers_comparison_nothing_is_kept_per_file(folder: Path) -> N
     watcher.run_pending()
     clock.advance(2)
     watcher.run_pending()
-    assert compared and "missed.csv" in compared[0]
+    assert compared
+    assert "missed.csv" in compared[0]
     assert seen.paths == [late, folder / "missed.csv"]
 
 
