@@ -4,9 +4,10 @@
 loop itself decides nothing; `Deliverer.step()` does one request's worth of work and says how long
 nothing will be due, and the loop sleeps exactly that long (or until the daily prune) unless woken:
 by a new file, by `stop()`, or by `wake()` (`exportsync enqueue`/`retry` in another process send
-the daemon SIGUSR1). An idle daemon does not wake at all. `request_reload()` (SIGHUP) has the loop
-read the config again between two steps (`reload`). A pruning pass (`pruning`) goes one bounded
-chunk per turn, a delivery step between two chunks.
+the daemon SIGUSR1). An idle daemon does not wake at all; going idle after work, it first hands
+back the spool's page cache and the C heap's free pages (`memory`). `request_reload()` (SIGHUP) has
+the loop read the config again between two steps (`reload`). A pruning pass (`pruning`) goes one
+bounded chunk per turn, a delivery step between two chunks.
 """
 
 from __future__ import annotations
