@@ -149,6 +149,36 @@ def test_going_idle_after_work_releases_memory_once(
     assert trims == [1, 3]
 
 
+def test_no_memory_is_released_while_the_intake_holds_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Delivery idle while files are still settling or being read: the burst goes on, so the
+    page cache it uses stays."""
+    clock = FakeClock()
+    daemon = _daemon(tmp_path, FakeApi(), clock)
+    released: list[bool] = []
+    monkeypatch.setattr(daemon.spool, "release_memory", lambda: released.append(True))
+    monkeypatch.setattr(daemon.watcher, "busy", lambda: True)
+    steps = iter([StepOutcome(True, 0.0), StepOutcome(False, None)])
+
+    def step() -> StepOutcome:
+        outcome = next(steps, None)
+        if outcome is None:
+            daemon.stop()
+            return StepOutcome(False, 0.0)
+        with daemon.spool._tx():
+            pass
+        return outcome
+
+    monkeypatch.setattr(daemon.deliverer, "step", step)
+    try:
+        daemon._loop()
+    finally:
+        daemon.spool.close()
+    assert clock.waits == [PRUNE_EVERY_SECONDS]
+    assert released == []
+
+
 def test_releasing_memory_keeps_every_row_of_an_in_memory_spool(tmp_path: Path) -> None:
     """`PRAGMA shrink_memory` frees only pages SQLite can read again: an in-memory database's
     pages are the data, and stay."""
