@@ -57,7 +57,10 @@ class Transport:
 
         sent = dict(headers)
         length = _length(body)
-        if length is not None and not _has(sent, "content-length"):
+        if length is not None:
+            # The body's own length wins over a Content-Length given with it, as in requests:
+            # a body shorter than signed is refused by S3, not left waiting for the rest.
+            sent = {k: v for k, v in sent.items() if k.lower() != "content-length"}
             sent["Content-Length"] = str(length)
         return self._manager(url).urlopen(
             method,
@@ -150,10 +153,6 @@ def _in_networks(host: str, no_proxy: str) -> bool:
             except ValueError:
                 continue
     return False
-
-
-def _has(headers: Mapping[str, str], name: str) -> bool:
-    return any(key.lower() == name for key in headers)
 
 
 def _length(body: Body) -> int | None:

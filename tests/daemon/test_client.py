@@ -856,3 +856,16 @@ def test_a_proxy_that_refuses_the_connection_is_a_transient_failure(
     assert type(info.value) is TransientError
     assert API_KEY not in _every_text(info.value)
     assert server.requests == []
+
+
+def test_the_bodys_own_length_wins_over_a_content_length_given_with_it(
+    server: ScriptedServer, api: HttpApi
+) -> None:
+    """As requests sent it: a body shorter than its signed length goes with its own length (S3
+    refuses it at once) instead of leaving the server waiting for bytes that never come."""
+    base = server.url.removesuffix("/prod")
+    server.script(Reply(200, b""))
+    api.put_presigned(f"{base}/b/k", {"content-length": "10"}, [b"short"])
+    [request] = server.requests
+    assert request.headers["content-length"] == "5"
+    assert request.body == b"short"
