@@ -651,8 +651,8 @@ def test_a_large_streamed_body_goes_with_its_length_and_in_pieces(
     reads: list[int] = []
 
     class Counted(io.FileIO):
-        def read(self, size: int = -1) -> bytes:
-            reads.append(size)
+        def read(self, size: int | None = -1) -> bytes:
+            reads.append(-1 if size is None else size)
             return super().read(size)
 
     base = server.url.removesuffix("/prod")

@@ -205,7 +205,8 @@ with Spool.open(Path(sys.argv[2])) as spool:
 daemon.stop()
 runner.join(60)
 print("seen:", *[path for path, key in seen if key == "k-loopback"])
-print("loaded:", *sorted(m for m in ("requests", "charset_normalizer", "urllib3") if m in sys.modules))
+watched = ("requests", "charset_normalizer", "urllib3")
+print("loaded:", *sorted(m for m in watched if m in sys.modules))
 """
 
 
