@@ -4,8 +4,9 @@ multipart completions (which the usage plan does not count).
 The API itself is described in docs/api.md; its paths, limits, part names and statuses come from
 ``exportsync_wire``.
 
-`Api` is the boundary the delivery step talks to; `HttpApi` is the real one (requests, imported
-with the first request: an idle daemon with nothing to send never loads it). Every
+`Api` is the boundary the delivery step talks to; `HttpApi` is the real one (urllib3 through
+`transport`, imported with the first request: an idle daemon with nothing to send never loads
+it). Every
 failure comes out as a `DeliveryError` subclass that says whether and how to retry; `classify` is
 the pure function that turns a gateway or Lambda answer into one.
 """
@@ -17,7 +18,7 @@ import re
 import ssl
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import IO, TYPE_CHECKING, Any, Literal, Protocol
+from typing import IO, TYPE_CHECKING, Literal, Protocol
 from urllib.parse import urlsplit
 
 from exportsync import __version__
@@ -33,6 +34,7 @@ from exportsync.errors import (
     TransientError,
     Unreachable,
 )
+from exportsync.transport import Body, Transport
 from exportsync_wire import (
     GZIP,
     Kind,
@@ -45,7 +47,8 @@ from exportsync_wire import (
 from exportsync_wire.batch import MANIFEST_PART, USER_PART
 
 if TYPE_CHECKING:
-    import requests
+    from urllib3 import BaseHTTPResponse
+    from urllib3.exceptions import MaxRetryError
 
 __all__ = [
     "Api",
@@ -191,7 +194,9 @@ def _message(body: bytes) -> str | None:
 
 
 class HttpApi:
-    """The real API over HTTPS (plain HTTP only on loopback; config validation sees to that)."""
+    """The real API over HTTPS (plain HTTP only on loopback; config validation sees to that).
+
+    `transport` replaces the default one (certifi's CA bundle, the environment's proxies)."""
 
     def __init__(
         self,
@@ -200,45 +205,20 @@ class HttpApi:
         *,
         timeout: float,
         user_id: str | None = None,
-        session: requests.Session | None = None,
+        transport: Transport | None = None,
     ) -> None:
         self._base = base_url.rstrip("/")
         self._timeout = timeout
         self._user_id = user_id
         self._api_key = api_key
-        # Made at the first request (requests is a large import an idle daemon does without).
-        self._given = session
-        self._sessions: tuple[requests.Session, requests.Session] | None = None
+        # One transport for the API and S3: a pool per host, the key only in the API's headers.
+        self._transport = transport or Transport()
 
     def __repr__(self) -> str:
         return f"HttpApi({self._base!r})"
 
-    def _http(self) -> tuple[requests.Session, requests.Session]:
-        """The API's session (with the key) and S3's (presigned PUTs carry their own signature:
-        never the API key)."""
-        if self._sessions is None:
-            import requests  # noqa: PLC0415 -- at first use, see the module's docstring
-
-            api = self._given or requests.Session()
-            api.headers["x-api-key"] = self._api_key
-            api.headers["User-Agent"] = f"exportsync/{__version__}"
-            s3 = requests.Session()
-            s3.headers["User-Agent"] = f"exportsync/{__version__}"
-            self._sessions = (api, s3)
-        return self._sessions
-
-    @property
-    def _session(self) -> requests.Session:
-        return self._http()[0]
-
-    @property
-    def _s3(self) -> requests.Session:
-        return self._http()[1]
-
     def close(self) -> None:
-        if self._sessions is not None:
-            for session in self._sessions:
-                session.close()
+        self._transport.close()
 
     def batch(self, request: BatchRequest) -> list[dict[str, object]]:
         fields: list[tuple[str, tuple[str | None, bytes, str]]] = []
@@ -255,63 +235,101 @@ class HttpApi:
         if request.presign:
             doc: PresignRequestJson = {"files": [p.to_json() for p in request.presign]}
             fields.append((Kind.PRESIGN, (None, json.dumps(doc).encode(), "application/json")))
-        response = self._post(routes.BATCH, files=fields)
+        response = self._post(routes.BATCH, fields)
         return _results(response, request.entries)
 
     def complete_multipart(
         self, url: str, body: bytes, headers: Mapping[str, str] | None = None
     ) -> None:
-        import requests  # noqa: PLC0415 -- loaded by _http() already
-
         sent = {"Content-Type": "application/xml", **(headers or {})}
-        try:
-            response = self._s3.post(url, data=body, headers=sent, timeout=self._timeout)
-        except requests.RequestException as exc:
-            raise TransientError(f"completing the upload failed: {type(exc).__name__}") from exc
+        response = self._storage("POST", url, sent, body, "completing the upload")
         # S3 may answer 200 with an <Error> body when completion fails late.
-        if response.status_code >= 300 or b"<Error>" in response.content[:512]:
+        if response.status >= 300 or b"<Error>" in response.data[:512]:
             _raise_storage(response, "completion")
 
     def put_presigned(
         self, url: str, headers: Mapping[str, str], body: IO[bytes] | Iterable[bytes]
     ) -> str | None:
-        import requests  # noqa: PLC0415 -- loaded by _http() already
-
-        # requests would take a list or tuple for form fields, not for chunks of the body.
+        # Chunks given as a list are joined, so that their length goes as Content-Length.
         data = b"".join(body) if isinstance(body, list | tuple) else body
-        try:
-            response = self._s3.put(
-                url, data=data, headers=dict(headers), timeout=self._timeout, allow_redirects=False
-            )
-        except requests.RequestException as exc:
-            raise TransientError(f"upload to storage failed: {type(exc).__name__}") from exc
-        if response.status_code >= 300:
+        response = self._storage("PUT", url, dict(headers), data, "upload to storage")
+        if response.status >= 300:
             _raise_storage(response, "upload")
-        return response.headers.get("ETag")
+        etag: str | None = response.headers.get("ETag")
+        return etag
 
-    def _post(self, route: str, **kwargs: Any) -> requests.Response:
-        import requests  # noqa: PLC0415 -- loaded by _http() already
+    def _storage(
+        self, method: str, url: str, headers: dict[str, str], body: Body, what: str
+    ) -> BaseHTTPResponse:
+        """A presigned S3 request: it carries its own signature, never the API key."""
+        from urllib3.exceptions import HTTPError  # noqa: PLC0415 -- loaded by now
 
+        sent = {**_COMMON_HEADERS, **headers}
         try:
-            # Never follow a redirect: requests would send x-api-key along to any host.
-            response = self._session.post(
-                self._base + route, timeout=self._timeout, allow_redirects=False, **kwargs
+            return self._transport.request(
+                method, url, headers=sent, body=body, timeout=self._timeout
             )
-        except requests.ConnectTimeout as exc:
-            raise Unreachable(f"{route}: no connection within {self._timeout:g}s") from exc
-        except requests.Timeout as exc:
-            raise TransientError(f"{route}: no answer within {self._timeout:g}s") from exc
-        except requests.ConnectionError as exc:
+        except (HTTPError, OSError) as exc:
+            raise TransientError(f"{what} failed: {_name(exc)}") from exc
+
+    def _post(
+        self, route: str, fields: Sequence[tuple[str, tuple[str | None, bytes, str]]]
+    ) -> BaseHTTPResponse:
+        from urllib3.exceptions import (  # noqa: PLC0415 -- at first use, see the docstring
+            ConnectTimeoutError,
+            HTTPError,
+            MaxRetryError,
+            NewConnectionError,
+            ReadTimeoutError,
+        )
+
+        body, content_type = _multipart(fields)
+        headers = {**_COMMON_HEADERS, "x-api-key": self._api_key, "Content-Type": content_type}
+        try:
+            # Never a redirect followed (the transport's rule): x-api-key would go along.
+            response = self._transport.request(
+                "POST", self._base + route, headers=headers, body=body, timeout=self._timeout
+            )
+        except MaxRetryError as exc:
+            reason = exc.reason
+            if isinstance(reason, ConnectTimeoutError) and not isinstance(
+                reason, NewConnectionError
+            ):
+                raise Unreachable(f"{route}: no connection within {self._timeout:g}s") from exc
             if _never_connected(exc):
                 raise Unreachable(f"{route}: cannot connect ({_reason(exc)})") from exc
-            raise TransientError(f"{route}: connection failed ({type(exc).__name__})") from exc
-        except requests.RequestException as exc:
+            raise TransientError(f"{route}: connection failed ({_name(exc)})") from exc
+        except ReadTimeoutError as exc:
+            raise TransientError(f"{route}: no answer within {self._timeout:g}s") from exc
+        except (HTTPError, OSError) as exc:
             # The message may quote the URL, never the headers: the key stays out of it.
-            raise TransientError(f"{route}: connection failed ({type(exc).__name__})") from exc
-        error = classify(response.status_code, response.content, response.headers.get("Location"))
+            raise TransientError(f"{route}: connection failed ({_name(exc)})") from exc
+        error = classify(response.status, response.data, response.headers.get("Location"))
         if error is not None:
             raise error
         return response
+
+
+_COMMON_HEADERS = {
+    "User-Agent": f"exportsync/{__version__}",
+    "Accept": "*/*",
+    "Accept-Encoding": "gzip, deflate",
+}
+
+
+def _multipart(
+    fields: Sequence[tuple[str, tuple[str | None, bytes, str]]],
+) -> tuple[bytes, str]:
+    """multipart/form-data as requests' `files=` built it (with urllib3's own encoder)."""
+    from urllib3.fields import RequestField  # noqa: PLC0415 -- at first use
+    from urllib3.filepost import encode_multipart_formdata  # noqa: PLC0415
+
+    parts = []
+    for name, (filename, data, content_type) in fields:
+        field = RequestField(name=name, data=data, filename=filename)
+        field.make_multipart(content_type=content_type)
+        parts.append(field)
+    return encode_multipart_formdata(parts)
 
 
 # S3's answers to bytes that did not arrive as signed: the file may be fine, the transfer was not.
@@ -331,49 +349,52 @@ def _file_type(f: BatchFile) -> str:
     return "application/gzip" if f.encoding == GZIP else "text/csv"
 
 
-def _raise_storage(response: requests.Response, what: str) -> None:
-    text = response.content[:300].decode("utf-8", "replace")
-    code = _s3_error_code(response.content)
-    if response.status_code >= 500 or response.status_code in (403, 200) or code in _BODY_REFUSALS:
+def _raise_storage(response: BaseHTTPResponse, what: str) -> None:
+    content = response.data
+    text = content[:300].decode("utf-8", "replace")
+    code = _s3_error_code(content)
+    if response.status >= 500 or response.status in (403, 200) or code in _BODY_REFUSALS:
         # 403 is an expired URL (ask for a new one); a 200 with an error body is S3's late 5xx.
         # A body refused as torn or short is sent again too (delivery checks the file first).
         raise TransientError(
-            f"storage answered {response.status_code} {code or ''}".rstrip(),
-            status=response.status_code,
+            f"storage answered {response.status} {code or ''}".rstrip(),
+            status=response.status,
         )
     raise PermanentError(
-        f"storage refused the {what} ({response.status_code}): {text}",
-        status=response.status_code,
+        f"storage refused the {what} ({response.status}): {text}",
+        status=response.status,
     )
 
 
-def _never_connected(exc: requests.ConnectionError) -> bool:
+def _never_connected(exc: MaxRetryError) -> bool:
     """True when no HTTP request can have reached the server: DNS, refused, certificate refused.
 
     Any other TLS error may come after the request was sent (a bad record while the answer is
     read); the gateway may have counted that request, so it must not be given back.
     """
-    import requests  # noqa: PLC0415 -- loaded by _http() already
-    import urllib3  # noqa: PLC0415
+    from urllib3.exceptions import NewConnectionError, SSLError  # noqa: PLC0415
 
-    cause = exc.args[0] if exc.args else None
-    reason = getattr(cause, "reason", cause)
-    if isinstance(exc, requests.exceptions.SSLError):
-        inner = reason.args[0] if isinstance(reason, Exception) and reason.args else reason
+    reason = exc.reason
+    if isinstance(reason, SSLError):
+        inner = reason.args[0] if reason.args else None
         # Certificate checks happen in the handshake, before a byte of the request is sent.
         return isinstance(inner, ssl.SSLCertVerificationError)
-    return isinstance(reason, urllib3.exceptions.NewConnectionError)
+    return isinstance(reason, NewConnectionError)
 
 
-def _reason(exc: requests.ConnectionError) -> str:
-    cause = exc.args[0] if exc.args else None
-    reason = getattr(cause, "reason", cause)
-    return type(reason).__name__ if reason is not None else type(exc).__name__
+def _reason(exc: MaxRetryError) -> str:
+    return type(exc.reason).__name__ if exc.reason is not None else type(exc).__name__
 
 
-def _results(response: requests.Response, expected: int) -> list[dict[str, object]]:
+def _name(exc: BaseException) -> str:
+    """What failed, by the exception's name; for `MaxRetryError`, the name of its reason."""
+    reason = getattr(exc, "reason", None)
+    return type(reason).__name__ if isinstance(reason, BaseException) else type(exc).__name__
+
+
+def _results(response: BaseHTTPResponse, expected: int) -> list[dict[str, object]]:
     try:
-        doc = response.json()
+        doc = json.loads(response.data)
     except ValueError as exc:
         raise TransientError("the API answered 200 without a JSON body") from exc
     results = doc.get("results") if isinstance(doc, dict) else None

@@ -6,7 +6,9 @@ every request it reads, so the tests see exactly what went over the wire.
 
 from __future__ import annotations
 
+import base64
 import gzip
+import http.client
 import io
 import json
 import socket
@@ -18,7 +20,9 @@ from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
+import certifi
 import multipart
 import pytest
 
@@ -43,6 +47,7 @@ from exportsync.errors import (
 )
 from exportsync.fs import files
 from exportsync.sessions import encode_json
+from exportsync.transport import ca_bundle, proxy_for
 
 API_KEY = "k3y-SECRET-do-not-print-0123456789"
 
@@ -149,6 +154,7 @@ class Recorded:
     path: str
     headers: dict[str, str]
     body: bytes
+    client_port: int = 0  # the client's end of the connection: the same one means kept alive
 
 
 @dataclass
@@ -194,6 +200,7 @@ def _handler(state: ScriptedServer) -> type[BaseHTTPRequestHandler]:
                         self.path,
                         {k.lower(): v for k, v in self.headers.items()},
                         body,
+                        self.client_address[1],
                     )
                 )
             reply = state.next_reply()
@@ -611,3 +618,254 @@ def test_a_redirected_presigned_put_is_not_followed(server: ScriptedServer, api:
     with pytest.raises(DeliveryError):
         api.put_presigned(server.url + "/s3", {}, io.BytesIO(b"x"))
     assert [r.path for r in server.requests] == ["/prod/s3"]
+
+
+def test_a_redirected_completion_is_not_followed(server: ScriptedServer, api: HttpApi) -> None:
+    """Like every request of the client: a presigned URL answered 3xx is an error, not a hop."""
+    server.script(Reply(307, b"", headers={"Location": server.url + "/other"}))
+    with pytest.raises(DeliveryError):
+        api.complete_multipart(server.url + "/s3?uploadId=u", b"<CompleteMultipartUpload/>")
+    assert [r.path for r in server.requests] == ["/prod/s3?uploadId=u"]
+
+
+def test_requests_to_one_host_share_a_kept_alive_connection(
+    server: ScriptedServer, api: HttpApi
+) -> None:
+    base = server.url.removesuffix("/prod")
+    server.answer({"results": [{"kind": "file", "status": "stored"}]})
+    server.script(Reply(200, b"", headers={"ETag": '"e"'}))
+    server.answer({"results": [{"kind": "file", "status": "stored"}]})
+    api.batch(_one_file())
+    api.put_presigned(f"{base}/b/k", {}, io.BytesIO(b"x"))
+    api.batch(_one_file())
+    assert len({r.client_port for r in server.requests}) == 1
+
+
+def test_a_large_streamed_body_goes_with_its_length_and_in_pieces(
+    server: ScriptedServer, api: HttpApi, tmp_path: Path
+) -> None:
+    """A file is streamed from disk (read in blocks, never whole) with a Content-Length, which a
+    presigned S3 PUT needs."""
+    path = tmp_path / "big.csv"
+    path.write_bytes(b"0123456789" * 100_000)
+    reads: list[int] = []
+
+    class Counted(io.FileIO):
+        def read(self, size: int | None = -1) -> bytes:
+            reads.append(-1 if size is None else size)
+            return super().read(size)
+
+    base = server.url.removesuffix("/prod")
+    server.script(Reply(200, b""))
+    with Counted(path) as stream:
+        api.put_presigned(f"{base}/b/k", {}, stream)
+    [request] = server.requests
+    assert request.headers["content-length"] == "1000000"
+    assert "transfer-encoding" not in request.headers
+    assert request.body == path.read_bytes()
+    assert reads
+    assert all(0 < size < 1_000_000 for size in reads)
+
+
+# -- proxies and the CA bundle from the environment ---------------------------------------------
+
+_PROXY_VARS = ("http_proxy", "https_proxy", "all_proxy", "no_proxy")
+
+
+@pytest.fixture
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    for name in _PROXY_VARS:
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.upper(), raising=False)
+    for name in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"):
+        monkeypatch.delenv(name, raising=False)
+    return monkeypatch
+
+
+@pytest.mark.parametrize(
+    ("env", "url", "expected"),
+    [
+        ({}, "https://api.example.com/prod", None),
+        ({"HTTPS_PROXY": "http://p:3128"}, "https://api.example.com/prod", "http://p:3128"),
+        ({"HTTPS_PROXY": "http://p:3128"}, "http://127.0.0.1:8000/prod", None),
+        ({"HTTP_PROXY": "http://p:3128"}, "http://127.0.0.1:8000/prod", "http://p:3128"),
+        # lower case first, as requests and curl read them
+        (
+            {"HTTPS_PROXY": "http://upper:1", "https_proxy": "http://lower:2"},
+            "https://api.example.com/",
+            "http://lower:2",
+        ),
+        ({"ALL_PROXY": "http://all:1"}, "https://s3.example.com/b/k", "http://all:1"),
+        (
+            {"ALL_PROXY": "http://all:1", "HTTPS_PROXY": "http://p:2"},
+            "https://s3.example.com/",
+            "http://p:2",
+        ),
+        ({"HTTPS_PROXY": "p:3128"}, "https://api.example.com/", "http://p:3128"),  # no scheme
+        (
+            {"HTTPS_PROXY": "http://p:1", "NO_PROXY": "example.com"},
+            "https://api.example.com/",
+            None,
+        ),
+        (
+            {"HTTPS_PROXY": "http://p:1", "NO_PROXY": ".example.com"},
+            "https://s3.example.com/",
+            None,
+        ),
+        (
+            {"HTTPS_PROXY": "http://p:1", "NO_PROXY": "other.com, example.org"},
+            "https://api.example.com/",
+            "http://p:1",
+        ),
+        ({"HTTPS_PROXY": "http://p:1", "NO_PROXY": "*"}, "https://api.example.com/", None),
+        ({"HTTP_PROXY": "http://p:1", "no_proxy": "10.0.0.0/8"}, "http://10.1.2.3/prod", None),
+        (
+            {"HTTP_PROXY": "http://p:1", "no_proxy": "10.0.0.0/8"},
+            "http://11.1.2.3/prod",
+            "http://p:1",
+        ),
+        (
+            {"HTTP_PROXY": "http://p:1", "NO_PROXY": "127.0.0.1:8000"},
+            "http://127.0.0.1:8000/",
+            None,
+        ),
+    ],
+)
+def test_the_proxy_is_chosen_from_the_environment_as_requests_chose_it(
+    clean_env: pytest.MonkeyPatch, env: dict[str, str], url: str, expected: str | None
+) -> None:
+    for name, value in env.items():
+        clean_env.setenv(name, value)
+    assert proxy_for(url) == expected
+
+
+def test_the_ca_bundle_is_certifis_unless_the_environment_names_one() -> None:
+    assert ca_bundle({}) == certifi.where()
+    assert ca_bundle({"CURL_CA_BUNDLE": "/c.pem"}) == "/c.pem"
+    assert ca_bundle({"REQUESTS_CA_BUNDLE": "/r.pem", "CURL_CA_BUNDLE": "/c.pem"}) == "/r.pem"
+
+
+@dataclass
+class ForwardProxy:
+    """A plain HTTP forward proxy on loopback that records what it forwards."""
+
+    url: str = ""
+    seen: list[tuple[str, str, str | None]] = field(default_factory=list)
+
+
+@pytest.fixture
+def proxy() -> Iterator[ForwardProxy]:
+    state = ForwardProxy()
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def _forward(self) -> None:
+            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            state.seen.append((self.command, self.path, self.headers.get("Proxy-Authorization")))
+            target = urlsplit(self.path)  # a forward proxy is sent the absolute URL
+            passed = {
+                k: v
+                for k, v in self.headers.items()
+                if k.lower() not in ("proxy-authorization", "proxy-connection", "connection")
+            }
+            upstream = http.client.HTTPConnection(target.hostname or "", target.port, timeout=10)
+            try:
+                path = target.path + (f"?{target.query}" if target.query else "")
+                upstream.request(self.command, path, body=body, headers=passed)
+                answer = upstream.getresponse()
+                data = answer.read()
+            finally:
+                upstream.close()
+            self.send_response(answer.status)
+            for name, value in answer.getheaders():
+                if name.lower() not in ("connection", "content-length", "transfer-encoding"):
+                    self.send_header(name, value)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        do_POST = _forward  # noqa: N815 -- BaseHTTPRequestHandler's naming
+        do_PUT = _forward  # noqa: N815 -- BaseHTTPRequestHandler's naming
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    httpd = _QuietServer(("127.0.0.1", 0), Handler)
+    state.url = f"http://127.0.0.1:{httpd.server_address[1]}"
+    thread = threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    try:
+        yield state
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join(5)
+
+
+def test_requests_go_through_the_environments_proxy_with_its_credentials(
+    server: ScriptedServer, proxy: ForwardProxy, clean_env: pytest.MonkeyPatch
+) -> None:
+    clean_env.setenv("HTTP_PROXY", proxy.url.replace("http://", "http://user:p%40ss@"))
+    client = HttpApi(server.url, API_KEY, timeout=5.0)
+    base = server.url.removesuffix("/prod")
+    server.answer({"results": [{"kind": "file", "status": "stored"}]})
+    server.script(Reply(200, b"", headers={"ETag": '"e"'}))
+
+    client.batch(_one_file())
+    assert client.put_presigned(f"{base}/b/k?X-Amz-Signature=s", {}, io.BytesIO(b"abc")) == '"e"'
+    client.close()
+
+    auth = "Basic " + base64.b64encode(b"user:p@ss").decode()
+    assert proxy.seen == [
+        ("POST", server.url + "/batch", auth),
+        ("PUT", f"{base}/b/k?X-Amz-Signature=s", auth),
+    ]
+    batch, put = server.requests
+    assert batch.headers["x-api-key"] == API_KEY
+    assert "x-api-key" not in put.headers
+    assert put.body == b"abc"
+    assert not any("proxy" in name for r in server.requests for name in r.headers)
+
+
+@pytest.mark.parametrize("no_proxy", ["127.0.0.1", "127.0.0.0/8", "*"])
+def test_a_host_no_proxy_names_is_reached_directly(
+    server: ScriptedServer, proxy: ForwardProxy, clean_env: pytest.MonkeyPatch, no_proxy: str
+) -> None:
+    clean_env.setenv("HTTP_PROXY", proxy.url)
+    clean_env.setenv("NO_PROXY", no_proxy)
+    client = HttpApi(server.url, API_KEY, timeout=5.0)
+    server.answer({"results": [{"kind": "file", "status": "stored"}]})
+    client.batch(_one_file())
+    client.close()
+    assert proxy.seen == []
+    assert [r.path for r in server.requests] == ["/prod/batch"]
+
+
+def test_a_proxy_that_refuses_the_connection_is_a_transient_failure(
+    server: ScriptedServer, clean_env: pytest.MonkeyPatch
+) -> None:
+    """As with requests: the proxy was not reached, and nothing was sent to the API."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        clean_env.setenv("HTTP_PROXY", f"http://127.0.0.1:{sock.getsockname()[1]}")
+        client = HttpApi(server.url, API_KEY, timeout=2.0)
+        with pytest.raises(TransientError) as info:
+            client.batch(_one_ask())
+        client.close()
+    assert type(info.value) is TransientError
+    assert API_KEY not in _every_text(info.value)
+    assert server.requests == []
+
+
+def test_the_bodys_own_length_wins_over_a_content_length_given_with_it(
+    server: ScriptedServer, api: HttpApi
+) -> None:
+    """As requests sent it: a body shorter than its signed length goes with its own length (S3
+    refuses it at once) instead of leaving the server waiting for bytes that never come."""
+    base = server.url.removesuffix("/prod")
+    server.script(Reply(200, b""))
+    api.put_presigned(f"{base}/b/k", {"content-length": "10"}, [b"short"])
+    [request] = server.requests
+    assert request.headers["content-length"] == "5"
+    assert request.body == b"short"

@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-import requests
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -25,6 +24,7 @@ from cryptography.x509.oid import NameOID
 
 from exportsync.client import BatchRequest, HttpApi
 from exportsync.errors import TransientError, Unreachable
+from exportsync.transport import Transport
 
 API_KEY = "k3y-SECRET-tls-0123456789"
 
@@ -114,11 +114,10 @@ def broken_tls(tmp_path: Path) -> Iterator[_BrokenTlsServer]:
 
 
 def test_tls_error_after_the_request_was_read_still_counts(broken_tls: _BrokenTlsServer) -> None:
-    session = requests.Session()
-    session.trust_env = False  # REQUESTS_CA_BUNDLE would override `verify`
-    session.verify = str(broken_tls.cert)
+    # Trusts the throwaway certificate; the environment's proxies and CA bundle stay out.
+    transport = Transport(ca_certs=str(broken_tls.cert), trust_env=False)
     client = HttpApi(
-        f"https://127.0.0.1:{broken_tls.port}/prod", API_KEY, timeout=5.0, session=session
+        f"https://127.0.0.1:{broken_tls.port}/prod", API_KEY, timeout=5.0, transport=transport
     )
     with pytest.raises(TransientError) as info:
         client.batch(BatchRequest(sessions=[b'{"user_id":"u","timestamp":"2024-01-01T00:00:00Z"}']))
@@ -138,3 +137,19 @@ def test_untrusted_certificate_is_unreachable(broken_tls: _BrokenTlsServer) -> N
     client.close()
     assert broken_tls.done.wait(5)
     assert broken_tls.requests_read == []
+
+
+def test_the_ca_bundle_named_by_the_environment_is_trusted(
+    broken_tls: _BrokenTlsServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """REQUESTS_CA_BUNDLE, as requests read it: the handshake passes and the request is sent."""
+    for name in ("https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(broken_tls.cert))
+    client = HttpApi(f"https://127.0.0.1:{broken_tls.port}/prod", API_KEY, timeout=5.0)
+    with pytest.raises(TransientError) as info:
+        client.batch(BatchRequest(sessions=[b'{"user_id":"u","timestamp":"2024-01-01T00:00:00Z"}']))
+    client.close()
+    assert broken_tls.done.wait(5)
+    assert len(broken_tls.requests_read) == 1
+    assert not isinstance(info.value, Unreachable)

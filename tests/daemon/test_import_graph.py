@@ -96,6 +96,9 @@ def test_nothing_below_the_command_line_imports_it() -> None:
         ("exportsync.batcher", {"exportsync.delivery", "exportsync.sender"}),
         ("exportsync.outcomes", {"exportsync.delivery", "exportsync.batcher", "exportsync.sender"}),
         ("exportsync.wiring", {"exportsync.daemon"}),
+        # The daemon's HTTP client is urllib3: requests is for the tests, bench and devstack.
+        ("exportsync.daemon", {"requests", "charset_normalizer"}),
+        ("exportsync.wiring", {"requests", "charset_normalizer"}),
         # `run` carries no other command's imports.
         ("exportsync.cli.run", {"shtab", "exportsync.firstrun", "exportsync.service"}),
         ("exportsync.cli", {"exportsync.daemon", "shtab"}),
@@ -107,7 +110,7 @@ def test_a_module_does_not_reach(module: str, never: set[str]) -> None:
 
 # Loaded at first use only: an idle daemon with metrics off never needs them (README
 # "Performance", idle RSS).
-_LAZY = ("requests", "urllib3", "prometheus_client", "tenacity", "gzip", "wsgiref")
+_LAZY = ("requests", "urllib3", "certifi", "prometheus_client", "tenacity", "gzip", "wsgiref")
 
 _IDLE_DAEMON = """
 import sys, threading
@@ -137,7 +140,7 @@ def test_an_idle_daemon_without_metrics_loads_no_http_metrics_or_retry_library(
     tmp_path: Path,
 ) -> None:
     """The real `HttpApi` and the whole daemon, started over an empty folder with metrics off:
-    requests, prometheus_client, tenacity and gzip stay unloaded until something needs them."""
+    urllib3, prometheus_client, tenacity and gzip stay unloaded until something needs them."""
     (tmp_path / "export").mkdir()
     script = _IDLE_DAEMON % (_LAZY,)
     done = subprocess.run(
@@ -151,3 +154,80 @@ def test_an_idle_daemon_without_metrics_loads_no_http_metrics_or_retry_library(
     assert done.returncode == 0, done.stderr[-2000:]
     [line] = [line for line in done.stdout.splitlines() if line.startswith("loaded:")]
     assert line.split()[1:] == []
+
+
+# A real delivery by the whole daemon with its real client, to a loopback API in the same process:
+# the HTTP client is urllib3 alone (requests stays a tool of the tests, the bench and the devstack).
+_DELIVERING_DAEMON = """
+import json, sys, threading, time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from exportsync.cli.run import command  # what `exportsync run` imports
+from exportsync.config import load_config
+from exportsync.daemon import Daemon
+from exportsync.spool import Spool
+from exportsync.wiring import build_api
+
+seen = []
+
+class Api(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def do_POST(self):
+        self.rfile.read(int(self.headers["Content-Length"]))
+        seen.append((self.path, self.headers.get("x-api-key")))
+        body = json.dumps({"results": [{"kind": "file", "status": "stored", "key": "k/a.csv"}]})
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body.encode())
+
+    def log_message(self, *args):
+        pass
+
+server = ThreadingHTTPServer(("127.0.0.1", 0), Api)
+threading.Thread(target=server.serve_forever, daemon=True).start()
+config = load_config(None, env={}, overrides={
+    "watch.dir": sys.argv[1], "state.dir": sys.argv[2], "api.api_key": "k-loopback",
+    "api.url": f"http://127.0.0.1:{server.server_address[1]}/prod", "api.user_id": "alice",
+    "quota.daily_requests": 0, "quota.quiet_seconds": 0,
+})
+daemon = Daemon(config, api=build_api(config))
+runner = threading.Thread(target=daemon.run)
+runner.start()
+Path(sys.argv[1], "a.csv").write_bytes(b"id,v\\n1,2\\n")
+deadline = time.monotonic() + 60
+with Spool.open(Path(sys.argv[2])) as spool:
+    while spool.counts().get("delivered", 0) < 1:
+        assert time.monotonic() < deadline, "never delivered"
+        time.sleep(0.05)
+daemon.stop()
+runner.join(60)
+print("seen:", *[path for path, key in seen if key == "k-loopback"])
+watched = ("requests", "charset_normalizer", "urllib3")
+print("loaded:", *sorted(m for m in watched if m in sys.modules))
+"""
+
+
+def test_a_delivering_daemon_never_loads_requests(tmp_path: Path) -> None:
+    """The whole daemon delivers a file over its real client: urllib3 is loaded, requests not."""
+    (tmp_path / "export").mkdir()
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            _DELIVERING_DAEMON,
+            str(tmp_path / "export"),
+            str(tmp_path / "state"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": str(PACKAGE.parents[1] / "lambda")},
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    lines = dict(line.split(":", 1) for line in done.stdout.splitlines() if ":" in line)
+    assert lines["seen"].split() == ["/prod/batch"]
+    assert lines["loaded"].split() == ["urllib3"]  # the client ran, and on urllib3 alone
