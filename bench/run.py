@@ -137,6 +137,15 @@ def _summary_pacing(r: dict[str, Any]) -> list[str]:
             f" opt9 {mine['optimum_9_p95_hold_s']:.0f}),"
             f" same day {mine['same_day']}/{mine['exports']} (today {today['same_day']})"
         )
+    least = ", ".join(
+        f"{trace} {mine['least_keeping_last_call_median_vs_optimum']:.2f}"
+        f"/{mine['least_keeping_last_call_p95_vs_optimum']:.2f}"
+        for trace, mine in r["traces"]["learned"].items()
+    )
+    lines.append(
+        "  the least any schedule keeping the last call's request can give, knowing each day in"
+        f" advance (median/p95, x optimum): {least}"
+    )
     for size, c in r["plan_cost"].items():
         lines.append(
             f"  one decision, 14 past days of {size.split('_')[0]} exports:"

@@ -4,9 +4,10 @@
 loop itself decides nothing; `Deliverer.step()` does one request's worth of work and says how long
 nothing will be due, and the loop sleeps exactly that long (or until the daily prune) unless woken:
 by a new file, by `stop()`, or by `wake()` (`exportsync enqueue`/`retry` in another process send
-the daemon SIGUSR1). An idle daemon does not wake at all. `request_reload()` (SIGHUP) has the loop
-read the config again between two steps (`reload`). A pruning pass (`pruning`) goes one bounded
-chunk per turn, a delivery step between two chunks.
+the daemon SIGUSR1). An idle daemon does not wake at all; going idle after work, it first hands
+back the spool's page cache and the C heap's free pages (`memory`). `request_reload()` (SIGHUP) has
+the loop read the config again between two steps (`reload`). A pruning pass (`pruning`) goes one
+bounded chunk per turn, a delivery step between two chunks.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from exportsync.delivery import Deliverer
 from exportsync.errors import ExportsyncError, SpoolCorrupt, SpoolError, SpoolFull
 from exportsync.fs.dirfd import pin, real_path
 from exportsync.logs import get_logger
+from exportsync.memory import trim_heap
 from exportsync.metrics import Metrics
 from exportsync.notify import Notifier, watchdog_interval
 from exportsync.outcomes import retry_delay
@@ -48,6 +50,10 @@ UNLIMITED_CLOSE_QUIET_SECONDS = 0.02
 SPOOL_FULL_MAX_WAIT = 30.0
 # Files the start-up scan records per transaction.
 SCAN_BATCH = 1000
+# A sleep at least this long after work (or one until woken) is idle: the spool's page cache and
+# the C heap's free pages go back to the system first (`memory`). The 1 request/s spacing of a
+# delivery run stays below it.
+IDLE_RELEASE_SECONDS = 10.0
 
 
 class Daemon:
@@ -121,6 +127,7 @@ class Daemon:
         self._sweep_due = threading.Event()
         self._sweep_due.set()
         self._damaged = False  # a query found the spool damaged: rebuild it before the next step
+        self._released_at = -1  # the spool's commit count when memory was last released
 
     def _build_deliverer(self, config: Config, api: Api) -> Deliverer:
         return Deliverer(
@@ -337,7 +344,22 @@ class Daemon:
             # Until the next thing due (a retry, the pacing plan's next send) or the daily prune;
             # nothing polls: new work sets _wake.
             until_prune = max(0.0, self.pruner.next_at - self.clock.monotonic())
-            self._sleep(until_prune if outcome.wait is None else min(outcome.wait, until_prune))
+            seconds = until_prune if outcome.wait is None else min(outcome.wait, until_prune)
+            if seconds >= IDLE_RELEASE_SECONDS:
+                self._release_memory()
+            self._sleep(seconds)
+
+    def _release_memory(self) -> None:
+        """Going idle: after a burst, the spool's page cache and the C heap's free pages are
+        resident and unused (`memory`). Once per idle spell: only when the spool committed
+        since the last release, and not while the intake still holds files it saw."""
+        commits = self.spool.commits
+        if commits == self._released_at or self.watcher.busy():
+            return
+        self._released_at = commits
+        self.spool.release_memory()
+        trimmed = trim_heap()
+        log.debug("memory_released", heap_trimmed=trimmed)
 
     def _check_spool(self) -> None:
         """Before each step: is the spool file still the database the daemon works on?"""

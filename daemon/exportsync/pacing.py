@@ -21,7 +21,9 @@ With a daily limit every request is precious:
 Once the spool knows enough past days of today's kind (`exportsync.history`), the prompt
 requests and the even spread give way to a plan against those days (`_learned`,
 `exportsync.scenarios`): each past day is a sample of what still comes today (what came after
-its n-th export, n being today's count so far; left out once its next export is long overdue);
+its n-th export, n being today's count so far; what came after this time of day where that
+export came more than half a day from today's latest; left out once its next export is long
+overdue);
 what waits goes at the first instant at which, on those samples on average, holding it saves
 less than the request costs the rest of the day.
 The quiet window, a full request and the last call stay; the reserve stays whole while past
@@ -44,6 +46,7 @@ from exportsync.schema import Range, as_float, as_int, setting
 
 __all__ = [
     "MAX_QUIET_SECONDS",
+    "MOST_SHIFT_SECONDS",
     "OVERDUE_FACTOR",
     "OVERDUE_SECONDS",
     "RESERVE_SHARE",
@@ -63,6 +66,9 @@ RESERVE_SHARE = 5
 # random gaps do not drop the days it went on; bench/bench_pacing.py's traces over seeds 1-5).
 OVERDUE_FACTOR = 3.0
 OVERDUE_SECONDS = 300.0
+# Learned pacing: a past day is lined up with today by count only while its n-th export came
+# within half a day of today's latest; further apart, by the time of day.
+MOST_SHIFT_SECONDS = 43_200.0
 
 Reason = Literal[
     "idle",
@@ -237,8 +243,10 @@ def _scenarios(
     """The rest of today, from offset `at`, as each past day saw it. Today has brought n
     exports so far; on a past day, what came after its n-th export, moved so that export is
     today's latest (a run of work goes on as it went there); a past day with fewer than n says
-    nothing more comes. A past day whose next export would be overdue by now (OVERDUE_*) is
-    left out. Without today's exports: what came after this time of day."""
+    nothing more comes. A past day whose n-th export came more than MOST_SHIFT_SECONDS from
+    today's latest is read by the time of day (what came there after today's latest), as is
+    every past day when today has no exports yet. A past day whose next export would be
+    overdue by now (OVERDUE_*) is left out."""
     latest = (backlog.newest_at if backlog.newest_at is not None else start) - start
     if not today:
         return [tuple(e for e in day if e[0] > latest) for day in outlook.chosen]
@@ -249,6 +257,11 @@ def _scenarios(
             found.append(())
             continue
         anchor = day[n - 1][0]
+        if abs(latest - anchor) > MOST_SHIFT_SECONDS:
+            # Its n-th export came in another part of the day (a night shift's evening, where
+            # today's morning was busier): moved here, that evening would seem to come now.
+            found.append(tuple(e for e in day if e[0] > latest))
+            continue
         found.append(tuple((latest + o - anchor, w) for o, w in day[n:]))
     # A past day whose next export should long have come no longer tells today (unless none
     # is left that does).

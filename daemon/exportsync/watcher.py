@@ -410,8 +410,12 @@ class Watcher:
         self._offering = False  # on_ready is running (the files are being read and recorded)
         self._stopping = threading.Event()
         self._overflowed = threading.Event()
-        # str keys: a Path per file of a 100,000-file folder would double what this holds.
+        # What was reported, for a rescan's own comparison; str keys: a Path per file of a
+        # 100,000-file folder would double what this holds. With `changed` the caller compares
+        # (the daemon: with the spool), so nothing is kept per file: a burst or a large folder
+        # would leave a dict of every name it ever saw.
         self._reported: dict[str, StatKey] = {}
+        self._remember = changed is None
         self._next_rescan: float | None = None
         self._thread: threading.Thread | None = None
         self._log_filter = _OverflowFilter(self.notify_overflow)
@@ -480,8 +484,9 @@ class Watcher:
         """`scan` as (path, lstat key) pairs, unsorted, from one scandir walk (no other stat);
         strings, not Paths, since a start-up scan may hold 100,000 of them."""
         found = self._scan_entries()
-        with self._lock:
-            self._reported.update(found)
+        if self._remember:
+            with self._lock:
+                self._reported.update(found)
         return found
 
     def dispatch(self, event: FileSystemEvent) -> None:
@@ -558,11 +563,11 @@ class Watcher:
             accepted = self._call_safely("on_ready_failed", self._on_ready, paths)
         finally:
             self._offering = False
-        if accepted:
+        if not accepted:
+            self._rescan_soon()
+        elif self._remember:
             with self._lock:
                 self._reported.update((str(path), key) for path, key in ready if key is not None)
-        else:
-            self._rescan_soon()
         return paths
 
     def busy(self) -> bool:

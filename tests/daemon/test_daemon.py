@@ -22,7 +22,7 @@ from structlog.testing import capture_logs
 from exportsync.cli import dispatch_signal
 from exportsync.clock import Clock, FakeClock, SystemClock
 from exportsync.config import WatchConfig
-from exportsync.daemon import PRUNE_EVERY_SECONDS, Daemon
+from exportsync.daemon import IDLE_RELEASE_SECONDS, PRUNE_EVERY_SECONDS, Daemon
 from exportsync.delivery import StepOutcome
 from exportsync.errors import SpoolError
 from exportsync.fs import files
@@ -95,6 +95,104 @@ def test_the_loop_waits_through_its_clock(tmp_path: Path, monkeypatch: pytest.Mo
         daemon.spool.close()
     assert clock.waits == [30.0, PRUNE_EVERY_SECONDS - 30.0]
     assert clock.time() - start == PRUNE_EVERY_SECONDS
+
+
+def test_going_idle_after_work_releases_memory_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A sleep of IDLE_RELEASE_SECONDS or more after the spool committed empties its page cache
+    and trims the C heap, once per idle spell; the short waits between requests do not, nor
+    does an idle spell with nothing committed since."""
+    clock = FakeClock()
+    daemon = _daemon(tmp_path, FakeApi(), clock)
+    waits = clock.waits
+    released: list[int] = []  # how many waits there had been at each release
+    monkeypatch.setattr(daemon.spool, "release_memory", lambda: released.append(len(waits)))
+    trims: list[int] = []
+
+    def trim_heap() -> bool:
+        trims.append(len(waits))
+        return True
+
+    monkeypatch.setattr("exportsync.daemon.trim_heap", trim_heap)
+    committed = daemon.spool.commits
+    script = iter(
+        [
+            (True, StepOutcome(True, 0.0)),  # a request: its outcome committed
+            (False, StepOutcome(False, 1.0)),  # the plan's spacing: not idle
+            (False, StepOutcome(False, None)),  # nothing due: idle after work
+            (False, StepOutcome(False, 3600.0)),  # still idle, nothing committed since
+            (True, StepOutcome(False, IDLE_RELEASE_SECONDS)),  # new work, then a long wait
+        ]
+    )
+
+    def step() -> StepOutcome:
+        nonlocal committed
+        entry = next(script, None)
+        if entry is None:
+            daemon.stop()
+            return StepOutcome(False, 0.0)
+        commits, outcome = entry
+        if commits:
+            with daemon.spool._tx():  # as recording an outcome or a spooled file does
+                pass
+        return outcome
+
+    monkeypatch.setattr(daemon.deliverer, "step", step)
+    try:
+        daemon._loop()
+    finally:
+        daemon.spool.close()
+    assert daemon.spool.commits == committed + 2
+    assert waits == [1.0, PRUNE_EVERY_SECONDS - 1.0, 3600.0, IDLE_RELEASE_SECONDS]
+    assert released == [1, 3]  # before the idle wait, and before the wait after new work
+    assert trims == [1, 3]
+
+
+def test_no_memory_is_released_while_the_intake_holds_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Delivery idle while files are still settling or being read: the burst goes on, so the
+    page cache it uses stays."""
+    clock = FakeClock()
+    daemon = _daemon(tmp_path, FakeApi(), clock)
+    released: list[bool] = []
+    monkeypatch.setattr(daemon.spool, "release_memory", lambda: released.append(True))
+    monkeypatch.setattr(daemon.watcher, "busy", lambda: True)
+    steps = iter([StepOutcome(True, 0.0), StepOutcome(False, None)])
+
+    def step() -> StepOutcome:
+        outcome = next(steps, None)
+        if outcome is None:
+            daemon.stop()
+            return StepOutcome(False, 0.0)
+        with daemon.spool._tx():
+            pass
+        return outcome
+
+    monkeypatch.setattr(daemon.deliverer, "step", step)
+    try:
+        daemon._loop()
+    finally:
+        daemon.spool.close()
+    assert clock.waits == [PRUNE_EVERY_SECONDS]
+    assert released == []
+
+
+def test_releasing_memory_keeps_every_row_of_an_in_memory_spool(tmp_path: Path) -> None:
+    """`PRAGMA shrink_memory` frees only pages SQLite can read again: an in-memory database's
+    pages are the data, and stay."""
+    spool = Spool.in_memory()
+    try:
+        versions = [
+            NewVersion(tmp_path / f"f{i:05d}.csv", "csv", 1, 1, f"{i:064x}", i) for i in range(2000)
+        ]
+        spool.record_many(versions, now=0.0)
+        spool.release_memory()
+        assert spool.counts()["pending"] == 2000
+        assert len(spool.versions()) == 2000
+    finally:
+        spool.close()
 
 
 def test_files_flow_from_folder_to_api_and_systemd_hears_every_phase(

@@ -267,3 +267,23 @@ def test_a_past_day_whose_next_export_is_long_overdue_stops_telling_today() -> N
     later = first + 600
     sent = plan(_held(2, first, later), later, view, POLICY, history, today=[first])
     assert (sent.reason, sent.send_at) == ("learned", later)
+
+
+def test_a_past_days_nth_export_in_another_part_of_the_day_is_lined_up_by_the_clock() -> None:
+    # A night shift across the reset: past days had two exports before 03:00 and three from
+    # 21:00. Today's third export came at 03:00: lined up by count it would be a past day's
+    # 21:00, and its 21:10 and 21:20 would be due at 03:10 and 03:20. Eighteen hours apart is
+    # another part of the day: those days are lined up by the time of day, which says the
+    # night is over until 21:00. With one request to spend it goes now.
+    history = _past(1 * HOUR, 2 * HOUR, 21 * HOUR, 21 * HOUR + 600, 21 * HOUR + 1200)
+    today = [MIDNIGHT + 1 * HOUR, MIDNIGHT + 2 * HOUR, MIDNIGHT + 3 * HOUR]
+    third = today[-1]
+    view = _day(7, last=MIDNIGHT + 2 * HOUR)
+    decision = plan(_held(2, third, third), third + 5, view, POLICY, history, today=today)
+    assert (decision.reason, decision.send_at) == ("learned", third + 5)
+    # In the evening the count lines up within minutes: the run goes on, and it waits.
+    late = _past(1 * HOUR, 2 * HOUR, *(21 * HOUR + n * 600 for n in range(5)))
+    evening = [*today[:2], *(MIDNIGHT + 21 * HOUR + n * 600 for n in range(3))]
+    last = evening[-1]
+    held = plan(_held(2, last, last), last + 5, view, POLICY, late, today=evening)
+    assert (held.reason, held.send_at) == ("learned", last + 600)

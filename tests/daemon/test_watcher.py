@@ -583,6 +583,46 @@ def test_overflow_rescans_and_reports_what_events_missed(folder: Path) -> None:
     assert seen.paths == [folder / "missed.csv"]
 
 
+def test_with_the_callers_comparison_nothing_is_kept_per_file(folder: Path) -> None:
+    """The daemon compares a rescan with the spool (`changed`): the watcher keeps no record of
+    the files it reported, which after a burst or a large folder's start-up scan would hold every
+    name it ever saw; a rescan still finds what changed, through `changed`."""
+    clock = FakeClock()
+    seen = Recorder()
+    compared: list[list[str]] = []
+
+    def changed(found: list[tuple[str, StatKey]]) -> list[tuple[str, StatKey]]:
+        compared.append(sorted(Path(name).name for name, _ in found))
+        return [(name, key) for name, key in found if Path(name).name == "missed.csv"]
+
+    watcher = Watcher(
+        WatchConfig(folder, settle_seconds=2.0),
+        FileMatcher(),
+        seen,
+        clock=clock,
+        rescan_seconds=None,
+        changed=changed,
+    )
+    watcher.settler.close_events = True
+    for i in range(50):
+        (folder / f"f{i:02d}.csv").write_text("x")
+    assert len(watcher.scan_entries()) == 50
+    late = folder / "late.csv"
+    late.write_text("x")
+    watcher.dispatch(FileClosedEvent(str(late)))
+    clock.advance(2)
+    assert watcher.run_pending() == [late]
+    assert watcher._reported == {}
+    (folder / "missed.csv").write_text("x")  # its events were lost
+    watcher.notify_overflow()
+    watcher.run_pending()
+    clock.advance(2)
+    watcher.run_pending()
+    assert compared
+    assert "missed.csv" in compared[0]
+    assert seen.paths == [late, folder / "missed.csv"]
+
+
 def test_periodic_rescan_reports_only_new_or_changed_files(folder: Path) -> None:
     watcher, clock, seen = scripted(folder, rescan_seconds=300)
     watcher._next_rescan = clock.monotonic() + 300  # as start() would

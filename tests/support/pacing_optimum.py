@@ -14,7 +14,8 @@ export goes the same day), and dynamic programming over those instants finds:
 * `optimal_schedule`: the schedule of least total hold (O(n² k));
 * `least_quantile_hold`: the least value any schedule can give the q-quantile of the holds (the
   median for q = 0.5), by a binary search over the candidate holds with a DP that counts the
-  exports a schedule can keep within a bound.
+  exports a schedule can keep within a bound; with `last_calls`, the least any schedule can give
+  that keeps one request for each day's last call, as the pacing policy guarantees.
 
 Several days (a budget each, the day boundaries given) are independent: the total adds up, and a
 bound's counts add up, so the pooled quantile is exact too.
@@ -127,42 +128,108 @@ def _most_within(arrivals: Sequence[float], budget: int, bound: float) -> int:
     # most[m][j]: most exports of 0..j within bound, m sends, the last at j.
     most = [[neg] * n for _ in range(k + 1)]
 
-    def within(i: int, j: int) -> int:
-        # Exports i..j sent at j: those that arrived no earlier than arrivals[j] - bound.
-        lo, hi = i, j + 1
-        while lo < hi:
-            mid = (lo + hi) // 2
-            if arrivals[j] - arrivals[mid] <= bound:
-                hi = mid
-            else:
-                lo = mid + 1
-        return j + 1 - lo
-
     for j in range(n):
-        most[1][j] = within(0, j)
+        most[1][j] = _within(arrivals, 0, j, bound)
     for m in range(2, k + 1):
         for j in range(m - 1, n):
             for i in range(m - 2, j):
                 if most[m - 1][i] >= 0:
-                    most[m][j] = max(most[m][j], most[m - 1][i] + within(i + 1, j))
+                    most[m][j] = max(
+                        most[m][j], most[m - 1][i] + _within(arrivals, i + 1, j, bound)
+                    )
     return max(most[m][n - 1] for m in range(1, k + 1))
 
 
-def least_quantile_hold(
-    days: Sequence[Sequence[float]], budget: int, q: float, floor: float = 0.0
-) -> float:
-    """The least q-quantile of the holds over all the days' exports pooled, over every choice of
-    ≤ `budget` sends per day (each day's exports all sent that day)."""
-    n = sum(len(d) for d in days)
-    if n == 0:
-        return 0.0
-    need = _rank(n, q)
-    candidates = sorted({d[j] - d[i] for d in days for j in range(len(d)) for i in range(j + 1)})
-    lo, hi = 0, len(candidates) - 1  # the largest gap always works (one send at the end)
+def _most_within_kept(
+    arrivals: Sequence[float], budget: int, bound: float, last_call: float
+) -> int:
+    """`_most_within` for a schedule that keeps one request for the last call, as the pacing
+    policy guarantees: at most budget - 1 sends before `last_call`; whatever of the earlier
+    exports still waits goes at it (a request, unless nothing waits); the exports from it on go
+    with what is left, the last of them among the sends (every export sent that day)."""
+    pre = [a for a in arrivals if a < last_call]
+    post = [a for a in arrivals if a >= last_call]
+    n = len(pre)
+
+    def at_last_call(i: int) -> int:
+        # Exports i.. of the earlier ones, sent at the last call.
+        return sum(1 for a in pre[i:] if last_call - a <= bound)
+
+    # (exports within bound before the last call, requests those took, the last call included)
+    options = [(at_last_call(0), 1 if n else 0)]
+    k = min(budget - 1, n)
+    most = [[-1] * n for _ in range(k + 1)]
+    for j in range(n):
+        if k >= 1:
+            most[1][j] = _within(pre, 0, j, bound)
+    for m in range(2, k + 1):
+        for j in range(m - 1, n):
+            for i in range(m - 2, j):
+                if most[m - 1][i] >= 0:
+                    most[m][j] = max(most[m][j], most[m - 1][i] + _within(pre, i + 1, j, bound))
+    for m in range(1, k + 1):
+        for j in range(n):
+            if most[m][j] >= 0:
+                options.append((most[m][j] + at_last_call(j + 1), m + (j < n - 1)))
+    best = -1
+    for count, spent in options:
+        left = budget - spent
+        if not post:
+            best = max(best, count)
+        elif left >= 1:
+            best = max(best, count + _most_within(post, left, bound))
+    return best
+
+
+def _within(arrivals: Sequence[float], i: int, j: int, bound: float) -> int:
+    """Of exports i..j sent at j, those that arrived no earlier than arrivals[j] - bound."""
+    lo, hi = i, j + 1
     while lo < hi:
         mid = (lo + hi) // 2
-        if sum(_most_within(d, budget, candidates[mid]) for d in days) >= need:
+        if arrivals[j] - arrivals[mid] <= bound:
             hi = mid
         else:
             lo = mid + 1
-    return candidates[lo] + floor
+    return j + 1 - lo
+
+
+def least_quantile_hold(
+    days: Sequence[Sequence[float]],
+    budget: int,
+    q: float,
+    floor: float = 0.0,
+    *,
+    last_calls: Sequence[float] | None = None,
+) -> float:
+    """The least q-quantile of the holds over all the days' exports pooled, over every choice of
+    ≤ `budget` sends per day (each day's exports all sent that day).
+
+    `last_calls` (one instant per day): only schedules that keep one request for that day's last
+    call (`_most_within_kept`), the guarantee the pacing policy gives; no policy keeping it,
+    however much it knew of the day in advance, can do better."""
+    n = sum(len(d) for d in days)
+    if n == 0:
+        return 0.0
+    if last_calls is not None and budget < 2:
+        raise ValueError("keeping a request for the last call needs a budget of at least two")
+    need = _rank(n, q)
+    candidates = {d[j] - d[i] for d in days for j in range(len(d)) for i in range(j + 1)}
+    if last_calls is not None:
+        candidates |= {c - a for d, c in zip(days, last_calls, strict=True) for a in d if a < c}
+
+    def most(bound: float) -> int:
+        if last_calls is None:
+            return sum(_most_within(d, budget, bound) for d in days)
+        return sum(
+            _most_within_kept(d, budget, bound, c) for d, c in zip(days, last_calls, strict=True)
+        )
+
+    ordered = sorted(candidates)
+    lo, hi = 0, len(ordered) - 1  # the largest gap always works (one send at the end)
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if most(ordered[mid]) >= need:
+            hi = mid
+        else:
+            lo = mid + 1
+    return ordered[lo] + floor

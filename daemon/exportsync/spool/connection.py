@@ -122,6 +122,14 @@ class Connection:
         with self._lock:
             self._db.close()
 
+    def release_memory(self) -> None:
+        """Empty this connection's page cache (`PRAGMA shrink_memory`): after a burst it holds
+        up to `cache_size` of pages (about 2 MB) an idle daemon does not need; the next query
+        reads what it needs again. Pages not yet written are kept (an in-memory spool loses
+        nothing)."""
+        with self._lock, suppress(sqlite3.Error):
+            self._db.execute("PRAGMA shrink_memory")
+
     def durability(self) -> tuple[str, int]:
         """``(journal_mode, synchronous)`` as this connection runs them (FULL is 2).
 
