@@ -18,6 +18,8 @@ from functools import partial
 from pathlib import Path
 from typing import TypeVar
 
+from structlog.typing import FilteringBoundLogger
+
 from exportsync.clock import Clock
 from exportsync.errors import FileRejected, SpoolError
 from exportsync.fs import files
@@ -87,6 +89,9 @@ class Intake:
         (`known_many`): the delivery thread holds the spool's lock for its own transactions, and
         a burst waited for it once per file."""
         absolute = [Path(os.path.abspath(path)) for path in paths]
+        # One logger for the batch: the module's proxy builds a new one at every call (it follows
+        # a logging set up later), which a burst paid twice per file.
+        said = log.bind()
         results: list[RecordResult | None] = [None] * len(absolute)
         fresh: list[tuple[int, NewVersion]] = []
         with held(self._root):
@@ -100,7 +105,7 @@ class Intake:
             for (index, path, seen), skip in zip(candidates, known, strict=True):
                 if skip:
                     continue  # this exact version is already spooled: no need to hash it again
-                prepared = self._guarded(path, partial(self._read, seen=seen))
+                prepared = self._guarded(path, partial(self._read, seen=seen, said=said))
                 if isinstance(prepared, NewVersion):
                     fresh.append((index, prepared))
                 else:
@@ -115,7 +120,7 @@ class Intake:
         for (index, version), result in zip(fresh, recorded, strict=True):
             results[index] = result
             if result.created or result.requeued:
-                log.info(
+                said.info(
                     "item_spooled",
                     item_id=result.item.id,
                     path=str(version.path),
@@ -126,7 +131,7 @@ class Intake:
                 )
                 spooled = True
             else:
-                log.debug(
+                said.debug(
                     "item_known",
                     item_id=result.item.id,
                     path=str(version.path),
@@ -178,12 +183,14 @@ class Intake:
         )
         return [next(answers) if stat.S_ISREG(s.st.st_mode) else False for _, s in seen]
 
-    def _read(self, path: Path, *, seen: _Seen) -> NewVersion | RecordResult | None:
+    def _read(
+        self, path: Path, *, seen: _Seen, said: FilteringBoundLogger
+    ) -> NewVersion | RecordResult | None:
         """Hash one file: the version to record, a rejection already recorded, or None."""
         kind = seen.kind
         # Debug: at info each file would cost two lines (this and `item_spooled`, which says it
         # all once the file is recorded); a burst spent a fifth of the intake's time on them.
-        log.debug("file_detected", path=str(path), kind=kind, size=seen.st.st_size)
+        said.debug("file_detected", path=str(path), kind=kind, size=seen.st.st_size)
         self._on_detected()
         # Over the limit: refused from its size alone, without reading (a sparse 6 GiB file).
         limit = MAX_SESSION_FILE_BYTES if kind == "session" else limits.OBJECT_BYTES

@@ -45,6 +45,9 @@ _SENSITIVE_KEY = re.compile(
 _MIN_SUBSTRING = 6
 _MAX_DEPTH = 8
 
+_MAX_REMEMBERED_KEYS = 1024
+_sensitive_keys: dict[str, bool] = {}  # a dict's get and set are atomic: no lock needed
+
 _secrets: tuple[str, ...] = ()  # replaced, never mutated, so the processor reads it lock-free
 
 
@@ -71,7 +74,7 @@ def _scrub(value: object, secrets: tuple[str, ...], depth: int) -> object:
     if isinstance(value, Mapping):
         return {
             key: REDACTED
-            if isinstance(key, str) and _SENSITIVE_KEY.fullmatch(key)
+            if isinstance(key, str) and _sensitive(key)
             else _scrub(item, secrets, depth + 1)
             for key, item in value.items()
         }
@@ -86,6 +89,17 @@ def _scrub(value: object, secrets: tuple[str, ...], depth: int) -> object:
         if any(secret in shown for secret in secrets):
             return _scrub_text(repr(value), secrets)
     return value
+
+
+def _sensitive(key: str) -> bool:
+    """Whether values under `key` are masked; remembered per key name (a line has about ten, the
+    same ones every time, and the pattern was most of what a line cost)."""
+    known = _sensitive_keys.get(key)
+    if known is None:
+        known = _SENSITIVE_KEY.fullmatch(key) is not None
+        if len(_sensitive_keys) < _MAX_REMEMBERED_KEYS:  # keys from data (headers) stay bounded
+            _sensitive_keys[key] = known
+    return known
 
 
 def _scrub_text(text: str, secrets: tuple[str, ...]) -> str:

@@ -119,14 +119,24 @@ def _alive(observer: BaseObserver | None) -> bool:
     )
 
 
-def _make_observer(use_polling: bool, poll_interval: float) -> BaseObserver:
+def _make_observer(
+    use_polling: bool,
+    poll_interval: float,
+    direct: Callable[[FileSystemEvent], None] | None = None,
+) -> BaseObserver:
+    """`direct`: where a file's events go straight from inotify's reader thread (see
+    `inotifydirect`); without it, or without inotify, all events reach the scheduled handler."""
     if use_polling:
         return PollingObserver(timeout=poll_interval)
     if _LINUX:
-        from watchdog.observers.inotify import InotifyObserver  # noqa: PLC0415 - Linux-only module
+        from watchdog.observers.inotify import InotifyObserver  # noqa: PLC0415 - Linux-only
+
+        from exportsync.inotifydirect import DirectInotifyObserver  # noqa: PLC0415 - likewise
 
         # Full events: a file moved in from outside arrives as FileMovedEvent("", dest) instead of
         # a created event, so it counts as complete at once.
+        if direct is not None:
+            return DirectInotifyObserver(direct)
         return InotifyObserver(generate_full_events=True)
     return Observer()
 
@@ -287,10 +297,11 @@ class RootWatch:
         identity, _ = _dir_identity(self.root)
         if identity is None:
             return False
-        observer = _make_observer(self._use_polling, self.pace.poll_interval)
+        handler = _FolderHandler(self, self._on_event)
+        observer = _make_observer(self._use_polling, self.pace.poll_interval, handler.on_any_event)
         try:
             observer.schedule(
-                _FolderHandler(self, self._on_event),
+                handler,
                 str(self.real_root),
                 recursive=self._recursive,
                 event_filter=_EVENT_FILTER,

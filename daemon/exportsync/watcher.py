@@ -125,13 +125,15 @@ class ProbeAnchor:
 
     def __init__(self, root: Path) -> None:
         self._root = root
+        self._shown = os.path.abspath(root)  # a file right in it is opened without a relpath
         self._fd: int | None = None
         self._lock = threading.Lock()  # drop() on the watcher's thread never closes it mid-open
 
     def open(self, path: Path, flags: int) -> int:
         """`path` opened with `flags` below the pinned folder; FileRejected for a symlinked
         folder on the way, WatchDirReplaced for a folder replaced before the first probe."""
-        parts = relative_parts(self._root, path.parent)
+        parent = os.path.dirname(path)
+        parts = () if parent == self._shown else relative_parts(self._root, Path(parent))
         with self._lock:
             if self._fd is None:
                 self._fd = open_pinned(self._root)
@@ -387,6 +389,7 @@ class Watcher:
         )
         self.root = self.root_watch.root
         self.real_root = self.root_watch.real_root
+        self._root_text = str(self.root)
         self._anchor = ProbeAnchor(self.root)
         self._on_ready = on_ready
         self._on_overflow = on_overflow
@@ -521,7 +524,10 @@ class Watcher:
                 self.settler.created(src, now)
             else:
                 return
-        self._wake.set()
+        # Three events per file in a burst: a set Event is not set (and its waiters notified)
+        # again.
+        if not self._wake.is_set():
+            self._wake.set()
 
     def notify_overflow(self) -> None:
         """Events may have been lost: rescan on the timer thread as soon as possible."""
@@ -600,8 +606,15 @@ class Watcher:
         return path
 
     def _wanted(self, path: Path) -> bool:
-        if self.matcher.classify(self.root, path) is None:
+        # A file right in the folder (every event of a flat folder) is matched by its name alone.
+        parent, name = os.path.split(str(path))
+        if parent == self._root_text and name != "..":
+            if self.matcher.classify_name(name) is None:
+                return False
+        elif self.matcher.classify(self.root, path) is None:
             return False
+        if path in self.settler:
+            return True  # looked at when its first event came (a burst brings three per file)
         # A directory with a matching name (a folder called "x.csv") is not a file to deliver.
         try:
             return not stat.S_ISDIR(os.lstat(real_path(self.root, path)).st_mode)

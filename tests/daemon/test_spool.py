@@ -33,6 +33,27 @@ def test_same_content_is_one_item_and_a_change_is_a_new_version(tmp_path: Path) 
         assert spool.counts()["pending"] == 1
 
 
+def test_recorded_items_are_the_rows_as_stored(tmp_path: Path) -> None:
+    """What record_many answers for a new version, a known one and a re-saved one is the row
+    the spool holds, field for field (a new row's item is not read back from the table)."""
+    with Spool.open(tmp_path) as spool:
+        first = spool.record_many(
+            [
+                NewVersion(Path("/x/a.csv"), "csv", 3, 7, "aa", 11),
+                NewVersion(Path("/x/s.session.json"), "session", 5, 8, "bb", 12),
+            ],
+            now=4.5,
+        )
+        for result in first:
+            assert result.item == spool.get(result.item.id)
+        again = spool.record_many([NewVersion(Path("/x/a.csv"), "csv", 3, 9, "aa", 13)], now=6.0)
+        assert again[0].item == spool.get(first[0].item.id)
+        assert (again[0].item.mtime_ns, again[0].item.inode) == (9, 13)
+        assert [r.created for r in (*first, *again)] == [True, True, False]
+        assert first[0].item.path == Path("/x/a.csv")
+        assert first[1].item.kind == "session"
+
+
 def test_state_survives_reopening_the_file(tmp_path: Path) -> None:
     with Spool.open(tmp_path) as spool:
         item_id = _record(spool, "/x/a.csv", "aa")

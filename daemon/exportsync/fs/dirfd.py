@@ -205,7 +205,10 @@ def open_below(dir_fd: int, parts: tuple[str, ...]) -> int:
 
 def relative_parts(root: Path, directory: Path) -> tuple[str, ...]:
     """`directory`'s components below `root`, lexically; FileRejected when it is not below."""
-    relative = os.path.relpath(os.path.abspath(directory), os.path.abspath(root))
+    absolute, base = os.path.abspath(directory), os.path.abspath(root)
+    if absolute == base:
+        return ()  # the root itself (every file of a flat folder): no relpath
+    relative = os.path.relpath(absolute, base)
     parts = () if relative == "." else tuple(relative.split(os.sep))
     if ".." in parts:
         raise FileRejected(f"{directory}: outside the watched folder {root}")

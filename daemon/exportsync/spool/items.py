@@ -164,40 +164,40 @@ class ItemStore(Connection):
             " created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, 'pending', ?, ?)",
             (path, v.kind, v.size, v.mtime_ns, v.inode, v.sha256, now, now),
         )
-        created = cursor.rowcount == 1
-        requeued = False
-        if created:
+        if cursor.rowcount == 1:
             # "+state": look the path up by its index, not every pending row by state.
             db.execute(
                 "DELETE FROM items WHERE path = ? AND sha256 != ? AND +state = 'pending'",
                 (path, v.sha256),
             )
-        else:
-            # A version that failed because its file vanished before delivery, and is now
-            # back, goes back in line. Versions refused for their content stay failed: saving
-            # the same bytes again would only spend a request on the same refusal
-            # (`exportsync retry` is there for that).
-            requeued = (
-                db.execute(
-                    "UPDATE items SET state = 'pending', attempts = 0, next_attempt_at = 0,"
-                    " last_error = NULL, parts_done = 0, part_errors = NULL, updated_at = ?,"
-                    " dismissed_at = NULL"
-                    " WHERE path = ? AND sha256 = ? AND +state = 'failed' AND vanished = 1",
-                    (now, path, v.sha256),
-                ).rowcount
-                == 1
-            )
-            # Same content saved again: remember the new mtime so start-up scans skip it.
+            # The new row is what was just written with the table's defaults: not read back (a
+            # burst records thousands of them in one transaction).
+            return RecordResult(_new_item(cursor.lastrowid, v, now), created=True)
+        # Known already. A version that failed because its file vanished before delivery, and
+        # is now back, goes back in line. Versions refused for their content stay failed:
+        # saving the same bytes again would only spend a request on the same refusal
+        # (`exportsync retry` is there for that).
+        requeued = (
             db.execute(
-                "UPDATE items SET mtime_ns = ?, size = ?, inode = ?, vanished = 0"
-                " WHERE path = ? AND sha256 = ?",
-                (v.mtime_ns, v.size, v.inode, path, v.sha256),
-            )
+                "UPDATE items SET state = 'pending', attempts = 0, next_attempt_at = 0,"
+                " last_error = NULL, parts_done = 0, part_errors = NULL, updated_at = ?,"
+                " dismissed_at = NULL"
+                " WHERE path = ? AND sha256 = ? AND +state = 'failed' AND vanished = 1",
+                (now, path, v.sha256),
+            ).rowcount
+            == 1
+        )
+        # Same content saved again: remember the new mtime so start-up scans skip it.
+        db.execute(
+            "UPDATE items SET mtime_ns = ?, size = ?, inode = ?, vanished = 0"
+            " WHERE path = ? AND sha256 = ?",
+            (v.mtime_ns, v.size, v.inode, path, v.sha256),
+        )
         row = db.execute(
             f"SELECT {COLUMNS} FROM items WHERE path = ? AND sha256 = ?",  # noqa: S608 -- fixed column list
             (path, v.sha256),
         ).fetchone()
-        return RecordResult(Item.from_row(row), created, requeued)
+        return RecordResult(Item.from_row(row), False, requeued)
 
     def record_rejected(
         self, path: Path, kind: Literal["csv", "session"], reason: str, *, now: float
@@ -435,6 +435,33 @@ class ItemStore(Connection):
             except sqlite3.Error as exc:
                 raise SpoolError(f"spool vacuum failed: {exc}") from exc
         return True
+
+
+def _new_item(item_id: int | None, v: NewVersion, now: float) -> Item:
+    """The row `record_many` just inserted for `v`: its values and the table's defaults."""
+    if item_id is None:
+        raise SpoolError(f"no row id for the new version of {v.path}")
+    return Item(
+        id=item_id,
+        path=v.path,
+        kind=v.kind,
+        size=v.size,
+        mtime_ns=v.mtime_ns,
+        sha256=v.sha256,
+        refused=False,
+        vanished=False,
+        state="pending",
+        attempts=0,
+        next_attempt_at=0.0,
+        last_error=None,
+        parts_done=0,
+        part_errors=(),
+        remote_key=None,
+        created_at=now,
+        updated_at=now,
+        delivered_at=None,
+        inode=v.inode,
+    )
 
 
 def _still_there(row: sqlite3.Row, current: Callable[[Path], tuple[int, int, int] | None]) -> bool:

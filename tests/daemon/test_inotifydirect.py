@@ -1,0 +1,95 @@
+"""DirectInotifyObserver: a file's events straight from the inotify reader, the rest as before."""
+
+from __future__ import annotations
+
+import sys
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from watchdog.events import (
+    DirCreatedEvent,
+    FileClosedEvent,
+    FileCreatedEvent,
+    FileDeletedEvent,
+    FileModifiedEvent,
+    FileMovedEvent,
+    FileSystemEvent,
+    FileSystemEventHandler,
+)
+
+pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="inotify only")
+
+_FILTER: list[type[FileSystemEvent]] = [
+    DirCreatedEvent,
+    FileCreatedEvent,
+    FileModifiedEvent,
+    FileClosedEvent,
+    FileMovedEvent,
+    FileDeletedEvent,
+]
+
+
+class _Seen:
+    def __init__(self) -> None:
+        self.events: list[tuple[str, str, str]] = []
+        self.threads: set[str] = set()
+        self._cond = threading.Condition()
+
+    def add(self, event: FileSystemEvent) -> None:
+        with self._cond:
+            self.events.append((type(event).__name__, str(event.src_path), str(event.dest_path)))
+            self.threads.add(threading.current_thread().name)
+            self._cond.notify_all()
+
+    def wait_for(self, done: Callable[[], bool], timeout: float = 10.0) -> bool:
+        with self._cond:
+            return self._cond.wait_for(done, timeout)
+
+
+class _Handler(FileSystemEventHandler):
+    def __init__(self, seen: _Seen) -> None:
+        self._seen = seen
+
+    def on_any_event(self, event: FileSystemEvent) -> None:
+        self._seen.add(event)
+
+
+def test_file_events_go_straight_to_direct_in_order_and_the_rest_to_the_handler(
+    tmp_path: Path,
+) -> None:
+    from exportsync.inotifydirect import DirectInotifyObserver  # noqa: PLC0415 - Linux only
+
+    direct, handled = _Seen(), _Seen()
+    observer = DirectInotifyObserver(direct.add)
+    observer.schedule(_Handler(handled), str(tmp_path), recursive=False, event_filter=_FILTER)
+    observer.start()
+    try:
+        a, b = tmp_path / "a.tmp", tmp_path / "a.csv"
+        a.write_bytes(b"x")
+        a.rename(b)
+        b.chmod(0o600)  # IN_ATTRIB: a FileAttribEvent, which the filter keeps out
+        b.unlink()
+        (tmp_path / "sub").mkdir()
+        last = tmp_path / "z.csv"
+        last.touch()  # created and closed after the folder: whatever came before is in by then
+        expected = [
+            ("FileCreatedEvent", str(a), ""),
+            ("FileModifiedEvent", str(a), ""),
+            ("FileClosedEvent", str(a), ""),
+            ("FileMovedEvent", str(a), ""),
+            ("FileMovedEvent", "", str(b)),
+            ("FileDeletedEvent", str(b), ""),
+            ("FileCreatedEvent", str(last), ""),
+            ("FileClosedEvent", str(last), ""),
+        ]
+        assert direct.wait_for(lambda: ("FileClosedEvent", str(last), "") in direct.events)
+        assert handled.wait_for(lambda: len(handled.events) >= 1)
+    finally:
+        observer.stop()
+        observer.join()
+    assert direct.events == expected
+    assert handled.events == [("DirCreatedEvent", str(tmp_path / "sub"), "")]
+    # On the reader thread itself, not watchdog's dispatcher (which serves the handler).
+    assert direct.threads.isdisjoint(handled.threads)
