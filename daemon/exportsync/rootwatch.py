@@ -119,6 +119,15 @@ def _alive(observer: BaseObserver | None) -> bool:
     )
 
 
+def _watchdog_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version  # noqa: PLC0415 - rare
+
+    try:
+        return version("watchdog")
+    except PackageNotFoundError:
+        return "unknown"
+
+
 def _make_observer(
     use_polling: bool,
     poll_interval: float,
@@ -131,12 +140,19 @@ def _make_observer(
     if _LINUX:
         from watchdog.observers.inotify import InotifyObserver  # noqa: PLC0415 - Linux-only
 
-        from exportsync.inotifydirect import DirectInotifyObserver  # noqa: PLC0415 - likewise
-
         # Full events: a file moved in from outside arrives as FileMovedEvent("", dest) instead of
         # a created event, so it counts as complete at once.
         if direct is not None:
-            return DirectInotifyObserver(direct)
+            try:
+                from exportsync.inotifydirect import (  # noqa: PLC0415 - likewise
+                    DirectInotifyObserver,
+                )
+            except ImportError:
+                # It builds on watchdog's inotify internals; where they differ, watchdog's own
+                # way delivers the same events to the handler, only slower in a burst.
+                _log.warning("watch_direct_unavailable", watchdog=_watchdog_version())
+            else:
+                return DirectInotifyObserver(direct)
         return InotifyObserver(generate_full_events=True)
     return Observer()
 

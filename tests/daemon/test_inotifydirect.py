@@ -93,3 +93,33 @@ def test_file_events_go_straight_to_direct_in_order_and_the_rest_to_the_handler(
     assert handled.events == [("DirCreatedEvent", str(tmp_path / "sub"), "")]
     # On the reader thread itself, not watchdog's dispatcher (which serves the handler).
     assert direct.threads.isdisjoint(handled.threads)
+
+
+def test_without_the_direct_path_watchdogs_own_observer_serves(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Where watchdog's inotify internals differ (the module fails to import), the watch still
+    gets every file event, through watchdog's own observer."""
+    from watchdog.observers.inotify import InotifyObserver
+
+    from exportsync import rootwatch
+
+    monkeypatch.setitem(sys.modules, "exportsync.inotifydirect", None)  # import raises
+    direct: list[FileSystemEvent] = []
+    observer = rootwatch._make_observer(False, 1.0, direct.append)
+    assert type(observer) is InotifyObserver
+    seen = threading.Event()
+
+    class _Handler(FileSystemEventHandler):
+        def on_closed(self, event: FileSystemEvent) -> None:
+            seen.set()
+
+    observer.schedule(_Handler(), str(tmp_path))
+    observer.start()
+    try:
+        (tmp_path / "a.csv").write_text("x\n")
+        assert seen.wait(10)
+    finally:
+        observer.stop()
+        observer.join(10)
+    assert direct == []
