@@ -33,6 +33,7 @@ import hashlib
 import json
 import os
 import shutil
+import signal
 import sqlite3
 import statistics
 import subprocess
@@ -244,6 +245,33 @@ def _write(path: Path, n: int) -> float:
     return time.monotonic()
 
 
+# The burst's writer: its own process, as the exporting program is, so that the bench's reader
+# threads (the daemon's log, the inotify baseline) do not slow it down through this process's
+# GIL. It writes what `_write` writes and prints the monotonic instants (system-wide) of its
+# first open and last close.
+_WRITER = """
+import sys, time
+folder, names = sys.argv[1], sys.argv[2:]
+first = time.monotonic()
+for i, name in enumerate(names):
+    with open(folder + "/" + name, "wb") as handle:
+        handle.write(f"id,value\\n{i},{i * 7}\\n".encode())
+print(first, time.monotonic())
+"""
+
+
+def _write_elsewhere(folder: Path, names: list[str]) -> tuple[float, float]:
+    """Write the burst from a process of its own; (first open, last close), monotonic."""
+    done = subprocess.run(
+        [sys.executable, "-c", _WRITER, str(folder), *names],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    first, last = (float(x) for x in done.stdout.split())
+    return first, last
+
+
 def _logged_at(events: list[tuple[float, dict[str, Any]]], event: str) -> dict[str, float]:
     """The daemon's own timestamp (wall clock) of the first `event` per file name."""
     out: dict[str, float] = {}
@@ -355,10 +383,7 @@ def _burst(
     delivered_before = daemon.log.counts[_DELIVERED]
     cpu_before = cpu_seconds(daemon.process.pid)
     names = [f"burst{i:05d}.csv" for i in range(n)]
-    first = time.monotonic()
-    last = first
-    for i, name in enumerate(names):
-        last = _write(folder / name, i)
+    first, last = _write_elsewhere(folder, names)
     daemon.log.wait_count(_SPOOLED, spooled_before + n)
     walk_started = time.perf_counter()
     walked = bare_walk(folder)
@@ -401,6 +426,37 @@ def _burst(
         "request_timeline": [
             [round(a - last, 3), round(b - a, 3), entries] for a, b, entries in windows
         ],
+    }
+
+
+def _catch_up(daemon: LiveDaemon, folder: Path, sizes: Sizes) -> dict[str, Any]:
+    """A writer as far ahead of the intake as it can be: the daemon is stopped (SIGSTOP) while
+    the burst is written and let go after the last close; from then to the last `item_spooled`
+    is the intake's own pace, its events queued in the kernel meanwhile (3 a file, under
+    inotify's default queue of 16,384). Measured after the idle RSS, so that figure stays the
+    one of the first burst."""
+    n = sizes.burst_files
+    spooled_before = daemon.log.counts[_SPOOLED]
+    delivered_before = daemon.log.counts[_DELIVERED]
+    names = [f"caught{i:05d}.csv" for i in range(n)]
+    cpu_before = cpu_seconds(daemon.process.pid)
+    daemon.process.send_signal(signal.SIGSTOP)
+    try:
+        first, last = _write_elsewhere(folder, names)
+    finally:
+        daemon.process.send_signal(signal.SIGCONT)
+    resumed = time.monotonic()
+    daemon.log.wait_count(_SPOOLED, spooled_before + n)
+    spooled = _by_name(daemon.log.events(), "item_spooled")
+    got = [spooled[x] for x in names if x in spooled]
+    if not daemon.log.wait_count(_DELIVERED, delivered_before + len(got)):
+        raise RuntimeError(f"catch-up: not every spooled file was delivered:\n{daemon.log.tail()}")
+    return {
+        "files": n,
+        "writer_s": round(last - first, 3),
+        "missed": n - len(got),
+        "resumed_to_spooled_s": round(max(got) - resumed, 3) if got else float("nan"),
+        "daemon_cpu_s": round(cpu_seconds(daemon.process.pid) - cpu_before, 2),
     }
 
 
@@ -515,6 +571,7 @@ def run_live(scratch: Path, *, quick: bool) -> dict[str, Any]:
                 latency = _latency(daemon, folder, baseline, sizes, scratch)
                 burst = _burst(daemon, folder, baseline, sizes)
                 idle = _idle(daemon, sizes.idle_s)
+                catch_up = _catch_up(daemon, folder, sizes)
         finally:
             baseline.close()
         handler = _handler_rate(info, sizes.handler_entries)
@@ -524,6 +581,7 @@ def run_live(scratch: Path, *, quick: bool) -> dict[str, Any]:
         "baseline_tool": baseline.tool,
         "latency": latency,
         "burst": burst,
+        "catch_up": catch_up,
         "handler": handler,
         "idle": idle,
     }
@@ -532,6 +590,7 @@ def run_live(scratch: Path, *, quick: bool) -> dict[str, Any]:
 def summary_lines(r: dict[str, Any], mb: Callable[[float], str]) -> list[str]:
     """The run's figures, each beside its baseline; the last line is the one to quote."""
     lat, burst, handler, idle = r["latency"], r["burst"], r["handler"], r["idle"]
+    catch = r["catch_up"]
     share = burst["daemon_share_of_delivery"]
     return [
         "Local side while delivering (exportsync run + devstack, no daily limit; baseline "
@@ -555,13 +614,18 @@ def summary_lines(r: dict[str, Any], mb: Callable[[float], str]) -> list[str]:
         f" close {burst['delivery_window_s']:.2f} s, {burst['in_requests_s']:.2f} s inside"
         f" requests, {burst['outside_requests_s']:.2f} s outside of which"
         f" {burst['rate_spacing_floor_s']:.0f} s is the plan's 1 request/s spacing)",
+        f"  the same burst written while the daemon was stopped (SIGSTOP), then let go: last"
+        f" spooled {catch['resumed_to_spooled_s']:.3f} s after it went on, {catch['missed']}"
+        f" missed (writer {catch['writer_s']:.2f} s; the daemon's CPU until all were delivered"
+        f" {catch['daemon_cpu_s']:.2f} s)",
         f"  idle RSS {mb(idle['rss_bytes'])} after the deliveries"
         f" ({mb(idle['ready_rss_bytes'])} at start, before any file)"
         f" = {idle['rss_vs_bare_python']:.2f} x a bare python"
         f" ({mb(idle['bare_python_rss_bytes'])})",
         f"  live: p50 {lat['spooled_p50_ms']:.2f} ms p99 {lat['spooled_p99_ms']:.2f} ms"
         f" (goal 3/15); burst {burst['last_close_to_spooled_s']:.3f} s, {burst['missed']} missed"
-        f" (goal 1 s, 0); {burst['delivered_files_per_s']:.0f} files/s, daemon share"
+        f" (goal 1 s, 0), stopped writer {catch['resumed_to_spooled_s']:.3f} s;"
+        f" {burst['delivered_files_per_s']:.0f} files/s, daemon share"
         f" {share * 100:.0f}% (goal 20%);"
         f" idle RSS {mb(idle['rss_bytes'])} (goal 40 MB)",
     ]

@@ -55,3 +55,7 @@ def test_the_live_bench_runs_quick_and_reports_every_figure(tmp_path: Path) -> N
     assert handler["entries_per_s"] > 0
     assert idle["rss_bytes"] > idle["bare_python_rss_bytes"] > 0
     assert idle["ready_rss_bytes"] > idle["bare_python_rss_bytes"]
+    catch = live["catch_up"]
+    assert catch["files"] == 100
+    assert catch["missed"] == 0
+    assert catch["resumed_to_spooled_s"] > 0
