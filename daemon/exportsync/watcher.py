@@ -215,7 +215,7 @@ def lstat_key(path: Path) -> StatKey | None:
     return (info.st_size, info.st_mtime_ns, info.st_ino)
 
 
-@dataclass
+@dataclass(slots=True)
 class _Pending:
     stat: StatKey | None
     stat_since: float
@@ -338,6 +338,8 @@ class Settler:
             else:
                 del self._pending[key]
                 ready.append((deadline, path))
+        if not self._pending:
+            self._pending = {}  # a dict keeps its largest table: a burst's would stay behind
         return [path for _, path in sorted(ready)]
 
 

@@ -55,7 +55,7 @@ _AUTO_VACUUM_INCREMENTAL = 2
 LISTED_FAILED = "state = 'failed' AND dismissed_at IS NULL"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Item:
     """One file version in the spool."""
 
@@ -111,7 +111,7 @@ _DECODE: dict[str, Callable[[Any], Any]] = {
 _READ = tuple(_DECODE.get(name) for name in _NAMES)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class NewVersion:
     """One hashed file version to record (`Spool.record_many`)."""
 
@@ -123,7 +123,7 @@ class NewVersion:
     inode: int = 0
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class RecordResult:
     """What `Spool.record` did: `created` is False when the same version was already known;
     `requeued` is True when that known version had failed and is pending again."""
