@@ -116,12 +116,28 @@ class _DirectEmitter(InotifyFullEmitter):
             _log.exception("watch_event_failed", mask=event.mask)
 
 
+class _ReaderFD(InotifyFD):
+    """watchdog's inotify reader, letting go of each read's events once they are handled.
+
+    `InotifyFD.run` keeps the last read's list (a few thousand events after a burst) in its
+    locals while it blocks for the next read: objects of the burst left alive all over the heap,
+    which keep it resident once the daemon is idle."""
+
+    def run(self) -> None:
+        while self.should_keep_running():
+            self._handle(self.read_events())
+
+    def _handle(self, events: list[InotifyEvent]) -> None:
+        for event in events:
+            self.handle_event(event)
+
+
 class DirectInotifyObserver(InotifyObserver):
     """`InotifyObserver(generate_full_events=True)` whose file events go to `direct` on the
     reader thread (see the module's doc); everything else reaches the scheduled handler."""
 
     def __init__(self, direct: Direct) -> None:
-        self._inotify_fd = InotifyFD()
+        self._inotify_fd = _ReaderFD()
         self._inotify_fd.start()
         BaseObserver.__init__(
             self,

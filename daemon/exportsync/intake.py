@@ -39,12 +39,17 @@ _T = TypeVar("_T")
 MAX_SESSION_FILE_BYTES = 32 * 1024 * 1024
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class _Seen:
-    """A file the daemon delivers, looked at (lstat) but not read yet."""
+    """A file the daemon delivers, looked at (lstat) but not read yet: only what is compared
+    (a whole stat result per file of a burst, held until the batch is recorded, is a score of
+    objects)."""
 
     kind: Kind
-    st: os.stat_result
+    regular: bool
+    size: int
+    mtime_ns: int
+    inode: int
 
 
 class Intake:
@@ -169,19 +174,16 @@ class Intake:
             return None
         except OSError as exc:
             return self.reject(path, kind, f"cannot stat the file: {exc.strerror or exc}")
-        return _Seen(kind, st)
+        return _Seen(kind, stat.S_ISREG(st.st_mode), st.st_size, st.st_mtime_ns, st.st_ino)
 
     def _known(self, seen: list[tuple[Path, _Seen]], *, force: bool) -> list[bool]:
         """Whether each regular file's (path, size, mtime, inode) is already spooled."""
         if force or not seen:
             return [False] * len(seen)
-        regular = [(p, s.st) for p, s in seen if stat.S_ISREG(s.st.st_mode)]
         answers = iter(
-            self._spool.known_many(
-                [(p, st.st_size, st.st_mtime_ns, st.st_ino) for p, st in regular]
-            )
+            self._spool.known_many([(p, s.size, s.mtime_ns, s.inode) for p, s in seen if s.regular])
         )
-        return [next(answers) if stat.S_ISREG(s.st.st_mode) else False for _, s in seen]
+        return [next(answers) if s.regular else False for _, s in seen]
 
     def _read(
         self, path: Path, *, seen: _Seen, said: FilteringBoundLogger
@@ -190,7 +192,7 @@ class Intake:
         kind = seen.kind
         # Debug: at info each file would cost two lines (this and `item_spooled`, which says it
         # all once the file is recorded); a burst spent a fifth of the intake's time on them.
-        said.debug("file_detected", path=str(path), kind=kind, size=seen.st.st_size)
+        said.debug("file_detected", path=str(path), kind=kind, size=seen.size)
         self._on_detected()
         # Over the limit: refused from its size alone, without reading (a sparse 6 GiB file).
         limit = MAX_SESSION_FILE_BYTES if kind == "session" else limits.OBJECT_BYTES

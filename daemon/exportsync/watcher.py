@@ -215,7 +215,7 @@ def lstat_key(path: Path) -> StatKey | None:
     return (info.st_size, info.st_mtime_ns, info.st_ino)
 
 
-@dataclass
+@dataclass(slots=True)
 class _Pending:
     stat: StatKey | None
     stat_since: float
@@ -245,13 +245,15 @@ class Settler:
         self.open_write_timeout = open_write_timeout
         self._stat = stat
         self._holders = holders
-        self._pending: dict[Path, _Pending] = {}
+        # str keys: a Path hashes its parts anew for each new object (three look-ups per file in
+        # a burst, each with a fresh Path), and holds more than its text while pending.
+        self._pending: dict[str, _Pending] = {}
 
     def __len__(self) -> int:
         return len(self._pending)
 
     def __contains__(self, path: object) -> bool:
-        return path in self._pending
+        return isinstance(path, os.PathLike | str) and os.fspath(path) in self._pending
 
     def created(self, path: Path, now: float) -> None:
         """The path appeared (or a scan found it): ready after `settle_seconds` of stillness."""
@@ -271,7 +273,7 @@ class Settler:
 
     def removed(self, path: Path) -> None:
         """The path was deleted or moved away."""
-        self._pending.pop(path, None)
+        self._pending.pop(os.fspath(path), None)
 
     def _complete(self, path: Path, now: float) -> None:
         if self.close_events:
@@ -287,9 +289,10 @@ class Settler:
 
     def _event(self, path: Path, now: float, *, quiet: float, writing: bool) -> None:
         current = self._stat(path)
-        record = self._pending.get(path)
+        key = os.fspath(path)
+        record = self._pending.get(key)
         if record is None:
-            self._pending[path] = _Pending(current, now, now, quiet, writing)
+            self._pending[key] = _Pending(current, now, now, quiet, writing)
             return
         if current != record.stat:
             record.stat, record.stat_since = current, now
@@ -316,13 +319,14 @@ class Settler:
     def due(self, now: float) -> list[Path]:
         """Paths ready at `now` (each leaves the pending set), in the order they became due."""
         ready: list[tuple[float, Path]] = []
-        for path, record in list(self._pending.items()):
+        for key, record in list(self._pending.items()):
             deadline = self._deadline(record, self.open_write_timeout)
             if now < deadline:
                 continue
+            path = Path(key)
             current = self._stat(path)
             if current is None:
-                del self._pending[path]
+                del self._pending[key]
             elif current != record.stat:
                 # Changed without an event (polling, or events lost): start the wait over.
                 record.stat, record.stat_since = current, now
@@ -332,8 +336,10 @@ class Settler:
                 # write, with the same timeout.
                 record.last_event, record.writing = now, True
             else:
-                del self._pending[path]
+                del self._pending[key]
                 ready.append((deadline, path))
+        if not self._pending:
+            self._pending = {}  # a dict keeps its largest table: a burst's would stay behind
         return [path for _, path in sorted(ready)]
 
 
@@ -551,10 +557,12 @@ class Watcher:
         elif self._next_rescan is not None and now >= self._next_rescan:
             self._rescan(now)
         with self._lock:
-            ready = [(path, self._lstat_key(path)) for path in self.settler.due(now)]
-        if not ready:
+            paths = self.settler.due(now)
+        if not paths:
             return []
-        paths = [path for path, _ in ready]
+        # The keys only for the watcher's own comparison: where the caller compares (the
+        # daemon, with the spool) an lstat per ready file would fill what nobody keeps.
+        ready = [(path, self._lstat_key(path)) for path in paths] if self._remember else []
         _log.debug("files_ready", count=len(paths))
         # Only files on_ready accepted count as reported; a failed batch (a full disk) is offered
         # again by a rescan within seconds.
@@ -565,7 +573,7 @@ class Watcher:
             self._offering = False
         if not accepted:
             self._rescan_soon()
-        elif self._remember:
+        elif ready:
             with self._lock:
                 self._reported.update((str(path), key) for path, key in ready if key is not None)
         return paths

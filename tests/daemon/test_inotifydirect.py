@@ -123,3 +123,35 @@ def test_without_the_direct_path_watchdogs_own_observer_serves(
         observer.stop()
         observer.join(10)
     assert direct == []
+
+
+def test_the_reader_keeps_no_event_of_a_read_while_it_waits_for_the_next(tmp_path: Path) -> None:
+    """watchdog's reader held the last read's events (up to a few thousand after a burst) while
+    it waited: objects of the burst kept alive, scattered over the heap, hold it resident."""
+    import gc  # noqa: PLC0415 - only this test counts objects
+    import time  # noqa: PLC0415 - same
+
+    from watchdog.observers.inotify_c import InotifyEvent  # noqa: PLC0415 - Linux only
+
+    from exportsync.inotifydirect import DirectInotifyObserver  # noqa: PLC0415 - Linux only
+
+    def alive() -> int:
+        gc.collect()
+        return sum(isinstance(o, InotifyEvent) for o in gc.get_objects())
+
+    direct = _Seen()
+    observer = DirectInotifyObserver(direct.add)
+    observer.schedule(_Handler(_Seen()), str(tmp_path), recursive=False, event_filter=_FILTER)
+    observer.start()
+    try:
+        for n in range(50):
+            (tmp_path / f"{n}.csv").write_bytes(b"x")
+        last = ("FileClosedEvent", str(tmp_path / "49.csv"), "")
+        assert direct.wait_for(lambda: last in direct.events)
+        deadline = time.monotonic() + 5.0
+        while alive() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert alive() == 0
+    finally:
+        observer.stop()
+        observer.join()

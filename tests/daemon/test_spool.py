@@ -506,3 +506,19 @@ def test_known_many_answers_as_known_does_for_each_version(tmp_path: Path) -> No
         expected = [spool.known(p, size, mtime, inode) for p, size, mtime, inode in asked]
         assert expected[:7] == [True, False, True, False, False, True, False]
         assert spool.known_many(asked) == expected
+
+
+def test_known_many_asks_in_a_few_statement_shapes_whatever_the_batch(tmp_path: Path) -> None:
+    """Each distinct statement stays prepared in the connection's cache: a burst's batches of
+    every size must not each leave one behind. The padding matches nothing."""
+    with Spool.open(tmp_path) as spool:
+        spool.record(Path("/x/a.csv"), "csv", size=3, mtime_ns=1, sha256="aa", now=1.0, inode=7)
+        statements: set[str] = set()
+        spool._db.set_trace_callback(statements.add)  # the statements sent
+        for n in range(1, 120):
+            asked = [(Path(f"/x/n{i}.csv"), 3, 1, i) for i in range(n - 1)]
+            answers = spool.known_many([(Path("/x/a.csv"), 3, 1, 7), *asked])
+            assert answers == [True] + [False] * (n - 1)
+        # The trace shows each statement with its values: its shape is the IN list's length.
+        lengths = {s.split(" IN (")[1].count(",") + 1 for s in statements if " IN (" in s}
+        assert len(lengths) <= 4

@@ -45,7 +45,7 @@ _SNAPSHOT_ATTEMPTS = 3
 _OPEN_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class FileSnapshot:
     """A file's identity, taken by reading it once: `size` and `sha256` describe the bytes read."""
 

@@ -37,9 +37,12 @@ State = Literal["pending", "sending", "delivered", "failed"]
 STATES: tuple[State, ...] = ("pending", "sending", "delivered", "failed")
 
 VersionKey = tuple[bytes, int, int, int]
+"""(path as stored, size, mtime_ns, inode) of a spooled version: what a scan compares with."""
+
 # Paths per `known_many` query: under SQLite's default limit of bound parameters.
 _IN_CHUNK = 500
-"""(path as stored, size, mtime_ns, inode) of a spooled version: what a scan compares with."""
+# The lengths of `known_many`'s IN lists (the last is `_IN_CHUNK`).
+_IN_SIZES = (1, 8, 64, _IN_CHUNK)
 
 # Ids looked at per pruning transaction: bounds the WAL and how long the delivery loop (and the
 # intake) wait for the lock (bench/bench_local.py `spool` times the longest piece).
@@ -52,7 +55,7 @@ _AUTO_VACUUM_INCREMENTAL = 2
 LISTED_FAILED = "state = 'failed' AND dismissed_at IS NULL"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Item:
     """One file version in the spool."""
 
@@ -108,7 +111,7 @@ _DECODE: dict[str, Callable[[Any], Any]] = {
 _READ = tuple(_DECODE.get(name) for name in _NAMES)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class NewVersion:
     """One hashed file version to record (`Spool.record_many`)."""
 
@@ -120,7 +123,7 @@ class NewVersion:
     inode: int = 0
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class RecordResult:
     """What `Spool.record` did: `created` is False when the same version was already known;
     `requeued` is True when that known version had failed and is pending again."""
@@ -235,10 +238,15 @@ class ItemStore(Connection):
         inodes: dict[tuple[bytes, int, int], set[int]] = {}
         names = sorted({stored(path) for path, *_ in versions})
         for start in range(0, len(names), _IN_CHUNK):
-            chunk = names[start : start + _IN_CHUNK]
+            chunk: list[bytes | None] = list(names[start : start + _IN_CHUNK])
+            # Padded with NULLs (which match no path) to one of a few lengths: each distinct
+            # statement is prepared and kept in the connection's cache, and a burst's batches
+            # come in every size.
+            size = next(n for n in _IN_SIZES if n >= len(chunk))
+            chunk += [None] * (size - len(chunk))
             rows = self._query(
                 "SELECT path, size, mtime_ns, inode FROM items WHERE vanished = 0"  # noqa: S608 -- placeholders only
-                f" AND path IN ({', '.join('?' * len(chunk))})",
+                f" AND path IN ({', '.join('?' * size)})",
                 chunk,
             )
             for row in rows:
