@@ -394,6 +394,31 @@ def test_prune_goes_a_bounded_chunk_per_transaction(tmp_path: Path) -> None:
             pass
 
 
+def test_each_reclaim_slice_checkpoints_its_own_pages(tmp_path: Path) -> None:
+    """A slice of freed pages goes to the database file with its own checkpoint, so the last
+    slice's WAL truncation has no backlog of a thousand pages to write (that one piece held
+    delivery 84 ms over a million pruned rows)."""
+    with Spool.open(tmp_path) as spool:
+        _old_delivered(spool, 2500, at=10.0)
+        after: int | None = 0
+        while after is not None:
+            _, after = spool.prune_chunk(100.0, current=lambda _p: None, after=after)
+        statements: list[str] = []
+        spool._db.set_trace_callback(statements.append)
+        slices = 0
+        while True:
+            statements.clear()
+            done = spool.reclaim(pages=8)
+            slices += 1
+            checkpoints = [s for s in statements if "wal_checkpoint" in s]
+            if done:
+                assert checkpoints == ["PRAGMA wal_checkpoint(TRUNCATE)"]
+                break
+            assert checkpoints == ["PRAGMA wal_checkpoint(PASSIVE)"]
+        spool._db.set_trace_callback(None)
+        assert slices > 1
+
+
 def test_pruning_gives_the_space_back_to_the_disk(tmp_path: Path) -> None:
     with Spool.open(tmp_path) as spool:
         for i in range(300):
