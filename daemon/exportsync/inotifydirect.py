@@ -129,7 +129,11 @@ class _ReaderFD(InotifyFD):
 
     def _handle(self, events: list[InotifyEvent]) -> None:
         for event in events:
-            self.handle_event(event)
+            try:
+                self.handle_event(event)
+            except Exception:  # the daemon's code runs here now: one event must not end the
+                # reader, which serves every watch (the health check does not see it)
+                _log.exception("watch_event_failed", mask=event.mask)
 
 
 class DirectInotifyObserver(InotifyObserver):

@@ -558,6 +558,8 @@ class Watcher:
             self._rescan(now)
         with self._lock:
             paths = self.settler.due(now)
+            # Set with the settler emptied, under the same lock: `busy()` never sees neither.
+            self._offering = bool(paths)
         if not paths:
             return []
         # The keys only for the watcher's own comparison: where the caller compares (the
@@ -566,11 +568,11 @@ class Watcher:
         _log.debug("files_ready", count=len(paths))
         # Only files on_ready accepted count as reported; a failed batch (a full disk) is offered
         # again by a rescan within seconds.
-        self._offering = True
         try:
             accepted = self._call_safely("on_ready_failed", self._on_ready, paths)
         finally:
-            self._offering = False
+            with self._lock:
+                self._offering = False
         if not accepted:
             self._rescan_soon()
         elif ready:

@@ -6,6 +6,7 @@ import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from watchdog.events import (
@@ -155,3 +156,25 @@ def test_the_reader_keeps_no_event_of_a_read_while_it_waits_for_the_next(tmp_pat
     finally:
         observer.stop()
         observer.join()
+
+
+def test_an_event_whose_handling_fails_does_not_end_the_reader() -> None:
+    """The reader thread runs the daemon's code for every watch: an exception out of one event
+    is logged and the next events are still handled (a dead reader would deafen every watch)."""
+    from exportsync.inotifydirect import _ReaderFD  # noqa: PLC0415 - Linux only
+
+    handled: list[str] = []
+
+    class _Event:
+        def __init__(self, name: str) -> None:
+            self.name, self.mask = name, 0
+
+    class _Stub:
+        def handle_event(self, event: _Event) -> None:
+            if event.name == "bad":
+                raise RuntimeError("boom")
+            handled.append(event.name)
+
+    events: list[Any] = [_Event("a"), _Event("bad"), _Event("b")]
+    _ReaderFD._handle(_Stub(), events)  # type: ignore[arg-type]
+    assert handled == ["a", "b"]
