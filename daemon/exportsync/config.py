@@ -652,8 +652,7 @@ def default_state_dir(config_path: Path | None, environ: Mapping[str, str]) -> P
     if config_path is not None and SYSTEM_CONFIG_DIR in Path(os.path.abspath(config_path)).parents:
         return SYSTEM_STATE_DIR
     if sys.platform == "darwin":
-        # Only here (and in `configpath`): platformdirs brings tempfile, shutil, bz2, lzma and
-        # random with it, which a daemon on Linux never needs.
+        # Imported here (and in `configpath`): a daemon on Linux never asks it.
         import platformdirs  # noqa: PLC0415
 
         return Path(platformdirs.user_state_dir("exportsync", appauthor=False))

@@ -49,8 +49,7 @@ class ConfigNotFound(ConfigError):
 
 def user_config_path() -> Path:
     """The platform's user config file: what `exportsync setup` writes by default."""
-    # Imported here: platformdirs brings tempfile, shutil, bz2, lzma and random with it, which a
-    # daemon started with --config (as a service is) never needs.
+    # Imported here: a daemon started with --config (as a service is) never asks it.
     import platformdirs  # noqa: PLC0415
 
     return Path(platformdirs.user_config_dir("exportsync", appauthor=False)) / USER_CONFIG_NAME

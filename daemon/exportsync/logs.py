@@ -37,7 +37,9 @@ def _import_structlog() -> types.ModuleType:
     stand_in = types.ModuleType("asyncio", "Imports the real asyncio at first use.")
 
     def real_attribute(name: str) -> object:
-        import asyncio  # noqa: PLC0415 -- the real module, once the stand-in has left
+        if sys.modules.get("asyncio") is stand_in:  # asked for during structlog's own import
+            del sys.modules["asyncio"]
+        import asyncio  # noqa: PLC0415 -- the real module, the stand-in having left
 
         return getattr(asyncio, name)
 

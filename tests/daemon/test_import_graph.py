@@ -112,9 +112,9 @@ def test_a_module_does_not_reach(module: str, never: set[str]) -> None:
 # "Performance", idle RSS).
 _LAZY = ("requests", "urllib3", "certifi", "prometheus_client", "tenacity", "gzip", "wsgiref")
 # Never loaded by a daemon started with --config, metrics off and no proxy in its environment, not
-# even once it delivered (README "Performance", idle RSS): asyncio (with ssl, subprocess) came
-# with structlog, urllib.request with the proxy lookup, platformdirs (with tempfile, shutil,
-# random) with the config's default paths, difflib with its suggestions, secrets with a move.
+# even once it delivered (README "While delivering", idle RSS): asyncio (with ssl, subprocess)
+# came with structlog, urllib.request with the proxy lookup, platformdirs with the config's
+# default paths, difflib with a mistyped key's suggestion, secrets with a move after delivery.
 _NEVER = ("asyncio", "urllib.request", "platformdirs", "difflib", "secrets")
 # Loaded by urllib3 at the first request, so not at READY.
 _AT_FIRST_REQUEST = ("ssl",)
