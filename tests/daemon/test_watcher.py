@@ -36,6 +36,7 @@ from exportsync.matcher import FileMatcher
 from exportsync.rootwatch import RootPace
 from exportsync.watcher import (
     CLOSE_RECHECK_SECONDS,
+    OFFER_BATCH,
     RETRY_RESCAN_SECONDS,
     Settler,
     StatKey,
@@ -358,6 +359,67 @@ def test_directory_with_matching_name_is_not_pending(folder: Path) -> None:
     (folder / "dir.csv").mkdir()
     watcher.dispatch(FileCreatedEvent(str(folder / "dir.csv")))
     assert len(watcher.settler) == 0
+
+
+def test_a_burst_is_offered_in_slices_of_offer_batch_in_the_order_it_came(folder: Path) -> None:
+    watcher, _, seen = scripted(folder)
+    names = [folder / f"f{i:05d}.csv" for i in range(2 * OFFER_BATCH + 7)]
+    for path in names:
+        path.write_text("x")
+        watcher.dispatch(FileClosedEvent(str(path)))
+    while watcher.run_pending():
+        pass
+    assert [len(b) for b in seen.batches] == [OFFER_BATCH, OFFER_BATCH, 7]
+    assert seen.paths == names
+    assert len(watcher.settler) == 0
+
+
+def test_posted_jobs_run_first_in_the_next_step_and_count_as_busy(folder: Path) -> None:
+    watcher, _, _ = scripted(folder)
+    path = folder / "a.csv"
+    path.write_text("x")
+    watcher.post(lambda: watcher.dispatch(FileClosedEvent(str(path))))
+    assert watcher.busy()  # seen (its events are in), not yet handed on
+    assert watcher.run_pending() == [path]
+    assert not watcher.busy()
+
+
+def test_a_posted_job_that_raises_does_not_stop_the_others(folder: Path) -> None:
+    watcher, _, _ = scripted(folder)
+    path = folder / "a.csv"
+    path.write_text("x")
+
+    def boom() -> None:
+        raise RuntimeError("a bug in one job")
+
+    watcher.post(boom)
+    watcher.post(lambda: watcher.dispatch(FileClosedEvent(str(path))))
+    with capture_logs() as logs:
+        assert watcher.run_pending() == [path]
+    assert "watch_event_failed" in [e["event"] for e in logs]
+
+
+@linux_only
+def test_inotify_events_are_acted_on_by_the_watchers_own_thread(folder: Path) -> None:
+    """The reader thread only reads: a file's lstat and lease probe run on the thread that
+    records files, so the two do not hand the GIL to each other at every system call."""
+    ready = Ready()
+    watcher = Watcher(WatchConfig(folder, settle_seconds=0.2), FileMatcher(), ready)
+    threads: set[str] = set()
+    closed = watcher.settler.closed
+
+    def on_closed(path: Path, now: float) -> None:
+        threads.add(threading.current_thread().name)
+        closed(path, now)
+
+    watcher.settler.closed = on_closed  # type: ignore[method-assign]
+    watcher.start()
+    try:
+        (folder / "a.csv").write_text("a\n")
+        ready.wait_for(folder / "a.csv")
+    finally:
+        watcher.stop()
+    assert threads == {"exportsync-watcher"}
 
 
 def test_rsync_style_rename_into_place(folder: Path) -> None:
@@ -1145,11 +1207,11 @@ def test_a_step_that_raises_does_not_end_the_watcher(
     real = watcher.settler.due
     calls: list[float] = []
 
-    def due(now: float) -> list[Path]:
+    def due(now: float, limit: int | None = None) -> list[Path]:
         calls.append(now)
         if len(calls) == 1:
             raise RuntimeError("a bug in one step")
-        return real(now)
+        return real(now, limit)
 
     monkeypatch.setattr(watcher.settler, "due", due)
     with capture_logs() as logs:
