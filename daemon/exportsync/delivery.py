@@ -168,6 +168,10 @@ class Deliverer:
     def step(self) -> StepOutcome:
         """Do at most one counted request's worth of work."""
         now = self._clock.time()
+        if self._still_waiting_for_intake(now):
+            # Not planned again meanwhile: each plan reads the backlog, and the intake's commits
+            # wake the loop a dozen times in a burst.
+            return StepOutcome(False, INTAKE_RECHECK_SECONDS)
         self._release_stranded(now)
         self._spool.pull_back(now + LONGEST_DELAY, now=now)
         resumable = self._uploads.resumable(now)
@@ -209,6 +213,14 @@ class Deliverer:
         if self._full_waiting_since is None:
             self._full_waiting_since = now
         return now - self._full_waiting_since < FULL_WAITS_FOR_INTAKE_SECONDS
+
+    def _still_waiting_for_intake(self, now: float) -> bool:
+        since = self._full_waiting_since
+        return (
+            since is not None
+            and now - since < FULL_WAITS_FOR_INTAKE_SECONDS
+            and self._intake_busy()
+        )
 
     def _release_stranded(self, now: float) -> None:
         """Items a step left in `sending` go back to pending, due now.
