@@ -27,7 +27,6 @@ from exportsync.clock import Clock
 from exportsync.config import ApiConfig, WatchConfig
 from exportsync.errors import FileRejected
 from exportsync.fs import files
-from exportsync.fs.dirfd import held
 from exportsync.fs.names import wire_name
 from exportsync.logs import get_logger
 from exportsync.multipart import Uploads, part_digests
@@ -90,19 +89,16 @@ class BatchBuilder:
         batch = Batch()
         max_entries = min(self.max_entries, self.cap.items or self.max_entries)
         max_bytes = min(self.inline_max, self.cap.bytes or self.inline_max)
-        # One walk from / to the pinned folder for the whole request, below which each file is
-        # opened (a walk per file was a dozen system calls each, in a burst beside the intake).
-        with held(self._root):
-            for item in due:
-                room = max_entries - batch.count
-                if room <= 0:
-                    break
-                if item.kind == "session":
-                    self._add_session(batch, item, room, max_bytes)
-                elif item.size > self.inline_max:
-                    self._add_presign(batch, item)
-                else:
-                    self._add_file(batch, item, max_bytes)
+        for item in due:
+            room = max_entries - batch.count
+            if room <= 0:
+                break
+            if item.kind == "session":
+                self._add_session(batch, item, room, max_bytes)
+            elif item.size > self.inline_max:
+                self._add_presign(batch, item)
+            else:
+                self._add_file(batch, item, max_bytes)
         return batch
 
     def _add_session(self, batch: Batch, item: Item, room: int, max_bytes: int) -> None:

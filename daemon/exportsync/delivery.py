@@ -168,7 +168,7 @@ class Deliverer:
     def step(self) -> StepOutcome:
         """Do at most one counted request's worth of work."""
         now = self._clock.time()
-        if self._still_waiting_for_intake(now):
+        if self._still_waiting_for_intake():
             # Not planned again meanwhile: each plan reads the backlog, and the intake's commits
             # wake the loop a dozen times in a burst.
             return StepOutcome(False, INTAKE_RECHECK_SECONDS)
@@ -186,7 +186,7 @@ class Deliverer:
         wait = max(self._ledger.wait_time(), decision.wait(now) or 0.0)
         if wait > 0:
             return StepOutcome(False, wait)
-        if self._waits_for_intake(decision, now):
+        if self._waits_for_intake(decision):
             return StepOutcome(False, INTAKE_RECHECK_SECONDS)
         try:
             batch = self._builder.build(self._spool.due(now, limit=self._builder.max_entries))
@@ -202,23 +202,26 @@ class Deliverer:
         self._sender.send(batch)
         return StepOutcome(True, 0.0)
 
-    def _waits_for_intake(self, decision: Plan, now: float) -> bool:
+    def _waits_for_intake(self, decision: Plan) -> bool:
         """A request that goes at once, not held by the quiet window (a full one; any, with no
         daily limit), waits while the intake is reading a burst in, at most
-        `FULL_WAITS_FOR_INTAKE_SECONDS`: it carries as many files or more, and spends no more
-        requests, for a wait far shorter than its delivery."""
+        `FULL_WAITS_FOR_INTAKE_SECONDS` per busy spell (a folder that stays busy longer gets
+        its requests at the plan's pace after that): it carries as many files or more, and
+        spends no more requests, for a wait far shorter than its delivery. Timed on the
+        monotonic clock: a wall clock set back must not stretch it."""
         if decision.reason not in ("full", "now") or not self._intake_busy():
             self._full_waiting_since = None
             return False
+        now = self._clock.monotonic()
         if self._full_waiting_since is None:
             self._full_waiting_since = now
         return now - self._full_waiting_since < FULL_WAITS_FOR_INTAKE_SECONDS
 
-    def _still_waiting_for_intake(self, now: float) -> bool:
+    def _still_waiting_for_intake(self) -> bool:
         since = self._full_waiting_since
         return (
             since is not None
-            and now - since < FULL_WAITS_FOR_INTAKE_SECONDS
+            and self._clock.monotonic() - since < FULL_WAITS_FOR_INTAKE_SECONDS
             and self._intake_busy()
         )
 

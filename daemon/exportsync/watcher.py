@@ -102,6 +102,15 @@ _MAX_IDLE_WAIT = 3600.0
 # in slices, so few of them are held in memory at once, and the events that arrive meanwhile are
 # taken in between.
 OFFER_BATCH = 500
+# A larger backlog is offered in this many slices at most (each step looks at every waiting file).
+_MOST_SLICES = 16
+# The most reads of inotify's events waiting for the watcher's thread (each up to 64 KiB, some
+# 1,600 events): beyond, a read is dropped and the folder rescanned, as when the kernel's own queue
+# overflows, so a writer that outruns the watcher cannot grow the daemon's memory without end.
+MAX_POSTED = 32
+# What the settler's look gives a path it could not look at (EACCES, EIO): a key no file has,
+# so the path waits like any other and the intake records why it could not be read.
+_UNLOOKED: StatKey = (-1, -1, -1)
 # How soon a path that could not be recorded is looked at again (a full disk may clear any time).
 RETRY_RESCAN_SECONDS = 5.0
 # The longest a close is waited for after a write with no event since (a truncate(2) has no close).
@@ -322,9 +331,13 @@ class Settler:
             return None
         return min(self._deadline(r, self.open_write_timeout) for r in self._pending.values())
 
-    def due(self, now: float, limit: int | None = None) -> list[Path]:
+    def due(
+        self, now: float, limit: int | None = None, *, fresh_since: float | None = None
+    ) -> list[Path]:
         """Paths ready at `now` (each leaves the pending set), in the order they became due; at
-        most `limit` of them (the rest stay, due, for the next call)."""
+        most `limit` of them (the rest stay, due, for the next call). A file closed with no
+        writer left at or after `fresh_since` (by the caller: in the step now running) is not
+        looked at again."""
         timeout = self.open_write_timeout
         candidates = sorted(
             (deadline, key)
@@ -337,9 +350,14 @@ class Settler:
                 break
             record = self._pending[key]
             path = Path(key)
-            if record.quiet == 0.0 and not record.writing:
-                # Closed (or moved in) with no writer left, and looked at when that event came,
-                # moments ago: a change since would have brought an event of its own.
+            if (
+                fresh_since is not None
+                and record.quiet == 0.0
+                and not record.writing
+                and record.last_event >= fresh_since
+            ):
+                # Closed (or moved in) with no writer left, and looked at when that event was
+                # taken, in this very step: a change since would bring an event of its own.
                 del self._pending[key]
                 ready.append((deadline, path))
                 continue
@@ -408,6 +426,7 @@ class Watcher:
         # the events are acted on here, on the thread that records the files (see
         # `inotifydirect`).
         self._inbox: deque[Callable[[], None]] = deque()
+        self._posted = 0  # jobs posted and not yet run to their end (busy while any is)
         self.root_watch = RootWatch(
             config.dir,
             recursive=matcher.recursive,
@@ -560,18 +579,29 @@ class Watcher:
             self._wake.set()
 
     def post(self, job: Callable[[], None]) -> None:
-        """Have `job` run on the watcher's thread at the start of its next step (any thread)."""
+        """Have `job` run on the watcher's thread at the start of its next step (any thread).
+        Beyond `MAX_POSTED` waiting jobs it is dropped and the folder rescanned instead."""
+        if len(self._inbox) >= MAX_POSTED:
+            self.notify_overflow()
+            return
+        with self._lock:
+            self._posted += 1
         self._inbox.append(job)
         if not self._wake.is_set():
             self._wake.set()
 
     def _run_posted(self) -> None:
-        while self._inbox:
+        """The jobs posted before this step began; later ones wait for the next step, so a
+        writer that never pauses does not keep the files already seen from being offered."""
+        for _ in range(len(self._inbox)):
             job = self._inbox.popleft()
             try:
                 job()
             except Exception:  # one job's failure must not stop the others or the step
                 _log.exception("watch_event_failed")
+            finally:
+                with self._lock:
+                    self._posted -= 1
             del job  # the events it held go now, not at the next job
 
     def notify_overflow(self) -> None:
@@ -581,7 +611,9 @@ class Watcher:
 
     def run_pending(self) -> list[Path]:
         """One step: take the events posted, rescan if due, pass the ready paths (at most
-        `OFFER_BATCH`) to on_ready in one call; returns them."""
+        `OFFER_BATCH`, or a sixteenth of a larger backlog) to on_ready in one call; returns
+        them."""
+        began = self._clock.monotonic()
         self._run_posted()
         now = self._clock.monotonic()
         recheck = self.root_watch.check(now)
@@ -598,7 +630,8 @@ class Watcher:
         elif self._next_rescan is not None and now >= self._next_rescan:
             self._rescan(now)
         with self._lock:
-            paths = self.settler.due(now, OFFER_BATCH)
+            limit = max(OFFER_BATCH, len(self.settler) // _MOST_SLICES)
+            paths = self.settler.due(now, limit, fresh_since=began)
             # Set with the settler emptied, under the same lock: `busy()` never sees neither.
             self._offering = bool(paths)
         if not paths:
@@ -624,7 +657,7 @@ class Watcher:
     def busy(self) -> bool:
         """Files are seen and not yet handed on: settling, or being offered right now."""
         with self._lock:
-            return self._offering or len(self.settler) > 0 or bool(self._inbox)
+            return self._offering or len(self.settler) > 0 or self._posted > 0
 
     def settle(self, path: Path) -> None:
         """Report `path` only once it has held still for `settle_seconds` (or, with close
@@ -645,11 +678,15 @@ class Watcher:
 
     def _lstat_key(self, path: Path) -> StatKey | None:
         """`lstat_key` of the file in the pinned folder (named under the configured root); None
-        for a directory too: a folder with a matching name (one called "x.csv") is no file."""
+        for a directory too: a folder with a matching name (one called "x.csv") is no file.
+        A path that is there but cannot be looked at gets `_UNLOOKED`, not None: it must not be
+        dropped unseen."""
         try:
             info = os.lstat(real_path(self.root, path))
-        except OSError:
+        except (FileNotFoundError, NotADirectoryError):
             return None
+        except OSError:
+            return _UNLOOKED
         if stat.S_ISDIR(info.st_mode):
             return None
         return (info.st_size, info.st_mtime_ns, info.st_ino)

@@ -1022,10 +1022,34 @@ def test_a_busy_intake_holds_a_full_request_back_at_most_a_short_while(tmp_path:
     while not (outcome := rig.deliverer.step()).requested:
         rig.clock.advance(outcome.wait or 0.0)
     held = rig.clock.time() - START - 2.0
-    assert FULL_WAITS_FOR_INTAKE_SECONDS <= held < FULL_WAITS_FOR_INTAKE_SECONDS + 0.2
+    assert FULL_WAITS_FOR_INTAKE_SECONDS - 1e-3 <= held < FULL_WAITS_FOR_INTAKE_SECONDS + 0.2
     # Once held that long, the busy spell holds nothing more: the next goes at the rate's pace.
     rig.clock.advance(rig.deliverer.step().wait or 0.0)
     assert rig.deliverer.step().requested
+
+
+def test_the_wait_for_the_intake_does_not_plan_again_nor_stretch_when_the_clock_goes_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rig = _rig(tmp_path, batch_max_files=2, intake_busy=lambda: True)
+    for n in range(5):
+        rig.drop(f"f{n}.csv", f"{n}\n")
+    rig.clock.advance(2.0)
+    assert rig.deliverer.step().wait == INTAKE_RECHECK_SECONDS
+    plans: list[float] = []
+    backlog = rig.spool.backlog
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        plans.append(rig.clock.time())
+        return backlog(*args, **kwargs)
+
+    monkeypatch.setattr(rig.spool, "backlog", counted)
+    rig.clock.set_time(rig.clock.time() - 600)  # the wall clock set back: monotonic goes on
+    started = rig.clock.monotonic()
+    while rig.deliverer.step().wait == INTAKE_RECHECK_SECONDS:
+        rig.clock.advance(INTAKE_RECHECK_SECONDS)
+    assert rig.clock.monotonic() - started <= FULL_WAITS_FOR_INTAKE_SECONDS + 1e-3
+    assert len(plans) == 1  # planned again only once the wait was over
 
 
 def test_the_fsyncs_of_a_request_do_not_grow_with_the_files_it_carries(tmp_path: Path) -> None:
