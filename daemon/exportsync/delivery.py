@@ -38,13 +38,26 @@ from exportsync.quota import QuotaLedger
 from exportsync.sender import Sender
 from exportsync.spool import Spool
 
-__all__ = ["LONGEST_DELAY", "Deliverer", "StepOutcome"]
+__all__ = [
+    "FULL_WAITS_FOR_INTAKE_SECONDS",
+    "INTAKE_RECHECK_SECONDS",
+    "LONGEST_DELAY",
+    "Deliverer",
+    "StepOutcome",
+]
 
 log = get_logger(__name__)
 
 # Longer than any delay an item is given (backoff stops at 30 min): an attempt scheduled further
 # ahead than this comes from before the wall clock was set back, and is due now.
 LONGEST_DELAY = 3600.0
+# A request that goes at once (a full one; any, with no daily limit) waits while the intake is
+# still reading files in (a burst), so that building it (reading, hashing and compressing up to a
+# thousand files) does not slow the burst's recording; at most this long, however busy the folder
+# stays.
+FULL_WAITS_FOR_INTAKE_SECONDS = 2.0
+# How often it looks again meanwhile (the intake's commits wake the loop as well).
+INTAKE_RECHECK_SECONDS = 0.1
 
 
 @dataclass(frozen=True)
@@ -80,6 +93,7 @@ class Deliverer:
         self._clock = clock
         self._pacing = pacing or Pacing()
         self._intake_busy = intake_busy  # files seen in the folder and not yet in the spool
+        self._full_waiting_since: float | None = None  # a full request waits for the intake
         self._history: tuple[float, History] | None = None  # (period start, its past days)
         self._uploads = Uploads(spool=spool, api=api, root=watch.dir, clock=clock)
         outcomes = Outcomes(
@@ -154,6 +168,10 @@ class Deliverer:
     def step(self) -> StepOutcome:
         """Do at most one counted request's worth of work."""
         now = self._clock.time()
+        if self._still_waiting_for_intake():
+            # Not planned again meanwhile: each plan reads the backlog, and the intake's commits
+            # wake the loop a dozen times in a burst.
+            return StepOutcome(False, INTAKE_RECHECK_SECONDS)
         self._release_stranded(now)
         self._spool.pull_back(now + LONGEST_DELAY, now=now)
         resumable = self._uploads.resumable(now)
@@ -168,6 +186,8 @@ class Deliverer:
         wait = max(self._ledger.wait_time(), decision.wait(now) or 0.0)
         if wait > 0:
             return StepOutcome(False, wait)
+        if self._waits_for_intake(decision):
+            return StepOutcome(False, INTAKE_RECHECK_SECONDS)
         try:
             batch = self._builder.build(self._spool.due(now, limit=self._builder.max_entries))
             if batch.count == 0:
@@ -181,6 +201,29 @@ class Deliverer:
         log.info("batch_planned", reason=decision.reason, entries=batch.count, bytes=batch.size)
         self._sender.send(batch)
         return StepOutcome(True, 0.0)
+
+    def _waits_for_intake(self, decision: Plan) -> bool:
+        """A request that goes at once, not held by the quiet window (a full one; any, with no
+        daily limit), waits while the intake is reading a burst in, at most
+        `FULL_WAITS_FOR_INTAKE_SECONDS` per busy spell (a folder that stays busy longer gets
+        its requests at the plan's pace after that): it carries as many files or more, and
+        spends no more requests, for a wait far shorter than its delivery. Timed on the
+        monotonic clock: a wall clock set back must not stretch it."""
+        if decision.reason not in ("full", "now") or not self._intake_busy():
+            self._full_waiting_since = None
+            return False
+        now = self._clock.monotonic()
+        if self._full_waiting_since is None:
+            self._full_waiting_since = now
+        return now - self._full_waiting_since < FULL_WAITS_FOR_INTAKE_SECONDS
+
+    def _still_waiting_for_intake(self) -> bool:
+        since = self._full_waiting_since
+        return (
+            since is not None
+            and self._clock.monotonic() - since < FULL_WAITS_FOR_INTAKE_SECONDS
+            and self._intake_busy()
+        )
 
     def _release_stranded(self, now: float) -> None:
         """Items a step left in `sending` go back to pending, due now.

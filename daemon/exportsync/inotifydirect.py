@@ -14,6 +14,13 @@ full-events emitter would have built them: a rename inside the folder arrives as
 one move (the source forgotten, the destination arrived). A file's rename needs no pairing: only a
 directory's moves its watches, and directory events, the folder's own deletion and the simulated
 events of a new sub-folder still take watchdog's own way, to the handler scheduled with the watch.
+
+With `post`, the reader thread does nothing but read: each read's events are posted, as one job,
+to the thread that acts on them (the watcher's), which handles them there in order. The events
+of a file lead to system calls (lstat, the lease probe); made on a second thread, each of those
+handed the GIL back and forth with the thread reading and recording the files, which in a burst
+cost more than the calls themselves. A job also drops what a later event in the same read makes
+moot: a file's created and modified events before its close-after-write.
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from watchdog.events import (
@@ -42,6 +50,7 @@ __all__ = ["DirectInotifyObserver"]
 _log = get_logger(__name__)
 
 Direct = Callable[[FileSystemEvent], None]
+Post = Callable[[Callable[[], None]], None]
 
 # The events of a file that go straight to `direct`; IN_ATTRIB is in the mask only because
 # watchdog asks for it with modified events, and is dropped by the filter as before.
@@ -54,6 +63,37 @@ _DIRECT_MASK = (
     | InotifyConstants.IN_MOVED_FROM
     | InotifyConstants.IN_MOVED_TO
 )
+
+
+# A file's events that a later close-after-write of the same file, in the same read, makes moot:
+# the watcher treats the close alone as it treats the three (the file's look is taken at the
+# close). Deletions and renames are never dropped, and end the run they are in.
+_MOOT = InotifyConstants.IN_CREATE | InotifyConstants.IN_MODIFY | InotifyConstants.IN_ATTRIB
+_ENDS_A_FILE = (
+    InotifyConstants.IN_DELETE | InotifyConstants.IN_MOVED_FROM | InotifyConstants.IN_MOVED_TO
+)
+
+
+def without_moot(events: list[InotifyEvent]) -> list[InotifyEvent]:
+    """`events` without a file's created, modified and attrib events that come before its
+    close-after-write in the same list (nothing between them deleted or renamed it)."""
+    closing: set[tuple[int, bytes]] = set()  # files whose close comes later in the list
+    kept: list[InotifyEvent] = []
+    for event in reversed(events):
+        mask = event.mask
+        if event.is_directory or not event.name:
+            kept.append(event)
+            continue
+        key = (event.wd, event.name)
+        if mask & InotifyConstants.IN_CLOSE_WRITE:
+            closing.add(key)
+        elif mask & _ENDS_A_FILE:
+            closing.discard(key)
+        elif mask & _MOOT and key in closing:
+            continue
+        kept.append(event)
+    kept.reverse()
+    return kept
 
 
 def _file_event(event: InotifyEvent, path: str) -> FileSystemEvent | None:
@@ -121,14 +161,22 @@ class _ReaderFD(InotifyFD):
 
     `InotifyFD.run` keeps the last read's list (a few thousand events after a burst) in its
     locals while it blocks for the next read: objects of the burst left alive all over the heap,
-    which keep it resident once the daemon is idle."""
+    which keep it resident once the daemon is idle. With `post`, each read's events are handled
+    by a job posted to another thread (see the module's doc)."""
+
+    def __init__(self, post: Post | None = None) -> None:
+        super().__init__()
+        self._post = post
 
     def run(self) -> None:
         while self.should_keep_running():
-            self._handle(self.read_events())
+            if self._post is None:
+                self._handle(self.read_events())
+            elif events := self.read_events():
+                self._post(partial(self._handle, events))
 
     def _handle(self, events: list[InotifyEvent]) -> None:
-        for event in events:
+        for event in without_moot(events):
             try:
                 self.handle_event(event)
             except Exception:  # the daemon's code runs here now: one event must not end the
@@ -137,11 +185,12 @@ class _ReaderFD(InotifyFD):
 
 
 class DirectInotifyObserver(InotifyObserver):
-    """`InotifyObserver(generate_full_events=True)` whose file events go to `direct` on the
-    reader thread (see the module's doc); everything else reaches the scheduled handler."""
+    """`InotifyObserver(generate_full_events=True)` whose file events go to `direct`, on the
+    reader thread or, with `post`, on the thread that runs the posted jobs (see the module's
+    doc); everything else reaches the scheduled handler."""
 
-    def __init__(self, direct: Direct) -> None:
-        self._inotify_fd = _ReaderFD()
+    def __init__(self, direct: Direct, post: Post | None = None) -> None:
+        self._inotify_fd = _ReaderFD(post)
         self._inotify_fd.start()
         BaseObserver.__init__(
             self,

@@ -52,6 +52,14 @@ class _Seen:
     inode: int
 
 
+def _absolute(path: Path) -> Path:
+    """`path` made absolute and normal; the same object when it already is (a new Path parses
+    its text again, and the watcher's are)."""
+    text = os.fspath(path)
+    full = os.path.abspath(text)
+    return path if full == text and isinstance(path, Path) else Path(full)
+
+
 class Intake:
     """Records files in the spool; safe to call from the watcher's thread."""
 
@@ -93,7 +101,7 @@ class Intake:
         each file is read, and one look into the spool for the versions already spooled
         (`known_many`): the delivery thread holds the spool's lock for its own transactions, and
         a burst waited for it once per file."""
-        absolute = [Path(os.path.abspath(path)) for path in paths]
+        absolute = [_absolute(path) for path in paths]
         # One logger for the batch: the module's proxy builds a new one at every call (it follows
         # a logging set up later), which a burst paid twice per file.
         said = log.bind()

@@ -132,9 +132,11 @@ def _make_observer(
     use_polling: bool,
     poll_interval: float,
     direct: Callable[[FileSystemEvent], None] | None = None,
+    post: Callable[[Callable[[], None]], None] | None = None,
 ) -> BaseObserver:
     """`direct`: where a file's events go straight from inotify's reader thread (see
-    `inotifydirect`); without it, or without inotify, all events reach the scheduled handler."""
+    `inotifydirect`), or from the thread `post` hands them to; without it, or without inotify,
+    all events reach the scheduled handler."""
     if use_polling:
         return PollingObserver(timeout=poll_interval)
     if _LINUX:
@@ -152,7 +154,7 @@ def _make_observer(
                 # way delivers the same events to the handler, only slower in a burst.
                 _log.warning("watch_direct_unavailable", watchdog=_watchdog_version())
             else:
-                return DirectInotifyObserver(direct)
+                return DirectInotifyObserver(direct, post)
         return InotifyObserver(generate_full_events=True)
     return Observer()
 
@@ -213,6 +215,7 @@ class RootWatch:
         on_event: Callable[[FileSystemEvent], None],
         wake: Callable[[], None],
         pace: RootPace = RootPace(),
+        post: Callable[[Callable[[], None]], None] | None = None,
     ) -> None:
         self.root = Path(os.path.abspath(root))
         # Resolved once (a symlinked watch.dir is followed now, never again): watched and walked.
@@ -222,6 +225,7 @@ class RootWatch:
         self._use_polling = use_polling
         self._on_event = on_event
         self._wake = wake
+        self._post = post  # where inotify's reader hands its events (see `inotifydirect`)
         self._sweep_seconds = max(pace.health_seconds, pace.sweep_seconds)
         self._observer: BaseObserver | None = None  # made in start(): inotify's starts a thread
         self._parent_observer: BaseObserver | None = None
@@ -314,7 +318,9 @@ class RootWatch:
         if identity is None:
             return False
         handler = _FolderHandler(self, self._on_event)
-        observer = _make_observer(self._use_polling, self.pace.poll_interval, handler.on_any_event)
+        observer = _make_observer(
+            self._use_polling, self.pace.poll_interval, handler.on_any_event, self._post
+        )
         try:
             observer.schedule(
                 handler,

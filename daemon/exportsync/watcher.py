@@ -51,6 +51,7 @@ import signal
 import stat
 import sys
 import threading
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -97,6 +98,19 @@ StatKey = tuple[int, int, int]
 _LINUX = sys.platform.startswith("linux")
 _WATCHDOG_INOTIFY_LOGGER = "watchdog.observers.inotify_c"
 _MAX_IDLE_WAIT = 3600.0
+# The most files one call of on_ready gets (one spool transaction): a burst's files are recorded
+# in slices, so few of them are held in memory at once, and the events that arrive meanwhile are
+# taken in between.
+OFFER_BATCH = 500
+# A larger backlog is offered in this many slices at most (each step looks at every waiting file).
+_MOST_SLICES = 16
+# The most reads of inotify's events waiting for the watcher's thread (each up to 64 KiB, some
+# 1,600 events): beyond, a read is dropped and the folder rescanned, as when the kernel's own queue
+# overflows, so a writer that outruns the watcher cannot grow the daemon's memory without end.
+MAX_POSTED = 32
+# What the settler's look gives a path it could not look at (EACCES, EIO): a key no file has,
+# so the path waits like any other and the intake records why it could not be read.
+_UNLOOKED: StatKey = (-1, -1, -1)
 # How soon a path that could not be recorded is looked at again (a full disk may clear any time).
 RETRY_RESCAN_SECONDS = 5.0
 # The longest a close is waited for after a write with no event since (a truncate(2) has no close).
@@ -292,7 +306,8 @@ class Settler:
         key = os.fspath(path)
         record = self._pending.get(key)
         if record is None:
-            self._pending[key] = _Pending(current, now, now, quiet, writing)
+            if current is not None:  # gone already, or not a file: nothing to wait for
+                self._pending[key] = _Pending(current, now, now, quiet, writing)
             return
         if current != record.stat:
             record.stat, record.stat_since = current, now
@@ -316,14 +331,36 @@ class Settler:
             return None
         return min(self._deadline(r, self.open_write_timeout) for r in self._pending.values())
 
-    def due(self, now: float) -> list[Path]:
-        """Paths ready at `now` (each leaves the pending set), in the order they became due."""
+    def due(
+        self, now: float, limit: int | None = None, *, fresh_since: float | None = None
+    ) -> list[Path]:
+        """Paths ready at `now` (each leaves the pending set), in the order they became due; at
+        most `limit` of them (the rest stay, due, for the next call). A file closed with no
+        writer left at or after `fresh_since` (by the caller: in the step now running) is not
+        looked at again."""
+        timeout = self.open_write_timeout
+        candidates = sorted(
+            (deadline, key)
+            for key, record in self._pending.items()
+            if (deadline := self._deadline(record, timeout)) <= now
+        )
         ready: list[tuple[float, Path]] = []
-        for key, record in list(self._pending.items()):
-            deadline = self._deadline(record, self.open_write_timeout)
-            if now < deadline:
-                continue
+        for deadline, key in candidates:
+            if limit is not None and len(ready) >= limit:
+                break
+            record = self._pending[key]
             path = Path(key)
+            if (
+                fresh_since is not None
+                and record.quiet == 0.0
+                and not record.writing
+                and record.last_event >= fresh_since
+            ):
+                # Closed (or moved in) with no writer left, and looked at when that event was
+                # taken, in this very step: a change since would bring an event of its own.
+                del self._pending[key]
+                ready.append((deadline, path))
+                continue
             current = self._stat(path)
             if current is None:
                 del self._pending[key]
@@ -340,7 +377,7 @@ class Settler:
                 ready.append((deadline, path))
         if not self._pending:
             self._pending = {}  # a dict keeps its largest table: a burst's would stay behind
-        return [path for _, path in sorted(ready)]
+        return [path for _, path in ready]
 
 
 class _OverflowFilter(logging.Filter):
@@ -385,6 +422,11 @@ class Watcher:
     ) -> None:
         self.matcher = matcher
         self._wake = threading.Event()
+        # Jobs posted by inotify's reader thread (each read's events), run first in each step:
+        # the events are acted on here, on the thread that records the files (see
+        # `inotifydirect`).
+        self._inbox: deque[Callable[[], None]] = deque()
+        self._posted = 0  # jobs posted and not yet run to their end (busy while any is)
         self.root_watch = RootWatch(
             config.dir,
             recursive=matcher.recursive,
@@ -392,6 +434,7 @@ class Watcher:
             on_event=self.dispatch,
             wake=self._wake.set,
             pace=pace,
+            post=self.post,
         )
         self.root = self.root_watch.root
         self.real_root = self.root_watch.real_root
@@ -535,13 +578,43 @@ class Watcher:
         if not self._wake.is_set():
             self._wake.set()
 
+    def post(self, job: Callable[[], None]) -> None:
+        """Have `job` run on the watcher's thread at the start of its next step (any thread).
+        Beyond `MAX_POSTED` waiting jobs it is dropped and the folder rescanned instead."""
+        if len(self._inbox) >= MAX_POSTED:
+            self.notify_overflow()
+            return
+        with self._lock:
+            self._posted += 1
+        self._inbox.append(job)
+        if not self._wake.is_set():
+            self._wake.set()
+
+    def _run_posted(self) -> None:
+        """The jobs posted before this step began; later ones wait for the next step, so a
+        writer that never pauses does not keep the files already seen from being offered."""
+        for _ in range(len(self._inbox)):
+            job = self._inbox.popleft()
+            try:
+                job()
+            except Exception:  # one job's failure must not stop the others or the step
+                _log.exception("watch_event_failed")
+            finally:
+                with self._lock:
+                    self._posted -= 1
+            del job  # the events it held go now, not at the next job
+
     def notify_overflow(self) -> None:
         """Events may have been lost: rescan on the timer thread as soon as possible."""
         self._overflowed.set()
         self._wake.set()
 
     def run_pending(self) -> list[Path]:
-        """One step: rescan if due, pass the ready paths to on_ready in one call; returns them."""
+        """One step: take the events posted, rescan if due, pass the ready paths (at most
+        `OFFER_BATCH`, or a sixteenth of a larger backlog) to on_ready in one call; returns
+        them."""
+        began = self._clock.monotonic()
+        self._run_posted()
         now = self._clock.monotonic()
         recheck = self.root_watch.check(now)
         if recheck is not None or self.root_watch.missing:
@@ -557,7 +630,8 @@ class Watcher:
         elif self._next_rescan is not None and now >= self._next_rescan:
             self._rescan(now)
         with self._lock:
-            paths = self.settler.due(now)
+            limit = max(OFFER_BATCH, len(self.settler) // _MOST_SLICES)
+            paths = self.settler.due(now, limit, fresh_since=began)
             # Set with the settler emptied, under the same lock: `busy()` never sees neither.
             self._offering = bool(paths)
         if not paths:
@@ -583,7 +657,7 @@ class Watcher:
     def busy(self) -> bool:
         """Files are seen and not yet handed on: settling, or being offered right now."""
         with self._lock:
-            return self._offering or len(self.settler) > 0
+            return self._offering or len(self.settler) > 0 or self._posted > 0
 
     def settle(self, path: Path) -> None:
         """Report `path` only once it has held still for `settle_seconds` (or, with close
@@ -603,8 +677,19 @@ class Watcher:
     # -- private ---------------------------------------------------------------------------------
 
     def _lstat_key(self, path: Path) -> StatKey | None:
-        """`lstat_key` of the file in the pinned folder (named under the configured root)."""
-        return lstat_key(real_path(self.root, path))
+        """`lstat_key` of the file in the pinned folder (named under the configured root); None
+        for a directory too: a folder with a matching name (one called "x.csv") is no file.
+        A path that is there but cannot be looked at gets `_UNLOOKED`, not None: it must not be
+        dropped unseen."""
+        try:
+            info = os.lstat(real_path(self.root, path))
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        except OSError:
+            return _UNLOOKED
+        if stat.S_ISDIR(info.st_mode):
+            return None
+        return (info.st_size, info.st_mtime_ns, info.st_ino)
 
     def _named(self, raw: bytes | str) -> str:
         """An event's path under the configured root: the watch is on the pinned real path,
@@ -623,13 +708,8 @@ class Watcher:
                 return False
         elif self.matcher.classify(self.root, path) is None:
             return False
-        if path in self.settler:
-            return True  # looked at when its first event came (a burst brings three per file)
-        # A directory with a matching name (a folder called "x.csv") is not a file to deliver.
-        try:
-            return not stat.S_ISDIR(os.lstat(real_path(self.root, path)).st_mode)
-        except OSError:
-            return True  # gone already: the settler drops it
+        # A directory with a matching name is never pending: the settler's look says so.
+        return True
 
     def _scan_entries(self) -> list[tuple[str, StatKey]]:
         """(path, lstat key) of every matching entry; directories are checked once each, so a

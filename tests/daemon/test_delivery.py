@@ -22,7 +22,12 @@ from exportsync import sender
 from exportsync.client import BatchRequest
 from exportsync.clock import FakeClock
 from exportsync.config import ApiConfig, WatchConfig
-from exportsync.delivery import LONGEST_DELAY, Deliverer
+from exportsync.delivery import (
+    FULL_WAITS_FOR_INTAKE_SECONDS,
+    INTAKE_RECHECK_SECONDS,
+    LONGEST_DELAY,
+    Deliverer,
+)
 from exportsync.errors import (
     Forbidden,
     PermanentError,
@@ -985,6 +990,66 @@ def test_a_busy_intake_holds_a_backlog_back_at_most_the_quiet_cap(tmp_path: Path
     rig.drop("a.csv", "1\n")
     assert rig.run() == 1
     assert rig.clock.time() - START == pytest.approx(MAX_QUIET_SECONDS)
+
+
+@pytest.mark.parametrize("daily", [10, 0])  # a full request; no daily limit: any request
+def test_a_request_that_goes_at_once_waits_while_the_intake_reads_a_burst_in(
+    tmp_path: Path, daily: int
+) -> None:
+    """Building a request reads and compresses its files: beside a burst's intake it slows the
+    recording of the burst, for a request that would carry as many files or fewer."""
+    busy = [True]
+    rig = _rig(tmp_path, daily=daily, batch_max_files=2, intake_busy=lambda: busy[0])
+    for n in range(5):
+        rig.drop(f"f{n}.csv", f"{n}\n")
+    rig.clock.advance(2.0)  # the rate's bucket, empty at the start, has its request
+    for _ in range(5):
+        outcome = rig.deliverer.step()
+        assert not outcome.requested
+        assert outcome.wait == INTAKE_RECHECK_SECONDS
+        rig.clock.advance(outcome.wait)
+    assert rig.api.calls == []
+    busy[0] = False
+    assert rig.deliverer.step().requested
+    assert [len(call.files) for call in rig.api.calls] == [2]
+
+
+def test_a_busy_intake_holds_a_full_request_back_at_most_a_short_while(tmp_path: Path) -> None:
+    rig = _rig(tmp_path, batch_max_files=2, intake_busy=lambda: True)
+    for n in range(5):
+        rig.drop(f"f{n}.csv", f"{n}\n")
+    rig.clock.advance(2.0)  # the rate's bucket, empty at the start, has its request
+    while not (outcome := rig.deliverer.step()).requested:
+        rig.clock.advance(outcome.wait or 0.0)
+    held = rig.clock.time() - START - 2.0
+    assert FULL_WAITS_FOR_INTAKE_SECONDS - 1e-3 <= held < FULL_WAITS_FOR_INTAKE_SECONDS + 0.2
+    # Once held that long, the busy spell holds nothing more: the next goes at the rate's pace.
+    rig.clock.advance(rig.deliverer.step().wait or 0.0)
+    assert rig.deliverer.step().requested
+
+
+def test_the_wait_for_the_intake_does_not_plan_again_nor_stretch_when_the_clock_goes_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rig = _rig(tmp_path, batch_max_files=2, intake_busy=lambda: True)
+    for n in range(5):
+        rig.drop(f"f{n}.csv", f"{n}\n")
+    rig.clock.advance(2.0)
+    assert rig.deliverer.step().wait == INTAKE_RECHECK_SECONDS
+    plans: list[float] = []
+    backlog = rig.spool.backlog
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        plans.append(rig.clock.time())
+        return backlog(*args, **kwargs)
+
+    monkeypatch.setattr(rig.spool, "backlog", counted)
+    rig.clock.set_time(rig.clock.time() - 600)  # the wall clock set back: monotonic goes on
+    started = rig.clock.monotonic()
+    while rig.deliverer.step().wait == INTAKE_RECHECK_SECONDS:
+        rig.clock.advance(INTAKE_RECHECK_SECONDS)
+    assert rig.clock.monotonic() - started <= FULL_WAITS_FOR_INTAKE_SECONDS + 1e-3
+    assert len(plans) == 1  # planned again only once the wait was over
 
 
 def test_the_fsyncs_of_a_request_do_not_grow_with_the_files_it_carries(tmp_path: Path) -> None:

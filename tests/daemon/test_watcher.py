@@ -36,6 +36,8 @@ from exportsync.matcher import FileMatcher
 from exportsync.rootwatch import RootPace
 from exportsync.watcher import (
     CLOSE_RECHECK_SECONDS,
+    MAX_POSTED,
+    OFFER_BATCH,
     RETRY_RESCAN_SECONDS,
     Settler,
     StatKey,
@@ -101,6 +103,60 @@ def test_closed_file_no_writer_holds_is_ready_at_the_close(fs: FakeStat) -> None
     assert settler.next_deadline() == pytest.approx(0.1)
     assert settler.due(0.1) == [A]
     assert settler.due(5.0) == []
+
+
+class CountingStat(FakeStat):
+    def __init__(self) -> None:
+        super().__init__()
+        self.looks = 0
+
+    def __call__(self, path: Path) -> StatKey | None:
+        self.looks += 1
+        return super().__call__(path)
+
+
+def test_a_file_closed_in_this_step_is_not_looked_at_again_one_closed_before_is() -> None:
+    """The look taken at the close stands for a file closed during the step now running; one
+    closed earlier (a burst's later slices) is looked at again: a rewrite whose events are not
+    read yet must not be offered mid-write."""
+    fs = CountingStat()
+    settler = probing_settler(fs, FakeHolders(default=False))
+    fs.write(A, 10, 1)
+    fs.write(B, 10, 1)
+    settler.closed(A, 1.0)
+    settler.closed(B, 2.0)
+    looks = fs.looks
+    assert settler.due(2.0, limit=1, fresh_since=2.0) == [A]  # closed before the step: looked at
+    assert fs.looks == looks + 1
+    assert settler.due(2.0, fresh_since=2.0) == [B]  # closed in this step: taken as it was
+    assert fs.looks == looks + 1
+    fs.write(A, 20, 2)
+    settler.closed(A, 3.0)
+    fs.write(A, 25, 3)  # written again; its event not read yet
+    assert settler.due(4.0, fresh_since=4.0) == []  # the changed look starts the wait over
+
+
+def test_a_path_that_cannot_be_looked_at_is_kept_not_dropped(
+    folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """EACCES or EIO at the first look is no reason to forget a file: it is offered, and the
+    intake records why it could not be read."""
+    watcher, clock, seen = scripted(folder)
+    path = folder / "a.csv"
+    path.write_text("x")
+    real_lstat = os.lstat
+
+    def lstat(target: object, *args: object, **kwargs: object) -> os.stat_result:
+        if os.fspath(target) == str(path):  # type: ignore[call-overload]
+            raise PermissionError(errno.EACCES, "Permission denied")
+        return real_lstat(target, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr("exportsync.watcher.os.lstat", lstat)
+    watcher.dispatch(FileCreatedEvent(str(path)))
+    assert path in watcher.settler
+    clock.advance(5.0)
+    assert watcher.run_pending() == [path]
+    assert seen.paths == [path]
 
 
 def test_renamed_in_file_no_writer_holds_is_ready_at_once(fs: FakeStat) -> None:
@@ -358,6 +414,108 @@ def test_directory_with_matching_name_is_not_pending(folder: Path) -> None:
     (folder / "dir.csv").mkdir()
     watcher.dispatch(FileCreatedEvent(str(folder / "dir.csv")))
     assert len(watcher.settler) == 0
+
+
+def test_a_burst_is_offered_in_slices_of_offer_batch_in_the_order_it_came(folder: Path) -> None:
+    watcher, _, seen = scripted(folder)
+    names = [folder / f"f{i:05d}.csv" for i in range(2 * OFFER_BATCH + 7)]
+    for path in names:
+        path.write_text("x")
+        watcher.dispatch(FileClosedEvent(str(path)))
+    while watcher.run_pending():
+        pass
+    assert [len(b) for b in seen.batches] == [OFFER_BATCH, OFFER_BATCH, 7]
+    assert seen.paths == names
+    assert len(watcher.settler) == 0
+
+
+def test_posted_jobs_run_first_in_the_next_step_and_count_as_busy(folder: Path) -> None:
+    watcher, _, _ = scripted(folder)
+    path = folder / "a.csv"
+    path.write_text("x")
+    watcher.post(lambda: watcher.dispatch(FileClosedEvent(str(path))))
+    assert watcher.busy()  # seen (its events are in), not yet handed on
+    assert watcher.run_pending() == [path]
+    assert not watcher.busy()
+
+
+def test_a_step_runs_the_jobs_posted_before_it_began_and_offers_what_they_made_ready(
+    folder: Path,
+) -> None:
+    """A reader that never pauses (its next job is always posted while the step runs) does not
+    keep the files already seen from being offered."""
+    watcher, _, seen = scripted(folder)
+    names = [folder / f"f{i}.csv" for i in range(3)]
+    for path in names:
+        path.write_text("x")
+
+    def job(i: int) -> None:
+        watcher.dispatch(FileClosedEvent(str(names[i])))
+        if i + 1 < len(names):
+            watcher.post(lambda: job(i + 1))  # the next read, meanwhile
+
+    watcher.post(lambda: job(0))
+    assert watcher.run_pending() == [names[0]]
+    assert watcher.busy()  # the next job waits for the next step
+    assert watcher.run_pending() == [names[1]]
+    assert watcher.run_pending() == [names[2]]
+    assert not watcher.busy()
+    assert seen.paths == names
+
+
+def test_jobs_beyond_the_most_that_may_wait_are_dropped_for_a_rescan(folder: Path) -> None:
+    """A writer outrunning the watcher cannot grow the inbox without end: beyond MAX_POSTED the
+    events are dropped and the folder rescanned, as after the kernel's own overflow."""
+    watcher, _, _ = scripted(folder)
+    late = folder / "late.csv"
+    late.write_text("x")
+    ran: list[int] = []
+    for i in range(MAX_POSTED):
+        watcher.post(lambda i=i: ran.append(i))  # type: ignore[misc]
+    watcher.post(lambda: watcher.dispatch(FileClosedEvent(str(late))))  # one too many
+    with capture_logs() as logs:
+        watcher.run_pending()
+    assert ran == list(range(MAX_POSTED))
+    assert "watch_overflow_rescan" in [e["event"] for e in logs]
+    assert late in watcher.settler  # found by the rescan instead
+
+
+def test_a_posted_job_that_raises_does_not_stop_the_others(folder: Path) -> None:
+    watcher, _, _ = scripted(folder)
+    path = folder / "a.csv"
+    path.write_text("x")
+
+    def boom() -> None:
+        raise RuntimeError("a bug in one job")
+
+    watcher.post(boom)
+    watcher.post(lambda: watcher.dispatch(FileClosedEvent(str(path))))
+    with capture_logs() as logs:
+        assert watcher.run_pending() == [path]
+    assert "watch_event_failed" in [e["event"] for e in logs]
+
+
+@linux_only
+def test_inotify_events_are_acted_on_by_the_watchers_own_thread(folder: Path) -> None:
+    """The reader thread only reads: a file's lstat and lease probe run on the thread that
+    records files, so the two do not hand the GIL to each other at every system call."""
+    ready = Ready()
+    watcher = Watcher(WatchConfig(folder, settle_seconds=0.2), FileMatcher(), ready)
+    threads: set[str] = set()
+    closed = watcher.settler.closed
+
+    def on_closed(path: Path, now: float) -> None:
+        threads.add(threading.current_thread().name)
+        closed(path, now)
+
+    watcher.settler.closed = on_closed  # type: ignore[method-assign]
+    watcher.start()
+    try:
+        (folder / "a.csv").write_text("a\n")
+        ready.wait_for(folder / "a.csv")
+    finally:
+        watcher.stop()
+    assert threads == {"exportsync-watcher"}
 
 
 def test_rsync_style_rename_into_place(folder: Path) -> None:
@@ -1145,11 +1303,11 @@ def test_a_step_that_raises_does_not_end_the_watcher(
     real = watcher.settler.due
     calls: list[float] = []
 
-    def due(now: float) -> list[Path]:
+    def due(now: float, limit: int | None = None, **kw: float | None) -> list[Path]:
         calls.append(now)
         if len(calls) == 1:
             raise RuntimeError("a bug in one step")
-        return real(now)
+        return real(now, limit, **kw)
 
     monkeypatch.setattr(watcher.settler, "due", due)
     with capture_logs() as logs:

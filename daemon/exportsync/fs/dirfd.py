@@ -203,7 +203,7 @@ def open_below(dir_fd: int, parts: tuple[str, ...]) -> int:
     return fd
 
 
-def relative_parts(root: Path, directory: Path) -> tuple[str, ...]:
+def relative_parts(root: Path, directory: str | Path) -> tuple[str, ...]:
     """`directory`'s components below `root`, lexically; FileRejected when it is not below."""
     absolute, base = os.path.abspath(directory), os.path.abspath(root)
     if absolute == base:

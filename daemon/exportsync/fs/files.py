@@ -132,9 +132,14 @@ def open_regular(root: Path, path: Path) -> int:
     (symlinked parent directories included). A watch folder replaced by a symlink since it was
     pinned raises WatchDirReplaced (a FileNotFoundError: the folder is treated as missing).
     """
-    absolute = Path(os.path.abspath(path))
-    name = absolute.name
-    parts = relative_parts(root, absolute.parent)
+    return _open_regular(root, path)[0]
+
+
+def _open_regular(root: Path, path: Path) -> tuple[int, os.stat_result]:
+    """`open_regular`, with the fstat of what it opened."""
+    # Strings, not Paths: this runs for every file of a burst.
+    parent, name = os.path.split(os.path.abspath(path))
+    parts = relative_parts(root, parent)
     # Inside `held`, a file in the pinned folder itself is looked at and opened relative to the
     # held descriptor: its walk from / was the check (a symlink anywhere on the way was refused).
     anchor = None if parts else held_fd(root)
@@ -171,7 +176,7 @@ def open_regular(root: Path, path: Path) -> int:
     except BaseException:
         os.close(fd)
         raise
-    return fd
+    return fd, opened
 
 
 def _hash_fd(fd: int, length: int) -> tuple[str, int]:
@@ -185,9 +190,13 @@ def _hash_fd(fd: int, length: int) -> tuple[str, int]:
     return digest.hexdigest(), size
 
 
-def _snapshot_fd(fd: int, path: Path, max_bytes: int | None) -> FileSnapshot | None:
-    """One attempt: None when size or mtime moved while reading (a writer is active)."""
-    before = os.fstat(fd)
+def _snapshot_fd(
+    fd: int, path: Path, max_bytes: int | None, before: os.stat_result | None = None
+) -> FileSnapshot | None:
+    """One attempt: None when size or mtime moved while reading (a writer is active). `before`:
+    the descriptor's fstat taken just now, if the caller has it."""
+    if before is None:
+        before = os.fstat(fd)
     if max_bytes is not None and before.st_size > max_bytes:
         raise FileRejected(f"{path}: {before.st_size} bytes, over the limit of {max_bytes}")
     os.lseek(fd, 0, os.SEEK_SET)
@@ -206,12 +215,14 @@ def snapshot(root: Path, path: Path, *, max_bytes: int | None = None) -> FileSna
     Raises FileRejected (symlink, not a regular file, outside `root`, over `max_bytes`),
     FileNotFoundError (vanished), or FileChanged (kept changing during every read attempt).
     """
-    fd = open_regular(root, path)
+    fd, opened = _open_regular(root, path)
+    before: os.stat_result | None = opened  # the first attempt starts from the open's fstat
     try:
         for _ in range(_SNAPSHOT_ATTEMPTS):
-            taken = _snapshot_fd(fd, path, max_bytes)
+            taken = _snapshot_fd(fd, path, max_bytes, before)
             if taken is not None:
                 return taken
+            before = None
     finally:
         os.close(fd)
     raise FileChanged(path, "kept changing while it was read")
