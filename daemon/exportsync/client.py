@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import re
-import ssl
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING, Literal, Protocol
@@ -376,9 +375,13 @@ def _never_connected(exc: MaxRetryError) -> bool:
 
     reason = exc.reason
     if isinstance(reason, SSLError):
+        # Here, not at the top: ssl (with socket and selectors) is loaded by urllib3 at the first
+        # request, and an idle daemon need not carry it.
+        from ssl import SSLCertVerificationError  # noqa: PLC0415
+
         inner = reason.args[0] if reason.args else None
         # Certificate checks happen in the handshake, before a byte of the request is sent.
-        return isinstance(inner, ssl.SSLCertVerificationError)
+        return isinstance(inner, SSLCertVerificationError)
     return isinstance(reason, NewConnectionError)
 
 

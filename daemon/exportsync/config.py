@@ -13,7 +13,6 @@ and range); the known keys, their environment names and their checks are read fr
 
 from __future__ import annotations
 
-import difflib
 import hmac
 import ipaddress
 import os
@@ -27,8 +26,6 @@ from datetime import time
 from pathlib import Path
 from typing import Any, Literal, TypeVar, cast
 from urllib.parse import urlsplit
-
-import platformdirs
 
 from exportsync.configpath import ENV_CONFIG
 from exportsync.errors import ConfigError
@@ -392,6 +389,8 @@ def _check_known(key: str) -> None:
 
 
 def _suggest(word: str, choices: Iterable[str]) -> str:
+    import difflib  # noqa: PLC0415 -- only for a mistyped key: no running daemon carries it
+
     close = difflib.get_close_matches(word, sorted(choices), n=1)
     return f" (did you mean {close[0]!r}?)" if close else ""
 
@@ -653,6 +652,9 @@ def default_state_dir(config_path: Path | None, environ: Mapping[str, str]) -> P
     if config_path is not None and SYSTEM_CONFIG_DIR in Path(os.path.abspath(config_path)).parents:
         return SYSTEM_STATE_DIR
     if sys.platform == "darwin":
+        # Imported here (and in `configpath`): a daemon on Linux never asks it.
+        import platformdirs  # noqa: PLC0415
+
         return Path(platformdirs.user_state_dir("exportsync", appauthor=False))
     return user_state_home(environ) / "exportsync"
 

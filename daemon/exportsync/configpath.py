@@ -18,8 +18,6 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
-import platformdirs
-
 from exportsync.errors import ConfigError
 
 __all__ = [
@@ -51,6 +49,9 @@ class ConfigNotFound(ConfigError):
 
 def user_config_path() -> Path:
     """The platform's user config file: what `exportsync setup` writes by default."""
+    # Imported here: a daemon started with --config (as a service is) never asks it.
+    import platformdirs  # noqa: PLC0415
+
     return Path(platformdirs.user_config_dir("exportsync", appauthor=False)) / USER_CONFIG_NAME
 
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import sys
 from collections.abc import Iterable, Mapping, Sized
 from typing import IO, TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
@@ -119,12 +120,14 @@ def ca_bundle(env: Mapping[str, str]) -> str:
 def proxy_for(url: str) -> str | None:
     """The proxy the environment names for `url`, as requests picks it: the scheme's own, else
     `ALL_PROXY`; none for a host `NO_PROXY` lists."""
-    from urllib.request import getproxies, proxy_bypass  # noqa: PLC0415 -- at first use
-
     parts = urlsplit(url)
     host = parts.hostname
     if not host:
         return None
+    if not _may_name_proxy(os.environ):
+        return None  # what getproxies() finds there: nothing, without loading urllib.request
+    from urllib.request import getproxies, proxy_bypass  # noqa: PLC0415 -- a proxy is named
+
     proxies = getproxies()
     proxy = proxies.get(parts.scheme) or proxies.get("all")
     if not proxy or _in_networks(host, proxies.get("no", "")):
@@ -137,6 +140,15 @@ def proxy_for(url: str) -> str | None:
     except OSError:  # the macOS lookup may resolve the name
         pass
     return proxy if "://" in proxy else f"http://{proxy}"
+
+
+def _may_name_proxy(environ: Mapping[str, str]) -> bool:
+    """False where `getproxies()` can only find nothing: it reads the environment alone (not on
+    macOS or Windows, which also ask the system) and no variable there ends in ``_proxy`` (any
+    case). urllib.request (about 0.5 MiB with what it imports) is then never loaded."""
+    if sys.platform in ("darwin", "win32"):
+        return True
+    return any(name[-6:].lower() == "_proxy" for name in environ)
 
 
 def _in_networks(host: str, no_proxy: str) -> bool:

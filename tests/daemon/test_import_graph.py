@@ -111,6 +111,13 @@ def test_a_module_does_not_reach(module: str, never: set[str]) -> None:
 # Loaded at first use only: an idle daemon with metrics off never needs them (README
 # "Performance", idle RSS).
 _LAZY = ("requests", "urllib3", "certifi", "prometheus_client", "tenacity", "gzip", "wsgiref")
+# Never loaded by a daemon started with --config, metrics off and no proxy in its environment, not
+# even once it delivered (README "While delivering", idle RSS): asyncio (with ssl, subprocess)
+# came with structlog, urllib.request with the proxy lookup, platformdirs with the config's
+# default paths, difflib with a mistyped key's suggestion, secrets with a move after delivery.
+_NEVER = ("asyncio", "urllib.request", "platformdirs", "difflib", "secrets")
+# Loaded by urllib3 at the first request, so not at READY.
+_AT_FIRST_REQUEST = ("ssl",)
 
 _IDLE_DAEMON = """
 import sys, threading
@@ -140,15 +147,16 @@ def test_an_idle_daemon_without_metrics_loads_no_http_metrics_or_retry_library(
     tmp_path: Path,
 ) -> None:
     """The real `HttpApi` and the whole daemon, started over an empty folder with metrics off:
-    urllib3, prometheus_client, tenacity and gzip stay unloaded until something needs them."""
+    urllib3, prometheus_client, tenacity and gzip stay unloaded until something needs them, and
+    asyncio, ssl, urllib.request, platformdirs, difflib and secrets are not loaded either."""
     (tmp_path / "export").mkdir()
-    script = _IDLE_DAEMON % (_LAZY,)
+    script = _IDLE_DAEMON % ((*_LAZY, *_NEVER, *_AT_FIRST_REQUEST),)
     done = subprocess.run(
         [sys.executable, "-c", script, str(tmp_path / "export"), str(tmp_path / "state")],
         capture_output=True,
         text=True,
         timeout=120,
-        env={**os.environ, "PYTHONPATH": str(PACKAGE.parents[1] / "lambda")},
+        env=_env_without_proxies(),
         check=False,
     )
     assert done.returncode == 0, done.stderr[-2000:]
@@ -207,27 +215,70 @@ runner.join(60)
 print("seen:", *[path for path, key in seen if key == "k-loopback"])
 watched = ("requests", "charset_normalizer", "urllib3")
 print("loaded:", *sorted(m for m in watched if m in sys.modules))
+print("never:", *sorted(m for m in %r if m in sys.modules))
 """
 
 
 def test_a_delivering_daemon_never_loads_requests(tmp_path: Path) -> None:
-    """The whole daemon delivers a file over its real client: urllib3 is loaded, requests not."""
+    """The whole daemon delivers a file over its real client: urllib3 is loaded, requests not,
+    and neither is anything in `_NEVER`."""
     (tmp_path / "export").mkdir()
     done = subprocess.run(
         [
             sys.executable,
             "-c",
-            _DELIVERING_DAEMON,
+            _DELIVERING_DAEMON % (_NEVER,),
             str(tmp_path / "export"),
             str(tmp_path / "state"),
         ],
         capture_output=True,
         text=True,
         timeout=120,
-        env={**os.environ, "PYTHONPATH": str(PACKAGE.parents[1] / "lambda")},
+        env=_env_without_proxies(),
         check=False,
     )
     assert done.returncode == 0, done.stderr[-2000:]
     lines = dict(line.split(":", 1) for line in done.stdout.splitlines() if ":" in line)
     assert lines["seen"].split() == ["/prod/batch"]
     assert lines["loaded"].split() == ["urllib3"]  # the client ran, and on urllib3 alone
+    assert lines["never"].split() == []  # and what it delivered never needed these
+
+
+def _env_without_proxies() -> dict[str, str]:
+    """The test's environment with the source roots, and no proxy variable (a daemon that must
+    look a proxy up loads urllib.request for it)."""
+    env = {k: v for k, v in os.environ.items() if k[-6:].lower() != "_proxy"}
+    return {**env, "PYTHONPATH": str(PACKAGE.parents[1] / "lambda")}
+
+
+_ASYNC_LOGGING = """
+import sys
+import exportsync.logs
+import structlog
+from structlog.testing import capture_logs
+
+assert "asyncio" not in sys.modules, "loaded with structlog"
+import asyncio
+with capture_logs() as logs:
+    asyncio.run(structlog.get_logger("x").ainfo("async_line", n=1))
+    asyncio.run(structlog.stdlib.get_logger("y").ainfo("stdlib_async_line"))
+print("events:", *[entry["event"] for entry in logs])
+print("same:", structlog.stdlib.asyncio.get_running_loop is asyncio.get_running_loop)
+"""
+
+
+def test_structlogs_async_methods_still_work_without_asyncio_loaded_at_import() -> None:
+    """`exportsync.logs` imports structlog without asyncio; structlog's async methods then reach
+    the real asyncio at their first call."""
+    done = subprocess.run(
+        [sys.executable, "-c", _ASYNC_LOGGING],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=_env_without_proxies(),
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    lines = dict(line.split(":", 1) for line in done.stdout.splitlines() if ":" in line)
+    assert lines["events"].split() == ["async_line", "stdlib_async_line"]
+    assert lines["same"].strip() == "True"

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import errno
 import os
-import secrets
 import stat
 from pathlib import Path
 
@@ -113,7 +112,9 @@ def restore(root: Path, moved: Path, original: Path) -> Path:
 def _private_name(name: str) -> str:
     """A private name for `name` that still fits in NAME_MAX (`_NAME_MAX` bytes): a long name's
     tail is cut (as bytes; the kernel takes any, and the name is never matched or shown)."""
-    prefix = os.fsencode(f"{PRIVATE_PREFIX}{secrets.token_hex(6)}-")
+    # os.urandom(6).hex() is what secrets.token_hex(6) returns, without loading `secrets` (and
+    # `random` with it) into every daemon for the rare move.
+    prefix = os.fsencode(f"{PRIVATE_PREFIX}{os.urandom(6).hex()}-")
     return os.fsdecode(prefix + os.fsencode(name)[: _NAME_MAX - len(prefix)])
 
 
