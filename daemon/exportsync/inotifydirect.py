@@ -26,9 +26,9 @@ moot: a file's created and modified events before its close-after-write.
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import partial
 from typing import Any
 
 from watchdog.events import (
@@ -63,6 +63,12 @@ _DIRECT_MASK = (
     | InotifyConstants.IN_MOVED_FROM
     | InotifyConstants.IN_MOVED_TO
 )
+
+
+# The most events read and not yet taken by the thread that acts on them; beyond, they are dropped
+# for one queue-overflow event (the folder is rescanned), as the kernel does with its own queue of
+# 16,384: a writer that outruns the watcher cannot grow the daemon's memory without end.
+MAX_QUEUED_EVENTS = 16384
 
 
 # A file's events that a later close-after-write of the same file, in the same read, makes moot:
@@ -161,19 +167,42 @@ class _ReaderFD(InotifyFD):
 
     `InotifyFD.run` keeps the last read's list (a few thousand events after a burst) in its
     locals while it blocks for the next read: objects of the burst left alive all over the heap,
-    which keep it resident once the daemon is idle. With `post`, each read's events are handled
-    by a job posted to another thread (see the module's doc)."""
+    which keep it resident once the daemon is idle. With `post`, the events read are handled by
+    a job posted to another thread (see the module's doc): one job at a time, which takes every
+    event read until it runs (a fast writer's events come a few per read)."""
 
     def __init__(self, post: Post | None = None) -> None:
         super().__init__()
         self._post = post
+        self._queued: list[InotifyEvent] | None = None  # read, for the job posted and not run
+        self._queue_lock = threading.Lock()
 
     def run(self) -> None:
         while self.should_keep_running():
             if self._post is None:
                 self._handle(self.read_events())
             elif events := self.read_events():
-                self._post(partial(self._handle, events))
+                self.queue(events)
+
+    def queue(self, events: list[InotifyEvent]) -> None:
+        """Hand `events` to the posted job, posting one if none waits."""
+        assert self._post is not None
+        with self._queue_lock:
+            waiting = self._queued
+            if waiting is not None:
+                if len(waiting) + len(events) > MAX_QUEUED_EVENTS:
+                    self._queued = [_overflow()]
+                else:
+                    waiting.extend(events)
+                return
+            self._queued = events
+        self._post(self._take)
+
+    def _take(self) -> None:
+        with self._queue_lock:
+            events, self._queued = self._queued, None
+        if events:
+            self._handle(events)
 
     def _handle(self, events: list[InotifyEvent]) -> None:
         for event in without_moot(events):
@@ -182,6 +211,11 @@ class _ReaderFD(InotifyFD):
             except Exception:  # the daemon's code runs here now: one event must not end the
                 # reader, which serves every watch (the health check does not see it)
                 _log.exception("watch_event_failed", mask=event.mask)
+
+
+def _overflow() -> InotifyEvent:
+    """What the kernel reads out when its queue overflowed (wd -1, IN_Q_OVERFLOW)."""
+    return InotifyEvent(-1, InotifyConstants.IN_Q_OVERFLOW, 0, b"")  # type: ignore[arg-type]
 
 
 class DirectInotifyObserver(InotifyObserver):

@@ -104,10 +104,6 @@ _MAX_IDLE_WAIT = 3600.0
 OFFER_BATCH = 500
 # A larger backlog is offered in this many slices at most (each step looks at every waiting file).
 _MOST_SLICES = 16
-# The most reads of inotify's events waiting for the watcher's thread (each up to 64 KiB, some
-# 1,600 events): beyond, a read is dropped and the folder rescanned, as when the kernel's own queue
-# overflows, so a writer that outruns the watcher cannot grow the daemon's memory without end.
-MAX_POSTED = 32
 # What the settler's look gives a path it could not look at (EACCES, EIO): a key no file has,
 # so the path waits like any other and the intake records why it could not be read.
 _UNLOOKED: StatKey = (-1, -1, -1)
@@ -284,6 +280,13 @@ class Settler:
     def arrived(self, path: Path, now: float) -> None:
         """The path was renamed or moved into the folder: complete unless a writer holds it."""
         self._complete(path, now)
+
+    def close_lost(self, path: Path, now: float) -> None:
+        """Events may have been lost: a path waiting for its close is looked at afresh, as a
+        file just found (its close may be among them); the others keep their wait."""
+        record = self._pending.get(os.fspath(path))
+        if record is not None and record.writing:
+            self.created(path, now)
 
     def removed(self, path: Path) -> None:
         """The path was deleted or moved away."""
@@ -580,10 +583,8 @@ class Watcher:
 
     def post(self, job: Callable[[], None]) -> None:
         """Have `job` run on the watcher's thread at the start of its next step (any thread).
-        Beyond `MAX_POSTED` waiting jobs it is dropped and the folder rescanned instead."""
-        if len(self._inbox) >= MAX_POSTED:
-            self.notify_overflow()
-            return
+        inotify's reader posts one job at a time, which takes what was read until it runs (at
+        most `inotifydirect.MAX_QUEUED_EVENTS`)."""
         with self._lock:
             self._posted += 1
         self._inbox.append(job)
@@ -620,13 +621,13 @@ class Watcher:
         if recheck is not None or self.root_watch.missing:
             self._anchor.drop()  # the folder went, came back or was replaced: walk again
         if recheck is not None:
-            self._rescan(now, quiet=recheck == "unwatched")
+            self._rescan(now, quiet=recheck == "unwatched", lost=True)
         if self._overflowed.is_set():
             self._overflowed.clear()
             _log.warning("watch_overflow_rescan", root=str(self.root))
             if self._on_overflow is not None:
                 self._call_safely("on_overflow_failed", self._on_overflow)
-            self._rescan(now)
+            self._rescan(now, lost=True)
         elif self._next_rescan is not None and now >= self._next_rescan:
             self._rescan(now)
         with self._lock:
@@ -770,7 +771,10 @@ class Watcher:
                 self._next_rescan = soon
         self._wake.set()
 
-    def _rescan(self, now: float, *, quiet: bool = False) -> None:
+    def _rescan(self, now: float, *, quiet: bool = False, lost: bool = False) -> None:
+        """Look at the folder; `lost`: events may have been lost (an overflow, a folder watched
+        again), so a file waiting for its close is looked at afresh, as one just found: its
+        close may be among them."""
         with self._lock:
             periodic = self._rescan_seconds
             self._next_rescan = now + periodic if periodic is not None else None
@@ -784,7 +788,11 @@ class Watcher:
         with self._lock:
             for name, key in found:
                 path = Path(name)
-                if known.get(name) == key or path in self.settler:
+                if path in self.settler:
+                    if lost:
+                        self.settler.close_lost(path, now)
+                    continue
+                if known.get(name) == key:
                     continue
                 self.settler.created(path, now)
                 changed += 1

@@ -240,3 +240,47 @@ def test_only_the_same_files_close_makes_its_events_moot() -> None:
         (1, b"c.csv", C.IN_CREATE),
         (1, b"a.csv", C.IN_CLOSE_WRITE),
     ]
+
+
+def test_the_reader_posts_one_job_at_a_time_which_takes_all_read_until_it_runs() -> None:
+    """A fast writer's events come a few per read: one job per read would pile up jobs; the
+    waiting job takes every event read until it runs, in order."""
+    from watchdog.observers.inotify_c import InotifyConstants as C  # noqa: PLC0415
+
+    from exportsync.inotifydirect import _ReaderFD  # noqa: PLC0415 - Linux only
+
+    jobs: list[Callable[[], None]] = []
+    reader = _ReaderFD(jobs.append)
+    handled: list[bytes] = []
+    reader.handle_event = lambda event: handled.append(event.name)  # type: ignore[method-assign]
+    try:
+        reader.queue([_ev(C.IN_CLOSE_WRITE, b"a.csv")])
+        reader.queue([_ev(C.IN_CLOSE_WRITE, b"b.csv"), _ev(C.IN_CLOSE_WRITE, b"c.csv")])
+        assert len(jobs) == 1
+        jobs.pop()()
+        assert handled == [b"a.csv", b"b.csv", b"c.csv"]
+        reader.queue([_ev(C.IN_CLOSE_WRITE, b"d.csv")])
+        assert len(jobs) == 1  # the next read, the next job
+    finally:
+        reader.close()
+
+
+def test_beyond_the_most_events_queued_they_become_one_overflow(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from watchdog.observers.inotify_c import InotifyConstants as C  # noqa: PLC0415
+
+    from exportsync import inotifydirect  # noqa: PLC0415 - Linux only
+
+    monkeypatch.setattr(inotifydirect, "MAX_QUEUED_EVENTS", 3)
+    jobs: list[Callable[[], None]] = []
+    reader = inotifydirect._ReaderFD(jobs.append)
+    handled: list[int] = []
+    reader.handle_event = lambda event: handled.append(event.mask)  # type: ignore[method-assign]
+    try:
+        reader.queue([_ev(C.IN_CLOSE_WRITE, b"a.csv"), _ev(C.IN_CLOSE_WRITE, b"b.csv")])
+        reader.queue([_ev(C.IN_CLOSE_WRITE, b"c.csv"), _ev(C.IN_CLOSE_WRITE, b"d.csv")])
+        jobs.pop()()
+    finally:
+        reader.close()
+    assert handled == [C.IN_Q_OVERFLOW]  # the folder is rescanned, as after the kernel's own

@@ -36,7 +36,6 @@ from exportsync.matcher import FileMatcher
 from exportsync.rootwatch import RootPace
 from exportsync.watcher import (
     CLOSE_RECHECK_SECONDS,
-    MAX_POSTED,
     OFFER_BATCH,
     RETRY_RESCAN_SECONDS,
     Settler,
@@ -463,21 +462,21 @@ def test_a_step_runs_the_jobs_posted_before_it_began_and_offers_what_they_made_r
     assert seen.paths == names
 
 
-def test_jobs_beyond_the_most_that_may_wait_are_dropped_for_a_rescan(folder: Path) -> None:
-    """A writer outrunning the watcher cannot grow the inbox without end: beyond MAX_POSTED the
-    events are dropped and the folder rescanned, as after the kernel's own overflow."""
-    watcher, _, _ = scripted(folder)
-    late = folder / "late.csv"
-    late.write_text("x")
-    ran: list[int] = []
-    for i in range(MAX_POSTED):
-        watcher.post(lambda i=i: ran.append(i))  # type: ignore[misc]
-    watcher.post(lambda: watcher.dispatch(FileClosedEvent(str(late))))  # one too many
-    with capture_logs() as logs:
-        watcher.run_pending()
-    assert ran == list(range(MAX_POSTED))
-    assert "watch_overflow_rescan" in [e["event"] for e in logs]
-    assert late in watcher.settler  # found by the rescan instead
+def test_after_lost_events_a_file_waiting_for_its_close_is_looked_at_afresh(folder: Path) -> None:
+    """Its close may be among the events lost (an overflow): it must not wait out the open-write
+    timeout (a minute) when no writer holds it."""
+    watcher, clock, seen = scripted(folder)
+    path = folder / "a.csv"
+    path.write_text("x")
+    watcher.settler._holders = lambda _path: False  # no writer holds it (as the lease says)
+    watcher.dispatch(FileModifiedEvent(str(path)))  # its close is lost
+    clock.advance(1.0)
+    assert watcher.run_pending() == []
+    watcher.notify_overflow()
+    watcher.run_pending()
+    clock.advance(watcher.settler.settle_seconds)
+    assert watcher.run_pending() == [path]
+    assert seen.paths == [path]
 
 
 def test_a_posted_job_that_raises_does_not_stop_the_others(folder: Path) -> None:
@@ -493,6 +492,38 @@ def test_a_posted_job_that_raises_does_not_stop_the_others(folder: Path) -> None
     with capture_logs() as logs:
         assert watcher.run_pending() == [path]
     assert "watch_event_failed" in [e["event"] for e in logs]
+
+
+@linux_only
+def test_a_fast_writers_burst_is_offered_whole_without_waiting_for_a_lost_close(
+    folder: Path,
+) -> None:
+    """A writer in a process of its own, as fast as it can: every file is offered, none waits
+    for a close the watcher never saw (here the open-write timeout is an hour)."""
+    offered: set[str] = set()
+    done = threading.Event()
+    count = 3000
+
+    def ready(paths: list[Path]) -> None:
+        offered.update(p.name for p in paths)
+        if len(offered) >= count:
+            done.set()
+
+    watcher = Watcher(WatchConfig(folder, settle_seconds=0.5), FileMatcher(), ready)
+    watcher.settler.open_write_timeout = 3600.0
+    writer = (
+        "import sys\n"
+        "for i in range(int(sys.argv[2])):\n"
+        "    with open(f'{sys.argv[1]}/f{i:05d}.csv', 'wb') as f: f.write(b'id\\n1\\n')\n"
+    )
+    with capture_logs() as logs:
+        watcher.start()
+        try:
+            subprocess.run([sys.executable, "-c", writer, str(folder), str(count)], check=True)
+            assert done.wait(DEADLINE), f"{count - len(offered)} files never offered"
+        finally:
+            watcher.stop()
+    assert "watch_overflow_rescan" not in [e["event"] for e in logs]
 
 
 @linux_only
