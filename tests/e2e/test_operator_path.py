@@ -115,7 +115,8 @@ def test_setup_then_run_without_config_delivers(devstack: DevstackInfo, tmp_path
 
 
 def test_send_now_sends_a_held_backlog_within_15_s(devstack: DevstackInfo, tmp_path: Path) -> None:
-    config = write_config(tmp_path, devstack, quota={"prompt_requests": 0})
+    # No last call: in the half hour before the UTC reset it would send the backlog itself.
+    config = write_config(tmp_path, devstack, quota={"prompt_requests": 0, "last_call_seconds": 0})
     export = tmp_path / "export"
     with run_daemon(config) as daemon:
         daemon.wait_ready()
