@@ -15,8 +15,9 @@ one move (the source forgotten, the destination arrived). A file's rename needs 
 directory's moves its watches, and directory events, the folder's own deletion and the simulated
 events of a new sub-folder still take watchdog's own way, to the handler scheduled with the watch.
 
-With `post`, the reader thread does nothing but read: each read's events are posted, as one job,
-to the thread that acts on them (the watcher's), which handles them there in order. The events
+With `post`, the reader thread does nothing but read: the events it reads are posted, as a job,
+to the thread that acts on them (the watcher's), which handles them there in order; one job waits
+at a time and takes every event read until it runs. The events
 of a file lead to system calls (lstat, the lease probe); made on a second thread, each of those
 handed the GIL back and forth with the thread reading and recording the files, which in a burst
 cost more than the calls themselves. A job also drops what a later event in the same read makes
