@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import subprocess
 import sys
@@ -115,8 +116,11 @@ def test_setup_then_run_without_config_delivers(devstack: DevstackInfo, tmp_path
 
 
 def test_send_now_sends_a_held_backlog_within_15_s(devstack: DevstackInfo, tmp_path: Path) -> None:
-    # No last call: in the half hour before the UTC reset it would send the backlog itself.
-    config = write_config(tmp_path, devstack, quota={"prompt_requests": 0, "last_call_seconds": 0})
+    # The quota day resets 12 hours from now: the plan paces the first request into the past
+    # and the next ones hours ahead, whatever the time of day (with the reset at midnight, the
+    # first file was held until 02:37 UTC, and the last call sent all of them after 23:30).
+    reset = (dt.datetime.now(dt.UTC) + dt.timedelta(hours=12)).strftime("%H:%M")
+    config = write_config(tmp_path, devstack, quota={"prompt_requests": 0, "reset_utc": reset})
     export = tmp_path / "export"
     with run_daemon(config) as daemon:
         daemon.wait_ready()
