@@ -93,7 +93,8 @@ class Deliverer:
         self._clock = clock
         self._pacing = pacing or Pacing()
         self._intake_busy = intake_busy  # files seen in the folder and not yet in the spool
-        self._full_waiting_since: float | None = None  # a full request waits for the intake
+        # Since when a request that goes at once waits for the intake (monotonic), or None.
+        self._full_waiting_since: float | None = None
         self._history: tuple[float, History] | None = None  # (period start, its past days)
         self._uploads = Uploads(spool=spool, api=api, root=watch.dir, clock=clock)
         outcomes = Outcomes(

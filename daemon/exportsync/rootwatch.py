@@ -27,7 +27,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from watchdog.events import (
     DirCreatedEvent,
@@ -47,6 +47,9 @@ from watchdog.observers.polling import PollingObserver
 
 from exportsync.fs.dirfd import WatchDirReplaced, open_pinned, pin
 from exportsync.logs import get_logger
+
+if TYPE_CHECKING:  # the module itself loads at first use, where inotify is there
+    from exportsync.inotifydirect import Post
 
 __all__ = [
     "HEALTH_SECONDS",
@@ -132,7 +135,7 @@ def _make_observer(
     use_polling: bool,
     poll_interval: float,
     direct: Callable[[FileSystemEvent], None] | None = None,
-    post: Callable[[Callable[[], None]], None] | None = None,
+    post: Post | None = None,
 ) -> BaseObserver:
     """`direct`: where a file's events go straight from inotify's reader thread (see
     `inotifydirect`), or from the thread `post` hands them to; without it, or without inotify,
@@ -215,7 +218,7 @@ class RootWatch:
         on_event: Callable[[FileSystemEvent], None],
         wake: Callable[[], None],
         pace: RootPace = RootPace(),
-        post: Callable[[Callable[[], None]], None] | None = None,
+        post: Post | None = None,
     ) -> None:
         self.root = Path(os.path.abspath(root))
         # Resolved once (a symlinked watch.dir is followed now, never again): watched and walked.
